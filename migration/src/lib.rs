@@ -1,0 +1,24 @@
+//! Schema migrations, applied by `authgate` at start-up (unless disabled) and
+//! by this crate's own CLI (`cargo run -p migration -- up|down|status|fresh`).
+//! Never depends on `entity`: a migration is a frozen snapshot of its day.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_users;
+mod m20261129_000002_create_sessions;
+mod m20261129_000003_create_accounts;
+mod m20261129_000004_create_verification_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_create_users::Migration),
+            Box::new(m20261129_000002_create_sessions::Migration),
+            Box::new(m20261129_000003_create_accounts::Migration),
+            Box::new(m20261129_000004_create_verification_tokens::Migration),
+        ]
+    }
+}

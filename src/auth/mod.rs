@@ -1,0 +1,35 @@
+//! The auth services: plain async functions over the database. They know
+//! nothing of GraphQL or HTTP; resolvers call them and map the result.
+
+pub mod account;
+pub mod password;
+pub mod session;
+pub mod token;
+pub mod validate;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{clock::Clock, config::Config};
+
+pub use password::PasswordHasher;
+
+/// `provider_id` of the email-and-password account.
+pub const CREDENTIAL_PROVIDER: &str = "credential";
+
+/// What every service needs: the database, the settings, the time, the hasher.
+#[derive(Clone)]
+pub struct AuthContext {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<PasswordHasher>,
+}
+
+/// Where a sign-in came from, recorded on the session.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}

@@ -1,0 +1,109 @@
+//! Sessions: created at sign-in, resolved from a presented token, extended
+//! when used (sliding), revoked at sign-out.
+
+use chrono::{DateTime, Utc};
+use entity::{sessions, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{AuthContext, ClientMeta, token};
+use crate::error::AuthError;
+
+/// A live session and its user, as resolved from a request's token.
+#[derive(Clone, Debug)]
+pub struct CurrentSession {
+    pub session: sessions::Model,
+    pub user: users::Model,
+    /// The expiry was just extended: a cookie client should get a fresh `Max-Age`.
+    pub refreshed: bool,
+}
+
+/// A new session: the secret token goes to the client once.
+pub struct NewSession {
+    pub token: String,
+    pub session: sessions::Model,
+}
+
+/// The expiry of a session signed in at `created_at` and used at `now`:
+/// `now + ttl`, but never past the absolute maximum age.
+fn expiry(auth: &AuthContext, created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let sliding = now + auth.config.session_ttl;
+    if auth.config.session_max_age.is_zero() {
+        sliding
+    } else {
+        sliding.min(created_at + auth.config.session_max_age)
+    }
+}
+
+#[instrument(skip_all, fields(user_id = %user_id))]
+pub async fn create(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    meta: &ClientMeta,
+) -> Result<NewSession, AuthError> {
+    let now = auth.clock.now();
+    let token = token::generate();
+    let session = sessions::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        token_hash: Set(token.hash),
+        expires_at: Set(expiry(auth, now, now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ip_address: Set(meta.ip_address.clone()),
+        user_agent: Set(meta.user_agent.clone()),
+    }
+    .insert(conn)
+    .await?;
+    Ok(NewSession { token: token.secret, session })
+}
+
+/// Resolves a presented token to a live session and its user (one indexed
+/// query), extending the session when it is due. `UNAUTHENTICATED` when the
+/// token is malformed, unknown, expired or revoked.
+#[instrument(skip_all)]
+pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSession, AuthError> {
+    let hash = token::hash_presented(token).ok_or(AuthError::Unauthenticated)?;
+    let (mut session, user) = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(hash))
+        .find_also_related(users::Entity)
+        .one(&auth.db)
+        .await?
+        .and_then(|(session, user)| Some((session, user?)))
+        .ok_or(AuthError::Unauthenticated)?;
+    let now = auth.clock.now();
+    if session.expires_at <= now {
+        return Err(AuthError::Unauthenticated);
+    }
+    // At most one write per session per `update_age`: reads stay reads.
+    let due = (now - session.updated_at).to_std().is_ok_and(|age| age >= auth.config.session_update_age);
+    let extended = expiry(auth, session.created_at, now);
+    let refreshed = due && extended > session.expires_at;
+    if refreshed {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(extended))
+            .col_expr(sessions::Column::UpdatedAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(session.id))
+            .exec(&auth.db)
+            .await?;
+        session.expires_at = extended;
+        session.updated_at = now;
+    }
+    Ok(CurrentSession { session, user, refreshed })
+}
+
+/// Deletes one session of `user_id`; `false` when there is no such session of theirs.
+#[instrument(skip_all, fields(user_id = %user_id))]
+pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Result<bool, AuthError> {
+    let deleted = sessions::Entity::delete_many()
+        .filter(sessions::Column::Id.eq(session_id))
+        .filter(sessions::Column::UserId.eq(user_id))
+        .exec(&auth.db)
+        .await?;
+    Ok(deleted.rows_affected > 0)
+}

@@ -1,0 +1,78 @@
+//! Input rules of the contract ("Precise rules"), checked before any hashing.
+
+use crate::error::AuthError;
+
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+
+/// Trims and lower-cases an email and checks its syntax; `None` if invalid.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    // RFC 5321 caps a forward path at 254 octets.
+    let valid = email.len() <= 254
+        && email_address::EmailAddress::parse_with_options(
+            &email,
+            email_address::Options::default().without_display_text(),
+        )
+        .is_ok_and(|parsed| parsed.domain().contains('.') && !parsed.domain().starts_with('['));
+    valid.then_some(email)
+}
+
+/// The email of a new account, or `BAD_USER_INPUT` on `field`.
+pub fn email_for_signup(raw: &str, field: &'static str) -> Result<String, AuthError> {
+    normalize_email(raw).ok_or_else(|| AuthError::bad_input(field, "invalid email address"))
+}
+
+/// Length in Unicode code points, within the policy. Never truncated or case-folded.
+pub fn password_length_ok(password: &str) -> bool {
+    (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count())
+}
+
+/// The policy for a password being set (register, change, reset).
+pub fn new_password(password: &str, field: &'static str) -> Result<(), AuthError> {
+    if password_length_ok(password) {
+        Ok(())
+    } else {
+        Err(AuthError::bad_input(
+            field,
+            format!("password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"),
+        ))
+    }
+}
+
+pub const NAME_MAX: usize = 100;
+
+/// A display name: trimmed, empty means none, at most 100 characters.
+pub fn profile_name(name: Option<String>) -> Result<Option<String>, AuthError> {
+    let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(AuthError::bad_input(
+            "name",
+            format!("name must be at most {NAME_MAX} printable characters"),
+        ));
+    }
+    Ok(Some(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_checked() {
+        assert_eq!(normalize_email("  Alice@Example.COM ").as_deref(), Some("alice@example.com"));
+        for bad in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
+            assert_eq!(normalize_email(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn password_length_counts_code_points() {
+        assert!(password_length_ok("éééééééé")); // 8 code points, 16 bytes
+        assert!(!password_length_ok("1234567"));
+        assert!(password_length_ok(&"x".repeat(128)));
+        assert!(!password_length_ok(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,191 @@
+//! One typed configuration, read from flags and environment variables.
+//! `authgate --help` lists every option with its variable and default.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "authgate", version, about = "GraphQL authentication server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the server (the default when no subcommand is given).
+    Serve,
+    /// Print the GraphQL schema (SDL) and exit: `authgate schema > schema.graphql`.
+    Schema,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct Config {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db?sslmode=require`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/authgate.db?mode=rwc")]
+    pub database_url: String,
+
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "AUTHGATE_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// `production` turns introspection and GraphiQL off unless explicitly enabled.
+    #[arg(long, env = "AUTHGATE_ENV", value_enum, default_value = "development")]
+    pub env: Environment,
+
+    /// Apply pending migrations at start-up.
+    #[arg(long, env = "AUTHGATE_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_migrate: bool,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "AUTHGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before `SERVICE_UNAVAILABLE`.
+    #[arg(long, env = "AUTHGATE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Session lifetime (sliding: extended on use, see `--session-update-age`).
+    #[arg(long, env = "AUTHGATE_SESSION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+
+    /// A session used this long after its last extension gets a fresh `session-ttl`.
+    #[arg(long, env = "AUTHGATE_SESSION_UPDATE_AGE", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub session_update_age: Duration,
+
+    /// Absolute session lifetime from sign-in, never exceeded by sliding (0 = none).
+    #[arg(long, env = "AUTHGATE_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub session_max_age: Duration,
+
+    /// argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
+    #[arg(long, env = "AUTHGATE_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id iterations (OWASP: 2).
+    #[arg(long, env = "AUTHGATE_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// argon2id lanes (OWASP: 1).
+    #[arg(long, env = "AUTHGATE_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Password hashes computed at once (default: the number of CPUs).
+    #[arg(long, env = "AUTHGATE_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Mark the session cookie `Secure` (set this when serving over HTTPS).
+    #[arg(long, env = "AUTHGATE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// Serve GraphiQL on `GET /graphql` for browsers (default: on in development).
+    #[arg(long, env = "AUTHGATE_GRAPHIQL", action = clap::ArgAction::Set)]
+    pub graphiql: Option<bool>,
+
+    /// Allow schema introspection (default: on in development).
+    #[arg(long, env = "AUTHGATE_INTROSPECTION", action = clap::ArgAction::Set)]
+    pub introspection: Option<bool>,
+
+    /// Largest accepted request body in bytes (larger bodies get HTTP 413).
+    #[arg(long, env = "AUTHGATE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Operations allowed in one JSON-array batch request; 0 refuses batches.
+    #[arg(long, env = "AUTHGATE_MAX_BATCH", default_value_t = 0)]
+    pub max_batch: usize,
+
+    /// Log filter (`info`, `authgate=debug,sqlx=warn`, ...).
+    #[arg(long, env = "AUTHGATE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format.
+    #[arg(long, env = "AUTHGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Defaults with the given database, as if no flag or variable were set.
+    pub fn for_database(url: &str) -> Self {
+        let mut config = Cli::parse_from(["authgate"]).config;
+        config.database_url = url.to_owned();
+        config
+    }
+
+    pub fn graphiql_enabled(&self) -> bool {
+        self.graphiql.unwrap_or(self.env == Environment::Development)
+    }
+
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection.unwrap_or(self.env == Environment::Development)
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// The database URL with its password replaced, safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+// Hand-written so `{:?}` never prints the database password.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("env", &self.env)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("session_ttl", &self.session_ttl)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_password_but_keeps_host_and_params() {
+        assert_eq!(
+            redact_url("postgres://alice:s3cr%40t@ep-x.neon.tech/db?sslmode=require"),
+            "postgres://alice:***@ep-x.neon.tech/db?sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
+    }
+}

@@ -1,0 +1,70 @@
+//! The request's credentials, as the HTTP layer found them, and the guard
+//! that resolves them to a live session once per request.
+
+use async_graphql::{Context, ErrorExtensions, Guard};
+use tokio::sync::OnceCell;
+
+use crate::{
+    auth::{
+        AuthContext,
+        session::{self, CurrentSession},
+    },
+    error::AuthError,
+    http::cookie,
+};
+
+/// How the token arrived: a refreshed cookie session gets a new cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Cookie,
+}
+
+#[derive(Clone, Debug)]
+pub struct PresentedToken {
+    /// The secret as presented (possibly malformed); never logged.
+    pub value: String,
+    pub source: TokenSource,
+}
+
+/// Put into each request's data by the HTTP layer.
+#[derive(Default)]
+pub struct RequestAuth {
+    token: Option<PresentedToken>,
+    session: OnceCell<CurrentSession>,
+}
+
+impl RequestAuth {
+    pub fn new(token: Option<PresentedToken>) -> Self {
+        Self { token, session: OnceCell::new() }
+    }
+}
+
+/// The caller's live session, resolved on first use and cached for the
+/// rest of the request. `UNAUTHENTICATED` without one.
+pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession, AuthError> {
+    let request = ctx.data::<RequestAuth>().map_err(|_| AuthError::Unauthenticated)?;
+    let auth = ctx.data::<AuthContext>().map_err(|_| AuthError::Internal)?;
+    let token = request.token.as_ref().ok_or(AuthError::Unauthenticated)?;
+    request
+        .session
+        .get_or_try_init(|| async {
+            let current = session::authenticate(auth, &token.value).await?;
+            if current.refreshed && token.source == TokenSource::Cookie {
+                // Keep the cookie's Max-Age equal to the session's remaining lifetime.
+                let cookie = cookie::session(&token.value, &current.session, auth);
+                ctx.append_http_header(axum::http::header::SET_COOKIE, cookie);
+            }
+            Ok(current)
+        })
+        .await
+}
+
+/// Admits a field only for a caller with a live session.
+pub struct SessionGuard;
+
+impl Guard for SessionGuard {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        current_session(ctx).await.map(|_| ()).map_err(|e| e.extend())
+    }
+}

@@ -1,0 +1,41 @@
+//! The GraphQL layer: thin resolvers that validate input, call one service
+//! and map the result.
+
+mod codes;
+pub mod guard;
+mod mutation;
+mod query;
+pub mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::{auth::AuthContext, config::Config};
+
+pub use codes::{BAD_REQUEST, ErrorCodes, PARSE_FAILED, with_code};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// The schema without runtime data: enough for its SDL.
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .extension(ErrorCodes)
+        .limit_depth(16)
+        .limit_complexity(1000)
+        .limit_recursive_depth(32)
+}
+
+/// The running schema, wired to the services.
+pub fn build_schema(auth: AuthContext, config: &Config) -> AppSchema {
+    let mut builder = builder().data(auth);
+    if !config.introspection_enabled() {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL checked in as `schema.graphql` (`authgate schema`).
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

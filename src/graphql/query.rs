@@ -1,0 +1,23 @@
+use async_graphql::{Context, Object};
+
+use super::{
+    guard::{SessionGuard, current_session},
+    types::User,
+};
+use crate::error::GqlResult;
+
+pub struct QueryRoot;
+
+/// Read the signed-in user.
+///
+/// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
+/// `SERVICE_UNAVAILABLE` (database unreachable; retry), `INTERNAL_SERVER_ERROR`.
+#[Object]
+impl QueryRoot {
+    /// The signed-in user. `UNAUTHENTICATED` without a live session.
+    #[graphql(guard = "SessionGuard")]
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let current = current_session(ctx).await.gql()?;
+        Ok(User(current.user.clone()))
+    }
+}

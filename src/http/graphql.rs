@@ -1,0 +1,258 @@
+//! GraphQL over HTTP: `POST /graphql` (JSON) runs anything, `GET /graphql`
+//! runs queries only (and serves GraphiQL to browsers).
+
+use std::net::SocketAddr;
+
+use async_graphql::{
+    ServerError,
+    parser::types::{DocumentOperations, OperationType},
+};
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{Html, IntoResponse, Response},
+};
+use serde_json::Value;
+
+use super::{
+    AppState, cookie,
+    respond::{self, Format},
+};
+use crate::{
+    auth::ClientMeta,
+    graphql::{
+        BAD_REQUEST,
+        guard::{PresentedToken, RequestAuth, TokenSource},
+        with_code,
+    },
+};
+
+/// Why a request was refused before execution.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: BAD_REQUEST, message: message.into() }
+    }
+
+    fn into_response(self, format: Format) -> Response {
+        let mut response = respond::error(self.status, format, self.code, &self.message);
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+
+    fn into_graphql(self) -> async_graphql::Response {
+        let error = with_code(ServerError::new(self.message, None), self.code);
+        async_graphql::Response::from_errors(vec![error])
+    }
+}
+
+pub async fn post(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let format = Format::from_accept(&parts.headers);
+    let token = presented_token(&parts.headers);
+    if token.as_ref().is_some_and(|t| t.source == TokenSource::Cookie) && !csrf_proof(&parts.headers) {
+        return respond::error(
+            StatusCode::FORBIDDEN,
+            format,
+            "FORBIDDEN",
+            "a request carrying the session cookie must be sent as application/json or with an X-Requested-With header",
+        );
+    }
+    let body = match read_body(body, &parts.headers, state.auth.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(format),
+    };
+    let batch = match body {
+        Value::Array(items) => items,
+        single => {
+            return match parse_request(single) {
+                Ok(request) => execute(&state, &parts, token, request, format).await,
+                Err(refusal) => refusal.into_response(format),
+            };
+        }
+    };
+    let max = state.auth.config.max_batch;
+    if max == 0 {
+        return Refusal::bad_request("batch requests are disabled").into_response(format);
+    }
+    if batch.is_empty() || batch.len() > max {
+        return Refusal::bad_request(format!("a batch holds 1 to {max} operations")).into_response(format);
+    }
+    let mut responses = Vec::with_capacity(batch.len());
+    for item in batch {
+        let response = match parse_request(item).and_then(|r| prepare(r, false)) {
+            Ok(request) => run(&state, &parts, token.clone(), request).await,
+            Err(refusal) => refusal.into_graphql(),
+        };
+        responses.push(response);
+    }
+    respond::batch(format, responses)
+}
+
+pub async fn get(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let format = Format::from_accept(&parts.headers);
+    let query = parts.uri.query().unwrap_or("");
+    if wants_html(&parts.headers) && !query.split('&').any(|p| p.starts_with("query=")) {
+        return match &state.graphiql {
+            Some(page) => Html(page.to_string()).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let request = match async_graphql::http::parse_query_string(query) {
+        Ok(request) if !request.query.trim().is_empty() => request,
+        Ok(_) => return Refusal::bad_request("missing query").into_response(format),
+        Err(e) => return Refusal::bad_request(format!("invalid GraphQL request: {e}")).into_response(format),
+    };
+    let token = presented_token(&parts.headers);
+    match prepare(request, true) {
+        Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
+        Err(refusal) => refusal.into_response(format),
+    }
+}
+
+async fn execute(
+    state: &AppState,
+    parts: &Parts,
+    token: Option<PresentedToken>,
+    request: async_graphql::Request,
+    format: Format,
+) -> Response {
+    match prepare(request, false) {
+        Ok(request) => respond::single(format, run(state, parts, token, request).await),
+        Err(refusal) => refusal.into_response(format),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    parts: &Parts,
+    token: Option<PresentedToken>,
+    request: async_graphql::Request,
+) -> async_graphql::Response {
+    let request = request.data(RequestAuth::new(token)).data(client_meta(parts));
+    state.schema.execute(request).await
+}
+
+/// Parses the document once (async-graphql reuses it) and checks that the
+/// operation to run exists and may run over this method.
+fn prepare(mut request: async_graphql::Request, over_get: bool) -> Result<async_graphql::Request, Refusal> {
+    let name = request.operation_name.clone();
+    let document = match request.parsed_query() {
+        Ok(document) => document,
+        // Let the schema report it, with its code, as a GraphQL response.
+        Err(_) => return Ok(request),
+    };
+    let operation = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => {
+            return Err(Refusal::bad_request("the document has several operations: operationName is required"));
+        }
+        (DocumentOperations::Single(_), Some(_)) => None,
+    };
+    let Some(operation) = operation else {
+        return Err(Refusal::bad_request(format!(
+            "unknown operationName {:?}",
+            name.unwrap_or_default()
+        )));
+    };
+    if over_get && operation.node.ty != OperationType::Query {
+        return Err(Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: BAD_REQUEST,
+            message: "mutations are only accepted over POST".into(),
+        });
+    }
+    Ok(request)
+}
+
+fn parse_request(value: Value) -> Result<async_graphql::Request, Refusal> {
+    if !value.is_object() {
+        return Err(Refusal::bad_request("the body must be a JSON object with a \"query\""));
+    }
+    let request: async_graphql::Request = serde_json::from_value(value)
+        .map_err(|e| Refusal::bad_request(format!("invalid GraphQL request: {e}")))?;
+    if request.query.trim().is_empty() {
+        return Err(Refusal::bad_request("missing query"));
+    }
+    Ok(request)
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Value, Refusal> {
+    let too_large = || Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: BAD_REQUEST,
+        message: format!("the request body exceeds {limit} bytes"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    serde_json::from_slice(&bytes).map_err(|_| Refusal::bad_request("the body is not valid JSON"))
+}
+
+/// `Authorization` alone decides when present (a malformed one fails
+/// authentication); otherwise the `session_token` cookie.
+fn presented_token(headers: &HeaderMap) -> Option<PresentedToken> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| v[7..].trim()))
+            .unwrap_or_default();
+        return Some(PresentedToken { value: token.to_owned(), source: TokenSource::Bearer });
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(cookie::find)
+        .map(|value| PresentedToken { value, source: TokenSource::Cookie })
+}
+
+/// A cross-site form can only send "simple" requests: a JSON content type
+/// or a custom header proves the request came from script on an allowed origin.
+fn csrf_proof(headers: &HeaderMap) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    json || ["x-requested-with", "apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight"]
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn client_meta(parts: &Parts) -> ClientMeta {
+    let ip_address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect());
+    ClientMeta { ip_address, user_agent }
+}

@@ -1,0 +1,19 @@
+use std::time::Duration;
+
+use axum::{extract::State, http::StatusCode};
+
+use super::AppState;
+
+/// The process is up and serving HTTP.
+pub async fn alive() -> &'static str {
+    "ok"
+}
+
+/// The database answers; otherwise 503 so a load balancer routes elsewhere.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    let ping = tokio::time::timeout(Duration::from_secs(2), state.auth.db.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}

@@ -1,0 +1,32 @@
+//! The HTTP layer: routes, extracting credentials and client details, and
+//! GraphQL over HTTP.
+
+pub mod cookie;
+mod graphql;
+mod health;
+mod respond;
+
+use std::sync::Arc;
+
+use axum::{Router, routing::get};
+use tower_http::trace::TraceLayer;
+
+use crate::{auth::AuthContext, graphql::AppSchema};
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: AuthContext,
+    pub schema: AppSchema,
+    /// GraphiQL page, rendered once at start-up.
+    pub graphiql: Option<Arc<str>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

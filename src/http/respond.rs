@@ -1,0 +1,91 @@
+//! Writing GraphQL-over-HTTP responses: content negotiation, status codes,
+//! and the headers every auth response carries.
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// The media type of the response, chosen from the request's `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`: 200 for every well-formed request (legacy clients).
+    Json,
+    /// `application/graphql-response+json`: 4xx when the request failed before execution.
+    GraphqlResponse,
+}
+
+impl Format {
+    pub fn from_accept(headers: &HeaderMap) -> Self {
+        let accepts = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/graphql-response+json"));
+        if accepts { Self::GraphqlResponse } else { Self::Json }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Json => "application/json; charset=utf-8",
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+}
+
+/// An error answered before (or instead of) executing anything.
+pub fn error(status: StatusCode, format: Format, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    finish(status, format, &body, HeaderMap::new())
+}
+
+/// The result of executing one GraphQL request.
+pub fn single(format: Format, response: async_graphql::Response) -> Response {
+    // A request error (parse, validation, bad variables) stopped the request
+    // before execution: it has errors without a path and no data at all.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let headers = response.http_headers.clone();
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| internal_body());
+    let status = if request_error {
+        if let Some(map) = body.as_object_mut() {
+            map.remove("data");
+        }
+        match format {
+            Format::GraphqlResponse => StatusCode::BAD_REQUEST,
+            Format::Json => StatusCode::OK,
+        }
+    } else {
+        StatusCode::OK
+    };
+    finish(status, format, &body, headers)
+}
+
+/// The results of a batch, in order.
+pub fn batch(format: Format, responses: Vec<async_graphql::Response>) -> Response {
+    let mut headers = HeaderMap::new();
+    for r in &responses {
+        headers.extend(r.http_headers.clone());
+    }
+    let body = serde_json::to_value(&responses).unwrap_or_else(|_| internal_body());
+    finish(StatusCode::OK, format, &body, headers)
+}
+
+fn internal_body() -> Value {
+    json!({ "errors": [{ "message": "internal server error", "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] })
+}
+
+fn finish(status: StatusCode, format: Format, body: &Value, extra: HeaderMap) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, format.content_type());
+    // Tokens and user data must never sit in a shared or browser cache.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    for (name, value) in extra.iter() {
+        headers.append(name, value.clone());
+    }
+    response
+}

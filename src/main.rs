@@ -1,0 +1,79 @@
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use authgate::{
+    clock::SystemClock,
+    config::{Cli, Command, Config, LogFormat},
+    db,
+};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Schema => {
+            print!("{}", authgate::graphql::sdl());
+            ExitCode::SUCCESS
+        }
+        command => {
+            init_tracing(&cli.config);
+            match run(command, cli.config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("authgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    if matches!(command, Command::Migrate) {
+        return db::migrate(&db).await;
+    }
+    if config.auto_migrate {
+        db::migrate(&db).await?;
+    }
+    let bind = config.bind;
+    let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "authgate listening on http://{addr}/graphql");
+    let app = authgate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    db.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

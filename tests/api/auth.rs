@@ -1,0 +1,251 @@
+//! register / login / logout / me, per the contract, on both backends.
+
+use entity::{accounts, sessions, users};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    both_backends,
+    common::{LOGOUT, ME, REGISTER, TestApp, str_of},
+};
+
+both_backends!(
+    register_signs_in_and_stores_only_hashes,
+    register_normalizes_email_and_refuses_duplicates,
+    register_rejects_invalid_input_and_writes_nothing,
+    login_accepts_any_case_and_sets_cookie,
+    login_failures_are_indistinguishable,
+    login_rejects_without_hashing,
+    me_requires_a_live_session,
+    bearer_wins_over_cookie,
+    logout_revokes_only_the_current_session,
+    expired_sessions_are_refused,
+    cookie_posts_need_csrf_proof,
+);
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn register_signs_in_and_stores_only_hashes(app: TestApp) {
+    let reply = app
+        .gql(REGISTER, json!({ "input": { "email": "ada@example.com", "password": PASSWORD, "name": "Ada" } }))
+        .await;
+    assert_eq!(reply.status, 200);
+    let payload = &reply.body["data"]["register"];
+    let token = str_of(&payload["token"]);
+    assert_eq!(token.len(), 43, "32 random bytes in base64url");
+    assert_eq!(payload["user"]["email"], "ada@example.com");
+    assert_eq!(payload["user"]["name"], "Ada");
+    assert_eq!(payload["user"]["image"], serde_json::Value::Null);
+    assert_eq!(payload["user"]["emailVerified"], false);
+    for stamp in [&payload["expiresAt"], &payload["user"]["createdAt"], &payload["user"]["updatedAt"]] {
+        let stamp = str_of(stamp);
+        assert!(stamp.ends_with('Z'), "{stamp} is not UTC with Z");
+        chrono::DateTime::parse_from_rfc3339(&stamp).expect("RFC 3339");
+    }
+    let cookie = reply.set_cookie().expect("register sets the cookie");
+    assert!(cookie.starts_with(&format!("session_token={token}")), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=604800"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Secure"), "not configured for HTTPS");
+
+    let user_id = str_of(&payload["user"]["id"]);
+    let account = accounts::Entity::find().one(app.db()).await.unwrap().expect("account row");
+    assert_eq!(account.provider_id, "credential");
+    assert_eq!(account.account_id, user_id);
+    let hash = account.password_hash.expect("password hash");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+    let session = sessions::Entity::find().one(app.db()).await.unwrap().expect("session row");
+    assert_eq!(session.token_hash, Sha256::digest(token.as_bytes()).to_vec());
+    assert_eq!(session.ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(app.me(&token).await.body["data"]["me"]["id"], user_id);
+}
+
+async fn register_normalizes_email_and_refuses_duplicates(app: TestApp) {
+    app.register("  Grace.Hopper@Example.COM ", PASSWORD).await;
+    let stored = users::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(stored.email, "grace.hopper@example.com");
+    for variant in ["grace.hopper@example.com", "GRACE.HOPPER@EXAMPLE.COM", " grace.hopper@example.com\t"] {
+        let reply = app
+            .gql(REGISTER, json!({ "input": { "email": variant, "password": "another password" } }))
+            .await;
+        assert_eq!(reply.code(), Some("EMAIL_TAKEN"), "{variant:?}: {}", reply.body);
+        assert!(reply.body["data"].is_null());
+        assert!(reply.set_cookie().is_none());
+    }
+    assert_eq!(app.count(users::Entity).await, 1);
+    assert_eq!(app.count(accounts::Entity).await, 1);
+    assert_eq!(app.count(sessions::Entity).await, 1);
+}
+
+async fn register_rejects_invalid_input_and_writes_nothing(app: TestApp) {
+    let long_name = "n".repeat(101);
+    let cases = [
+        (json!({ "email": "not-an-email", "password": PASSWORD }), "email"),
+        (json!({ "email": "a@b", "password": PASSWORD }), "email"),
+        (json!({ "email": "", "password": PASSWORD }), "email"),
+        (json!({ "email": "ok@example.com", "password": "1234567" }), "password"),
+        (json!({ "email": "ok@example.com", "password": "x".repeat(129) }), "password"),
+        (json!({ "email": "ok@example.com", "password": PASSWORD, "name": long_name }), "name"),
+    ];
+    for (input, field) in cases {
+        let reply = app.gql(REGISTER, json!({ "input": input })).await;
+        assert_eq!(reply.code(), Some("BAD_USER_INPUT"), "{input}: {}", reply.body);
+        assert_eq!(reply.field(), Some(field), "{input}");
+    }
+    assert_eq!(app.count(users::Entity).await, 0);
+    assert_eq!(app.count(sessions::Entity).await, 0);
+    // Limits are in code points, and passwords are not trimmed or folded.
+    app.register("unicode@example.com", "éééééééé").await;
+    app.register("long@example.com", &"x".repeat(128)).await;
+    assert_eq!(app.login("unicode@example.com", "ÉÉÉÉÉÉÉÉ").await.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(app.login("long@example.com", &"x".repeat(127)).await.code(), Some("INVALID_CREDENTIALS"));
+}
+
+async fn login_accepts_any_case_and_sets_cookie(app: TestApp) {
+    let (_, user_id) = app.register("linus@example.com", PASSWORD).await;
+    let reply = app.login("  LINUS@example.com ", PASSWORD).await;
+    assert_eq!(reply.status, 200);
+    let payload = &reply.body["data"]["login"];
+    assert_eq!(payload["user"]["id"], user_id.as_str());
+    let token = str_of(&payload["token"]);
+    assert!(reply.set_cookie().unwrap().starts_with(&format!("session_token={token};")));
+    // The cookie alone is a session, too.
+    let me = app.post().graphql(ME, json!({})).cookie(&token).send().await;
+    assert_eq!(me.body["data"]["me"]["email"], "linus@example.com");
+    assert_eq!(app.count(sessions::Entity).await, 2, "register and login each made a session");
+}
+
+async fn login_failures_are_indistinguishable(app: TestApp) {
+    app.register("known@example.com", PASSWORD).await;
+    let hasher = app.state.auth.hasher.clone();
+
+    let before = hasher.verifications();
+    let wrong = app.login("known@example.com", "wrong password").await;
+    assert_eq!(hasher.verifications(), before + 1);
+    let unknown = app.login("nobody@example.com", "wrong password").await;
+    // The unknown email still cost one full argon2 verification (dummy hash).
+    assert_eq!(hasher.verifications(), before + 2);
+
+    assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(wrong.body["errors"], unknown.body["errors"], "same error, same message");
+    assert!(wrong.body["data"].is_null() && unknown.body["data"].is_null());
+    assert!(wrong.set_cookie().is_none() && unknown.set_cookie().is_none());
+    assert_eq!(app.count(sessions::Entity).await, 1, "only the registration's session");
+}
+
+async fn login_rejects_without_hashing(app: TestApp) {
+    app.register("quick@example.com", PASSWORD).await;
+    let hasher = app.state.auth.hasher.clone();
+    let before = hasher.verifications();
+    let huge = "p".repeat(1_000_000);
+    let started = std::time::Instant::now();
+    assert_eq!(app.login("quick@example.com", &huge).await.code(), Some("INVALID_CREDENTIALS"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(app.login("not an email", PASSWORD).await.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(hasher.verifications(), before, "neither reached argon2");
+}
+
+async fn me_requires_a_live_session(app: TestApp) {
+    let (token, _) = app.register("me@example.com", PASSWORD).await;
+    let none = app.gql(ME, json!({})).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.code(), Some("UNAUTHENTICATED"));
+    assert!(none.body["data"].is_null());
+
+    let mut tampered = token.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let unknown = authgate::auth::token::generate().secret;
+    for bad in [tampered.as_str(), unknown.as_str(), "", "short", &format!("{token}x"), "../../etc/passwd"] {
+        let reply = app.me(bad).await;
+        assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{bad:?}");
+    }
+    for header in ["Basic Zm9vOmJhcg==", "Bearer", &format!("Token {token}")] {
+        let reply = app.post().graphql(ME, json!({})).header("authorization", header).send().await;
+        assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{header:?}");
+    }
+    // Case of the scheme does not matter.
+    let reply = app.post().graphql(ME, json!({})).header("authorization", &format!("bearer {token}")).send().await;
+    assert_eq!(reply.body["data"]["me"]["email"], "me@example.com");
+}
+
+async fn bearer_wins_over_cookie(app: TestApp) {
+    let (alice, _) = app.register("alice@example.com", PASSWORD).await;
+    let (bob, _) = app.register("bob@example.com", PASSWORD).await;
+    let both = app.post().graphql(ME, json!({})).bearer(&alice).cookie(&bob).send().await;
+    assert_eq!(both.body["data"]["me"]["email"], "alice@example.com");
+    let bad_bearer = app.post().graphql(ME, json!({})).bearer("garbage").cookie(&bob).send().await;
+    assert_eq!(bad_bearer.code(), Some("UNAUTHENTICATED"), "the cookie is not consulted");
+}
+
+async fn logout_revokes_only_the_current_session(app: TestApp) {
+    let (first, _) = app.register("multi@example.com", PASSWORD).await;
+    let second = str_of(&app.login("multi@example.com", PASSWORD).await.body["data"]["login"]["token"]);
+
+    let reply = app.post().graphql(LOGOUT, json!({})).bearer(&first).send().await;
+    assert_eq!(reply.body["data"]["logout"], true);
+    let cleared = reply.set_cookie().expect("logout clears the cookie");
+    assert!(cleared.starts_with("session_token=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    assert_eq!(app.me(&first).await.code(), Some("UNAUTHENTICATED"));
+    let again = app.post().graphql(LOGOUT, json!({})).bearer(&first).send().await;
+    assert_eq!(again.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.me(&second).await.body["data"]["me"]["email"], "multi@example.com");
+    let hash = Sha256::digest(first.as_bytes()).to_vec();
+    let row = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(hash))
+        .one(app.db())
+        .await
+        .unwrap();
+    assert!(row.is_none(), "the revoked session is gone from the database");
+
+    let anonymous = app.gql(LOGOUT, json!({})).await;
+    assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
+}
+
+async fn expired_sessions_are_refused(app: TestApp) {
+    let (token, _) = app.register("clock@example.com", PASSWORD).await;
+    app.clock.advance(chrono::Duration::days(7) - chrono::Duration::seconds(1));
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "clock@example.com");
+
+    let (idle, _) = app.register("idle@example.com", PASSWORD).await;
+    app.clock.advance(chrono::Duration::days(7) + chrono::Duration::seconds(1));
+    assert_eq!(app.me(&idle).await.code(), Some("UNAUTHENTICATED"), "unused for 7 days");
+    // The first one slid forward when used on day 7, so it is still alive.
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "clock@example.com");
+}
+
+async fn cookie_posts_need_csrf_proof(app: TestApp) {
+    let (token, _) = app.register("csrf@example.com", PASSWORD).await;
+    let body = json!({ "query": LOGOUT }).to_string();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let reply = app
+            .post()
+            .header("content-type", content_type)
+            .cookie(&token)
+            .raw(body.clone())
+            .send()
+            .await;
+        assert_eq!(reply.status, 403, "{content_type}");
+        assert_eq!(reply.code(), Some("FORBIDDEN"));
+    }
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "csrf@example.com", "logout never ran");
+    // A custom header is proof enough, as is a JSON content type.
+    let custom = app
+        .post()
+        .header("content-type", "text/plain")
+        .header("x-requested-with", "XMLHttpRequest")
+        .cookie(&token)
+        .raw(json!({ "query": ME }).to_string())
+        .send()
+        .await;
+    assert_eq!(custom.body["data"]["me"]["email"], "csrf@example.com");
+    // A bearer request cannot be forged cross-site: no proof needed.
+    let bearer = app.post().header("content-type", "text/plain").bearer(&token).raw(json!({ "query": ME }).to_string()).send().await;
+    assert_eq!(bearer.body["data"]["me"]["email"], "csrf@example.com");
+    let json_logout = app.post().graphql(LOGOUT, json!({})).cookie(&token).send().await;
+    assert_eq!(json_logout.body["data"]["logout"], true);
+}

@@ -1,0 +1,290 @@
+//! A TestApp: the real router over a real, freshly migrated database —
+//! a temporary SQLite file, or a PostgreSQL database created for the test
+//! (from `TEST_DATABASE_URL`) and dropped afterwards.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use authgate::{clock::ManualClock, config::Config, http::AppState};
+use axum::{
+    Router,
+    body::Body,
+    extract::ConnectInfo,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+    guard: DbGuard,
+}
+
+enum DbGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs outside any runtime we may block: use a thread of our own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let mut conn = PgConnection::connect(&admin_url).await.ok()?;
+                    conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for tests: cheap argon2 so the suite is fast (the cost does
+/// not change any behaviour under test).
+pub fn test_config(url: &str) -> Config {
+    let mut config = Config::for_database(url);
+    config.argon2_memory_kib = 256;
+    config.argon2_iterations = 1;
+    config.db_max_connections = 5;
+    config
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        Self::start(&url, DbGuard::Sqlite(dir), tweak).await
+    }
+
+    /// `None` when `TEST_DATABASE_URL` is unset, outside CI; in CI that is a failure.
+    pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    pub async fn postgres_with(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set TEST_DATABASE_URL: the PostgreSQL suite may not be skipped"
+            );
+            eprintln!("TEST_DATABASE_URL unset: skipping the PostgreSQL variant");
+            return None;
+        };
+        let name = format!("authgate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("TEST_DATABASE_URL must reach a PostgreSQL server");
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        Some(Self::start(&url, DbGuard::Postgres { admin_url, name }, tweak).await)
+    }
+
+    async fn start(url: &str, guard: DbGuard, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(url);
+        tweak(&mut config);
+        let db = authgate::db::connect(&config).await.expect("connect");
+        authgate::db::migrate(&db).await.expect("migrate");
+        let clock = ManualClock::new();
+        let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
+        let router = authgate::app(state.clone());
+        Self { router, state, clock, guard }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.auth.db
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.guard, DbGuard::Postgres { .. })
+    }
+
+    pub fn post(&self) -> Call<'_> {
+        Call::new(self, Method::POST, "/graphql")
+    }
+
+    pub fn get(&self, uri: &str) -> Call<'_> {
+        Call::new(self, Method::GET, uri)
+    }
+
+    /// POST a GraphQL document with variables as JSON, without credentials.
+    pub async fn gql(&self, query: &str, variables: Value) -> Reply {
+        self.post().graphql(query, variables).send().await
+    }
+
+    /// Registers a user; returns the session token and the user's id.
+    pub async fn register(&self, email: &str, password: &str) -> (String, String) {
+        let reply = self
+            .gql(REGISTER, json!({ "input": { "email": email, "password": password } }))
+            .await;
+        let payload = &reply.body["data"]["register"];
+        assert!(payload.is_object(), "register failed: {}", reply.body);
+        (str_of(&payload["token"]), str_of(&payload["user"]["id"]))
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.gql(LOGIN, json!({ "input": { "email": email, "password": password } })).await
+    }
+
+    pub async fn me(&self, token: &str) -> Reply {
+        self.post().graphql(ME, json!({})).bearer(token).send().await
+    }
+
+    pub async fn count<E: EntityTrait>(&self, _entity: E) -> u64
+    where
+        E::Model: Sync,
+    {
+        E::find().count(self.db()).await.expect("count")
+    }
+
+    pub async fn execute_sql(&self, sql: &str) {
+        self.db().execute_unprepared(sql).await.expect("sql");
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let end = base[start..].find('/').map_or(base.len(), |i| start + i);
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{}/{name}{query}", &base[..end])
+}
+
+pub fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}")).to_owned()
+}
+
+/// One HTTP request to the router (`tower::ServiceExt::oneshot`), as if from 127.0.0.1.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl<'a> Call<'a> {
+    fn new(app: &'a TestApp, method: Method, uri: &str) -> Self {
+        Self { app, method, uri: uri.to_owned(), headers: HeaderMap::new(), body: Vec::new() }
+    }
+
+    pub fn graphql(self, query: &str, variables: Value) -> Self {
+        self.json(&json!({ "query": query, "variables": variables }))
+    }
+
+    pub fn json(self, body: &Value) -> Self {
+        self.header("content-type", "application/json").raw(body.to_string())
+    }
+
+    pub fn raw(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn cookie(self, token: &str) -> Self {
+        self.header("cookie", &format!("theme=dark; session_token={token}"))
+    }
+
+    pub async fn send(self) -> Reply {
+        let mut request = Request::builder().method(self.method).uri(self.uri);
+        *request.headers_mut().expect("builder") = self.headers;
+        let mut request = request.body(Body::from(self.body)).expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let response = self.app.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// `extensions.code` of the first error, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["field"].as_str()
+    }
+
+    pub fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+pub const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token expiresAt user { id email name image emailVerified createdAt updatedAt } } }";
+pub const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token expiresAt user { id email } } }";
+pub const ME: &str = "query Me { me { id email name emailVerified createdAt updatedAt } }";
+pub const LOGOUT: &str = "mutation Logout { logout }";
+
+/// Runs each named async test fn on SQLite and, when configured, PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::common::TestApp::sqlite().await).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(app) = $crate::common::TestApp::postgres().await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,52 @@
+//! The checked-in schema matches the code, and the contract's operations
+//! validate against it with a real GraphQL validator (apollo-compiler).
+
+use std::path::PathBuf;
+
+use apollo_compiler::{ExecutableDocument, Schema, ast};
+
+/// Operations of `../shared/contract/operations.graphql` the server implements so far.
+const IMPLEMENTED: &[&str] = &["Register", "Login", "Logout", "Me"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn schema_graphql_matches_the_code() {
+    let checked_in = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    assert!(
+        checked_in == authgate::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn contract_operations_validate_against_the_schema() {
+    let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    let schema = Schema::parse_and_validate(sdl, "schema.graphql").expect("schema.graphql is valid");
+    let path = root().join("../shared/contract/operations.graphql");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let document = ast::Document::parse(&source, "operations.graphql").expect("operations parse");
+
+    let mut found = Vec::new();
+    for name in IMPLEMENTED {
+        let operation = document
+            .definitions
+            .iter()
+            .find(|d| matches!(d, ast::Definition::OperationDefinition(op) if op.name.as_deref() == Some(*name)))
+            .unwrap_or_else(|| panic!("the contract has no operation {name}"));
+        // The operation plus the fragments it may use, validated on their own.
+        let mut text = operation.to_string();
+        for fragment in document.definitions.iter().filter(|d| matches!(d, ast::Definition::FragmentDefinition(_))) {
+            if text.contains(&format!("...{}", fragment.name().map(|n| n.as_str()).unwrap_or_default())) {
+                text.push('\n');
+                text.push_str(&fragment.to_string());
+            }
+        }
+        ExecutableDocument::parse_and_validate(&schema, &text, format!("{name}.graphql"))
+            .unwrap_or_else(|e| panic!("{name} does not validate:\n{e}"));
+        found.push(*name);
+    }
+    assert_eq!(found, IMPLEMENTED);
+}

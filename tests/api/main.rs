@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step for CI), in modules.
+
+mod common;
+
+mod auth;
+mod contract;
+mod tcp;
+mod transport;

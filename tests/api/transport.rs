@@ -1,0 +1,149 @@
+//! GraphQL over HTTP: methods, status codes, content types, request errors.
+
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    common::{LOGOUT, ME, TestApp},
+};
+
+both_backends!(
+    get_runs_queries_but_never_mutations,
+    browsers_get_graphiql,
+    malformed_requests_are_bad_requests,
+    graphql_errors_carry_codes,
+    response_media_type_follows_accept,
+    oversized_bodies_get_413,
+    batches_are_refused_by_default,
+    health_and_readiness,
+);
+
+async fn get_runs_queries_but_never_mutations(app: TestApp) {
+    let (token, _) = app.register("get@example.com", "password123").await;
+    let reply = app.get("/graphql?query=%7Bme%7Bemail%7D%7D").bearer(&token).send().await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["data"]["me"]["email"], "get@example.com");
+    // Cookie GET queries need no CSRF proof: they cannot change anything.
+    let cookie = app.get("/graphql?query=%7Bme%7Bemail%7D%7D").cookie(&token).send().await;
+    assert_eq!(cookie.body["data"]["me"]["email"], "get@example.com");
+
+    let mutation = app.get("/graphql?query=mutation%7Blogout%7D").bearer(&token).send().await;
+    assert_eq!(mutation.status, 405);
+    assert_eq!(mutation.headers["allow"], "POST");
+    assert_eq!(mutation.code(), Some("BAD_REQUEST"));
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "get@example.com", "logout never ran");
+}
+
+async fn browsers_get_graphiql(app: TestApp) {
+    let page = app.get("/graphql").header("accept", "text/html,application/xhtml+xml").send().await;
+    assert_eq!(page.status, 200);
+    assert!(page.content_type().starts_with("text/html"));
+    assert!(page.text.contains("graphiql"), "GraphiQL page");
+
+    let production = TestApp::sqlite_with(|c| c.env = authgate::config::Environment::Production).await;
+    let hidden = production.get("/graphql").header("accept", "text/html").send().await;
+    assert_eq!(hidden.status, 404, "no GraphiQL in production unless enabled");
+    let introspection = production.gql("{ __schema { queryType { name } } }", json!({})).await;
+    assert!(introspection.body["errors"].is_array(), "introspection off in production: {}", introspection.body);
+}
+
+async fn malformed_requests_are_bad_requests(app: TestApp) {
+    let cases = [
+        ("{not json", "bad JSON"),
+        (r#"{"variables": {}}"#, "no query"),
+        (r#"{"query": ""}"#, "empty query"),
+        (r#"{"query": 42}"#, "query not a string"),
+        (r#""{ me { id } }""#, "not an object"),
+        (r#"{"query": "query A { me { id } }", "operationName": "B"}"#, "unknown operationName"),
+        (r#"{"query": "query A { me { id } } query B { me { id } }"}"#, "ambiguous operation"),
+    ];
+    for (body, why) in cases {
+        let reply = app.post().header("content-type", "application/json").raw(body).send().await;
+        assert_eq!(reply.status, 400, "{why}: {}", reply.text);
+        assert_eq!(reply.code(), Some("BAD_REQUEST"), "{why}");
+        assert!(reply.content_type().starts_with("application/json"), "{why}");
+    }
+    let get = app.get("/graphql").send().await;
+    assert_eq!(get.status, 400, "GET without a query");
+}
+
+async fn graphql_errors_carry_codes(app: TestApp) {
+    let parse = app.gql("{ me { id ", json!({})).await;
+    assert_eq!(parse.status, 200);
+    assert_eq!(parse.code(), Some("GRAPHQL_PARSE_FAILED"));
+    assert!(parse.body.get("data").is_none(), "request errors carry no data: {}", parse.body);
+
+    let invalid = app.gql("{ me { password } }", json!({})).await;
+    assert_eq!(invalid.code(), Some("GRAPHQL_VALIDATION_FAILED"));
+
+    let deep = format!("{{ me {}", "{ id } ".repeat(1));
+    assert_eq!(app.gql(&deep, json!({})).await.code(), Some("GRAPHQL_VALIDATION_FAILED"));
+
+    let wrong_type = app
+        .gql(
+            "mutation Login($input: LoginInput!) { login(input: $input) { token } }",
+            json!({ "input": { "email": "a@example.com", "password": 12345678 } }),
+        )
+        .await;
+    assert_eq!(wrong_type.code(), Some("BAD_USER_INPUT"), "{}", wrong_type.body);
+    assert_eq!(wrong_type.field(), Some("password"));
+
+    let missing = app.gql("mutation Login($input: LoginInput!) { login(input: $input) { token } }", json!({})).await;
+    assert!(missing.code().is_some(), "missing variable has a code: {}", missing.body);
+}
+
+async fn response_media_type_follows_accept(app: TestApp) {
+    let plain = app.gql(ME, json!({})).await;
+    assert_eq!(plain.content_type(), "application/json; charset=utf-8");
+    assert_eq!(plain.headers["cache-control"], "no-store");
+
+    let modern = app
+        .post()
+        .graphql("{ me { id ", json!({}))
+        .header("accept", "application/graphql-response+json, application/json")
+        .send()
+        .await;
+    assert_eq!(modern.content_type(), "application/graphql-response+json; charset=utf-8");
+    assert_eq!(modern.status, 400, "a document that does not parse is a 4xx in the new media type");
+    assert_eq!(modern.code(), Some("GRAPHQL_PARSE_FAILED"));
+
+    let executed = app
+        .post()
+        .graphql(LOGOUT, json!({}))
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await;
+    assert_eq!(executed.status, 200, "field errors still answer 200");
+    assert_eq!(executed.code(), Some("UNAUTHENTICATED"));
+}
+
+async fn oversized_bodies_get_413(app: TestApp) {
+    let huge = format!(r#"{{"query": "{{ me {{ id }} }}", "pad": "{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let started = std::time::Instant::now();
+    let reply = app.post().header("content-type", "application/json").raw(huge).send().await;
+    assert_eq!(reply.status, 413);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(app.gql(ME, json!({})).await.code(), Some("UNAUTHENTICATED"), "still serving");
+}
+
+async fn batches_are_refused_by_default(app: TestApp) {
+    let body = json!([{ "query": ME }, { "query": ME }]);
+    let reply = app.post().json(&body).send().await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.code(), Some("BAD_REQUEST"));
+
+    let enabled = TestApp::sqlite_with(|c| c.max_batch = 2).await;
+    let ok = enabled.post().json(&body).send().await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body[1]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let too_many = enabled.post().json(&json!([{ "query": ME }, { "query": ME }, { "query": ME }])).send().await;
+    assert_eq!(too_many.status, 400);
+}
+
+async fn health_and_readiness(app: TestApp) {
+    assert_eq!(app.get("/healthz").send().await.status, 200);
+    assert_eq!(app.get("/readyz").send().await.status, 200);
+    app.db().clone().close().await.unwrap();
+    assert_eq!(app.get("/readyz").send().await.status, 503, "database gone");
+    assert_eq!(app.get("/healthz").send().await.status, 200, "process still alive");
+}
