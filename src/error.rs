@@ -71,15 +71,17 @@ fn is_unavailable(err: &DbErr) -> bool {
         _ => return false,
     };
     match runtime {
-        RuntimeErr::SqlxError(e) => matches!(
-            e,
-            sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed
-                | sqlx::Error::Protocol(_)
-        ) || matches!(e, sqlx::Error::Database(d) if d.message().contains("database is locked")),
+        RuntimeErr::SqlxError(e) => {
+            matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Protocol(_)
+            ) || matches!(e, sqlx::Error::Database(d) if d.message().contains("database is locked"))
+        }
         RuntimeErr::Internal(_) => false,
     }
 }

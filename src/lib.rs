@@ -26,7 +26,8 @@ use crate::{
 
 /// Everything the server shares, from a connected database.
 pub fn state(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let hasher = PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+    let hasher =
+        PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
     let graphiql = config.graphiql_enabled().then(|| {
         GraphiQLSource::build()
             .endpoint("/graphql")

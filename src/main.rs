@@ -50,9 +50,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
     let bind = config.bind;
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "authgate listening on http://{addr}/graphql");
     let app = authgate::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -33,12 +33,8 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(config: &Config) -> Result<Self, argon2::Error> {
-        let params = Params::new(
-            config.argon2_memory_kib,
-            config.argon2_iterations,
-            config.argon2_parallelism,
-            None,
-        )?;
+        let params =
+            Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let workers = config.hash_concurrency();
         let salt = SaltString::generate(&mut OsRng);
@@ -61,13 +57,10 @@ impl PasswordHasher {
         let argon2 = self.argon2.clone();
         self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
-            argon2
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| {
-                    tracing::error!(error = %e, "password hashing failed");
-                    AuthError::Internal
-                })
+            argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                AuthError::Internal
+            })
         })
         .await?
     }
@@ -102,12 +95,8 @@ impl PasswordHasher {
             tracing::warn!("password hashing queue full; shedding load");
             AuthError::ServiceUnavailable
         })?;
-        let _running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AuthError::ServiceUnavailable)?;
+        let _running =
+            self.running.clone().acquire_owned().await.map_err(|_| AuthError::ServiceUnavailable)?;
         tokio::task::spawn_blocking(work).await.map_err(|e| {
             tracing::error!(error = %e, "password hashing task failed");
             AuthError::Internal

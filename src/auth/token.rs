@@ -25,8 +25,8 @@ pub fn generate() -> NewToken {
 /// The stored form of a presented token, or `None` when it cannot be one of
 /// ours (wrong length or alphabet): such a token is refused without a query.
 pub fn hash_presented(token: &str) -> Option<Vec<u8>> {
-    let well_formed = token.len() == TOKEN_LEN
-        && URL_SAFE_NO_PAD.decode(token).is_ok_and(|bytes| bytes.len() == 32);
+    let well_formed =
+        token.len() == TOKEN_LEN && URL_SAFE_NO_PAD.decode(token).is_ok_and(|bytes| bytes.len() == 32);
     well_formed.then(|| digest(token))
 }
 

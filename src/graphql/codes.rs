@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ServerError, ServerResult, ValidationResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
+    Response, ServerError, ServerResult, ValidationResult, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    },
     parser::types::ExecutableDocument,
 };
 
@@ -13,6 +15,7 @@ pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
 
 pub struct ErrorCodes;
 
@@ -40,6 +43,39 @@ impl Extension for ErrorCodes {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|errors| errors.into_iter().map(classify_validation).collect())
+    }
+
+    /// Every error carries a code: those async-graphql raises itself while
+    /// executing (an undefined or unparsable argument) are bad user input;
+    /// anything else without a code is internal.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        for err in &mut response.errors {
+            if err.extensions.as_ref().is_some_and(|e| e.get("code").is_some()) {
+                continue;
+            }
+            if let Some(name) =
+                err.message.strip_prefix("Variable ").and_then(|m| m.strip_suffix(" is not defined."))
+            {
+                let name = name.to_owned();
+                *err = with_code(err.clone(), BAD_USER_INPUT);
+                err.extensions.get_or_insert_with(Default::default).set("field", name);
+            } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value") {
+                *err = with_code(err.clone(), BAD_USER_INPUT);
+            } else {
+                tracing::error!(message = %err.message, "uncoded GraphQL error");
+                *err = with_code(
+                    ServerError::new("internal server error", err.locations.first().copied()),
+                    INTERNAL,
+                );
+            }
+        }
+        response
     }
 }
 

@@ -1,7 +1,9 @@
 //! API types, separate from the entities: a row never becomes an API type by
 //! accident, so a password hash can never leak through a derive.
 
-use async_graphql::{ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value};
+use async_graphql::{
+    ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
+};
 use chrono::{SecondsFormat, Utc};
 use entity::users;
 
@@ -82,11 +84,7 @@ pub struct AuthPayload {
 
 impl From<SignedIn> for AuthPayload {
     fn from(signed: SignedIn) -> Self {
-        Self {
-            token: signed.token,
-            expires_at: DateTime(signed.session.expires_at),
-            user: User(signed.user),
-        }
+        Self { token: signed.token, expires_at: DateTime(signed.session.expires_at), user: User(signed.user) }
     }
 }
 

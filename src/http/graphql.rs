@@ -156,15 +156,14 @@ fn prepare(mut request: async_graphql::Request, over_get: bool) -> Result<async_
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => {
-            return Err(Refusal::bad_request("the document has several operations: operationName is required"));
+            return Err(Refusal::bad_request(
+                "the document has several operations: operationName is required",
+            ));
         }
         (DocumentOperations::Single(_), Some(_)) => None,
     };
     let Some(operation) = operation else {
-        return Err(Refusal::bad_request(format!(
-            "unknown operationName {:?}",
-            name.unwrap_or_default()
-        )));
+        return Err(Refusal::bad_request(format!("unknown operationName {:?}", name.unwrap_or_default())));
     };
     if over_get && operation.node.ty != OperationType::Query {
         return Err(Refusal {
@@ -238,17 +237,12 @@ fn csrf_proof(headers: &HeaderMap) -> bool {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
 fn client_meta(parts: &Parts) -> ClientMeta {
-    let ip_address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let ip_address =
+        parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)

@@ -38,7 +38,9 @@ fn contract_operations_validate_against_the_schema() {
             .unwrap_or_else(|| panic!("the contract has no operation {name}"));
         // The operation plus the fragments it may use, validated on their own.
         let mut text = operation.to_string();
-        for fragment in document.definitions.iter().filter(|d| matches!(d, ast::Definition::FragmentDefinition(_))) {
+        for fragment in
+            document.definitions.iter().filter(|d| matches!(d, ast::Definition::FragmentDefinition(_)))
+        {
             if text.contains(&format!("...{}", fragment.name().map(|n| n.as_str()).unwrap_or_default())) {
                 text.push('\n');
                 text.push_str(&fragment.to_string());

@@ -28,12 +28,13 @@ async fn register_me_logout_over_tcp_with_cookies(app: TestApp) {
             .json(&json!({ "query": query, "variables": variables }))
             .send()
     };
-    let registered: Value = call(REGISTER, json!({ "input": { "email": "tcp@example.com", "password": "over the wire" } }))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered: Value =
+        call(REGISTER, json!({ "input": { "email": "tcp@example.com", "password": "over the wire" } }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(registered["data"]["register"]["user"]["email"], "tcp@example.com");
 
     // The client's cookie jar now carries the session.

@@ -44,7 +44,11 @@ async fn browsers_get_graphiql(app: TestApp) {
     let hidden = production.get("/graphql").header("accept", "text/html").send().await;
     assert_eq!(hidden.status, 404, "no GraphiQL in production unless enabled");
     let introspection = production.gql("{ __schema { queryType { name } } }", json!({})).await;
-    assert!(introspection.body["errors"].is_array(), "introspection off in production: {}", introspection.body);
+    assert!(
+        introspection.body["data"]["__schema"].is_null(),
+        "introspection off in production: {}",
+        introspection.body
+    );
 }
 
 async fn malformed_requests_are_bad_requests(app: TestApp) {
@@ -76,9 +80,6 @@ async fn graphql_errors_carry_codes(app: TestApp) {
     let invalid = app.gql("{ me { password } }", json!({})).await;
     assert_eq!(invalid.code(), Some("GRAPHQL_VALIDATION_FAILED"));
 
-    let deep = format!("{{ me {}", "{ id } ".repeat(1));
-    assert_eq!(app.gql(&deep, json!({})).await.code(), Some("GRAPHQL_VALIDATION_FAILED"));
-
     let wrong_type = app
         .gql(
             "mutation Login($input: LoginInput!) { login(input: $input) { token } }",
@@ -88,8 +89,10 @@ async fn graphql_errors_carry_codes(app: TestApp) {
     assert_eq!(wrong_type.code(), Some("BAD_USER_INPUT"), "{}", wrong_type.body);
     assert_eq!(wrong_type.field(), Some("password"));
 
-    let missing = app.gql("mutation Login($input: LoginInput!) { login(input: $input) { token } }", json!({})).await;
-    assert!(missing.code().is_some(), "missing variable has a code: {}", missing.body);
+    let missing =
+        app.gql("mutation Login($input: LoginInput!) { login(input: $input) { token } }", json!({})).await;
+    assert_eq!(missing.code(), Some("BAD_USER_INPUT"), "{}", missing.body);
+    assert_eq!(missing.field(), Some("input"));
 }
 
 async fn response_media_type_follows_accept(app: TestApp) {
@@ -136,7 +139,8 @@ async fn batches_are_refused_by_default(app: TestApp) {
     let ok = enabled.post().json(&body).send().await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body[1]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    let too_many = enabled.post().json(&json!([{ "query": ME }, { "query": ME }, { "query": ME }])).send().await;
+    let too_many =
+        enabled.post().json(&json!([{ "query": ME }, { "query": ME }, { "query": ME }])).send().await;
     assert_eq!(too_many.status, 400);
 }
 

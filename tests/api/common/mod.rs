@@ -88,10 +88,7 @@ impl TestApp {
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .expect("TEST_DATABASE_URL must reach a PostgreSQL server");
-        admin
-            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-            .await
-            .expect("create test database");
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
         let url = with_database(&admin_url, &name);
         Some(Self::start(&url, DbGuard::Postgres { admin_url, name }, tweak).await)
     }
@@ -130,9 +127,7 @@ impl TestApp {
 
     /// Registers a user; returns the session token and the user's id.
     pub async fn register(&self, email: &str, password: &str) -> (String, String) {
-        let reply = self
-            .gql(REGISTER, json!({ "input": { "email": email, "password": password } }))
-            .await;
+        let reply = self.gql(REGISTER, json!({ "input": { "email": email, "password": password } })).await;
         let payload = &reply.body["data"]["register"];
         assert!(payload.is_object(), "register failed: {}", reply.body);
         (str_of(&payload["token"]), str_of(&payload["user"]["id"]))
@@ -217,9 +212,7 @@ impl<'a> Call<'a> {
         let mut request = Request::builder().method(self.method).uri(self.uri);
         *request.headers_mut().expect("builder") = self.headers;
         let mut request = request.body(Body::from(self.body)).expect("request");
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         let response = self.app.router.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
@@ -249,21 +242,17 @@ impl Reply {
     }
 
     pub fn set_cookie(&self) -> Option<String> {
-        self.headers
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().expect("ascii").to_owned())
+        self.headers.get(header::SET_COOKIE).map(|v| v.to_str().expect("ascii").to_owned())
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 }
 
 pub const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token expiresAt user { id email name image emailVerified createdAt updatedAt } } }";
-pub const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token expiresAt user { id email } } }";
+pub const LOGIN: &str =
+    "mutation Login($input: LoginInput!) { login(input: $input) { token expiresAt user { id email } } }";
 pub const ME: &str = "query Me { me { id email name emailVerified createdAt updatedAt } }";
 pub const LOGOUT: &str = "mutation Logout { logout }";
 
