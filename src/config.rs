@@ -1,9 +1,14 @@
 //! One typed configuration, read from flags and environment variables.
 //! `authgate --help` lists every option with its variable and default.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "authgate", version, about = "GraphQL authentication server")]
@@ -22,6 +27,8 @@ pub enum Command {
     Schema,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Delete expired sessions and spent or expired tokens once, then exit.
+    Cleanup,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +97,14 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 
+    /// How often expired sessions and tokens are deleted in the background (0s = never).
+    #[arg(long, env = "AUTHGATE_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub cleanup_interval: Duration,
+
+    /// Proxies (comma-separated IPs or CIDRs) whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "AUTHGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// Mark the session cookie `Secure` (set this when serving over HTTPS).
     #[arg(long, env = "AUTHGATE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,
@@ -142,6 +157,14 @@ impl Config {
     }
 }
 
+/// `10.0.0.0/8` or a single address such as `127.0.0.1`.
+fn parse_net(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{raw:?} is not an IP address or CIDR"))
+}
+
 /// The database URL with its password replaced, safe for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -172,6 +195,7 @@ impl fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
             .field("cookie_secure", &self.cookie_secure)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }

@@ -52,7 +52,14 @@ impl AuthError {
 
 impl From<DbErr> for AuthError {
     fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
+        Self::from_db(&err)
+    }
+}
+
+impl AuthError {
+    /// Logs a database error in full and classifies it for the client.
+    pub fn from_db(err: &DbErr) -> Self {
+        if is_unavailable(err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::ServiceUnavailable
         } else {

@@ -2,6 +2,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use authgate::{
+    auth::cleanup,
     clock::SystemClock,
     config::{Cli, Command, Config, LogFormat},
     db,
@@ -49,7 +50,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         db::migrate(&db).await?;
     }
     let bind = config.bind;
+    let cleanup_every = config.cleanup_interval;
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
+    if matches!(command, Command::Cleanup) {
+        let removed = cleanup::run_once(&state.auth).await?;
+        println!("removed {} expired sessions and {} stale tokens", removed.sessions, removed.tokens);
+        return Ok(());
+    }
+    if !cleanup_every.is_zero() {
+        tokio::spawn(cleanup::run_periodically(state.auth.clone(), cleanup_every));
+    }
     let listener =
         tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;

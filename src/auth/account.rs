@@ -1,14 +1,20 @@
 //! Sign-up and sign-in with email and password.
 
-use entity::{accounts, users};
+use std::collections::HashMap;
+
+use entity::{accounts, users, verification_tokens};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
     TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AuthContext, CREDENTIAL_PROVIDER, ClientMeta, session, validate};
+use super::{
+    AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    session::{self, CurrentSession},
+    validate,
+};
 use crate::error::AuthError;
 
 /// A user who just signed in, with the session's secret token.
@@ -120,4 +126,103 @@ pub async fn login(
     let new = session::create(&auth.db, auth, user.id, meta).await?;
     tracing::info!("login succeeded");
     Ok(SignedIn { token: new.token, session: new.session, user })
+}
+
+/// The user's `credential` account, if `password` is its password;
+/// `INVALID_CREDENTIALS` otherwise (also when the user has no password).
+async fn check_password(
+    auth: &AuthContext,
+    user_id: Uuid,
+    password: String,
+) -> Result<accounts::Model, AuthError> {
+    if password.chars().count() > validate::PASSWORD_MAX {
+        return Err(AuthError::InvalidCredentials);
+    }
+    let account = accounts::Entity::find()
+        .filter(accounts::Column::UserId.eq(user_id))
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .one(&auth.db)
+        .await?;
+    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
+    match account {
+        Some(account) if auth.hasher.verify(password, stored).await? => Ok(account),
+        _ => Err(AuthError::InvalidCredentials),
+    }
+}
+
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+    pub revoke_other_sessions: bool,
+}
+
+/// Sets a new password after checking the current one; ends the user's
+/// other sessions unless asked not to. Returns how many were ended.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn change_password(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    change: PasswordChange,
+) -> Result<u64, AuthError> {
+    validate::new_password(&change.new_password, "newPassword")?;
+    if change.new_password == change.current_password {
+        return Err(AuthError::bad_input("newPassword", "the new password must differ from the current one"));
+    }
+    let user_id = current.user.id;
+    let account = check_password(auth, user_id, change.current_password).await?;
+    let hash = auth.hasher.hash(change.new_password).await?;
+    let txn = auth.db.begin().await?;
+    accounts::ActiveModel {
+        id: Set(account.id),
+        password_hash: Set(Some(hash)),
+        updated_at: Set(auth.clock.now()),
+        ..Default::default()
+    }
+    .update(&txn)
+    .await?;
+    let revoked = if change.revoke_other_sessions {
+        session::revoke_others(&txn, user_id, Some(current.session.id)).await?
+    } else {
+        0
+    };
+    txn.commit().await?;
+    tracing::info!(revoked, "password changed");
+    Ok(revoked)
+}
+
+/// Removes the user with its sessions, accounts and tokens, in one
+/// transaction, after checking the password.
+#[instrument(skip_all, fields(user_id = %user_id))]
+pub async fn delete(auth: &AuthContext, user_id: Uuid, password: String) -> Result<(), AuthError> {
+    check_password(auth, user_id, password).await?;
+    let txn = auth.db.begin().await?;
+    // Explicit deletes, not only ON DELETE CASCADE: correct even where a
+    // connection runs with foreign keys off.
+    verification_tokens::Entity::delete_many()
+        .filter(verification_tokens::Column::UserId.eq(user_id))
+        .exec(&txn)
+        .await?;
+    session::revoke_others(&txn, user_id, None).await?;
+    accounts::Entity::delete_many().filter(accounts::Column::UserId.eq(user_id)).exec(&txn).await?;
+    users::Entity::delete_by_id(user_id).exec(&txn).await?;
+    txn.commit().await?;
+    tracing::info!("account deleted");
+    Ok(())
+}
+
+/// The sign-in methods of each user, oldest first: one query for all of them.
+pub async fn for_users(
+    auth: &AuthContext,
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<accounts::Model>>, DbErr> {
+    let rows = accounts::Entity::find()
+        .filter(accounts::Column::UserId.is_in(user_ids.iter().copied()))
+        .order_by_asc(accounts::Column::CreatedAt)
+        .all(&auth.db)
+        .await?;
+    let mut by_user: HashMap<Uuid, Vec<accounts::Model>> = HashMap::new();
+    for row in rows {
+        by_user.entry(row.user_id).or_default().push(row);
+    }
+    Ok(by_user)
 }

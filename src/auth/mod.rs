@@ -2,7 +2,9 @@
 //! nothing of GraphQL or HTTP; resolvers call them and map the result.
 
 pub mod account;
+pub mod cleanup;
 pub mod password;
+pub mod profile;
 pub mod session;
 pub mod token;
 pub mod validate;

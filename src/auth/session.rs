@@ -1,11 +1,13 @@
 //! Sessions: created at sign-in, resolved from a presented token, extended
 //! when used (sliding), revoked at sign-out.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{sessions, users};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, sea_query::Expr,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -106,4 +108,37 @@ pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Resu
         .exec(&auth.db)
         .await?;
     Ok(deleted.rows_affected > 0)
+}
+
+/// Deletes every session of `user_id` but `keep`; returns how many.
+#[instrument(skip_all, fields(user_id = %user_id))]
+pub async fn revoke_others(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64, AuthError> {
+    let mut delete = sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        delete = delete.filter(sessions::Column::Id.ne(keep));
+    }
+    Ok(delete.exec(conn).await?.rows_affected)
+}
+
+/// The live sessions of each user, newest first: one query for all of them.
+pub async fn live_for_users(
+    auth: &AuthContext,
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<sessions::Model>>, DbErr> {
+    let rows = sessions::Entity::find()
+        .filter(sessions::Column::UserId.is_in(user_ids.iter().copied()))
+        .filter(sessions::Column::ExpiresAt.gt(auth.clock.now()))
+        .order_by_desc(sessions::Column::CreatedAt)
+        .order_by_desc(sessions::Column::Id)
+        .all(&auth.db)
+        .await?;
+    let mut by_user: HashMap<Uuid, Vec<sessions::Model>> = HashMap::new();
+    for row in rows {
+        by_user.entry(row.user_id).or_default().push(row);
+    }
+    Ok(by_user)
 }

@@ -56,6 +56,25 @@ pub fn profile_name(name: Option<String>) -> Result<Option<String>, AuthError> {
     Ok(Some(name))
 }
 
+pub const IMAGE_URL_MAX: usize = 2048;
+
+/// An avatar URL: absolute `http` or `https` with a host, at most 2048 characters.
+pub fn image_url(raw: &str) -> Result<String, AuthError> {
+    let raw = raw.trim();
+    let invalid = || {
+        AuthError::bad_input(
+            "image",
+            format!("image must be an http(s) URL of at most {IMAGE_URL_MAX} characters"),
+        )
+    };
+    if raw.chars().count() > IMAGE_URL_MAX {
+        return Err(invalid());
+    }
+    let url = url::Url::parse(raw).map_err(|_| invalid())?;
+    let web = matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty());
+    if web && url.as_str().len() <= IMAGE_URL_MAX { Ok(url.into()) } else { Err(invalid()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +85,18 @@ mod tests {
         for bad in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
             assert_eq!(normalize_email(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn image_urls_must_be_web_urls() {
+        assert!(image_url("https://cdn.example.com/a.png").is_ok());
+        assert!(image_url("http://example.com/a.png?x=1").is_ok());
+        for bad in
+            ["javascript:alert(1)", "data:image/png;base64,AA", "ftp://x.com/a", "/a.png", "https://", ""]
+        {
+            assert!(image_url(bad).is_err(), "{bad}");
+        }
+        assert!(image_url(&format!("https://example.com/{}", "a".repeat(2048))).is_err());
     }
 
     #[test]

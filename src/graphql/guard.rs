@@ -60,6 +60,16 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
         .await
 }
 
+/// The caller's session, when it belongs to `user_id`: `FORBIDDEN` for
+/// another user's data, `UNAUTHENTICATED` without a session.
+pub async fn own_session<'a>(
+    ctx: &Context<'a>,
+    user_id: uuid::Uuid,
+) -> Result<&'a CurrentSession, AuthError> {
+    let current = current_session(ctx).await?;
+    if current.user.id == user_id { Ok(current) } else { Err(AuthError::Forbidden) }
+}
+
 /// Admits a field only for a caller with a live session.
 pub struct SessionGuard;
 

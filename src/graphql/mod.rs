@@ -3,6 +3,7 @@
 
 mod codes;
 pub mod guard;
+mod loaders;
 mod mutation;
 mod query;
 pub mod types;
@@ -12,6 +13,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use crate::{auth::AuthContext, config::Config};
 
 pub use codes::{BAD_REQUEST, ErrorCodes, PARSE_FAILED, with_code};
+pub use loaders::Loaders;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
@@ -19,7 +21,7 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema without runtime data: enough for its SDL.
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
         .extension(ErrorCodes)
         .limit_depth(16)
         .limit_complexity(1000)

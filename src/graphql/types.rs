@@ -2,12 +2,20 @@
 //! accident, so a password hash can never leak through a derive.
 
 use async_graphql::{
-    ID, InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value,
+    Context, ID, InputObject, InputValueError, InputValueResult, MaybeUndefined, Object, Scalar, ScalarType,
+    SimpleObject, Value,
 };
 use chrono::{SecondsFormat, Utc};
-use entity::users;
+use entity::{accounts, sessions, users};
 
-use crate::auth::account::{Registration, SignedIn};
+use super::{guard::own_session, loaders::Loaders};
+use crate::{
+    auth::{
+        account::{PasswordChange, Registration, SignedIn},
+        profile::ProfileUpdate,
+    },
+    error::{AuthError, GqlResult},
+};
 
 /// An RFC 3339 timestamp in UTC with the `Z` suffix, e.g. `2026-11-29T20:42:56.123Z`.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +76,89 @@ impl User {
     async fn updated_at(&self) -> DateTime {
         DateTime(self.0.updated_at)
     }
+
+    /// The user's live (unexpired, unrevoked) sessions, newest first. Visible
+    /// only to the user's own session: `FORBIDDEN` to anyone else.
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
+        let current = own_session(ctx, self.0.id).await.gql()?;
+        let rows = ctx.data::<Loaders>()?.sessions.load_one(self.0.id).await;
+        let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
+        Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
+    }
+
+    /// The ways this user can sign in (`providerId` `"credential"` is email
+    /// and password). Visible only to the user's own session.
+    async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
+        own_session(ctx, self.0.id).await.gql()?;
+        let rows = ctx.data::<Loaders>()?.accounts.load_one(self.0.id).await;
+        let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
+        Ok(rows.into_iter().map(Account).collect())
+    }
+}
+
+/// A signed-in device or browser.
+pub struct Session {
+    row: sessions::Model,
+    current: bool,
+}
+
+#[Object]
+impl Session {
+    /// Pass it to `revokeSession` to sign that device out.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// When the session was signed in.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.row.created_at)
+    }
+
+    /// When it ends unless used again (never past 30 days after sign-in by default).
+    async fn expires_at(&self) -> DateTime {
+        DateTime(self.row.expires_at)
+    }
+
+    /// The client's address at sign-in.
+    async fn ip_address(&self) -> Option<&str> {
+        self.row.ip_address.as_deref()
+    }
+
+    /// The client's `User-Agent` at sign-in.
+    async fn user_agent(&self) -> Option<&str> {
+        self.row.user_agent.as_deref()
+    }
+
+    /// Whether this is the session making the request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
+/// A way to sign in, linked to a user.
+pub struct Account(accounts::Model);
+
+#[Object]
+impl Account {
+    /// Identifier of the link.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// `"credential"` for email and password, else the OAuth provider's name.
+    async fn provider_id(&self) -> &str {
+        &self.0.provider_id
+    }
+
+    /// The user's id at the provider (for `credential`, the user's own id).
+    async fn account_id(&self) -> &str {
+        &self.0.account_id
+    }
+
+    /// When the sign-in method was linked.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
 }
 
 /// The result of signing in: the session token (also set as the
@@ -112,4 +203,49 @@ pub struct LoginInput {
     pub email: String,
     /// The account's password.
     pub password: String,
+}
+
+/// A new password, proven by the current one.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// The password in use now.
+    pub current_password: String,
+    /// 8 to 128 characters, different from the current one.
+    pub new_password: String,
+    /// Sign out every other session (default true).
+    #[graphql(default = true)]
+    pub revoke_other_sessions: bool,
+}
+
+impl From<ChangePasswordInput> for PasswordChange {
+    fn from(input: ChangePasswordInput) -> Self {
+        Self {
+            current_password: input.current_password,
+            new_password: input.new_password,
+            revoke_other_sessions: input.revoke_other_sessions,
+        }
+    }
+}
+
+/// Profile changes: an omitted field stays as it is, `null` clears it.
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    /// Display name, at most 100 characters.
+    pub name: MaybeUndefined<String>,
+    /// Avatar URL: `http` or `https`, at most 2048 characters.
+    pub image: MaybeUndefined<String>,
+}
+
+fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+impl From<UpdateProfileInput> for ProfileUpdate {
+    fn from(input: UpdateProfileInput) -> Self {
+        Self { name: change(input.name), image: change(input.image) }
+    }
 }

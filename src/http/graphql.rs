@@ -1,31 +1,26 @@
 //! GraphQL over HTTP: `POST /graphql` (JSON) runs anything, `GET /graphql`
 //! runs queries only (and serves GraphiQL to browsers).
 
-use std::net::SocketAddr;
-
 use async_graphql::{
     ServerError,
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
     body::Body,
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
 };
 use serde_json::Value;
 
 use super::{
-    AppState, cookie,
+    AppState, client, cookie,
     respond::{self, Format},
 };
-use crate::{
-    auth::ClientMeta,
-    graphql::{
-        BAD_REQUEST,
-        guard::{PresentedToken, RequestAuth, TokenSource},
-        with_code,
-    },
+use crate::graphql::{
+    BAD_REQUEST, Loaders,
+    guard::{PresentedToken, RequestAuth, TokenSource},
+    with_code,
 };
 
 /// Why a request was refused before execution.
@@ -138,7 +133,8 @@ async fn run(
     token: Option<PresentedToken>,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
-    let request = request.data(RequestAuth::new(token)).data(client_meta(parts));
+    let meta = client::meta(parts, &state.auth.config.trusted_proxies);
+    let request = request.data(RequestAuth::new(token)).data(meta).data(Loaders::new(&state.auth));
     state.schema.execute(request).await
 }
 
@@ -238,15 +234,4 @@ fn csrf_proof(headers: &HeaderMap) -> bool {
 
 fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
-}
-
-fn client_meta(parts: &Parts) -> ClientMeta {
-    let ip_address =
-        parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(512).collect());
-    ClientMeta { ip_address, user_agent }
 }

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extracting credentials and client details, and
 //! GraphQL over HTTP.
 
+mod client;
 pub mod cookie;
 mod graphql;
 mod health;

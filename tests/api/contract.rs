@@ -6,7 +6,18 @@ use std::path::PathBuf;
 use apollo_compiler::{ExecutableDocument, Schema, ast};
 
 /// Operations of `../shared/contract/operations.graphql` the server implements so far.
-const IMPLEMENTED: &[&str] = &["Register", "Login", "Logout", "Me"];
+const IMPLEMENTED: &[&str] = &[
+    "Register",
+    "Login",
+    "Logout",
+    "Me",
+    "MySessions",
+    "RevokeSession",
+    "RevokeOtherSessions",
+    "ChangePassword",
+    "UpdateProfile",
+    "DeleteAccount",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

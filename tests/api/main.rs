@@ -4,5 +4,6 @@ mod common;
 
 mod auth;
 mod contract;
+mod sessions;
 mod tcp;
 mod transport;

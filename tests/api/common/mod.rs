@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
 use authgate::{clock::ManualClock, config::Config, http::AppState};
 use axum::{
@@ -22,6 +25,9 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub clock: ManualClock,
+    /// SQL of every statement the app ran, in order (see `take_statements`).
+    statements: Arc<Mutex<Vec<String>>>,
+    url: String,
     guard: DbGuard,
 }
 
@@ -96,12 +102,35 @@ impl TestApp {
     async fn start(url: &str, guard: DbGuard, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(url);
         tweak(&mut config);
-        let db = authgate::db::connect(&config).await.expect("connect");
+        let mut db = authgate::db::connect(&config).await.expect("connect");
         authgate::db::migrate(&db).await.expect("migrate");
+        let statements = Arc::new(Mutex::new(Vec::new()));
+        let recorder = statements.clone();
+        db.set_metric_callback(move |info| {
+            recorder.lock().unwrap().push(info.statement.sql.clone());
+        });
         let clock = ManualClock::new();
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
         let router = authgate::app(state.clone());
-        Self { router, state, clock, guard }
+        Self { router, state, clock, statements, url: url.to_owned(), guard }
+    }
+
+    /// Another server instance (own pool, own state) on the same database.
+    pub async fn second_instance(&self) -> Router {
+        let config = test_config(&self.url);
+        let db = authgate::db::connect(&config).await.expect("connect");
+        let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
+        authgate::app(state)
+    }
+
+    /// The statements run since the last call.
+    pub fn take_statements(&self) -> Vec<String> {
+        std::mem::take(&mut *self.statements.lock().unwrap())
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use authgate::clock::Clock;
+        self.clock.now()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -114,6 +143,28 @@ impl TestApp {
 
     pub fn post(&self) -> Call<'_> {
         Call::new(self, Method::POST, "/graphql")
+    }
+
+    /// A request to another router (e.g. `second_instance`).
+    pub fn post_to<'a>(&'a self, router: &Router) -> Call<'a> {
+        let mut call = self.post();
+        call.router = Some(router.clone());
+        call
+    }
+
+    /// POST with a bearer token.
+    pub async fn authed(&self, token: &str, query: &str, variables: Value) -> Reply {
+        self.post().graphql(query, variables).bearer(token).send().await
+    }
+
+    /// The caller's live sessions as `(id, current)`, newest first.
+    pub async fn sessions(&self, token: &str) -> Vec<(String, bool)> {
+        let reply = self.authed(token, MY_SESSIONS, json!({})).await;
+        let list = reply.body["data"]["me"]["sessions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", reply.body))
+            .clone();
+        list.iter().map(|s| (str_of(&s["id"]), s["current"].as_bool().unwrap())).collect()
     }
 
     pub fn get(&self, uri: &str) -> Call<'_> {
@@ -168,6 +219,7 @@ pub fn str_of(v: &Value) -> String {
 /// One HTTP request to the router (`tower::ServiceExt::oneshot`), as if from 127.0.0.1.
 pub struct Call<'a> {
     app: &'a TestApp,
+    router: Option<Router>,
     method: Method,
     uri: String,
     headers: HeaderMap,
@@ -176,7 +228,7 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new(app: &'a TestApp, method: Method, uri: &str) -> Self {
-        Self { app, method, uri: uri.to_owned(), headers: HeaderMap::new(), body: Vec::new() }
+        Self { app, router: None, method, uri: uri.to_owned(), headers: HeaderMap::new(), body: Vec::new() }
     }
 
     pub fn graphql(self, query: &str, variables: Value) -> Self {
@@ -204,6 +256,10 @@ impl<'a> Call<'a> {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
+    pub fn forwarded_for(self, hops: &str) -> Self {
+        self.header("x-forwarded-for", hops)
+    }
+
     pub fn cookie(self, token: &str) -> Self {
         self.header("cookie", &format!("theme=dark; session_token={token}"))
     }
@@ -213,7 +269,8 @@ impl<'a> Call<'a> {
         *request.headers_mut().expect("builder") = self.headers;
         let mut request = request.body(Body::from(self.body)).expect("request");
         request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        let response = self.app.router.clone().oneshot(request).await.expect("infallible");
+        let router = self.router.unwrap_or_else(|| self.app.router.clone());
+        let response = router.oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
@@ -255,6 +312,7 @@ pub const LOGIN: &str =
     "mutation Login($input: LoginInput!) { login(input: $input) { token expiresAt user { id email } } }";
 pub const ME: &str = "query Me { me { id email name emailVerified createdAt updatedAt } }";
 pub const LOGOUT: &str = "mutation Logout { logout }";
+pub const MY_SESSIONS: &str = "query MySessions { me { id sessions { id createdAt expiresAt ipAddress userAgent current } accounts { id providerId accountId createdAt } } }";
 
 /// Runs each named async test fn on SQLite and, when configured, PostgreSQL.
 #[macro_export]

@@ -1,0 +1,82 @@
+//! Deleting expired sessions and expired or spent verification tokens, in
+//! bounded batches so no statement holds locks for long.
+
+use entity::{sessions, verification_tokens};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::AuthContext;
+use crate::error::AuthError;
+
+/// Rows deleted per statement.
+pub const BATCH: u64 = 500;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub sessions: u64,
+    pub tokens: u64,
+}
+
+/// One full pass; returns how many rows of each kind were deleted.
+pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
+    let now = auth.clock.now();
+    let removed = Removed {
+        sessions: delete_in_batches::<sessions::Entity>(
+            auth,
+            sessions::Column::Id,
+            Condition::all().add(sessions::Column::ExpiresAt.lte(now)),
+        )
+        .await?,
+        tokens: delete_in_batches::<verification_tokens::Entity>(
+            auth,
+            verification_tokens::Column::Id,
+            Condition::any()
+                .add(verification_tokens::Column::ExpiresAt.lte(now))
+                .add(verification_tokens::Column::ConsumedAt.is_not_null()),
+        )
+        .await?,
+    };
+    if removed != Removed::default() {
+        tracing::info!(sessions = removed.sessions, tokens = removed.tokens, "expired data removed");
+    }
+    Ok(removed)
+}
+
+/// Deletes the rows matching `stale`, `BATCH` ids at a time.
+async fn delete_in_batches<E: EntityTrait>(
+    auth: &AuthContext,
+    id: E::Column,
+    stale: Condition,
+) -> Result<u64, DbErr> {
+    let mut total = 0;
+    loop {
+        let ids: Vec<Uuid> = E::find()
+            .select_only()
+            .column(id)
+            .filter(stale.clone())
+            .limit(BATCH)
+            .into_tuple()
+            .all(&auth.db)
+            .await?;
+        let last = (ids.len() as u64) < BATCH;
+        if !ids.is_empty() {
+            total += E::delete_many().filter(id.is_in(ids)).exec(&auth.db).await?.rows_affected;
+        }
+        if last {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs `run_once` every `interval` until the process ends; failures are
+/// logged and retried at the next tick.
+pub async fn run_periodically(auth: AuthContext, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = run_once(&auth).await {
+            tracing::warn!(error = %e, "cleanup failed; retrying at the next interval");
+        }
+    }
+}

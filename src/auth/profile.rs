@@ -1,0 +1,32 @@
+//! Editing the user's own profile.
+
+use entity::users;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use tracing::instrument;
+
+use super::{AuthContext, validate};
+use crate::error::AuthError;
+
+/// `None`: leave as it is; `Some(None)`: clear; `Some(Some(v))`: set.
+#[derive(Default)]
+pub struct ProfileUpdate {
+    pub name: Option<Option<String>>,
+    pub image: Option<Option<String>>,
+}
+
+#[instrument(skip_all, fields(user_id = %user.id))]
+pub async fn update(
+    auth: &AuthContext,
+    user: &users::Model,
+    update: ProfileUpdate,
+) -> Result<users::Model, AuthError> {
+    let mut row = users::ActiveModel { id: Set(user.id), ..Default::default() };
+    if let Some(name) = update.name {
+        row.name = Set(validate::profile_name(name)?);
+    }
+    if let Some(image) = update.image {
+        row.image = Set(image.map(|url| validate::image_url(&url)).transpose()?);
+    }
+    row.updated_at = Set(auth.clock.now());
+    Ok(row.update(&auth.db).await?)
+}

@@ -1,0 +1,59 @@
+use async_graphql::{Context, Object};
+
+use crate::{
+    auth::{AuthContext, account, profile},
+    error::GqlResult,
+    graphql::{
+        guard::{SessionGuard, current_session},
+        types::{ChangePasswordInput, UpdateProfileInput, User},
+    },
+    http::cookie,
+};
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Replaces the password. `INVALID_CREDENTIALS` when `currentPassword` is
+    /// wrong; `BAD_USER_INPUT` (field `newPassword`) when the new one is outside
+    /// the policy or equals the current one. Signs out the other sessions
+    /// unless `revokeOtherSessions` is false.
+    #[graphql(guard = "SessionGuard")]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        account::change_password(auth, current, input.into()).await.gql()?;
+        Ok(true)
+    }
+
+    /// Edits the caller's profile: an omitted field stays, `null` clears it.
+    /// `BAD_USER_INPUT` (field `name` or `image`) for a name over 100
+    /// characters or an image that is not an http(s) URL of at most 2048.
+    #[graphql(guard = "SessionGuard")]
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProfileInput,
+    ) -> async_graphql::Result<User> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        let user = profile::update(auth, &current.user, input.into()).await.gql()?;
+        Ok(User(user))
+    }
+
+    /// Deletes the caller's account with its sessions, sign-in methods and
+    /// tokens, after checking the password (`INVALID_CREDENTIALS` when wrong).
+    #[graphql(guard = "SessionGuard")]
+    async fn delete_account(&self, ctx: &Context<'_>, password: String) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        account::delete(auth, current.user.id, password).await.gql()?;
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        Ok(true)
+    }
+}

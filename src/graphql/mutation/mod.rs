@@ -1,0 +1,16 @@
+//! Mutations, grouped by what they act on and merged into one root.
+
+mod account;
+mod sessions;
+mod sign_in;
+
+use async_graphql::MergedObject;
+
+/// Sign up, sign in and out, and manage sessions and the account.
+///
+/// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
+/// `BAD_USER_INPUT` (with `extensions.field`), `INVALID_CREDENTIALS`,
+/// `EMAIL_TAKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
+/// `SERVICE_UNAVAILABLE` (retry later), `INTERNAL_SERVER_ERROR`.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(sign_in::SignInMutation, sessions::SessionMutation, account::AccountMutation);

@@ -1,0 +1,54 @@
+use async_graphql::{Context, ID, Object};
+use uuid::Uuid;
+
+use crate::{
+    auth::{AuthContext, session},
+    error::GqlResult,
+    graphql::guard::{SessionGuard, current_session},
+    http::cookie,
+};
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Ends the current session at once (its token stops working everywhere)
+    /// and clears the cookie. `UNAUTHENTICATED` without a live session.
+    #[graphql(guard = "SessionGuard")]
+    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        session::revoke(auth, current.user.id, current.session.id).await.gql()?;
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        Ok(true)
+    }
+
+    /// Signs out one of the caller's own sessions: `true` when it was live and
+    /// is now revoked, `false` when the caller has no such session (another
+    /// user's session id answers exactly like an unknown one). Revoking the
+    /// current session works like `logout`.
+    #[graphql(guard = "SessionGuard")]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        let Ok(session_id) = Uuid::parse_str(&id) else {
+            return Ok(false);
+        };
+        let revoked = session::revoke(auth, current.user.id, session_id).await.gql()?;
+        if revoked && session_id == current.session.id {
+            ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        }
+        Ok(revoked)
+    }
+
+    /// Signs out every session of the caller but the current one; returns how many.
+    #[graphql(guard = "SessionGuard")]
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        let revoked =
+            session::revoke_others(&auth.db, current.user.id, Some(current.session.id)).await.gql()?;
+        Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
+    }
+}

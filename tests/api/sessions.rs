@@ -1,0 +1,354 @@
+//! Session management and the account lifecycle, on both backends.
+
+use chrono::Duration;
+use entity::{accounts, sessions, users, verification_tokens};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    both_backends,
+    common::{LOGOUT, ME, MY_SESSIONS, TestApp, str_of},
+};
+
+both_backends!(
+    sessions_list_live_ones_newest_first,
+    loaders_read_each_table_once,
+    sliding_refresh_writes_once_per_update_age,
+    sessions_never_outlive_the_absolute_maximum,
+    revoke_session_touches_only_own_sessions,
+    revoke_other_sessions_counts,
+    change_password_checks_and_revokes,
+    update_profile_edits_only_given_fields,
+    delete_account_removes_everything,
+    cleanup_deletes_expired_rows_in_batches,
+    revocation_is_seen_by_every_instance,
+    forwarded_for_only_from_trusted_proxies,
+);
+
+const PW: &str = "a fine password";
+const REVOKE: &str = "mutation RevokeSession($id: ID!) { revokeSession(id: $id) }";
+const REVOKE_OTHERS: &str = "mutation RevokeOtherSessions { revokeOtherSessions }";
+const CHANGE: &str =
+    "mutation ChangePassword($input: ChangePasswordInput!) { changePassword(input: $input) }";
+const UPDATE: &str = "mutation UpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { id name image updatedAt } }";
+const DELETE: &str = "mutation DeleteAccount($password: String!) { deleteAccount(password: $password) }";
+
+async fn login_as(app: &TestApp, email: &str, password: &str, agent: &str) -> String {
+    let reply = app
+        .post()
+        .graphql(crate::common::LOGIN, json!({ "input": { "email": email, "password": password } }))
+        .header("user-agent", agent)
+        .send()
+        .await;
+    str_of(&reply.body["data"]["login"]["token"])
+}
+
+async fn sessions_list_live_ones_newest_first(app: TestApp) {
+    let (first, user_id) = app.register("list@example.com", PW).await;
+    app.clock.advance(Duration::seconds(1));
+    let second = login_as(&app, "list@example.com", PW, "Firefox/130").await;
+    app.clock.advance(Duration::seconds(1));
+    let third = login_as(&app, "list@example.com", PW, "Safari/18").await;
+
+    let reply = app.authed(&third, MY_SESSIONS, json!({})).await;
+    let me = &reply.body["data"]["me"];
+    let list = me["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["userAgent"], "Safari/18", "newest first");
+    assert_eq!(list[1]["userAgent"], "Firefox/130");
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[0]["ipAddress"], "127.0.0.1");
+    assert!(str_of(&list[0]["expiresAt"]).ends_with('Z'));
+    let accounts = me["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["providerId"], "credential");
+    assert_eq!(accounts[0]["accountId"], user_id.as_str());
+
+    app.authed(&first, LOGOUT, json!({})).await;
+    assert_eq!(app.sessions(&third).await.len(), 2, "revoked sessions are not listed");
+    // Six days on, only the session used since is alive two days later.
+    app.clock.advance(Duration::days(6));
+    app.me(&third).await;
+    app.clock.advance(Duration::days(2));
+    let live = app.sessions(&third).await;
+    assert_eq!(live.len(), 1, "expired sessions are not listed");
+    assert_eq!(app.me(&second).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.count(sessions::Entity).await, 2, "still in the table until cleanup");
+}
+
+async fn loaders_read_each_table_once(app: TestApp) {
+    let (token, _) = app.register("loader@example.com", PW).await;
+    login_as(&app, "loader@example.com", PW, "other").await;
+    app.take_statements();
+    let query = "{ a: me { sessions { id } accounts { id } } b: me { sessions { current } accounts { providerId } } c: me { sessions { id } } }";
+    let reply = app.authed(&token, query, json!({})).await;
+    assert_eq!(reply.body["data"]["c"]["sessions"].as_array().unwrap().len(), 2, "{}", reply.body);
+    let statements = app.take_statements();
+    let reading =
+        |table: &str| statements.iter().filter(|sql| sql.contains(&format!(r#"FROM "{table}""#))).count();
+    // One to resolve the token (sessions JOIN users), one per loader.
+    assert_eq!(reading("sessions"), 2, "{statements:#?}");
+    assert_eq!(reading("accounts"), 1, "{statements:#?}");
+    assert_eq!(statements.len(), 3, "{statements:#?}");
+}
+
+async fn sliding_refresh_writes_once_per_update_age(app: TestApp) {
+    let (token, _) = app.register("slide@example.com", PW).await;
+    let updates = |statements: Vec<String>| statements.iter().filter(|s| s.starts_with("UPDATE")).count();
+    app.take_statements();
+    for _ in 0..5 {
+        app.me(&token).await;
+    }
+    assert_eq!(updates(app.take_statements()), 0, "reads stay reads within update_age");
+
+    app.clock.advance(Duration::days(1) + Duration::seconds(1));
+    let cookie_reply = app.post().graphql(ME, json!({})).cookie(&token).send().await;
+    assert_eq!(updates(app.take_statements()), 1, "one extension when due");
+    let cookie = cookie_reply.set_cookie().expect("a refreshed cookie session gets a fresh cookie");
+    assert!(cookie.contains("Max-Age=604800"), "{cookie}");
+    let row = sessions::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(row.expires_at, app.clock_now() + Duration::days(7));
+
+    for _ in 0..3 {
+        app.me(&token).await;
+    }
+    assert_eq!(updates(app.take_statements()), 0);
+}
+
+async fn sessions_never_outlive_the_absolute_maximum(app: TestApp) {
+    let (token, _) = app.register("max@example.com", PW).await;
+    let created = app.clock_now();
+    for _ in 0..4 {
+        app.clock.advance(Duration::days(6));
+        assert!(app.me(&token).await.body["data"]["me"].is_object(), "alive while used");
+    }
+    let row = sessions::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(row.expires_at, created + Duration::days(30), "capped at 30 days after sign-in");
+    app.clock.advance(Duration::days(6));
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "day 30 is the end, used or not");
+}
+
+async fn revoke_session_touches_only_own_sessions(app: TestApp) {
+    let (alice, _) = app.register("alice@example.com", PW).await;
+    let alice2 = login_as(&app, "alice@example.com", PW, "phone").await;
+    let (bob, _) = app.register("bob@example.com", PW).await;
+    let bob_session = app.sessions(&bob).await[0].0.clone();
+
+    for id in [bob_session.as_str(), &Uuid::new_v4().to_string(), "not-a-uuid"] {
+        let reply = app.authed(&alice, REVOKE, json!({ "id": id })).await;
+        assert_eq!(reply.body["data"]["revokeSession"], false, "{id}: {}", reply.body);
+    }
+    assert!(app.me(&bob).await.body["data"]["me"].is_object(), "bob untouched");
+
+    let phone = app.sessions(&alice).await.into_iter().find(|(_, current)| !current).unwrap().0;
+    assert_eq!(app.authed(&alice, REVOKE, json!({ "id": phone })).await.body["data"]["revokeSession"], true);
+    assert_eq!(app.me(&alice2).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.authed(&alice, REVOKE, json!({ "id": phone })).await.body["data"]["revokeSession"], false);
+
+    let own = app.sessions(&alice).await[0].0.clone();
+    let reply = app.authed(&alice, REVOKE, json!({ "id": own })).await;
+    assert_eq!(reply.body["data"]["revokeSession"], true);
+    assert!(reply.set_cookie().unwrap().contains("Max-Age=0"), "like logout");
+    assert_eq!(app.me(&alice).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.gql(REVOKE, json!({ "id": own })).await.code(), Some("UNAUTHENTICATED"));
+}
+
+async fn revoke_other_sessions_counts(app: TestApp) {
+    let (keep, _) = app.register("others@example.com", PW).await;
+    let a = login_as(&app, "others@example.com", PW, "a").await;
+    let b = login_as(&app, "others@example.com", PW, "b").await;
+    let (stranger, _) = app.register("stranger@example.com", PW).await;
+    assert_eq!(app.authed(&keep, REVOKE_OTHERS, json!({})).await.body["data"]["revokeOtherSessions"], 2);
+    assert_eq!(app.me(&a).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.me(&b).await.code(), Some("UNAUTHENTICATED"));
+    assert!(app.me(&keep).await.body["data"]["me"].is_object());
+    assert!(app.me(&stranger).await.body["data"]["me"].is_object());
+    assert_eq!(app.authed(&keep, REVOKE_OTHERS, json!({})).await.body["data"]["revokeOtherSessions"], 0);
+}
+
+async fn change_password_checks_and_revokes(app: TestApp) {
+    let (token, _) = app.register("change@example.com", PW).await;
+    let other = login_as(&app, "change@example.com", PW, "other").await;
+    let change =
+        |current: &str, new: &str| json!({ "input": { "currentPassword": current, "newPassword": new } });
+
+    let wrong = app.authed(&token, CHANGE, change("not my password", "brand new password")).await;
+    assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));
+    for (new, why) in [("short", "too short"), (PW, "same as the current one")] {
+        let reply = app.authed(&token, CHANGE, change(PW, new)).await;
+        assert_eq!(reply.code(), Some("BAD_USER_INPUT"), "{why}");
+        assert_eq!(reply.field(), Some("newPassword"), "{why}");
+    }
+    assert!(app.me(&other).await.body["data"]["me"].is_object(), "failures revoke nothing");
+    assert_eq!(app.gql(CHANGE, change(PW, "brand new password")).await.code(), Some("UNAUTHENTICATED"));
+
+    assert_eq!(
+        app.authed(&token, CHANGE, change(PW, "brand new password")).await.body["data"]["changePassword"],
+        true
+    );
+    assert_eq!(app.me(&other).await.code(), Some("UNAUTHENTICATED"), "other sessions revoked");
+    assert!(app.me(&token).await.body["data"]["me"].is_object(), "the current one stays");
+    assert_eq!(app.login("change@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
+    let again = login_as(&app, "change@example.com", "brand new password", "again").await;
+
+    let keep_others = json!({ "input": { "currentPassword": "brand new password", "newPassword": "third password", "revokeOtherSessions": false } });
+    assert_eq!(app.authed(&token, CHANGE, keep_others).await.body["data"]["changePassword"], true);
+    assert!(app.me(&again).await.body["data"]["me"].is_object(), "kept when asked");
+}
+
+async fn update_profile_edits_only_given_fields(app: TestApp) {
+    let (token, _) = app.register("profile@example.com", PW).await;
+    app.clock.advance(Duration::seconds(5));
+    let set = app
+        .authed(
+            &token,
+            UPDATE,
+            json!({ "input": { "name": " Ada Lovelace ", "image": "https://cdn.example.com/ada.png" } }),
+        )
+        .await;
+    let user = &set.body["data"]["updateProfile"];
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["image"], "https://cdn.example.com/ada.png");
+    let stamp = chrono::DateTime::parse_from_rfc3339(&str_of(&user["updatedAt"])).unwrap();
+    assert_eq!(stamp.timestamp_millis(), app.clock_now().timestamp_millis(), "updatedAt moved");
+
+    let cleared = app.authed(&token, UPDATE, json!({ "input": { "image": null } })).await;
+    assert_eq!(cleared.body["data"]["updateProfile"]["name"], "Ada Lovelace", "omitted: kept");
+    assert_eq!(cleared.body["data"]["updateProfile"]["image"], serde_json::Value::Null, "null: cleared");
+
+    let bad = [
+        (json!({ "image": "javascript:alert(1)" }), "image"),
+        (json!({ "image": format!("https://example.com/{}", "a".repeat(2048)) }), "image"),
+        (json!({ "image": "ftp://example.com/a.png" }), "image"),
+        (json!({ "name": "n".repeat(101), "image": "https://ok.example.com/a.png" }), "name"),
+    ];
+    for (input, field) in bad {
+        let reply = app.authed(&token, UPDATE, json!({ "input": input })).await;
+        assert_eq!(reply.code(), Some("BAD_USER_INPUT"), "{input}");
+        assert_eq!(reply.field(), Some(field), "{input}");
+    }
+    let row = users::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(
+        (row.name.as_deref(), row.image),
+        (Some("Ada Lovelace"), None),
+        "failed updates changed nothing"
+    );
+    assert_eq!(app.gql(UPDATE, json!({ "input": { "name": "x" } })).await.code(), Some("UNAUTHENTICATED"));
+}
+
+async fn delete_account_removes_everything(app: TestApp) {
+    let (token, user_id) = app.register("leaving@example.com", PW).await;
+    let other = login_as(&app, "leaving@example.com", PW, "other").await;
+    let (stays, _) = app.register("stays@example.com", PW).await;
+    let user_id = Uuid::parse_str(&user_id).unwrap();
+    let now = app.clock_now();
+    verification_tokens::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        purpose: Set("email_verification".into()),
+        token_hash: Set(vec![7; 32]),
+        expires_at: Set(now + Duration::days(1)),
+        consumed_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(app.db())
+    .await
+    .unwrap();
+
+    let wrong = app.authed(&token, DELETE, json!({ "password": "wrong password" })).await;
+    assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(app.count(users::Entity).await, 2, "nothing deleted");
+
+    let reply = app.authed(&token, DELETE, json!({ "password": PW })).await;
+    assert_eq!(reply.body["data"]["deleteAccount"], true);
+    assert!(reply.set_cookie().unwrap().contains("Max-Age=0"));
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.me(&other).await.code(), Some("UNAUTHENTICATED"));
+    for count in [
+        sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .all(app.db())
+            .await
+            .unwrap()
+            .len(),
+        accounts::Entity::find()
+            .filter(accounts::Column::UserId.eq(user_id))
+            .all(app.db())
+            .await
+            .unwrap()
+            .len(),
+        verification_tokens::Entity::find().all(app.db()).await.unwrap().len(),
+    ] {
+        assert_eq!(count, 0);
+    }
+    assert!(users::Entity::find_by_id(user_id).one(app.db()).await.unwrap().is_none());
+    assert_eq!(app.login("leaving@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
+    assert!(app.me(&stays).await.body["data"]["me"].is_object(), "other users untouched");
+    app.register("leaving@example.com", "a new beginning").await;
+}
+
+async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
+    let (_, user_id) = app.register("clean@example.com", PW).await;
+    let user_id = Uuid::parse_str(&user_id).unwrap();
+    let now = app.clock_now();
+    let expired = (0..1_100).map(|i| sessions::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        token_hash: Set(Uuid::new_v4().as_bytes().repeat(2)),
+        expires_at: Set(now - Duration::seconds(i + 1)),
+        created_at: Set(now - Duration::days(8)),
+        updated_at: Set(now - Duration::days(8)),
+        ip_address: Set(None),
+        user_agent: Set(None),
+    });
+    for chunk in expired.collect::<Vec<_>>().chunks(200) {
+        sessions::Entity::insert_many(chunk.to_vec()).exec(app.db()).await.unwrap();
+    }
+    let token = |purpose: &str, expires_in: Duration, consumed: bool| verification_tokens::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        purpose: Set(purpose.into()),
+        token_hash: Set(Uuid::new_v4().as_bytes().to_vec()),
+        expires_at: Set(now + expires_in),
+        consumed_at: Set(consumed.then_some(now)),
+        created_at: Set(now),
+    };
+    for row in [
+        token("password_reset", Duration::hours(-1), false),
+        token("email_verification", Duration::hours(1), true),
+        token("email_verification", Duration::hours(1), false),
+    ] {
+        row.insert(app.db()).await.unwrap();
+    }
+
+    let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!((removed.sessions, removed.tokens), (1_100, 2));
+    assert_eq!(app.count(sessions::Entity).await, 1, "the live session stays");
+    assert_eq!(app.count(verification_tokens::Entity).await, 1, "the live token stays");
+    let again = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!((again.sessions, again.tokens), (0, 0));
+}
+
+async fn revocation_is_seen_by_every_instance(app: TestApp) {
+    let other = app.second_instance().await;
+    let (token, _) = app.register("everywhere@example.com", PW).await;
+    let me = app.post_to(&other).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(me.body["data"]["me"]["email"], "everywhere@example.com");
+    app.authed(&token, LOGOUT, json!({})).await;
+    let after = app.post_to(&other).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(after.code(), Some("UNAUTHENTICATED"), "revoked on one instance, refused on the other");
+}
+
+async fn forwarded_for_only_from_trusted_proxies(app: TestApp) {
+    let register = |email: &str| json!({ "query": crate::common::REGISTER, "variables": { "input": { "email": email, "password": PW } } });
+    app.post().json(&register("direct@example.com")).forwarded_for("6.6.6.6").send().await;
+    let row = sessions::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(row.ip_address.as_deref(), Some("127.0.0.1"), "header ignored by default");
+
+    let proxied = TestApp::sqlite_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    proxied.post().json(&register("proxied@example.com")).forwarded_for("6.6.6.6, 203.0.113.5").send().await;
+    let row = sessions::Entity::find().one(proxied.db()).await.unwrap().unwrap();
+    assert_eq!(row.ip_address.as_deref(), Some("203.0.113.5"), "first untrusted hop from the right");
+}
