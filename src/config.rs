@@ -4,11 +4,14 @@
 use std::{
     fmt,
     net::{IpAddr, SocketAddr},
+    path::PathBuf,
     time::Duration,
 };
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+
+use crate::mail::SmtpTls;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "authgate", version, about = "GraphQL authentication server")]
@@ -45,8 +48,13 @@ pub enum LogFormat {
 
 #[derive(Args, Clone)]
 pub struct Config {
-    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db?sslmode=require`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/authgate.db?mode=rwc")]
+    /// Database URL (its password never appears in logs): `sqlite://path?mode=rwc` or `postgres://user:pass@host/db?sslmode=require`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/authgate.db?mode=rwc",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
@@ -104,6 +112,50 @@ pub struct Config {
     /// Proxies (comma-separated IPs or CIDRs) whose `X-Forwarded-For` is believed.
     #[arg(long, env = "AUTHGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Public URL of the app that opens mailed links (`{APP_URL}/verify-email?token=...`).
+    #[arg(long, env = "AUTHGATE_APP_URL", default_value = "http://localhost:3000")]
+    pub app_url: String,
+
+    /// Require a verified email to sign in (`login` answers `EMAIL_NOT_VERIFIED`).
+    #[arg(long, env = "AUTHGATE_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_email_verification: bool,
+
+    /// Lifetime of an email verification link.
+    #[arg(long, env = "AUTHGATE_EMAIL_VERIFICATION_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub email_verification_ttl: Duration,
+
+    /// Lifetime of a password reset link.
+    #[arg(long, env = "AUTHGATE_PASSWORD_RESET_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub password_reset_ttl: Duration,
+
+    /// SMTP server; when unset, mail is written to `--outbox-dir` instead.
+    #[arg(long, env = "AUTHGATE_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// SMTP port.
+    #[arg(long, env = "AUTHGATE_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+
+    /// SMTP transport security.
+    #[arg(long, env = "AUTHGATE_SMTP_TLS", value_enum, default_value = "starttls")]
+    pub smtp_tls: SmtpTls,
+
+    /// SMTP user name.
+    #[arg(long, env = "AUTHGATE_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+
+    /// SMTP password.
+    #[arg(long, env = "AUTHGATE_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+
+    /// Sender of every message.
+    #[arg(long, env = "AUTHGATE_MAIL_FROM", default_value = "authgate <no-reply@localhost>")]
+    pub mail_from: String,
+
+    /// Where the development mailer writes `.eml` files.
+    #[arg(long, env = "AUTHGATE_OUTBOX_DIR", default_value = "data/outbox")]
+    pub outbox_dir: PathBuf,
 
     /// Mark the session cookie `Secure` (set this when serving over HTTPS).
     #[arg(long, env = "AUTHGATE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -196,6 +248,8 @@ impl fmt::Debug for Config {
             .field("argon2_memory_kib", &self.argon2_memory_kib)
             .field("cookie_secure", &self.cookie_secure)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
+pub mod mail;
 
 use std::sync::Arc;
 
@@ -22,10 +24,23 @@ use crate::{
     clock::Clock,
     config::Config,
     http::AppState,
+    jobs::Jobs,
+    mail::Postman,
 };
 
 /// Everything the server shares, from a connected database.
 pub fn state(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let mail = Postman::from_config(&config)?;
+    state_with_mail(db, config, clock, mail)
+}
+
+/// As `state`, with a given mailer (tests capture mail this way).
+pub fn state_with_mail(
+    db: DatabaseConnection,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    mail: Postman,
+) -> anyhow::Result<AppState> {
     let hasher =
         PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
     let graphiql = config.graphiql_enabled().then(|| {
@@ -38,7 +53,14 @@ pub fn state(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> a
             .into()
     });
     let config = Arc::new(config);
-    let auth = AuthContext { db, config: config.clone(), clock, hasher: Arc::new(hasher) };
+    let auth = AuthContext {
+        db,
+        config: config.clone(),
+        clock,
+        hasher: Arc::new(hasher),
+        mail,
+        jobs: Jobs::start(),
+    };
     let schema = graphql::build_schema(auth.clone(), &config);
     Ok(AppState { auth, schema, graphiql })
 }

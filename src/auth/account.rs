@@ -11,7 +11,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{
-    AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    AuthContext, CREDENTIAL_PROVIDER, ClientMeta, recovery,
     session::{self, CurrentSession},
     validate,
 };
@@ -79,6 +79,7 @@ pub async fn register(
     let new = session::create(&txn, auth, user_id, meta).await?;
     txn.commit().await?;
     tracing::info!("user registered");
+    recovery::request_verification(auth, &user);
     Ok(SignedIn { token: new.token, session: new.session, user })
 }
 
@@ -123,6 +124,10 @@ pub async fn login(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    // Checked after the password, so it tells nothing to someone without it.
+    if auth.config.require_email_verification && !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
     let new = session::create(&auth.db, auth, user.id, meta).await?;
     tracing::info!("login succeeded");
     Ok(SignedIn { token: new.token, session: new.session, user })

@@ -5,15 +5,17 @@ pub mod account;
 pub mod cleanup;
 pub mod password;
 pub mod profile;
+pub mod recovery;
 pub mod session;
 pub mod token;
 pub mod validate;
+pub mod verification;
 
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{clock::Clock, config::Config};
+use crate::{clock::Clock, config::Config, jobs::Jobs, mail::Postman};
 
 pub use password::PasswordHasher;
 
@@ -27,6 +29,8 @@ pub struct AuthContext {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub hasher: Arc<PasswordHasher>,
+    pub mail: Postman,
+    pub jobs: Jobs,
 }
 
 /// Where a sign-in came from, recorded on the session.

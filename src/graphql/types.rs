@@ -249,3 +249,12 @@ impl From<UpdateProfileInput> for ProfileUpdate {
         Self { name: change(input.name), image: change(input.image) }
     }
 }
+
+/// A new password, proven by the token from a reset mail.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The token from the reset link.
+    pub token: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}

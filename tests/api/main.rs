@@ -4,6 +4,8 @@ mod common;
 
 mod auth;
 mod contract;
+mod email;
 mod sessions;
+mod smtp;
 mod tcp;
 mod transport;

@@ -1,6 +1,7 @@
 //! Mutations, grouped by what they act on and merged into one root.
 
 mod account;
+mod email;
 mod sessions;
 mod sign_in;
 
@@ -10,7 +11,12 @@ use async_graphql::MergedObject;
 ///
 /// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
 /// `BAD_USER_INPUT` (with `extensions.field`), `INVALID_CREDENTIALS`,
-/// `EMAIL_TAKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
+/// `EMAIL_TAKEN`, `EMAIL_NOT_VERIFIED`, `INVALID_TOKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
 /// `SERVICE_UNAVAILABLE` (retry later), `INTERNAL_SERVER_ERROR`.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(sign_in::SignInMutation, sessions::SessionMutation, account::AccountMutation);
+pub struct MutationRoot(
+    sign_in::SignInMutation,
+    sessions::SessionMutation,
+    account::AccountMutation,
+    email::EmailMutation,
+);

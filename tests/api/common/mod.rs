@@ -28,6 +28,7 @@ pub struct TestApp {
     /// SQL of every statement the app ran, in order (see `take_statements`).
     statements: Arc<Mutex<Vec<String>>>,
     url: String,
+    pub outbox: tempfile::TempDir,
     guard: DbGuard,
 }
 
@@ -100,7 +101,9 @@ impl TestApp {
     }
 
     async fn start(url: &str, guard: DbGuard, tweak: impl FnOnce(&mut Config)) -> Self {
+        let outbox = tempfile::tempdir().expect("outbox dir");
         let mut config = test_config(url);
+        config.outbox_dir = outbox.path().to_owned();
         tweak(&mut config);
         let mut db = authgate::db::connect(&config).await.expect("connect");
         authgate::db::migrate(&db).await.expect("migrate");
@@ -112,7 +115,7 @@ impl TestApp {
         let clock = ManualClock::new();
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
         let router = authgate::app(state.clone());
-        Self { router, state, clock, statements, url: url.to_owned(), guard }
+        Self { router, state, clock, statements, url: url.to_owned(), outbox, guard }
     }
 
     /// Another server instance (own pool, own state) on the same database.
@@ -121,6 +124,40 @@ impl TestApp {
         let db = authgate::db::connect(&config).await.expect("connect");
         let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
         authgate::app(state)
+    }
+
+    /// Messages in the outbox (oldest first) whose headers match `to` and `subject`.
+    pub fn mails(&self, to: &str, subject: &str) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.outbox.path())
+            .expect("outbox")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).expect("mail")))
+            .filter(|m| m.contains(&format!("To: {to}")) && m.contains(&format!("Subject: {subject}")))
+            .collect()
+    }
+
+    /// Waits (at most 5 s) until `count` such messages are in the outbox.
+    pub async fn wait_for_mails(&self, to: &str, subject: &str, count: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let mails = self.mails(to, subject);
+            if mails.len() >= count {
+                return mails;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {count} mail(s) to {to} about {subject:?}, found {}", self.mails(to, subject).len());
+    }
+
+    /// The token in the newest such message (waiting for the `count`th).
+    pub async fn mailed_token(&self, to: &str, subject: &str, count: usize) -> String {
+        let mails = self.wait_for_mails(to, subject, count).await;
+        token_in(mails.last().expect("a mail"))
     }
 
     /// The statements run since the last call.
@@ -210,6 +247,40 @@ fn with_database(url: &str, name: &str) -> String {
     let end = base[start..].find('/').map_or(base.len(), |i| start + i);
     let query = query.map(|q| format!("?{q}")).unwrap_or_default();
     format!("{}/{name}{query}", &base[..end])
+}
+
+/// Undoes quoted-printable (soft line breaks, `=XX`), so a test reads
+/// the message as a mail client shows it.
+pub fn decode_quoted_printable(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            if bytes[i + 1..].starts_with(b"\r\n") {
+                i += 3;
+                continue;
+            }
+            if bytes[i + 1..].starts_with(b"\n") {
+                i += 2;
+                continue;
+            }
+            if let Some(hex) = raw.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(hex);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token of the first `?token=` link in a message.
+pub fn token_in(mail: &str) -> String {
+    let start = mail.find("?token=").expect("a link with a token") + "?token=".len();
+    mail[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
 }
 
 pub fn str_of(v: &Value) -> String {

@@ -1,0 +1,126 @@
+//! Email verification and password reset: the flows around mailed tokens.
+
+use entity::{accounts, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
+};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{
+    AuthContext, CREDENTIAL_PROVIDER, session, validate,
+    verification::{self, Purpose},
+};
+use crate::{error::AuthError, mail::templates};
+
+/// Mails a verification link to `user` (a new token; earlier ones stop working).
+#[instrument(skip_all, fields(user_id = %user.id))]
+pub async fn send_verification(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+    let secret = verification::issue(auth, user.id, Purpose::EmailVerification).await?;
+    let hours = auth.config.email_verification_ttl.as_secs().div_ceil(3600);
+    auth.mail.send(templates::verify_email(&user.email, &auth.config.app_url, &secret, hours));
+    Ok(())
+}
+
+/// Queues a verification mail after the answer; nothing when already verified.
+pub fn request_verification(auth: &AuthContext, user: &users::Model) {
+    if user.email_verified {
+        return;
+    }
+    let (auth, user) = (auth.clone(), user.clone());
+    auth.jobs.clone().spawn(async move {
+        if let Err(e) = send_verification(&auth, &user).await {
+            tracing::warn!(error = %e, "verification mail not sent");
+        }
+    });
+}
+
+/// Spends a verification token and marks the email verified.
+#[instrument(skip_all, fields(user_id))]
+pub async fn verify_email(auth: &AuthContext, secret: &str) -> Result<users::Model, AuthError> {
+    let txn = auth.db.begin().await?;
+    let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    let user = users::ActiveModel {
+        id: Set(user_id),
+        email_verified: Set(true),
+        updated_at: Set(auth.clock.now()),
+        ..Default::default()
+    }
+    .update(&txn)
+    .await?;
+    txn.commit().await?;
+    tracing::info!("email verified");
+    Ok(user)
+}
+
+/// Validates the address, then answers; the lookup and the mail happen
+/// after the answer, so known and unknown emails take the same time.
+pub fn request_password_reset(auth: &AuthContext, email: &str) -> Result<(), AuthError> {
+    let email = validate::email_for_signup(email, "email")?;
+    let worker = auth.clone();
+    auth.jobs.spawn(async move {
+        if let Err(e) = send_password_reset(&worker, &email).await {
+            tracing::warn!(error = %e, "password reset mail not sent");
+        }
+    });
+    Ok(())
+}
+
+async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), AuthError> {
+    let Some(user) = users::Entity::find().filter(users::Column::Email.eq(email)).one(&auth.db).await? else {
+        tracing::info!("password reset requested for an unknown email; nothing sent");
+        return Ok(());
+    };
+    let secret = verification::issue(auth, user.id, Purpose::PasswordReset).await?;
+    let minutes = auth.config.password_reset_ttl.as_secs().div_ceil(60);
+    auth.mail.send(templates::reset_password(&user.email, &auth.config.app_url, &secret, minutes));
+    Ok(())
+}
+
+/// Sets a new password with a reset token: spends the token, marks the email
+/// verified (the user proved they own it) and ends every session.
+#[instrument(skip_all, fields(user_id))]
+pub async fn reset_password(auth: &AuthContext, secret: &str, new_password: String) -> Result<(), AuthError> {
+    validate::new_password(&new_password, "newPassword")?;
+    // Refuse a bad token before paying for a hash.
+    verification::peek(auth, secret, Purpose::PasswordReset).await?;
+    let hash = auth.hasher.hash(new_password).await?;
+    let now = auth.clock.now();
+    let txn = auth.db.begin().await?;
+    let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    let updated = accounts::Entity::update_many()
+        .col_expr(accounts::Column::PasswordHash, Expr::value(hash.clone()))
+        .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
+        .filter(accounts::Column::UserId.eq(user_id))
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        // A user without a password (e.g. signed up through OAuth) gets one.
+        accounts::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            user_id: Set(user_id),
+            provider_id: Set(CREDENTIAL_PROVIDER.to_owned()),
+            account_id: Set(user_id.to_string()),
+            password_hash: Set(Some(hash)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+    }
+    users::Entity::update_many()
+        .col_expr(users::Column::EmailVerified, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let ended = session::revoke_others(&txn, user_id, None).await?;
+    txn.commit().await?;
+    tracing::info!(sessions_ended = ended, "password reset");
+    Ok(())
+}

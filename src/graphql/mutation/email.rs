@@ -1,0 +1,59 @@
+use async_graphql::{Context, Object};
+
+use crate::{
+    auth::{AuthContext, recovery},
+    error::GqlResult,
+    graphql::{
+        guard::{SessionGuard, current_session},
+        types::{ResetPasswordInput, User},
+    },
+};
+
+#[derive(Default)]
+pub struct EmailMutation;
+
+#[Object]
+impl EmailMutation {
+    /// Mails the signed-in user a link to confirm their email address (a new
+    /// single-use token; earlier ones stop working). `true` without sending
+    /// anything when the address is already verified.
+    #[graphql(guard = "SessionGuard")]
+    async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        let current = current_session(ctx).await.gql()?;
+        recovery::request_verification(auth, &current.user);
+        Ok(true)
+    }
+
+    /// Confirms the email address with the token from the mailed link (no
+    /// session needed: the link may be opened on another device).
+    /// `INVALID_TOKEN` when the token is unknown, expired or already used.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> async_graphql::Result<User> {
+        let auth = ctx.data::<AuthContext>()?;
+        let user = recovery::verify_email(auth, &token).await.gql()?;
+        Ok(User(user))
+    }
+
+    /// Mails a password reset link when an account has this email. Always
+    /// `true`, whether or not it exists, in the same time. `BAD_USER_INPUT`
+    /// (field `email`) only for a malformed address.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        recovery::request_password_reset(auth, &email).gql()?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from the mailed link: spends the
+    /// token, marks the email verified and signs out every session.
+    /// `INVALID_TOKEN` for a bad token; `BAD_USER_INPUT` (field `newPassword`)
+    /// for a password outside the policy.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<AuthContext>()?;
+        recovery::reset_password(auth, &input.token, input.new_password).await.gql()?;
+        Ok(true)
+    }
+}

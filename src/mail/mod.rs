@@ -1,0 +1,113 @@
+//! Mail delivery behind one small trait: SMTP (lettre) in production, an
+//! outbox directory of `.eml` files in development. Sending happens in the
+//! background with retry and backoff; no log line ever carries a token.
+
+mod outbox;
+mod smtp;
+pub mod templates;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use lettre::message::{Mailbox, MultiPart};
+
+pub use outbox::Outbox;
+pub use smtp::{Smtp, SmtpTls};
+
+use crate::config::Config;
+
+/// A message to one recipient, with a plain-text and an HTML part.
+#[derive(Clone, Debug)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid message: {0}")]
+    Build(String),
+    #[error("outbox: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("smtp: {0}")]
+    Smtp(String),
+}
+
+#[async_trait::async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    /// One delivery attempt.
+    async fn deliver(&self, email: &Email) -> Result<(), MailError>;
+}
+
+/// The RFC 5322 message for `email`.
+pub fn build(from: &Mailbox, email: &Email) -> Result<lettre::Message, MailError> {
+    let to: Mailbox = email.to.parse().map_err(|e| MailError::Build(format!("recipient: {e}")))?;
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(email.subject.clone())
+        .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+        .map_err(|e| MailError::Build(e.to_string()))
+}
+
+/// Hands messages to a `Mailer` in the background, retrying with backoff.
+#[derive(Clone)]
+pub struct Postman {
+    mailer: Arc<dyn Mailer>,
+    delivered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+/// Waits between attempts: 1 s, 4 s, 16 s, then give up.
+const BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(16)];
+
+impl Postman {
+    pub fn new(mailer: Arc<dyn Mailer>) -> Self {
+        Self { mailer, delivered: Arc::default(), failed: Arc::default() }
+    }
+
+    /// The configured mailer: SMTP when a host is set, else the outbox.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let mailer: Arc<dyn Mailer> = match &config.smtp_host {
+            Some(host) => Arc::new(Smtp::new(config, host)?),
+            None => Arc::new(Outbox::new(config)?),
+        };
+        Ok(Self::new(mailer))
+    }
+
+    /// Queues `email` for delivery and returns at once.
+    pub fn send(&self, email: Email) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            for (attempt, wait) in BACKOFF.iter().copied().map(Some).chain([None]).enumerate() {
+                match this.mailer.deliver(&email).await {
+                    Ok(()) => {
+                        this.delivered.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(attempt = attempt + 1, to = %email.to, error = %e, "mail delivery failed");
+                        match wait {
+                            Some(wait) => tokio::time::sleep(wait).await,
+                            None => break,
+                        }
+                    }
+                }
+            }
+            this.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(to = %email.to, subject = %email.subject, "mail not delivered; giving up");
+        });
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+}
