@@ -101,6 +101,10 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
 
+    /// Minimum zxcvbn strength score (0-4) of a new password; 0 turns the check off.
+    #[arg(long, env = "AUTHGATE_PASSWORD_MIN_SCORE", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub password_min_score: u8,
+
     /// Password hashes computed at once (default: the number of CPUs).
     #[arg(long, env = "AUTHGATE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,

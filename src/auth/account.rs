@@ -38,7 +38,7 @@ pub async fn register(
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
     let email = validate::email_for_signup(&input.email, "email")?;
-    validate::new_password(&input.password, "password")?;
+    validate::new_password(&input.password, &email, auth.config.password_min_score, "password")?;
     let name = validate::profile_name(input.name)?;
     // Hash before opening the transaction: no connection is held for ~50 ms of CPU.
     let password_hash = auth.hasher.hash(input.password).await?;
@@ -169,10 +169,15 @@ pub async fn change_password(
     current: &CurrentSession,
     change: PasswordChange,
 ) -> Result<u64, AuthError> {
-    validate::new_password(&change.new_password, "newPassword")?;
     if change.new_password == change.current_password {
         return Err(AuthError::bad_input("newPassword", "the new password must differ from the current one"));
     }
+    validate::new_password(
+        &change.new_password,
+        &current.user.email,
+        auth.config.password_min_score,
+        "newPassword",
+    )?;
     let user_id = current.user.id;
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;

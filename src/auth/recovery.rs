@@ -83,9 +83,10 @@ async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), Auth
 /// verified (the user proved they own it) and ends every session.
 #[instrument(skip_all, fields(user_id))]
 pub async fn reset_password(auth: &AuthContext, secret: &str, new_password: String) -> Result<(), AuthError> {
-    validate::new_password(&new_password, "newPassword")?;
     // Refuse a bad token before paying for a hash.
-    verification::peek(auth, secret, Purpose::PasswordReset).await?;
+    let token = verification::peek(auth, secret, Purpose::PasswordReset).await?;
+    let user = users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
+    validate::new_password(&new_password, &user.email, auth.config.password_min_score, "newPassword")?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
     let txn = auth.db.begin().await?;

@@ -28,16 +28,33 @@ pub fn password_length_ok(password: &str) -> bool {
     (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count())
 }
 
-/// The policy for a password being set (register, change, reset).
-pub fn new_password(password: &str, field: &'static str) -> Result<(), AuthError> {
-    if password_length_ok(password) {
-        Ok(())
-    } else {
-        Err(AuthError::bad_input(
+/// The policy for a password being set (register, change, reset) by the
+/// owner of `email`: length first (so no estimator sees an over-long
+/// input), then no email name inside, then a strength estimate (zxcvbn;
+/// `min_score` 0 turns it off).
+pub fn new_password(password: &str, email: &str, min_score: u8, field: &'static str) -> Result<(), AuthError> {
+    if !password_length_ok(password) {
+        return Err(AuthError::bad_input(
             field,
             format!("password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"),
-        ))
+        ));
     }
+    let local = email.split('@').next().unwrap_or_default().to_lowercase();
+    if local.chars().count() >= 3 && password.to_lowercase().contains(&local) {
+        return Err(AuthError::bad_input(field, "password must not contain your email address"));
+    }
+    if min_score > 0 {
+        let estimate = zxcvbn::zxcvbn(password, &[email, &local, "authgate"]);
+        if (estimate.score() as u8) < min_score {
+            let hint = estimate
+                .feedback()
+                .and_then(|f| f.warning())
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
+            return Err(AuthError::bad_input(field, format!("password is too easy to guess{hint}")));
+        }
+    }
+    Ok(())
 }
 
 pub const NAME_MAX: usize = 100;
@@ -97,6 +114,16 @@ mod tests {
             assert!(image_url(bad).is_err(), "{bad}");
         }
         assert!(image_url(&format!("https://example.com/{}", "a".repeat(2048))).is_err());
+    }
+
+    #[test]
+    fn weak_or_personal_passwords_are_refused() {
+        let email = "marie.curie@example.com";
+        assert!(new_password("radium polonium 1898", email, 2, "password").is_ok());
+        assert!(new_password("password", email, 2, "password").is_err(), "common");
+        assert!(new_password("12345678", email, 2, "password").is_err(), "common");
+        assert!(new_password("xMarie.Curie!99", email, 0, "password").is_err(), "contains the email name");
+        assert!(new_password("password", email, 0, "password").is_ok(), "estimator off");
     }
 
     #[test]

@@ -19,7 +19,7 @@ both_backends!(
 );
 
 async fn get_runs_queries_but_never_mutations(app: TestApp) {
-    let (token, _) = app.register("get@example.com", "password123").await;
+    let (token, _) = app.register("get@example.com", "tq8!vRz#2mLp").await;
     let reply = app.get("/graphql?query=%7Bme%7Bemail%7D%7D").bearer(&token).send().await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["data"]["me"]["email"], "get@example.com");
