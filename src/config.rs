@@ -11,7 +11,7 @@ use std::{
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
-use crate::mail::SmtpTls;
+use crate::{auth::limits::Rate, mail::SmtpTls};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "authgate", version, about = "GraphQL authentication server")]
@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 
+    /// Password hashes allowed to wait for a free worker; beyond that, sign-ins
+    /// answer `SERVICE_UNAVAILABLE` at once instead of piling up memory.
+    #[arg(long, env = "AUTHGATE_HASH_QUEUE", default_value_t = 128)]
+    pub hash_queue: usize,
+
     /// How often expired sessions and tokens are deleted in the background (0s = never).
     #[arg(long, env = "AUTHGATE_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub cleanup_interval: Duration,
@@ -180,6 +185,67 @@ pub struct Config {
     /// Operations allowed in one JSON-array batch request; 0 refuses batches.
     #[arg(long, env = "AUTHGATE_MAX_BATCH", default_value_t = 0)]
     pub max_batch: usize,
+
+    /// Login attempts per client IP (`N/window`; `0/1m` turns a rule off).
+    #[arg(long, env = "AUTHGATE_RATE_LOGIN_IP", default_value = "50/1m")]
+    pub rate_login_ip: Rate,
+
+    /// Failed logins per account from one IP (a success resets it).
+    #[arg(long, env = "AUTHGATE_RATE_LOGIN_ACCOUNT_IP", default_value = "10/15m")]
+    pub rate_login_account_ip: Rate,
+
+    /// Failed logins per account from all IPs together (a success resets it).
+    #[arg(long, env = "AUTHGATE_RATE_LOGIN_ACCOUNT", default_value = "100/15m")]
+    pub rate_login_account: Rate,
+
+    /// Registrations per client IP.
+    #[arg(long, env = "AUTHGATE_RATE_REGISTER_IP", default_value = "20/1h")]
+    pub rate_register_ip: Rate,
+
+    /// Mail requests (verification, password reset) per client IP.
+    #[arg(long, env = "AUTHGATE_RATE_MAIL_IP", default_value = "10/15m")]
+    pub rate_mail_ip: Rate,
+
+    /// Mail requests per target address.
+    #[arg(long, env = "AUTHGATE_RATE_MAIL_ACCOUNT", default_value = "3/15m")]
+    pub rate_mail_account: Rate,
+
+    /// Token redemptions (verifyEmail, resetPassword) per client IP.
+    #[arg(long, env = "AUTHGATE_RATE_TOKEN_IP", default_value = "20/15m")]
+    pub rate_token_ip: Rate,
+
+    /// Password checks of a signed-in user (changePassword, deleteAccount).
+    #[arg(long, env = "AUTHGATE_RATE_PASSWORD_ACCOUNT", default_value = "10/15m")]
+    pub rate_password_account: Rate,
+
+    /// Deepest allowed selection nesting.
+    #[arg(long, env = "AUTHGATE_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+
+    /// Highest allowed query complexity (each field counts 1).
+    #[arg(long, env = "AUTHGATE_MAX_COMPLEXITY", default_value_t = 250)]
+    pub max_complexity: usize,
+
+    /// Most aliased fields in one document.
+    #[arg(long, env = "AUTHGATE_MAX_ALIASES", default_value_t = 64)]
+    pub max_aliases: usize,
+
+    /// Most top-level fields in one operation.
+    #[arg(long, env = "AUTHGATE_MAX_ROOT_FIELDS", default_value_t = 64)]
+    pub max_root_fields: usize,
+
+    /// Largest GraphQL document, in bytes.
+    #[arg(long, env = "AUTHGATE_MAX_QUERY_BYTES", default_value_t = 16 * 1024)]
+    pub max_query_bytes: usize,
+
+    /// Longest a request may run before it answers `SERVICE_UNAVAILABLE`.
+    #[arg(long, env = "AUTHGATE_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Browser origins (comma-separated, e.g. `https://app.example.com`) allowed
+    /// to call the API with credentials. Empty: same-origin only.
+    #[arg(long, env = "AUTHGATE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 
     /// Log filter (`info`, `authgate=debug,sqlx=warn`, ...).
     #[arg(long, env = "AUTHGATE_LOG", default_value = "info")]

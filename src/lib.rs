@@ -20,7 +20,7 @@ use axum::Router;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::{AuthContext, PasswordHasher},
+    auth::{AuthContext, Limiter, PasswordHasher, limits::DbCounters},
     clock::Clock,
     config::Config,
     http::AppState,
@@ -53,6 +53,7 @@ pub fn state_with_mail(
             .into()
     });
     let config = Arc::new(config);
+    let limiter = Limiter::new(Arc::new(DbCounters(db.clone())));
     let auth = AuthContext {
         db,
         config: config.clone(),
@@ -60,6 +61,7 @@ pub fn state_with_mail(
         hasher: Arc::new(hasher),
         mail,
         jobs: Jobs::start(),
+        limiter,
     };
     let schema = graphql::build_schema(auth.clone(), &config);
     Ok(AppState { auth, schema, graphiql })

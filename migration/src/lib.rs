@@ -8,6 +8,7 @@ mod m20261129_000001_create_users;
 mod m20261129_000002_create_sessions;
 mod m20261129_000003_create_accounts;
 mod m20261129_000004_create_verification_tokens;
+mod m20261129_000005_create_rate_limits;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_create_sessions::Migration),
             Box::new(m20261129_000003_create_accounts::Migration),
             Box::new(m20261129_000004_create_verification_tokens::Migration),
+            Box::new(m20261129_000005_create_rate_limits::Migration),
         ]
     }
 }

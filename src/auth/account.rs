@@ -11,7 +11,9 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{
-    AuthContext, CREDENTIAL_PROVIDER, ClientMeta, recovery,
+    AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    limits::{self, Rule},
+    recovery,
     session::{self, CurrentSession},
     validate,
 };
@@ -37,6 +39,7 @@ pub async fn register(
     input: Registration,
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
+    limits::hit(auth, Rule::RegisterIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     let email = validate::email_for_signup(&input.email, "email")?;
     validate::new_password(&input.password, &email, auth.config.password_min_score, "password")?;
     let name = validate::profile_name(input.name)?;
@@ -79,7 +82,7 @@ pub async fn register(
     let new = session::create(&txn, auth, user_id, meta).await?;
     txn.commit().await?;
     tracing::info!("user registered");
-    recovery::request_verification(auth, &user);
+    recovery::queue_verification(auth, &user);
     Ok(SignedIn { token: new.token, session: new.session, user })
 }
 
@@ -100,11 +103,23 @@ pub async fn login(
     password: String,
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
+    // Every attempt counts, before any work: per address, per account from
+    // that address, and per account from everywhere (a success resets both).
+    let ip = limits::ip_subject(meta.ip_address.as_deref());
+    let account = validate::normalize_email(email);
+    let account_key: String = match &account {
+        Some(email) => email.clone(),
+        None => email.trim().to_lowercase().chars().take(254).collect(),
+    };
+    let account_ip_key = format!("{account_key}|{ip}");
+    limits::hit(auth, Rule::LoginIp, ip).await?;
+    limits::hit(auth, Rule::LoginAccountIp, &account_ip_key).await?;
+    limits::hit(auth, Rule::LoginAccount, &account_key).await?;
     // Over-long passwords never reach argon2 (a 1 MB password must not cost a hash).
     if password.chars().count() > validate::PASSWORD_MAX {
         return Err(AuthError::InvalidCredentials);
     }
-    let email = validate::normalize_email(email).ok_or(AuthError::InvalidCredentials)?;
+    let email = account.ok_or(AuthError::InvalidCredentials)?;
     let found = accounts::Entity::find()
         .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
         .find_also_related(users::Entity)
@@ -129,6 +144,8 @@ pub async fn login(
         return Err(AuthError::EmailNotVerified);
     }
     let new = session::create(&auth.db, auth, user.id, meta).await?;
+    limits::clear(auth, Rule::LoginAccountIp, &account_ip_key).await?;
+    limits::clear(auth, Rule::LoginAccount, &account_key).await?;
     tracing::info!("login succeeded");
     Ok(SignedIn { token: new.token, session: new.session, user })
 }
@@ -179,6 +196,7 @@ pub async fn change_password(
         "newPassword",
     )?;
     let user_id = current.user.id;
+    limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
     let txn = auth.db.begin().await?;
@@ -204,6 +222,7 @@ pub async fn change_password(
 /// transaction, after checking the password.
 #[instrument(skip_all, fields(user_id = %user_id))]
 pub async fn delete(auth: &AuthContext, user_id: Uuid, password: String) -> Result<(), AuthError> {
+    limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     check_password(auth, user_id, password).await?;
     let txn = auth.db.begin().await?;
     // Explicit deletes, not only ON DELETE CASCADE: correct even where a

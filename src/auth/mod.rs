@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod cleanup;
+pub mod limits;
 pub mod password;
 pub mod profile;
 pub mod recovery;
@@ -17,6 +18,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{clock::Clock, config::Config, jobs::Jobs, mail::Postman};
 
+pub use limits::Limiter;
 pub use password::PasswordHasher;
 
 /// `provider_id` of the email-and-password account.
@@ -31,6 +33,7 @@ pub struct AuthContext {
     pub hasher: Arc<PasswordHasher>,
     pub mail: Postman,
     pub jobs: Jobs,
+    pub limiter: Limiter,
 }
 
 /// Where a sign-in came from, recorded on the session.

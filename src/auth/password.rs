@@ -16,9 +16,6 @@ use tokio::sync::Semaphore;
 
 use crate::{config::Config, error::AuthError};
 
-/// Queued hashes allowed per running one before new requests are turned away.
-const QUEUE_PER_WORKER: usize = 64;
-
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     /// Hashes running at once (one per core by default).
@@ -46,7 +43,7 @@ impl PasswordHasher {
         Ok(Self {
             argon2,
             running: Arc::new(Semaphore::new(workers)),
-            admitted: Arc::new(Semaphore::new(workers * (1 + QUEUE_PER_WORKER))),
+            admitted: Arc::new(Semaphore::new(workers + config.hash_queue)),
             dummy_hash,
             verifications: AtomicU64::new(0),
         })

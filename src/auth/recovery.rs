@@ -9,7 +9,9 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{
-    AuthContext, CREDENTIAL_PROVIDER, session, validate,
+    AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    limits::{self, Rule},
+    session, validate,
     verification::{self, Purpose},
 };
 use crate::{error::AuthError, mail::templates};
@@ -24,7 +26,19 @@ pub async fn send_verification(auth: &AuthContext, user: &users::Model) -> Resul
 }
 
 /// Queues a verification mail after the answer; nothing when already verified.
-pub fn request_verification(auth: &AuthContext, user: &users::Model) {
+pub async fn request_verification(
+    auth: &AuthContext,
+    user: &users::Model,
+    meta: &ClientMeta,
+) -> Result<(), AuthError> {
+    limits::hit(auth, Rule::MailIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    limits::hit(auth, Rule::MailAccount, &user.email).await?;
+    queue_verification(auth, user);
+    Ok(())
+}
+
+/// Queues a verification mail (unless the address is verified already).
+pub fn queue_verification(auth: &AuthContext, user: &users::Model) {
     if user.email_verified {
         return;
     }
@@ -38,7 +52,12 @@ pub fn request_verification(auth: &AuthContext, user: &users::Model) {
 
 /// Spends a verification token and marks the email verified.
 #[instrument(skip_all, fields(user_id))]
-pub async fn verify_email(auth: &AuthContext, secret: &str) -> Result<users::Model, AuthError> {
+pub async fn verify_email(
+    auth: &AuthContext,
+    secret: &str,
+    meta: &ClientMeta,
+) -> Result<users::Model, AuthError> {
+    limits::hit(auth, Rule::TokenIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
@@ -57,8 +76,14 @@ pub async fn verify_email(auth: &AuthContext, secret: &str) -> Result<users::Mod
 
 /// Validates the address, then answers; the lookup and the mail happen
 /// after the answer, so known and unknown emails take the same time.
-pub fn request_password_reset(auth: &AuthContext, email: &str) -> Result<(), AuthError> {
+pub async fn request_password_reset(
+    auth: &AuthContext,
+    email: &str,
+    meta: &ClientMeta,
+) -> Result<(), AuthError> {
+    limits::hit(auth, Rule::MailIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     let email = validate::email_for_signup(email, "email")?;
+    limits::hit(auth, Rule::MailAccount, &email).await?;
     let worker = auth.clone();
     auth.jobs.spawn(async move {
         if let Err(e) = send_password_reset(&worker, &email).await {
@@ -82,10 +107,17 @@ async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), Auth
 /// Sets a new password with a reset token: spends the token, marks the email
 /// verified (the user proved they own it) and ends every session.
 #[instrument(skip_all, fields(user_id))]
-pub async fn reset_password(auth: &AuthContext, secret: &str, new_password: String) -> Result<(), AuthError> {
+pub async fn reset_password(
+    auth: &AuthContext,
+    secret: &str,
+    new_password: String,
+    meta: &ClientMeta,
+) -> Result<(), AuthError> {
+    limits::hit(auth, Rule::TokenIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     // Refuse a bad token before paying for a hash.
     let token = verification::peek(auth, secret, Purpose::PasswordReset).await?;
-    let user = users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
+    let user =
+        users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, "newPassword")?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();

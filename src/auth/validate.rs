@@ -32,7 +32,12 @@ pub fn password_length_ok(password: &str) -> bool {
 /// owner of `email`: length first (so no estimator sees an over-long
 /// input), then no email name inside, then a strength estimate (zxcvbn;
 /// `min_score` 0 turns it off).
-pub fn new_password(password: &str, email: &str, min_score: u8, field: &'static str) -> Result<(), AuthError> {
+pub fn new_password(
+    password: &str,
+    email: &str,
+    min_score: u8,
+    field: &'static str,
+) -> Result<(), AuthError> {
     if !password_length_ok(password) {
         return Err(AuthError::bad_input(
             field,
@@ -46,11 +51,8 @@ pub fn new_password(password: &str, email: &str, min_score: u8, field: &'static 
     if min_score > 0 {
         let estimate = zxcvbn::zxcvbn(password, &[email, &local, "authgate"]);
         if (estimate.score() as u8) < min_score {
-            let hint = estimate
-                .feedback()
-                .and_then(|f| f.warning())
-                .map(|w| format!(": {w}"))
-                .unwrap_or_default();
+            let hint =
+                estimate.feedback().and_then(|f| f.warning()).map(|w| format!(": {w}")).unwrap_or_default();
             return Err(AuthError::bad_input(field, format!("password is too easy to guess{hint}")));
         }
     }

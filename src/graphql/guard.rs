@@ -6,7 +6,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     auth::{
-        AuthContext,
+        AuthContext, ClientMeta,
         session::{self, CurrentSession},
     },
     error::AuthError,
@@ -68,6 +68,11 @@ pub async fn own_session<'a>(
 ) -> Result<&'a CurrentSession, AuthError> {
     let current = current_session(ctx).await?;
     if current.user.id == user_id { Ok(current) } else { Err(AuthError::Forbidden) }
+}
+
+/// Where the request came from (address, user agent), as the HTTP layer saw it.
+pub fn client_meta(ctx: &Context<'_>) -> ClientMeta {
+    ctx.data_opt::<ClientMeta>().cloned().unwrap_or_default()
 }
 
 /// Admits a field only for a caller with a live session.

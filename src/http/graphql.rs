@@ -2,7 +2,7 @@
 //! runs queries only (and serves GraphiQL to browsers).
 
 use async_graphql::{
-    ServerError,
+    ErrorExtensions, Pos, ServerError,
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
@@ -14,16 +14,53 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    AppState, client, cookie,
+    AppState, client, cookie, headers,
     respond::{self, Format},
 };
-use crate::graphql::{
-    BAD_REQUEST, Loaders,
-    guard::{PresentedToken, RequestAuth, TokenSource},
-    with_code,
+use crate::{
+    error::AuthError,
+    graphql::{
+        BAD_REQUEST, Loaders, VALIDATION_FAILED, check_shape,
+        guard::{PresentedToken, RequestAuth, TokenSource},
+        with_code,
+    },
 };
 
-/// Why a request was refused before execution.
+/// Why a request was refused before execution: at the HTTP level
+/// (`Refusal`: a status and a code) or as a GraphQL request error (a
+/// response without data, whose status follows the response media type).
+enum Rejection {
+    Http(Refusal),
+    Graphql(async_graphql::Response),
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Self {
+        Self::Http(refusal)
+    }
+}
+
+impl Rejection {
+    fn into_response(self, format: Format) -> Response {
+        match self {
+            Self::Http(refusal) => refusal.into_response(format),
+            Self::Graphql(response) => respond::single(format, response),
+        }
+    }
+
+    fn into_graphql(self) -> async_graphql::Response {
+        match self {
+            Self::Http(refusal) => refusal.into_graphql(),
+            Self::Graphql(response) => response,
+        }
+    }
+
+    fn invalid(message: String) -> Self {
+        let error = with_code(ServerError::new(message, None), VALIDATION_FAILED);
+        Self::Graphql(async_graphql::Response::from_errors(vec![error]))
+    }
+}
+
 struct Refusal {
     status: StatusCode,
     code: &'static str,
@@ -68,9 +105,12 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let batch = match body {
         Value::Array(items) => items,
         single => {
-            return match parse_request(single) {
-                Ok(request) => execute(&state, &parts, token, request, format).await,
-                Err(refusal) => refusal.into_response(format),
+            return match parse_request(single)
+                .map_err(Rejection::from)
+                .and_then(|r| prepare(&state, r, false))
+            {
+                Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
+                Err(rejection) => rejection.into_response(format),
             };
         }
     };
@@ -83,10 +123,11 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     }
     let mut responses = Vec::with_capacity(batch.len());
     for item in batch {
-        let response = match parse_request(item).and_then(|r| prepare(r, false)) {
-            Ok(request) => run(&state, &parts, token.clone(), request).await,
-            Err(refusal) => refusal.into_graphql(),
-        };
+        let response =
+            match parse_request(item).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
+                Ok(request) => run(&state, &parts, token.clone(), request).await,
+                Err(rejection) => rejection.into_graphql(),
+            };
         responses.push(response);
     }
     respond::batch(format, responses)
@@ -98,7 +139,13 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let query = parts.uri.query().unwrap_or("");
     if wants_html(&parts.headers) && !query.split('&').any(|p| p.starts_with("query=")) {
         return match &state.graphiql {
-            Some(page) => Html(page.to_string()).into_response(),
+            Some(page) => {
+                let mut response = Html(page.to_string()).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(headers::GRAPHIQL_CSP));
+                response
+            }
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }
@@ -108,22 +155,9 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         Err(e) => return Refusal::bad_request(format!("invalid GraphQL request: {e}")).into_response(format),
     };
     let token = presented_token(&parts.headers);
-    match prepare(request, true) {
+    match prepare(&state, request, true) {
         Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
-        Err(refusal) => refusal.into_response(format),
-    }
-}
-
-async fn execute(
-    state: &AppState,
-    parts: &Parts,
-    token: Option<PresentedToken>,
-    request: async_graphql::Request,
-    format: Format,
-) -> Response {
-    match prepare(request, false) {
-        Ok(request) => respond::single(format, run(state, parts, token, request).await),
-        Err(refusal) => refusal.into_response(format),
+        Err(rejection) => rejection.into_response(format),
     }
 }
 
@@ -135,12 +169,33 @@ async fn run(
 ) -> async_graphql::Response {
     let meta = client::meta(parts, &state.auth.config.trusted_proxies);
     let request = request.data(RequestAuth::new(token)).data(meta).data(Loaders::new(&state.auth));
-    state.schema.execute(request).await
+    let limit = state.auth.config.request_timeout;
+    match tokio::time::timeout(limit, state.schema.execute(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request timed out");
+            let error = AuthError::ServiceUnavailable.extend().into_server_error(Pos::default());
+            async_graphql::Response::from_errors(vec![error])
+        }
+    }
 }
 
 /// Parses the document once (async-graphql reuses it) and checks that the
-/// operation to run exists and may run over this method.
-fn prepare(mut request: async_graphql::Request, over_get: bool) -> Result<async_graphql::Request, Refusal> {
+/// operation to run exists, may run over this method, and is within the
+/// size and shape limits.
+fn prepare(
+    state: &AppState,
+    mut request: async_graphql::Request,
+    over_get: bool,
+) -> Result<async_graphql::Request, Rejection> {
+    let config = &state.auth.config;
+    if request.query.len() > config.max_query_bytes {
+        return Err(Rejection::invalid(format!(
+            "the document is {} bytes; at most {} are allowed",
+            request.query.len(),
+            config.max_query_bytes
+        )));
+    }
     let name = request.operation_name.clone();
     let document = match request.parsed_query() {
         Ok(document) => document,
@@ -154,20 +209,26 @@ fn prepare(mut request: async_graphql::Request, over_get: bool) -> Result<async_
         (DocumentOperations::Multiple(_), None) => {
             return Err(Refusal::bad_request(
                 "the document has several operations: operationName is required",
-            ));
+            )
+            .into());
         }
         (DocumentOperations::Single(_), Some(_)) => None,
     };
     let Some(operation) = operation else {
-        return Err(Refusal::bad_request(format!("unknown operationName {:?}", name.unwrap_or_default())));
+        return Err(
+            Refusal::bad_request(format!("unknown operationName {:?}", name.unwrap_or_default())).into()
+        );
     };
     if over_get && operation.node.ty != OperationType::Query {
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: BAD_REQUEST,
             message: "mutations are only accepted over POST".into(),
-        });
+        }
+        .into());
     }
+    check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
+        .map_err(Rejection::invalid)?;
     Ok(request)
 }
 

@@ -4,6 +4,7 @@
 mod client;
 pub mod cookie;
 mod graphql;
+mod headers;
 mod health;
 mod respond;
 
@@ -24,10 +25,11 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let config = state.auth.config.clone();
+    let routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    headers::apply(routes, &config).layer(TraceLayer::new_for_http())
 }

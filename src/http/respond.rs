@@ -83,7 +83,6 @@ fn finish(status: StatusCode, format: Format, body: &Value, extra: HeaderMap) ->
     headers.insert(header::CONTENT_TYPE, format.content_type());
     // Tokens and user data must never sit in a shared or browser cache.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     for (name, value) in extra.iter() {
         headers.append(name, value.clone());
     }

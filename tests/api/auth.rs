@@ -104,7 +104,8 @@ async fn register_rejects_invalid_input_and_writes_nothing(app: TestApp) {
     assert_eq!(app.count(sessions::Entity).await, 0);
     // Limits are in code points, and passwords are not trimmed or folded.
     app.register("unicode@example.com", "ñé水ü🔑ßøλ").await;
-    let long: String = (0..4).map(|_| authgate::auth::token::generate().secret).collect::<String>()[..128].to_owned();
+    let long: String =
+        (0..4).map(|_| authgate::auth::token::generate().secret).collect::<String>()[..128].to_owned();
     app.register("long@example.com", &long).await;
     assert_eq!(app.login("unicode@example.com", "ÑÉ水Ü🔑SSØΛ").await.code(), Some("INVALID_CREDENTIALS"));
     assert_eq!(app.login("long@example.com", &long[..127]).await.code(), Some("INVALID_CREDENTIALS"));

@@ -4,7 +4,7 @@ use crate::{
     auth::{AuthContext, recovery},
     error::GqlResult,
     graphql::{
-        guard::{SessionGuard, current_session},
+        guard::{SessionGuard, client_meta, current_session},
         types::{ResetPasswordInput, User},
     },
 };
@@ -21,7 +21,7 @@ impl EmailMutation {
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         let current = current_session(ctx).await.gql()?;
-        recovery::request_verification(auth, &current.user);
+        recovery::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 
@@ -30,7 +30,7 @@ impl EmailMutation {
     /// `INVALID_TOKEN` when the token is unknown, expired or already used.
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> async_graphql::Result<User> {
         let auth = ctx.data::<AuthContext>()?;
-        let user = recovery::verify_email(auth, &token).await.gql()?;
+        let user = recovery::verify_email(auth, &token, &client_meta(ctx)).await.gql()?;
         Ok(User(user))
     }
 
@@ -39,7 +39,7 @@ impl EmailMutation {
     /// (field `email`) only for a malformed address.
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
-        recovery::request_password_reset(auth, &email).gql()?;
+        recovery::request_password_reset(auth, &email, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 
@@ -53,7 +53,7 @@ impl EmailMutation {
         input: ResetPasswordInput,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
-        recovery::reset_password(auth, &input.token, input.new_password).await.gql()?;
+        recovery::reset_password(auth, &input.token, input.new_password, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 }

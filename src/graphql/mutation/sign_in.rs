@@ -1,8 +1,11 @@
 use async_graphql::{Context, Object};
 
-use crate::graphql::types::{AuthPayload, LoginInput, RegisterInput};
+use crate::graphql::{
+    guard::client_meta,
+    types::{AuthPayload, LoginInput, RegisterInput},
+};
 use crate::{
-    auth::{AuthContext, ClientMeta, account},
+    auth::{AuthContext, account},
     error::GqlResult,
     http::cookie,
 };
@@ -18,7 +21,7 @@ impl SignInMutation {
     /// invalid email, a password outside 8..128 characters or a too-long name.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
-        let meta = ctx.data_opt::<ClientMeta>().cloned().unwrap_or_default();
+        let meta = client_meta(ctx);
         let signed = account::register(auth, input.into(), &meta).await.gql()?;
         Ok(signed_in(ctx, auth, signed))
     }
@@ -28,7 +31,7 @@ impl SignInMutation {
     /// wrong password alike.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
-        let meta = ctx.data_opt::<ClientMeta>().cloned().unwrap_or_default();
+        let meta = client_meta(ctx);
         let signed = account::login(auth, &input.email, input.password, &meta).await.gql()?;
         Ok(signed_in(ctx, auth, signed))
     }

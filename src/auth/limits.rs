@@ -1,0 +1,196 @@
+//! Rate limits, counted per attempt: every execution of a guarded operation
+//! counts, whether it came alone, as one of many aliases or inside a batch,
+//! because the services call `hit` themselves. Counters live in the
+//! database (shared by every instance) in fixed windows.
+
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use entity::rate_limits;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    sea_query::{Expr, OnConflict, Query},
+};
+use sha2::{Digest, Sha256};
+
+use super::AuthContext;
+use crate::error::AuthError;
+
+/// `N/duration`: at most N attempts per window; `0/…` turns the rule off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub limit: u64,
+    pub window: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (limit, window) =
+            s.split_once('/').ok_or_else(|| format!("{s:?}: expected N/duration, e.g. 10/15m"))?;
+        let limit = limit.trim().parse().map_err(|_| format!("{s:?}: {limit:?} is not a number"))?;
+        let window = humantime::parse_duration(window.trim()).map_err(|e| format!("{s:?}: {e}"))?;
+        if window.as_secs() == 0 {
+            return Err(format!("{s:?}: the window must be at least 1s"));
+        }
+        Ok(Self { limit, window })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.limit, humantime::format_duration(self.window))
+    }
+}
+
+/// What a counter counts, named in its key.
+#[derive(Clone, Copy, Debug)]
+pub enum Rule {
+    LoginIp,
+    LoginAccountIp,
+    LoginAccount,
+    RegisterIp,
+    MailIp,
+    MailAccount,
+    TokenIp,
+    PasswordAccount,
+}
+
+impl Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Self::LoginIp => "login_ip",
+            Self::LoginAccountIp => "login_account_ip",
+            Self::LoginAccount => "login_account",
+            Self::RegisterIp => "register_ip",
+            Self::MailIp => "mail_ip",
+            Self::MailAccount => "mail_account",
+            Self::TokenIp => "token_ip",
+            Self::PasswordAccount => "password_account",
+        }
+    }
+
+    fn rate(self, auth: &AuthContext) -> Rate {
+        let c = &auth.config;
+        match self {
+            Self::LoginIp => c.rate_login_ip,
+            Self::LoginAccountIp => c.rate_login_account_ip,
+            Self::LoginAccount => c.rate_login_account,
+            Self::RegisterIp => c.rate_register_ip,
+            Self::MailIp => c.rate_mail_ip,
+            Self::MailAccount => c.rate_mail_account,
+            Self::TokenIp => c.rate_token_ip,
+            Self::PasswordAccount => c.rate_password_account,
+        }
+    }
+
+    /// The counter's key: the rule and a hash of the subject (an IP or an
+    /// email), so the table holds no addresses in clear.
+    fn key(self, subject: &str) -> String {
+        let digest = Sha256::digest(subject.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:{hex}", self.name())
+    }
+}
+
+/// Where counters live.
+#[async_trait::async_trait]
+pub trait CounterStore: Send + Sync + 'static {
+    /// Adds one to the counter of `key` in the window opened at `start`
+    /// (unix seconds) and returns the new count.
+    async fn increment(&self, key: &str, start: i64, expires_at: DateTime<Utc>) -> Result<u64, AuthError>;
+    /// Forgets every window of `key`.
+    async fn clear(&self, key: &str) -> Result<(), AuthError>;
+}
+
+/// Counters in the `rate_limits` table: one atomic upsert per attempt.
+pub struct DbCounters(pub DatabaseConnection);
+
+#[async_trait::async_trait]
+impl CounterStore for DbCounters {
+    async fn increment(&self, key: &str, start: i64, expires_at: DateTime<Utc>) -> Result<u64, AuthError> {
+        use rate_limits::Column;
+        let insert = Query::insert()
+            .into_table(rate_limits::Entity)
+            .columns([Column::Key, Column::WindowStart, Column::Count, Column::ExpiresAt])
+            .values_panic([key.into(), start.into(), 1i64.into(), expires_at.into()])
+            .on_conflict(
+                OnConflict::columns([Column::Key, Column::WindowStart])
+                    .value(Column::Count, Expr::col((rate_limits::Entity, Column::Count)).add(1))
+                    .to_owned(),
+            )
+            .returning_col(Column::Count)
+            .to_owned();
+        let statement = self.0.get_database_backend().build(&insert);
+        let row = self.0.query_one(statement).await?.ok_or(AuthError::Internal)?;
+        let count: i64 = row.try_get("", "count")?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), AuthError> {
+        rate_limits::Entity::delete_many().filter(rate_limits::Column::Key.eq(key)).exec(&self.0).await?;
+        Ok(())
+    }
+}
+
+/// The limiter: rules from the configuration, counters from a store.
+#[derive(Clone)]
+pub struct Limiter {
+    store: Arc<dyn CounterStore>,
+}
+
+impl Limiter {
+    pub fn new(store: Arc<dyn CounterStore>) -> Self {
+        Self { store }
+    }
+}
+
+/// Counts one attempt against `rule` for `subject`; `RATE_LIMITED` (with the
+/// seconds until the window ends) once the count passes the limit.
+pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
+    let rate = rule.rate(auth);
+    if rate.limit == 0 {
+        return Ok(());
+    }
+    let window = rate.window.as_secs().max(1) as i64;
+    let now = auth.clock.now().timestamp();
+    let start = now - now.rem_euclid(window);
+    let expires_at = DateTime::from_timestamp(start + window, 0).unwrap_or_else(Utc::now);
+    let count = auth.limiter.store.increment(&rule.key(subject), start, expires_at).await?;
+    if count > rate.limit {
+        let retry_after = (start + window - now).max(1) as u64;
+        tracing::info!(rule = rule.name(), retry_after, "rate limited");
+        return Err(AuthError::RateLimited { retry_after });
+    }
+    Ok(())
+}
+
+/// Forgets the attempts of `subject` under `rule` (a successful sign-in).
+pub async fn clear(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
+    if rule.rate(auth).limit == 0 {
+        return Ok(());
+    }
+    auth.limiter.store.clear(&rule.key(subject)).await
+}
+
+/// A subject for the per-address rules; requests without a peer address
+/// (never the case over TCP) share one counter.
+pub fn ip_subject(ip: Option<&str>) -> &str {
+    ip.unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rate;
+
+    #[test]
+    fn rates_parse() {
+        let rate: Rate = "10/15m".parse().unwrap();
+        assert_eq!((rate.limit, rate.window.as_secs()), (10, 900));
+        assert_eq!("0/1h".parse::<Rate>().unwrap().limit, 0);
+        for bad in ["10", "x/1m", "10/0s", "10/soon"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+}
