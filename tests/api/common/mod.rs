@@ -291,6 +291,7 @@ pub fn str_of(v: &Value) -> String {
 pub struct Call<'a> {
     app: &'a TestApp,
     router: Option<Router>,
+    peer: SocketAddr,
     method: Method,
     uri: String,
     headers: HeaderMap,
@@ -299,7 +300,15 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new(app: &'a TestApp, method: Method, uri: &str) -> Self {
-        Self { app, router: None, method, uri: uri.to_owned(), headers: HeaderMap::new(), body: Vec::new() }
+        Self {
+            app,
+            router: None,
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            method,
+            uri: uri.to_owned(),
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn graphql(self, query: &str, variables: Value) -> Self {
@@ -327,6 +336,17 @@ impl<'a> Call<'a> {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
+    /// As if the TCP peer were `ip`.
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.peer = SocketAddr::new(ip.parse().expect("ip"), 40000);
+        self
+    }
+
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
     pub fn forwarded_for(self, hops: &str) -> Self {
         self.header("x-forwarded-for", hops)
     }
@@ -339,7 +359,7 @@ impl<'a> Call<'a> {
         let mut request = Request::builder().method(self.method).uri(self.uri);
         *request.headers_mut().expect("builder") = self.headers;
         let mut request = request.body(Body::from(self.body)).expect("request");
-        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         let router = self.router.unwrap_or_else(|| self.app.router.clone());
         let response = router.oneshot(request).await.expect("infallible");
         let status = response.status();

@@ -1,0 +1,283 @@
+//! Abuse resistance: brute force stops at the same limit however it arrives,
+//! GraphQL limits, CORS, security headers, load shedding.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    common::{LOGIN, ME, REGISTER, TestApp},
+};
+
+both_backends!(
+    sequential_brute_force_stops_at_the_limit,
+    aliased_brute_force_stops_at_the_same_limit,
+    batched_brute_force_stops_at_the_same_limit,
+    limits_are_shared_by_instances,
+    a_success_resets_the_account_counter,
+    other_operations_are_limited,
+    graphql_limits_refuse_and_the_server_goes_on,
+);
+
+const PW: &str = "the right password";
+const WRONG: &str = "a wrong password";
+
+fn login_vars(email: &str, password: &str) -> Value {
+    json!({ "input": { "email": email, "password": password } })
+}
+
+fn retry_after(reply: &Value) -> u64 {
+    reply["extensions"]["retryAfter"].as_u64().unwrap_or_else(|| panic!("retryAfter in {reply}"))
+}
+
+async fn sequential_brute_force_stops_at_the_limit(app: TestApp) {
+    app.register("victim@example.com", PW).await;
+    let hashes = app.state.auth.hasher.clone();
+    let before = hashes.verifications();
+    for attempt in 1..=10 {
+        let reply = app.login("victim@example.com", WRONG).await;
+        assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "attempt {attempt}");
+    }
+    let limited = app.login("victim@example.com", WRONG).await;
+    assert_eq!(limited.code(), Some("RATE_LIMITED"));
+    let wait = retry_after(&limited.body["errors"][0]);
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert_eq!(
+        app.login("victim@example.com", PW).await.code(),
+        Some("RATE_LIMITED"),
+        "even the right password"
+    );
+    assert_eq!(hashes.verifications(), before + 10, "no hash once limited");
+
+    // Another address is not locked out (no hard lock of the account).
+    let elsewhere =
+        app.post().graphql(LOGIN, login_vars("victim@example.com", PW)).from_ip("198.51.100.20").send().await;
+    assert!(elsewhere.body["data"]["login"].is_object(), "{}", elsewhere.body);
+    // And the window ends.
+    app.clock.advance(chrono::Duration::minutes(15));
+    assert!(app.login("victim@example.com", PW).await.body["data"]["login"].is_object());
+}
+
+async fn aliased_brute_force_stops_at_the_same_limit(app: TestApp) {
+    app.register("alias@example.com", PW).await;
+    let before = app.state.auth.hasher.verifications();
+    let fields: String = (0..50)
+        .map(|i| format!(r#"a{i}: login(input: {{email: "alias@example.com", password: "guess number {i}"}}) {{ token }} "#))
+        .collect();
+    let reply = app.gql(&format!("mutation {{ {fields} }}"), json!({})).await;
+    let errors = reply.body["errors"].as_array().unwrap_or_else(|| panic!("{}", reply.body));
+    let count = |code: &str| errors.iter().filter(|e| e["extensions"]["code"] == code).count();
+    assert_eq!(count("INVALID_CREDENTIALS"), 10, "{}", reply.body);
+    assert_eq!(count("RATE_LIMITED"), 40);
+    assert_eq!(app.state.auth.hasher.verifications(), before + 10);
+}
+
+async fn batched_brute_force_stops_at_the_same_limit(app: TestApp) {
+    let app = if app.is_postgres() {
+        TestApp::postgres_with(|c| c.max_batch = 30).await.unwrap()
+    } else {
+        TestApp::sqlite_with(|c| c.max_batch = 30).await
+    };
+    app.register("batch@example.com", PW).await;
+    let batch: Vec<Value> = (0..30)
+        .map(|_| json!({ "query": LOGIN, "variables": login_vars("batch@example.com", WRONG) }))
+        .collect();
+    let reply = app.post().json(&Value::Array(batch)).send().await;
+    let codes: Vec<&str> = reply
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["errors"][0]["extensions"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == "INVALID_CREDENTIALS").count(), 10, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == "RATE_LIMITED").count(), 20);
+}
+
+async fn limits_are_shared_by_instances(app: TestApp) {
+    let other = app.second_instance().await;
+    app.register("shared@example.com", PW).await;
+    for attempt in 0..10 {
+        let call = if attempt % 2 == 0 { app.post() } else { app.post_to(&other) };
+        let reply = call.graphql(LOGIN, login_vars("shared@example.com", WRONG)).send().await;
+        assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "attempt {attempt}");
+    }
+    for call in [app.post(), app.post_to(&other)] {
+        let reply = call.graphql(LOGIN, login_vars("shared@example.com", WRONG)).send().await;
+        assert_eq!(reply.code(), Some("RATE_LIMITED"), "limited as if one instance");
+    }
+}
+
+async fn a_success_resets_the_account_counter(app: TestApp) {
+    app.register("reset@example.com", PW).await;
+    for _ in 0..9 {
+        app.login("reset@example.com", WRONG).await;
+    }
+    assert!(app.login("reset@example.com", PW).await.body["data"]["login"].is_object());
+    for attempt in 1..=10 {
+        assert_eq!(
+            app.login("reset@example.com", WRONG).await.code(),
+            Some("INVALID_CREDENTIALS"),
+            "{attempt}"
+        );
+    }
+    assert_eq!(app.login("reset@example.com", WRONG).await.code(), Some("RATE_LIMITED"));
+}
+
+async fn other_operations_are_limited(app: TestApp) {
+    let register = |i: usize| json!({ "input": { "email": format!("many{i}@example.com"), "password": PW } });
+    for i in 0..20 {
+        let reply = app.gql(REGISTER, register(i)).await;
+        assert!(reply.body["data"]["register"].is_object(), "{i}: {}", reply.body);
+    }
+    assert_eq!(app.gql(REGISTER, register(20)).await.code(), Some("RATE_LIMITED"));
+
+    let reset = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+    for _ in 0..3 {
+        assert_eq!(
+            app.gql(reset, json!({ "e": "many1@example.com" })).await.body["data"]["requestPasswordReset"],
+            true
+        );
+    }
+    assert_eq!(
+        app.gql(reset, json!({ "e": "many1@example.com" })).await.code(),
+        Some("RATE_LIMITED"),
+        "per address"
+    );
+
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) { id } }";
+    for _ in 0..20 {
+        assert_eq!(app.gql(verify, json!({ "t": "guess" })).await.code(), Some("INVALID_TOKEN"));
+    }
+    assert_eq!(app.gql(verify, json!({ "t": "guess" })).await.code(), Some("RATE_LIMITED"));
+}
+
+async fn graphql_limits_refuse_and_the_server_goes_on(app: TestApp) {
+    let aliases: String = (0..65).map(|i| format!("a{i}: __typename ")).collect();
+    let cases = [
+        (format!("{{ {aliases} }}"), "aliases"),
+        (format!("{{ {} }}", "__typename ".repeat(65)), "top-level fields"),
+        (format!("{{ me {{ id }} }} #{}", "x".repeat(17 * 1024)), "bytes"),
+        (
+            "{ me { sessions { id } accounts { id } } ".to_owned() + &"}".repeat(0) + "}",
+            "complexity/depth ok",
+        ),
+    ];
+    for (query, what) in &cases[..3] {
+        let reply = app.gql(query, json!({})).await;
+        assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "{what}: {}", reply.body);
+        assert!(reply.body["errors"][0]["message"].as_str().unwrap().contains(what), "{}", reply.body);
+    }
+    // Validation runs before execution: no session needed to be refused.
+    let tight = TestApp::sqlite_with(|c| {
+        c.max_depth = 2;
+        c.max_complexity = 3;
+    })
+    .await;
+    let deep = tight.gql("{ me { sessions { id } } }", json!({})).await;
+    assert_eq!(deep.code(), Some("GRAPHQL_VALIDATION_FAILED"), "depth: {}", deep.body);
+    let wide = tight.gql("{ me { id email name image } }", json!({})).await;
+    assert_eq!(wide.code(), Some("GRAPHQL_VALIDATION_FAILED"), "complexity: {}", wide.body);
+    assert_eq!(tight.gql("{ me { id } }", json!({})).await.code(), Some("UNAUTHENTICATED"), "within limits");
+    assert_eq!(app.gql(ME, json!({})).await.code(), Some("UNAUTHENTICATED"), "still serving");
+}
+
+#[tokio::test]
+async fn per_ip_and_account_wide_ceilings() {
+    let app = TestApp::sqlite_with(|c| {
+        c.rate_login_ip = "5/1m".parse().unwrap();
+        c.rate_login_account = "12/15m".parse().unwrap();
+    })
+    .await;
+    for i in 0..5 {
+        let reply = app.login(&format!("nobody{i}@example.com"), WRONG).await;
+        assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
+    }
+    assert_eq!(app.login("nobody9@example.com", WRONG).await.code(), Some("RATE_LIMITED"), "per address");
+
+    app.register("target@example.com", PW).await;
+    let attempt = |ip: &'static str| {
+        app.post().graphql(LOGIN, login_vars("target@example.com", WRONG)).from_ip(ip).send()
+    };
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        for _ in 0..4 {
+            assert_eq!(attempt(ip).await.code(), Some("INVALID_CREDENTIALS"), "{ip}");
+        }
+    }
+    assert_eq!(attempt("198.51.100.4").await.code(), Some("RATE_LIMITED"), "account-wide ceiling");
+}
+
+#[tokio::test]
+async fn a_full_hash_queue_sheds_load() {
+    let app = TestApp::sqlite_with(|c| {
+        c.argon2_memory_kib = 19 * 1024;
+        c.argon2_iterations = 4;
+        c.hash_concurrency = Some(1);
+        c.hash_queue = 0;
+    })
+    .await;
+    let vars = |i: usize| json!({ "input": { "email": format!("load{i}@example.com"), "password": PW } });
+    let (a, b, c) =
+        tokio::join!(app.gql(REGISTER, vars(1)), app.gql(REGISTER, vars(2)), app.gql(REGISTER, vars(3)));
+    let codes: Vec<Option<&str>> = vec![a.code(), b.code(), c.code()];
+    assert!(codes.contains(&Some("SERVICE_UNAVAILABLE")), "{codes:?}");
+    assert!(codes.contains(&None), "one got through: {codes:?}");
+}
+
+#[tokio::test]
+async fn slow_requests_time_out() {
+    let app = TestApp::sqlite_with(|c| {
+        c.argon2_memory_kib = 19 * 1024;
+        c.argon2_iterations = 8;
+        c.request_timeout = std::time::Duration::from_millis(1);
+    })
+    .await;
+    let reply = app.gql(REGISTER, json!({ "input": { "email": "slow@example.com", "password": PW } })).await;
+    assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn cors_allows_only_listed_origins() {
+    let app = TestApp::sqlite_with(|c| c.cors_origins = vec!["https://app.example.com".into()]).await;
+    let preflight = |origin: &str| {
+        app.get("/graphql")
+            .method(Method::OPTIONS)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await;
+    assert_eq!(allowed.headers["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
+    let other = preflight("https://evil.example.net").await;
+    assert!(other.headers.get("access-control-allow-origin").is_none(), "{:?}", other.headers);
+
+    let plain = TestApp::sqlite().await;
+    let reply = plain.post().graphql(ME, json!({})).header("origin", "https://app.example.com").send().await;
+    assert!(reply.headers.get("access-control-allow-origin").is_none(), "no CORS unless configured");
+}
+
+#[tokio::test]
+async fn security_headers_on_every_answer() {
+    let app = TestApp::sqlite().await;
+    for reply in [app.gql(ME, json!({})).await, app.get("/healthz").send().await] {
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+        assert_eq!(reply.headers["x-frame-options"], "DENY");
+        assert!(
+            reply.headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'")
+        );
+    }
+    assert_eq!(app.gql(ME, json!({})).await.headers["cache-control"], "no-store");
+    let page = app.get("/graphql").header("accept", "text/html").send().await;
+    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("https://unpkg.com"));
+
+    let open = TestApp::sqlite_with(|c| {
+        c.env = authgate::config::Environment::Production;
+        c.introspection = Some(true);
+    })
+    .await;
+    let schema = open.gql("{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(schema.body["data"]["__schema"]["queryType"]["name"], "QueryRoot", "explicitly enabled");
+}
