@@ -26,12 +26,12 @@ use crate::{
     },
 };
 
-/// Why a request was refused before execution: at the HTTP level
-/// (`Refusal`: a status and a code) or as a GraphQL request error (a
-/// response without data, whose status follows the response media type).
+/// Why a request was refused before execution: at the HTTP level (a
+/// status and a code), or as a GraphQL request error (over a limit), whose
+/// status follows the response media type.
 enum Rejection {
     Http(Refusal),
-    Graphql(async_graphql::Response),
+    OverLimit(String),
 }
 
 impl From<Refusal> for Rejection {
@@ -44,20 +44,18 @@ impl Rejection {
     fn into_response(self, format: Format) -> Response {
         match self {
             Self::Http(refusal) => refusal.into_response(format),
-            Self::Graphql(response) => respond::single(format, response),
+            over_limit => respond::single(format, over_limit.into_graphql()),
         }
     }
 
     fn into_graphql(self) -> async_graphql::Response {
         match self {
             Self::Http(refusal) => refusal.into_graphql(),
-            Self::Graphql(response) => response,
+            Self::OverLimit(message) => async_graphql::Response::from_errors(vec![with_code(
+                ServerError::new(message, None),
+                VALIDATION_FAILED,
+            )]),
         }
-    }
-
-    fn invalid(message: String) -> Self {
-        let error = with_code(ServerError::new(message, None), VALIDATION_FAILED);
-        Self::Graphql(async_graphql::Response::from_errors(vec![error]))
     }
 }
 
@@ -190,7 +188,7 @@ fn prepare(
 ) -> Result<async_graphql::Request, Rejection> {
     let config = &state.auth.config;
     if request.query.len() > config.max_query_bytes {
-        return Err(Rejection::invalid(format!(
+        return Err(Rejection::OverLimit(format!(
             "the document is {} bytes; at most {} are allowed",
             request.query.len(),
             config.max_query_bytes
@@ -228,7 +226,7 @@ fn prepare(
         .into());
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
-        .map_err(Rejection::invalid)?;
+        .map_err(Rejection::OverLimit)?;
     Ok(request)
 }
 

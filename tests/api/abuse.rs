@@ -51,7 +51,7 @@ async fn sequential_brute_force_stops_at_the_limit(app: TestApp) {
 
     // Another address is not locked out (no hard lock of the account).
     let elsewhere =
-        app.post().graphql(LOGIN, login_vars("victim@example.com", PW)).from_ip("198.51.100.20").send().await;
+        app.post().graphql(LOGIN, login_vars("victim@example.com", PW)).peer_ip("198.51.100.20").send().await;
     assert!(elsewhere.body["data"]["login"].is_object(), "{}", elsewhere.body);
     // And the window ends.
     app.clock.advance(chrono::Duration::minutes(15));
@@ -197,7 +197,7 @@ async fn per_ip_and_account_wide_ceilings() {
 
     app.register("target@example.com", PW).await;
     let attempt = |ip: &'static str| {
-        app.post().graphql(LOGIN, login_vars("target@example.com", WRONG)).from_ip(ip).send()
+        app.post().graphql(LOGIN, login_vars("target@example.com", WRONG)).peer_ip(ip).send()
     };
     for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         for _ in 0..4 {

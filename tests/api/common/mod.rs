@@ -337,7 +337,7 @@ impl<'a> Call<'a> {
     }
 
     /// As if the TCP peer were `ip`.
-    pub fn from_ip(mut self, ip: &str) -> Self {
+    pub fn peer_ip(mut self, ip: &str) -> Self {
         self.peer = SocketAddr::new(ip.parse().expect("ip"), 40000);
         self
     }
