@@ -186,6 +186,14 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_MAX_BATCH", default_value_t = 0)]
     pub max_batch: usize,
 
+    /// Keep rate-limit counters in Redis instead of the database.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of authgate's Redis keys.
+    #[arg(long, env = "AUTHGATE_REDIS_PREFIX", default_value = "authgate:")]
+    pub redis_prefix: String,
+
     /// Login attempts per client IP (`N/window`; `0/1m` turns a rule off).
     #[arg(long, env = "AUTHGATE_RATE_LOGIN_IP", default_value = "50/1m")]
     pub rate_login_ip: Rate,
@@ -319,6 +327,7 @@ impl fmt::Debug for Config {
             .field("cookie_secure", &self.cookie_secure)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("smtp_host", &self.smtp_host)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }

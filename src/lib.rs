@@ -20,7 +20,7 @@ use axum::Router;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::{AuthContext, Limiter, PasswordHasher, limits::DbCounters},
+    auth::{AuthContext, Limiter, PasswordHasher},
     clock::Clock,
     config::Config,
     http::AppState,
@@ -53,7 +53,7 @@ pub fn state_with_mail(
             .into()
     });
     let config = Arc::new(config);
-    let limiter = Limiter::new(Arc::new(DbCounters(db.clone())));
+    let limiter = Limiter::from_config(&config, &db)?;
     let auth = AuthContext {
         db,
         config: config.clone(),

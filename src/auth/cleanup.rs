@@ -1,7 +1,7 @@
 //! Deleting expired sessions and expired or spent verification tokens, in
 //! bounded batches so no statement holds locks for long.
 
-use entity::{sessions, verification_tokens};
+use entity::{rate_limits, sessions, verification_tokens};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -15,6 +15,8 @@ pub const BATCH: u64 = 500;
 pub struct Removed {
     pub sessions: u64,
     pub tokens: u64,
+    /// Rate-limit windows that ended.
+    pub counters: u64,
 }
 
 /// One full pass; returns how many rows of each kind were deleted.
@@ -35,9 +37,19 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
                 .add(verification_tokens::Column::ConsumedAt.is_not_null()),
         )
         .await?,
+        counters: rate_limits::Entity::delete_many()
+            .filter(rate_limits::Column::ExpiresAt.lte(now))
+            .exec(&auth.db)
+            .await?
+            .rows_affected,
     };
     if removed != Removed::default() {
-        tracing::info!(sessions = removed.sessions, tokens = removed.tokens, "expired data removed");
+        tracing::info!(
+            sessions = removed.sessions,
+            tokens = removed.tokens,
+            counters = removed.counters,
+            "expired data removed"
+        );
     }
     Ok(removed)
 }

@@ -1,19 +1,17 @@
 //! Rate limits, counted per attempt: every execution of a guarded operation
 //! counts, whether it came alone, as one of many aliases or inside a batch,
 //! because the services call `hit` themselves. Counters live in the
-//! database (shared by every instance) in fixed windows.
+//! database or in Redis (shared by every instance), in fixed windows.
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use entity::rate_limits;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::{Expr, OnConflict, Query},
-};
 use sha2::{Digest, Sha256};
 
-use super::AuthContext;
+use super::{
+    AuthContext,
+    counters::{CounterStore, DbCounters, RedisCounters},
+};
 use crate::error::AuthError;
 
 /// `N/duration`: at most N attempts per window; `0/…` turns the rule off.
@@ -94,46 +92,6 @@ impl Rule {
     }
 }
 
-/// Where counters live.
-#[async_trait::async_trait]
-pub trait CounterStore: Send + Sync + 'static {
-    /// Adds one to the counter of `key` in the window opened at `start`
-    /// (unix seconds) and returns the new count.
-    async fn increment(&self, key: &str, start: i64, expires_at: DateTime<Utc>) -> Result<u64, AuthError>;
-    /// Forgets every window of `key`.
-    async fn clear(&self, key: &str) -> Result<(), AuthError>;
-}
-
-/// Counters in the `rate_limits` table: one atomic upsert per attempt.
-pub struct DbCounters(pub DatabaseConnection);
-
-#[async_trait::async_trait]
-impl CounterStore for DbCounters {
-    async fn increment(&self, key: &str, start: i64, expires_at: DateTime<Utc>) -> Result<u64, AuthError> {
-        use rate_limits::Column;
-        let insert = Query::insert()
-            .into_table(rate_limits::Entity)
-            .columns([Column::Key, Column::WindowStart, Column::Count, Column::ExpiresAt])
-            .values_panic([key.into(), start.into(), 1i64.into(), expires_at.into()])
-            .on_conflict(
-                OnConflict::columns([Column::Key, Column::WindowStart])
-                    .value(Column::Count, Expr::col((rate_limits::Entity, Column::Count)).add(1))
-                    .to_owned(),
-            )
-            .returning_col(Column::Count)
-            .to_owned();
-        let statement = self.0.get_database_backend().build(&insert);
-        let row = self.0.query_one(statement).await?.ok_or(AuthError::Internal)?;
-        let count: i64 = row.try_get("", "count")?;
-        Ok(count.max(0) as u64)
-    }
-
-    async fn clear(&self, key: &str) -> Result<(), AuthError> {
-        rate_limits::Entity::delete_many().filter(rate_limits::Column::Key.eq(key)).exec(&self.0).await?;
-        Ok(())
-    }
-}
-
 /// The limiter: rules from the configuration, counters from a store.
 #[derive(Clone)]
 pub struct Limiter {
@@ -144,6 +102,18 @@ impl Limiter {
     pub fn new(store: Arc<dyn CounterStore>) -> Self {
         Self { store }
     }
+
+    /// Redis when `REDIS_URL` is set, else the database.
+    pub fn from_config(
+        config: &crate::config::Config,
+        db: &sea_orm::DatabaseConnection,
+    ) -> anyhow::Result<Self> {
+        let store: Arc<dyn CounterStore> = match &config.redis_url {
+            Some(url) => Arc::new(RedisCounters::new(url, &config.redis_prefix)?),
+            None => Arc::new(DbCounters(db.clone())),
+        };
+        Ok(Self::new(store))
+    }
 }
 
 /// Counts one attempt against `rule` for `subject`; `RATE_LIMITED` (with the
@@ -153,13 +123,11 @@ pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), Au
     if rate.limit == 0 {
         return Ok(());
     }
-    let window = rate.window.as_secs().max(1) as i64;
-    let now = auth.clock.now().timestamp();
-    let start = now - now.rem_euclid(window);
-    let expires_at = DateTime::from_timestamp(start + window, 0).unwrap_or_else(Utc::now);
-    let count = auth.limiter.store.increment(&rule.key(subject), start, expires_at).await?;
+    let (start, length) = window(auth, rate);
+    let expires_at = DateTime::from_timestamp(start + length, 0).unwrap_or_else(Utc::now);
+    let count = auth.limiter.store.increment(&rule.key(subject), start, length, expires_at).await?;
     if count > rate.limit {
-        let retry_after = (start + window - now).max(1) as u64;
+        let retry_after = (start + length - auth.clock.now().timestamp()).max(1) as u64;
         tracing::info!(rule = rule.name(), retry_after, "rate limited");
         return Err(AuthError::RateLimited { retry_after });
     }
@@ -168,10 +136,19 @@ pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), Au
 
 /// Forgets the attempts of `subject` under `rule` (a successful sign-in).
 pub async fn clear(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
-    if rule.rate(auth).limit == 0 {
+    let rate = rule.rate(auth);
+    if rate.limit == 0 {
         return Ok(());
     }
-    auth.limiter.store.clear(&rule.key(subject)).await
+    let (start, _) = window(auth, rate);
+    auth.limiter.store.clear(&rule.key(subject), start).await
+}
+
+/// The fixed window `rate` is in now: its start and length, in seconds.
+fn window(auth: &AuthContext, rate: Rate) -> (i64, i64) {
+    let length = rate.window.as_secs().max(1) as i64;
+    let now = auth.clock.now().timestamp();
+    (now - now.rem_euclid(length), length)
 }
 
 /// A subject for the per-address rules; requests without a peer address

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod cleanup;
+pub mod counters;
 pub mod limits;
 pub mod password;
 pub mod profile;

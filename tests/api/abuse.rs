@@ -281,3 +281,45 @@ async fn security_headers_on_every_answer() {
     let schema = open.gql("{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(schema.body["data"]["__schema"]["queryType"]["name"], "QueryRoot", "explicitly enabled");
 }
+
+/// `TEST_REDIS_URL`, required in CI.
+fn redis_url() -> Option<String> {
+    let url = std::env::var("TEST_REDIS_URL").ok();
+    assert!(url.is_some() || std::env::var_os("CI").is_none(), "CI must set TEST_REDIS_URL");
+    url
+}
+
+#[tokio::test]
+async fn redis_counters_are_shared_by_instances() {
+    let Some(url) = redis_url() else {
+        eprintln!("TEST_REDIS_URL unset: skipping the Redis limiter test");
+        return;
+    };
+    let prefix = format!("authgate-test-{}:", uuid::Uuid::new_v4().simple());
+    let with_redis = |c: &mut authgate::config::Config| {
+        c.redis_url = Some(url.clone());
+        c.redis_prefix = prefix.clone();
+    };
+    // Two instances that share nothing but Redis.
+    let (a, b) = (TestApp::sqlite_with(with_redis).await, TestApp::sqlite_with(with_redis).await);
+    a.register("redis@example.com", PW).await;
+    b.register("redis@example.com", PW).await;
+    for attempt in 0..10 {
+        let app = if attempt % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            app.login("redis@example.com", WRONG).await.code(),
+            Some("INVALID_CREDENTIALS"),
+            "{attempt}"
+        );
+    }
+    assert_eq!(a.login("redis@example.com", WRONG).await.code(), Some("RATE_LIMITED"));
+    assert_eq!(b.login("redis@example.com", PW).await.code(), Some("RATE_LIMITED"));
+    assert_eq!(a.count(entity::rate_limits::Entity).await, 0, "nothing counted in the database");
+}
+
+#[tokio::test]
+async fn an_unreachable_counter_store_fails_closed() {
+    let app = TestApp::sqlite_with(|c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let reply = app.login("anyone@example.com", WRONG).await;
+    assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
+}

@@ -335,10 +335,18 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
 
     let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!((removed.sessions, removed.tokens), (1_100, 2));
+    assert_eq!(removed.counters, 0, "the registration's rate-limit window is still open");
     assert_eq!(app.count(sessions::Entity).await, 1, "the live session stays");
     assert_eq!(app.count(verification_tokens::Entity).await, 2, "the live tokens stay");
     let again = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!((again.sessions, again.tokens), (0, 0));
+    app.clock.advance(Duration::hours(2));
+    let later = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(
+        (later.sessions, later.tokens, later.counters),
+        (0, 1, 1),
+        "the 1 h token and the register window"
+    );
 }
 
 async fn revocation_is_seen_by_every_instance(app: TestApp) {
