@@ -1,27 +1,29 @@
-//! argon2id hashing on a bounded pool of blocking threads: a login never
-//! stalls the async runtime, and a flood of logins cannot queue unbounded
-//! work (each hash holds `m` KiB of memory while it runs).
+//! argon2id hashing on a fixed pool of threads, each owning its working
+//! memory (19 MiB by default) for life: a login never stalls the async
+//! runtime, memory stays at `threads × m` however many sign-ins arrive,
+//! and a full queue answers `SERVICE_UNAVAILABLE` at once instead of
+//! piling up work.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicU64, Ordering},
+    mpsc,
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
-    password_hash::SaltString,
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{Output, PasswordHash, SaltString},
 };
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::{config::Config, error::AuthError};
 
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
-    /// Hashes running at once (one per core by default).
-    running: Arc<Semaphore>,
-    /// Hashes running or waiting; when exhausted we answer SERVICE_UNAVAILABLE.
-    admitted: Arc<Semaphore>,
+    params: Params,
+    jobs: mpsc::SyncSender<Job>,
     /// A hash of a random password: unknown emails are verified against it so
     /// they cost the same time as known ones.
     dummy_hash: String,
@@ -32,29 +34,43 @@ impl PasswordHasher {
     pub fn new(config: &Config) -> Result<Self, argon2::Error> {
         let params =
             Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let workers = config.hash_concurrency();
-        let salt = SaltString::generate(&mut OsRng);
+        let mut scratch = Vec::new();
         let random = crate::auth::token::generate().secret;
-        let dummy_hash = argon2
-            .hash_password(random.as_bytes(), &salt)
-            .map_err(|_| argon2::Error::AlgorithmInvalid)?
-            .to_string();
-        Ok(Self {
-            argon2,
-            running: Arc::new(Semaphore::new(workers)),
-            admitted: Arc::new(Semaphore::new(workers + config.hash_queue)),
-            dummy_hash,
-            verifications: AtomicU64::new(0),
-        })
+        let dummy_hash = hash_with(&params, random.as_bytes(), &mut scratch)
+            .map_err(|_| argon2::Error::AlgorithmInvalid)?;
+        drop(scratch);
+
+        // A rendezvous channel when the queue is 0: only an idle worker takes a job.
+        let (jobs, queue) = mpsc::sync_channel::<Job>(config.hash_queue);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..config.hash_concurrency() {
+            let queue = queue.clone();
+            let blocks = params.block_count();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    let mut memory = vec![Block::default(); blocks];
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            Err(_) => return, // the hasher was dropped
+                        }
+                    }
+                })
+                .map_err(|_| argon2::Error::AlgorithmInvalid)?;
+        }
+        Ok(Self { params, jobs, dummy_hash, verifications: AtomicU64::new(0) })
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) for a password that passed the policy.
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
-        let argon2 = self.argon2.clone();
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| {
+        let params = self.params.clone();
+        self.run(move |memory| {
+            hash_with(&params, password.as_bytes(), memory).map_err(|e| {
                 tracing::error!(error = %e, "password hashing failed");
                 AuthError::Internal
             })
@@ -65,17 +81,10 @@ impl PasswordHasher {
     /// Checks `password` against `stored`, or against the dummy hash when there
     /// is none, so both cases take one full verification.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
-        let argon2 = self.argon2.clone();
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy_hash.clone());
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let matched = self
-            .run(move || {
-                PasswordHash::new(&phc)
-                    .map(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-                    .unwrap_or(false)
-            })
-            .await?;
+        let matched = self.run(move |memory| verify_with(&phc, password.as_bytes(), memory)).await?;
         Ok(matched && known)
     }
 
@@ -86,17 +95,104 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
-            tracing::warn!("password hashing queue full; shedding load");
-            AuthError::ServiceUnavailable
+        let (done, answer) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(work(memory));
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => {
+                tracing::warn!("password hashing queue full; shedding load");
+                AuthError::ServiceUnavailable
+            }
+            mpsc::TrySendError::Disconnected(_) => AuthError::Internal,
         })?;
-        let _running =
-            self.running.clone().acquire_owned().await.map_err(|_| AuthError::ServiceUnavailable)?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "password hashing task failed");
+        answer.await.map_err(|_| {
+            tracing::error!("password hashing worker stopped");
             AuthError::Internal
         })
+    }
+}
+
+/// argon2 into `memory`, grown once to the size `params` need and reused.
+fn compute(
+    params: &Params,
+    algorithm: Algorithm,
+    version: Version,
+    password: &[u8],
+    salt: &[u8],
+    output_len: usize,
+    memory: &mut Vec<Block>,
+) -> Result<Output, argon2::password_hash::Error> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    Output::init_with(output_len, |out| {
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks]).map_err(Into::into)
+    })
+}
+
+fn hash_with(
+    params: &Params,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut buffer = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut buffer)?;
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output =
+        compute(params, Algorithm::Argon2id, Version::V0x13, password, salt_bytes, output_len, memory)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: params.try_into()?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Recomputes with the stored hash's own algorithm, version and parameters
+/// (they may predate today's settings) and compares in constant time.
+fn verify_with(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let mut check = || -> Result<bool, argon2::password_hash::Error> {
+        let parsed = PasswordHash::new(phc)?;
+        let expected = parsed.hash.ok_or(argon2::password_hash::Error::Password)?;
+        let salt = parsed.salt.ok_or(argon2::password_hash::Error::Password)?;
+        let mut buffer = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut buffer)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed.version.map(Version::try_from).transpose()?.unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let computed = compute(&params, algorithm, version, password, salt_bytes, expected.len(), memory)?;
+        Ok(computed == expected) // `Output` compares in constant time
+    };
+    check().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
+    use super::*;
+
+    #[test]
+    fn hashes_are_standard_phc_strings_that_verify_both_ways() {
+        let params = Params::new(256, 1, 1, None).unwrap();
+        let mut memory = Vec::new();
+        let ours = hash_with(&params, b"open sesame", &mut memory).unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=256,t=1,p=1$"), "{ours}");
+        // The reference implementation accepts ours, and we accept its.
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        assert!(reference.verify_password(b"open sesame", &PasswordHash::new(&ours).unwrap()).is_ok());
+        let theirs =
+            reference.hash_password(b"open sesame", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        assert!(verify_with(&theirs, b"open sesame", &mut memory));
+        assert!(!verify_with(&theirs, b"open sesame!", &mut memory));
+        assert!(!verify_with("not a hash", b"open sesame", &mut memory));
     }
 }

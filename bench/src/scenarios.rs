@@ -1,0 +1,246 @@
+//! The scenarios: what each request sends and how its answer is checked.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use clap::ValueEnum;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    load::{self, Measured},
+    seed::{PASSWORD, Seeded},
+    server::Server,
+};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    Healthz,
+    Me,
+    MeCookie,
+    Login,
+    Register,
+    Logout,
+    MeDuringLoginFlood,
+}
+
+impl Scenario {
+    pub fn all() -> [Self; 7] {
+        [
+            Self::Healthz,
+            Self::Me,
+            Self::MeCookie,
+            Self::Login,
+            Self::Register,
+            Self::Logout,
+            Self::MeDuringLoginFlood,
+        ]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Healthz => "healthz",
+            Self::Me => "me",
+            Self::MeCookie => "me-cookie",
+            Self::Login => "login",
+            Self::Register => "register",
+            Self::Logout => "logout",
+            Self::MeDuringLoginFlood => "me-during-login-flood",
+        }
+    }
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Result {
+    pub scenario: Scenario,
+    pub concurrency: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub peak_rss_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+const ME: &str = r#"{"query":"query Me { me { id email name emailVerified } }"}"#;
+const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token } }";
+const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token } }";
+const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+
+/// One HTTP client per run; connections are reused (keep-alive).
+fn client(concurrency: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency + 8)
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client")
+}
+
+/// Sends and checks: 200 and a body that contains `expect`.
+async fn check(request: reqwest::RequestBuilder, expect: &'static str) -> std::result::Result<bool, String> {
+    let response = request.send().await.map_err(|e| format!("transport: {e}"))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| format!("body: {e}"))?;
+    let body = String::from_utf8_lossy(&body);
+    if status == 200 && body.contains(expect) {
+        Ok(true)
+    } else {
+        Err(format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()))
+    }
+}
+
+pub async fn run(
+    scenario: Scenario,
+    concurrency: usize,
+    duration: Duration,
+    server: &Server,
+    seeded: &Seeded,
+) -> anyhow::Result<Result> {
+    let http = client(concurrency);
+    let graphql = format!("{}/graphql", server.url);
+    let users = Arc::new(seeded.users.clone());
+    let label = format!("{} c={concurrency}", scenario.name());
+    let measured = match scenario {
+        Scenario::Healthz => {
+            let url = format!("{}/healthz", server.url);
+            load::run(&label, concurrency, duration, server, move |_, _| check(http.get(&url), "ok")).await
+        }
+        Scenario::Me => me(&label, concurrency, duration, server, http, graphql, users, false).await,
+        Scenario::MeCookie => me(&label, concurrency, duration, server, http, graphql, users, true).await,
+        Scenario::Login => load::run(&label, concurrency, duration, server, move |worker, n| {
+            let (email, _) = &users[(worker + n as usize) % users.len()];
+            let body =
+                json!({ "query": LOGIN, "variables": { "input": { "email": email, "password": PASSWORD } } });
+            check(http.post(&graphql).json(&body), "\"token\"")
+        })
+        .await,
+        Scenario::Register => {
+            let seeded_run = seeded.new_email(0, 0);
+            load::run(&label, concurrency, duration, server, move |worker, n| {
+                let email = seeded_run.replace("-new-0-0@", &format!("-new-{worker}-{n}-c{concurrency}@"));
+                let body = json!({ "query": REGISTER, "variables": { "input": { "email": email, "password": PASSWORD } } });
+                check(http.post(&graphql).json(&body), "\"token\"")
+            })
+            .await
+        }
+        Scenario::Logout => {
+            // Enough fresh sessions for the run: logout is fast, so many.
+            let wanted = (concurrency * 2_000).clamp(5_000, 60_000) * duration.as_secs().max(1) as usize / 10;
+            let tokens = Arc::new(Mutex::new(seeded.sessions(wanted.max(2_000)).await?));
+            load::run(&label, concurrency, duration, server, move |_, _| {
+                let token = tokens.lock().expect("tokens").pop();
+                let http = http.clone();
+                let graphql = graphql.clone();
+                async move {
+                    let Some(token) = token else { return Ok(false) };
+                    check(
+                        http.post(&graphql)
+                            .bearer_auth(token)
+                            .header("content-type", "application/json")
+                            .body(LOGOUT),
+                        "\"logout\":true",
+                    )
+                    .await
+                }
+            })
+            .await
+        }
+        Scenario::MeDuringLoginFlood => {
+            // Logins at full hash capacity in the background (not measured).
+            let stop = Arc::new(AtomicBool::new(false));
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+            let mut flood = Vec::new();
+            for w in 0..workers {
+                let (http, graphql, users, stop) =
+                    (http.clone(), graphql.clone(), users.clone(), stop.clone());
+                flood.push(tokio::spawn(async move {
+                    let mut n = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        let (email, _) = &users[n % users.len()];
+                        let body =
+                            json!({ "query": LOGIN, "variables": { "input": { "email": email, "password": PASSWORD } } });
+                        let _ = http.post(&graphql).json(&body).send().await.map(|r| r.bytes());
+                        n += workers;
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let measured = me(
+                &label,
+                concurrency,
+                duration,
+                server,
+                http.clone(),
+                graphql.clone(),
+                users.clone(),
+                false,
+            )
+            .await;
+            stop.store(true, Ordering::Relaxed);
+            for f in flood {
+                let _ = f.await;
+            }
+            measured
+        }
+    };
+    Ok(summarize(scenario, concurrency, measured))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn me(
+    label: &str,
+    concurrency: usize,
+    duration: Duration,
+    server: &Server,
+    http: reqwest::Client,
+    graphql: String,
+    users: Arc<Vec<(String, String)>>,
+    cookie: bool,
+) -> Measured {
+    load::run(label, concurrency, duration, server, move |worker, n| {
+        let (_, token) = &users[(worker + n as usize) % users.len()];
+        let request = http.post(&graphql).header("content-type", "application/json").body(ME);
+        let request = if cookie {
+            request.header("cookie", format!("session_token={token}"))
+        } else {
+            request.bearer_auth(token)
+        };
+        check(request, "{\"data\":{\"me\":{")
+    })
+    .await
+}
+
+fn summarize(scenario: Scenario, concurrency: usize, mut m: Measured) -> Result {
+    m.latencies.sort_unstable();
+    let pick = |q: f64| -> f64 {
+        if m.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((m.latencies.len() as f64 * q).ceil() as usize).clamp(1, m.latencies.len()) - 1;
+        m.latencies[i] as f64 / 1000.0
+    };
+    let ok = m.latencies.len() as u64;
+    Result {
+        scenario,
+        concurrency,
+        requests: ok + m.errors,
+        errors: m.errors,
+        rps: ok as f64 / m.elapsed.as_secs_f64().max(1e-9),
+        p50_ms: pick(0.50),
+        p90_ms: pick(0.90),
+        p99_ms: pick(0.99),
+        max_ms: m.latencies.last().map_or(0.0, |v| *v as f64 / 1000.0),
+        peak_rss_mb: m.peak_rss.map(|b| b as f64 / (1024.0 * 1024.0)),
+        first_error: m.first_error,
+    }
+}

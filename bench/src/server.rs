@@ -1,0 +1,85 @@
+//! Starting the release server on a free loopback port, and its memory.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+
+pub struct Server {
+    pub url: String,
+    child: Option<Child>,
+}
+
+/// Every rate-limit rule, switched off: the benchmark signs in from one address.
+const RATE_RULES: [&str; 8] = [
+    "LOGIN_IP",
+    "LOGIN_ACCOUNT_IP",
+    "LOGIN_ACCOUNT",
+    "REGISTER_IP",
+    "MAIL_IP",
+    "MAIL_ACCOUNT",
+    "TOKEN_IP",
+    "PASSWORD_ACCOUNT",
+];
+
+impl Server {
+    pub fn external(url: &str) -> Self {
+        Self { url: url.trim_end_matches('/').to_owned(), child: None }
+    }
+
+    pub async fn start(binary: &Path, database_url: &str, dir: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let binary = binary
+            .canonicalize()
+            .with_context(|| format!("{} not found (build it: cargo build --release)", binary.display()))?;
+        let mut command = Command::new(&binary);
+        command
+            .current_dir(dir)
+            .env("DATABASE_URL", database_url)
+            .env("AUTHGATE_BIND", format!("127.0.0.1:{port}"))
+            .env("AUTHGATE_OUTBOX_DIR", dir.join("outbox"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for rule in RATE_RULES {
+            command.env(format!("AUTHGATE_RATE_{rule}"), "0/1s");
+        }
+        let child = command.spawn().with_context(|| {
+            format!("cannot start {} (build it: cargo build --release)", binary.display())
+        })?;
+        let server = Self { url: format!("http://127.0.0.1:{port}"), child: Some(child) };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client
+                .get(format!("{}/readyz", server.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("the server did not become ready within 30 s")
+    }
+
+    /// Resident memory of the server process in bytes (None for `--url`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
