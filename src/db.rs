@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 use sqlx::{
+    Connection,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -39,6 +40,8 @@ async fn connect_sqlite(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let pool = SqlitePoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout)
+        // A local file cannot hang up: no ping round trip on every checkout.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     tracing::info!(
@@ -57,7 +60,17 @@ async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection>
         // Close idle connections before a serverless provider drops them under us.
         .idle_timeout(Duration::from_secs(240))
         .max_lifetime(Duration::from_secs(30 * 60))
-        .test_before_acquire(true)
+        // Ping only connections that sat idle (the ones a proxy or a suspended
+        // compute may have dropped): a busy pool pays no extra round trip.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(30) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options.clone())
         .await?;
     tracing::info!(

@@ -135,7 +135,7 @@ pub async fn run(
         }
         Scenario::Logout => {
             // Enough fresh sessions for the run: logout is fast, so many.
-            let wanted = (concurrency * 2_000).clamp(5_000, 60_000) * duration.as_secs().max(1) as usize / 10;
+            let wanted = (6_000 * duration.as_secs().max(1) as usize).clamp(2_000, 120_000);
             let tokens = Arc::new(Mutex::new(seeded.sessions(wanted.max(2_000)).await?));
             load::run(&label, concurrency, duration, server, move |_, _| {
                 let token = tokens.lock().expect("tokens").pop();
