@@ -73,6 +73,22 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
+    /// Connections kept open even when idle (PostgreSQL).
+    #[arg(long, env = "AUTHGATE_DB_MIN_CONNECTIONS", default_value_t = 0)]
+    pub db_min_connections: u32,
+
+    /// Idle connections are closed after this (before a serverless provider drops them).
+    #[arg(long, env = "AUTHGATE_DB_IDLE_TIMEOUT", default_value = "4m", value_parser = humantime::parse_duration)]
+    pub db_idle_timeout: Duration,
+
+    /// Connections are replaced after this age.
+    #[arg(long, env = "AUTHGATE_DB_MAX_LIFETIME", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub db_max_lifetime: Duration,
+
+    /// At start-up, keep retrying an unreachable database this long.
+    #[arg(long, env = "AUTHGATE_DB_CONNECT_DEADLINE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub db_connect_deadline: Duration,
+
     /// How long a request waits for a database connection before `SERVICE_UNAVAILABLE`.
     #[arg(long, env = "AUTHGATE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_acquire_timeout: Duration,
@@ -254,6 +270,10 @@ pub struct Config {
     /// to call the API with credentials. Empty: same-origin only.
     #[arg(long, env = "AUTHGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may still run.
+    #[arg(long, env = "AUTHGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
 
     /// Log filter (`info`, `authgate=debug,sqlx=warn`, ...).
     #[arg(long, env = "AUTHGATE_LOG", default_value = "info")]

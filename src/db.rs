@@ -1,5 +1,6 @@
 //! Connecting to SQLite or PostgreSQL with pools we configure ourselves
-//! (SQLite pragmas, pool limits), handed to SeaORM.
+//! (SQLite pragmas, serverless-friendly pool limits, start-up retry),
+//! handed to SeaORM.
 
 use std::{str::FromStr, time::Duration};
 
@@ -8,7 +9,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 use sqlx::{
     Connection,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -20,7 +21,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     if url.starts_with("sqlite:") {
         connect_sqlite(config).await.with_context(|| format!("cannot open {shown}"))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        connect_postgres(config).await.with_context(|| format!("cannot connect to {shown}"))
+        connect_postgres(config).await
     } else {
         anyhow::bail!("unsupported DATABASE_URL {shown}: use sqlite:// or postgres://")
     }
@@ -52,14 +53,67 @@ async fn connect_sqlite(config: &Config) -> anyhow::Result<DatabaseConnection> {
     Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
 
+/// Connection-string parameters sqlx does not take, handled here instead of
+/// being dropped silently.
+struct Extras {
+    channel_binding: Option<String>,
+    pgbouncer: bool,
+}
+
+/// Splits `channel_binding` and `pgbouncer` off the URL's query.
+fn split_extras(url: &str) -> (String, Extras) {
+    let mut extras = Extras { channel_binding: None, pgbouncer: false };
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), extras);
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "channel_binding" => {
+                    extras.channel_binding = Some(value.to_owned());
+                    false
+                }
+                "pgbouncer" => {
+                    extras.pgbouncer = value == "true";
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    (url, extras)
+}
+
 async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let options = PgConnectOptions::from_str(&config.database_url)?;
-    let pool = PgPoolOptions::new()
+    let shown = redact_url(&config.database_url);
+    let (url, extras) = split_extras(&config.database_url);
+    let mut options =
+        PgConnectOptions::from_str(&url).with_context(|| format!("invalid DATABASE_URL {shown}"))?;
+    if let Some(mode) = &extras.channel_binding {
+        // sqlx authenticates with SCRAM-SHA-256 but cannot bind it to the TLS
+        // channel (SCRAM-SHA-256-PLUS). Neon accepts that; say so instead of pretending.
+        tracing::warn!(
+            channel_binding = %mode,
+            "channel_binding is not supported by the driver: authenticating with SCRAM-SHA-256 \
+             without channel binding; TLS still follows sslmode"
+        );
+    }
+    // A transaction-mode pooler (PgBouncer, Neon's `-pooler` endpoints) hands each
+    // transaction to any server connection: named prepared statements would vanish.
+    let pooled = extras.pgbouncer || options.get_host().contains("-pooler");
+    if pooled {
+        options = options.statement_cache_capacity(0);
+    }
+    let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
+        .min_connections(config.db_min_connections)
         .acquire_timeout(config.db_acquire_timeout)
         // Close idle connections before a serverless provider drops them under us.
-        .idle_timeout(Duration::from_secs(240))
-        .max_lifetime(Duration::from_secs(30 * 60))
+        .idle_timeout(config.db_idle_timeout)
+        .max_lifetime(config.db_max_lifetime)
         // Ping only connections that sat idle (the ones a proxy or a suspended
         // compute may have dropped): a busy pool pays no extra round trip.
         .test_before_acquire(false)
@@ -70,19 +124,125 @@ async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection>
                 }
                 Ok(true)
             })
-        })
-        .connect_with(options.clone())
-        .await?;
+        });
+    let pool = connect_with_retry(pool_options, options.clone(), config, &shown).await?;
     tracing::info!(
         host = options.get_host(),
+        port = options.get_port(),
         database = options.get_database().unwrap_or("(default)"),
+        tls = ssl_mode(options.get_ssl_mode()),
         pool = config.db_max_connections,
+        transaction_pooler = pooled,
         "connected to PostgreSQL"
     );
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
+fn ssl_mode(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// While the database is unreachable or cold, retry with exponential backoff
+/// and jitter until `db_connect_deadline`; errors that waiting cannot fix
+/// (authentication, a missing database, TLS) end it at once. Each attempt
+/// is one plain connection, so its error says what went wrong (a pool would
+/// only report that it timed out).
+async fn connect_with_retry(
+    pool: PgPoolOptions,
+    options: PgConnectOptions,
+    config: &Config,
+    shown: &str,
+) -> anyhow::Result<PgPool> {
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(250);
+    // A cold serverless compute may take several seconds to answer at all.
+    let patience = config.db_acquire_timeout.max(Duration::from_secs(10));
+    for attempt in 1.. {
+        let (class, retry, hint, error) =
+            match tokio::time::timeout(patience, PgConnection::connect_with(&options)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    return Ok(pool.connect_with(options).await?);
+                }
+                Ok(Err(error)) => {
+                    let (class, retry, hint) = classify(&error);
+                    (class, retry, hint, error.to_string())
+                }
+                Err(_) => (
+                    "timeout",
+                    true,
+                    "the server did not answer in time",
+                    format!("no answer in {patience:?}"),
+                ),
+            };
+        let left = config.db_connect_deadline.saturating_sub(started.elapsed());
+        if !retry || left.is_zero() {
+            anyhow::bail!(
+                "cannot connect to {shown} after {attempt} attempt(s) in {:.1?}: {class}: {error} ({hint})",
+                started.elapsed()
+            );
+        }
+        let jitter = rand::random::<f64>() * 0.5 + 0.75;
+        let sleep = wait.mul_f64(jitter).min(left);
+        tracing::warn!(attempt, class, error = %error, retry_in = ?sleep, "database not reachable yet");
+        tokio::time::sleep(sleep).await;
+        wait = (wait * 2).min(Duration::from_secs(8));
+    }
+    unreachable!("the loop returns or bails")
+}
+
+/// The class of a connection error, whether waiting may help, and a hint.
+pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
+    match error {
+        sqlx::Error::Io(e) => {
+            let text = e.to_string();
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                ("tcp connection refused", true, "is PostgreSQL running and listening on that host and port?")
+            } else if e.kind() == std::io::ErrorKind::TimedOut {
+                ("timeout", true, "is the host reachable from here?")
+            } else if text.contains("lookup") || text.contains("resolve") || text.contains("not known") {
+                ("dns", true, "check the host name in DATABASE_URL")
+            } else {
+                ("network", true, "the connection failed or was reset")
+            }
+        }
+        sqlx::Error::Tls(_) => ("tls", false, "check sslmode and sslrootcert; does the server offer TLS?"),
+        sqlx::Error::PoolTimedOut => ("timeout", true, "the server did not answer in time"),
+        sqlx::Error::Configuration(_) => ("configuration", false, "check DATABASE_URL"),
+        sqlx::Error::Database(e) => match e.code().as_deref() {
+            Some("28P01" | "28000") => ("authentication", false, "check the user name and password"),
+            Some("3D000") => ("database does not exist", false, "create it or fix the name in DATABASE_URL"),
+            Some("57P03" | "53300") => ("server not ready", true, "the server is starting or full"),
+            _ => ("database error", false, "see the message"),
+        },
+        _ => ("connection", true, "see the message"),
+    }
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("database migration failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_extras;
+
+    #[test]
+    fn neon_parameters_are_taken_off_the_url() {
+        let (url, extras) = split_extras(
+            "postgresql://alice:p%40ss@ep-x-pooler.eu.aws.neon.tech/neondb?sslmode=require&channel_binding=require",
+        );
+        assert_eq!(url, "postgresql://alice:p%40ss@ep-x-pooler.eu.aws.neon.tech/neondb?sslmode=require");
+        assert_eq!(extras.channel_binding.as_deref(), Some("require"));
+        let (url, extras) = split_extras("postgres://h/db?pgbouncer=true");
+        assert_eq!((url.as_str(), extras.pgbouncer), ("postgres://h/db", true));
+    }
 }

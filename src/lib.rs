@@ -52,6 +52,7 @@ pub fn state_with_mail(
             .finish()
             .into()
     });
+    http::observe::prometheus();
     let config = Arc::new(config);
     let limiter = Limiter::from_config(&config, &db)?;
     let auth = AuthContext {

@@ -1,4 +1,4 @@
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{future::IntoFuture, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use authgate::{
@@ -51,6 +51,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
     let bind = config.bind;
     let cleanup_every = config.cleanup_interval;
+    let grace = config.shutdown_timeout;
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await?;
@@ -65,7 +66,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "authgate listening on http://{addr}/graphql");
     let app = authgate::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, but
+    // not for longer than the grace period.
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    tokio::select! {
+        result = serve.into_future() => result?,
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "requests still in flight after the grace period; stopping anyway"),
+    }
     db.close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -82,6 +82,7 @@ pub async fn register(
     let new = session::create(&txn, auth, user_id, meta).await?;
     txn.commit().await?;
     tracing::info!("user registered");
+    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     recovery::queue_verification(auth, &user);
     Ok(SignedIn { token: new.token, session: new.session, user })
 }
@@ -135,6 +136,7 @@ pub async fn login(
         Some(user) if matched => user,
         _ => {
             tracing::info!("login failed");
+            metrics::counter!("authgate_auth_events_total", "event" => "login_failure").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
     };
@@ -147,6 +149,7 @@ pub async fn login(
     limits::clear(auth, Rule::LoginAccountIp, &account_ip_key).await?;
     limits::clear(auth, Rule::LoginAccount, &account_key).await?;
     tracing::info!("login succeeded");
+    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     Ok(SignedIn { token: new.token, session: new.session, user })
 }
 

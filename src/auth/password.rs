@@ -99,7 +99,11 @@ impl PasswordHasher {
     ) -> Result<T, AuthError> {
         let (done, answer) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let _ = done.send(work(memory));
+            let started = std::time::Instant::now();
+            let result = work(memory);
+            metrics::histogram!("authgate_password_hash_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let _ = done.send(result);
         });
         self.jobs.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => {

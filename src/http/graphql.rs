@@ -14,7 +14,7 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    AppState, client, cookie, headers,
+    AppState, client, cookie, headers, observe,
     respond::{self, Format},
 };
 use crate::{
@@ -163,6 +163,28 @@ async fn run(
     state: &AppState,
     parts: &Parts,
     token: Option<PresentedToken>,
+    (request, operation): (async_graphql::Request, String),
+) -> async_graphql::Response {
+    let started = std::time::Instant::now();
+    let response = execute(state, parts, token, request).await;
+    let outcome = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|e| e.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => Some(code.as_str()),
+            _ => None,
+        })
+        .unwrap_or("ok");
+    observe::record_operation(&operation, outcome, started);
+    response
+}
+
+async fn execute(
+    state: &AppState,
+    parts: &Parts,
+    token: Option<PresentedToken>,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
     let meta = client::meta(parts, &state.auth.config.trusted_proxies);
@@ -185,7 +207,7 @@ fn prepare(
     state: &AppState,
     mut request: async_graphql::Request,
     over_get: bool,
-) -> Result<async_graphql::Request, Rejection> {
+) -> Result<(async_graphql::Request, String), Rejection> {
     let config = &state.auth.config;
     if request.query.len() > config.max_query_bytes {
         return Err(Rejection::OverLimit(format!(
@@ -198,7 +220,7 @@ fn prepare(
     let document = match request.parsed_query() {
         Ok(document) => document,
         // Let the schema report it, with its code, as a GraphQL response.
-        Err(_) => return Ok(request),
+        Err(_) => return Ok((request, "unparsed".to_owned())),
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), None) => Some(op),
@@ -227,7 +249,23 @@ fn prepare(
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
-    Ok(request)
+    let label = operation_label(&operation.node);
+    Ok((request, label))
+}
+
+/// `mutation:login`: the operation type and its first field, names from the
+/// schema (a client-chosen operation name would make metrics unbounded).
+fn operation_label(operation: &async_graphql::parser::types::OperationDefinition) -> String {
+    let kind = match operation.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let field = operation.selection_set.node.items.iter().find_map(|item| match &item.node {
+        async_graphql::parser::types::Selection::Field(field) => Some(field.node.name.node.as_str()),
+        _ => None,
+    });
+    format!("{kind}:{}", field.unwrap_or("fragment"))
 }
 
 fn parse_request(value: Value) -> Result<async_graphql::Request, Refusal> {

@@ -6,12 +6,12 @@ pub mod cookie;
 mod graphql;
 mod headers;
 mod health;
+pub mod observe;
 mod respond;
 
 use std::sync::Arc;
 
 use axum::{Router, routing::get};
-use tower_http::trace::TraceLayer;
 
 use crate::{auth::AuthContext, graphql::AppSchema};
 
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(observe::metrics))
         .with_state(state);
-    headers::apply(routes, &config).layer(TraceLayer::new_for_http())
+    headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))
 }

@@ -6,6 +6,7 @@ mod abuse;
 mod auth;
 mod contract;
 mod email;
+mod outage;
 mod sessions;
 mod smtp;
 mod tcp;

@@ -21,6 +21,7 @@ impl SessionMutation {
         let current = current_session(ctx).await.gql()?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
         Ok(true)
     }
 

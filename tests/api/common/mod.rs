@@ -170,6 +170,10 @@ impl TestApp {
         self.clock.now()
     }
 
+    pub fn database_url(&self) -> &str {
+        &self.url
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.state.auth.db
     }

@@ -1,0 +1,110 @@
+//! Request ids, one tracing span per request, and Prometheus metrics.
+
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+
+use super::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id from `X-Request-Id` when it is a sane token, else a new
+/// UUID; returned on the response and recorded on the request's span (with
+/// the GraphQL operation and its outcome, filled in by the handler).
+pub async fn trace(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        operation = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::debug!(status, latency_ms = started.elapsed().as_secs_f64() * 1000.0, "request done");
+    });
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+/// Records what ran and how it ended, on the span and in the latency histogram.
+pub fn record_operation(operation: &str, outcome: &str, started: Instant) {
+    let span = tracing::Span::current();
+    span.record("operation", operation);
+    span.record("outcome", outcome);
+    metrics::histogram!(
+        "authgate_graphql_request_duration_seconds",
+        "operation" => operation.to_owned(),
+        "outcome" => outcome.to_owned()
+    )
+    .record(started.elapsed().as_secs_f64());
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets =
+                [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = prometheus() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (size, idle) = pool_stats(&state);
+    metrics::gauge!("authgate_db_pool_connections", "state" => "in_use")
+        .set(size.saturating_sub(idle) as f64);
+    metrics::gauge!("authgate_db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("authgate_db_pool_max_connections").set(state.auth.config.db_max_connections as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+}
+
+fn pool_stats(state: &AppState) -> (u32, u32) {
+    use sea_orm::ConnectionTrait;
+    let db = &state.auth.db;
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+        sea_orm::DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+        _ => (0, 0),
+    }
+}

@@ -1,0 +1,239 @@
+//! PostgreSQL going away and coming back, through a fault-injecting TCP
+//! proxy between authgate and the database.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+use crate::common::TestApp;
+
+/// Forwards loopback connections to PostgreSQL; can delay, cut and stall them.
+struct Proxy {
+    addr: SocketAddr,
+    /// New connections are held, never forwarded (a hung network).
+    stall: Arc<AtomicBool>,
+    /// Milliseconds to wait before forwarding the next connection (a cold start).
+    delay_ms: Arc<AtomicU64>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(listen: &str, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind(listen).await.expect("proxy bind");
+        let addr = listener.local_addr().unwrap();
+        let (stall, delay_ms) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (s, d, l) = (stall.clone(), delay_ms.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (stall, delay) = (s.clone(), d.swap(0, Ordering::SeqCst));
+                let link = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    if stall.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                l.lock().unwrap().push(link);
+            }
+        });
+        Self { addr, stall, delay_ms, links, accept }
+    }
+
+    /// Cuts every open connection.
+    fn cut_all(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut_all();
+        self.accept.abort();
+    }
+}
+
+/// The PostgreSQL server of `TEST_DATABASE_URL`, and that URL.
+fn postgres() -> Option<(SocketAddr, String)> {
+    let url = std::env::var("TEST_DATABASE_URL").ok();
+    assert!(url.is_some() || std::env::var_os("CI").is_none(), "CI must set TEST_DATABASE_URL");
+    let url = url?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("TEST_DATABASE_URL");
+    let host = if options.get_host() == "localhost" { "127.0.0.1" } else { options.get_host() };
+    let addr = format!("{host}:{}", options.get_port()).parse().expect("a numeric host in TEST_DATABASE_URL");
+    Some((addr, url))
+}
+
+/// `url` with its host and port replaced by `addr`.
+fn via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    format!("{scheme}://{userinfo}{addr}{tail}")
+}
+
+fn config(url: &str) -> authgate::config::Config {
+    let mut config = crate::common::test_config(url);
+    config.db_acquire_timeout = Duration::from_secs(1);
+    config.db_connect_deadline = Duration::from_secs(20);
+    config
+}
+
+#[tokio::test]
+async fn startup_waits_for_a_database_that_is_not_there_yet() {
+    let Some((upstream, url)) = postgres() else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let opener = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Proxy::start(&listen, upstream).await
+    });
+    let started = Instant::now();
+    let db = authgate::db::connect(&config(&via(&url, format!("127.0.0.1:{port}").parse().unwrap())))
+        .await
+        .expect("connects once the database answers");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "it waited: {:?}", started.elapsed());
+    db.ping().await.unwrap();
+    drop(opener.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_cold_start_delay_is_waited_out() {
+    let Some((upstream, url)) = postgres() else { return };
+    let proxy = Proxy::start("127.0.0.1:0", upstream).await;
+    proxy.delay_ms.store(2000, Ordering::SeqCst);
+    let started = Instant::now();
+    let mut settings = config(&via(&url, proxy.addr));
+    settings.db_acquire_timeout = Duration::from_secs(5);
+    let db = authgate::db::connect(&settings).await.expect("connects after the delay");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    db.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn startup_gives_up_with_a_clear_message_and_no_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settings = config(&format!("postgres://alice:s3cr3t-pw@127.0.0.1:{port}/db"));
+    settings.db_connect_deadline = Duration::from_secs(1);
+    let started = Instant::now();
+    let error = format!("{:#}", authgate::db::connect(&settings).await.expect_err("nothing listens"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.contains("tcp connection refused"), "{error}");
+    assert!(error.contains("alice:***@127.0.0.1"), "{error}");
+    assert!(!error.contains("s3cr3t-pw"), "the password leaked: {error}");
+}
+
+#[tokio::test]
+async fn errors_that_waiting_cannot_fix_fail_at_once() {
+    let Some((_, url)) = postgres() else { return };
+    let missing =
+        format!("{}/authgate_no_such_database_{}", url.rsplit_once('/').unwrap().0, std::process::id());
+    let started = Instant::now();
+    let error =
+        format!("{:#}", authgate::db::connect(&config(&missing)).await.expect_err("no such database"));
+    assert!(started.elapsed() < Duration::from_secs(5), "no retrying: {:?}", started.elapsed());
+    assert!(error.contains("database does not exist"), "{error}");
+}
+
+#[tokio::test]
+async fn an_outage_fails_fast_and_service_resumes() {
+    let Some((upstream, _)) = postgres() else { return };
+    let proxy = Proxy::start("127.0.0.1:0", upstream).await;
+    let app = TestApp::postgres_with(|c| {
+        c.database_url = via(&c.database_url, proxy.addr);
+        c.db_acquire_timeout = Duration::from_secs(1);
+    })
+    .await
+    .expect("postgres");
+    let (token, _) = app.register("outage@example.com", "it will come back").await;
+    assert!(app.me(&token).await.body["data"]["me"].is_object());
+
+    proxy.stall.store(true, Ordering::SeqCst);
+    proxy.cut_all();
+    let started = Instant::now();
+    let down = app.me(&token).await;
+    assert_eq!(down.code(), Some("SERVICE_UNAVAILABLE"), "{}", down.body);
+    assert!(started.elapsed() < Duration::from_secs(4), "failed fast: {:?}", started.elapsed());
+    assert!(!down.text.contains("postgres"), "no internals: {}", down.text);
+    assert_eq!(app.get("/readyz").send().await.status, 503);
+    let login = app.login("outage@example.com", "it will come back").await;
+    assert_eq!(
+        login.code(),
+        Some("SERVICE_UNAVAILABLE"),
+        "a login never reports success without its session"
+    );
+
+    proxy.stall.store(false, Ordering::SeqCst);
+    proxy.cut_all();
+    let mut back = None;
+    for _ in 0..50 {
+        let reply = app.me(&token).await;
+        if reply.body["data"]["me"].is_object() {
+            back = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "service resumed without a restart");
+    assert_eq!(app.get("/readyz").send().await.status, 200);
+}
+
+#[tokio::test]
+async fn a_reset_during_registration_leaves_nothing_half_written() {
+    let Some((upstream, _)) = postgres() else { return };
+    let proxy = Proxy::start("127.0.0.1:0", upstream).await;
+    let app = TestApp::postgres_with(|c| {
+        c.database_url = via(&c.database_url, proxy.addr);
+        c.db_acquire_timeout = Duration::from_secs(1);
+        c.argon2_memory_kib = 19 * 1024;
+        c.argon2_iterations = 4;
+    })
+    .await
+    .expect("postgres");
+    let email = "halfway@example.com";
+    let register = app
+        .gql(crate::common::REGISTER, json!({ "input": { "email": email, "password": "a fine password" } }));
+    let cutter = async {
+        // While argon2 runs, every database connection dies.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        proxy.cut_all();
+    };
+    let (reply, ()) = tokio::join!(register, cutter);
+    // Look at the rows directly, not through the proxy.
+    let direct = sqlx::PgPool::connect(&via(app.database_url(), upstream)).await.unwrap();
+    let count = |table: &'static str| {
+        let direct = direct.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&direct)
+                .await
+                .unwrap()
+        }
+    };
+    let (users, accounts, sessions) =
+        (count("users").await, count("accounts").await, count("sessions").await);
+    direct.close().await;
+    if reply.body["data"]["register"].is_object() {
+        assert_eq!((users, accounts, sessions), (1, 1, 1), "all of it");
+    } else {
+        assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
+        assert_eq!((users, accounts, sessions), (0, 0, 0), "none of it");
+    }
+}
