@@ -49,6 +49,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut memory = vec![Block::default(); blocks];
                     loop {
                         let job = match queue.lock() {
@@ -116,6 +117,19 @@ impl PasswordHasher {
             tracing::error!("password hashing worker stopped");
             AuthError::Internal
         })
+    }
+}
+
+/// Hashing yields the CPU to request handling: under a flood of sign-ins,
+/// `me` and friends stay fast while hashes wait a little (Linux nice 19).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id; no memory is touched.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) != 0 {
+            tracing::debug!("could not lower the priority of a hashing thread");
+        }
     }
 }
 
