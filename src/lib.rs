@@ -68,6 +68,18 @@ pub fn state_with_mail(
     Ok(AppState { auth, schema, graphiql })
 }
 
+/// The log filter for `AUTHGATE_LOG`, with SeaORM capped at `info`
+/// whatever is asked: its debug spans print statements with their bound
+/// values (password hashes, emails), which must never reach a log.
+pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    ["sea_orm=info", "sea_orm_migration=info"]
+        .into_iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |filter, directive| filter.add_directive(directive))
+}
+
 /// The HTTP application: shared by `main`, the tests and the benchmark.
 pub fn app(state: AppState) -> Router {
     http::router(state)

@@ -6,6 +6,7 @@ mod abuse;
 mod auth;
 mod contract;
 mod email;
+mod observability;
 mod outage;
 mod sessions;
 mod smtp;

@@ -1,0 +1,132 @@
+//! Metrics, request ids, and logs that never carry a secret.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::common::{LOGOUT, TestApp, str_of, token_in};
+
+#[tokio::test]
+async fn metrics_expose_the_listed_series_after_a_login() {
+    let app = TestApp::sqlite().await;
+    let (token, _) = app.register("metrics@example.com", "measure twice, cut once").await;
+    app.login("metrics@example.com", "measure twice, cut once").await;
+    app.login("metrics@example.com", "not the password").await;
+    app.authed(&token, LOGOUT, json!({})).await;
+    let reply = app.get("/metrics").send().await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type().starts_with("text/plain"));
+    for series in [
+        r#"authgate_graphql_request_duration_seconds_bucket{operation="mutation:login",outcome="ok""#,
+        r#"operation="mutation:login",outcome="INVALID_CREDENTIALS""#,
+        r#"authgate_auth_events_total{event="register"}"#,
+        r#"authgate_auth_events_total{event="login_success"}"#,
+        r#"authgate_auth_events_total{event="login_failure"}"#,
+        r#"authgate_auth_events_total{event="logout"}"#,
+        "authgate_password_hash_duration_seconds_bucket",
+        r#"authgate_db_pool_connections{state="idle"}"#,
+        r#"authgate_db_pool_connections{state="in_use"}"#,
+    ] {
+        assert!(reply.text.contains(series), "missing {series} in\n{}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_honoured_or_made() {
+    let app = TestApp::sqlite().await;
+    let echoed = app.get("/healthz").header("x-request-id", "client-42.a_b:c").send().await;
+    assert_eq!(echoed.headers["x-request-id"], "client-42.a_b:c");
+    let made = app.get("/healthz").send().await;
+    let id = made.headers["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    for bad in ["has space", &"x".repeat(200), "<script>"] {
+        let replaced = app.get("/healthz").header("x-request-id", bad).send().await;
+        assert_ne!(replaced.headers["x-request-id"], bad, "a hostile id is not echoed");
+    }
+}
+
+/// Everything logged, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs, once for this test binary, a global subscriber at the most
+/// verbose setting an operator can choose, writing into memory. (A
+/// thread-local one misses events whose callsites other test threads
+/// registered first.)
+fn capture() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_env_filter(authgate::log_filter("trace,sea_orm=trace"))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn logs_never_contain_passwords_tokens_or_the_database_password() {
+    let logs = capture();
+
+    // Local PostgreSQL trusts loopback, so any password in the URL connects.
+    let db_password = "db-pw-7f3a9c";
+    let app = match TestApp::postgres_with(|c| {
+        c.database_url = c.database_url.replacen("://postgres@", &format!("://postgres:{db_password}@"), 1);
+    })
+    .await
+    {
+        Some(app) => app,
+        None => TestApp::sqlite().await,
+    };
+    let (first, second) = ("first password 1a2b3c", "second password 4d5e6f");
+    let (token, _) = app.register("logs@example.com", first).await;
+    app.me(&token).await;
+    let login = app.login("logs@example.com", first).await;
+    let token2 = str_of(&login.body["data"]["login"]["token"]);
+    app.login("logs@example.com", "wrong password 9z8y7x").await;
+    app.gql("mutation($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": "logs@example.com" }))
+        .await;
+    let mails = app.wait_for_mails("logs@example.com", "Reset your password", 1).await;
+    let reset = token_in(&mails[0]);
+    let verify = token_in(&app.wait_for_mails("logs@example.com", "Confirm your email address", 1).await[0]);
+    let done = app
+        .gql(
+            "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }",
+            json!({ "i": { "token": reset, "newPassword": second } }),
+        )
+        .await;
+    assert_eq!(done.body["data"]["resetPassword"], true);
+    app.authed(&token2, LOGOUT, json!({})).await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("login failed") && text.contains("password reset"), "logs were captured:\n{text}");
+    for secret in [first, second, "wrong password 9z8y7x", &token, &token2, &reset, &verify, db_password] {
+        assert!(!text.contains(secret), "a secret reached the logs: {secret}");
+    }
+    let hash_line = text.lines().find(|l| l.contains("$argon2id$"));
+    assert!(hash_line.is_none(), "a password hash reached the logs: {hash_line:?}");
+}
