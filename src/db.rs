@@ -90,7 +90,7 @@ fn split_extras(url: &str) -> (String, Extras) {
 async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let shown = redact_url(&config.database_url);
     let (url, extras) = split_extras(&config.database_url);
-    let mut options =
+    let options =
         PgConnectOptions::from_str(&url).with_context(|| format!("invalid DATABASE_URL {shown}"))?;
     if let Some(mode) = &extras.channel_binding {
         // sqlx authenticates with SCRAM-SHA-256 but cannot bind it to the TLS
@@ -101,11 +101,15 @@ async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection>
              without channel binding; TLS still follows sslmode"
         );
     }
-    // A transaction-mode pooler (PgBouncer, Neon's `-pooler` endpoints) hands each
-    // transaction to any server connection: named prepared statements would vanish.
+    // sqlx names its prepared statements: behind a transaction-mode pooler
+    // that only works when the pooler tracks them (PgBouncer >= 1.21 with
+    // max_prepared_statements > 0, as Neon's `-pooler` endpoints run).
     let pooled = extras.pgbouncer || options.get_host().contains("-pooler");
     if pooled {
-        options = options.statement_cache_capacity(0);
+        tracing::info!(
+            "transaction-mode pooler: it must support prepared statements \
+             (PgBouncer >= 1.21 with max_prepared_statements > 0; Neon's pooler does)"
+        );
     }
     let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)

@@ -237,3 +237,48 @@ async fn a_reset_during_registration_leaves_nothing_half_written() {
         assert_eq!((users, accounts, sessions), (0, 0, 0), "none of it");
     }
 }
+
+#[tokio::test]
+async fn tls_is_used_when_required() {
+    let Some((_, url)) = postgres() else { return };
+    let secure =
+        if url.contains('?') { format!("{url}&sslmode=require") } else { format!("{url}?sslmode=require") };
+    let db = authgate::db::connect(&config(&secure)).await.expect("the local server offers TLS");
+    let row = sea_orm::ConnectionTrait::query_one(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(row.try_get::<bool>("", "ssl").unwrap(), "the session is encrypted");
+}
+
+#[tokio::test]
+async fn requiring_tls_from_a_server_without_it_fails_clearly() {
+    // A server that declines TLS: it answers the SSLRequest with 'N'.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 8];
+            if socket.read_exact(&mut request).await.is_ok() {
+                let _ = socket.write_all(b"N").await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let error = format!(
+        "{:#}",
+        authgate::db::connect(&config(&format!("postgres://postgres@{addr}/postgres?sslmode=require")))
+            .await
+            .expect_err("TLS is required")
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "no retrying: {:?}", started.elapsed());
+    assert!(error.contains("tls"), "{error}");
+    assert!(error.to_lowercase().contains("does not support tls") || error.contains("TLS"), "{error}");
+}
