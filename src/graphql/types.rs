@@ -21,6 +21,8 @@ use crate::{
 #[derive(Clone, Copy, Debug)]
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
+/// An RFC 3339 timestamp in UTC with the `Z` suffix and milliseconds,
+/// e.g. `2026-11-29T20:42:56.123Z`.
 #[Scalar(name = "DateTime", specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339")]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
@@ -37,9 +39,9 @@ impl ScalarType for DateTime {
     }
 }
 
-/// A person who can sign in.
 pub struct User(pub users::Model);
 
+/// A person who can sign in.
 #[Object]
 impl User {
     /// Stable unique identifier (a UUID).
@@ -96,12 +98,12 @@ impl User {
     }
 }
 
-/// A signed-in device or browser.
 pub struct Session {
     row: sessions::Model,
     current: bool,
 }
 
+/// A signed-in device or browser.
 #[Object]
 impl Session {
     /// Pass it to `revokeSession` to sign that device out.
@@ -135,9 +137,9 @@ impl Session {
     }
 }
 
-/// A way to sign in, linked to a user.
 pub struct Account(accounts::Model);
 
+/// A way to sign in, linked to a user.
 #[Object]
 impl Account {
     /// Identifier of the link.

@@ -70,3 +70,44 @@ fn contract_operations_validate_against_the_schema() {
         document.definitions.iter().filter(|d| matches!(d, ast::Definition::OperationDefinition(_))).count();
     assert_eq!(in_contract, IMPLEMENTED.len(), "an operation of the contract is not covered here");
 }
+
+#[test]
+fn every_schema_element_is_documented() {
+    use apollo_compiler::schema::ExtendedType;
+    let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    let schema = Schema::parse_and_validate(sdl, "schema.graphql").expect("valid");
+    let mut missing = Vec::new();
+    let mut check = |what: String, description: Option<&str>| {
+        if description.is_none_or(|d| d.trim().is_empty()) {
+            missing.push(what);
+        }
+    };
+    for (name, ty) in &schema.types {
+        if ty.is_built_in() {
+            continue;
+        }
+        check(format!("type {name}"), ty.description().map(|d| d.as_str()));
+        match ty {
+            ExtendedType::Object(object) => {
+                for (field, def) in &object.fields {
+                    check(format!("{name}.{field}"), def.description.as_deref());
+                    for arg in &def.arguments {
+                        check(format!("{name}.{field}({})", arg.name), arg.description.as_deref());
+                    }
+                }
+            }
+            ExtendedType::InputObject(input) => {
+                for (field, def) in &input.fields {
+                    check(format!("{name}.{field}"), def.description.as_deref());
+                }
+            }
+            ExtendedType::Enum(e) => {
+                for (value, def) in &e.values {
+                    check(format!("{name}.{value}"), def.description.as_deref());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(missing.is_empty(), "undocumented in schema.graphql: {missing:#?}");
+}

@@ -23,7 +23,7 @@ impl AccountMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        input: ChangePasswordInput,
+        #[graphql(desc = "The current and the new password.")] input: ChangePasswordInput,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         let current = current_session(ctx).await.gql()?;
@@ -38,7 +38,7 @@ impl AccountMutation {
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
-        input: UpdateProfileInput,
+        #[graphql(desc = "The fields to change: omitted stays, null clears.")] input: UpdateProfileInput,
     ) -> async_graphql::Result<User> {
         let auth = ctx.data::<AuthContext>()?;
         let current = current_session(ctx).await.gql()?;
@@ -49,7 +49,11 @@ impl AccountMutation {
     /// Deletes the caller's account with its sessions, sign-in methods and
     /// tokens, after checking the password (`INVALID_CREDENTIALS` when wrong).
     #[graphql(guard = "SessionGuard")]
-    async fn delete_account(&self, ctx: &Context<'_>, password: String) -> async_graphql::Result<bool> {
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's current password.")] password: String,
+    ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         let current = current_session(ctx).await.gql()?;
         account::delete(auth, current.user.id, password).await.gql()?;

@@ -28,7 +28,11 @@ impl EmailMutation {
     /// Confirms the email address with the token from the mailed link (no
     /// session needed: the link may be opened on another device).
     /// `INVALID_TOKEN` when the token is unknown, expired or already used.
-    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> async_graphql::Result<User> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the verification link.")] token: String,
+    ) -> async_graphql::Result<User> {
         let auth = ctx.data::<AuthContext>()?;
         let user = recovery::verify_email(auth, &token, &client_meta(ctx)).await.gql()?;
         Ok(User(user))
@@ -37,7 +41,11 @@ impl EmailMutation {
     /// Mails a password reset link when an account has this email. Always
     /// `true`, whether or not it exists, in the same time. `BAD_USER_INPUT`
     /// (field `email`) only for a malformed address.
-    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<bool> {
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email address (any case).")] email: String,
+    ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         recovery::request_password_reset(auth, &email, &client_meta(ctx)).await.gql()?;
         Ok(true)
@@ -50,7 +58,7 @@ impl EmailMutation {
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
-        input: ResetPasswordInput,
+        #[graphql(desc = "The token from the reset link and the new password.")] input: ResetPasswordInput,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         recovery::reset_password(auth, &input.token, input.new_password, &client_meta(ctx)).await.gql()?;

@@ -30,7 +30,11 @@ impl SessionMutation {
     /// user's session id answers exactly like an unknown one). Revoking the
     /// current session works like `logout`.
     #[graphql(guard = "SessionGuard")]
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `Session.id` to sign out.")] id: ID,
+    ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
         let current = current_session(ctx).await.gql()?;
         let Ok(session_id) = Uuid::parse_str(&id) else {

@@ -19,7 +19,11 @@ impl SignInMutation {
     /// token and sets the `session_token` cookie. `EMAIL_TAKEN` when the email
     /// (case-insensitively) already has an account; `BAD_USER_INPUT` for an
     /// invalid email, a password outside 8..128 characters or a too-long name.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Email, password and an optional name.")] input: RegisterInput,
+    ) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
         let signed = account::register(auth, input.into(), &meta).await.gql()?;
@@ -28,8 +32,14 @@ impl SignInMutation {
 
     /// Signs in with email and password: returns the token and sets the
     /// `session_token` cookie. `INVALID_CREDENTIALS` for an unknown email or a
-    /// wrong password alike.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
+    /// wrong password alike; `EMAIL_NOT_VERIFIED` (after the password check)
+    /// when the server requires verified addresses; `RATE_LIMITED` after too
+    /// many attempts.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Email and password.")] input: LoginInput,
+    ) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
         let signed = account::login(auth, &input.email, input.password, &meta).await.gql()?;
