@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The typed client example, end to end: npm ci, codegen from schema.graphql
+# and the contract's operations, tsc, then the program against a fresh
+# release server. Needs target/release/authgate (built by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+cd examples/typescript-client
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent codegen
+npm run --silent typecheck
+npm run --silent build
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "$root/target/release/authgate" >"$work/server.log" 2>&1) &
+server_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+AUTHGATE_URL="http://127.0.0.1:$port/graphql" node dist/main.js

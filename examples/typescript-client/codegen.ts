@@ -1,0 +1,20 @@
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+// Types come from the server's checked-in SDL and the operations every
+// frontend sends (the API contract beside this repository).
+const config: CodegenConfig = {
+  schema: '../../schema.graphql',
+  documents: '../../../shared/contract/operations.graphql',
+  generates: {
+    'src/generated.ts': {
+      plugins: ['typescript', 'typescript-operations', 'typed-document-node'],
+      config: {
+        scalars: { DateTime: 'string' },
+        enumsAsTypes: true,
+        avoidOptionals: true,
+      },
+    },
+  },
+};
+
+export default config;
