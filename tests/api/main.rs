@@ -5,6 +5,7 @@ mod common;
 mod abuse;
 mod auth;
 mod contract;
+mod contract_flow;
 mod email;
 mod observability;
 mod outage;
