@@ -190,6 +190,11 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_GRAPHIQL", action = clap::ArgAction::Set)]
     pub graphiql: Option<bool>,
 
+    /// Serve GraphiQL's scripts from this directory (a `node_modules` with
+    /// graphiql, react and react-dom) instead of unpkg, e.g. when air-gapped.
+    #[arg(long, env = "AUTHGATE_GRAPHIQL_ASSETS")]
+    pub graphiql_assets: Option<PathBuf>,
+
     /// Allow schema introspection (default: on in development).
     #[arg(long, env = "AUTHGATE_INTROSPECTION", action = clap::ArgAction::Set)]
     pub introspection: Option<bool>,

@@ -15,7 +15,6 @@ pub mod mail;
 
 use std::sync::Arc;
 
-use async_graphql::http::{Credentials, GraphiQLSource};
 use axum::Router;
 use sea_orm::DatabaseConnection;
 
@@ -43,15 +42,8 @@ pub fn state_with_mail(
 ) -> anyhow::Result<AppState> {
     let hasher =
         PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-    let graphiql = config.graphiql_enabled().then(|| {
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("authgate")
-            // Cookie sessions work from the playground too.
-            .credentials(Credentials::Include)
-            .finish()
-            .into()
-    });
+    let graphiql =
+        config.graphiql_enabled().then(|| http::graphiql::Page::new(config.graphiql_assets.clone()));
     http::observe::prometheus();
     let config = Arc::new(config);
     let limiter = Limiter::from_config(&config, &db)?;

@@ -9,12 +9,12 @@ use axum::{
     body::Body,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde_json::Value;
 
 use super::{
-    AppState, client, cookie, headers, observe,
+    AppState, client, cookie, observe,
     respond::{self, Format},
 };
 use crate::{
@@ -137,13 +137,7 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let query = parts.uri.query().unwrap_or("");
     if wants_html(&parts.headers) && !query.split('&').any(|p| p.starts_with("query=")) {
         return match &state.graphiql {
-            Some(page) => {
-                let mut response = Html(page.to_string()).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(headers::GRAPHIQL_CSP));
-                response
-            }
+            Some(page) => page.response(),
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }

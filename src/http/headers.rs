@@ -13,11 +13,6 @@ use tower_http::{
 
 use crate::config::Config;
 
-/// The GraphiQL page loads its scripts and styles from unpkg.
-pub const GRAPHIQL_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
-     style-src 'self' 'unsafe-inline' https://unpkg.com; font-src 'self' data: https://unpkg.com; \
-     img-src 'self' data: https:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'";
-
 /// JSON answers need nothing: no scripts, no frames.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 

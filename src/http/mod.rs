@@ -3,13 +3,12 @@
 
 mod client;
 pub mod cookie;
+pub mod graphiql;
 mod graphql;
 mod headers;
 mod health;
 pub mod observe;
 mod respond;
-
-use std::sync::Arc;
 
 use axum::{Router, routing::get};
 
@@ -21,7 +20,7 @@ pub struct AppState {
     pub auth: AuthContext,
     pub schema: AppSchema,
     /// GraphiQL page, rendered once at start-up.
-    pub graphiql: Option<Arc<str>>,
+    pub graphiql: Option<graphiql::Page>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(observe::metrics))
+        .route("/graphiql/assets/{*path}", get(graphiql::asset))
         .with_state(state);
     headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))
 }

@@ -151,3 +151,32 @@ async fn health_and_readiness(app: TestApp) {
     assert_eq!(app.get("/readyz").send().await.status, 503, "database gone");
     assert_eq!(app.get("/healthz").send().await.status, 200, "process still alive");
 }
+
+#[tokio::test]
+async fn graphiql_assets_can_be_served_locally() {
+    let assets = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(assets.path().join("react/umd")).unwrap();
+    std::fs::write(assets.path().join("react/umd/react.production.min.js"), "window.React = {};").unwrap();
+    std::fs::write(assets.path().join("secret.txt"), "not for the web").unwrap();
+    let dir = assets.path().to_owned();
+    let app = TestApp::sqlite_with(move |c| c.graphiql_assets = Some(dir)).await;
+
+    let page = app.get("/graphql").header("accept", "text/html").send().await;
+    assert!(page.text.contains("/graphiql/assets/graphiql/graphiql.min.js"), "{}", page.text);
+    assert!(!page.text.contains("unpkg.com"));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("unpkg") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.text.contains("credentials: 'include'"), "cookies are sent from the playground");
+
+    let script = app.get("/graphiql/assets/react/umd/react.production.min.js").send().await;
+    assert_eq!(script.status, 200);
+    assert_eq!(script.text, "window.React = {};");
+    assert!(script.content_type().starts_with("text/javascript"));
+    for other in [
+        "/graphiql/assets/secret.txt",
+        "/graphiql/assets/../Cargo.toml",
+        "/graphiql/assets/graphiql/graphiql.min.js",
+    ] {
+        assert_eq!(app.get(other).send().await.status, 404, "{other}");
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GraphiQL tested in a real browser: Debian's Chromium (installed if missing)
+# driven by playwright-core, GraphiQL's scripts served from a local
+# directory (no internet here). Needs target/release/authgate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
+fi
+work="$(mktemp -d)"
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+cd tests/browser
+npm ci --no-audit --no-fund --loglevel=error
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn AUTHGATE_GRAPHIQL_ASSETS="$root/tests/browser/node_modules" \
+  exec "$root/target/release/authgate" >"$work/server.log" 2>&1) &
+server_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+email="graphiql-$RANDOM@example.com"
+token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
+  -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers run graphiql too\"}}}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["token"])')"
+AUTHGATE_URL="http://127.0.0.1:$port" AUTHGATE_TOKEN="$token" AUTHGATE_EMAIL="$email" SCREENSHOT="${SCREENSHOT:-}" node graphiql.mjs

@@ -1,0 +1,53 @@
+// GraphiQL in headless Chromium: opens /graphql, puts a bearer token in the
+// headers pane, runs `Me` from the editor and checks the result pane.
+// Usage: AUTHGATE_URL=http://127.0.0.1:PORT AUTHGATE_TOKEN=... AUTHGATE_EMAIL=... node graphiql.mjs
+import { chromium } from 'playwright-core';
+
+const base = process.env.AUTHGATE_URL;
+const token = process.env.AUTHGATE_TOKEN;
+const email = process.env.AUTHGATE_EMAIL;
+const screenshot = process.env.SCREENSHOT;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+try {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && !m.text().includes('Failed to load resource') && problems.push(`console: ${m.text()}`));
+  // Every asset must load; only the favicon may be missing.
+  page.on('response', (r) => r.status() >= 400 && !r.url().endsWith('/favicon.ico') && problems.push(`${r.status()} ${r.url()}`));
+  await page.goto(`${base}/graphql`, { waitUntil: 'networkidle' });
+  await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: 15000 });
+
+  // The query editor and the headers pane are CodeMirror instances.
+  await page.evaluate(() => {
+    document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue('query Me {\n  me { id email }\n}\n');
+  });
+  await page.getByRole('button', { name: /headers/i }).first().click();
+  await page.waitForSelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror');
+  await page.evaluate((value) => {
+    const editors = [...document.querySelectorAll('.graphiql-editor-tool .graphiql-editor')];
+    const headers = editors.find((e) => !e.classList.contains('hidden'));
+    headers.querySelector('.CodeMirror').CodeMirror.setValue(value);
+  }, JSON.stringify({ Authorization: `Bearer ${token}` }));
+  await page.click('.graphiql-execute-button');
+  await page.waitForFunction(
+    (expected) => document.querySelector('.result-window')?.textContent?.includes(expected),
+    email,
+    { timeout: 15000 },
+  );
+  const result = await page.evaluate(() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue());
+  const parsed = JSON.parse(result);
+  if (parsed?.data?.me?.email !== email) throw new Error(`unexpected result: ${result}`);
+  if (screenshot) await page.screenshot({ path: screenshot });
+  if (problems.length) throw new Error(problems.join('\n'));
+  console.log(`graphiql: ran Me with a bearer header in Chromium: ${parsed.data.me.email}`);
+} finally {
+  await browser.close();
+}
