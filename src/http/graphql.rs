@@ -100,17 +100,18 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(format),
     };
-    let batch = match body {
-        Value::Array(items) => items,
-        single => {
-            return match parse_request(single)
-                .map_err(Rejection::from)
-                .and_then(|r| prepare(&state, r, false))
-            {
-                Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
-                Err(rejection) => rejection.into_response(format),
-            };
-        }
+    // A single request is read straight into its type; only a batch goes
+    // through a generic JSON value first.
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !is_batch {
+        return match parse_single(&body).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
+            Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
+            Err(rejection) => rejection.into_response(format),
+        };
+    }
+    let batch: Vec<Value> = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => return Refusal::bad_request("the body is not valid JSON").into_response(format),
     };
     let max = state.auth.config.max_batch;
     if max == 0 {
@@ -268,13 +269,27 @@ fn parse_request(value: Value) -> Result<async_graphql::Request, Refusal> {
     }
     let request: async_graphql::Request = serde_json::from_value(value)
         .map_err(|e| Refusal::bad_request(format!("invalid GraphQL request: {e}")))?;
+    checked(request)
+}
+
+fn parse_single(body: &[u8]) -> Result<async_graphql::Request, Refusal> {
+    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            Refusal::bad_request("the body is not valid JSON")
+        }
+        _ => Refusal::bad_request(format!("the body must be a JSON object with a \"query\": {e}")),
+    })?;
+    checked(request)
+}
+
+fn checked(request: async_graphql::Request) -> Result<async_graphql::Request, Refusal> {
     if request.query.trim().is_empty() {
         return Err(Refusal::bad_request("missing query"));
     }
     Ok(request)
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Value, Refusal> {
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Refusal> {
     let too_large = || Refusal {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: BAD_REQUEST,
@@ -287,8 +302,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Valu
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
-    serde_json::from_slice(&bytes).map_err(|_| Refusal::bad_request("the body is not valid JSON"))
+    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
 }
 
 /// `Authorization` alone decides when present (a malformed one fails
