@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use entity::{accounts, users, verification_tokens};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
@@ -62,6 +63,17 @@ pub async fn register(
     .insert(&txn)
     .await
     .map_err(email_taken)?;
+    credential_account(user_id, password_hash, now).insert(&txn).await?;
+    let new = session::create(&txn, auth, user_id, meta).await?;
+    txn.commit().await?;
+    tracing::info!("user registered");
+    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
+    recovery::queue_verification(auth, &user);
+    Ok(SignedIn { token: new.token, session: new.session, user })
+}
+
+/// The email-and-password sign-in method of a user: `account_id` is the user's id.
+pub fn credential_account(user_id: Uuid, password_hash: String, now: DateTime<Utc>) -> accounts::ActiveModel {
     accounts::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
@@ -77,14 +89,6 @@ pub async fn register(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
-    .await?;
-    let new = session::create(&txn, auth, user_id, meta).await?;
-    txn.commit().await?;
-    tracing::info!("user registered");
-    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
-    recovery::queue_verification(auth, &user);
-    Ok(SignedIn { token: new.token, session: new.session, user })
 }
 
 /// The unique index on `users.email` is the duplicate check: no racy SELECT.
@@ -252,9 +256,5 @@ pub async fn for_users(
         .order_by_asc(accounts::Column::CreatedAt)
         .all(&auth.db)
         .await?;
-    let mut by_user: HashMap<Uuid, Vec<accounts::Model>> = HashMap::new();
-    for row in rows {
-        by_user.entry(row.user_id).or_default().push(row);
-    }
-    Ok(by_user)
+    Ok(super::group_by_user(rows, |row| row.user_id))
 }

@@ -13,7 +13,7 @@ pub mod token;
 pub mod validate;
 pub mod verification;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 
@@ -35,6 +35,15 @@ pub struct AuthContext {
     pub mail: Postman,
     pub jobs: Jobs,
     pub limiter: Limiter,
+}
+
+/// Rows keyed by their user, in their original order (for the DataLoaders).
+pub fn group_by_user<T>(rows: Vec<T>, user_of: impl Fn(&T) -> uuid::Uuid) -> HashMap<uuid::Uuid, Vec<T>> {
+    let mut by_user: HashMap<uuid::Uuid, Vec<T>> = HashMap::new();
+    for row in rows {
+        by_user.entry(user_of(&row)).or_default().push(row);
+    }
+    by_user
 }
 
 /// Where a sign-in came from, recorded on the session.

@@ -15,7 +15,7 @@ use argon2::{
     password_hash::{Output, PasswordHash, SaltString},
 };
 use rand::rngs::OsRng;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{config::Config, error::AuthError};
 
@@ -24,6 +24,10 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct PasswordHasher {
     params: Params,
     jobs: mpsc::SyncSender<Job>,
+    /// Hashes running or waiting: `threads + hash_queue` at most. Counted
+    /// with permits, not by the channel, so a worker that is still starting
+    /// never makes a request look like overload.
+    admitted: Arc<Semaphore>,
     /// A hash of a random password: unknown emails are verified against it so
     /// they cost the same time as known ones.
     dummy_hash: String,
@@ -40,10 +44,11 @@ impl PasswordHasher {
             .map_err(|_| argon2::Error::AlgorithmInvalid)?;
         drop(scratch);
 
-        // A rendezvous channel when the queue is 0: only an idle worker takes a job.
-        let (jobs, queue) = mpsc::sync_channel::<Job>(config.hash_queue);
+        let workers = config.hash_concurrency();
+        let capacity = workers + config.hash_queue;
+        let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
         let queue = Arc::new(Mutex::new(queue));
-        for i in 0..config.hash_concurrency() {
+        for i in 0..workers {
             let queue = queue.clone();
             let blocks = params.block_count();
             std::thread::Builder::new()
@@ -64,7 +69,8 @@ impl PasswordHasher {
                 })
                 .map_err(|_| argon2::Error::AlgorithmInvalid)?;
         }
-        Ok(Self { params, jobs, dummy_hash, verifications: AtomicU64::new(0) })
+        let admitted = Arc::new(Semaphore::new(capacity));
+        Ok(Self { params, jobs, admitted, dummy_hash, verifications: AtomicU64::new(0) })
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) for a password that passed the policy.
@@ -98,8 +104,13 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
+        let permit = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!("password hashing queue full; shedding load");
+            AuthError::ServiceUnavailable
+        })?;
         let (done, answer) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
+            let _permit = permit;
             let started = std::time::Instant::now();
             let result = work(memory);
             metrics::histogram!("authgate_password_hash_duration_seconds")

@@ -6,10 +6,9 @@ use sea_orm::{
     sea_query::Expr,
 };
 use tracing::instrument;
-use uuid::Uuid;
 
 use super::{
-    AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    AuthContext, CREDENTIAL_PROVIDER, ClientMeta, account,
     limits::{self, Rule},
     session, validate,
     verification::{self, Purpose},
@@ -133,18 +132,7 @@ pub async fn reset_password(
         .await?;
     if updated.rows_affected == 0 {
         // A user without a password (e.g. signed up through OAuth) gets one.
-        accounts::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            user_id: Set(user_id),
-            provider_id: Set(CREDENTIAL_PROVIDER.to_owned()),
-            account_id: Set(user_id.to_string()),
-            password_hash: Set(Some(hash)),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        account::credential_account(user_id, hash, now).insert(&txn).await?;
     }
     users::Entity::update_many()
         .col_expr(users::Column::EmailVerified, Expr::value(true))

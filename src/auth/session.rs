@@ -136,9 +136,5 @@ pub async fn live_for_users(
         .order_by_desc(sessions::Column::Id)
         .all(&auth.db)
         .await?;
-    let mut by_user: HashMap<Uuid, Vec<sessions::Model>> = HashMap::new();
-    for row in rows {
-        by_user.entry(row.user_id).or_default().push(row);
-    }
-    Ok(by_user)
+    Ok(super::group_by_user(rows, |row| row.user_id))
 }
