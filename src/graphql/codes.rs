@@ -34,7 +34,7 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| with_code(e, PARSE_FAILED))
+        next.run(ctx, query, variables).await.map_err(|e| with_code(parse_error(e), PARSE_FAILED))
     }
 
     async fn validation(
@@ -59,21 +59,28 @@ impl Extension for ErrorCodes {
             if err.extensions.as_ref().is_some_and(|e| e.get("code").is_some()) {
                 continue;
             }
-            if let Some(name) =
+            // These messages quote the client's values (a password, a token):
+            // they are replaced, never logged.
+            let (code, message, field) = if let Some(name) =
                 err.message.strip_prefix("Variable ").and_then(|m| m.strip_suffix(" is not defined."))
             {
-                let name = name.to_owned();
-                *err = with_code(err.clone(), BAD_USER_INPUT);
-                err.extensions.get_or_insert_with(Default::default).set("field", name);
-            } else if err.message.starts_with("Failed to parse") || err.message.starts_with("Invalid value") {
-                *err = with_code(err.clone(), BAD_USER_INPUT);
+                (BAD_USER_INPUT, format!("variable ${name} is not defined"), Some(name.to_owned()))
+            } else if err.message.starts_with("Failed to parse")
+                || err.message.starts_with("Invalid value")
+                || err.message.contains("Expected input type")
+            {
+                let field = required_field(&err.message).unwrap_or_else(|| "input".to_owned());
+                (BAD_USER_INPUT, format!("invalid value for `{field}`"), Some(field))
             } else {
-                tracing::error!(message = %err.message, "uncoded GraphQL error");
-                *err = with_code(
-                    ServerError::new("internal server error", err.locations.first().copied()),
-                    INTERNAL,
-                );
+                tracing::error!(path = ?err.path, "uncoded GraphQL error");
+                (INTERNAL, "internal server error".to_owned(), None)
+            };
+            let mut replaced = with_code(ServerError::new(message, err.locations.first().copied()), code);
+            replaced.path = std::mem::take(&mut err.path);
+            if let Some(field) = field {
+                replaced.extensions.get_or_insert_with(Default::default).set("field", field);
             }
+            *err = replaced;
         }
         response
     }
@@ -91,10 +98,32 @@ fn classify_validation(err: ServerError) -> ServerError {
     }
 }
 
+/// `..., field "password" of type "String!" is required but not provided`
+/// names the missing input field.
+fn required_field(message: &str) -> Option<String> {
+    if !message.contains("is required but not provided") {
+        return None;
+    }
+    let rest = &message[message.find(", field \"")? + 9..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// A parse error without the echoed source line (it may hold a password):
+/// pest's `= expected ...` summary and the position only.
+fn parse_error(err: ServerError) -> ServerError {
+    let expected =
+        err.message.lines().find_map(|line| line.trim().strip_prefix("= ")).unwrap_or("syntax error");
+    ServerError::new(format!("the document does not parse: {expected}"), err.locations.first().copied())
+}
+
 /// `Invalid value for argument "input.password", expected type "String"`
-/// names the offending input: its last path segment is `extensions.field`.
+/// names the offending input: its last path segment is `extensions.field`
+/// (or the missing field, when one is required but not provided).
 fn variable_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("Invalid value for argument \"")?;
+    if let Some(field) = required_field(message) {
+        return Some(field);
+    }
     let path = &rest[..rest.find('"')?];
     Some(path.rsplit('.').next().unwrap_or(path).to_owned())
 }

@@ -142,10 +142,9 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }
-    let request = match async_graphql::http::parse_query_string(query) {
-        Ok(request) if !request.query.trim().is_empty() => request,
-        Ok(_) => return Refusal::bad_request("missing query").into_response(format),
-        Err(e) => return Refusal::bad_request(format!("invalid GraphQL request: {e}")).into_response(format),
+    let request = match parse_get(&parts) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(format),
     };
     let token = presented_token(&parts.headers);
     match prepare(&state, request, true) {
@@ -238,7 +237,7 @@ fn prepare(
         return Err(Refusal {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: BAD_REQUEST,
-            message: "mutations are only accepted over POST".into(),
+            message: "only queries run over GET; send mutations with POST".into(),
         }
         .into());
     }
@@ -272,12 +271,38 @@ fn parse_request(value: Value) -> Result<async_graphql::Request, Refusal> {
     checked(request)
 }
 
+/// `?query=...&operationName=...&variables={...}` (GraphQL over HTTP's names).
+#[derive(serde::Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+fn parse_get(parts: &Parts) -> Result<async_graphql::Request, Refusal> {
+    let axum::extract::Query(params) = axum::extract::Query::<GetParams>::try_from_uri(&parts.uri)
+        .map_err(|_| Refusal::bad_request("the query string is not a GraphQL request"))?;
+    let mut request = async_graphql::Request::new(params.query.unwrap_or_default());
+    if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables.filter(|v| !v.is_empty()) {
+        let value: Value = serde_json::from_str(&variables)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| Refusal::bad_request("variables must be a JSON object"))?;
+        request = request.variables(async_graphql::Variables::from_json(value));
+    }
+    checked(request)
+}
+
 fn parse_single(body: &[u8]) -> Result<async_graphql::Request, Refusal> {
     let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             Refusal::bad_request("the body is not valid JSON")
         }
-        _ => Refusal::bad_request(format!("the body must be a JSON object with a \"query\": {e}")),
+        _ => Refusal::bad_request("the body must be a JSON object with a \"query\" string"),
     })?;
     checked(request)
 }

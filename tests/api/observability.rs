@@ -121,10 +121,26 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
         .await;
     assert_eq!(done.body["data"]["resetPassword"], true);
     app.authed(&token2, LOGOUT, json!({})).await;
+    // A malformed input quoting a secret: answered, never logged.
+    app.gql(
+        "mutation($i: LoginInput!) { login(input: $i) { token } }",
+        json!({ "i": [{ "email": "x@example.com", "password": "shape secret 3c2b1a" }] }),
+    )
+    .await;
 
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(text.contains("login failed") && text.contains("password reset"), "logs were captured:\n{text}");
-    for secret in [first, second, "wrong password 9z8y7x", &token, &token2, &reset, &verify, db_password] {
+    for secret in [
+        first,
+        second,
+        "wrong password 9z8y7x",
+        "shape secret 3c2b1a",
+        &token,
+        &token2,
+        &reset,
+        &verify,
+        db_password,
+    ] {
         assert!(!text.contains(secret), "a secret reached the logs: {secret}");
     }
     let hash_line = text.lines().find(|l| l.contains("$argon2id$"));

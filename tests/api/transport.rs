@@ -180,3 +180,58 @@ async fn graphiql_assets_can_be_served_locally() {
         assert_eq!(app.get(other).send().await.status, 404, "{other}");
     }
 }
+
+#[tokio::test]
+async fn get_honours_operation_name_and_variables() {
+    let app = TestApp::sqlite().await;
+    let two = "query%20A%7B__typename%7D%20query%20B%7Bme%7Bid%7D%7D";
+    let a = app.get(&format!("/graphql?query={two}&operationName=A")).send().await;
+    assert_eq!(a.body["data"]["__typename"], "QueryRoot", "{}", a.text);
+    let unknown = app.get("/graphql?query=query%20A%7B__typename%7D&operationName=Nope").send().await;
+    assert_eq!((unknown.status.as_u16(), unknown.code()), (400, Some("BAD_REQUEST")));
+    let vars = app.get("/graphql?query=%7B__typename%7D&variables=%5B1%5D").send().await;
+    assert_eq!(vars.status, 400, "variables must be an object");
+}
+
+#[tokio::test]
+async fn wrong_shaped_inputs_are_user_errors_that_echo_nothing() {
+    let app = TestApp::sqlite().await;
+    let secret = "Sup3rSecretLeak#99";
+    let cases = [
+        (
+            "mutation($i: LoginInput!) { login(input: $i) { token } }",
+            json!({ "i": [{ "email": "a@example.com", "password": secret }] }),
+        ),
+        (
+            "mutation { login(input: [{email: \"a@example.com\", password: \"Sup3rSecretLeak#99\"}]) { token } }",
+            json!({}),
+        ),
+        ("mutation($i: LoginInput!) { login(input: $i) { token } }", json!({ "i": "Sup3rSecretLeak#99" })),
+    ];
+    for (query, variables) in cases {
+        let reply = app.gql(query, variables).await;
+        let code = reply.code();
+        assert!(matches!(code, Some("BAD_USER_INPUT" | "GRAPHQL_VALIDATION_FAILED")), "{}", reply.body);
+        assert!(!reply.text.contains(secret), "the secret was echoed: {}", reply.text);
+    }
+    let missing = app
+        .gql(
+            "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+            json!({ "i": { "email": "a@example.com" } }),
+        )
+        .await;
+    assert_eq!(
+        (missing.code(), missing.field()),
+        (Some("BAD_USER_INPUT"), Some("password")),
+        "{}",
+        missing.body
+    );
+    let parse = app
+        .gql(
+            "mutation { login(input: {email: \"a@b.c\", password: \"Sup3rSecretLeak#99\"}) { token ",
+            json!({}),
+        )
+        .await;
+    assert_eq!(parse.code(), Some("GRAPHQL_PARSE_FAILED"));
+    assert!(!parse.text.contains(secret), "the parse error echoed the source: {}", parse.text);
+}
