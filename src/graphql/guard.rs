@@ -60,14 +60,17 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
         .await
 }
 
-/// The caller's session, when it belongs to `user_id`: `FORBIDDEN` for
-/// another user's data, `UNAUTHENTICATED` without a session.
+/// The caller's session when it belongs to `user_id`; `None` for anyone
+/// else, with or without a session (a database failure is still an error).
 pub async fn own_session<'a>(
     ctx: &Context<'a>,
     user_id: uuid::Uuid,
-) -> Result<&'a CurrentSession, AuthError> {
-    let current = current_session(ctx).await?;
-    if current.user.id == user_id { Ok(current) } else { Err(AuthError::Forbidden) }
+) -> Result<Option<&'a CurrentSession>, AuthError> {
+    match current_session(ctx).await {
+        Ok(current) if current.user.id == user_id => Ok(Some(current)),
+        Ok(_) | Err(AuthError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Where the request came from (address, user agent), as the HTTP layer saw it.

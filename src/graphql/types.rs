@@ -80,18 +80,23 @@ impl User {
     }
 
     /// The user's live (unexpired, unrevoked) sessions, newest first. Visible
-    /// only to the user's own session: `FORBIDDEN` to anyone else.
+    /// only to the user's own session: empty for anyone else (a `User`
+    /// returned by `verifyEmail` may be read without a session).
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
-        let current = own_session(ctx, self.0.id).await.gql()?;
+        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+            return Ok(Vec::new());
+        };
         let rows = ctx.data::<Loaders>()?.sessions.load_one(self.0.id).await;
         let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
     }
 
     /// The ways this user can sign in (`providerId` `"credential"` is email
-    /// and password). Visible only to the user's own session.
+    /// and password). Visible only to the user's own session: empty for anyone else.
     async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
-        own_session(ctx, self.0.id).await.gql()?;
+        if own_session(ctx, self.0.id).await.gql()?.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = ctx.data::<Loaders>()?.accounts.load_one(self.0.id).await;
         let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(Account).collect())
