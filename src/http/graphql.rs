@@ -92,7 +92,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         return respond::error(
             StatusCode::FORBIDDEN,
             format,
-            "FORBIDDEN",
+            AuthError::Forbidden.code(),
             "a request carrying the session cookie must be sent as application/json or with an X-Requested-With header",
         );
     }
