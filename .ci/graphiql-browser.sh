@@ -25,6 +25,6 @@ for _ in $(seq 1 100); do
 done
 email="graphiql-$RANDOM@example.com"
 token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
-  -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers run graphiql too\"}}}" \
+  -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers render the playground too\"}}}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["token"])')"
 AUTHGATE_URL="http://127.0.0.1:$port" AUTHGATE_TOKEN="$token" AUTHGATE_EMAIL="$email" SCREENSHOT="${SCREENSHOT:-}" node graphiql.mjs

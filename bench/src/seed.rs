@@ -12,7 +12,7 @@ use entity::sessions;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use uuid::Uuid;
 
-pub const PASSWORD: &str = "bench password of reasonable strength";
+pub const PASSWORD: &str = "steady load with reasonable strength";
 
 pub struct Seeded {
     /// `(email, session token)` per user.

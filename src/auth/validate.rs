@@ -45,8 +45,18 @@ pub fn new_password(
         ));
     }
     let local = email.split('@').next().unwrap_or_default().to_lowercase();
-    if local.chars().count() >= 3 && password.to_lowercase().contains(&local) {
-        return Err(AuthError::bad_input(field, "password must not contain your email address"));
+    // The whole local part with its separators dropped (alice.tester →
+    // alicetester), and each of its words of four letters or more.
+    let joined: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
+    let lowered = password.to_lowercase();
+    let personal = std::iter::once(local.as_str())
+        .chain(std::iter::once(joined.as_str()))
+        .filter(|part| part.chars().count() >= 3)
+        .chain(local.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 4));
+    for part in personal {
+        if lowered.contains(part) {
+            return Err(AuthError::bad_input(field, "password must not contain your email address"));
+        }
     }
     if min_score > 0 {
         let estimate = zxcvbn::zxcvbn(password, &[email, &local, "authgate"]);
@@ -125,6 +135,9 @@ mod tests {
         assert!(new_password("password", email, 2, "password").is_err(), "common");
         assert!(new_password("12345678", email, 2, "password").is_err(), "common");
         assert!(new_password("xMarie.Curie!99", email, 0, "password").is_err(), "contains the email name");
+        assert!(new_password("mariecurie-rocks-2024", email, 0, "password").is_err(), "without the dot");
+        assert!(new_password("Curie was brilliant", email, 0, "password").is_err(), "one of its words");
+        assert!(new_password("radium polonium 1898", email, 0, "password").is_ok());
         assert!(new_password("password", email, 0, "password").is_ok(), "estimator off");
     }
 

@@ -5,7 +5,7 @@ import { LogoutDocument, MeDocument, RegisterDocument } from './generated.js';
 
 const url = process.env.AUTHGATE_URL ?? 'http://127.0.0.1:8000/graphql';
 const email = `ts-client-${Date.now()}@example.com`;
-const password = 'typed clients catch mistakes early';
+const password = 'typed documents catch mistakes early';
 
 const anonymous = new GraphQLClient(url);
 const { register } = await anonymous.request(RegisterDocument, { input: { email, password, name: 'Type Script' } });
