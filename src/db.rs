@@ -207,7 +207,10 @@ pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {
             let text = e.to_string();
-            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            // rustls reports a certificate it cannot verify as an I/O error.
+            if text.contains("certificate") {
+                ("tls", false, "the server's certificate did not verify: check sslrootcert and the host name")
+            } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
                 ("tcp connection refused", true, "is PostgreSQL running and listening on that host and port?")
             } else if e.kind() == std::io::ErrorKind::TimedOut {
                 ("timeout", true, "is the host reachable from here?")

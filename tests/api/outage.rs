@@ -282,3 +282,39 @@ async fn requiring_tls_from_a_server_without_it_fails_clearly() {
     assert!(error.contains("tls"), "{error}");
     assert!(error.to_lowercase().contains("does not support tls") || error.contains("TLS"), "{error}");
 }
+
+/// `TEST_TLS_DATABASE_URL`: a server whose certificate a test CA signed
+/// (`.ci/pg-tls.sh`), with `sslmode=verify-full&sslrootcert=<that CA>`.
+fn tls_database() -> Option<String> {
+    let url = std::env::var("TEST_TLS_DATABASE_URL").ok();
+    assert!(url.is_some() || std::env::var_os("CI").is_none(), "CI must set TEST_TLS_DATABASE_URL");
+    url
+}
+
+#[tokio::test]
+async fn verify_full_accepts_the_right_certificate_and_refuses_another() {
+    let Some(url) = tls_database() else {
+        eprintln!("TEST_TLS_DATABASE_URL unset: skipping verify-full");
+        return;
+    };
+    let db = authgate::db::connect(&config(&url)).await.expect("the certificate verifies against its CA");
+    let row = sea_orm::ConnectionTrait::query_one(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(row.try_get::<bool>("", "ssl").unwrap());
+
+    // The same server checked against a CA that did not sign its certificate.
+    let (base, _) = url.split_once("sslrootcert=").expect("sslrootcert in TEST_TLS_DATABASE_URL");
+    let wrong = format!("{base}sslrootcert=/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    let started = Instant::now();
+    let error = format!("{:#}", authgate::db::connect(&config(&wrong)).await.expect_err("an unknown CA"));
+    assert!(started.elapsed() < Duration::from_secs(5), "no retrying: {:?}", started.elapsed());
+    assert!(error.contains("tls"), "{error}");
+}
