@@ -238,23 +238,23 @@ async fn a_reset_during_registration_leaves_nothing_half_written() {
     }
 }
 
+/// Whether this connection's session runs over TLS.
+async fn encrypted(db: &sea_orm::DatabaseConnection) -> bool {
+    let query = sea_orm::Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    let row = sea_orm::ConnectionTrait::query_one(db, query).await.unwrap().unwrap();
+    row.try_get::<bool>("", "ssl").unwrap()
+}
+
 #[tokio::test]
 async fn tls_is_used_when_required() {
     let Some((_, url)) = postgres() else { return };
     let secure =
         if url.contains('?') { format!("{url}&sslmode=require") } else { format!("{url}?sslmode=require") };
     let db = authgate::db::connect(&config(&secure)).await.expect("the local server offers TLS");
-    let row = sea_orm::ConnectionTrait::query_one(
-        &db,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(row.try_get::<bool>("", "ssl").unwrap(), "the session is encrypted");
+    assert!(encrypted(&db).await, "the session is encrypted");
 }
 
 #[tokio::test]
@@ -298,17 +298,7 @@ async fn verify_full_accepts_the_right_certificate_and_refuses_another() {
         return;
     };
     let db = authgate::db::connect(&config(&url)).await.expect("the certificate verifies against its CA");
-    let row = sea_orm::ConnectionTrait::query_one(
-        &db,
-        sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(row.try_get::<bool>("", "ssl").unwrap());
+    assert!(encrypted(&db).await);
 
     // The same server checked against a CA that did not sign its certificate.
     let (base, _) = url.split_once("sslrootcert=").expect("sslrootcert in TEST_TLS_DATABASE_URL");
