@@ -60,6 +60,16 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
         .await
 }
 
+/// The services and the caller's live session: the start of every resolver
+/// that acts for a signed-in user.
+pub async fn signed_in<'a>(
+    ctx: &Context<'a>,
+) -> async_graphql::Result<(&'a AuthContext, &'a CurrentSession)> {
+    let auth = ctx.data::<AuthContext>()?;
+    let current = current_session(ctx).await.map_err(|e| e.extend())?;
+    Ok((auth, current))
+}
+
 /// The caller's session when it belongs to `user_id`; `None` for anyone
 /// else, with or without a session (a database failure is still an error).
 pub async fn own_session<'a>(

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The media type of the response, chosen from the request's `Accept`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl Format {
 /// An error answered before (or instead of) executing anything.
 pub fn error(status: StatusCode, format: Format, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    finish(status, format, &body, HeaderMap::new())
+    finish(status, format, body.to_string(), HeaderMap::new())
 }
 
 /// The result of executing one GraphQL request.
@@ -48,19 +48,17 @@ pub fn single(format: Format, response: async_graphql::Response) -> Response {
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let headers = response.http_headers.clone();
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| internal_body());
-    let status = if request_error {
-        if let Some(map) = body.as_object_mut() {
-            map.remove("data");
-        }
-        match format {
-            Format::GraphqlResponse => StatusCode::BAD_REQUEST,
-            Format::Json => StatusCode::OK,
-        }
-    } else {
-        StatusCode::OK
+    if !request_error {
+        // The common case is written straight to text, without a JSON tree.
+        let body = serde_json::to_string(&response).unwrap_or_else(|_| internal_body());
+        return finish(StatusCode::OK, format, body, headers);
+    }
+    let body = json!({ "errors": response.errors });
+    let status = match format {
+        Format::GraphqlResponse => StatusCode::BAD_REQUEST,
+        Format::Json => StatusCode::OK,
     };
-    finish(status, format, &body, headers)
+    finish(status, format, body.to_string(), headers)
 }
 
 /// The results of a batch, in order.
@@ -69,16 +67,17 @@ pub fn batch(format: Format, responses: Vec<async_graphql::Response>) -> Respons
     for r in &responses {
         headers.extend(r.http_headers.clone());
     }
-    let body = serde_json::to_value(&responses).unwrap_or_else(|_| internal_body());
-    finish(StatusCode::OK, format, &body, headers)
+    let body = serde_json::to_string(&responses).unwrap_or_else(|_| internal_body());
+    finish(StatusCode::OK, format, body, headers)
 }
 
-fn internal_body() -> Value {
+fn internal_body() -> String {
     json!({ "errors": [{ "message": "internal server error", "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] })
+        .to_string()
 }
 
-fn finish(status: StatusCode, format: Format, body: &Value, extra: HeaderMap) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+fn finish(status: StatusCode, format: Format, body: String, extra: HeaderMap) -> Response {
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, format.content_type());
     // Tokens and user data must never sit in a shared or browser cache.

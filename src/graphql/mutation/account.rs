@@ -1,10 +1,10 @@
 use async_graphql::{Context, Object};
 
 use crate::{
-    auth::{AuthContext, account, profile},
+    auth::{account, profile},
     error::GqlResult,
     graphql::{
-        guard::{SessionGuard, current_session},
+        guard::{SessionGuard, signed_in},
         types::{ChangePasswordInput, UpdateProfileInput, User},
     },
     http::cookie,
@@ -25,8 +25,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The current and the new password.")] input: ChangePasswordInput,
     ) -> async_graphql::Result<bool> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         account::change_password(auth, current, input.into()).await.gql()?;
         Ok(true)
     }
@@ -40,8 +39,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The fields to change: omitted stays, null clears.")] input: UpdateProfileInput,
     ) -> async_graphql::Result<User> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         let user = profile::update(auth, &current.user, input.into()).await.gql()?;
         Ok(User(user))
     }
@@ -54,8 +52,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's current password.")] password: String,
     ) -> async_graphql::Result<bool> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         account::delete(auth, current.user.id, password).await.gql()?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
         Ok(true)

@@ -4,7 +4,7 @@ use crate::{
     auth::{AuthContext, recovery},
     error::GqlResult,
     graphql::{
-        guard::{SessionGuard, client_meta, current_session},
+        guard::{SessionGuard, client_meta, signed_in},
         types::{ResetPasswordInput, User},
     },
 };
@@ -19,8 +19,7 @@ impl EmailMutation {
     /// anything when the address is already verified.
     #[graphql(guard = "SessionGuard")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         recovery::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }

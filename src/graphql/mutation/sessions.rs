@@ -2,9 +2,9 @@ use async_graphql::{Context, ID, Object};
 use uuid::Uuid;
 
 use crate::{
-    auth::{AuthContext, session},
+    auth::session,
     error::GqlResult,
-    graphql::guard::{SessionGuard, current_session},
+    graphql::guard::{SessionGuard, signed_in},
     http::cookie,
 };
 
@@ -17,8 +17,7 @@ impl SessionMutation {
     /// and clears the cookie. `UNAUTHENTICATED` without a live session.
     #[graphql(guard = "SessionGuard")]
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
         metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
@@ -35,8 +34,7 @@ impl SessionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The `Session.id` to sign out.")] id: ID,
     ) -> async_graphql::Result<bool> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         let Ok(session_id) = Uuid::parse_str(&id) else {
             return Ok(false);
         };
@@ -50,8 +48,7 @@ impl SessionMutation {
     /// Signs out every session of the caller but the current one; returns how many.
     #[graphql(guard = "SessionGuard")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        let auth = ctx.data::<AuthContext>()?;
-        let current = current_session(ctx).await.gql()?;
+        let (auth, current) = signed_in(ctx).await?;
         let revoked =
             session::revoke_others(&auth.db, current.user.id, Some(current.session.id)).await.gql()?;
         Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
