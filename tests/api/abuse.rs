@@ -73,11 +73,7 @@ async fn aliased_brute_force_stops_at_the_same_limit(app: TestApp) {
 }
 
 async fn batched_brute_force_stops_at_the_same_limit(app: TestApp) {
-    let app = if app.is_postgres() {
-        TestApp::postgres_with(|c| c.max_batch = 30).await.unwrap()
-    } else {
-        TestApp::sqlite_with(|c| c.max_batch = 30).await
-    };
+    let app = app.sibling(|c| c.max_batch = 30).await;
     app.register("batch@example.com", PW).await;
     let batch: Vec<Value> = (0..30)
         .map(|_| json!({ "query": LOGIN, "variables": login_vars("batch@example.com", WRONG) }))

@@ -22,6 +22,7 @@ both_backends!(
     logout_revokes_only_the_current_session,
     expired_sessions_are_refused,
     cookie_posts_need_csrf_proof,
+    concurrent_clients_each_get_their_own_session,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -261,4 +262,29 @@ async fn cookie_posts_need_csrf_proof(app: TestApp) {
     assert_eq!(bearer.body["data"]["me"]["email"], "csrf@example.com");
     let json_logout = app.post().graphql(LOGOUT, json!({})).cookie(&token).send().await;
     assert_eq!(json_logout.body["data"]["logout"], true);
+}
+
+/// Many clients at once: through a transaction-mode pooler (3 server
+/// connections per database in CI) their statements interleave on shared
+/// server connections; each still gets exactly its own user and session.
+async fn concurrent_clients_each_get_their_own_session(app: TestApp) {
+    let app = std::sync::Arc::new(app);
+    let clients = (0..12).map(|i| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let email = format!("crowd{i}@example.com");
+            let (token, _) = app.register(&email, PASSWORD).await;
+            let login = app.login(&email, PASSWORD).await;
+            let second = str_of(&login.body["data"]["login"]["token"]);
+            for token in [&token, &second] {
+                let me = app.me(token).await;
+                assert_eq!(me.body["data"]["me"]["email"], email.as_str(), "{}", me.body);
+            }
+        })
+    });
+    for client in futures_util::future::join_all(clients).await {
+        client.expect("client task");
+    }
+    assert_eq!(app.count(sessions::Entity).await, 24);
+    assert_eq!(app.count(users::Entity).await, 12);
 }

@@ -197,11 +197,7 @@ async fn reset_for_unknown_email_sends_nothing(app: TestApp) {
 }
 
 async fn login_can_require_a_verified_email(app: TestApp) {
-    let strict = if app.is_postgres() {
-        TestApp::postgres_with(|c| c.require_email_verification = true).await.unwrap()
-    } else {
-        TestApp::sqlite_with(|c| c.require_email_verification = true).await
-    };
+    let strict = app.sibling(|c| c.require_email_verification = true).await;
     strict.register("strict@example.com", PW).await;
     assert_eq!(strict.login("strict@example.com", PW).await.code(), Some("EMAIL_NOT_VERIFIED"));
     assert_eq!(

@@ -21,7 +21,19 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 use tower::ServiceExt;
 
+/// Where a TestApp keeps its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// PostgreSQL, connected directly (`TEST_DATABASE_URL`).
+    Postgres,
+    /// The same PostgreSQL behind PgBouncer in transaction mode
+    /// (`TEST_PGBOUNCER_URL`, started by `.ci/pgbouncer.sh`).
+    PgBouncer,
+}
+
 pub struct TestApp {
+    pub backend: Backend,
     pub router: Router,
     pub state: AppState,
     pub clock: ManualClock,
@@ -74,7 +86,7 @@ impl TestApp {
     pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        Self::start(&url, DbGuard::Sqlite(dir), tweak).await
+        Self::start(&url, Backend::Sqlite, DbGuard::Sqlite(dir), tweak).await
     }
 
     /// `None` when `TEST_DATABASE_URL` is unset, outside CI; in CI that is a failure.
@@ -83,24 +95,48 @@ impl TestApp {
     }
 
     pub async fn postgres_with(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set TEST_DATABASE_URL: the PostgreSQL suite may not be skipped"
-            );
-            eprintln!("TEST_DATABASE_URL unset: skipping the PostgreSQL variant");
-            return None;
-        };
-        let name = format!("authgate_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .expect("TEST_DATABASE_URL must reach a PostgreSQL server");
-        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
-        let url = with_database(&admin_url, &name);
-        Some(Self::start(&url, DbGuard::Postgres { admin_url, name }, tweak).await)
+        let admin_url = required_env("TEST_DATABASE_URL")?;
+        Some(Self::fresh_postgres(&admin_url, &admin_url, Backend::Postgres, tweak).await)
     }
 
-    async fn start(url: &str, guard: DbGuard, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// The app talks to its database through PgBouncer in transaction mode;
+    /// the test database is created and dropped over the direct connection.
+    pub async fn pgbouncer_with(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        let admin_url = required_env("TEST_DATABASE_URL")?;
+        let pooler_url = required_env("TEST_PGBOUNCER_URL")?;
+        Some(Self::fresh_postgres(&admin_url, &pooler_url, Backend::PgBouncer, tweak).await)
+    }
+
+    /// A fresh app on `backend`; `None` if that backend is not configured (outside CI).
+    pub async fn on_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite_with(tweak).await),
+            Backend::Postgres => Self::postgres_with(tweak).await,
+            Backend::PgBouncer => Self::pgbouncer_with(tweak).await,
+        }
+    }
+
+    /// Another fresh app on the same kind of backend, with other settings.
+    pub async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::on_with(self.backend, tweak).await.expect("the backend this app runs on")
+    }
+
+    async fn fresh_postgres(
+        admin_url: &str,
+        app_url: &str,
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let name = format!("authgate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin =
+            PgConnection::connect(admin_url).await.expect("TEST_DATABASE_URL must reach a PostgreSQL server");
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
+        let url = with_database(app_url, &name);
+        let guard = DbGuard::Postgres { admin_url: admin_url.to_owned(), name };
+        Self::start(&url, backend, guard, tweak).await
+    }
+
+    async fn start(url: &str, backend: Backend, guard: DbGuard, tweak: impl FnOnce(&mut Config)) -> Self {
         let outbox = tempfile::tempdir().expect("outbox dir");
         let mut config = test_config(url);
         config.outbox_dir = outbox.path().to_owned();
@@ -115,7 +151,7 @@ impl TestApp {
         let clock = ManualClock::new();
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
         let router = authgate::app(state.clone());
-        Self { router, state, clock, statements, url: url.to_owned(), outbox, guard }
+        Self { backend, router, state, clock, statements, url: url.to_owned(), outbox, guard }
     }
 
     /// Another server instance (own pool, own state) on the same database.
@@ -179,7 +215,7 @@ impl TestApp {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.guard, DbGuard::Postgres { .. })
+        self.backend != Backend::Sqlite
     }
 
     pub fn post(&self) -> Call<'_> {
@@ -242,6 +278,19 @@ impl TestApp {
 
     pub async fn execute_sql(&self, sql: &str) {
         self.db().execute_unprepared(sql).await.expect("sql");
+    }
+}
+
+/// The variable's value; `None` when unset outside CI, a failure in CI
+/// (a service suite may never be skipped there).
+fn required_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must set {var}: its suite may not be skipped");
+            eprintln!("{var} unset: skipping this variant");
+            None
+        }
     }
 }
 
@@ -423,6 +472,13 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn postgres() {
                     if let Some(app) = $crate::common::TestApp::postgres().await {
+                        super::$name(app).await;
+                    }
+                }
+
+                #[tokio::test]
+                async fn pgbouncer() {
+                    if let Some(app) = $crate::common::TestApp::on_with($crate::common::Backend::PgBouncer, |_| {}).await {
                         super::$name(app).await;
                     }
                 }
