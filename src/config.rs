@@ -280,6 +280,34 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Public URL of this server; OAuth providers send the browser back to
+    /// `{PUBLIC_URL}/auth/callback/{provider}` (register that URL with them).
+    #[arg(long, env = "AUTHGATE_PUBLIC_URL", default_value = "http://localhost:8000")]
+    pub public_url: String,
+
+    /// OAuth providers to offer (comma-separated names, e.g. `github,google`);
+    /// each is set up by `AUTHGATE_OAUTH_<NAME>_*` variables (see the README).
+    #[arg(long, env = "AUTHGATE_OAUTH_PROVIDERS", value_delimiter = ',')]
+    pub oauth_providers: Vec<String>,
+
+    /// Origins (comma-separated) that `redirectTo` may point at after an OAuth
+    /// sign-in. Empty: only the origin of `AUTHGATE_APP_URL`.
+    #[arg(long, env = "AUTHGATE_OAUTH_REDIRECT_ORIGINS", value_delimiter = ',')]
+    pub oauth_redirect_origins: Vec<String>,
+
+    /// How long an OAuth sign-in may take, from `startOAuth` to the callback.
+    #[arg(long, env = "AUTHGATE_OAUTH_FLOW_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub oauth_flow_ttl: Duration,
+
+    /// OAuth sign-ins started per client IP.
+    #[arg(long, env = "AUTHGATE_RATE_OAUTH_IP", default_value = "30/1m")]
+    pub rate_oauth_ip: Rate,
+
+    /// The providers named in `oauth_providers`, read from their variables
+    /// by `load_oauth_providers` (tests set them directly).
+    #[arg(skip)]
+    pub oauth: Vec<crate::auth::oauth::ProviderConfig>,
+
     /// Log filter (`info`, `authgate=debug,sqlx=warn`, ...).
     #[arg(long, env = "AUTHGATE_LOG", default_value = "info")]
     pub log: String,
@@ -295,6 +323,19 @@ impl Config {
         let mut config = Cli::parse_from(["authgate"]).config;
         config.database_url = url.to_owned();
         config
+    }
+
+    /// Reads each provider named in `AUTHGATE_OAUTH_PROVIDERS` from its
+    /// `AUTHGATE_OAUTH_<NAME>_*` variables; a missing setting is an error.
+    pub fn load_oauth_providers(&mut self) -> anyhow::Result<()> {
+        self.oauth = self
+            .oauth_providers
+            .iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+            .map(|name| crate::auth::oauth::ProviderConfig::from_env(name, |key| std::env::var(key).ok()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(())
     }
 
     pub fn graphiql_enabled(&self) -> bool {

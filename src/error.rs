@@ -24,6 +24,24 @@ pub enum AuthError {
     ServiceUnavailable,
     #[error("forbidden")]
     Forbidden,
+    #[error("redirectTo is not on an allowed origin")]
+    RedirectNotAllowed,
+    #[error("the sign-in link is invalid, expired, already used or from another browser")]
+    OAuthStateInvalid,
+    #[error("the provider did not grant access")]
+    OAuthDenied,
+    #[error("the provider's answer could not be verified")]
+    OAuthFailed,
+    #[error("the provider shared no usable email address")]
+    OAuthEmailMissing,
+    #[error("the provider does not assert that this email address is verified")]
+    OAuthEmailNotVerified,
+    #[error("this provider account is already linked to another user")]
+    AccountAlreadyLinked,
+    #[error("the last way to sign in cannot be removed")]
+    LastSignInMethod,
+    #[error("the account already has a password; use changePassword")]
+    PasswordAlreadySet,
     /// Logged in full where it is created; clients only see a generic message.
     #[error("internal server error")]
     Internal,
@@ -45,6 +63,15 @@ impl AuthError {
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Forbidden => "FORBIDDEN",
+            Self::RedirectNotAllowed => "REDIRECT_NOT_ALLOWED",
+            Self::OAuthStateInvalid => "OAUTH_STATE_INVALID",
+            Self::OAuthDenied => "OAUTH_DENIED",
+            Self::OAuthFailed => "OAUTH_FAILED",
+            Self::OAuthEmailMissing => "OAUTH_EMAIL_MISSING",
+            Self::OAuthEmailNotVerified => "OAUTH_EMAIL_NOT_VERIFIED",
+            Self::AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED",
+            Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
+            Self::PasswordAlreadySet => "PASSWORD_ALREADY_SET",
             Self::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -55,6 +55,7 @@ pub fn state_with_mail(
         mail,
         jobs: Jobs::start(),
         limiter,
+        oauth: Arc::new(auth::oauth::OAuth::from_config(&config)?),
     };
     let schema = graphql::build_schema(auth.clone(), &config);
     Ok(AppState { auth, schema, graphiql })

@@ -39,7 +39,8 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    config.load_oauth_providers()?;
     let db = db::connect(&config).await?;
     if matches!(command, Command::Migrate) {
         return db::migrate(&db).await;

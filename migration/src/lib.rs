@@ -9,6 +9,7 @@ mod m20261129_000002_create_sessions;
 mod m20261129_000003_create_accounts;
 mod m20261129_000004_create_verification_tokens;
 mod m20261129_000005_create_rate_limits;
+mod m20261129_000006_create_oauth_flows;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_create_accounts::Migration),
             Box::new(m20261129_000004_create_verification_tokens::Migration),
             Box::new(m20261129_000005_create_rate_limits::Migration),
+            Box::new(m20261129_000006_create_oauth_flows::Migration),
         ]
     }
 }

@@ -258,3 +258,34 @@ pub async fn for_users(
         .await?;
     Ok(super::group_by_user(rows, |row| row.user_id))
 }
+
+/// Gives a password to a user who has none (signed up through OAuth).
+/// `PASSWORD_ALREADY_SET` when one exists: that is `changePassword`'s job.
+#[instrument(skip_all, fields(user_id = %user.id))]
+pub async fn set_password(
+    auth: &AuthContext,
+    user: &users::Model,
+    password: String,
+) -> Result<(), AuthError> {
+    validate::new_password(&password, &user.email, auth.config.password_min_score, "newPassword")?;
+    limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
+    let existing = accounts::Entity::find()
+        .filter(accounts::Column::UserId.eq(user.id))
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .one(&auth.db)
+        .await?;
+    if existing.is_some() {
+        return Err(AuthError::PasswordAlreadySet);
+    }
+    let hash = auth.hasher.hash(password).await?;
+    // The credential account's id is the user's: the unique (provider,
+    // account) index refuses a second one, even from a concurrent request.
+    credential_account(user.id, hash, auth.clock.now()).insert(&auth.db).await.map_err(|err| {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => AuthError::PasswordAlreadySet,
+            _ => err.into(),
+        }
+    })?;
+    tracing::info!("password set");
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Deleting expired sessions and expired or spent verification tokens, in
 //! bounded batches so no statement holds locks for long.
 
-use entity::{rate_limits, sessions, verification_tokens};
+use entity::{oauth_flows, rate_limits, sessions, verification_tokens};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -17,6 +17,8 @@ pub struct Removed {
     pub tokens: u64,
     /// Rate-limit windows that ended.
     pub counters: u64,
+    /// OAuth sign-ins never completed.
+    pub oauth_flows: u64,
 }
 
 /// One full pass; returns how many rows of each kind were deleted.
@@ -42,12 +44,18 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
             .exec(&auth.db)
             .await?
             .rows_affected,
+        oauth_flows: oauth_flows::Entity::delete_many()
+            .filter(oauth_flows::Column::ExpiresAt.lte(now))
+            .exec(&auth.db)
+            .await?
+            .rows_affected,
     };
     if removed != Removed::default() {
         tracing::info!(
             sessions = removed.sessions,
             tokens = removed.tokens,
             counters = removed.counters,
+            oauth_flows = removed.oauth_flows,
             "expired data removed"
         );
     }

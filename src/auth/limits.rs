@@ -53,6 +53,7 @@ pub enum Rule {
     MailAccount,
     TokenIp,
     PasswordAccount,
+    OAuthIp,
 }
 
 impl Rule {
@@ -66,6 +67,7 @@ impl Rule {
             Self::MailAccount => "mail_account",
             Self::TokenIp => "token_ip",
             Self::PasswordAccount => "password_account",
+            Self::OAuthIp => "oauth_ip",
         }
     }
 
@@ -80,6 +82,7 @@ impl Rule {
             Self::MailAccount => c.rate_mail_account,
             Self::TokenIp => c.rate_token_ip,
             Self::PasswordAccount => c.rate_password_account,
+            Self::OAuthIp => c.rate_oauth_ip,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod account;
 pub mod cleanup;
 pub mod counters;
 pub mod limits;
+pub mod oauth;
 pub mod password;
 pub mod profile;
 pub mod recovery;
@@ -35,6 +36,7 @@ pub struct AuthContext {
     pub mail: Postman,
     pub jobs: Jobs,
     pub limiter: Limiter,
+    pub oauth: Arc<oauth::OAuth>,
 }
 
 /// Rows keyed by their user, in their original order (for the DataLoaders).

@@ -4,7 +4,7 @@ use super::{
     guard::{SessionGuard, current_session},
     types::User,
 };
-use crate::error::GqlResult;
+use crate::{auth::AuthContext, error::GqlResult};
 
 pub struct QueryRoot;
 
@@ -19,5 +19,11 @@ impl QueryRoot {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let current = current_session(ctx).await.gql()?;
         Ok(User(current.user.clone()))
+    }
+
+    /// Names of the OAuth providers this server offers (for `startOAuth`),
+    /// sorted; empty when none is configured.
+    async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        Ok(ctx.data::<AuthContext>()?.oauth.names())
     }
 }

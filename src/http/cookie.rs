@@ -1,5 +1,6 @@
 //! The `session_token` cookie: HttpOnly, SameSite=Lax, Path=/, Secure when
-//! configured, Max-Age equal to the session's remaining lifetime.
+//! configured, Max-Age equal to the session's remaining lifetime. And the
+//! `oauth_state` cookie that binds an OAuth flow to the browser that began it.
 
 use cookie::{Cookie, SameSite, time::Duration};
 use entity::sessions;
@@ -7,12 +8,27 @@ use entity::sessions;
 use crate::auth::AuthContext;
 
 pub const NAME: &str = "session_token";
+pub const OAUTH_STATE: &str = "oauth_state";
+/// Only the callback needs the OAuth state cookie.
+const OAUTH_PATH: &str = "/auth/callback";
 
 fn build(value: &str, max_age_secs: i64, secure: bool) -> String {
-    Cookie::build((NAME, value))
+    build_named(NAME, "/", value, max_age_secs, secure)
+}
+
+fn build_named(
+    name: &'static str,
+    path: &'static str,
+    value: &str,
+    max_age_secs: i64,
+    secure: bool,
+) -> String {
+    // Lax: sent on the provider's top-level redirect back to us, never on
+    // cross-site subrequests.
+    Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Lax)
-        .path("/")
+        .path(path)
         .secure(secure)
         .max_age(Duration::seconds(max_age_secs.max(0)))
         .build()
@@ -30,10 +46,26 @@ pub fn cleared(auth: &AuthContext) -> String {
     build("", 0, auth.config.cookie_secure)
 }
 
+/// The cookie that ties an OAuth flow's `state` to this browser.
+pub fn oauth_state(state: &str, auth: &AuthContext) -> String {
+    let ttl = auth.config.oauth_flow_ttl.as_secs().try_into().unwrap_or(i64::MAX);
+    build_named(OAUTH_STATE, OAUTH_PATH, state, ttl, auth.config.cookie_secure)
+}
+
+/// Makes the browser forget the OAuth state (the flow is spent).
+pub fn oauth_state_cleared(auth: &AuthContext) -> String {
+    build_named(OAUTH_STATE, OAUTH_PATH, "", 0, auth.config.cookie_secure)
+}
+
 /// The session token from a `Cookie` header, if there is one.
 pub fn find(header: &str) -> Option<String> {
+    find_named(header, NAME)
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn find_named(header: &str, name: &str) -> Option<String> {
     Cookie::split_parse(header)
         .filter_map(Result::ok)
-        .find(|c| c.name() == NAME)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
 }

@@ -7,6 +7,7 @@ pub mod graphiql;
 mod graphql;
 mod headers;
 mod health;
+mod oauth;
 pub mod observe;
 mod respond;
 
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/metrics", get(observe::metrics))
         .route("/graphiql/assets/{*path}", get(graphiql::asset))
+        .route("/auth/callback/{provider}", get(oauth::callback))
         .with_state(state);
     headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))
 }

@@ -7,6 +7,7 @@ mod auth;
 mod contract;
 mod contract_flow;
 mod email;
+mod oauth;
 mod observability;
 mod outage;
 mod sessions;

@@ -2,6 +2,7 @@
 
 mod account;
 mod email;
+mod oauth;
 mod sessions;
 mod sign_in;
 
@@ -12,6 +13,7 @@ use async_graphql::MergedObject;
 /// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
 /// `BAD_USER_INPUT` (with `extensions.field`), `INVALID_CREDENTIALS`,
 /// `EMAIL_TAKEN`, `EMAIL_NOT_VERIFIED`, `INVALID_TOKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
+/// `REDIRECT_NOT_ALLOWED`, `LAST_SIGN_IN_METHOD`, `PASSWORD_ALREADY_SET`,
 /// `SERVICE_UNAVAILABLE` (retry later), `INTERNAL_SERVER_ERROR`.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
@@ -19,4 +21,5 @@ pub struct MutationRoot(
     sessions::SessionMutation,
     account::AccountMutation,
     email::EmailMutation,
+    oauth::OAuthMutation,
 );

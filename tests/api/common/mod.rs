@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},

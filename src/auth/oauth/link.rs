@@ -1,0 +1,200 @@
+//! Turning a provider's identity into a user: sign in through an existing
+//! link, link by a verified email, create a new user, or link to the user
+//! who started the flow. And removing a link.
+
+use entity::{accounts, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, SqlErr, TransactionTrait, sea_query::Expr,
+};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::Identity;
+use crate::{
+    auth::{AuthContext, CREDENTIAL_PROVIDER, ClientMeta, account::SignedIn, session, validate},
+    error::AuthError,
+};
+
+/// How a callback ended.
+pub enum Completed {
+    /// A session was created (sign-in or sign-up).
+    SignedIn(Box<SignedIn>),
+    /// The provider was linked to the user who started the flow; no new session.
+    Linked,
+}
+
+#[instrument(skip_all, fields(user_id))]
+pub async fn complete(
+    auth: &AuthContext,
+    provider: &str,
+    identity: Identity,
+    link_user: Option<Uuid>,
+    meta: &ClientMeta,
+) -> Result<Completed, AuthError> {
+    let now = auth.clock.now();
+    let linked = accounts::Entity::find()
+        .filter(accounts::Column::ProviderId.eq(provider))
+        .filter(accounts::Column::AccountId.eq(&identity.subject))
+        .one(&auth.db)
+        .await?;
+    if let Some(user_id) = link_user {
+        return match linked {
+            Some(account) if account.user_id == user_id => Ok(Completed::Linked),
+            Some(_) => Err(AuthError::AccountAlreadyLinked),
+            None => {
+                provider_account(user_id, provider, &identity.subject, now)
+                    .insert(&auth.db)
+                    .await
+                    .map_err(taken)?;
+                tracing::info!(%user_id, "provider linked");
+                Ok(Completed::Linked)
+            }
+        };
+    }
+    let txn = auth.db.begin().await?;
+    let user = match linked {
+        Some(account) => {
+            users::Entity::find_by_id(account.user_id).one(&txn).await?.ok_or(AuthError::Internal)?
+        }
+        None => {
+            // A new link needs an address the provider vouches for: linking on
+            // an unverified one would hand an existing account (or, later, a
+            // sign-up with that address) to whoever controls the provider account.
+            let email = identity.email.as_deref().ok_or(AuthError::OAuthEmailMissing)?;
+            let email = validate::normalize_email(email).ok_or(AuthError::OAuthEmailMissing)?;
+            if !identity.email_verified {
+                return Err(AuthError::OAuthEmailNotVerified);
+            }
+            let existing = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&txn).await?;
+            let user = match existing {
+                Some(user) => mark_verified(&txn, user, now).await?,
+                None => create_user(&txn, email, &identity, now).await?,
+            };
+            provider_account(user.id, provider, &identity.subject, now).insert(&txn).await.map_err(taken)?;
+            user
+        }
+    };
+    tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    if auth.config.require_email_verification && !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+    let new = session::create(&txn, auth, user.id, meta).await?;
+    txn.commit().await?;
+    tracing::info!("signed in through OAuth");
+    metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
+    Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user })))
+}
+
+/// The provider just proved the address belongs to this person. If the
+/// existing user had never proved it, whoever registered it may not be them
+/// (account pre-hijacking): their password and sessions are removed.
+async fn mark_verified(
+    conn: &impl ConnectionTrait,
+    user: users::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<users::Model, AuthError> {
+    if user.email_verified {
+        return Ok(user);
+    }
+    accounts::Entity::delete_many()
+        .filter(accounts::Column::UserId.eq(user.id))
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .exec(conn)
+        .await?;
+    let ended = session::revoke_others(conn, user.id, None).await?;
+    tracing::warn!(user_id = %user.id, sessions_ended = ended, "unverified account claimed through a verified provider email");
+    let user = users::ActiveModel {
+        id: Set(user.id),
+        email_verified: Set(true),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(user)
+}
+
+async fn create_user(
+    conn: &impl ConnectionTrait,
+    email: String,
+    identity: &Identity,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<users::Model, AuthError> {
+    // Profile data from the provider is kept only when it passes our own rules.
+    let name = identity.name.clone().and_then(|n| validate::profile_name(Some(n)).ok().flatten());
+    let image = identity.image.as_deref().and_then(|i| validate::image_url(i).ok());
+    let user = users::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        email: Set(email),
+        name: Set(name),
+        image: Set(image),
+        email_verified: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    tracing::info!(user_id = %user.id, "user registered through OAuth");
+    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
+    Ok(user)
+}
+
+/// A provider link. Provider tokens are not stored: authgate needs them only
+/// during the callback, and a token it does not keep cannot leak.
+fn provider_account(
+    user_id: Uuid,
+    provider: &str,
+    subject: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> accounts::ActiveModel {
+    accounts::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        provider_id: Set(provider.to_owned()),
+        account_id: Set(subject.to_owned()),
+        password_hash: Set(None),
+        access_token: Set(None),
+        refresh_token: Set(None),
+        id_token: Set(None),
+        access_token_expires_at: Set(None),
+        refresh_token_expires_at: Set(None),
+        scope: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// The unique (provider, account) index settles a race between two links.
+fn taken(err: DbErr) -> AuthError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AuthError::AccountAlreadyLinked,
+        _ => err.into(),
+    }
+}
+
+/// Removes one of the user's sign-in methods; `false` when the user has no
+/// such account, `LAST_SIGN_IN_METHOD` when it is the only one left.
+#[instrument(skip_all, fields(user_id = %user_id))]
+pub async fn unlink(auth: &AuthContext, user_id: Uuid, account_id: Uuid) -> Result<bool, AuthError> {
+    let txn = auth.db.begin().await?;
+    // Writing the user row first serializes concurrent unlinks of one user
+    // (a row lock on PostgreSQL, the write lock on SQLite), so two of them
+    // cannot each remove "one of two" and leave none.
+    users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::value(auth.clock.now()))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
+    if mine.clone().filter(accounts::Column::Id.eq(account_id)).count(&txn).await? == 0 {
+        return Ok(false);
+    }
+    if mine.count(&txn).await? <= 1 {
+        return Err(AuthError::LastSignInMethod);
+    }
+    accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
+    txn.commit().await?;
+    tracing::info!(%account_id, "sign-in method removed");
+    Ok(true)
+}

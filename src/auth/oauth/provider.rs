@@ -1,0 +1,428 @@
+//! One configured provider: its settings (from `AUTHGATE_OAUTH_<NAME>_*` or a
+//! preset), its authorization URL, and the identity it vouches for after
+//! the code exchange. OpenID Connect providers are discovered from their
+//! issuer and their ID tokens validated by `openidconnect` (signature
+//! against the JWKS, issuer, audience, expiry, nonce); plain OAuth 2.0
+//! providers name the user through a userinfo endpoint.
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use oauth2::basic::BasicClient;
+use openidconnect::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    Scope, TokenResponse, TokenUrl,
+    core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
+    reqwest,
+};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::error::AuthError;
+
+/// What a provider told us about the person who signed in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The user's stable id at the provider (`sub`).
+    pub subject: String,
+    pub email: Option<String>,
+    /// Only `true` when the provider asserts it.
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+/// How a plain OAuth 2.0 provider's userinfo answer names things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserinfoStyle {
+    /// OpenID claim names: `sub`, `email`, `email_verified`, `name`, `picture`.
+    Standard,
+    /// GitHub: numeric `id`, `avatar_url`; verified emails from `{userinfo}/emails`.
+    GitHub,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Endpoints and keys from `{issuer}/.well-known/openid-configuration`.
+    Oidc {
+        issuer: String,
+    },
+    OAuth2 {
+        auth_url: String,
+        token_url: String,
+        userinfo_url: String,
+        style: UserinfoStyle,
+    },
+}
+
+#[derive(Clone)]
+pub struct ProviderConfig {
+    /// Lower-case name used in the API and the callback URL (`github`).
+    pub name: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub kind: ProviderKind,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("scopes", &self.scopes)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// Reads `AUTHGATE_OAUTH_<NAME>_{CLIENT_ID,CLIENT_SECRET,ISSUER,AUTH_URL,
+    /// TOKEN_URL,USERINFO_URL,SCOPES,PRESET}` through `var`. `github` and
+    /// `google` (or `PRESET=github|google`) need only the client id and secret.
+    pub fn from_env(name: &str, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let name = name.to_lowercase();
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            bail!("OAuth provider name {name:?}: use 1-32 letters, digits, '-' or '_'");
+        }
+        let prefix = format!("AUTHGATE_OAUTH_{}_", name.to_uppercase().replace('-', "_"));
+        let get =
+            |key: &str| var(&format!("{prefix}{key}")).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let need = |key: &str| get(key).with_context(|| format!("OAuth provider {name}: set {prefix}{key}"));
+        let preset = get("PRESET").unwrap_or_else(|| name.clone());
+        let kind = if let Some(issuer) = get("ISSUER") {
+            ProviderKind::Oidc { issuer }
+        } else if get("AUTH_URL").is_some() {
+            ProviderKind::OAuth2 {
+                auth_url: need("AUTH_URL")?,
+                token_url: need("TOKEN_URL")?,
+                userinfo_url: need("USERINFO_URL")?,
+                style: if preset == "github" { UserinfoStyle::GitHub } else { UserinfoStyle::Standard },
+            }
+        } else {
+            match preset.as_str() {
+                "google" => ProviderKind::Oidc { issuer: "https://accounts.google.com".into() },
+                "github" => ProviderKind::OAuth2 {
+                    auth_url: "https://github.com/login/oauth/authorize".into(),
+                    token_url: "https://github.com/login/oauth/access_token".into(),
+                    userinfo_url: "https://api.github.com/user".into(),
+                    style: UserinfoStyle::GitHub,
+                },
+                _ => bail!(
+                    "OAuth provider {name}: set {prefix}ISSUER (OpenID Connect) or {prefix}AUTH_URL, \
+                     {prefix}TOKEN_URL and {prefix}USERINFO_URL (OAuth 2.0), or {prefix}PRESET=github|google"
+                ),
+            }
+        };
+        let scopes = match get("SCOPES") {
+            Some(list) => list.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            None => default_scopes(&kind),
+        };
+        Ok(Self { client_id: need("CLIENT_ID")?, client_secret: need("CLIENT_SECRET")?, name, scopes, kind })
+    }
+}
+
+fn default_scopes(kind: &ProviderKind) -> Vec<String> {
+    let scopes: &[&str] = match kind {
+        // `openid` is added by the OpenID client itself.
+        ProviderKind::Oidc { .. } => &["email", "profile"],
+        ProviderKind::OAuth2 { style: UserinfoStyle::GitHub, .. } => &["read:user", "user:email"],
+        ProviderKind::OAuth2 { style: UserinfoStyle::Standard, .. } => &["openid", "email", "profile"],
+    };
+    scopes.iter().map(|s| (*s).to_owned()).collect()
+}
+
+type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Discovery documents (and their keys) are fetched again after this long,
+/// so a provider's key rotation is picked up without a restart.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+
+pub struct Provider {
+    pub config: ProviderConfig,
+    redirect_url: RedirectUrl,
+    http: reqwest::Client,
+    discovered: Mutex<Option<(Instant, Arc<OidcClient>)>>,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig, public_url: &str, http: reqwest::Client) -> anyhow::Result<Self> {
+        let callback = format!("{}/auth/callback/{}", public_url.trim_end_matches('/'), config.name);
+        let redirect_url = RedirectUrl::new(callback).context("AUTHGATE_PUBLIC_URL is not a URL")?;
+        Ok(Self { config, redirect_url, http, discovered: Mutex::new(None) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn scopes(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.config.scopes.iter().map(|s| Scope::new(s.clone()))
+    }
+
+    /// The provider's authorization URL for this flow.
+    pub async fn authorize_url(
+        &self,
+        state: &str,
+        nonce: &str,
+        challenge: PkceCodeChallenge,
+    ) -> Result<String, AuthError> {
+        let state = CsrfToken::new(state.to_owned());
+        let url = match &self.config.kind {
+            ProviderKind::Oidc { .. } => {
+                let client = self.oidc().await?;
+                let nonce = Nonce::new(nonce.to_owned());
+                let (url, _, _) = client
+                    .authorize_url(CoreAuthenticationFlow::AuthorizationCode, move || state, move || nonce)
+                    .add_scopes(self.scopes())
+                    .set_pkce_challenge(challenge)
+                    .url();
+                url
+            }
+            ProviderKind::OAuth2 { auth_url, token_url, .. } => {
+                let (url, _) = self
+                    .oauth2(auth_url, token_url)?
+                    .authorize_url(move || state)
+                    .add_scopes(self.scopes())
+                    .set_pkce_challenge(challenge)
+                    .url();
+                url
+            }
+        };
+        Ok(url.into())
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and returns who signed in.
+    /// `OAUTH_FAILED` for anything the provider got wrong or we cannot verify;
+    /// the reason is logged, never shown.
+    pub async fn identity(&self, code: String, verifier: String, nonce: &str) -> Result<Identity, AuthError> {
+        let code = AuthorizationCode::new(code);
+        let verifier = PkceCodeVerifier::new(verifier);
+        match &self.config.kind {
+            ProviderKind::Oidc { .. } => {
+                let client = self.oidc().await?;
+                let exchange = client.exchange_code(code).map_err(|e| self.failed("no token endpoint", e))?;
+                let tokens = exchange
+                    .set_pkce_verifier(verifier)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| self.failed("code exchange", e))?;
+                let id_token = tokens.id_token().ok_or_else(|| self.failed("token answer", "no id_token"))?;
+                let claims = id_token
+                    .claims(&client.id_token_verifier(), &Nonce::new(nonce.to_owned()))
+                    .map_err(|e| self.failed("ID token", e))?;
+                Ok(Identity {
+                    subject: claims.subject().to_string(),
+                    email: claims.email().map(|e| e.to_string()),
+                    email_verified: claims.email_verified().unwrap_or(false),
+                    name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+                    image: claims.picture().and_then(|p| p.get(None)).map(|p| p.to_string()),
+                })
+            }
+            ProviderKind::OAuth2 { auth_url, token_url, userinfo_url, style } => {
+                let tokens = self
+                    .oauth2(auth_url, token_url)?
+                    .exchange_code(code)
+                    .set_pkce_verifier(verifier)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| self.failed("code exchange", e))?;
+                let access = tokens.access_token().secret();
+                let info = self.get_json(userinfo_url, access).await?;
+                match style {
+                    UserinfoStyle::Standard => standard_identity(&info),
+                    UserinfoStyle::GitHub => {
+                        let emails = self.get_json(&format!("{userinfo_url}/emails"), access).await?;
+                        github_identity(&info, &emails)
+                    }
+                }
+                .ok_or_else(|| self.failed("userinfo", "no user id in the answer"))
+            }
+        }
+    }
+
+    fn failed(&self, stage: &str, error: impl fmt::Display) -> AuthError {
+        tracing::warn!(provider = %self.config.name, stage, error = %error, "OAuth sign-in refused");
+        AuthError::OAuthFailed
+    }
+
+    fn oauth2(
+        &self,
+        auth_url: &str,
+        token_url: &str,
+    ) -> Result<
+        BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>,
+        AuthError,
+    > {
+        let auth_url = AuthUrl::new(auth_url.to_owned()).map_err(|e| self.failed("auth URL", e))?;
+        let token_url = TokenUrl::new(token_url.to_owned()).map_err(|e| self.failed("token URL", e))?;
+        Ok(BasicClient::new(ClientId::new(self.config.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.config.client_secret.clone()))
+            .set_auth_uri(auth_url)
+            .set_token_uri(token_url)
+            .set_redirect_uri(self.redirect_url.clone()))
+    }
+
+    /// The discovered OpenID client, fetched at first use and every hour.
+    /// An unreachable provider is `SERVICE_UNAVAILABLE`.
+    async fn oidc(&self) -> Result<Arc<OidcClient>, AuthError> {
+        let ProviderKind::Oidc { issuer } = &self.config.kind else { return Err(AuthError::Internal) };
+        let mut cached = self.discovered.lock().await;
+        if let Some((at, client)) = cached.as_ref()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(client.clone());
+        }
+        let issuer = IssuerUrl::new(issuer.clone()).map_err(|e| self.failed("issuer URL", e))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| {
+            tracing::warn!(provider = %self.config.name, error = %e, "OpenID discovery failed");
+            AuthError::ServiceUnavailable
+        })?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            Some(ClientSecret::new(self.config.client_secret.clone())),
+        )
+        .set_redirect_uri(self.redirect_url.clone());
+        let client = Arc::new(client);
+        *cached = Some((Instant::now(), client.clone()));
+        Ok(client)
+    }
+
+    async fn get_json(&self, url: &str, access_token: &str) -> Result<Value, AuthError> {
+        let answer = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| self.failed("userinfo", e.without_url()))?;
+        let body = answer.bytes().await.map_err(|e| self.failed("userinfo", e.without_url()))?;
+        serde_json::from_slice(&body).map_err(|e| self.failed("userinfo", e))
+    }
+}
+
+/// A string claim, or a number rendered as one (GitHub's ids are numbers).
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn truthy(value: &Value) -> bool {
+    value.as_bool().unwrap_or(false) || value.as_str() == Some("true")
+}
+
+fn standard_identity(info: &Value) -> Option<Identity> {
+    Some(Identity {
+        subject: text(&info["sub"])?,
+        email: text(&info["email"]),
+        email_verified: truthy(&info["email_verified"]),
+        name: text(&info["name"]),
+        image: text(&info["picture"]),
+    })
+}
+
+/// GitHub's `/user` plus `/user/emails`: the primary verified address, else
+/// any verified one; an unverified address is passed on as unverified.
+fn github_identity(user: &Value, emails: &Value) -> Option<Identity> {
+    let listed = emails.as_array().map(Vec::as_slice).unwrap_or_default();
+    let verified = |e: &&Value| truthy(&e["verified"]);
+    let chosen = listed
+        .iter()
+        .filter(verified)
+        .find(|e| truthy(&e["primary"]))
+        .or_else(|| listed.iter().find(verified))
+        .and_then(|e| text(&e["email"]));
+    let (email, email_verified) = match chosen {
+        Some(email) => (Some(email), true),
+        None => (text(&user["email"]), false),
+    };
+    Some(Identity {
+        subject: text(&user["id"])?,
+        email,
+        email_verified,
+        name: text(&user["name"]).or_else(|| text(&user["login"])),
+        image: text(&user["avatar_url"]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn presets_need_only_the_client() {
+        let github = ProviderConfig::from_env(
+            "github",
+            env(&[("AUTHGATE_OAUTH_GITHUB_CLIENT_ID", "id"), ("AUTHGATE_OAUTH_GITHUB_CLIENT_SECRET", "s")]),
+        )
+        .unwrap();
+        assert!(matches!(github.kind, ProviderKind::OAuth2 { style: UserinfoStyle::GitHub, .. }));
+        assert_eq!(github.scopes, ["read:user", "user:email"]);
+        assert!(!format!("{github:?}").contains("\"s\""), "the secret is redacted");
+        let google = ProviderConfig::from_env(
+            "google",
+            env(&[("AUTHGATE_OAUTH_GOOGLE_CLIENT_ID", "id"), ("AUTHGATE_OAUTH_GOOGLE_CLIENT_SECRET", "s")]),
+        )
+        .unwrap();
+        assert_eq!(google.kind, ProviderKind::Oidc { issuer: "https://accounts.google.com".into() });
+    }
+
+    #[test]
+    fn other_providers_must_say_where_they_are() {
+        let err = ProviderConfig::from_env(
+            "acme",
+            env(&[("AUTHGATE_OAUTH_ACME_CLIENT_ID", "id"), ("AUTHGATE_OAUTH_ACME_CLIENT_SECRET", "s")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("AUTHGATE_OAUTH_ACME_ISSUER"), "{err}");
+        let err = ProviderConfig::from_env("github", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("AUTHGATE_OAUTH_GITHUB_CLIENT_ID"), "{err}");
+        assert!(ProviderConfig::from_env("no/slash", env(&[])).is_err());
+    }
+
+    #[test]
+    fn github_identity_prefers_the_primary_verified_email() {
+        let user = json!({ "id": 42, "login": "octo", "name": null, "email": "public@x.io" });
+        let emails = json!([
+            { "email": "old@x.io", "verified": true, "primary": false },
+            { "email": "main@x.io", "verified": true, "primary": true },
+        ]);
+        let id = github_identity(&user, &emails).unwrap();
+        assert_eq!(
+            (id.subject.as_str(), id.email.as_deref(), id.email_verified),
+            ("42", Some("main@x.io"), true)
+        );
+        assert_eq!(id.name.as_deref(), Some("octo"));
+        let unverified = json!([{ "email": "main@x.io", "verified": false, "primary": true }]);
+        let id = github_identity(&user, &unverified).unwrap();
+        assert_eq!((id.email.as_deref(), id.email_verified), (Some("public@x.io"), false));
+    }
+}

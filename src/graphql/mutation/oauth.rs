@@ -1,0 +1,89 @@
+use async_graphql::{Context, ID, Object};
+
+use crate::{
+    auth::{AuthContext, account, oauth},
+    error::GqlResult,
+    graphql::guard::{SessionGuard, client_meta, signed_in},
+    http::cookie,
+};
+
+#[derive(Default)]
+pub struct OAuthMutation;
+
+#[Object]
+impl OAuthMutation {
+    /// Starts signing in with an OAuth provider: returns the provider's
+    /// authorization URL to send the browser to, and sets the `oauth_state`
+    /// cookie that the callback checks (call it from the browser that will
+    /// follow the URL). The provider sends the browser back to
+    /// `/auth/callback/{provider}`, which signs in (or up) and redirects to
+    /// `redirectTo`. `BAD_USER_INPUT` (field `provider`) for a provider that is
+    /// not configured; `REDIRECT_NOT_ALLOWED` when `redirectTo` is not on an
+    /// allowed origin; `SERVICE_UNAVAILABLE` when the provider cannot be reached.
+    #[graphql(name = "startOAuth")]
+    async fn start_oauth(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A name from `providers`.")] provider: String,
+        #[graphql(desc = "Absolute URL to land on afterwards; the app's URL when omitted.")]
+        redirect_to: Option<String>,
+    ) -> async_graphql::Result<String> {
+        let auth = ctx.data::<AuthContext>()?;
+        let meta = client_meta(ctx);
+        let started = oauth::start(auth, &provider, redirect_to.as_deref(), None, &meta).await.gql()?;
+        Ok(started_url(ctx, auth, started))
+    }
+
+    /// Like `startOAuth`, for the signed-in user: the callback links the
+    /// provider account to this user instead of signing in.
+    /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
+    /// belongs to another user.
+    #[graphql(name = "linkOAuth", guard = "SessionGuard")]
+    async fn link_oauth(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A name from `providers`.")] provider: String,
+        #[graphql(desc = "Absolute URL to land on afterwards; the app's URL when omitted.")]
+        redirect_to: Option<String>,
+    ) -> async_graphql::Result<String> {
+        let (auth, current) = signed_in(ctx).await?;
+        let meta = client_meta(ctx);
+        let user = Some(current.user.id);
+        let started = oauth::start(auth, &provider, redirect_to.as_deref(), user, &meta).await.gql()?;
+        Ok(started_url(ctx, auth, started))
+    }
+
+    /// Removes one of the caller's sign-in methods (an id from
+    /// `me { accounts { id } }`). `false` when the caller has no such
+    /// account; `LAST_SIGN_IN_METHOD` when it is the only one left.
+    #[graphql(guard = "SessionGuard")]
+    async fn unlink_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id.")] id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx).await?;
+        let Ok(account_id) = uuid::Uuid::parse_str(&id) else { return Ok(false) };
+        oauth::unlink(auth, current.user.id, account_id).await.gql()
+    }
+
+    /// Gives a password to a user who has none (signed up through OAuth), so
+    /// they can also sign in with email and password. `PASSWORD_ALREADY_SET`
+    /// when there is one (use `changePassword`); `BAD_USER_INPUT` (field
+    /// `newPassword`) when it is outside the policy.
+    #[graphql(guard = "SessionGuard")]
+    async fn set_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password to set.")] new_password: String,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx).await?;
+        account::set_password(auth, &current.user, new_password).await.gql()?;
+        Ok(true)
+    }
+}
+
+fn started_url(ctx: &Context<'_>, auth: &AuthContext, started: oauth::Started) -> String {
+    ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::oauth_state(&started.state, auth));
+    started.url
+}

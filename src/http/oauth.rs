@@ -1,0 +1,97 @@
+//! `GET /auth/callback/{provider}`: where a provider sends the browser back.
+//! Success and failures alike end in a redirect to the flow's `redirectTo`
+//! (failures with `?error=CODE`) once the flow is known; before that (bad,
+//! replayed or foreign state) there is nowhere safe to send the browser,
+//! so the answer is a 400 with the code.
+
+use axum::{
+    extract::{Path, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use super::{AppState, client, cookie};
+use crate::auth::oauth::{self, CallbackError, CallbackParams, Completed};
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    request: Request,
+) -> Response {
+    let auth = &state.auth;
+    let (parts, _) = request.into_parts();
+    let meta = client::meta(&parts, &auth.config.trusted_proxies);
+    let params = params(parts.uri.query().unwrap_or_default());
+    let browser_state = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie::find_named(v, cookie::OAUTH_STATE));
+    let result = oauth::finish(auth, &provider, params, browser_state.as_deref(), &meta).await;
+    let mut response = match result {
+        Ok((completed, redirect_to)) => {
+            let mut response = see_other(&redirect_to);
+            if let Completed::SignedIn(signed) = completed {
+                let session = cookie::session(&signed.token, &signed.session, auth);
+                append_cookie(&mut response, &session);
+            }
+            response
+        }
+        Err(CallbackError { error, redirect_to: Some(redirect_to) }) => {
+            see_other(&with_error(&redirect_to, error.code()))
+        }
+        Err(CallbackError { error, redirect_to: None }) => {
+            let status = match error.code() {
+                "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+                "INTERNAL_SERVER_ERROR" => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let body = json!({ "error": { "code": error.code(), "message": error.to_string() } });
+            (status, axum::Json(body)).into_response()
+        }
+    };
+    append_cookie(&mut response, &cookie::oauth_state_cleared(auth));
+    response
+}
+
+/// `code`, `state` and `error` from the query string (first of each; the
+/// rest is ignored).
+fn params(query: &str) -> CallbackParams {
+    let mut params = CallbackParams::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "error" => &mut params.error,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.into_owned());
+    }
+    params
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        // Checked against the allow-list when the flow began; cannot happen.
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn with_error(redirect_to: &str, code: &str) -> String {
+    match url::Url::parse(redirect_to) {
+        Ok(mut url) => {
+            url.query_pairs_mut().append_pair("error", code);
+            url.into()
+        }
+        Err(_) => redirect_to.to_owned(),
+    }
+}
+
+fn append_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}

@@ -1,0 +1,446 @@
+//! Sign-in with external providers against the mock OpenID provider
+//! (tests/api/common/oidc.rs), through the real router, on every backend.
+
+use entity::{accounts, oauth_flows, sessions, users};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::common::{
+    Backend, Reply, TestApp,
+    oidc::{MockProvider, Person, Tamper},
+    str_of,
+};
+
+macro_rules! each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use crate::common::Backend;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await;
+                }
+
+                #[tokio::test]
+                async fn pgbouncer() {
+                    super::$name(Backend::PgBouncer).await;
+                }
+            }
+        )*
+    };
+}
+
+each_backend!(
+    sign_up_then_sign_in_again,
+    plain_oauth2_provider_signs_in_through_userinfo,
+    verified_email_links_to_the_existing_user,
+    unverified_provider_email_is_refused,
+    state_must_be_live_single_use_and_from_this_browser,
+    id_token_must_verify,
+    provider_denial_and_redirect_allow_list,
+    link_unlink_and_set_password,
+);
+
+const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
+const LINK: &str = "mutation Link($provider: String!) { linkOAuth(provider: $provider) }";
+const ACCOUNTS: &str = "query { me { id email name emailVerified accounts { id providerId accountId } } }";
+const PW: &str = "correct horse battery";
+const APP: &str = "http://localhost:3000";
+
+async fn setup(backend: Backend) -> Option<(TestApp, MockProvider)> {
+    let mock = MockProvider::start().await;
+    let providers = vec![mock.oidc_config("mock"), mock.oauth2_config("plain")];
+    let app = TestApp::on_with(backend, |c| {
+        c.oauth = providers;
+        c.oauth_redirect_origins = vec![APP.into(), "https://app.example.com".into()];
+    })
+    .await?;
+    Some((app, mock))
+}
+
+/// A flow begun by `startOAuth` (or `linkOAuth` with a bearer token).
+struct Started {
+    reply: Reply,
+    /// The provider URL the browser is sent to.
+    url: String,
+    /// The `oauth_state` cookie's value.
+    cookie: Option<String>,
+}
+
+async fn start_with(app: &TestApp, query: &str, vars: Value, bearer: Option<&str>) -> Started {
+    let mut call = app.post().graphql(query, vars);
+    if let Some(token) = bearer {
+        call = call.bearer(token);
+    }
+    let reply = call.send().await;
+    let url = reply.body["data"].as_object().and_then(|d| d.values().next()).map(str_of).unwrap_or_default();
+    let cookie = set_cookies(&reply)
+        .into_iter()
+        .find_map(|c| c.strip_prefix("oauth_state=").map(|v| v.split(';').next().unwrap_or("").to_owned()));
+    Started { reply, url, cookie }
+}
+
+async fn start(app: &TestApp, provider: &str) -> Started {
+    start_with(app, START, json!({ "provider": provider }), None).await
+}
+
+/// The browser at the provider: signs in and is sent back; returns the
+/// callback's path and query on authgate.
+async fn at_provider(url: &str) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = client.get(url).send().await.expect("provider reachable");
+    assert_eq!(answer.status(), 303, "authorize must redirect: {}", answer.text().await.unwrap_or_default());
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    location.strip_prefix("http://localhost:8000").expect("back to AUTHGATE_PUBLIC_URL").to_owned()
+}
+
+async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) -> Reply {
+    let mut call = app.get(path);
+    if let Some(state) = cookie {
+        call = call.header("cookie", &format!("theme=dark; oauth_state={state}"));
+    }
+    call.send().await
+}
+
+/// The whole round trip; returns the callback's answer.
+async fn sign_in(app: &TestApp, provider: &str) -> Reply {
+    let started = start(app, provider).await;
+    assert!(started.url.starts_with("http://127.0.0.1"), "{}", started.reply.body);
+    let back = at_provider(&started.url).await;
+    callback(app, &back, started.cookie.as_deref()).await
+}
+
+fn set_cookies(reply: &Reply) -> Vec<String> {
+    reply.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+fn location(reply: &Reply) -> String {
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    reply.headers["location"].to_str().unwrap().to_owned()
+}
+
+/// The session token set by a successful callback.
+fn session_token(reply: &Reply) -> Option<String> {
+    set_cookies(reply).into_iter().find_map(|c| {
+        c.strip_prefix("session_token=")
+            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+async fn user_count(app: &TestApp) -> u64 {
+    users::Entity::find().count(app.db()).await.unwrap()
+}
+
+async fn sign_up_then_sign_in_again(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let providers = app.gql("{ providers }", json!({})).await;
+    assert_eq!(providers.body["data"]["providers"], json!(["mock", "plain"]));
+
+    let started = start(&app, "mock").await;
+    let url = url::Url::parse(&started.url).expect("authorization URL");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["redirect_uri"], "http://localhost:8000/auth/callback/mock");
+    for key in ["state", "nonce", "code_challenge"] {
+        assert!(query[key].len() >= 32, "{key} is random: {}", query[key]);
+    }
+    let cookie = set_cookies(&started.reply).into_iter().find(|c| c.starts_with("oauth_state=")).unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/auth/callback", "Max-Age=600"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let flow = oauth_flows::Entity::find().one(app.db()).await.unwrap().expect("flow row");
+    assert_ne!(flow.state_hash, query["state"].as_bytes(), "only a hash of the state is stored");
+
+    let back = at_provider(&started.url).await;
+    let reply = callback(&app, &back, started.cookie.as_deref()).await;
+    assert_eq!(location(&reply), APP);
+    assert!(set_cookies(&reply).iter().any(|c| c.starts_with("oauth_state=;")), "state cookie cleared");
+    let token = session_token(&reply).expect("session cookie");
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    let user = &me.body["data"]["me"];
+    assert_eq!(user["email"], "oauth@example.com");
+    assert_eq!(user["name"], "Mock User");
+    assert_eq!(user["emailVerified"], true);
+    assert_eq!(
+        user["accounts"],
+        json!([{ "id": user["accounts"][0]["id"], "providerId": "mock", "accountId": "mock-user-1" }])
+    );
+    assert_eq!(oauth_flows::Entity::find().count(app.db()).await.unwrap(), 0, "the flow is spent");
+    // No password: email-and-password sign-in fails like any wrong password.
+    assert_eq!(app.login("oauth@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
+
+    // Again: the same user, a second session, no new rows.
+    let again = sign_in(&app, "mock").await;
+    let second = session_token(&again).expect("second session");
+    assert_ne!(second, token);
+    assert_eq!(app.authed(&second, ACCOUNTS, json!({})).await.body["data"]["me"]["id"], user["id"]);
+    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(app.count(accounts::Entity).await, 1);
+    assert_eq!(app.count(sessions::Entity).await, 2);
+    assert_eq!(mock.exchanges(), 2);
+}
+
+async fn plain_oauth2_provider_signs_in_through_userinfo(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    mock.next(Person::verified("plain-7", "plain@example.com"), Tamper::None);
+    let reply = sign_in(&app, "plain").await;
+    assert_eq!(location(&reply), APP);
+    let token = session_token(&reply).expect("session");
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    assert_eq!(me.body["data"]["me"]["email"], "plain@example.com");
+    assert_eq!(me.body["data"]["me"]["accounts"][0]["providerId"], "plain");
+    assert_eq!(me.body["data"]["me"]["accounts"][0]["accountId"], "plain-7");
+    // The plain provider's flow carries no ID token check: a spoiled one changes nothing.
+    mock.next(Person::verified("plain-7", "plain@example.com"), Tamper::ForgedSignature);
+    assert!(session_token(&sign_in(&app, "plain").await).is_some());
+}
+
+async fn verified_email_links_to_the_existing_user(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    // A user who proved their address: the provider link is added, the password stays.
+    let (_, verified_id) = app.register("ada@example.com", PW).await;
+    users::Entity::update_many()
+        .col_expr(users::Column::EmailVerified, sea_orm::sea_query::Expr::value(true))
+        .filter(users::Column::Id.eq(uuid::Uuid::parse_str(&verified_id).unwrap()))
+        .exec(app.db())
+        .await
+        .unwrap();
+    mock.next(Person::verified("g-ada", "Ada@Example.com"), Tamper::None);
+    let token = session_token(&sign_in(&app, "mock").await).expect("signed in");
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    assert_eq!(me.body["data"]["me"]["id"], verified_id.as_str());
+    let providers: Vec<_> = me.body["data"]["me"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| str_of(&a["providerId"]))
+        .collect();
+    assert_eq!(providers, ["credential", "mock"]);
+    assert!(app.login("ada@example.com", PW).await.body["data"]["login"].is_object());
+
+    // A user who never proved it may not be its owner (pre-hijacking): the
+    // provider's owner gets the account; the password and sessions go.
+    let (squatter_token, squatter_id) = app.register("bob@example.com", PW).await;
+    mock.next(Person::verified("g-bob", "bob@example.com"), Tamper::None);
+    let token = session_token(&sign_in(&app, "mock").await).expect("signed in");
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    assert_eq!(me.body["data"]["me"]["id"], squatter_id.as_str());
+    assert_eq!(me.body["data"]["me"]["emailVerified"], true);
+    assert_eq!(me.body["data"]["me"]["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(app.me(&squatter_token).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.login("bob@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(user_count(&app).await, 2);
+}
+
+async fn unverified_provider_email_is_refused(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (_, user_id) = app.register("eve@example.com", PW).await;
+    let unverified =
+        |subject: &str, email: &str| Person { email_verified: false, ..Person::verified(subject, email) };
+    for (person, expected) in [
+        (unverified("p-eve", "eve@example.com"), "OAUTH_EMAIL_NOT_VERIFIED"),
+        (unverified("p-new", "new@example.com"), "OAUTH_EMAIL_NOT_VERIFIED"),
+        (Person { email: None, ..Person::verified("p-none", "x@example.com") }, "OAUTH_EMAIL_MISSING"),
+    ] {
+        mock.next(person, Tamper::None);
+        let reply = sign_in(&app, "mock").await;
+        assert_eq!(location(&reply), format!("{APP}/?error={expected}"));
+        assert_eq!(session_token(&reply), None);
+    }
+    let links = accounts::Entity::find()
+        .filter(accounts::Column::ProviderId.eq("mock"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(links, 0);
+    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(app.count(sessions::Entity).await, 1, "only the registration's session");
+    assert!(
+        users::Entity::find_by_id(uuid::Uuid::parse_str(&user_id).unwrap())
+            .one(app.db())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn state_must_be_live_single_use_and_from_this_browser(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let refused = |reply: &Reply| {
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert_eq!(reply.body["error"]["code"], "OAUTH_STATE_INVALID");
+        assert_eq!(session_token(reply), None);
+    };
+    // Made-up state, and no state at all.
+    refused(&callback(&app, "/auth/callback/mock?code=x&state=forged", Some("forged")).await);
+    refused(&callback(&app, "/auth/callback/mock?code=x", None).await);
+
+    // Another browser (no cookie, or another flow's cookie) cannot complete it.
+    let started = start(&app, "mock").await;
+    let other = start(&app, "mock").await;
+    let back = at_provider(&started.url).await;
+    refused(&callback(&app, &back, None).await);
+    refused(&callback(&app, &back, other.cookie.as_deref()).await);
+    // Nor at another provider's callback.
+    let elsewhere = back.replace("/auth/callback/mock", "/auth/callback/plain");
+    refused(&callback(&app, &elsewhere, started.cookie.as_deref()).await);
+
+    // The right browser once: a replay finds nothing.
+    let started = start(&app, "mock").await;
+    let back = at_provider(&started.url).await;
+    assert!(session_token(&callback(&app, &back, started.cookie.as_deref()).await).is_some());
+    refused(&callback(&app, &back, started.cookie.as_deref()).await);
+
+    // A flow older than AUTHGATE_OAUTH_FLOW_TTL (10 min) is dead.
+    let started = start(&app, "mock").await;
+    let back = at_provider(&started.url).await;
+    app.clock.advance(chrono::Duration::seconds(601));
+    refused(&callback(&app, &back, started.cookie.as_deref()).await);
+    assert_eq!(mock.exchanges(), 1, "no code is exchanged for a refused state");
+    assert_eq!(user_count(&app).await, 1);
+}
+
+async fn id_token_must_verify(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    for tamper in [Tamper::WrongNonce, Tamper::Expired, Tamper::ForgedSignature, Tamper::WrongAudience] {
+        mock.next(Person::verified("t-1", "tamper@example.com"), tamper);
+        let reply = sign_in(&app, "mock").await;
+        assert_eq!(location(&reply), format!("{APP}/?error=OAUTH_FAILED"), "{tamper:?}");
+        assert_eq!(session_token(&reply), None, "{tamper:?}");
+    }
+    assert_eq!(user_count(&app).await, 0);
+    assert_eq!(app.count(sessions::Entity).await, 0);
+    mock.next(Person::verified("t-1", "tamper@example.com"), Tamper::None);
+    assert!(session_token(&sign_in(&app, "mock").await).is_some(), "an honest token still works");
+}
+
+async fn provider_denial_and_redirect_allow_list(backend: Backend) {
+    let Some((app, _mock)) = setup(backend).await else { return };
+    let unknown = start_with(&app, START, json!({ "provider": "nope" }), None).await;
+    assert_eq!((unknown.reply.code(), unknown.reply.field()), (Some("BAD_USER_INPUT"), Some("provider")));
+    for evil in [
+        "https://evil.example/cb",
+        "//evil.example",
+        "/relative",
+        "javascript:alert(1)",
+        "https://app.example.com.evil.io/",
+    ] {
+        let reply =
+            start_with(&app, START, json!({ "provider": "mock", "redirectTo": evil }), None).await.reply;
+        assert_eq!(reply.code(), Some("REDIRECT_NOT_ALLOWED"), "{evil}");
+    }
+    assert_eq!(app.count(oauth_flows::Entity).await, 0, "a refused start remembers nothing");
+
+    // An allowed origin: the browser lands there, with the outcome.
+    let target = "https://app.example.com/welcome?from=login";
+    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": target }), None).await;
+    let back = at_provider(&started.url).await;
+    assert_eq!(location(&callback(&app, &back, started.cookie.as_deref()).await), target);
+
+    // The user says no at the provider.
+    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": target }), None).await;
+    let state = url::Url::parse(&started.url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let denied = callback(
+        &app,
+        &format!("/auth/callback/mock?error=access_denied&state={state}"),
+        started.cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(location(&denied), format!("{target}&error=OAUTH_DENIED"));
+}
+
+async fn link_unlink_and_set_password(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (token, user_id) = app.register("lin@example.com", PW).await;
+    assert_eq!(
+        app.post().graphql(LINK, json!({ "provider": "mock" })).send().await.code(),
+        Some("UNAUTHENTICATED")
+    );
+
+    // Link a provider account whose email differs: linking is by the session, not the email.
+    mock.next(Person::verified("l-1", "elsewhere@example.com"), Tamper::None);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&token)).await;
+    let back = at_provider(&started.url).await;
+    let linked = callback(&app, &back, started.cookie.as_deref()).await;
+    assert_eq!(location(&linked), APP);
+    assert_eq!(session_token(&linked), None, "linking signs nobody in");
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    let accounts = me.body["data"]["me"]["accounts"].as_array().unwrap().clone();
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(me.body["data"]["me"]["id"], user_id.as_str());
+    // The provider account now signs in as this user.
+    mock.next(Person::verified("l-1", "elsewhere@example.com"), Tamper::None);
+    let via_provider = session_token(&sign_in(&app, "mock").await).expect("signed in");
+    assert_eq!(
+        app.authed(&via_provider, ACCOUNTS, json!({})).await.body["data"]["me"]["id"],
+        user_id.as_str()
+    );
+
+    // Another user cannot take it over.
+    let (other_token, _) = app.register("other@example.com", PW).await;
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&other_token)).await;
+    let back = at_provider(&started.url).await;
+    assert_eq!(
+        location(&callback(&app, &back, started.cookie.as_deref()).await),
+        format!("{APP}/?error=ACCOUNT_ALREADY_LINKED")
+    );
+
+    // Unlink: someone else's account is not ours; the last method stays.
+    let unlink = "mutation U($id: ID!) { unlinkAccount(id: $id) }";
+    let credential = accounts.iter().find(|a| a["providerId"] == "credential").unwrap()["id"].clone();
+    let provider = accounts.iter().find(|a| a["providerId"] == "mock").unwrap()["id"].clone();
+    assert_eq!(
+        app.authed(&other_token, unlink, json!({ "id": provider })).await.body["data"]["unlinkAccount"],
+        false
+    );
+    assert_eq!(
+        app.authed(&token, unlink, json!({ "id": "not-a-uuid" })).await.body["data"]["unlinkAccount"],
+        false
+    );
+    assert_eq!(
+        app.authed(&token, unlink, json!({ "id": credential })).await.body["data"]["unlinkAccount"],
+        true
+    );
+    assert_eq!(
+        app.login("lin@example.com", PW).await.code(),
+        Some("INVALID_CREDENTIALS"),
+        "the password is gone"
+    );
+    assert_eq!(
+        app.authed(&token, unlink, json!({ "id": provider })).await.code(),
+        Some("LAST_SIGN_IN_METHOD")
+    );
+    assert_eq!(
+        app.authed(&token, ACCOUNTS, json!({})).await.body["data"]["me"]["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Without a password now: setPassword gives one, once.
+    let set = "mutation S($p: String!) { setPassword(newPassword: $p) }";
+    assert_eq!(app.authed(&token, set, json!({ "p": "short" })).await.field(), Some("newPassword"));
+    assert_eq!(
+        app.authed(&token, set, json!({ "p": "a brand new passphrase" })).await.body["data"]["setPassword"],
+        true
+    );
+    assert!(app.login("lin@example.com", "a brand new passphrase").await.body["data"]["login"].is_object());
+    assert_eq!(
+        app.authed(&token, set, json!({ "p": "another new passphrase" })).await.code(),
+        Some("PASSWORD_ALREADY_SET")
+    );
+}
