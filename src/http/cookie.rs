@@ -8,9 +8,11 @@ use entity::sessions;
 use crate::auth::AuthContext;
 
 pub const NAME: &str = "session_token";
-pub const OAUTH_STATE: &str = "oauth_state";
-/// Only the callback needs the OAuth state cookie.
-const OAUTH_PATH: &str = "/auth/callback";
+/// Behind HTTPS the state cookie is `__Host-` prefixed (Secure, Path=/, no
+/// Domain), so a sibling subdomain cannot plant one in the user's browser.
+pub fn oauth_state_name(secure: bool) -> &'static str {
+    if secure { "__Host-oauth_state" } else { "oauth_state" }
+}
 
 fn build(value: &str, max_age_secs: i64, secure: bool) -> String {
     build_named(NAME, "/", value, max_age_secs, secure)
@@ -49,12 +51,14 @@ pub fn cleared(auth: &AuthContext) -> String {
 /// The cookie that ties an OAuth flow's `state` to this browser.
 pub fn oauth_state(state: &str, auth: &AuthContext) -> String {
     let ttl = auth.config.oauth_flow_ttl.as_secs().try_into().unwrap_or(i64::MAX);
-    build_named(OAUTH_STATE, OAUTH_PATH, state, ttl, auth.config.cookie_secure)
+    let secure = auth.config.cookie_secure;
+    build_named(oauth_state_name(secure), "/", state, ttl, secure)
 }
 
 /// Makes the browser forget the OAuth state (the flow is spent).
 pub fn oauth_state_cleared(auth: &AuthContext) -> String {
-    build_named(OAUTH_STATE, OAUTH_PATH, "", 0, auth.config.cookie_secure)
+    let secure = auth.config.cookie_secure;
+    build_named(oauth_state_name(secure), "/", "", 0, secure)
 }
 
 /// The session token from a `Cookie` header, if there is one.

@@ -28,7 +28,7 @@ pub async fn callback(
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie::find_named(v, cookie::OAUTH_STATE));
+        .find_map(|v| cookie::find_named(v, cookie::oauth_state_name(auth.config.cookie_secure)));
     let result = oauth::finish(auth, &provider, params, browser_state.as_deref(), &meta).await;
     let mut response = match result {
         Ok((completed, redirect_to)) => {

@@ -134,6 +134,16 @@ fn session_token(reply: &Reply) -> Option<String> {
     })
 }
 
+/// As if the user had followed the verification mail.
+async fn mark_verified(app: &TestApp, user_id: &str) {
+    users::Entity::update_many()
+        .col_expr(users::Column::EmailVerified, sea_orm::sea_query::Expr::value(true))
+        .filter(users::Column::Id.eq(uuid::Uuid::parse_str(user_id).unwrap()))
+        .exec(app.db())
+        .await
+        .unwrap();
+}
+
 async fn user_count(app: &TestApp) -> u64 {
     users::Entity::find().count(app.db()).await.unwrap()
 }
@@ -152,7 +162,7 @@ async fn sign_up_then_sign_in_again(backend: Backend) {
         assert!(query[key].len() >= 32, "{key} is random: {}", query[key]);
     }
     let cookie = set_cookies(&started.reply).into_iter().find(|c| c.starts_with("oauth_state=")).unwrap();
-    for attr in ["HttpOnly", "SameSite=Lax", "Path=/auth/callback", "Max-Age=600"] {
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
     let flow = oauth_flows::Entity::find().one(app.db()).await.unwrap().expect("flow row");
@@ -206,12 +216,7 @@ async fn verified_email_links_to_the_existing_user(backend: Backend) {
     let Some((app, mock)) = setup(backend).await else { return };
     // A user who proved their address: the provider link is added, the password stays.
     let (_, verified_id) = app.register("ada@example.com", PW).await;
-    users::Entity::update_many()
-        .col_expr(users::Column::EmailVerified, sea_orm::sea_query::Expr::value(true))
-        .filter(users::Column::Id.eq(uuid::Uuid::parse_str(&verified_id).unwrap()))
-        .exec(app.db())
-        .await
-        .unwrap();
+    mark_verified(&app, &verified_id).await;
     mock.next(Person::verified("g-ada", "Ada@Example.com"), Tamper::None);
     let token = session_token(&sign_in(&app, "mock").await).expect("signed in");
     let me = app.authed(&token, ACCOUNTS, json!({})).await;
@@ -228,6 +233,9 @@ async fn verified_email_links_to_the_existing_user(backend: Backend) {
     // A user who never proved it may not be its owner (pre-hijacking): the
     // provider's owner gets the account; the password and sessions go.
     let (squatter_token, squatter_id) = app.register("bob@example.com", PW).await;
+    // The squatter cannot plant a provider of their own on the unproven address...
+    let link = start_with(&app, LINK, json!({ "provider": "plain" }), Some(&squatter_token)).await;
+    assert_eq!(link.reply.code(), Some("EMAIL_NOT_VERIFIED"));
     mock.next(Person::verified("g-bob", "bob@example.com"), Tamper::None);
     let token = session_token(&sign_in(&app, "mock").await).expect("signed in");
     let me = app.authed(&token, ACCOUNTS, json!({})).await;
@@ -369,6 +377,7 @@ async fn link_unlink_and_set_password(backend: Backend) {
         app.post().graphql(LINK, json!({ "provider": "mock" })).send().await.code(),
         Some("UNAUTHENTICATED")
     );
+    mark_verified(&app, &user_id).await;
 
     // Link a provider account whose email differs: linking is by the session, not the email.
     mock.next(Person::verified("l-1", "elsewhere@example.com"), Tamper::None);
@@ -390,7 +399,8 @@ async fn link_unlink_and_set_password(backend: Backend) {
     );
 
     // Another user cannot take it over.
-    let (other_token, _) = app.register("other@example.com", PW).await;
+    let (other_token, other_id) = app.register("other@example.com", PW).await;
+    mark_verified(&app, &other_id).await;
     let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&other_token)).await;
     let back = at_provider(&started.url).await;
     assert_eq!(

@@ -2,7 +2,7 @@
 //! link, link by a verified email, create a new user, or link to the user
 //! who started the flow. And removing a link.
 
-use entity::{accounts, users};
+use entity::{accounts, oauth_flows, users, verification_tokens};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, SqlErr, TransactionTrait, sea_query::Expr,
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::{
-    auth::{AuthContext, CREDENTIAL_PROVIDER, ClientMeta, account::SignedIn, session, validate},
+    auth::{AuthContext, ClientMeta, account::SignedIn, session, validate},
     error::AuthError,
 };
 
@@ -88,7 +88,8 @@ pub async fn complete(
 
 /// The provider just proved the address belongs to this person. If the
 /// existing user had never proved it, whoever registered it may not be them
-/// (account pre-hijacking): their password and sessions are removed.
+/// (account pre-hijacking): every way in they set up (password, linked
+/// providers, flows in progress, mailed tokens, sessions) is removed.
 async fn mark_verified(
     conn: &impl ConnectionTrait,
     user: users::Model,
@@ -97,9 +98,10 @@ async fn mark_verified(
     if user.email_verified {
         return Ok(user);
     }
-    accounts::Entity::delete_many()
-        .filter(accounts::Column::UserId.eq(user.id))
-        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+    accounts::Entity::delete_many().filter(accounts::Column::UserId.eq(user.id)).exec(conn).await?;
+    oauth_flows::Entity::delete_many().filter(oauth_flows::Column::LinkUserId.eq(user.id)).exec(conn).await?;
+    verification_tokens::Entity::delete_many()
+        .filter(verification_tokens::Column::UserId.eq(user.id))
         .exec(conn)
         .await?;
     let ended = session::revoke_others(conn, user.id, None).await?;

@@ -9,7 +9,7 @@ mod provider;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use entity::oauth_flows;
+use entity::{oauth_flows, users};
 use openidconnect::{PkceCodeChallenge, reqwest};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
@@ -57,7 +57,12 @@ impl OAuth {
         };
         let redirect_origins = listed
             .into_iter()
-            .map(|raw| origin(raw).with_context(|| format!("{raw:?} is not an http(s) origin")))
+            .map(|raw| {
+                url::Url::parse(raw.trim())
+                    .ok()
+                    .and_then(|url| origin(&url))
+                    .with_context(|| format!("{raw:?} is not an http(s) origin"))
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self { providers, redirect_origins, default_redirect: config.app_url.clone() })
     }
@@ -75,15 +80,17 @@ impl OAuth {
     /// the app's URL when omitted.
     fn redirect_target(&self, requested: Option<&str>) -> Result<String, AuthError> {
         let Some(requested) = requested else { return Ok(self.default_redirect.clone()) };
+        let url = url::Url::parse(requested.trim()).map_err(|_| AuthError::RedirectNotAllowed)?;
         let allowed =
-            requested.len() <= 2048 && origin(requested).is_some_and(|o| self.redirect_origins.contains(&o));
-        if allowed { Ok(requested.to_owned()) } else { Err(AuthError::RedirectNotAllowed) }
+            requested.len() <= 2048 && origin(&url).is_some_and(|o| self.redirect_origins.contains(&o));
+        // The parsed form (ASCII, normalised) is what the browser is sent to:
+        // the very string the allow-list judged.
+        if allowed { Ok(url.into()) } else { Err(AuthError::RedirectNotAllowed) }
     }
 }
 
 /// `scheme://host[:port]` of an absolute http(s) URL.
-fn origin(raw: &str) -> Option<String> {
-    let url = url::Url::parse(raw.trim()).ok()?;
+fn origin(url: &url::Url) -> Option<String> {
     matches!(url.scheme(), "http" | "https").then_some(())?;
     url.host_str()?;
     Some(url.origin().ascii_serialization())
@@ -107,6 +114,14 @@ pub async fn start(
 ) -> Result<Started, AuthError> {
     let target = auth.oauth.provider(provider)?;
     let redirect_to = auth.oauth.redirect_target(redirect_to)?;
+    if let Some(user) = link_user {
+        // A provider linked to an address nobody proved would survive the
+        // real owner claiming it later: prove the address first.
+        let user = users::Entity::find_by_id(user).one(&auth.db).await?.ok_or(AuthError::Unauthenticated)?;
+        if !user.email_verified {
+            return Err(AuthError::EmailNotVerified);
+        }
+    }
     limits::hit(auth, Rule::OAuthIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     let state = token::generate();
     let nonce = token::generate().secret;

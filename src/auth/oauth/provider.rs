@@ -94,6 +94,9 @@ impl ProviderConfig {
         {
             bail!("OAuth provider name {name:?}: use 1-32 letters, digits, '-' or '_'");
         }
+        if name == crate::auth::CREDENTIAL_PROVIDER {
+            bail!("OAuth provider name {name:?} is reserved for email and password");
+        }
         let prefix = format!("AUTHGATE_OAUTH_{}_", name.to_uppercase().replace('-', "_"));
         let get =
             |key: &str| var(&format!("{prefix}{key}")).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -153,11 +156,14 @@ type OidcClient = CoreClient<
 /// Discovery documents (and their keys) are fetched again after this long,
 /// so a provider's key rotation is picked up without a restart.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// After a failed refresh, the stale document is used this long before trying again.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 
 pub struct Provider {
     pub config: ProviderConfig,
     redirect_url: RedirectUrl,
     http: reqwest::Client,
+    /// The discovered client and when to fetch it again.
     discovered: Mutex<Option<(Instant, Arc<OidcClient>)>>,
 }
 
@@ -284,16 +290,26 @@ impl Provider {
     async fn oidc(&self) -> Result<Arc<OidcClient>, AuthError> {
         let ProviderKind::Oidc { issuer } = &self.config.kind else { return Err(AuthError::Internal) };
         let mut cached = self.discovered.lock().await;
-        if let Some((at, client)) = cached.as_ref()
-            && at.elapsed() < DISCOVERY_TTL
+        if let Some((refresh_at, client)) = cached.as_ref()
+            && Instant::now() < *refresh_at
         {
             return Ok(client.clone());
         }
         let issuer = IssuerUrl::new(issuer.clone()).map_err(|e| self.failed("issuer URL", e))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| {
-            tracing::warn!(provider = %self.config.name, error = %e, "OpenID discovery failed");
-            AuthError::ServiceUnavailable
-        })?;
+        let metadata = match CoreProviderMetadata::discover_async(issuer, &self.http).await {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                tracing::warn!(provider = %self.config.name, error = %e, "OpenID discovery failed");
+                // A stale document beats no sign-in while the provider hiccups.
+                return match cached.as_mut() {
+                    Some((refresh_at, client)) => {
+                        *refresh_at = Instant::now() + DISCOVERY_RETRY;
+                        Ok(client.clone())
+                    }
+                    None => Err(AuthError::ServiceUnavailable),
+                };
+            }
+        };
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
@@ -301,7 +317,7 @@ impl Provider {
         )
         .set_redirect_uri(self.redirect_url.clone());
         let client = Arc::new(client);
-        *cached = Some((Instant::now(), client.clone()));
+        *cached = Some((Instant::now() + DISCOVERY_TTL, client.clone()));
         Ok(client)
     }
 

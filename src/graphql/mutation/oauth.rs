@@ -36,6 +36,7 @@ impl OAuthMutation {
 
     /// Like `startOAuth`, for the signed-in user: the callback links the
     /// provider account to this user instead of signing in.
+    /// `EMAIL_NOT_VERIFIED` until the user's email is verified;
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
     /// belongs to another user.
     #[graphql(name = "linkOAuth", guard = "SessionGuard")]
