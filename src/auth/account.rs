@@ -74,12 +74,24 @@ pub async fn register(
 
 /// The email-and-password sign-in method of a user: `account_id` is the user's id.
 pub fn credential_account(user_id: Uuid, password_hash: String, now: DateTime<Utc>) -> accounts::ActiveModel {
+    account_row(user_id, CREDENTIAL_PROVIDER, &user_id.to_string(), Some(password_hash), now)
+}
+
+/// A sign-in method row. Provider tokens are never stored: authgate needs
+/// them only during the OAuth callback, and a token it does not keep cannot leak.
+pub fn account_row(
+    user_id: Uuid,
+    provider: &str,
+    account_id: &str,
+    password_hash: Option<String>,
+    now: DateTime<Utc>,
+) -> accounts::ActiveModel {
     accounts::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
-        provider_id: Set(CREDENTIAL_PROVIDER.to_owned()),
-        account_id: Set(user_id.to_string()),
-        password_hash: Set(Some(password_hash)),
+        provider_id: Set(provider.to_owned()),
+        account_id: Set(account_id.to_owned()),
+        password_hash: Set(password_hash),
         access_token: Set(None),
         refresh_token: Set(None),
         id_token: Set(None),

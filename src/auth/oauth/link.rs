@@ -12,7 +12,11 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::{
-    auth::{AuthContext, ClientMeta, account::SignedIn, session, validate},
+    auth::{
+        AuthContext, ClientMeta,
+        account::{self, SignedIn},
+        session, validate,
+    },
     error::AuthError,
 };
 
@@ -43,7 +47,7 @@ pub async fn complete(
             Some(account) if account.user_id == user_id => Ok(Completed::Linked),
             Some(_) => Err(AuthError::AccountAlreadyLinked),
             None => {
-                provider_account(user_id, provider, &identity.subject, now)
+                account::account_row(user_id, provider, &identity.subject, None, now)
                     .insert(&auth.db)
                     .await
                     .map_err(taken)?;
@@ -71,7 +75,10 @@ pub async fn complete(
                 Some(user) => mark_verified(&txn, user, now).await?,
                 None => create_user(&txn, email, &identity, now).await?,
             };
-            provider_account(user.id, provider, &identity.subject, now).insert(&txn).await.map_err(taken)?;
+            account::account_row(user.id, provider, &identity.subject, None, now)
+                .insert(&txn)
+                .await
+                .map_err(taken)?;
             user
         }
     };
@@ -140,31 +147,6 @@ async fn create_user(
     tracing::info!(user_id = %user.id, "user registered through OAuth");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     Ok(user)
-}
-
-/// A provider link. Provider tokens are not stored: authgate needs them only
-/// during the callback, and a token it does not keep cannot leak.
-fn provider_account(
-    user_id: Uuid,
-    provider: &str,
-    subject: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> accounts::ActiveModel {
-    accounts::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(user_id),
-        provider_id: Set(provider.to_owned()),
-        account_id: Set(subject.to_owned()),
-        password_hash: Set(None),
-        access_token: Set(None),
-        refresh_token: Set(None),
-        id_token: Set(None),
-        access_token_expires_at: Set(None),
-        refresh_token_expires_at: Set(None),
-        scope: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
 }
 
 /// The unique (provider, account) index settles a race between two links.
