@@ -88,12 +88,27 @@ impl AuthError {
     pub fn from_db(err: &DbErr) -> Self {
         if is_unavailable(err) {
             tracing::warn!(error = %err, "database unavailable");
+            // sqlx does not report how many requests wait for a connection;
+            // the ones that waited in vain are counted here.
+            let cause = if timed_out(err) { "pool_timeout" } else { "connection" };
+            metrics::counter!("authgate_db_unavailable_total", "cause" => cause).increment(1);
             Self::ServiceUnavailable
         } else {
             tracing::error!(error = %err, "database error");
             Self::Internal
         }
     }
+}
+
+/// No pooled connection became free within the acquire timeout.
+fn timed_out(err: &DbErr) -> bool {
+    matches!(
+        err,
+        DbErr::ConnectionAcquire(_)
+            | DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
+            | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
+            | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
+    )
 }
 
 /// Connection-level failures (pool timeout, refused, reset) are worth a retry;

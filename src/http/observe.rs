@@ -41,6 +41,7 @@ pub async fn trace(mut request: Request, next: Next) -> Response {
         outcome = tracing::field::Empty,
     );
     let started = Instant::now();
+    let _in_flight = InFlight::enter();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.in_scope(|| {
@@ -48,6 +49,24 @@ pub async fn trace(mut request: Request, next: Next) -> Response {
     });
     response.headers_mut().insert(REQUEST_ID, value);
     response
+}
+
+/// Counts a request in `authgate_http_requests_in_flight` until dropped
+/// (also when the client goes away mid-request). With the pool's `in_use`
+/// at its maximum, in-flight requests beyond it are waiting for a connection.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("authgate_http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("authgate_http_requests_in_flight").decrement(1.0);
+    }
 }
 
 /// Records what ran and how it ended, on the span and in the latency histogram.

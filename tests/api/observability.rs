@@ -27,6 +27,7 @@ async fn metrics_expose_the_listed_series_after_a_login() {
         "authgate_password_hash_duration_seconds_bucket",
         r#"authgate_db_pool_connections{state="idle"}"#,
         r#"authgate_db_pool_connections{state="in_use"}"#,
+        "authgate_http_requests_in_flight",
     ] {
         assert!(reply.text.contains(series), "missing {series} in\n{}", reply.text);
     }

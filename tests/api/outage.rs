@@ -173,6 +173,8 @@ async fn an_outage_fails_fast_and_service_resumes() {
     assert!(started.elapsed() < Duration::from_secs(4), "failed fast: {:?}", started.elapsed());
     assert!(!down.text.contains("postgres"), "no internals: {}", down.text);
     assert_eq!(app.get("/readyz").send().await.status, 503);
+    let metrics = app.get("/metrics").send().await.text;
+    assert!(metrics.contains("authgate_db_unavailable_total{cause="), "{metrics}");
     let login = app.login("outage@example.com", "it will come back").await;
     assert_eq!(
         login.code(),
