@@ -18,7 +18,7 @@ use super::{
     session::{self, CurrentSession},
     validate,
 };
-use crate::error::AuthError;
+use crate::{error::AuthError, mail::templates};
 
 /// A user who just signed in, with the session's secret token.
 pub struct SignedIn {
@@ -299,5 +299,6 @@ pub async fn set_password(
         }
     })?;
     tracing::info!("password set");
+    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, "A password"));
     Ok(())
 }

@@ -51,3 +51,16 @@ pub fn reset_password(to: &str, app_url: &str, token: &str, valid_minutes: u64) 
         ),
     )
 }
+
+/// Tells the owner that a new way into the account was added, so a stolen
+/// session cannot quietly set itself up a lasting one.
+pub fn sign_in_method_added(to: &str, app_url: &str, what: &str) -> Email {
+    compose(
+        to,
+        "A new way to sign in was added to your account",
+        &format!("{what} was just added to your account."),
+        "Review your account",
+        app_url,
+        "If this was you, there is nothing to do. If not, reset your password and sign out your other sessions.",
+    )
+}

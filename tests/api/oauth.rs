@@ -250,12 +250,15 @@ async fn verified_email_links_to_the_existing_user(backend: Backend) {
 async fn unverified_provider_email_is_refused(backend: Backend) {
     let Some((app, mock)) = setup(backend).await else { return };
     let (_, user_id) = app.register("eve@example.com", PW).await;
+    app.register("kate@example.com", PW).await;
     let unverified =
         |subject: &str, email: &str| Person { email_verified: false, ..Person::verified(subject, email) };
     for (person, expected) in [
         (unverified("p-eve", "eve@example.com"), "OAUTH_EMAIL_NOT_VERIFIED"),
         (unverified("p-new", "new@example.com"), "OAUTH_EMAIL_NOT_VERIFIED"),
         (Person { email: None, ..Person::verified("p-none", "x@example.com") }, "OAUTH_EMAIL_MISSING"),
+        // The Kelvin sign lower-cases to "k": it must not reach kate's account.
+        (Person::verified("p-kelvin", "\u{212A}ate@example.com"), "OAUTH_EMAIL_MISSING"),
     ] {
         mock.next(person, Tamper::None);
         let reply = sign_in(&app, "mock").await;
@@ -268,8 +271,8 @@ async fn unverified_provider_email_is_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(links, 0);
-    assert_eq!(user_count(&app).await, 1);
-    assert_eq!(app.count(sessions::Entity).await, 1, "only the registration's session");
+    assert_eq!(user_count(&app).await, 2);
+    assert_eq!(app.count(sessions::Entity).await, 2, "only the registrations' sessions");
     assert!(
         users::Entity::find_by_id(uuid::Uuid::parse_str(&user_id).unwrap())
             .one(app.db())
@@ -453,4 +456,10 @@ async fn link_unlink_and_set_password(backend: Backend) {
         app.authed(&token, set, json!({ "p": "another new passphrase" })).await.code(),
         Some("PASSWORD_ALREADY_SET")
     );
+    // The owner hears of both new ways in (a stolen session cannot add one quietly).
+    let notices = app.wait_for_mails("lin@example.com", NOTICE, 2).await;
+    assert!(notices[0].contains("Sign-in with mock was just added"), "{}", notices[0]);
+    assert!(notices[1].contains("A password was just added"), "{}", notices[1]);
 }
+
+const NOTICE: &str = "A new way to sign in was added to your account";

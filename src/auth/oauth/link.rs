@@ -18,6 +18,7 @@ use crate::{
         session, validate,
     },
     error::AuthError,
+    mail::templates,
 };
 
 /// How a callback ended.
@@ -52,6 +53,10 @@ pub async fn complete(
                     .await
                     .map_err(taken)?;
                 tracing::info!(%user_id, "provider linked");
+                if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
+                    let what = format!("Sign-in with {provider}");
+                    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
+                }
                 Ok(Completed::Linked)
             }
         };
@@ -65,8 +70,14 @@ pub async fn complete(
             // A new link needs an address the provider vouches for: linking on
             // an unverified one would hand an existing account (or, later, a
             // sign-up with that address) to whoever controls the provider account.
-            let email = identity.email.as_deref().ok_or(AuthError::OAuthEmailMissing)?;
-            let email = validate::normalize_email(email).ok_or(AuthError::OAuthEmailMissing)?;
+            let raw = identity.email.as_deref().ok_or(AuthError::OAuthEmailMissing)?;
+            let email = validate::normalize_email(raw).ok_or(AuthError::OAuthEmailMissing)?;
+            // Unicode case folding can map another address onto an existing
+            // one (the Kelvin sign K lower-cases to k): only addresses that
+            // ASCII folding alone normalises are matched.
+            if raw.trim().to_ascii_lowercase() != email {
+                return Err(AuthError::OAuthEmailMissing);
+            }
             if !identity.email_verified {
                 return Err(AuthError::OAuthEmailNotVerified);
             }
