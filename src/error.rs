@@ -24,7 +24,7 @@ pub enum AuthError {
     ServiceUnavailable,
     #[error("forbidden")]
     Forbidden,
-    #[error("redirectTo is not on an allowed origin")]
+    #[error("redirectTo must be an absolute http(s) URL of at most 2048 characters on an allowed origin")]
     RedirectNotAllowed,
     #[error("the sign-in link is invalid, expired, already used or from another browser")]
     OAuthStateInvalid,

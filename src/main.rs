@@ -32,7 +32,11 @@ async fn main() -> ExitCode {
 }
 
 fn init_tracing(config: &Config) {
-    let builder = tracing_subscriber::fmt().with_env_filter(authgate::log_filter(&config.log));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal, not in files or log collectors.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(authgate::log_filter(&config.log))
+        .with_ansi(std::io::stdout().is_terminal());
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -18,6 +18,8 @@ pub struct Model {
     pub redirect_to: String,
     /// Set when a signed-in user links the provider instead of signing in.
     pub link_user_id: Option<Uuid>,
+    /// The session that asked for the link: the link completes only while it lives.
+    pub link_session_id: Option<Uuid>,
     pub expires_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
 }

@@ -22,6 +22,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(OauthFlows::Nonce).string_len(128).not_null())
                     .col(ColumnDef::new(OauthFlows::RedirectTo).string_len(2048).not_null())
                     .col(ColumnDef::new(OauthFlows::LinkUserId).uuid().null())
+                    .col(ColumnDef::new(OauthFlows::LinkSessionId).uuid().null())
                     .col(ColumnDef::new(OauthFlows::ExpiresAt).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(OauthFlows::CreatedAt).timestamp_with_time_zone().not_null())
                     .foreign_key(
@@ -60,6 +61,7 @@ enum OauthFlows {
     Nonce,
     RedirectTo,
     LinkUserId,
+    LinkSessionId,
     ExpiresAt,
     CreatedAt,
 }

@@ -30,6 +30,9 @@ pub async fn callback(
         .filter_map(|v| v.to_str().ok())
         .find_map(|v| cookie::find_named(v, cookie::oauth_state_name(auth.config.cookie_secure)));
     let result = oauth::finish(auth, &provider, params, browser_state.as_deref(), &meta).await;
+    // The state cookie is cleared only once its flow was found and spent: a
+    // stray link to the callback must not cancel a sign-in in progress.
+    let spent = !matches!(result, Err(CallbackError { redirect_to: None, .. }));
     let mut response = match result {
         Ok((completed, redirect_to)) => {
             let mut response = see_other(&redirect_to);
@@ -52,7 +55,9 @@ pub async fn callback(
             (status, axum::Json(body)).into_response()
         }
     };
-    append_cookie(&mut response, &cookie::oauth_state_cleared(auth));
+    if spent {
+        append_cookie(&mut response, &cookie::oauth_state_cleared(auth));
+    }
     response
 }
 
@@ -83,7 +88,10 @@ fn see_other(location: &str) -> Response {
 fn with_error(redirect_to: &str, code: &str) -> String {
     match url::Url::parse(redirect_to) {
         Ok(mut url) => {
-            url.query_pairs_mut().append_pair("error", code);
+            // Ours is the only `error` the app will read.
+            let kept: Vec<(String, String)> =
+                url.query_pairs().filter(|(k, _)| k != "error").map(|(k, v)| (k.into(), v.into())).collect();
+            url.query_pairs_mut().clear().extend_pairs(kept).append_pair("error", code);
             url.into()
         }
         Err(_) => redirect_to.to_owned(),

@@ -45,6 +45,8 @@ each_backend!(
     id_token_must_verify,
     provider_denial_and_redirect_allow_list,
     link_unlink_and_set_password,
+    a_pending_link_dies_with_its_session,
+    provider_key_rotation_is_picked_up,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -221,6 +223,8 @@ async fn verified_email_links_to_the_existing_user(backend: Backend) {
     let token = session_token(&sign_in(&app, "mock").await).expect("signed in");
     let me = app.authed(&token, ACCOUNTS, json!({})).await;
     assert_eq!(me.body["data"]["me"]["id"], verified_id.as_str());
+    let notice = app.wait_for_mails("ada@example.com", NOTICE, 1).await;
+    assert!(notice[0].contains("Sign-in with mock was just added"), "{}", notice[0]);
     let providers: Vec<_> = me.body["data"]["me"]["accounts"]
         .as_array()
         .unwrap()
@@ -288,6 +292,8 @@ async fn state_must_be_live_single_use_and_from_this_browser(backend: Backend) {
         assert_eq!(reply.status, 400, "{}", reply.text);
         assert_eq!(reply.body["error"]["code"], "OAUTH_STATE_INVALID");
         assert_eq!(session_token(reply), None);
+        // A stray callback does not cancel the browser's sign-in in progress.
+        assert!(set_cookies(reply).is_empty(), "{:?}", set_cookies(reply));
     };
     // Made-up state, and no state at all.
     refused(&callback(&app, "/auth/callback/mock?code=x&state=forged", Some("forged")).await);
@@ -326,6 +332,12 @@ async fn id_token_must_verify(backend: Backend) {
         assert_eq!(location(&reply), format!("{APP}/?error=OAUTH_FAILED"), "{tamper:?}");
         assert_eq!(session_token(&reply), None, "{tamper:?}");
     }
+    // A subject we cannot key an account on is refused like a bad token.
+    for subject in ["", "\u{0}nul", &"s".repeat(256)] {
+        mock.next(Person::verified(subject, "tamper@example.com"), Tamper::None);
+        let reply = sign_in(&app, "mock").await;
+        assert_eq!(location(&reply), format!("{APP}/?error=OAUTH_FAILED"), "sub {subject:?}");
+    }
     assert_eq!(user_count(&app).await, 0);
     assert_eq!(app.count(sessions::Entity).await, 0);
     mock.next(Person::verified("t-1", "tamper@example.com"), Tamper::None);
@@ -342,6 +354,7 @@ async fn provider_denial_and_redirect_allow_list(backend: Backend) {
         "/relative",
         "javascript:alert(1)",
         "https://app.example.com.evil.io/",
+        "https://evil.example@app.example.com/",
     ] {
         let reply =
             start_with(&app, START, json!({ "provider": "mock", "redirectTo": evil }), None).await.reply;
@@ -371,6 +384,24 @@ async fn provider_denial_and_redirect_allow_list(backend: Backend) {
     )
     .await;
     assert_eq!(location(&denied), format!("{target}&error=OAUTH_DENIED"));
+
+    // Ours is the only `error` on the way back.
+    let target = "https://app.example.com/cb?error=stale&x=1";
+    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": target }), None).await;
+    let state = url::Url::parse(&started.url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let denied = callback(
+        &app,
+        &format!("/auth/callback/mock?error=access_denied&state={state}"),
+        started.cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(location(&denied), "https://app.example.com/cb?x=1&error=OAUTH_DENIED");
 }
 
 async fn link_unlink_and_set_password(backend: Backend) {
@@ -463,3 +494,33 @@ async fn link_unlink_and_set_password(backend: Backend) {
 }
 
 const NOTICE: &str = "A new way to sign in was added to your account";
+
+async fn a_pending_link_dies_with_its_session(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (token, user_id) = app.register("held@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    // A (stolen) session starts a link; its owner signs it out before the callback.
+    mock.next(Person::verified("thief-1", "thief@example.com"), Tamper::None);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&token)).await;
+    let back = at_provider(&started.url).await;
+    app.authed(&token, "mutation { logout }", json!({})).await;
+    let reply = callback(&app, &back, started.cookie.as_deref()).await;
+    assert_eq!(location(&reply), format!("{APP}/?error=UNAUTHENTICATED"));
+    let links = accounts::Entity::find()
+        .filter(accounts::Column::ProviderId.eq("mock"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(links, 0, "nothing was linked");
+    assert_eq!(mock.exchanges(), 0, "the code was not even exchanged");
+}
+
+async fn provider_key_rotation_is_picked_up(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    assert!(session_token(&sign_in(&app, "mock").await).is_some());
+    // The provider now signs with a key the cached JWKS does not have.
+    mock.rotate_key();
+    let reply = sign_in(&app, "mock").await;
+    assert_eq!(location(&reply), APP, "keys fetched again");
+    assert!(session_token(&reply).is_some());
+}

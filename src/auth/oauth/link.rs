@@ -62,6 +62,7 @@ pub async fn complete(
         };
     }
     let txn = auth.db.begin().await?;
+    let mut linked_by_email = false;
     let user = match linked {
         Some(account) => {
             users::Entity::find_by_id(account.user_id).one(&txn).await?.ok_or(AuthError::Internal)?
@@ -83,7 +84,10 @@ pub async fn complete(
             }
             let existing = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&txn).await?;
             let user = match existing {
-                Some(user) => mark_verified(&txn, user, now).await?,
+                Some(user) => {
+                    linked_by_email = true;
+                    mark_verified(&txn, user, now).await?
+                }
                 None => create_user(&txn, email, &identity, now).await?,
             };
             account::account_row(user.id, provider, &identity.subject, None, now)
@@ -99,6 +103,10 @@ pub async fn complete(
     }
     let new = session::create(&txn, auth, user.id, meta).await?;
     txn.commit().await?;
+    if linked_by_email {
+        let what = format!("Sign-in with {provider}");
+        auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
+    }
     tracing::info!("signed in through OAuth");
     metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
     Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user })))

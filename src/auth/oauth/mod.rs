@@ -9,7 +9,7 @@ mod provider;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use entity::{oauth_flows, users};
+use entity::{oauth_flows, sessions};
 use openidconnect::{PkceCodeChallenge, reqwest};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
@@ -21,6 +21,7 @@ pub use provider::{Identity, ProviderConfig, ProviderKind, UserinfoStyle};
 use super::{
     AuthContext, ClientMeta,
     limits::{self, Rule},
+    session::CurrentSession,
     token,
 };
 use crate::{config::Config, error::AuthError};
@@ -81,8 +82,12 @@ impl OAuth {
     fn redirect_target(&self, requested: Option<&str>) -> Result<String, AuthError> {
         let Some(requested) = requested else { return Ok(self.default_redirect.clone()) };
         let url = url::Url::parse(requested.trim()).map_err(|_| AuthError::RedirectNotAllowed)?;
-        let allowed =
-            requested.len() <= 2048 && origin(&url).is_some_and(|o| self.redirect_origins.contains(&o));
+        // Measured after parsing (percent-encoding lengthens it); no
+        // `user@` part, which only serves to mislead whoever reads the URL.
+        let allowed = url.as_str().len() <= 2048
+            && url.username().is_empty()
+            && url.password().is_none()
+            && origin(&url).is_some_and(|o| self.redirect_origins.contains(&o));
         // The parsed form (ASCII, normalised) is what the browser is sent to:
         // the very string the allow-list judged.
         if allowed { Ok(url.into()) } else { Err(AuthError::RedirectNotAllowed) }
@@ -103,24 +108,21 @@ pub struct Started {
     pub state: String,
 }
 
-/// Starts a sign-in (or, with `link_user`, a link) with `provider`.
+/// Starts a sign-in (or, for the caller's session `link`, a link) with `provider`.
 #[instrument(skip_all, fields(provider = %provider))]
 pub async fn start(
     auth: &AuthContext,
     provider: &str,
     redirect_to: Option<&str>,
-    link_user: Option<Uuid>,
+    link: Option<&CurrentSession>,
     meta: &ClientMeta,
 ) -> Result<Started, AuthError> {
     let target = auth.oauth.provider(provider)?;
     let redirect_to = auth.oauth.redirect_target(redirect_to)?;
-    if let Some(user) = link_user {
-        // A provider linked to an address nobody proved would survive the
-        // real owner claiming it later: prove the address first.
-        let user = users::Entity::find_by_id(user).one(&auth.db).await?.ok_or(AuthError::Unauthenticated)?;
-        if !user.email_verified {
-            return Err(AuthError::EmailNotVerified);
-        }
+    // A provider linked to an address nobody proved would survive the real
+    // owner claiming it later: prove the address first.
+    if link.is_some_and(|current| !current.user.email_verified) {
+        return Err(AuthError::EmailNotVerified);
     }
     limits::hit(auth, Rule::OAuthIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
     let state = token::generate();
@@ -135,7 +137,8 @@ pub async fn start(
         pkce_verifier: Set(verifier.secret().clone()),
         nonce: Set(nonce),
         redirect_to: Set(redirect_to),
-        link_user_id: Set(link_user),
+        link_user_id: Set(link.map(|current| current.user.id)),
+        link_session_id: Set(link.map(|current| current.session.id)),
         expires_at: Set(now + auth.config.oauth_flow_ttl),
         created_at: Set(now),
     }
@@ -198,6 +201,19 @@ pub async fn finish(
         .code
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| fail(AuthError::OAuthFailed))?;
+    if let (Some(user_id), Some(session_id)) = (flow.link_user_id, flow.link_session_id) {
+        // Signed out (or every session ended by a password reset) since the
+        // link began: a stolen session's pending link dies with it.
+        let alive = sessions::Entity::find_by_id(session_id)
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::ExpiresAt.gt(auth.clock.now()))
+            .one(&auth.db)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        if alive.is_none() {
+            return Err(fail(AuthError::Unauthenticated));
+        }
+    }
     let target = auth.oauth.provider(provider).map_err(|_| fail(AuthError::OAuthStateInvalid))?;
     let identity = target.identity(code, flow.pkce_verifier, &flow.nonce).await.map_err(fail)?;
     let completed = link::complete(auth, provider, identity, flow.link_user_id, meta).await.map_err(fail)?;

@@ -14,9 +14,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use oauth2::basic::BasicClient;
 use openidconnect::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    Scope, TokenResponse, TokenUrl,
+    AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
     core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
     reqwest,
 };
@@ -139,7 +139,7 @@ fn default_scopes(kind: &ProviderKind) -> Vec<String> {
         // `openid` is added by the OpenID client itself.
         ProviderKind::Oidc { .. } => &["email", "profile"],
         ProviderKind::OAuth2 { style: UserinfoStyle::GitHub, .. } => &["read:user", "user:email"],
-        ProviderKind::OAuth2 { style: UserinfoStyle::Standard, .. } => &["openid", "email", "profile"],
+        ProviderKind::OAuth2 { style: UserinfoStyle::Standard, .. } => &["email", "profile"],
     };
     scopes.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -159,12 +159,19 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// After a failed refresh, the stale document is used this long before trying again.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 
+/// An OpenID provider's discovered client (endpoints and keys).
+struct Discovered {
+    client: Arc<OidcClient>,
+    /// When a refetch was last forced by an unknown key.
+    forced_at: Option<Instant>,
+    refresh_at: Instant,
+}
+
 pub struct Provider {
     pub config: ProviderConfig,
     redirect_url: RedirectUrl,
     http: reqwest::Client,
-    /// The discovered client and when to fetch it again.
-    discovered: Mutex<Option<(Instant, Arc<OidcClient>)>>,
+    discovered: Mutex<Option<Discovered>>,
 }
 
 impl Provider {
@@ -192,7 +199,7 @@ impl Provider {
         let state = CsrfToken::new(state.to_owned());
         let url = match &self.config.kind {
             ProviderKind::Oidc { .. } => {
-                let client = self.oidc().await?;
+                let client = self.oidc(false).await?;
                 let nonce = Nonce::new(nonce.to_owned());
                 let (url, _, _) = client
                     .authorize_url(CoreAuthenticationFlow::AuthorizationCode, move || state, move || nonce)
@@ -222,19 +229,34 @@ impl Provider {
         let verifier = PkceCodeVerifier::new(verifier);
         match &self.config.kind {
             ProviderKind::Oidc { .. } => {
-                let client = self.oidc().await?;
+                let client = self.oidc(false).await?;
                 let exchange = client.exchange_code(code).map_err(|e| self.failed("no token endpoint", e))?;
                 let tokens = exchange
                     .set_pkce_verifier(verifier)
                     .request_async(&self.http)
                     .await
-                    .map_err(|e| self.failed("code exchange", e))?;
+                    .map_err(|e| self.exchange_failed(e))?;
                 let id_token = tokens.id_token().ok_or_else(|| self.failed("token answer", "no id_token"))?;
-                let claims = id_token
-                    .claims(&client.id_token_verifier(), &Nonce::new(nonce.to_owned()))
-                    .map_err(|e| self.failed("ID token", e))?;
+                let nonce = Nonce::new(nonce.to_owned());
+                let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+                    Ok(claims) => claims.clone(),
+                    // Signed with a key we have not seen: the provider may have
+                    // rotated its keys since discovery. Look once more.
+                    Err(ClaimsVerificationError::SignatureVerification(_)) => {
+                        let fresh = self.oidc(true).await?;
+                        id_token
+                            .claims(&fresh.id_token_verifier(), &nonce)
+                            .map_err(|e| self.failed("ID token", e))?
+                            .clone()
+                    }
+                    Err(e) => return Err(self.failed("ID token", e)),
+                };
+                let subject = claims.subject().to_string();
+                if !usable_subject(&subject) {
+                    return Err(self.failed("ID token", "unusable sub"));
+                }
                 Ok(Identity {
-                    subject: claims.subject().to_string(),
+                    subject,
                     email: claims.email().map(|e| e.to_string()),
                     email_verified: claims.email_verified().unwrap_or(false),
                     name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
@@ -248,7 +270,7 @@ impl Provider {
                     .set_pkce_verifier(verifier)
                     .request_async(&self.http)
                     .await
-                    .map_err(|e| self.failed("code exchange", e))?;
+                    .map_err(|e| self.exchange_failed(e))?;
                 let access = tokens.access_token().secret();
                 let info = self.get_json(userinfo_url, access).await?;
                 match style {
@@ -258,9 +280,23 @@ impl Provider {
                         github_identity(&info, &emails)
                     }
                 }
-                .ok_or_else(|| self.failed("userinfo", "no user id in the answer"))
+                .filter(|identity| usable_subject(&identity.subject))
+                .ok_or_else(|| self.failed("userinfo", "no usable user id in the answer"))
             }
         }
+    }
+
+    /// A provider we could not reach is unavailable; one that answered
+    /// with an error refused the exchange.
+    fn exchange_failed<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
+        &self,
+        error: RequestTokenError<RE, T>,
+    ) -> AuthError {
+        if let RequestTokenError::Request(e) = &error {
+            tracing::warn!(provider = %self.config.name, error = %e, "token endpoint unreachable");
+            return AuthError::ServiceUnavailable;
+        }
+        self.failed("code exchange", error)
     }
 
     fn failed(&self, stage: &str, error: impl fmt::Display) -> AuthError {
@@ -285,15 +321,20 @@ impl Provider {
             .set_redirect_uri(self.redirect_url.clone()))
     }
 
-    /// The discovered OpenID client, fetched at first use and every hour.
-    /// An unreachable provider is `SERVICE_UNAVAILABLE`.
-    async fn oidc(&self) -> Result<Arc<OidcClient>, AuthError> {
+    /// The discovered OpenID client, fetched at first use and every hour;
+    /// `fresh` fetches it again now (a key the cached JWKS lacks), at most
+    /// once per `DISCOVERY_RETRY`. An unreachable provider is
+    /// `SERVICE_UNAVAILABLE` unless an older document is at hand.
+    async fn oidc(&self, fresh: bool) -> Result<Arc<OidcClient>, AuthError> {
         let ProviderKind::Oidc { issuer } = &self.config.kind else { return Err(AuthError::Internal) };
         let mut cached = self.discovered.lock().await;
-        if let Some((refresh_at, client)) = cached.as_ref()
-            && Instant::now() < *refresh_at
-        {
-            return Ok(client.clone());
+        let forced_at = if fresh { Some(Instant::now()) } else { cached.as_ref().and_then(|k| k.forced_at) };
+        if let Some(known) = cached.as_ref() {
+            let due = Instant::now() >= known.refresh_at;
+            let may_refetch = known.forced_at.is_none_or(|at| at.elapsed() >= DISCOVERY_RETRY);
+            if !(due || fresh && may_refetch) {
+                return Ok(known.client.clone());
+            }
         }
         let issuer = IssuerUrl::new(issuer.clone()).map_err(|e| self.failed("issuer URL", e))?;
         let metadata = match CoreProviderMetadata::discover_async(issuer, &self.http).await {
@@ -302,9 +343,9 @@ impl Provider {
                 tracing::warn!(provider = %self.config.name, error = %e, "OpenID discovery failed");
                 // A stale document beats no sign-in while the provider hiccups.
                 return match cached.as_mut() {
-                    Some((refresh_at, client)) => {
-                        *refresh_at = Instant::now() + DISCOVERY_RETRY;
-                        Ok(client.clone())
+                    Some(known) => {
+                        known.refresh_at = Instant::now() + DISCOVERY_RETRY;
+                        Ok(known.client.clone())
                     }
                     None => Err(AuthError::ServiceUnavailable),
                 };
@@ -317,7 +358,8 @@ impl Provider {
         )
         .set_redirect_uri(self.redirect_url.clone());
         let client = Arc::new(client);
-        *cached = Some((Instant::now() + DISCOVERY_TTL, client.clone()));
+        let now = Instant::now();
+        *cached = Some(Discovered { client: client.clone(), forced_at, refresh_at: now + DISCOVERY_TTL });
         Ok(client)
     }
 
@@ -334,6 +376,11 @@ impl Provider {
         let body = answer.bytes().await.map_err(|e| self.failed("userinfo", e.without_url()))?;
         serde_json::from_slice(&body).map_err(|e| self.failed("userinfo", e))
     }
+}
+
+/// A provider's user id we can key an account on: 1-255 printable characters.
+fn usable_subject(subject: &str) -> bool {
+    !subject.is_empty() && subject.len() <= 255 && !subject.chars().any(char::is_control)
 }
 
 /// A string claim, or a number rendered as one (GitHub's ids are numbers).

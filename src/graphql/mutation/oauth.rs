@@ -49,8 +49,8 @@ impl OAuthMutation {
     ) -> async_graphql::Result<String> {
         let (auth, current) = signed_in(ctx).await?;
         let meta = client_meta(ctx);
-        let user = Some(current.user.id);
-        let started = oauth::start(auth, &provider, redirect_to.as_deref(), user, &meta).await.gql()?;
+        let started =
+            oauth::start(auth, &provider, redirect_to.as_deref(), Some(current), &meta).await.gql()?;
         Ok(started_url(ctx, auth, started))
     }
 

@@ -77,6 +77,8 @@ struct Mock {
     access: Mutex<HashMap<String, Person>>,
     /// Successful code exchanges.
     exchanges: Mutex<u32>,
+    /// Signing with (and publishing) the second key, under another key id.
+    rotated: std::sync::atomic::AtomicBool,
 }
 
 pub struct MockProvider {
@@ -96,10 +98,13 @@ fn keys() -> &'static (String, String) {
     })
 }
 
-fn signing_key(forged: bool) -> CoreRsaPrivateSigningKey {
-    let (real, other) = keys();
-    let pem = if forged { other } else { real };
-    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new("test-key".into()))).expect("key")
+/// The published key (the first, or after a rotation the second under a
+/// new id); a forged signature uses the other key under the published id.
+fn signing_key(rotated: bool, forged: bool) -> CoreRsaPrivateSigningKey {
+    let (first, second) = keys();
+    let pem = if rotated != forged { second } else { first };
+    let kid = if rotated { "test-key-2" } else { "test-key" };
+    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into()))).expect("key")
 }
 
 impl MockProvider {
@@ -112,6 +117,7 @@ impl MockProvider {
             codes: Mutex::default(),
             access: Mutex::default(),
             exchanges: Mutex::new(0),
+            rotated: Default::default(),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -127,6 +133,11 @@ impl MockProvider {
     /// The next sign-in at the provider is `person`, with `tamper` applied.
     pub fn next(&self, person: Person, tamper: Tamper) {
         *self.mock.next.lock().unwrap() = (person, tamper);
+    }
+
+    /// The provider starts signing with a new key (and publishes only that one).
+    pub fn rotate_key(&self) {
+        self.mock.rotated.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn exchanges(&self) -> u32 {
@@ -176,8 +187,9 @@ async fn discovery(State(mock): State<Arc<Mock>>) -> Json<Value> {
     }))
 }
 
-async fn jwks() -> Json<Value> {
-    let set = CoreJsonWebKeySet::new(vec![signing_key(false).as_verification_key()]);
+async fn jwks(State(mock): State<Arc<Mock>>) -> Json<Value> {
+    let rotated = mock.rotated.load(std::sync::atomic::Ordering::SeqCst);
+    let set = CoreJsonWebKeySet::new(vec![signing_key(rotated, false).as_verification_key()]);
     Json(serde_json::to_value(set).expect("jwks"))
 }
 
@@ -241,12 +253,12 @@ async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: String) 
     *mock.exchanges.lock().unwrap() += 1;
     let access_token = format!("at-{}", uuid::Uuid::new_v4().simple());
     mock.access.lock().unwrap().insert(access_token.clone(), grant.person.clone());
-    let id_token = id_token(&mock.issuer, &grant);
+    let id_token = id_token(&mock.issuer, &grant, mock.rotated.load(std::sync::atomic::Ordering::SeqCst));
     Json(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "id_token": id_token }))
         .into_response()
 }
 
-fn id_token(issuer: &str, grant: &Grant) -> Value {
+fn id_token(issuer: &str, grant: &Grant, rotated: bool) -> Value {
     let now = chrono::Utc::now();
     let (issued, expires) = match grant.tamper {
         Tamper::Expired => (now - chrono::Duration::hours(2), now - chrono::Duration::hours(1)),
@@ -273,7 +285,7 @@ fn id_token(issuer: &str, grant: &Grant) -> Value {
         EmptyAdditionalClaims {},
     )
     .set_nonce(nonce.map(Nonce::new));
-    let key = signing_key(grant.tamper == Tamper::ForgedSignature);
+    let key = signing_key(rotated, grant.tamper == Tamper::ForgedSignature);
     let token = CoreIdToken::new(claims, &key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None)
         .expect("sign id token");
     serde_json::to_value(token).expect("id token")
