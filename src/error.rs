@@ -42,6 +42,8 @@ pub enum AuthError {
     LastSignInMethod,
     #[error("the account already has a password; use changePassword")]
     PasswordAlreadySet,
+    #[error("sign in again (within the last 10 minutes) to do this")]
+    ReauthenticationRequired,
     /// Logged in full where it is created; clients only see a generic message.
     #[error("internal server error")]
     Internal,
@@ -72,6 +74,7 @@ impl AuthError {
             Self::AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED",
             Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
             Self::PasswordAlreadySet => "PASSWORD_ALREADY_SET",
+            Self::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
             Self::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

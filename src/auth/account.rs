@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{accounts, users, verification_tokens};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -237,12 +237,29 @@ pub async fn change_password(
     Ok(revoked)
 }
 
+/// How recent a sign-in must be to delete an account that has no password.
+const FRESH_SIGN_IN_MINUTES: i64 = 10;
+
 /// Removes the user with its sessions, accounts and tokens, in one
-/// transaction, after checking the password.
-#[instrument(skip_all, fields(user_id = %user_id))]
-pub async fn delete(auth: &AuthContext, user_id: Uuid, password: String) -> Result<(), AuthError> {
+/// transaction, after checking the password. A user without one (signed up
+/// through a provider) proves it is them by a sign-in of the last 10
+/// minutes instead (`REAUTHENTICATION_REQUIRED` otherwise).
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: String) -> Result<(), AuthError> {
+    let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
-    check_password(auth, user_id, password).await?;
+    let has_password = accounts::Entity::find()
+        .filter(accounts::Column::UserId.eq(user_id))
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .count(&auth.db)
+        .await?
+        > 0;
+    if has_password {
+        check_password(auth, user_id, password).await?;
+    } else if auth.clock.now() - current.session.created_at > chrono::Duration::minutes(FRESH_SIGN_IN_MINUTES)
+    {
+        return Err(AuthError::ReauthenticationRequired);
+    }
     let txn = auth.db.begin().await?;
     // Explicit deletes, not only ON DELETE CASCADE: correct even where a
     // connection runs with foreign keys off.

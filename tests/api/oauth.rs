@@ -47,6 +47,7 @@ each_backend!(
     link_unlink_and_set_password,
     a_pending_link_dies_with_its_session,
     provider_key_rotation_is_picked_up,
+    a_passwordless_account_is_deleted_after_a_fresh_sign_in,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -523,4 +524,20 @@ async fn provider_key_rotation_is_picked_up(backend: Backend) {
     let reply = sign_in(&app, "mock").await;
     assert_eq!(location(&reply), APP, "keys fetched again");
     assert!(session_token(&reply).is_some());
+}
+
+async fn a_passwordless_account_is_deleted_after_a_fresh_sign_in(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let delete = "mutation D($p: String!) { deleteAccount(password: $p) }";
+    let old = session_token(&sign_in(&app, "mock").await).expect("signed in");
+    // Eleven minutes later that sign-in is no proof any more: sign in again.
+    app.clock.advance(chrono::Duration::minutes(11));
+    assert_eq!(app.authed(&old, delete, json!({ "p": "" })).await.code(), Some("REAUTHENTICATION_REQUIRED"));
+    assert_eq!(user_count(&app).await, 1);
+    mock.next(Person::verified("mock-user-1", "oauth@example.com"), Tamper::None);
+    let fresh = session_token(&sign_in(&app, "mock").await).expect("signed in again");
+    assert_eq!(app.authed(&fresh, delete, json!({ "p": "" })).await.body["data"]["deleteAccount"], true);
+    assert_eq!(user_count(&app).await, 0);
+    assert_eq!(app.count(accounts::Entity).await, 0);
+    assert_eq!(app.count(sessions::Entity).await, 0);
 }

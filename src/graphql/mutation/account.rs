@@ -46,6 +46,9 @@ impl AccountMutation {
 
     /// Deletes the caller's account with its sessions, sign-in methods and
     /// tokens, after checking the password (`INVALID_CREDENTIALS` when wrong).
+    /// An account without a password (signed up through a provider) needs a
+    /// sign-in of the last 10 minutes instead (`REAUTHENTICATION_REQUIRED`);
+    /// `password` is then ignored.
     #[graphql(guard = "SessionGuard")]
     async fn delete_account(
         &self,
@@ -53,7 +56,7 @@ impl AccountMutation {
         #[graphql(desc = "The account's current password.")] password: String,
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
-        account::delete(auth, current.user.id, password).await.gql()?;
+        account::delete(auth, current, password).await.gql()?;
         ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
         Ok(true)
     }

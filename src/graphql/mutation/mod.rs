@@ -13,7 +13,7 @@ use async_graphql::MergedObject;
 /// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
 /// `BAD_USER_INPUT` (with `extensions.field`), `INVALID_CREDENTIALS`,
 /// `EMAIL_TAKEN`, `EMAIL_NOT_VERIFIED`, `INVALID_TOKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
-/// `REDIRECT_NOT_ALLOWED`, `LAST_SIGN_IN_METHOD`, `PASSWORD_ALREADY_SET`,
+/// `REDIRECT_NOT_ALLOWED`, `LAST_SIGN_IN_METHOD`, `PASSWORD_ALREADY_SET`, `REAUTHENTICATION_REQUIRED`,
 /// `SERVICE_UNAVAILABLE` (retry later), `INTERNAL_SERVER_ERROR`.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
