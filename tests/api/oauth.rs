@@ -369,40 +369,23 @@ async fn provider_denial_and_redirect_allow_list(backend: Backend) {
     let back = at_provider(&started.url).await;
     assert_eq!(location(&callback(&app, &back, started.cookie.as_deref()).await), target);
 
-    // The user says no at the provider.
-    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": target }), None).await;
-    let state = url::Url::parse(&started.url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let denied = callback(
-        &app,
-        &format!("/auth/callback/mock?error=access_denied&state={state}"),
-        started.cookie.as_deref(),
-    )
-    .await;
-    assert_eq!(location(&denied), format!("{target}&error=OAUTH_DENIED"));
+    // The user says no at the provider; ours is the only `error` on the way back.
+    assert_eq!(location(&denied_at_provider(&app, target).await), format!("{target}&error=OAUTH_DENIED"));
+    let stale = "https://app.example.com/cb?error=stale&x=1";
+    assert_eq!(
+        location(&denied_at_provider(&app, stale).await),
+        "https://app.example.com/cb?x=1&error=OAUTH_DENIED"
+    );
+}
 
-    // Ours is the only `error` on the way back.
-    let target = "https://app.example.com/cb?error=stale&x=1";
-    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": target }), None).await;
-    let state = url::Url::parse(&started.url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let denied = callback(
-        &app,
-        &format!("/auth/callback/mock?error=access_denied&state={state}"),
-        started.cookie.as_deref(),
-    )
-    .await;
-    assert_eq!(location(&denied), "https://app.example.com/cb?x=1&error=OAUTH_DENIED");
+/// A flow to `redirect_to` that the provider ends with `error=access_denied`.
+async fn denied_at_provider(app: &TestApp, redirect_to: &str) -> Reply {
+    let started =
+        start_with(app, START, json!({ "provider": "mock", "redirectTo": redirect_to }), None).await;
+    let url = url::Url::parse(&started.url).unwrap();
+    let state = url.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let path = format!("/auth/callback/mock?error=access_denied&state={state}");
+    callback(app, &path, started.cookie.as_deref()).await
 }
 
 async fn link_unlink_and_set_password(backend: Backend) {
