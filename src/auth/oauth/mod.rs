@@ -6,7 +6,7 @@
 mod link;
 mod provider;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context as _;
 use entity::{oauth_flows, sessions};
@@ -225,6 +225,3 @@ impl std::fmt::Debug for OAuth {
         f.debug_struct("OAuth").field("providers", &self.names()).finish_non_exhaustive()
     }
 }
-
-/// Shared handle kept in the services' context.
-pub type SharedOAuth = Arc<OAuth>;
