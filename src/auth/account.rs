@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{accounts, users, verification_tokens};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -176,14 +176,27 @@ async fn check_password(
     user_id: Uuid,
     password: String,
 ) -> Result<accounts::Model, AuthError> {
-    if password.chars().count() > validate::PASSWORD_MAX {
-        return Err(AuthError::InvalidCredentials);
-    }
-    let account = accounts::Entity::find()
+    verify(auth, credential_of(auth, user_id).await?, password).await
+}
+
+/// The user's `credential` account (their password), if they have one.
+async fn credential_of(auth: &AuthContext, user_id: Uuid) -> Result<Option<accounts::Model>, AuthError> {
+    Ok(accounts::Entity::find()
         .filter(accounts::Column::UserId.eq(user_id))
         .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
         .one(&auth.db)
-        .await?;
+        .await?)
+}
+
+/// `account` if `password` is its password; `INVALID_CREDENTIALS` otherwise.
+async fn verify(
+    auth: &AuthContext,
+    account: Option<accounts::Model>,
+    password: String,
+) -> Result<accounts::Model, AuthError> {
+    if password.chars().count() > validate::PASSWORD_MAX {
+        return Err(AuthError::InvalidCredentials);
+    }
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     match account {
         Some(account) if auth.hasher.verify(password, stored).await? => Ok(account),
@@ -248,14 +261,8 @@ const FRESH_SIGN_IN_MINUTES: i64 = 10;
 pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: String) -> Result<(), AuthError> {
     let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
-    let has_password = accounts::Entity::find()
-        .filter(accounts::Column::UserId.eq(user_id))
-        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
-        .count(&auth.db)
-        .await?
-        > 0;
-    if has_password {
-        check_password(auth, user_id, password).await?;
+    if let Some(credential) = credential_of(auth, user_id).await? {
+        verify(auth, Some(credential), password).await?;
     } else if auth.clock.now() - current.session.created_at > chrono::Duration::minutes(FRESH_SIGN_IN_MINUTES)
     {
         return Err(AuthError::ReauthenticationRequired);
@@ -298,12 +305,7 @@ pub async fn set_password(
 ) -> Result<(), AuthError> {
     validate::new_password(&password, &user.email, auth.config.password_min_score, "newPassword")?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
-    let existing = accounts::Entity::find()
-        .filter(accounts::Column::UserId.eq(user.id))
-        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
-        .one(&auth.db)
-        .await?;
-    if existing.is_some() {
+    if credential_of(auth, user.id).await?.is_some() {
         return Err(AuthError::PasswordAlreadySet);
     }
     let hash = auth.hasher.hash(password).await?;

@@ -54,8 +54,7 @@ pub async fn complete(
                     .map_err(taken)?;
                 tracing::info!(%user_id, "provider linked");
                 if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
-                    let what = format!("Sign-in with {provider}");
-                    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
+                    notify_linked(auth, &user, provider);
                 }
                 Ok(Completed::Linked)
             }
@@ -104,12 +103,17 @@ pub async fn complete(
     let new = session::create(&txn, auth, user.id, meta).await?;
     txn.commit().await?;
     if linked_by_email {
-        let what = format!("Sign-in with {provider}");
-        auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
+        notify_linked(auth, &user, provider);
     }
     tracing::info!("signed in through OAuth");
     metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
     Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user })))
+}
+
+/// Tells the owner a provider now signs in to their account.
+fn notify_linked(auth: &AuthContext, user: &users::Model, provider: &str) {
+    let what = format!("Sign-in with {provider}");
+    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
 }
 
 /// The provider just proved the address belongs to this person. If the
