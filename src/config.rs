@@ -61,6 +61,27 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9100`), not
+    /// on the public one. Unset: `/metrics` is on `AUTHGATE_BIND`.
+    #[arg(long, env = "AUTHGATE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// The server's secret: 32 random bytes, base64 (`openssl rand -base64 32`).
+    /// Signs the device cookie. Required in production; in development it is
+    /// generated into `--secret-key-file` when unset.
+    #[arg(long, env = "AUTHGATE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Where a development secret key is kept (ignored when `AUTHGATE_SECRET_KEY` is set).
+    #[arg(long, env = "AUTHGATE_SECRET_KEY_FILE", default_value = "data/secret.key")]
+    pub secret_key_file: PathBuf,
+
+    /// How long a browser or app that signed in is remembered as a trusted
+    /// device for that account (the device cookie): its sign-ins are not held
+    /// back by failures from other clients.
+    #[arg(long, env = "AUTHGATE_DEVICE_COOKIE_TTL", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub device_cookie_ttl: Duration,
+
     /// `production` turns introspection and GraphiQL off unless explicitly enabled.
     #[arg(long, env = "AUTHGATE_ENV", value_enum, default_value = "development")]
     pub env: Environment,
@@ -182,9 +203,15 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_OUTBOX_DIR", default_value = "data/outbox")]
     pub outbox_dir: PathBuf,
 
-    /// Mark the session cookie `Secure` (set this when serving over HTTPS).
-    #[arg(long, env = "AUTHGATE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub cookie_secure: bool,
+    /// Mark cookies `Secure` and name the session cookie `__Host-session_token`
+    /// (default: on when `AUTHGATE_PUBLIC_URL` is https).
+    #[arg(long, env = "AUTHGATE_COOKIE_SECURE", action = clap::ArgAction::Set)]
+    pub cookie_secure: Option<bool>,
+
+    /// Send `Strict-Transport-Security` with this max-age (e.g. `365d`; 0s = off).
+    /// Only for a server reached over HTTPS alone.
+    #[arg(long, env = "AUTHGATE_HSTS_MAX_AGE", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub hsts_max_age: Duration,
 
     /// Serve GraphiQL on `GET /graphql` for browsers (default: on in development).
     #[arg(long, env = "AUTHGATE_GRAPHIQL", action = clap::ArgAction::Set)]
@@ -231,6 +258,21 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_RATE_REGISTER_IP", default_value = "20/1h")]
     pub rate_register_ip: Rate,
 
+    /// Registration attempts per target address (each `EMAIL_TAKEN` probe counts).
+    #[arg(long, env = "AUTHGATE_RATE_REGISTER_EMAIL", default_value = "5/1h")]
+    pub rate_register_email: Rate,
+
+    /// Registration attempts on the whole server (a ceiling on sign-up floods
+    /// and address probing from many addresses).
+    #[arg(long, env = "AUTHGATE_RATE_REGISTER_GLOBAL", default_value = "1000/1h")]
+    pub rate_register_global: Rate,
+
+    /// Privacy mode: `register` answers `EMAIL_NOT_VERIFIED` for a new and a
+    /// taken address alike (no session; the owner of a taken address is
+    /// mailed). Implies `AUTHGATE_REQUIRE_EMAIL_VERIFICATION`.
+    #[arg(long, env = "AUTHGATE_REGISTER_PRIVACY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub register_privacy: bool,
+
     /// Mail requests (verification, password reset) per client IP.
     #[arg(long, env = "AUTHGATE_RATE_MAIL_IP", default_value = "10/15m")]
     pub rate_mail_ip: Rate,
@@ -267,7 +309,8 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_MAX_QUERY_BYTES", default_value_t = 16 * 1024)]
     pub max_query_bytes: usize,
 
-    /// Longest a request may run before it answers `SERVICE_UNAVAILABLE`.
+    /// Longest a request may take, reading its body included: a body still
+    /// arriving then gets 408; a request still running, `SERVICE_UNAVAILABLE`.
     #[arg(long, env = "AUTHGATE_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
@@ -275,6 +318,16 @@ pub struct Config {
     /// to call the API with credentials. Empty: same-origin only.
     #[arg(long, env = "AUTHGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// A request's head must arrive within this (slow or half-sent headers
+    /// are cut off); also the longest a kept-alive connection may sit idle.
+    #[arg(long, env = "AUTHGATE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections open at once (each holds a file descriptor);
+    /// further clients wait in the listen backlog until one closes.
+    #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS", default_value_t = 1000)]
+    pub max_connections: usize,
 
     /// On SIGTERM/SIGINT, how long in-flight requests may still run.
     #[arg(long, env = "AUTHGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -338,6 +391,64 @@ impl Config {
         Ok(())
     }
 
+    /// Sign-in needs a verified address (also implied by privacy mode, where
+    /// a session right after `register` would tell a new address from a taken one).
+    pub fn verification_required(&self) -> bool {
+        self.require_email_verification || self.register_privacy
+    }
+
+    /// Refuses settings that would fail later, at a sign-in: durations and
+    /// rate windows beyond 100 years (`300000y` overflows date arithmetic).
+    /// The error names the variable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let durations = [
+            ("AUTHGATE_DEVICE_COOKIE_TTL", self.device_cookie_ttl),
+            ("AUTHGATE_DB_IDLE_TIMEOUT", self.db_idle_timeout),
+            ("AUTHGATE_DB_MAX_LIFETIME", self.db_max_lifetime),
+            ("AUTHGATE_DB_CONNECT_DEADLINE", self.db_connect_deadline),
+            ("AUTHGATE_DB_ACQUIRE_TIMEOUT", self.db_acquire_timeout),
+            ("AUTHGATE_SESSION_TTL", self.session_ttl),
+            ("AUTHGATE_SESSION_UPDATE_AGE", self.session_update_age),
+            ("AUTHGATE_SESSION_MAX_AGE", self.session_max_age),
+            ("AUTHGATE_CLEANUP_INTERVAL", self.cleanup_interval),
+            ("AUTHGATE_EMAIL_VERIFICATION_TTL", self.email_verification_ttl),
+            ("AUTHGATE_PASSWORD_RESET_TTL", self.password_reset_ttl),
+            ("AUTHGATE_HSTS_MAX_AGE", self.hsts_max_age),
+            ("AUTHGATE_REQUEST_TIMEOUT", self.request_timeout),
+            ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
+            ("AUTHGATE_SHUTDOWN_TIMEOUT", self.shutdown_timeout),
+            ("AUTHGATE_OAUTH_FLOW_TTL", self.oauth_flow_ttl),
+        ];
+        let rates = [
+            ("AUTHGATE_RATE_LOGIN_IP", self.rate_login_ip),
+            ("AUTHGATE_RATE_LOGIN_ACCOUNT_IP", self.rate_login_account_ip),
+            ("AUTHGATE_RATE_LOGIN_ACCOUNT", self.rate_login_account),
+            ("AUTHGATE_RATE_REGISTER_IP", self.rate_register_ip),
+            ("AUTHGATE_RATE_REGISTER_EMAIL", self.rate_register_email),
+            ("AUTHGATE_RATE_REGISTER_GLOBAL", self.rate_register_global),
+            ("AUTHGATE_RATE_MAIL_IP", self.rate_mail_ip),
+            ("AUTHGATE_RATE_MAIL_ACCOUNT", self.rate_mail_account),
+            ("AUTHGATE_RATE_TOKEN_IP", self.rate_token_ip),
+            ("AUTHGATE_RATE_PASSWORD_ACCOUNT", self.rate_password_account),
+            ("AUTHGATE_RATE_OAUTH_IP", self.rate_oauth_ip),
+        ];
+        let too_long = durations.into_iter().chain(rates.into_iter().map(|(name, rate)| (name, rate.window)));
+        for (name, value) in too_long {
+            if value > MAX {
+                anyhow::bail!("{name}: {} is longer than 100 years", humantime::format_duration(value));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cookies are `Secure` (and `__Host-` named) when asked, or by default
+    /// when the public URL is https.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure
+            .unwrap_or_else(|| self.public_url.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+
     pub fn graphiql_enabled(&self) -> bool {
         self.graphiql.unwrap_or(self.env == Environment::Development)
     }
@@ -361,22 +472,31 @@ fn parse_net(raw: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{raw:?} is not an IP address or CIDR"))
 }
 
-/// The database URL with its password replaced, safe for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// The database URL with its password replaced, safe for logs and errors:
+/// parsed (so a password holding `/`, `?` or `@` is still found), the
+/// userinfo password and any `password` query parameter masked. A URL that
+/// does not parse is not shown at all.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<unparsable URL>".to_owned();
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.to_owned(),
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
     }
+    let secret = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        key == "password" || key == "pass" || key == "sslpassword"
+    };
+    if url.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                if secret(&k) { (k.into_owned(), "***".to_owned()) } else { (k.into_owned(), v.into_owned()) }
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 // Hand-written so `{:?}` never prints the database password.
@@ -390,18 +510,33 @@ impl fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("session_ttl", &self.session_ttl)
             .field("argon2_memory_kib", &self.argon2_memory_kib)
-            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_secure", &self.cookie_secure())
             .field("trusted_proxies", &self.trusted_proxies)
             .field("smtp_host", &self.smtp_host)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "***"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Cli, redact_url};
+    use clap::Parser;
+
+    #[test]
+    fn absurd_durations_are_refused_with_the_variable_name() {
+        let config = Cli::parse_from(["authgate", "--session-ttl", "300000y"]).config;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("AUTHGATE_SESSION_TTL"), "{err}");
+        let config = Cli::parse_from(["authgate", "--rate-login-ip", "5/300000y"]).config;
+        assert!(config.validate().unwrap_err().to_string().contains("AUTHGATE_RATE_LOGIN_IP"));
+        assert!(Cli::parse_from(["authgate"]).config.validate().is_ok(), "the defaults");
+        let config = Cli::parse_from(["authgate", "--public-url", "https://auth.example.com"]).config;
+        assert!(config.cookie_secure(), "Secure by default behind https");
+        assert!(!Cli::parse_from(["authgate"]).config.cookie_secure());
+    }
 
     #[test]
     fn redacts_password_but_keeps_host_and_params() {
@@ -410,5 +545,22 @@ mod tests {
             "postgres://alice:***@ep-x.neon.tech/db?sslmode=require"
         );
         assert_eq!(redact_url("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_and_query_passwords_are_redacted() {
+        for (raw, secret) in [
+            ("postgres://bob:pa%2Fss%3Fword@db.example.com:5432/app", "pa%2Fss%3Fword"),
+            ("postgres://bob:a/b?c@db.example.com/app", "a/b?c"),
+            ("postgres://bob:s3cret@db.example.com/app?sslmode=require&password=hunter2", "hunter2"),
+            ("postgres://db.example.com/app?user=bob&password=hunter2", "hunter2"),
+            ("postgres://bob:x@y@db.example.com/app", "x@y"),
+        ] {
+            let shown = redact_url(raw);
+            assert!(!shown.contains(secret), "{raw} -> {shown}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***") || shown == "<unparsable URL>", "{shown}");
+        }
+        assert!(redact_url("postgres://bob:s3cret@db.example.com/app").contains("db.example.com"));
     }
 }

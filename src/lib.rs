@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod mail;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub fn state_with_mail(
     clock: Arc<dyn Clock>,
     mail: Postman,
 ) -> anyhow::Result<AppState> {
+    config.validate()?;
     let hasher =
         PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
     let graphiql =
@@ -56,9 +58,12 @@ pub fn state_with_mail(
         jobs: Jobs::start(),
         limiter,
         oauth: Arc::new(auth::oauth::OAuth::from_config(&config)?),
+        keys: Arc::new(keys::Keys::from_config(&config)?),
+        checkpoints: Default::default(),
     };
     let schema = graphql::build_schema(auth.clone(), &config);
-    Ok(AppState { auth, schema, graphiql })
+    let operation_labels = Arc::new(graphql::operation_labels());
+    Ok(AppState { auth, schema, graphiql, operation_labels })
 }
 
 /// The log filter for `AUTHGATE_LOG`, with SeaORM capped at `info`

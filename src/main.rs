@@ -1,10 +1,10 @@
-use std::{future::IntoFuture, net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use authgate::{
     auth::cleanup,
     clock::SystemClock,
-    config::{Cli, Command, Config, LogFormat},
+    config::{Cli, Command, Config, Environment, LogFormat},
     db,
 };
 use clap::Parser;
@@ -45,6 +45,12 @@ fn init_tracing(config: &Config) {
 
 async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     config.load_oauth_providers()?;
+    if config.env == Environment::Production && config.smtp_host.is_none() {
+        tracing::warn!(
+            outbox = %config.outbox_dir.display(),
+            "production without AUTHGATE_SMTP_HOST: verification and reset links are written to disk, not mailed"
+        );
+    }
     let db = db::connect(&config).await?;
     if matches!(command, Command::Migrate) {
         return db::migrate(&db).await;
@@ -54,7 +60,6 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     }
     let bind = config.bind;
     let cleanup_every = config.cleanup_interval;
-    let grace = config.shutdown_timeout;
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await?;
@@ -68,21 +73,19 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "authgate listening on http://{addr}/graphql");
-    let app = authgate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Some(metrics_bind) = state.auth.config.metrics_bind {
+        let metrics = tokio::net::TcpListener::bind(metrics_bind)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_bind} (AUTHGATE_METRICS_BIND)"))?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics on http://{}/metrics", metrics.local_addr()?);
+        let router = authgate::http::metrics_router(state.clone());
+        let limits = authgate::http::server::Limits::from_config(&state.auth.config);
+        tokio::spawn(authgate::http::server::serve(metrics, router, limits, std::future::pending()));
+    }
+    let limits = authgate::http::server::Limits::from_config(&state.auth.config);
     // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, but
     // not for longer than the grace period.
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping.send(true);
-    });
-    tokio::select! {
-        result = serve.into_future() => result?,
-        _ = async {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "requests still in flight after the grace period; stopping anyway"),
-    }
+    authgate::http::server::serve(listener, authgate::app(state), limits, shutdown_signal()).await;
     db.close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -13,6 +13,9 @@ pub struct Model {
     pub email_verified: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Bumped when the password changes or the account is claimed: a
+    /// sign-in creates its session only if it is still the one it read.
+    pub credentials_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m20261129_000003_create_accounts;
 mod m20261129_000004_create_verification_tokens;
 mod m20261129_000005_create_rate_limits;
 mod m20261129_000006_create_oauth_flows;
+mod m20261201_000007_add_credentials_version;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_create_verification_tokens::Migration),
             Box::new(m20261129_000005_create_rate_limits::Migration),
             Box::new(m20261129_000006_create_oauth_flows::Migration),
+            Box::new(m20261201_000007_add_credentials_version::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    device::Device,
     limits::{self, Rule},
     recovery,
     session::{self, CurrentSession},
@@ -25,6 +26,9 @@ pub struct SignedIn {
     pub token: String,
     pub session: entity::sessions::Model,
     pub user: users::Model,
+    /// The device cookie to give the client (password sign-ins): it proved
+    /// it knows this account's password.
+    pub device: Option<Device>,
 }
 
 pub struct Registration {
@@ -34,16 +38,25 @@ pub struct Registration {
 }
 
 /// Creates the user, its `credential` account and a first session, atomically.
+///
+/// When addresses must be verified first, the user and its password are
+/// created and the link is mailed, but no session: `EMAIL_NOT_VERIFIED`.
+/// In privacy mode a taken address answers exactly that too (after the
+/// same work), and its owner is mailed instead of the caller being told.
 #[instrument(skip_all, fields(user_id))]
 pub async fn register(
     auth: &AuthContext,
     input: Registration,
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
-    limits::hit(auth, Rule::RegisterIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    limits::hit(auth, Rule::RegisterIp, &limits::ip_subject(meta)).await?;
     let email = validate::email_for_signup(&input.email, "email")?;
     validate::new_password(&input.password, &email, auth.config.password_min_score, "password")?;
     let name = validate::profile_name(input.name)?;
+    // Per target address and for the whole server: probing which addresses
+    // have an account (EMAIL_TAKEN) costs an attacker the same everywhere.
+    limits::hit(auth, Rule::RegisterEmail, &email).await?;
+    limits::hit(auth, Rule::RegisterGlobal, "all").await?;
     // Hash before opening the transaction: no connection is held for ~50 ms of CPU.
     let password_hash = auth.hasher.hash(input.password).await?;
 
@@ -51,25 +64,44 @@ pub async fn register(
     let user_id = Uuid::new_v4();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let txn = auth.db.begin().await?;
-    let user = users::ActiveModel {
+    let inserted = users::ActiveModel {
         id: Set(user_id),
-        email: Set(email),
+        email: Set(email.clone()),
         name: Set(name),
         image: Set(None),
         email_verified: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
+        credentials_version: Set(0),
     }
     .insert(&txn)
     .await
-    .map_err(email_taken)?;
+    .map_err(email_taken);
+    let user = match inserted {
+        Ok(user) => user,
+        Err(AuthError::EmailTaken) if auth.config.register_privacy => {
+            drop(txn);
+            tracing::info!("registration with a taken address; owner notified");
+            auth.mail.send(templates::registration_attempted(&email, &auth.config.app_url));
+            return Err(AuthError::EmailNotVerified);
+        }
+        Err(e) => return Err(e),
+    };
     credential_account(user_id, password_hash, now).insert(&txn).await?;
+    if auth.config.verification_required() {
+        txn.commit().await?;
+        tracing::info!("user registered; email to be verified before sign-in");
+        metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
+        recovery::queue_verification(auth, &user);
+        return Err(AuthError::EmailNotVerified);
+    }
     let new = session::create(&txn, auth, user_id, meta).await?;
     txn.commit().await?;
     tracing::info!("user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     recovery::queue_verification(auth, &user);
-    Ok(SignedIn { token: new.token, session: new.session, user })
+    let device = Some(Device::issue(&user.email));
+    Ok(SignedIn { token: new.token, session: new.session, user, device })
 }
 
 /// The email-and-password sign-in method of a user: `account_id` is the user's id.
@@ -120,18 +152,27 @@ pub async fn login(
     password: String,
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
-    // Every attempt counts, before any work: per address, per account from
-    // that address, and per account from everywhere (a success resets both).
-    let ip = limits::ip_subject(meta.ip_address.as_deref());
+    // Every attempt counts, before any work: per address (an IPv6 /64), and
+    // then either per trusted device (a client that signed in to this
+    // account before) or, for any other client, per account from that
+    // address and per account from everywhere. A device is not held back by
+    // the account-wide ceiling, which anyone can exhaust to lock the owner out.
+    let ip = limits::ip_subject(meta);
     let account = validate::normalize_email(email);
     let account_key: String = match &account {
         Some(email) => email.clone(),
-        None => email.trim().to_lowercase().chars().take(254).collect(),
+        None => email.trim().to_ascii_lowercase().chars().take(254).collect(),
     };
     let account_ip_key = format!("{account_key}|{ip}");
-    limits::hit(auth, Rule::LoginIp, ip).await?;
-    limits::hit(auth, Rule::LoginAccountIp, &account_ip_key).await?;
-    limits::hit(auth, Rule::LoginAccount, &account_key).await?;
+    limits::hit(auth, Rule::LoginIp, &ip).await?;
+    let device = meta.device.as_ref().filter(|d| d.trusted_for(&account_key));
+    match device {
+        Some(device) => limits::hit(auth, Rule::LoginDevice, &device.nonce).await?,
+        None => {
+            limits::hit(auth, Rule::LoginAccountIp, &account_ip_key).await?;
+            limits::hit(auth, Rule::LoginAccount, &account_key).await?;
+        }
+    }
     // Over-long passwords never reach argon2 (a 1 MB password must not cost a hash).
     if password.chars().count() > validate::PASSWORD_MAX {
         return Err(AuthError::InvalidCredentials);
@@ -158,15 +199,75 @@ pub async fn login(
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
     // Checked after the password, so it tells nothing to someone without it.
-    if auth.config.require_email_verification && !user.email_verified {
+    if auth.config.verification_required() && !user.email_verified {
+        // The caller knows the password: when the mailed link has expired (or
+        // was never sent), a fresh one helps them on. A live link is never
+        // replaced (that would break the one in their inbox), and the
+        // per-address mail limit still applies.
+        let live =
+            super::verification::has_live(auth, user.id, super::verification::Purpose::EmailVerification);
+        if !live.await? && limits::hit(auth, Rule::MailAccount, &user.email).await.is_ok() {
+            recovery::queue_verification(auth, &user);
+        }
         return Err(AuthError::EmailNotVerified);
     }
-    let new = session::create(&auth.db, auth, user.id, meta).await?;
-    limits::clear(auth, Rule::LoginAccountIp, &account_ip_key).await?;
-    limits::clear(auth, Rule::LoginAccount, &account_key).await?;
-    tracing::info!("login succeeded");
+    auth.checkpoints.reach("login:password_checked").await;
+    // The session exists only if the password it was checked against is
+    // still the user's: the conditional update finds the version it read
+    // (and holds the user's row until commit, so a concurrent change waits
+    // for this sign-in, then ends its session as it ends every other).
+    let txn = auth.db.begin().await?;
+    if !still_current(&txn, auth, &user).await? {
+        tracing::info!("login lost a race with a password change");
+        return Err(AuthError::InvalidCredentials);
+    }
+    let new = session::create(&txn, auth, user.id, meta).await?;
+    txn.commit().await?;
+    match device {
+        Some(device) => limits::clear(auth, Rule::LoginDevice, &device.nonce).await?,
+        None => {
+            limits::clear(auth, Rule::LoginAccountIp, &account_ip_key).await?;
+            limits::clear(auth, Rule::LoginAccount, &account_key).await?;
+        }
+    }
+    tracing::info!(trusted_device = device.is_some(), "login succeeded");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
-    Ok(SignedIn { token: new.token, session: new.session, user })
+    let device = Some(device.cloned().unwrap_or_else(|| Device::issue(&user.email)));
+    Ok(SignedIn { token: new.token, session: new.session, user, device })
+}
+
+/// Locks `user`'s row (a no-op write) if its credentials are still the
+/// version read with it; `false` when they changed since.
+pub async fn still_current(
+    conn: &impl sea_orm::ConnectionTrait,
+    auth: &AuthContext,
+    user: &users::Model,
+) -> Result<bool, AuthError> {
+    let locked = users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, sea_orm::sea_query::Expr::value(auth.clock.now()))
+        .filter(users::Column::Id.eq(user.id))
+        .filter(users::Column::CredentialsVersion.eq(user.credentials_version))
+        .exec(conn)
+        .await?;
+    Ok(locked.rows_affected == 1)
+}
+
+/// Starts a new credentials version for `user_id` (a password change, a
+/// reset, a claim): sign-ins that checked the old password no longer land.
+/// First in its transaction, so it waits for a sign-in holding the row.
+pub async fn bump_credentials(
+    conn: &impl sea_orm::ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
+    use sea_orm::sea_query::Expr;
+    users::Entity::update_many()
+        .col_expr(users::Column::CredentialsVersion, Expr::col(users::Column::CredentialsVersion).add(1))
+        .col_expr(users::Column::UpdatedAt, Expr::value(auth.clock.now()))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// The user's `credential` account, if `password` is its password;
@@ -232,6 +333,7 @@ pub async fn change_password(
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
     let txn = auth.db.begin().await?;
+    bump_credentials(&txn, auth, user_id).await?;
     accounts::ActiveModel {
         id: Set(account.id),
         password_hash: Set(Some(hash)),
@@ -245,13 +347,17 @@ pub async fn change_password(
     } else {
         0
     };
+    // A reset link mailed before the change would undo it.
+    verification_tokens::Entity::delete_many()
+        .filter(verification_tokens::Column::UserId.eq(user_id))
+        .filter(verification_tokens::Column::Purpose.eq(super::verification::Purpose::PasswordReset.as_str()))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     tracing::info!(revoked, "password changed");
+    notify(auth, &current.user, Notice::PasswordChanged);
     Ok(revoked)
 }
-
-/// How recent a sign-in must be to delete an account that has no password.
-const FRESH_SIGN_IN_MINUTES: i64 = 10;
 
 /// Removes the user with its sessions, accounts and tokens, in one
 /// transaction, after checking the password. A user without one (signed up
@@ -263,9 +369,8 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     if let Some(credential) = credential_of(auth, user_id).await? {
         verify(auth, Some(credential), password).await?;
-    } else if auth.clock.now() - current.session.created_at > chrono::Duration::minutes(FRESH_SIGN_IN_MINUTES)
-    {
-        return Err(AuthError::ReauthenticationRequired);
+    } else {
+        require_fresh_sign_in(auth, current)?;
     }
     let txn = auth.db.begin().await?;
     // Explicit deletes, not only ON DELETE CASCADE: correct even where a
@@ -279,6 +384,64 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
     tracing::info!("account deleted");
+    Ok(())
+}
+
+/// What a notice to the owner is about.
+pub enum Notice {
+    /// A sign-in method was added ("A password", "Sign-in with github").
+    MethodAdded(String),
+    PasswordChanged,
+    PasswordReset,
+}
+
+/// Mails the owner a notice that lists every way into the account, after
+/// the answer (a background job; a failure is logged, never shown).
+pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
+    let (worker, user) = (auth.clone(), user.clone());
+    auth.jobs.spawn(async move {
+        let methods = match sign_in_methods(&worker, user.id).await {
+            Ok(methods) => methods,
+            Err(e) => return tracing::warn!(error = %e, "account notice not sent"),
+        };
+        let app_url = &worker.config.app_url;
+        let email = match notice {
+            Notice::MethodAdded(what) => {
+                templates::sign_in_method_added(&user.email, app_url, &what, &methods)
+            }
+            Notice::PasswordChanged => templates::password_changed(&user.email, app_url, "changed", &methods),
+            Notice::PasswordReset => {
+                templates::password_changed(&user.email, app_url, "reset with a mailed link", &methods)
+            }
+        };
+        worker.mail.send(email);
+    });
+}
+
+/// The user's ways in, as the owner knows them: "password", "github", ...
+pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<String>, AuthError> {
+    let rows = accounts::Entity::find()
+        .filter(accounts::Column::UserId.eq(user_id))
+        .order_by_asc(accounts::Column::CreatedAt)
+        .all(&auth.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|a| if a.provider_id == CREDENTIAL_PROVIDER { "password".to_owned() } else { a.provider_id })
+        .collect())
+}
+
+/// How recent a sign-in must be for changes that hand out or remove a way
+/// into the account (setPassword, linkOAuth, unlinkAccount, and deleting an
+/// account without a password): a stolen old session cannot make them.
+pub const FRESH_SIGN_IN_MINUTES: i64 = 10;
+
+/// `REAUTHENTICATION_REQUIRED` unless `current` signed in within the last
+/// `FRESH_SIGN_IN_MINUTES`.
+pub fn require_fresh_sign_in(auth: &AuthContext, current: &CurrentSession) -> Result<(), AuthError> {
+    if auth.clock.now() - current.session.created_at > chrono::Duration::minutes(FRESH_SIGN_IN_MINUTES) {
+        return Err(AuthError::ReauthenticationRequired);
+    }
     Ok(())
 }
 
@@ -297,13 +460,15 @@ pub async fn for_users(
 
 /// Gives a password to a user who has none (signed up through OAuth).
 /// `PASSWORD_ALREADY_SET` when one exists: that is `changePassword`'s job.
-#[instrument(skip_all, fields(user_id = %user.id))]
+#[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn set_password(
     auth: &AuthContext,
-    user: &users::Model,
+    current: &CurrentSession,
     password: String,
 ) -> Result<(), AuthError> {
+    let user = &current.user;
     validate::new_password(&password, &user.email, auth.config.password_min_score, "newPassword")?;
+    require_fresh_sign_in(auth, current)?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
     if credential_of(auth, user.id).await?.is_some() {
         return Err(AuthError::PasswordAlreadySet);
@@ -318,6 +483,6 @@ pub async fn set_password(
         }
     })?;
     tracing::info!("password set");
-    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, "A password"));
+    notify(auth, user, Notice::MethodAdded("A password".to_owned()));
     Ok(())
 }

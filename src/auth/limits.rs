@@ -48,7 +48,10 @@ pub enum Rule {
     LoginIp,
     LoginAccountIp,
     LoginAccount,
+    LoginDevice,
     RegisterIp,
+    RegisterEmail,
+    RegisterGlobal,
     MailIp,
     MailAccount,
     TokenIp,
@@ -62,7 +65,10 @@ impl Rule {
             Self::LoginIp => "login_ip",
             Self::LoginAccountIp => "login_account_ip",
             Self::LoginAccount => "login_account",
+            Self::LoginDevice => "login_device",
             Self::RegisterIp => "register_ip",
+            Self::RegisterEmail => "register_email",
+            Self::RegisterGlobal => "register_global",
             Self::MailIp => "mail_ip",
             Self::MailAccount => "mail_account",
             Self::TokenIp => "token_ip",
@@ -77,7 +83,11 @@ impl Rule {
             Self::LoginIp => c.rate_login_ip,
             Self::LoginAccountIp => c.rate_login_account_ip,
             Self::LoginAccount => c.rate_login_account,
+            // A device gets the budget a client has for one account.
+            Self::LoginDevice => c.rate_login_account_ip,
             Self::RegisterIp => c.rate_register_ip,
+            Self::RegisterEmail => c.rate_register_email,
+            Self::RegisterGlobal => c.rate_register_global,
             Self::MailIp => c.rate_mail_ip,
             Self::MailAccount => c.rate_mail_account,
             Self::TokenIp => c.rate_token_ip,
@@ -156,15 +166,41 @@ fn window(auth: &AuthContext, rate: Rate) -> (i64, i64) {
     (now - now.rem_euclid(length), length)
 }
 
-/// A subject for the per-address rules; requests without a peer address
-/// (never the case over TCP) share one counter.
-pub fn ip_subject(ip: Option<&str>) -> &str {
-    ip.unwrap_or("unknown")
+/// The subject of the per-address rules: an IPv4 address, or the /64 an
+/// IPv6 address is in (one host is routinely given a whole /64, so keying
+/// by the address would hand it 2^64 budgets). IPv4-mapped IPv6 counts as
+/// its IPv4 address. Requests without a peer address (never the case over
+/// TCP) share one counter.
+pub fn ip_subject(meta: &super::ClientMeta) -> String {
+    use std::net::IpAddr;
+    let parsed = meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+    match parsed.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        None => "unknown".to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Rate;
+    use super::{Rate, ip_subject};
+    use crate::auth::ClientMeta;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let subject =
+            |ip: &str| ip_subject(&ClientMeta { ip_address: Some(ip.into()), ..Default::default() });
+        assert_eq!(subject("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(subject("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(subject("2001:db8:1:3::1"), subject("2001:db8:1:2::1"));
+        assert_eq!(subject("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(subject("192.0.2.7"), "192.0.2.7");
+        assert_ne!(subject("192.0.2.8"), subject("192.0.2.7"));
+        assert_eq!(ip_subject(&ClientMeta::default()), "unknown");
+    }
 
     #[test]
     fn rates_parse() {

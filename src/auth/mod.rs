@@ -4,6 +4,7 @@
 pub mod account;
 pub mod cleanup;
 pub mod counters;
+pub mod device;
 pub mod limits;
 pub mod oauth;
 pub mod password;
@@ -37,6 +38,30 @@ pub struct AuthContext {
     pub jobs: Jobs,
     pub limiter: Limiter,
     pub oauth: Arc<oauth::OAuth>,
+    pub keys: Arc<crate::keys::Keys>,
+    pub checkpoints: Checkpoints,
+}
+
+type Hook = Arc<dyn Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Named points inside a service (such as between a login's password check
+/// and its session insert) where a test can hold a request, to make a race
+/// deterministic instead of timing it with sleeps. Nothing is installed in
+/// production: reaching a point is one atomic load.
+#[derive(Clone, Default)]
+pub struct Checkpoints(Arc<std::sync::OnceLock<Hook>>);
+
+impl Checkpoints {
+    /// Runs `hook` at every point reached from now on (once per process).
+    pub fn install(&self, hook: Hook) -> bool {
+        self.0.set(hook).is_ok()
+    }
+
+    pub async fn reach(&self, point: &'static str) {
+        if let Some(hook) = self.0.get() {
+            hook(point).await;
+        }
+    }
 }
 
 /// Rows keyed by their user, in their original order (for the DataLoaders).
@@ -53,4 +78,6 @@ pub fn group_by_user<T>(rows: Vec<T>, user_of: impl Fn(&T) -> uuid::Uuid) -> Has
 pub struct ClientMeta {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// A device cookie whose signature checked out (for any account).
+    pub device: Option<device::Device>,
 }

@@ -30,7 +30,7 @@ pub async fn request_verification(
     user: &users::Model,
     meta: &ClientMeta,
 ) -> Result<(), AuthError> {
-    limits::hit(auth, Rule::MailIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
     limits::hit(auth, Rule::MailAccount, &user.email).await?;
     queue_verification(auth, user);
     Ok(())
@@ -56,7 +56,7 @@ pub async fn verify_email(
     secret: &str,
     meta: &ClientMeta,
 ) -> Result<users::Model, AuthError> {
-    limits::hit(auth, Rule::TokenIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    limits::hit(auth, Rule::TokenIp, &limits::ip_subject(meta)).await?;
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
@@ -80,7 +80,7 @@ pub async fn request_password_reset(
     email: &str,
     meta: &ClientMeta,
 ) -> Result<(), AuthError> {
-    limits::hit(auth, Rule::MailIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
     let email = validate::email_for_signup(email, "email")?;
     limits::hit(auth, Rule::MailAccount, &email).await?;
     let worker = auth.clone();
@@ -103,16 +103,21 @@ async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), Auth
     Ok(())
 }
 
+pub struct Reset {
+    pub token: String,
+    pub new_password: String,
+    /// Remove every provider link too (the new password stays the only way in).
+    pub remove_provider_links: bool,
+}
+
 /// Sets a new password with a reset token: spends the token, marks the email
-/// verified (the user proved they own it) and ends every session.
+/// verified (the user proved they own it), ends every session (and, when
+/// asked, removes every provider link) and mails the owner a notice.
 #[instrument(skip_all, fields(user_id))]
-pub async fn reset_password(
-    auth: &AuthContext,
-    secret: &str,
-    new_password: String,
-    meta: &ClientMeta,
-) -> Result<(), AuthError> {
-    limits::hit(auth, Rule::TokenIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta) -> Result<(), AuthError> {
+    let Reset { token: secret, new_password, remove_provider_links } = reset;
+    let secret = secret.as_str();
+    limits::hit(auth, Rule::TokenIp, &limits::ip_subject(meta)).await?;
     // Refuse a bad token before paying for a hash.
     let token = verification::peek(auth, secret, Purpose::PasswordReset).await?;
     let user =
@@ -123,6 +128,7 @@ pub async fn reset_password(
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    account::bump_credentials(&txn, auth, user_id).await?;
     let updated = accounts::Entity::update_many()
         .col_expr(accounts::Column::PasswordHash, Expr::value(hash.clone()))
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
@@ -141,7 +147,18 @@ pub async fn reset_password(
         .exec(&txn)
         .await?;
     let ended = session::revoke_others(&txn, user_id, None).await?;
+    let unlinked = if remove_provider_links {
+        accounts::Entity::delete_many()
+            .filter(accounts::Column::UserId.eq(user_id))
+            .filter(accounts::Column::ProviderId.ne(CREDENTIAL_PROVIDER))
+            .exec(&txn)
+            .await?
+            .rows_affected
+    } else {
+        0
+    };
     txn.commit().await?;
-    tracing::info!(sessions_ended = ended, "password reset");
+    tracing::info!(sessions_ended = ended, unlinked, "password reset");
+    account::notify(auth, &user, account::Notice::PasswordReset);
     Ok(())
 }

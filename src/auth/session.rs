@@ -82,6 +82,11 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
     if session.expires_at <= now {
         return Err(AuthError::Unauthenticated);
     }
+    // A session of an unproved address is not one (older sessions, made
+    // before verification became required, included).
+    if auth.config.verification_required() && !user.email_verified {
+        return Err(AuthError::Unauthenticated);
+    }
     // At most one write per session per `update_age`: reads stay reads.
     let due = (now - session.updated_at).to_std().is_ok_and(|age| age >= auth.config.session_update_age);
     let extended = expiry(auth, session.created_at, now);

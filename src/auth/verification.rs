@@ -63,6 +63,19 @@ pub async fn issue(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Resul
     Ok(token.secret)
 }
 
+/// Whether `user_id` holds a live (unspent, unexpired) token for `purpose`.
+pub async fn has_live(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<bool, AuthError> {
+    use sea_orm::PaginatorTrait;
+    let live = verification_tokens::Entity::find()
+        .filter(verification_tokens::Column::UserId.eq(user_id))
+        .filter(verification_tokens::Column::Purpose.eq(purpose.as_str()))
+        .filter(verification_tokens::Column::ConsumedAt.is_null())
+        .filter(verification_tokens::Column::ExpiresAt.gt(auth.clock.now()))
+        .count(&auth.db)
+        .await?;
+    Ok(live > 0)
+}
+
 /// The live (unspent, unexpired) token row for `secret`, without spending it.
 /// `INVALID_TOKEN` for unknown, expired, spent or wrong-purpose tokens.
 pub async fn peek(

@@ -37,7 +37,36 @@ pub fn build_schema(auth: AuthContext, config: &Config) -> AppSchema {
     if !config.introspection_enabled() {
         builder = builder.disable_introspection();
     }
+    // "Did you mean …" names fields to someone probing the schema.
+    if config.env == crate::config::Environment::Production {
+        builder = builder.disable_suggestions();
+    }
     builder.finish()
+}
+
+/// Every label a request can carry in metrics: `query:<field>` and
+/// `mutation:<field>` for each root field the schema has, and nothing a
+/// client can invent (their count is fixed by the schema).
+pub fn operation_labels() -> std::collections::HashSet<String> {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let mut labels: std::collections::HashSet<String> =
+        ["query:__typename", "query:__schema", "query:__type", "mutation:__typename"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    let Ok(document) = async_graphql::parser::parse_schema(sdl()) else { return labels };
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else { continue };
+        let kind = match ty.node.name.node.as_str() {
+            "QueryRoot" => "query",
+            "MutationRoot" => "mutation",
+            _ => continue,
+        };
+        if let TypeKind::Object(object) = &ty.node.kind {
+            labels.extend(object.fields.iter().map(|f| format!("{kind}:{}", f.node.name.node)));
+        }
+    }
+    labels
 }
 
 /// The SDL checked in as `schema.graphql` (`authgate schema`).

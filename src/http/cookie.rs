@@ -5,9 +5,17 @@
 use cookie::{Cookie, SameSite, time::Duration};
 use entity::sessions;
 
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, device::Device};
 
+/// The session cookie's name over plain HTTP (development).
 pub const NAME: &str = "session_token";
+/// Its name behind HTTPS: `__Host-` makes browsers insist on Secure, Path=/
+/// and no Domain, so a sibling subdomain cannot plant or shadow it.
+pub const HOST_NAME: &str = "__Host-session_token";
+
+pub fn session_name(secure: bool) -> &'static str {
+    if secure { HOST_NAME } else { NAME }
+}
 /// Behind HTTPS the state cookie is `__Host-` prefixed (Secure, Path=/, no
 /// Domain), so a sibling subdomain cannot plant one in the user's browser.
 pub fn oauth_state_name(secure: bool) -> &'static str {
@@ -15,7 +23,7 @@ pub fn oauth_state_name(secure: bool) -> &'static str {
 }
 
 fn build(value: &str, max_age_secs: i64, secure: bool) -> String {
-    build_named(NAME, "/", value, max_age_secs, secure)
+    build_named(session_name(secure), "/", value, max_age_secs, secure)
 }
 
 fn build_named(
@@ -40,30 +48,68 @@ fn build_named(
 /// The cookie carrying `token` for `session`.
 pub fn session(token: &str, session: &sessions::Model, auth: &AuthContext) -> String {
     let remaining = (session.expires_at - auth.clock.now()).num_seconds();
-    build(token, remaining, auth.config.cookie_secure)
+    build(token, remaining, auth.config.cookie_secure())
 }
 
 /// A cookie that makes the browser forget the session.
 pub fn cleared(auth: &AuthContext) -> String {
-    build("", 0, auth.config.cookie_secure)
+    build("", 0, auth.config.cookie_secure())
 }
 
 /// The cookie that ties an OAuth flow's `state` to this browser.
 pub fn oauth_state(state: &str, auth: &AuthContext) -> String {
     let ttl = auth.config.oauth_flow_ttl.as_secs().try_into().unwrap_or(i64::MAX);
-    let secure = auth.config.cookie_secure;
+    let secure = auth.config.cookie_secure();
     build_named(oauth_state_name(secure), "/", state, ttl, secure)
 }
 
 /// Makes the browser forget the OAuth state (the flow is spent).
 pub fn oauth_state_cleared(auth: &AuthContext) -> String {
-    let secure = auth.config.cookie_secure;
+    let secure = auth.config.cookie_secure();
     build_named(oauth_state_name(secure), "/", "", 0, secure)
 }
 
-/// The session token from a `Cookie` header, if there is one.
+/// The device cookie's name: `__Host-` prefixed behind HTTPS.
+pub fn device_name(secure: bool) -> &'static str {
+    if secure { "__Host-device" } else { "device" }
+}
+
+/// The signed device cookie for `device` (HMAC with a key derived from
+/// `AUTHGATE_SECRET_KEY`); long-lived, HttpOnly, not a session.
+pub fn device(device: &Device, auth: &AuthContext) -> String {
+    let secure = auth.config.cookie_secure();
+    let ttl = auth.config.device_cookie_ttl.as_secs().try_into().unwrap_or(i64::MAX);
+    let mut jar = cookie::CookieJar::new();
+    jar.signed_mut(&auth.keys.cookies).add(
+        Cookie::build((device_name(secure), device.value()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(secure)
+            .max_age(Duration::seconds(ttl)),
+    );
+    jar.get(device_name(secure)).map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// The device in the request's cookies, if its signature checks out.
+pub fn find_device(headers: &axum::http::HeaderMap, auth: &AuthContext) -> Option<Device> {
+    let name = device_name(auth.config.cookie_secure());
+    let raw = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| find_named(v, name))?;
+    let mut jar = cookie::CookieJar::new();
+    jar.add_original(Cookie::new(name, raw));
+    let verified = jar.signed(&auth.keys.cookies).get(name)?;
+    Device::parse(verified.value())
+}
+
+/// The session token from a `Cookie` header, if there is one: the
+/// `__Host-` cookie first, else the plain name (still read during a move
+/// to HTTPS, so nobody is signed out by the rename).
 pub fn find(header: &str) -> Option<String> {
-    find_named(header, NAME)
+    find_named(header, HOST_NAME).or_else(|| find_named(header, NAME))
 }
 
 /// The value of cookie `name` in a `Cookie` header.

@@ -87,25 +87,54 @@ impl Refusal {
 pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let format = Format::from_accept(&parts.headers);
-    let token = presented_token(&parts.headers);
-    if token.as_ref().is_some_and(|t| t.source == TokenSource::Cookie) && !csrf_proof(&parts.headers) {
+    // The body is read (or, when too large, drained up to a bound) before
+    // any refusal, so browsers and `fetch` get the JSON answer rather than
+    // a connection reset.
+    // One deadline for the whole request, the body's arrival included: a
+    // client trickling its body cannot hold a connection past it.
+    let deadline = tokio::time::Instant::now() + state.auth.config.request_timeout;
+    let reading = read_body(body, &parts.headers, state.auth.config.max_body_bytes);
+    let body = match tokio::time::timeout_at(deadline, reading).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(refusal)) => return refusal.into_response(format),
+        Err(_) => {
+            let mut response = respond::error(
+                StatusCode::REQUEST_TIMEOUT,
+                format,
+                BAD_REQUEST,
+                "the request body did not arrive in time",
+            );
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    // A cross-site form can only send "simple" requests (`text/plain`,
+    // form encodings): such a body is never run as GraphQL, with or
+    // without a cookie, so a signed-out victim cannot be signed in to the
+    // attacker's account either (login CSRF).
+    if !csrf_proof(&parts.headers) {
+        return respond::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format,
+            BAD_REQUEST,
+            "POST /graphql takes application/json (or a request with an X-Requested-With header)",
+        );
+    }
+    if cross_site_with_cookies(&parts.headers, &state.auth.config) {
         return respond::error(
             StatusCode::FORBIDDEN,
             format,
             AuthError::Forbidden.code(),
-            "a request carrying the session cookie must be sent as application/json or with an X-Requested-With header",
+            "a request carrying cookies from another site's page is refused; list that origin in AUTHGATE_CORS_ORIGINS",
         );
     }
-    let body = match read_body(body, &parts.headers, state.auth.config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(format),
-    };
+    let token = presented_token(&parts.headers);
     // A single request is read straight into its type; only a batch goes
     // through a generic JSON value first.
     let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if !is_batch {
         return match parse_single(&body).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
-            Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
+            Ok(request) => respond::single(format, run(&state, &parts, token, request, deadline).await),
             Err(rejection) => rejection.into_response(format),
         };
     }
@@ -124,7 +153,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     for item in batch {
         let response =
             match parse_request(item).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
-                Ok(request) => run(&state, &parts, token.clone(), request).await,
+                Ok(request) => run(&state, &parts, token.clone(), request, deadline).await,
                 Err(rejection) => rejection.into_graphql(),
             };
         responses.push(response);
@@ -147,8 +176,9 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         Err(refusal) => return refusal.into_response(format),
     };
     let token = presented_token(&parts.headers);
+    let deadline = tokio::time::Instant::now() + state.auth.config.request_timeout;
     match prepare(&state, request, true) {
-        Ok(request) => respond::single(format, run(&state, &parts, token, request).await),
+        Ok(request) => respond::single(format, run(&state, &parts, token, request, deadline).await),
         Err(rejection) => rejection.into_response(format),
     }
 }
@@ -158,9 +188,10 @@ async fn run(
     parts: &Parts,
     token: Option<PresentedToken>,
     (request, operation): (async_graphql::Request, String),
+    deadline: tokio::time::Instant,
 ) -> async_graphql::Response {
     let started = std::time::Instant::now();
-    let response = execute(state, parts, token, request).await;
+    let response = execute(state, parts, token, request, deadline).await;
     let outcome = response
         .errors
         .first()
@@ -180,11 +211,12 @@ async fn execute(
     parts: &Parts,
     token: Option<PresentedToken>,
     request: async_graphql::Request,
+    deadline: tokio::time::Instant,
 ) -> async_graphql::Response {
-    let meta = client::meta(parts, &state.auth.config.trusted_proxies);
+    let meta = client::meta(parts, &state.auth);
     let request = request.data(RequestAuth::new(token)).data(meta).data(Loaders::new(&state.auth));
     let limit = state.auth.config.request_timeout;
-    match tokio::time::timeout(limit, state.schema.execute(request)).await {
+    match tokio::time::timeout_at(deadline, state.schema.execute(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
@@ -214,7 +246,7 @@ fn prepare(
     let document = match request.parsed_query() {
         Ok(document) => document,
         // Let the schema report it, with its code, as a GraphQL response.
-        Err(_) => return Ok((request, "unparsed".to_owned())),
+        Err(_) => return Ok((request, "invalid".to_owned())),
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), None) => Some(op),
@@ -243,13 +275,18 @@ fn prepare(
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
-    let label = operation_label(&operation.node);
+    let label = operation_label(&operation.node, &state.operation_labels);
     Ok((request, label))
 }
 
-/// `mutation:login`: the operation type and its first field, names from the
-/// schema (a client-chosen operation name would make metrics unbounded).
-fn operation_label(operation: &async_graphql::parser::types::OperationDefinition) -> String {
+/// `mutation:login`: the operation type and its first field, when the
+/// schema has that field; `invalid` for anything else. A label taken from
+/// the document as sent (an operation name, an unknown field) would let
+/// anonymous clients create metric series without bound.
+fn operation_label(
+    operation: &async_graphql::parser::types::OperationDefinition,
+    known: &std::collections::HashSet<String>,
+) -> String {
     let kind = match operation.ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",
@@ -259,7 +296,8 @@ fn operation_label(operation: &async_graphql::parser::types::OperationDefinition
         async_graphql::parser::types::Selection::Field(field) => Some(field.node.name.node.as_str()),
         _ => None,
     });
-    format!("{kind}:{}", field.unwrap_or("fragment"))
+    let label = format!("{kind}:{}", field.unwrap_or("fragment"));
+    if known.contains(&label) { label } else { "invalid".to_owned() }
 }
 
 fn parse_request(value: Value) -> Result<async_graphql::Request, Refusal> {
@@ -314,6 +352,10 @@ fn checked(request: async_graphql::Request) -> Result<async_graphql::Request, Re
     Ok(request)
 }
 
+/// How much of an over-large body is read and thrown away before the 413,
+/// so the client sees the answer; beyond it the connection is closed.
+const DRAIN_MAX: usize = 1024 * 1024;
+
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Refusal> {
     let too_large = || Refusal {
         status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -324,10 +366,24 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    let drain = limit.max(DRAIN_MAX);
+    if declared.is_some_and(|len| len > drain) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let Ok(chunk) = chunk else { return Err(too_large()) };
+        seen += chunk.len();
+        if seen > drain {
+            return Err(too_large());
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit { Err(too_large()) } else { Ok(kept.into()) }
 }
 
 /// `Authorization` alone decides when present (a malformed one fails
@@ -350,7 +406,8 @@ fn presented_token(headers: &HeaderMap) -> Option<PresentedToken> {
 }
 
 /// A cross-site form can only send "simple" requests: a JSON content type
-/// or a custom header proves the request came from script on an allowed origin.
+/// (any charset) or a custom header proves the request came from script on
+/// an allowed origin (anything else needs a CORS preflight we refuse).
 fn csrf_proof(headers: &HeaderMap) -> bool {
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -360,6 +417,44 @@ fn csrf_proof(headers: &HeaderMap) -> bool {
     json || ["x-requested-with", "apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight"]
         .iter()
         .any(|name| headers.contains_key(*name))
+}
+
+/// A request carrying cookies whose `Origin` is neither this server nor an
+/// allowed CORS origin, or that the browser marks `Sec-Fetch-Site:
+/// cross-site` without such an origin. Requests without cookies (bearer
+/// clients, servers) are not judged by this.
+fn cross_site_with_cookies(headers: &HeaderMap, config: &crate::config::Config) -> bool {
+    if !headers.contains_key(header::COOKIE) {
+        return false;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(|o| o.trim_end_matches('/'));
+    let allowed = |origin: &str| {
+        config.cors_origins.iter().any(|o| o.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
+            || same_origin(origin, headers, &config.public_url)
+    };
+    match origin {
+        Some(origin) => !allowed(origin),
+        None => {
+            headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        }
+    }
+}
+
+/// `origin` is this server: the origin of `AUTHGATE_PUBLIC_URL`, or the
+/// scheme-less authority the request was sent to (`Host`).
+fn same_origin(origin: &str, headers: &HeaderMap, public_url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(origin) else { return false };
+    let public = url::Url::parse(public_url).ok().map(|u| u.origin());
+    if public.is_some_and(|public| public == parsed.origin()) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => return false,
+    };
+    host.is_some_and(|host| host.eq_ignore_ascii_case(&authority))
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {

@@ -27,6 +27,13 @@ pub fn apply(router: Router, config: &Config) -> Router {
     for (name, value) in defaults {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
+    if !config.hsts_max_age.is_zero() {
+        let value = format!("max-age={}; includeSubDomains", config.hsts_max_age.as_secs());
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            router =
+                router.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, value));
+        }
+    }
     match cors(config) {
         Some(layer) => router.layer(layer),
         None => router,

@@ -10,6 +10,7 @@ mod health;
 mod oauth;
 pub mod observe;
 mod respond;
+pub mod server;
 
 use axum::{Router, routing::get};
 
@@ -22,17 +23,28 @@ pub struct AppState {
     pub schema: AppSchema,
     /// GraphiQL page, rendered once at start-up.
     pub graphiql: Option<graphiql::Page>,
+    /// The metric labels operations may carry (the schema's root fields).
+    pub operation_labels: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 pub fn router(state: AppState) -> Router {
     let config = state.auth.config.clone();
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::alive))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(observe::metrics))
+        .route("/readyz", get(health::ready));
+    // With a metrics address of its own, `/metrics` is served there only.
+    if config.metrics_bind.is_none() {
+        routes = routes.route("/metrics", get(observe::metrics));
+    }
+    let routes = routes
         .route("/graphiql/assets/{*path}", get(graphiql::asset))
         .route("/auth/callback/{provider}", get(oauth::callback))
         .with_state(state);
     headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))
+}
+
+/// `/metrics` alone, for `AUTHGATE_METRICS_BIND`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(observe::metrics)).with_state(state)
 }

@@ -21,14 +21,14 @@ pub async fn callback(
 ) -> Response {
     let auth = &state.auth;
     let (parts, _) = request.into_parts();
-    let meta = client::meta(&parts, &auth.config.trusted_proxies);
+    let meta = client::meta(&parts, auth);
     let params = params(parts.uri.query().unwrap_or_default());
     let browser_state = parts
         .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie::find_named(v, cookie::oauth_state_name(auth.config.cookie_secure)));
+        .find_map(|v| cookie::find_named(v, cookie::oauth_state_name(auth.config.cookie_secure())));
     let result = oauth::finish(auth, &provider, params, browser_state.as_deref(), &meta).await;
     // The state cookie is cleared only once its flow was found and spent: a
     // stray link to the callback must not cancel a sign-in in progress.
@@ -70,6 +70,7 @@ fn params(query: &str) -> CallbackParams {
             "code" => &mut params.code,
             "state" => &mut params.state,
             "error" => &mut params.error,
+            "error_description" => &mut params.error_description,
             _ => continue,
         };
         slot.get_or_insert_with(|| value.into_owned());

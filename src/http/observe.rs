@@ -82,19 +82,36 @@ pub fn record_operation(operation: &str, outcome: &str, started: Instant) {
     .record(started.elapsed().as_secs_f64());
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// How often the recorder drains its histogram samples into buckets. Without
+/// it, samples pile up in memory until someone scrapes `/metrics`.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder, installed on first use, with a
+/// thread of its own for upkeep (it needs no async runtime).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let buckets =
                 [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
                 .ok()?
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-                .ok()
+                .ok()?;
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                })
+                .map_err(|e| tracing::warn!(error = %e, "metrics upkeep not started"))
+                .ok()?;
+            Some(handle)
         })
         .as_ref()
 }

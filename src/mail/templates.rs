@@ -52,15 +52,49 @@ pub fn reset_password(to: &str, app_url: &str, token: &str, valid_minutes: u64) 
     )
 }
 
+/// The sign-in methods, as the owner reads them in a notice.
+fn methods_line(methods: &[String]) -> String {
+    if methods.is_empty() {
+        return "Your account has no way to sign in left.".to_owned();
+    }
+    format!("Ways to sign in to your account now: {}.", methods.join(", "))
+}
+
 /// Tells the owner that a new way into the account was added, so a stolen
-/// session cannot quietly set itself up a lasting one.
-pub fn sign_in_method_added(to: &str, app_url: &str, what: &str) -> Email {
+/// session cannot quietly set itself up a lasting one. Every way in is
+/// listed, so one the owner does not know stands out.
+pub fn sign_in_method_added(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
     compose(
         to,
         "A new way to sign in was added to your account",
-        &format!("{what} was just added to your account."),
+        &format!("{what} was just added to your account. {}", methods_line(methods)),
         "Review your account",
         app_url,
         "If this was you, there is nothing to do. If not, reset your password and sign out your other sessions.",
+    )
+}
+
+/// Tells the owner their password was changed or reset (ASVS 2.2.3).
+pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) -> Email {
+    compose(
+        to,
+        "Your password was changed",
+        &format!("The password of your account was just {how}. {}", methods_line(methods)),
+        "Review your account",
+        app_url,
+        "If this was you, there is nothing to do. If not, reset your password now: the link in a reset mail signs out every session.",
+    )
+}
+
+/// Sent instead of an answer that would reveal the address has an account
+/// (`AUTHGATE_REGISTER_PRIVACY`).
+pub fn registration_attempted(to: &str, app_url: &str) -> Email {
+    compose(
+        to,
+        "Someone tried to register with your address",
+        "Someone just tried to create an account with this email address, which already has one.",
+        "Sign in or reset your password",
+        app_url,
+        "If this was you, sign in instead (or reset your password if you forgot it). If not, ignore this message: nothing changed.",
     )
 }

@@ -17,6 +17,8 @@ both_backends!(
     a_success_resets_the_account_counter,
     other_operations_are_limited,
     graphql_limits_refuse_and_the_server_goes_on,
+    one_ipv6_64_shares_one_budget,
+    a_trusted_device_outlasts_an_account_wide_lockout,
 );
 
 const PW: &str = "the right password";
@@ -338,4 +340,125 @@ async fn a_one_megabyte_password_is_refused_without_hashing() {
     assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(app.state.auth.hasher.verifications(), before);
     assert_eq!(roomy.state.auth.hasher.verifications(), 0, "no hash for the 1 MB password");
+}
+
+/// Behind a trusted proxy, as in production: the client is the address the
+/// proxy puts in `X-Forwarded-For`.
+async fn behind_proxy(app: &TestApp, tweak: impl FnOnce(&mut authgate::config::Config)) -> TestApp {
+    app.sibling(|c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        tweak(c);
+    })
+    .await
+}
+
+fn login_from<'a>(app: &'a TestApp, client: &str, email: &str, password: &str) -> crate::common::Call<'a> {
+    app.post().graphql(LOGIN, login_vars(email, password)).forwarded_for(client)
+}
+
+/// One host routinely holds a whole IPv6 /64: its addresses share one
+/// budget, while the neighbouring /64 has its own.
+async fn one_ipv6_64_shares_one_budget(app: TestApp) {
+    let app = behind_proxy(&app, |c| c.rate_login_ip = "10/1m".parse().unwrap()).await;
+    let mut codes = Vec::new();
+    for i in 0..50u32 {
+        let client = format!("2001:db8:aa:bb:{:x}:{:x}::{:x}", (i * 7919) % 0xffff, i, i + 1);
+        codes.push(
+            login_from(&app, &client, &format!("n{i}@example.com"), WRONG)
+                .send()
+                .await
+                .code()
+                .map(str::to_owned),
+        );
+    }
+    let allowed = codes.iter().filter(|c| c.as_deref() == Some("INVALID_CREDENTIALS")).count();
+    let limited = codes.iter().filter(|c| c.as_deref() == Some("RATE_LIMITED")).count();
+    assert_eq!((allowed, limited), (10, 40), "50 addresses of one /64: {codes:?}");
+    let neighbour = login_from(&app, "2001:db8:aa:bc::1", "n@example.com", WRONG).send().await;
+    assert_eq!(neighbour.code(), Some("INVALID_CREDENTIALS"), "another /64 has its own budget");
+
+    // IPv4-mapped IPv6 is the IPv4 address: one budget, however it is written.
+    for _ in 0..10 {
+        login_from(&app, "192.0.2.33", "v4@example.com", WRONG).send().await;
+    }
+    let mapped = login_from(&app, "::ffff:192.0.2.33", "v4@example.com", WRONG).send().await;
+    assert_eq!(mapped.code(), Some("RATE_LIMITED"));
+}
+
+/// The device cookie a sign-in handed out (`device=...`), as a `Cookie` header.
+fn device_cookie(reply: &crate::common::Reply) -> String {
+    reply
+        .headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("device="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no device cookie in {:?}", reply.headers))
+        .to_owned()
+}
+
+/// OWASP's device cookie: an attacker who exhausts the account-wide ceiling
+/// from many /64s locks out every unknown client, but not the owner's own
+/// browser, which signed in before and shows its signed device cookie.
+async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
+    let app = behind_proxy(&app, |c| {
+        c.rate_login_account = "20/15m".parse().unwrap();
+        c.rate_login_account_ip = "5/15m".parse().unwrap();
+    })
+    .await;
+    app.register("owner@example.com", PW).await;
+    let signed_in = login_from(&app, "203.0.113.10", "owner@example.com", PW).send().await;
+    assert!(signed_in.body["data"]["login"].is_object(), "{}", signed_in.body);
+    let device = device_cookie(&signed_in);
+    assert!(
+        signed_in.headers.get_all(axum::http::header::SET_COOKIE).iter().any(|c| {
+            let c = c.to_str().unwrap();
+            c.starts_with("device=") && c.contains("HttpOnly") && c.contains("Max-Age=")
+        }),
+        "HttpOnly and long-lived"
+    );
+    app.register("other@example.com", PW).await;
+    let others_device =
+        device_cookie(&login_from(&app, "203.0.113.11", "other@example.com", PW).send().await);
+
+    // The attacker: 5 wrong guesses from each of 4 /64s, then the ceiling.
+    for net in 0..4 {
+        for i in 0..5 {
+            let client = format!("2001:db8:{net}:1::{i}");
+            let reply = login_from(&app, &client, "owner@example.com", WRONG).send().await;
+            assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "{client}");
+        }
+    }
+    let ceiling = login_from(&app, "2001:db8:99:1::1", "owner@example.com", WRONG).send().await;
+    assert_eq!(ceiling.code(), Some("RATE_LIMITED"), "the account-wide ceiling is reached");
+
+    // A fresh client is held back even with the right password...
+    let fresh = login_from(&app, "198.51.100.50", "owner@example.com", PW).send().await;
+    assert_eq!(fresh.code(), Some("RATE_LIMITED"));
+    // ...and so is one with a forged, foreign or unsigned device cookie.
+    let last = if device.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &device[..device.len() - 1]);
+    for cookie in [forged.as_str(), others_device.as_str(), "device=0123456789abcdef.0123456789abcdef"] {
+        let reply =
+            login_from(&app, "203.0.113.10", "owner@example.com", PW).header("cookie", cookie).send().await;
+        assert_eq!(reply.code(), Some("RATE_LIMITED"), "{cookie}");
+    }
+    // The owner's device signs in, from its usual address or a new one.
+    for client in ["203.0.113.10", "2001:db8:77:1::5"] {
+        let owner = login_from(&app, client, "owner@example.com", PW).header("cookie", &device).send().await;
+        assert!(owner.body["data"]["login"].is_object(), "{client}: {}", owner.body);
+    }
+
+    // A stolen device cookie is no master key: it has a budget of its own.
+    for _ in 0..5 {
+        let reply = login_from(&app, "203.0.113.99", "owner@example.com", WRONG)
+            .header("cookie", &device)
+            .send()
+            .await;
+        assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
+    }
+    let spent =
+        login_from(&app, "203.0.113.99", "owner@example.com", PW).header("cookie", &device).send().await;
+    assert_eq!(spent.code(), Some("RATE_LIMITED"), "the device's own budget");
 }

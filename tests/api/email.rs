@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     both_backends,
-    common::{TestApp, str_of, token_in},
+    common::{REGISTER, TestApp, str_of, token_in},
 };
 
 both_backends!(
@@ -198,15 +198,25 @@ async fn reset_for_unknown_email_sends_nothing(app: TestApp) {
 
 async fn login_can_require_a_verified_email(app: TestApp) {
     let strict = app.sibling(|c| c.require_email_verification = true).await;
-    strict.register("strict@example.com", PW).await;
+    let registered =
+        strict.gql(REGISTER, json!({ "input": { "email": "strict@example.com", "password": PW } })).await;
+    assert_eq!(registered.code(), Some("EMAIL_NOT_VERIFIED"), "no session before verification");
+    let token = strict.mailed_token("strict@example.com", VERIFY_SUBJECT, 1).await;
     assert_eq!(strict.login("strict@example.com", PW).await.code(), Some("EMAIL_NOT_VERIFIED"));
     assert_eq!(
         strict.login("strict@example.com", "wrong password").await.code(),
         Some("INVALID_CREDENTIALS")
     );
-    let token = strict.mailed_token("strict@example.com", VERIFY_SUBJECT, 1).await;
-    strict.gql(VERIFY, json!({ "token": token })).await;
+    // The link has expired: the next correct sign-in mails a fresh one (and
+    // not while one is live, which would break the link in the inbox).
+    strict.clock.advance(Duration::hours(25));
+    assert_eq!(strict.login("strict@example.com", PW).await.code(), Some("EMAIL_NOT_VERIFIED"));
+    let fresh = strict.mailed_token("strict@example.com", VERIFY_SUBJECT, 2).await;
+    assert_ne!(fresh, token);
+    assert_eq!(strict.gql(VERIFY, json!({ "token": token })).await.code(), Some("INVALID_TOKEN"), "expired");
+    strict.gql(VERIFY, json!({ "token": fresh })).await;
     assert!(strict.login("strict@example.com", PW).await.body["data"]["login"].is_object());
+    assert_eq!(strict.mails("strict@example.com", VERIFY_SUBJECT).len(), 2, "no mail while a link was live");
 }
 
 async fn sessions_of_a_user_are_visible_only_to_that_user(app: TestApp) {

@@ -10,6 +10,7 @@ mod email;
 mod oauth;
 mod observability;
 mod outage;
+mod security;
 mod sessions;
 mod smtp;
 mod tcp;

@@ -48,6 +48,9 @@ each_backend!(
     a_pending_link_dies_with_its_session,
     provider_key_rotation_is_picked_up,
     a_passwordless_account_is_deleted_after_a_fresh_sign_in,
+    linking_needs_a_recent_sign_in,
+    a_link_racing_a_password_change_does_not_land,
+    a_reset_can_remove_every_provider_link,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -523,4 +526,103 @@ async fn a_passwordless_account_is_deleted_after_a_fresh_sign_in(backend: Backen
     assert_eq!(user_count(&app).await, 0);
     assert_eq!(app.count(accounts::Entity).await, 0);
     assert_eq!(app.count(sessions::Entity).await, 0);
+}
+
+/// A stolen session of any age cannot link the thief's provider account:
+/// linkOAuth needs a sign-in of the last 10 minutes.
+async fn linking_needs_a_recent_sign_in(backend: Backend) {
+    let Some((app, _mock)) = setup(backend).await else { return };
+    let (token, user_id) = app.register("old@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    app.clock.advance(chrono::Duration::minutes(11));
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&token)).await;
+    assert_eq!(started.reply.code(), Some("REAUTHENTICATION_REQUIRED"), "{}", started.reply.body);
+    assert_eq!(app.count(oauth_flows::Entity).await, 0, "no flow begun");
+    let fresh = str_of(&app.login("old@example.com", PW).await.body["data"]["login"]["token"]);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&fresh)).await;
+    assert!(started.url.starts_with("http://127.0.0.1"), "{}", started.reply.body);
+}
+
+/// A (stolen) session links the thief's provider account; while the code
+/// is being exchanged the owner changes their password, ending that
+/// session. The link must not be written after the check passed.
+async fn a_link_racing_a_password_change_does_not_land(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let app = std::sync::Arc::new(app);
+    let (owner, user_id) = app.register("racer@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    let thief = str_of(&app.login("racer@example.com", PW).await.body["data"]["login"]["token"]);
+    let reached = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (hook_reached, hook_release) = (reached.clone(), release.clone());
+    app.state.auth.checkpoints.install(std::sync::Arc::new(move |point| {
+        let (reached, release) = (hook_reached.clone(), hook_release.clone());
+        Box::pin(async move {
+            if point == "oauth:identity_checked" {
+                reached.notify_one();
+                let _ = release.acquire().await.map(|p| p.forget());
+            }
+        })
+    }));
+    mock.next(Person::verified("thief-gh", "thief@example.com"), Tamper::None);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&thief)).await;
+    let back = at_provider(&started.url).await;
+    let callback = tokio::spawn({
+        let (app, cookie) = (app.clone(), started.cookie.clone());
+        async move { callback(&app, &back, cookie.as_deref()).await }
+    });
+    reached.notified().await;
+    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
+    let changed = app
+        .authed(
+            &owner,
+            change,
+            json!({ "input": { "currentPassword": PW, "newPassword": "locked out thieves 9" } }),
+        )
+        .await;
+    assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
+    release.add_permits(1);
+    let reply = callback.await.expect("callback task");
+    assert_eq!(location(&reply), format!("{APP}/?error=UNAUTHENTICATED"));
+    let links = accounts::Entity::find()
+        .filter(accounts::Column::ProviderId.eq("mock"))
+        .count(app.db())
+        .await
+        .unwrap();
+    assert_eq!(links, 0, "nothing was linked");
+}
+
+/// `resetPassword(removeProviderLinks: true)` leaves the new password as
+/// the only way in; without the flag, links stay. Both notices list the
+/// ways in that remain.
+async fn a_reset_can_remove_every_provider_link(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (token, user_id) = app.register("linked@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    mock.next(Person::verified("gh-9", "linked@example.com"), Tamper::None);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&token)).await;
+    let back = at_provider(&started.url).await;
+    assert_eq!(location(&callback(&app, &back, started.cookie.as_deref()).await), APP);
+    let added = app.wait_for_mails("linked@example.com", NOTICE, 1).await;
+    assert!(added[0].contains("Ways to sign in to your account now: password, mock."), "{}", added[0]);
+
+    let request = "mutation R($e: String!) { requestPasswordReset(email: $e) }";
+    let reset = "mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }";
+    app.gql(request, json!({ "e": "linked@example.com" })).await;
+    let first = app.mailed_token("linked@example.com", "Reset your password", 1).await;
+    let kept =
+        app.gql(reset, json!({ "input": { "token": first, "newPassword": "keep my links 2026" } })).await;
+    assert_eq!(kept.body["data"]["resetPassword"], true, "{}", kept.body);
+    assert_eq!(app.count(accounts::Entity).await, 2, "links stay by default");
+
+    app.gql(request, json!({ "e": "linked@example.com" })).await;
+    let second = app.mailed_token("linked@example.com", "Reset your password", 2).await;
+    let input = json!({ "input": { "token": second, "newPassword": "only my password now", "removeProviderLinks": true } });
+    assert_eq!(app.gql(reset, input).await.body["data"]["resetPassword"], true);
+    let left: Vec<String> =
+        accounts::Entity::find().all(app.db()).await.unwrap().into_iter().map(|a| a.provider_id).collect();
+    assert_eq!(left, vec!["credential".to_owned()]);
+    let notices = app.wait_for_mails("linked@example.com", "Your password was changed", 2).await;
+    assert!(notices[1].contains("Ways to sign in to your account now: password."), "{}", notices[1]);
+    assert!(app.login("linked@example.com", "only my password now").await.body["data"]["login"].is_object());
 }

@@ -33,6 +33,35 @@ async fn metrics_expose_the_listed_series_after_a_login() {
     }
 }
 
+/// Anonymous garbage must not create metric series: a document naming
+/// fields the schema does not have is labelled `invalid`, whatever it names.
+#[tokio::test]
+async fn unknown_fields_add_no_metric_series() {
+    let app = TestApp::sqlite().await;
+    let series = |text: &str| {
+        text.lines().filter(|l| l.starts_with("authgate_graphql_request_duration_seconds_count")).count()
+    };
+    app.gql("{ stillUnknownField }", json!({})).await;
+    app.gql("mutation { stillUnknownMutation }", json!({})).await;
+    app.gql("{ unparsable", json!({})).await;
+    let before = series(&app.get("/metrics").send().await.text);
+    for i in 0..1000 {
+        let reply = app.gql(&format!("{{ garbage{i:04}x }}"), json!({})).await;
+        assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "{}", reply.body);
+    }
+    for i in 0..20 {
+        app.gql(&format!("mutation {{ garbage{i:04}y }}"), json!({})).await;
+        app.gql(&format!("query Named{i} {{ garbage{i:04}z }}"), json!({})).await;
+    }
+    let text = app.get("/metrics").send().await.text;
+    assert!(!text.contains("garbage"), "a client-chosen name became a label");
+    assert!(text.contains(r#"operation="invalid""#), "{text}");
+    // Other tests share the process-wide recorder and may add their own
+    // (bounded) series meanwhile; 1 040 distinct documents must add none.
+    let added = series(&text) - before;
+    assert!(added <= 30, "{added} series added by 1040 distinct unknown fields");
+}
+
 #[tokio::test]
 async fn request_ids_are_honoured_or_made() {
     let app = TestApp::sqlite().await;

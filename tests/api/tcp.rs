@@ -1,6 +1,15 @@
 //! The server over a real TCP socket, as a client sees it.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use authgate::http::server::Limits;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use entity::sessions;
 use sea_orm::EntityTrait;
@@ -13,11 +22,163 @@ use crate::{
 
 both_backends!(register_me_logout_over_tcp_with_cookies);
 
-async fn register_me_logout_over_tcp_with_cookies(app: TestApp) {
+fn limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: 50,
+        shutdown_timeout: Duration::from_secs(1),
+    }
+}
+
+/// The app on a loopback port, through the server's own accept loop.
+async fn serve(app: &TestApp, limits: Limits) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, service).await });
+    let server = tokio::spawn(authgate::http::server::serve(
+        listener,
+        app.router.clone(),
+        limits,
+        std::future::pending(),
+    ));
+    (addr, server)
+}
+
+/// Reads until the server closes the connection (or 6 s pass); returns
+/// what arrived and how long it took.
+async fn until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(6), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("still open after 6 s; got {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    (String::from_utf8_lossy(&seen).into_owned(), started.elapsed())
+}
+
+async fn served(client: &reqwest::Client, addr: SocketAddr) -> bool {
+    let reply = client
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await;
+    matches!(reply, Ok(r) if r.status() == 200)
+}
+
+/// Half a header, an idle kept-alive connection and a body sent a byte at a
+/// time are all closed within their timeouts, while others are served.
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_others_served() {
+    let app = TestApp::sqlite_with(|c| c.request_timeout = Duration::from_secs(2)).await;
+    let (addr, _server) = serve(&app, limits()).await;
+    let client = reqwest::Client::new();
+
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-").await.unwrap();
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut trickle = TcpStream::connect(addr).await.unwrap();
+    trickle
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let (mut trickle_read, mut trickle_write) = trickle.into_split();
+    let dribble = tokio::spawn(async move {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if trickle_write.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    assert!(served(&client, addr).await, "a normal request meanwhile");
+
+    let (seen, took) = until_closed(&mut half).await;
+    assert!(took < Duration::from_secs(4), "half a header held {took:?}: {seen:?}");
+    let (seen, took) = until_closed(&mut idle).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(took < Duration::from_secs(4), "idle keep-alive held {took:?}");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(6), trickle_read.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("BAD_REQUEST"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "trickled body held {:?}", started.elapsed());
+    dribble.abort();
+    assert!(served(&client, addr).await, "still serving");
+}
+
+/// At most `max_connections` are open: idle ones beyond it wait in the
+/// backlog and are served once a slot frees (here, when a holder times out).
+#[tokio::test]
+async fn open_connections_are_capped() {
+    let app = TestApp::sqlite().await;
+    let (addr, _server) = serve(&app, Limits { max_connections: 2, ..limits() }).await;
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    waiting.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut early = [0u8; 16];
+    let answered_early =
+        tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut early)).await.is_ok();
+    assert!(!answered_early, "a third connection is not served while two are open");
+    let (seen, _) = until_closed(&mut waiting).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "served once a slot freed: {seen:?}");
+}
+
+/// Refusals (415, 413, 403) come after the bounded body was read, so a
+/// real client reads the JSON answer instead of a connection reset.
+#[tokio::test]
+async fn refused_posts_answer_cleanly_over_the_wire() {
+    let app = TestApp::sqlite().await;
+    let (addr, _server) = serve(&app, limits()).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/graphql");
+    let form = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"{ me { id } }"}"#.repeat(1000));
+    let reply = form.send().await.expect("an answer, not a reset");
+    assert_eq!(reply.status(), 415);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let big = format!(r#"{{"query":"{{ me {{ id }} }}","x":"{}"}}"#, "a".repeat(200 * 1024));
+    let reply = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status(), 413);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let multipart = format!(
+        "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n--x--\r\n",
+        "x".repeat(100 * 1024)
+    );
+    let reply = client
+        .post(&url)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(multipart)
+        .send()
+        .await
+        .expect("an answer");
+    assert!([413, 415].contains(&reply.status().as_u16()), "{}", reply.status());
+    assert!(reply.json::<Value>().await.is_ok(), "a JSON body");
+}
+
+async fn register_me_logout_over_tcp_with_cookies(app: TestApp) {
+    let (addr, server) = serve(&app, limits()).await;
 
     let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
     let url = format!("http://{addr}/graphql");

@@ -18,7 +18,6 @@ use crate::{
         session, validate,
     },
     error::AuthError,
-    mail::templates,
 };
 
 /// How a callback ended.
@@ -34,7 +33,7 @@ pub async fn complete(
     auth: &AuthContext,
     provider: &str,
     identity: Identity,
-    link_user: Option<Uuid>,
+    link: Option<(Uuid, Uuid)>,
     meta: &ClientMeta,
 ) -> Result<Completed, AuthError> {
     let now = auth.clock.now();
@@ -43,15 +42,35 @@ pub async fn complete(
         .filter(accounts::Column::AccountId.eq(&identity.subject))
         .one(&auth.db)
         .await?;
-    if let Some(user_id) = link_user {
+    if let Some((user_id, session_id)) = link {
         return match linked {
             Some(account) if account.user_id == user_id => Ok(Completed::Linked),
             Some(_) => Err(AuthError::AccountAlreadyLinked),
             None => {
+                // The session that began the link must still be alive when
+                // the link is written, not only before the provider round
+                // trip: the user's row is held first, so a password change
+                // or reset (which ends sessions) is either wholly before
+                // this check or waits until the link is written.
+                let txn = auth.db.begin().await?;
+                users::Entity::update_many()
+                    .col_expr(users::Column::UpdatedAt, Expr::value(now))
+                    .filter(users::Column::Id.eq(user_id))
+                    .exec(&txn)
+                    .await?;
+                let alive = entity::sessions::Entity::find_by_id(session_id)
+                    .filter(entity::sessions::Column::UserId.eq(user_id))
+                    .filter(entity::sessions::Column::ExpiresAt.gt(now))
+                    .count(&txn)
+                    .await?;
+                if alive == 0 {
+                    return Err(AuthError::Unauthenticated);
+                }
                 account::account_row(user_id, provider, &identity.subject, None, now)
-                    .insert(&auth.db)
+                    .insert(&txn)
                     .await
                     .map_err(taken)?;
+                txn.commit().await?;
                 tracing::info!(%user_id, "provider linked");
                 if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
                     notify_linked(auth, &user, provider);
@@ -97,7 +116,7 @@ pub async fn complete(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
-    if auth.config.require_email_verification && !user.email_verified {
+    if auth.config.verification_required() && !user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }
     let new = session::create(&txn, auth, user.id, meta).await?;
@@ -107,13 +126,12 @@ pub async fn complete(
     }
     tracing::info!("signed in through OAuth");
     metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
-    Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user })))
+    Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user, device: None })))
 }
 
 /// Tells the owner a provider now signs in to their account.
 fn notify_linked(auth: &AuthContext, user: &users::Model, provider: &str) {
-    let what = format!("Sign-in with {provider}");
-    auth.mail.send(templates::sign_in_method_added(&user.email, &auth.config.app_url, &what));
+    account::notify(auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")));
 }
 
 /// The provider just proved the address belongs to this person. If the
@@ -140,6 +158,7 @@ async fn mark_verified(
         id: Set(user.id),
         email_verified: Set(true),
         updated_at: Set(now),
+        credentials_version: Set(user.credentials_version + 1),
         ..Default::default()
     }
     .update(conn)
@@ -164,6 +183,7 @@ async fn create_user(
         email_verified: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
+        credentials_version: Set(0),
     }
     .insert(conn)
     .await?;
@@ -182,8 +202,14 @@ fn taken(err: DbErr) -> AuthError {
 
 /// Removes one of the user's sign-in methods; `false` when the user has no
 /// such account, `LAST_SIGN_IN_METHOD` when it is the only one left.
-#[instrument(skip_all, fields(user_id = %user_id))]
-pub async fn unlink(auth: &AuthContext, user_id: Uuid, account_id: Uuid) -> Result<bool, AuthError> {
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn unlink(
+    auth: &AuthContext,
+    current: &session::CurrentSession,
+    account_id: Uuid,
+) -> Result<bool, AuthError> {
+    account::require_fresh_sign_in(auth, current)?;
+    let user_id = current.user.id;
     let txn = auth.db.begin().await?;
     // Writing the user row first serializes concurrent unlinks of one user
     // (a row lock on PostgreSQL, the write lock on SQLite), so two of them

@@ -124,7 +124,11 @@ pub async fn start(
     if link.is_some_and(|current| !current.user.email_verified) {
         return Err(AuthError::EmailNotVerified);
     }
-    limits::hit(auth, Rule::OAuthIp, limits::ip_subject(meta.ip_address.as_deref())).await?;
+    // A new way in needs a recent sign-in, not merely a (possibly stolen) session.
+    if let Some(current) = link {
+        crate::auth::account::require_fresh_sign_in(auth, current)?;
+    }
+    limits::hit(auth, Rule::OAuthIp, &limits::ip_subject(meta)).await?;
     let state = token::generate();
     let nonce = token::generate().secret;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -153,6 +157,7 @@ pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
+    pub error_description: Option<String>,
 }
 
 /// A failed callback; `redirect_to` is known once the flow was found.
@@ -194,7 +199,10 @@ pub async fn finish(
     let redirect_to = flow.redirect_to.clone();
     let fail = |error| CallbackError { error, redirect_to: Some(redirect_to.clone()) };
     if let Some(error) = &params.error {
-        tracing::info!(error = %error.chars().take(64).collect::<String>(), "provider refused the sign-in");
+        // Escaped (`?`): the provider's text must not forge log lines.
+        let description =
+            params.error_description.as_deref().map(|d| d.chars().take(256).collect::<String>());
+        tracing::info!(error = ?error.chars().take(64).collect::<String>(), ?description, "provider refused the sign-in");
         return Err(fail(AuthError::OAuthDenied));
     }
     let code = params
@@ -216,7 +224,9 @@ pub async fn finish(
     }
     let target = auth.oauth.provider(provider).map_err(|_| fail(AuthError::OAuthStateInvalid))?;
     let identity = target.identity(code, flow.pkce_verifier, &flow.nonce).await.map_err(fail)?;
-    let completed = link::complete(auth, provider, identity, flow.link_user_id, meta).await.map_err(fail)?;
+    auth.checkpoints.reach("oauth:identity_checked").await;
+    let link = flow.link_user_id.zip(flow.link_session_id);
+    let completed = link::complete(auth, provider, identity, link, meta).await.map_err(fail)?;
     Ok((completed, redirect_to))
 }
 

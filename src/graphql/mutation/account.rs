@@ -18,7 +18,8 @@ impl AccountMutation {
     /// Replaces the password. `INVALID_CREDENTIALS` when `currentPassword` is
     /// wrong; `BAD_USER_INPUT` (field `newPassword`) when the new one is outside
     /// the policy or equals the current one. Signs out the other sessions
-    /// unless `revokeOtherSessions` is false.
+    /// unless `revokeOtherSessions` is false, spends outstanding reset links
+    /// and mails the owner a notice.
     #[graphql(guard = "SessionGuard")]
     async fn change_password(
         &self,

@@ -51,7 +51,9 @@ impl EmailMutation {
     }
 
     /// Sets a new password with the token from the mailed link: spends the
-    /// token, marks the email verified and signs out every session.
+    /// token, marks the email verified, signs out every session and mails
+    /// the owner a notice; with `removeProviderLinks`, also removes every
+    /// provider link.
     /// `INVALID_TOKEN` for a bad token; `BAD_USER_INPUT` (field `newPassword`)
     /// for a password outside the policy.
     async fn reset_password(
@@ -60,7 +62,12 @@ impl EmailMutation {
         #[graphql(desc = "The token from the reset link and the new password.")] input: ResetPasswordInput,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
-        recovery::reset_password(auth, &input.token, input.new_password, &client_meta(ctx)).await.gql()?;
+        let reset = recovery::Reset {
+            token: input.token,
+            new_password: input.new_password,
+            remove_provider_links: input.remove_provider_links,
+        };
+        recovery::reset_password(auth, reset, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 }

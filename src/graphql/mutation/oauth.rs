@@ -37,6 +37,8 @@ impl OAuthMutation {
     /// Like `startOAuth`, for the signed-in user: the callback links the
     /// provider account to this user instead of signing in.
     /// `EMAIL_NOT_VERIFIED` until the user's email is verified;
+    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
+    /// last 10 minutes;
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
     /// belongs to another user.
     #[graphql(name = "linkOAuth", guard = "SessionGuard")]
@@ -56,7 +58,9 @@ impl OAuthMutation {
 
     /// Removes one of the caller's sign-in methods (an id from
     /// `me { accounts { id } }`). `false` when the caller has no such
-    /// account; `LAST_SIGN_IN_METHOD` when it is the only one left.
+    /// account; `LAST_SIGN_IN_METHOD` when it is the only one left;
+    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
+    /// last 10 minutes.
     #[graphql(guard = "SessionGuard")]
     async fn unlink_account(
         &self,
@@ -65,13 +69,15 @@ impl OAuthMutation {
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         let Ok(account_id) = uuid::Uuid::parse_str(&id) else { return Ok(false) };
-        oauth::unlink(auth, current.user.id, account_id).await.gql()
+        oauth::unlink(auth, current, account_id).await.gql()
     }
 
     /// Gives a password to a user who has none (signed up through OAuth), so
     /// they can also sign in with email and password. `PASSWORD_ALREADY_SET`
     /// when there is one (use `changePassword`); `BAD_USER_INPUT` (field
-    /// `newPassword`) when it is outside the policy.
+    /// `newPassword`) when it is outside the policy;
+    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
+    /// last 10 minutes. The owner is mailed a notice listing every way in.
     #[graphql(guard = "SessionGuard")]
     async fn set_password(
         &self,
@@ -79,7 +85,7 @@ impl OAuthMutation {
         #[graphql(desc = "The password to set.")] new_password: String,
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
-        account::set_password(auth, &current.user, new_password).await.gql()?;
+        account::set_password(auth, current, new_password).await.gql()?;
         Ok(true)
     }
 }

@@ -16,9 +16,15 @@ pub struct SignInMutation;
 #[Object]
 impl SignInMutation {
     /// Creates an account with email and password and signs it in: returns the
-    /// token and sets the `session_token` cookie. `EMAIL_TAKEN` when the email
-    /// (case-insensitively) already has an account; `BAD_USER_INPUT` for an
-    /// invalid email, a password outside 8..128 characters or a too-long name.
+    /// token and sets the `session_token` cookie (and a long-lived device
+    /// cookie). `EMAIL_TAKEN` when the email (case-insensitively) already has
+    /// an account; `BAD_USER_INPUT` for an invalid email, a password outside
+    /// 8..128 characters or a name too long or with invisible or
+    /// direction-changing characters; `RATE_LIMITED` per client, per target
+    /// address and server-wide. When the server requires verified addresses,
+    /// the account is created and the link mailed, but the answer is
+    /// `EMAIL_NOT_VERIFIED` (no session); in privacy mode a taken address
+    /// answers exactly that too (its owner is mailed instead).
     async fn register(
         &self,
         ctx: &Context<'_>,
@@ -33,8 +39,9 @@ impl SignInMutation {
     /// Signs in with email and password: returns the token and sets the
     /// `session_token` cookie. `INVALID_CREDENTIALS` for an unknown email or a
     /// wrong password alike; `EMAIL_NOT_VERIFIED` (after the password check)
-    /// when the server requires verified addresses; `RATE_LIMITED` after too
-    /// many attempts.
+    /// when the server requires verified addresses (a fresh link is mailed
+    /// when the last one expired); `RATE_LIMITED` after too many attempts
+    /// (a client with this account's device cookie has a budget of its own).
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -53,5 +60,8 @@ pub(super) fn signed_in(ctx: &Context<'_>, auth: &AuthContext, signed: account::
         axum::http::header::SET_COOKIE,
         cookie::session(&signed.token, &signed.session, auth),
     );
+    if let Some(device) = &signed.device {
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::device(device, auth));
+    }
     signed.into()
 }

@@ -77,6 +77,8 @@ pub fn test_config(url: &str) -> Config {
     config.argon2_memory_kib = 256;
     config.argon2_iterations = 1;
     config.db_max_connections = 5;
+    // One fixed key for every instance in a test (as in a real deployment).
+    config.secret_key = Some("dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=".to_owned());
     config
 }
 
@@ -158,7 +160,14 @@ impl TestApp {
 
     /// Another server instance (own pool, own state) on the same database.
     pub async fn second_instance(&self) -> Router {
-        let config = test_config(&self.url);
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// Another instance on the same database, with other settings.
+    pub async fn second_instance_with(&self, tweak: impl FnOnce(&mut Config)) -> Router {
+        let mut config = test_config(&self.url);
+        config.outbox_dir = self.outbox.path().to_owned();
+        tweak(&mut config);
         let db = authgate::db::connect(&config).await.expect("connect");
         let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
         authgate::app(state)

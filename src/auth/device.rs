@@ -1,0 +1,71 @@
+//! Device cookies (OWASP's scheme against lock-out): a client that signed in
+//! to an account with its password is remembered as a trusted device for
+//! that account. Its attempts are counted per device, so the account-wide
+//! ceiling (which anyone can exhaust from many addresses) and other
+//! clients' failures do not hold back the owner's own browser or app.
+//!
+//! The HTTP layer signs and checks the cookie; this module only says what
+//! it holds: a random nonce and a tag of the account (not the address).
+
+use sha2::{Digest, Sha256};
+
+/// A device cookie's content, once its signature checked out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Random; names the device's own attempt counter.
+    pub nonce: String,
+    /// Which account it was issued for (a hash of the normalised email).
+    account: String,
+}
+
+impl Device {
+    /// A new device cookie for the account signed in as `email`.
+    pub fn issue(email: &str) -> Self {
+        let mut nonce = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        Self { nonce: hex(&nonce), account: account_tag(email) }
+    }
+
+    /// Whether this device was issued for the account signed in as `email`.
+    pub fn trusted_for(&self, email: &str) -> bool {
+        self.account == account_tag(email)
+    }
+
+    /// The cookie value (signed by the HTTP layer).
+    pub fn value(&self) -> String {
+        format!("{}.{}", self.nonce, self.account)
+    }
+
+    /// The content of a cookie value whose signature was checked.
+    pub fn parse(value: &str) -> Option<Self> {
+        let (nonce, account) = value.split_once('.')?;
+        let sane = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        (sane(nonce) && sane(account)).then(|| Self { nonce: nonce.to_owned(), account: account.to_owned() })
+    }
+}
+
+fn account_tag(email: &str) -> String {
+    hex(&Sha256::digest(email.as_bytes())[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Device;
+
+    #[test]
+    fn a_device_is_trusted_for_its_own_account_only() {
+        let device = Device::issue("owner@example.com");
+        assert!(device.trusted_for("owner@example.com"));
+        assert!(!device.trusted_for("other@example.com"));
+        let parsed = Device::parse(&device.value()).expect("round trip");
+        assert_eq!(parsed, device);
+        assert_ne!(Device::issue("owner@example.com").nonce, device.nonce, "random nonce");
+        for bad in ["", "abc", ".abc", "abc.", "a.b.c", "a b.c"] {
+            assert_eq!(Device::parse(bad), None, "{bad:?}");
+        }
+    }
+}
