@@ -28,10 +28,13 @@ pub enum Scenario {
     Register,
     Logout,
     MeDuringLoginFlood,
+    /// Anonymous documents naming a different unknown field each time:
+    /// what must not grow the server's memory (metric labels are bounded).
+    GarbageFlood,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 7] {
+    pub fn all() -> [Self; 8] {
         [
             Self::Healthz,
             Self::Me,
@@ -40,6 +43,7 @@ impl Scenario {
             Self::Register,
             Self::Logout,
             Self::MeDuringLoginFlood,
+            Self::GarbageFlood,
         ]
     }
 
@@ -52,6 +56,7 @@ impl Scenario {
             Self::Register => "register",
             Self::Logout => "logout",
             Self::MeDuringLoginFlood => "me-during-login-flood",
+            Self::GarbageFlood => "garbage-flood",
         }
     }
 }
@@ -133,6 +138,12 @@ pub async fn run(
             })
             .await
         }
+        Scenario::GarbageFlood => load::run(&label, concurrency, duration, server, move |worker, n| {
+            let body = format!(r#"{{"query":"{{ unknown_{worker}_{n}_{} }}"}}"#, "x".repeat(64));
+            let request = http.post(&graphql).header("content-type", "application/json").body(body);
+            check(request, "GRAPHQL_VALIDATION_FAILED")
+        })
+        .await,
         Scenario::Logout => {
             // Enough fresh sessions for the run: logout is fast, so many.
             let wanted = (6_000 * duration.as_secs().max(1) as usize).clamp(2_000, 120_000);

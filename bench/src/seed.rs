@@ -44,12 +44,15 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize) -> anyhow::Resul
 async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http::AppState> {
     let mut config = Config::for_database(database_url);
     config.outbox_dir = dir.join("outbox");
+    config.secret_key_file = dir.join("data/secret.key");
     config.db_max_connections = 2;
     for rate in [
         &mut config.rate_login_ip,
         &mut config.rate_login_account_ip,
         &mut config.rate_login_account,
         &mut config.rate_register_ip,
+        &mut config.rate_register_email,
+        &mut config.rate_register_global,
         &mut config.rate_mail_ip,
         &mut config.rate_mail_account,
         &mut config.rate_token_ip,

@@ -14,11 +14,13 @@ pub struct Server {
 }
 
 /// Every rate-limit rule, switched off: the benchmark signs in from one address.
-const RATE_RULES: [&str; 8] = [
+const RATE_RULES: [&str; 10] = [
     "LOGIN_IP",
     "LOGIN_ACCOUNT_IP",
     "LOGIN_ACCOUNT",
     "REGISTER_IP",
+    "REGISTER_EMAIL",
+    "REGISTER_GLOBAL",
     "MAIL_IP",
     "MAIL_ACCOUNT",
     "TOKEN_IP",
