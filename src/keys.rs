@@ -43,7 +43,8 @@ impl Keys {
 }
 
 fn decode(encoded: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = STANDARD.decode(encoded.trim()).context("not valid base64")?;
+    // The decoder's own message would quote a character of the secret.
+    let bytes = STANDARD.decode(encoded.trim()).map_err(|_| anyhow::anyhow!("not valid base64"))?;
     bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{} bytes; expected exactly 32", b.len()))
 }
 

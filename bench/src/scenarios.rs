@@ -138,12 +138,14 @@ pub async fn run(
             })
             .await
         }
-        Scenario::GarbageFlood => load::run(&label, concurrency, duration, server, move |worker, n| {
-            let body = format!(r#"{{"query":"{{ unknown_{worker}_{n}_{} }}"}}"#, "x".repeat(64));
-            let request = http.post(&graphql).header("content-type", "application/json").body(body);
-            check(request, "GRAPHQL_VALIDATION_FAILED")
-        })
-        .await,
+        Scenario::GarbageFlood => {
+            load::run(&label, concurrency, duration, server, move |worker, n| {
+                let body = format!(r#"{{"query":"{{ unknown_{worker}_{n}_{} }}"}}"#, "x".repeat(64));
+                let request = http.post(&graphql).header("content-type", "application/json").body(body);
+                check(request, "GRAPHQL_VALIDATION_FAILED")
+            })
+            .await
+        }
         Scenario::Logout => {
             // Enough fresh sessions for the run: logout is fast, so many.
             let wanted = (6_000 * duration.as_secs().max(1) as usize).clamp(2_000, 120_000);

@@ -100,7 +100,7 @@ pub async fn register(
     tracing::info!("user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     recovery::queue_verification(auth, &user);
-    let device = Some(Device::issue(&user.email));
+    let device = Some(Device::issue(&user.email, user.credentials_version));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
 }
 
@@ -152,11 +152,12 @@ pub async fn login(
     password: String,
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
-    // Every attempt counts, before any work: per address (an IPv6 /64), and
+    // Every attempt counts before any hashing: per address (an IPv6 /64),
     // then either per trusted device (a client that signed in to this
-    // account before) or, for any other client, per account from that
-    // address and per account from everywhere. A device is not held back by
-    // the account-wide ceiling, which anyone can exhaust to lock the owner out.
+    // account under its current credentials) or, for any other client, per
+    // account from that address and per account from everywhere. A device
+    // is not held back by the account-wide ceiling, which anyone can
+    // exhaust to lock the owner out.
     let ip = limits::ip_subject(meta);
     let account = validate::normalize_email(email);
     let account_key: String = match &account {
@@ -165,7 +166,27 @@ pub async fn login(
     };
     let account_ip_key = format!("{account_key}|{ip}");
     limits::hit(auth, Rule::LoginIp, &ip).await?;
-    let device = meta.device.as_ref().filter(|d| d.trusted_for(&account_key));
+    // One indexed read, before the per-account counters: a device cookie is
+    // trusted only under the credentials it was issued with.
+    let found = match &account {
+        Some(email) => {
+            accounts::Entity::find()
+                .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+                .find_also_related(users::Entity)
+                .filter(users::Column::Email.eq(email))
+                .one(&auth.db)
+                .await?
+        }
+        None => None,
+    };
+    let (stored_hash, user) = match found {
+        Some((account, Some(user))) => (account.password_hash, Some(user)),
+        _ => (None, None),
+    };
+    let device = meta
+        .device
+        .as_ref()
+        .filter(|d| user.as_ref().is_some_and(|u| d.trusted_for(&u.email, u.credentials_version)));
     match device {
         Some(device) => limits::hit(auth, Rule::LoginDevice, &device.nonce).await?,
         None => {
@@ -173,21 +194,11 @@ pub async fn login(
             limits::hit(auth, Rule::LoginAccount, &account_key).await?;
         }
     }
-    // Over-long passwords never reach argon2 (a 1 MB password must not cost a hash).
-    if password.chars().count() > validate::PASSWORD_MAX {
+    // Over-long passwords never reach argon2 (a 1 MB password must not cost
+    // a hash); malformed addresses have no account.
+    if password.chars().count() > validate::PASSWORD_MAX || account.is_none() {
         return Err(AuthError::InvalidCredentials);
     }
-    let email = account.ok_or(AuthError::InvalidCredentials)?;
-    let found = accounts::Entity::find()
-        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
-        .find_also_related(users::Entity)
-        .filter(users::Column::Email.eq(email))
-        .one(&auth.db)
-        .await?;
-    let (stored_hash, user) = match found {
-        Some((account, Some(user))) => (account.password_hash, Some(user)),
-        _ => (None, None),
-    };
     let matched = auth.hasher.verify(password, stored_hash).await?;
     let user = match user {
         Some(user) if matched => user,
@@ -209,6 +220,12 @@ pub async fn login(
         if !live.await? && limits::hit(auth, Rule::MailAccount, &user.email).await.is_ok() {
             recovery::queue_verification(auth, &user);
         }
+        // In privacy mode even this would tell: after `register(X, P)`,
+        // `login(X, P)` must answer alike whether that registration created
+        // X or X was someone else's.
+        if auth.config.register_privacy {
+            return Err(AuthError::InvalidCredentials);
+        }
         return Err(AuthError::EmailNotVerified);
     }
     auth.checkpoints.reach("login:password_checked").await;
@@ -217,7 +234,7 @@ pub async fn login(
     // (and holds the user's row until commit, so a concurrent change waits
     // for this sign-in, then ends its session as it ends every other).
     let txn = auth.db.begin().await?;
-    if !still_current(&txn, auth, &user).await? {
+    if !lock_user(&txn, user.id, Some(user.credentials_version)).await? {
         tracing::info!("login lost a race with a password change");
         return Err(AuthError::InvalidCredentials);
     }
@@ -232,38 +249,37 @@ pub async fn login(
     }
     tracing::info!(trusted_device = device.is_some(), "login succeeded");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
-    let device = Some(device.cloned().unwrap_or_else(|| Device::issue(&user.email)));
+    let device =
+        Some(device.cloned().unwrap_or_else(|| Device::issue(&user.email, user.credentials_version)));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
 }
 
-/// Locks `user`'s row (a no-op write) if its credentials are still the
-/// version read with it; `false` when they changed since.
-pub async fn still_current(
+/// Holds `user_id`'s row until the transaction ends (a write that changes
+/// nothing visible: a row lock on PostgreSQL, the write lock on SQLite),
+/// if its credentials are still `version` (any version when `None`).
+/// `false` when the row is gone or its credentials changed since.
+pub async fn lock_user(
     conn: &impl sea_orm::ConnectionTrait,
-    auth: &AuthContext,
-    user: &users::Model,
+    user_id: Uuid,
+    version: Option<i64>,
 ) -> Result<bool, AuthError> {
-    let locked = users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, sea_orm::sea_query::Expr::value(auth.clock.now()))
-        .filter(users::Column::Id.eq(user.id))
-        .filter(users::Column::CredentialsVersion.eq(user.credentials_version))
-        .exec(conn)
-        .await?;
-    Ok(locked.rows_affected == 1)
+    use sea_orm::sea_query::Expr;
+    let mut update = users::Entity::update_many()
+        .col_expr(users::Column::CredentialsVersion, Expr::col(users::Column::CredentialsVersion).into())
+        .filter(users::Column::Id.eq(user_id));
+    if let Some(version) = version {
+        update = update.filter(users::Column::CredentialsVersion.eq(version));
+    }
+    Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
 /// Starts a new credentials version for `user_id` (a password change, a
 /// reset, a claim): sign-ins that checked the old password no longer land.
 /// First in its transaction, so it waits for a sign-in holding the row.
-pub async fn bump_credentials(
-    conn: &impl sea_orm::ConnectionTrait,
-    auth: &AuthContext,
-    user_id: Uuid,
-) -> Result<(), AuthError> {
+pub async fn bump_credentials(conn: &impl sea_orm::ConnectionTrait, user_id: Uuid) -> Result<(), AuthError> {
     use sea_orm::sea_query::Expr;
     users::Entity::update_many()
         .col_expr(users::Column::CredentialsVersion, Expr::col(users::Column::CredentialsVersion).add(1))
-        .col_expr(users::Column::UpdatedAt, Expr::value(auth.clock.now()))
         .filter(users::Column::Id.eq(user_id))
         .exec(conn)
         .await?;
@@ -333,7 +349,7 @@ pub async fn change_password(
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
     let txn = auth.db.begin().await?;
-    bump_credentials(&txn, auth, user_id).await?;
+    bump_credentials(&txn, user_id).await?;
     accounts::ActiveModel {
         id: Set(account.id),
         password_hash: Set(Some(hash)),

@@ -14,21 +14,26 @@ use sha2::{Digest, Sha256};
 pub struct Device {
     /// Random; names the device's own attempt counter.
     pub nonce: String,
-    /// Which account it was issued for (a hash of the normalised email).
+    /// Which account it was issued for, under which credentials version (a
+    /// hash of both: the cookie shows neither).
     account: String,
 }
 
 impl Device {
-    /// A new device cookie for the account signed in as `email`.
-    pub fn issue(email: &str) -> Self {
+    /// A new device cookie for the account signed in as `email` under its
+    /// credentials `version`.
+    pub fn issue(email: &str, version: i64) -> Self {
         let mut nonce = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        Self { nonce: hex(&nonce), account: account_tag(email) }
+        Self { nonce: hex(&nonce), account: account_tag(email, version) }
     }
 
-    /// Whether this device was issued for the account signed in as `email`.
-    pub fn trusted_for(&self, email: &str) -> bool {
-        self.account == account_tag(email)
+    /// Whether this device was issued for the account `email` under its
+    /// current credentials: a password change, reset or claim (which bump
+    /// the version) ends the trust of every device that signed in before,
+    /// so devices collected with an old password are worth nothing.
+    pub fn trusted_for(&self, email: &str, version: i64) -> bool {
+        self.account == account_tag(email, version)
     }
 
     /// The cookie value (signed by the HTTP layer).
@@ -44,8 +49,8 @@ impl Device {
     }
 }
 
-fn account_tag(email: &str) -> String {
-    hex(&Sha256::digest(email.as_bytes())[..16])
+fn account_tag(email: &str, version: i64) -> String {
+    hex(&Sha256::digest(format!("{email}\n{version}").as_bytes())[..16])
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -58,12 +63,13 @@ mod tests {
 
     #[test]
     fn a_device_is_trusted_for_its_own_account_only() {
-        let device = Device::issue("owner@example.com");
-        assert!(device.trusted_for("owner@example.com"));
-        assert!(!device.trusted_for("other@example.com"));
+        let device = Device::issue("owner@example.com", 3);
+        assert!(device.trusted_for("owner@example.com", 3));
+        assert!(!device.trusted_for("other@example.com", 3));
+        assert!(!device.trusted_for("owner@example.com", 4), "credentials changed since");
         let parsed = Device::parse(&device.value()).expect("round trip");
         assert_eq!(parsed, device);
-        assert_ne!(Device::issue("owner@example.com").nonce, device.nonce, "random nonce");
+        assert_ne!(Device::issue("owner@example.com", 3).nonce, device.nonce, "random nonce");
         for bad in ["", "abc", ".abc", "abc.", "a.b.c", "a b.c"] {
             assert_eq!(Device::parse(bad), None, "{bad:?}");
         }

@@ -128,7 +128,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    account::bump_credentials(&txn, auth, user_id).await?;
+    account::bump_credentials(&txn, user_id).await?;
     let updated = accounts::Entity::update_many()
         .col_expr(accounts::Column::PasswordHash, Expr::value(hash.clone()))
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))

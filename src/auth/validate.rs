@@ -116,6 +116,11 @@ fn spoofs(c: char) -> bool {
             | '\u{FEFF}' // zero-width no-break space
             | '\u{00AD}' // soft hyphen
             | '\u{180E}' // Mongolian vowel separator
+            | '\u{034F}' // combining grapheme joiner
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers (render blank)
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{2800}' // braille blank
+            | '\u{E0000}'..='\u{E007F}' // tag characters
     )
 }
 
@@ -182,7 +187,16 @@ mod tests {
     fn names_that_display_as_something_else_are_refused() {
         assert_eq!(profile_name(Some("  Ada Lovelace ".into())).unwrap().as_deref(), Some("Ada Lovelace"));
         assert!(profile_name(Some("Zo\u{eb} \u{5d3}\u{5d5}\u{5d3}".into())).is_ok(), "letters of any script");
-        for bad in ["abc\u{202E}gnp.exe", "ad\u{200B}min", "x\u{2066}y", "a\u{FEFF}b", "tab\there"] {
+        for bad in [
+            "abc\u{202E}gnp.exe",
+            "ad\u{200B}min",
+            "x\u{2066}y",
+            "a\u{FEFF}b",
+            "tab\there",
+            "ad\u{3164}min",
+            "a\u{E0041}b",
+            "a\u{2028}b",
+        ] {
             assert!(profile_name(Some(bad.into())).is_err(), "{bad:?}");
         }
     }

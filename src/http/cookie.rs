@@ -51,9 +51,16 @@ pub fn session(token: &str, session: &sessions::Model, auth: &AuthContext) -> St
     build(token, remaining, auth.config.cookie_secure())
 }
 
-/// A cookie that makes the browser forget the session.
-pub fn cleared(auth: &AuthContext) -> String {
-    build("", 0, auth.config.cookie_secure())
+/// Cookies that make the browser forget the session: behind HTTPS both
+/// names, so a session cookie from before the `__Host-` switch cannot sign
+/// the browser back in after a sign-out.
+pub fn cleared(auth: &AuthContext) -> Vec<String> {
+    let secure = auth.config.cookie_secure();
+    let mut cookies = vec![build("", 0, secure)];
+    if secure {
+        cookies.push(build_named(NAME, "/", "", 0, secure));
+    }
+    cookies
 }
 
 /// The cookie that ties an OAuth flow's `state` to this browser.

@@ -88,10 +88,9 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let format = Format::from_accept(&parts.headers);
     // The body is read (or, when too large, drained up to a bound) before
-    // any refusal, so browsers and `fetch` get the JSON answer rather than
-    // a connection reset.
-    // One deadline for the whole request, the body's arrival included: a
-    // client trickling its body cannot hold a connection past it.
+    // any refusal, so browsers and `fetch` get the JSON answer rather than a
+    // connection reset. One deadline covers the whole request, the body's
+    // arrival included: a client trickling its body cannot hold on past it.
     let deadline = tokio::time::Instant::now() + state.auth.config.request_timeout;
     let reading = read_body(body, &parts.headers, state.auth.config.max_body_bytes);
     let body = match tokio::time::timeout_at(deadline, reading).await {
@@ -419,24 +418,24 @@ fn csrf_proof(headers: &HeaderMap) -> bool {
         .any(|name| headers.contains_key(*name))
 }
 
-/// A request carrying cookies whose `Origin` is neither this server nor an
-/// allowed CORS origin, or that the browser marks `Sec-Fetch-Site:
-/// cross-site` without such an origin. Requests without cookies (bearer
-/// clients, servers) are not judged by this.
+/// A request carrying cookies that a browser sent from another site's page
+/// not listed in `AUTHGATE_CORS_ORIGINS`. Browsers say where a request
+/// comes from in `Sec-Fetch-Site` (which page script cannot set); without
+/// it, the `Origin` must be this server's or a listed one. Requests without
+/// cookies (bearer clients, servers) are not judged by this.
 fn cross_site_with_cookies(headers: &HeaderMap, config: &crate::config::Config) -> bool {
     if !headers.contains_key(header::COOKIE) {
         return false;
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(|o| o.trim_end_matches('/'));
-    let allowed = |origin: &str| {
+    let listed = |origin: &str| {
         config.cors_origins.iter().any(|o| o.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
-            || same_origin(origin, headers, &config.public_url)
     };
-    match origin {
-        Some(origin) => !allowed(origin),
-        None => {
-            headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
-        }
+    match headers.get("sec-fetch-site").map(|v| v.as_bytes().to_ascii_lowercase()) {
+        // Same origin, same site, or typed by the user: not a cross-site page.
+        Some(site) if site != b"cross-site" => false,
+        Some(_) => !origin.is_some_and(listed),
+        None => origin.is_some_and(|o| !listed(o) && !same_origin(o, headers, &config.public_url)),
     }
 }
 

@@ -7,10 +7,10 @@
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, http::Request};
-use hyper::body::Incoming;
+use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto::Builder, graceful::GracefulShutdown},
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -47,20 +47,13 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(64 * 1024);
-    // HTTP/2 (cleartext, prior knowledge) has no header timer: a ping that
-    // goes unanswered closes the connection, and streams per connection are few.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(limits.header_read_timeout)
-        .keep_alive_timeout(limits.header_read_timeout)
-        .max_concurrent_streams(32);
+    // HTTP/1.1 only: its header timer starts with the connection, so one
+    // that sends nothing at all is closed too. (hyper-util's auto builder
+    // first reads the HTTP/2 preface without any timer, and h2c, which no
+    // browser speaks, would need idle limits hyper does not have. TLS and
+    // HTTP/2 end at the proxy in front.)
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(64 * 1024);
     let builder = Arc::new(builder);
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -91,8 +84,7 @@ pub async fn serve(
             request.map(axum::body::Body::new)
         });
         let service = TowerToHyperService::new(service.map_err(|e: Infallible| match e {}));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");

@@ -450,6 +450,24 @@ async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
         assert!(owner.body["data"]["login"].is_object(), "{client}: {}", owner.body);
     }
 
+    // A password change ends the trust of every device that signed in
+    // before it: cookies collected with an old password are worth nothing.
+    let session =
+        login_from(&app, "203.0.113.10", "owner@example.com", PW).header("cookie", &device).send().await;
+    let token = session.body["data"]["login"]["token"].as_str().expect("signed in").to_owned();
+    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
+    let vars = json!({ "input": { "currentPassword": PW, "newPassword": "a fresh start 2027" } });
+    assert_eq!(app.authed(&token, change, vars).await.body["data"]["changePassword"], true);
+    let stale = login_from(&app, "203.0.113.10", "owner@example.com", "a fresh start 2027")
+        .header("cookie", &device)
+        .send()
+        .await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old password is a stranger");
+    // The window ends; a sign-in with the new password makes a new device.
+    app.clock.advance(chrono::Duration::minutes(16));
+    let fresh = login_from(&app, "203.0.113.10", "owner@example.com", "a fresh start 2027").send().await;
+    let device = device_cookie(&fresh);
+
     // A stolen device cookie is no master key: it has a budget of its own.
     for _ in 0..5 {
         let reply = login_from(&app, "203.0.113.99", "owner@example.com", WRONG)
@@ -458,7 +476,9 @@ async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
             .await;
         assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
     }
-    let spent =
-        login_from(&app, "203.0.113.99", "owner@example.com", PW).header("cookie", &device).send().await;
+    let spent = login_from(&app, "203.0.113.99", "owner@example.com", "a fresh start 2027")
+        .header("cookie", &device)
+        .send()
+        .await;
     assert_eq!(spent.code(), Some("RATE_LIMITED"), "the device's own budget");
 }

@@ -176,3 +176,32 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     let hash_line = text.lines().find(|l| l.contains("$argon2id$"));
     assert!(hash_line.is_none(), "a password hash reached the logs: {hash_line:?}");
 }
+
+/// A provider's `error` and `error_description` come from the query
+/// string: logged escaped, they cannot forge a log line.
+#[tokio::test]
+async fn provider_errors_cannot_forge_log_lines() {
+    let logs = capture();
+    let mock = crate::common::oidc::MockProvider::start().await;
+    let app = TestApp::sqlite_with(|c| c.oauth = vec![mock.oidc_config("mock")]).await;
+    let start = "mutation { startOAuth(provider: \"mock\") }";
+    let started = app.gql(start, json!({})).await;
+    let url = url::Url::parse(&str_of(&started.body["data"]["startOAuth"])).expect("authorization URL");
+    let state = url.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+    let forged = "1970-01-01T00:00:00.000000Z  INFO authgate: forged-entry-4711";
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("state", &state)
+        .append_pair("error", &format!("access_denied\n{forged}"))
+        .append_pair("error_description", &format!("nope\r\n{forged}"))
+        .finish();
+    let reply = app
+        .get(&format!("/auth/callback/mock?{query}"))
+        .header("cookie", &format!("oauth_state={state}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(text.contains("forged-entry-4711"), "the provider's words were logged:\n{text}");
+    let forged_lines = text.lines().filter(|l| l.starts_with("1970-01-01")).count();
+    assert_eq!(forged_lines, 0, "a forged line:\n{text}");
+}

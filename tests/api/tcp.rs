@@ -76,6 +76,7 @@ async fn slow_clients_are_cut_off_and_others_served() {
     let (addr, _server) = serve(&app, limits()).await;
     let client = reqwest::Client::new();
 
+    let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut half = TcpStream::connect(addr).await.unwrap();
     half.write_all(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-").await.unwrap();
     let mut idle = TcpStream::connect(addr).await.unwrap();
@@ -96,6 +97,8 @@ async fn slow_clients_are_cut_off_and_others_served() {
     });
     assert!(served(&client, addr).await, "a normal request meanwhile");
 
+    let (seen, took) = until_closed(&mut silent).await;
+    assert!(took < Duration::from_secs(4), "a connection that sends nothing held {took:?}: {seen:?}");
     let (seen, took) = until_closed(&mut half).await;
     assert!(took < Duration::from_secs(4), "half a header held {took:?}: {seen:?}");
     let (seen, took) = until_closed(&mut idle).await;

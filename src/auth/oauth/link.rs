@@ -5,7 +5,7 @@
 use entity::{accounts, oauth_flows, users, verification_tokens};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, SqlErr, TransactionTrait, sea_query::Expr,
+    QueryFilter, SqlErr, TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -53,11 +53,7 @@ pub async fn complete(
                 // or reset (which ends sessions) is either wholly before
                 // this check or waits until the link is written.
                 let txn = auth.db.begin().await?;
-                users::Entity::update_many()
-                    .col_expr(users::Column::UpdatedAt, Expr::value(now))
-                    .filter(users::Column::Id.eq(user_id))
-                    .exec(&txn)
-                    .await?;
+                account::lock_user(&txn, user_id, None).await?;
                 let alive = entity::sessions::Entity::find_by_id(session_id)
                     .filter(entity::sessions::Column::UserId.eq(user_id))
                     .filter(entity::sessions::Column::ExpiresAt.gt(now))
@@ -90,13 +86,9 @@ pub async fn complete(
             // an unverified one would hand an existing account (or, later, a
             // sign-up with that address) to whoever controls the provider account.
             let raw = identity.email.as_deref().ok_or(AuthError::OAuthEmailMissing)?;
+            // The one normalisation of every entry point: ASCII case folding
+            // only (a Kelvin sign is refused, not folded onto k), IDNA domains.
             let email = validate::normalize_email(raw).ok_or(AuthError::OAuthEmailMissing)?;
-            // Unicode case folding can map another address onto an existing
-            // one (the Kelvin sign K lower-cases to k): only addresses that
-            // ASCII folding alone normalises are matched.
-            if raw.trim().to_ascii_lowercase() != email {
-                return Err(AuthError::OAuthEmailMissing);
-            }
             if !identity.email_verified {
                 return Err(AuthError::OAuthEmailNotVerified);
             }
@@ -118,6 +110,11 @@ pub async fn complete(
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
     if auth.config.verification_required() && !user.email_verified {
         return Err(AuthError::EmailNotVerified);
+    }
+    // As for a password sign-in: a reset (which may remove this link) or a
+    // claim that ran meanwhile wins, and one that runs later sees this session.
+    if !account::lock_user(&txn, user.id, Some(user.credentials_version)).await? {
+        return Err(AuthError::Unauthenticated);
     }
     let new = session::create(&txn, auth, user.id, meta).await?;
     txn.commit().await?;
@@ -146,6 +143,10 @@ async fn mark_verified(
     if user.email_verified {
         return Ok(user);
     }
+    // The new credentials version first: it waits for a sign-in holding the
+    // row, whose session the deletes below then see and remove (or that
+    // sign-in sees the new version and does not land).
+    account::bump_credentials(conn, user.id).await?;
     accounts::Entity::delete_many().filter(accounts::Column::UserId.eq(user.id)).exec(conn).await?;
     oauth_flows::Entity::delete_many().filter(oauth_flows::Column::LinkUserId.eq(user.id)).exec(conn).await?;
     verification_tokens::Entity::delete_many()
@@ -158,7 +159,6 @@ async fn mark_verified(
         id: Set(user.id),
         email_verified: Set(true),
         updated_at: Set(now),
-        credentials_version: Set(user.credentials_version + 1),
         ..Default::default()
     }
     .update(conn)
@@ -211,14 +211,11 @@ pub async fn unlink(
     account::require_fresh_sign_in(auth, current)?;
     let user_id = current.user.id;
     let txn = auth.db.begin().await?;
-    // Writing the user row first serializes concurrent unlinks of one user
-    // (a row lock on PostgreSQL, the write lock on SQLite), so two of them
-    // cannot each remove "one of two" and leave none.
-    users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, Expr::value(auth.clock.now()))
-        .filter(users::Column::Id.eq(user_id))
-        .exec(&txn)
-        .await?;
+    // A new credentials version, written first: it serializes concurrent
+    // unlinks of one user (a row lock on PostgreSQL, the write lock on
+    // SQLite), so two of them cannot each remove "one of two" and leave
+    // none, and a sign-in with the way in being removed does not land.
+    account::bump_credentials(&txn, user_id).await?;
     let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
     if mine.clone().filter(accounts::Column::Id.eq(account_id)).count(&txn).await? == 0 {
         return Ok(false);

@@ -7,7 +7,6 @@ use crate::{
         guard::{SessionGuard, signed_in},
         types::{ChangePasswordInput, UpdateProfileInput, User},
     },
-    http::cookie,
 };
 
 #[derive(Default)]
@@ -58,7 +57,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         account::delete(auth, current, password).await.gql()?;
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        super::forget_session_cookie(ctx, auth);
         Ok(true)
     }
 }

@@ -23,3 +23,10 @@ pub struct MutationRoot(
     email::EmailMutation,
     oauth::OAuthMutation,
 );
+
+/// Makes a cookie client forget its session (after sign-out or deletion).
+fn forget_session_cookie(ctx: &async_graphql::Context<'_>, auth: &crate::auth::AuthContext) {
+    for cleared in crate::http::cookie::cleared(auth) {
+        ctx.append_http_header(axum::http::header::SET_COOKIE, cleared);
+    }
+}

@@ -5,7 +5,6 @@ use crate::{
     auth::session,
     error::GqlResult,
     graphql::guard::{SessionGuard, signed_in},
-    http::cookie,
 };
 
 #[derive(Default)]
@@ -19,7 +18,7 @@ impl SessionMutation {
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+        super::forget_session_cookie(ctx, auth);
         metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
         Ok(true)
     }
@@ -40,7 +39,7 @@ impl SessionMutation {
         };
         let revoked = session::revoke(auth, current.user.id, session_id).await.gql()?;
         if revoked && session_id == current.session.id {
-            ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::cleared(auth));
+            super::forget_session_cookie(ctx, auth);
         }
         Ok(revoked)
     }
