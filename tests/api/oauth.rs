@@ -51,6 +51,8 @@ each_backend!(
     linking_needs_a_recent_sign_in,
     a_link_racing_a_password_change_does_not_land,
     a_reset_can_remove_every_provider_link,
+    a_login_racing_the_removal_of_the_password_does_not_land,
+    a_login_racing_a_claim_does_not_land,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -552,18 +554,7 @@ async fn a_link_racing_a_password_change_does_not_land(backend: Backend) {
     let (owner, user_id) = app.register("racer@example.com", PW).await;
     mark_verified(&app, &user_id).await;
     let thief = str_of(&app.login("racer@example.com", PW).await.body["data"]["login"]["token"]);
-    let reached = std::sync::Arc::new(tokio::sync::Notify::new());
-    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let (hook_reached, hook_release) = (reached.clone(), release.clone());
-    app.state.auth.checkpoints.install(std::sync::Arc::new(move |point| {
-        let (reached, release) = (hook_reached.clone(), hook_release.clone());
-        Box::pin(async move {
-            if point == "oauth:identity_checked" {
-                reached.notify_one();
-                let _ = release.acquire().await.map(|p| p.forget());
-            }
-        })
-    }));
+    let hold = app.hold_at("oauth:identity_checked");
     mock.next(Person::verified("thief-gh", "thief@example.com"), Tamper::None);
     let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&thief)).await;
     let back = at_provider(&started.url).await;
@@ -571,7 +562,7 @@ async fn a_link_racing_a_password_change_does_not_land(backend: Backend) {
         let (app, cookie) = (app.clone(), started.cookie.clone());
         async move { callback(&app, &back, cookie.as_deref()).await }
     });
-    reached.notified().await;
+    hold.reached().await;
     let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
     let changed = app
         .authed(
@@ -581,7 +572,7 @@ async fn a_link_racing_a_password_change_does_not_land(backend: Backend) {
         )
         .await;
     assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
-    release.add_permits(1);
+    hold.release(1);
     let reply = callback.await.expect("callback task");
     assert_eq!(location(&reply), format!("{APP}/?error=UNAUTHENTICATED"));
     let links = accounts::Entity::find()
@@ -625,4 +616,56 @@ async fn a_reset_can_remove_every_provider_link(backend: Backend) {
     let notices = app.wait_for_mails("linked@example.com", "Your password was changed", 2).await;
     assert!(notices[1].contains("Ways to sign in to your account now: password."), "{}", notices[1]);
     assert!(app.login("linked@example.com", "only my password now").await.body["data"]["login"].is_object());
+}
+
+/// The password is checked; before the session is written, the owner
+/// removes the password (unlinkAccount): the login must not land.
+async fn a_login_racing_the_removal_of_the_password_does_not_land(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let app = std::sync::Arc::new(app);
+    let (token, user_id) = app.register("two-ways@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    mock.next(Person::verified("gh-2", "two-ways@example.com"), Tamper::None);
+    let started = start_with(&app, LINK, json!({ "provider": "mock" }), Some(&token)).await;
+    let back = at_provider(&started.url).await;
+    assert_eq!(location(&callback(&app, &back, started.cookie.as_deref()).await), APP);
+    let me = app.authed(&token, ACCOUNTS, json!({})).await;
+    let accounts = me.body["data"]["me"]["accounts"].as_array().unwrap().clone();
+    let credential = accounts.iter().find(|a| a["providerId"] == "credential").unwrap()["id"].clone();
+
+    let hold = app.hold_at("login:password_checked");
+    let racing = tokio::spawn({
+        let app = app.clone();
+        async move { app.login("two-ways@example.com", PW).await }
+    });
+    hold.reached().await;
+    let unlink = "mutation U($id: ID!) { unlinkAccount(id: $id) }";
+    assert_eq!(
+        app.authed(&token, unlink, json!({ "id": credential })).await.body["data"]["unlinkAccount"],
+        true
+    );
+    hold.release(1);
+    assert_eq!(racing.await.unwrap().code(), Some("INVALID_CREDENTIALS"), "the password was gone");
+    assert_eq!(app.count(sessions::Entity).await, 1, "only the owner's session");
+}
+
+/// Pre-hijacking: someone registered the victim's address (never verified)
+/// and is signing in with their password when the victim claims the
+/// address through a provider. The claim ends that sign-in too.
+async fn a_login_racing_a_claim_does_not_land(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let app = std::sync::Arc::new(app);
+    app.register("victim@example.com", PW).await;
+    let hold = app.hold_at("login:password_checked");
+    let racing = tokio::spawn({
+        let app = app.clone();
+        async move { app.login("victim@example.com", PW).await }
+    });
+    hold.reached().await;
+    mock.next(Person::verified("victim-gh", "victim@example.com"), Tamper::None);
+    let claimed = sign_in(&app, "mock").await;
+    assert!(session_token(&claimed).is_some(), "the victim signs in: {}", claimed.text);
+    hold.release(1);
+    assert_eq!(racing.await.unwrap().code(), Some("INVALID_CREDENTIALS"), "the squatter's sign-in");
+    assert_eq!(app.count(sessions::Entity).await, 1, "only the victim's session");
 }

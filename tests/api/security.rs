@@ -135,24 +135,12 @@ async fn cookies_from_another_site_are_refused(app: TestApp) {
 async fn a_login_racing_a_password_change_does_not_land(app: TestApp) {
     let app = Arc::new(app);
     let (owner, user_id) = app.register("race@example.com", PW).await;
-    let reached = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let (hook_reached, hook_release) = (reached.clone(), release.clone());
-    let installed = app.state.auth.checkpoints.install(Arc::new(move |point| {
-        let (reached, release) = (hook_reached.clone(), hook_release.clone());
-        Box::pin(async move {
-            if point == "login:password_checked" {
-                reached.notify_one();
-                let _ = release.acquire().await.map(|p| p.forget());
-            }
-        })
-    }));
-    assert!(installed);
+    let hold = app.hold_at("login:password_checked");
     let racing = tokio::spawn({
         let app = app.clone();
         async move { app.login("race@example.com", PW).await }
     });
-    reached.notified().await;
+    hold.reached().await;
     let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
     let changed = app
         .authed(
@@ -162,7 +150,7 @@ async fn a_login_racing_a_password_change_does_not_land(app: TestApp) {
         )
         .await;
     assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
-    release.add_permits(1);
+    hold.release(1);
     let raced = racing.await.expect("login task");
     assert_eq!(raced.code(), Some("INVALID_CREDENTIALS"), "{}", raced.body);
     let theirs = sessions::Entity::find()
@@ -173,7 +161,7 @@ async fn a_login_racing_a_password_change_does_not_land(app: TestApp) {
     assert_eq!(theirs, 1, "only the owner's session");
     assert_eq!(app.me(&owner).await.body["data"]["me"]["email"], "race@example.com");
     // Not racing, the new password signs in (the hook lets later logins pass).
-    release.add_permits(10);
+    hold.release(10);
     assert!(app.login("race@example.com", "a new secret phrase 42").await.body["data"]["login"].is_object());
 }
 

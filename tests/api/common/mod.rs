@@ -255,6 +255,27 @@ impl TestApp {
         list.iter().map(|s| (str_of(&s["id"]), s["current"].as_bool().unwrap())).collect()
     }
 
+    /// Holds every request that reaches the service checkpoint `point`
+    /// until released: a race made deterministic (once per app).
+    pub fn hold_at(&self, point: &'static str) -> Hold {
+        let hold = Hold {
+            reached: Arc::new(tokio::sync::Notify::new()),
+            release: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let (reached, release) = (hold.reached.clone(), hold.release.clone());
+        let installed = self.state.auth.checkpoints.install(Arc::new(move |at| {
+            let (reached, release) = (reached.clone(), release.clone());
+            Box::pin(async move {
+                if at == point {
+                    reached.notify_one();
+                    let _ = release.acquire().await.map(|permit| permit.forget());
+                }
+            })
+        }));
+        assert!(installed, "one hold per app");
+        hold
+    }
+
     pub fn get(&self, uri: &str) -> Call<'_> {
         Call::new(self, Method::GET, uri)
     }
@@ -289,6 +310,24 @@ impl TestApp {
 
     pub async fn execute_sql(&self, sql: &str) {
         self.db().execute_unprepared(sql).await.expect("sql");
+    }
+}
+
+/// A service checkpoint holding requests (see `TestApp::hold_at`).
+pub struct Hold {
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl Hold {
+    /// Waits until a request is held at the checkpoint.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets `n` held (or future) requests go on.
+    pub fn release(&self, n: usize) {
+        self.release.add_permits(n);
     }
 }
 
