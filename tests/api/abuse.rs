@@ -455,9 +455,7 @@ async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
     let session =
         login_from(&app, "203.0.113.10", "owner@example.com", PW).header("cookie", &device).send().await;
     let token = session.body["data"]["login"]["token"].as_str().expect("signed in").to_owned();
-    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
-    let vars = json!({ "input": { "currentPassword": PW, "newPassword": "a fresh start 2027" } });
-    assert_eq!(app.authed(&token, change, vars).await.body["data"]["changePassword"], true);
+    app.change_password(&token, PW, "a fresh start 2027").await;
     let stale = login_from(&app, "203.0.113.10", "owner@example.com", "a fresh start 2027")
         .header("cookie", &device)
         .send()

@@ -152,6 +152,11 @@ async fn mark_verified(app: &TestApp, user_id: &str) {
         .unwrap();
 }
 
+/// Accounts linked to the mock provider, whoever's.
+async fn provider_links(app: &TestApp) -> u64 {
+    accounts::Entity::find().filter(accounts::Column::ProviderId.eq("mock")).count(app.db()).await.unwrap()
+}
+
 async fn user_count(app: &TestApp) -> u64 {
     users::Entity::find().count(app.db()).await.unwrap()
 }
@@ -495,12 +500,7 @@ async fn a_pending_link_dies_with_its_session(backend: Backend) {
     app.authed(&token, "mutation { logout }", json!({})).await;
     let reply = callback(&app, &back, started.cookie.as_deref()).await;
     assert_eq!(location(&reply), format!("{APP}/?error=UNAUTHENTICATED"));
-    let links = accounts::Entity::find()
-        .filter(accounts::Column::ProviderId.eq("mock"))
-        .count(app.db())
-        .await
-        .unwrap();
-    assert_eq!(links, 0, "nothing was linked");
+    assert_eq!(provider_links(&app).await, 0, "nothing was linked");
     assert_eq!(mock.exchanges(), 0, "the code was not even exchanged");
 }
 
@@ -563,24 +563,11 @@ async fn a_link_racing_a_password_change_does_not_land(backend: Backend) {
         async move { callback(&app, &back, cookie.as_deref()).await }
     });
     hold.reached().await;
-    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
-    let changed = app
-        .authed(
-            &owner,
-            change,
-            json!({ "input": { "currentPassword": PW, "newPassword": "locked out thieves 9" } }),
-        )
-        .await;
-    assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
+    app.change_password(&owner, PW, "locked out thieves 9").await;
     hold.release(1);
     let reply = callback.await.expect("callback task");
     assert_eq!(location(&reply), format!("{APP}/?error=UNAUTHENTICATED"));
-    let links = accounts::Entity::find()
-        .filter(accounts::Column::ProviderId.eq("mock"))
-        .count(app.db())
-        .await
-        .unwrap();
-    assert_eq!(links, 0, "nothing was linked");
+    assert_eq!(provider_links(&app).await, 0, "nothing was linked");
 }
 
 /// `resetPassword(removeProviderLinks: true)` leaves the new password as

@@ -205,3 +205,15 @@ async fn provider_errors_cannot_forge_log_lines() {
     let forged_lines = text.lines().filter(|l| l.starts_with("1970-01-01")).count();
     assert_eq!(forged_lines, 0, "a forged line:\n{text}");
 }
+
+/// With `AUTHGATE_METRICS_BIND`, `/metrics` leaves the public router and is
+/// served by its own (which `main` binds to the private address).
+#[tokio::test]
+async fn metrics_can_move_off_the_public_address() {
+    let app = TestApp::sqlite_with(|c| c.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
+    assert_eq!(app.get("/metrics").send().await.status, 404, "not on the public address");
+    let private = authgate::http::metrics_router(app.state.clone());
+    let reply = app.get("/metrics").send_to(&private).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.text.contains("authgate_http_requests_in_flight"), "{}", reply.text);
+}

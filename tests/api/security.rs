@@ -141,15 +141,7 @@ async fn a_login_racing_a_password_change_does_not_land(app: TestApp) {
         async move { app.login("race@example.com", PW).await }
     });
     hold.reached().await;
-    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
-    let changed = app
-        .authed(
-            &owner,
-            change,
-            json!({ "input": { "currentPassword": PW, "newPassword": "a new secret phrase 42" } }),
-        )
-        .await;
-    assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
+    app.change_password(&owner, PW, "a new secret phrase 42").await;
     hold.release(1);
     let raced = racing.await.expect("login task");
     assert_eq!(raced.code(), Some("INVALID_CREDENTIALS"), "{}", raced.body);
@@ -285,15 +277,7 @@ async fn password_changes_spend_reset_links_and_notify(app: TestApp) {
     let request = "mutation R($e: String!) { requestPasswordReset(email: $e) }";
     app.gql(request, json!({ "e": "notice@example.com" })).await;
     let reset_token = app.mailed_token("notice@example.com", "Reset your password", 1).await;
-    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
-    let changed = app
-        .authed(
-            &token,
-            change,
-            json!({ "input": { "currentPassword": PW, "newPassword": "changed my mind 2026" } }),
-        )
-        .await;
-    assert_eq!(changed.body["data"]["changePassword"], true, "{}", changed.body);
+    app.change_password(&token, PW, "changed my mind 2026").await;
     let resets = verification_tokens::Entity::find()
         .filter(verification_tokens::Column::Purpose.eq("password_reset"))
         .count(app.db())

@@ -297,6 +297,14 @@ impl TestApp {
         self.gql(LOGIN, json!({ "input": { "email": email, "password": password } })).await
     }
 
+    /// `changePassword` for the session `token`; asserts that it succeeded.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) {
+        let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
+        let vars = json!({ "input": { "currentPassword": current, "newPassword": new } });
+        let reply = self.authed(token, change, vars).await;
+        assert_eq!(reply.body["data"]["changePassword"], true, "{}", reply.body);
+    }
+
     pub async fn me(&self, token: &str) -> Reply {
         self.post().graphql(ME, json!({})).bearer(token).send().await
     }
@@ -456,6 +464,12 @@ impl<'a> Call<'a> {
 
     pub fn cookie(self, token: &str) -> Self {
         self.header("cookie", &format!("theme=dark; session_token={token}"))
+    }
+
+    /// Sends to `router` instead of the app's own.
+    pub async fn send_to(mut self, router: &Router) -> Reply {
+        self.router = Some(router.clone());
+        self.send().await
     }
 
     pub async fn send(self) -> Reply {
