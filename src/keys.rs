@@ -50,10 +50,8 @@ fn decode(encoded: &str) -> anyhow::Result<[u8; 32]> {
 
 /// The key in `path`, created (mode 0600) with a random key when missing.
 fn development_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    match std::fs::read_to_string(path) {
-        Ok(encoded) => return decode(&encoded).with_context(|| format!("{}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    if let Some(key) = read_key(path)? {
+        return Ok(key);
     }
     let mut master = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut master);
@@ -64,16 +62,27 @@ fn development_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(STANDARD.encode(master).as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::warn!(path = %path.display(), "generated a development secret key; set AUTHGATE_SECRET_KEY in production");
-            Ok(master)
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        // Another process starting at the same moment created it first: use
+        // theirs (read once more; no loop).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return read_key(path)?.with_context(|| format!("{} vanished", path.display()));
         }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => development_key(path),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(STANDARD.encode(master).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated a development secret key; set AUTHGATE_SECRET_KEY in production");
+    Ok(master)
+}
+
+/// The key stored in `path`; `None` when there is no such file.
+fn read_key(path: &Path) -> anyhow::Result<Option<[u8; 32]>> {
+    match std::fs::read_to_string(path) {
+        Ok(encoded) => decode(&encoded).with_context(|| format!("{}", path.display())).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
@@ -99,6 +108,23 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn development_uses_its_key_file_and_unreadable_ones_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_database("sqlite::memory:");
+        config.secret_key_file = dir.path().join("secret.key");
+        assert!(Keys::from_config(&config).is_ok(), "development generates one");
+        assert!(config.secret_key_file.exists());
+        // A directory where the key should be: an error, not a loop or a new key.
+        config.secret_key_file = dir.path().to_owned();
+        let err = format!("{:#}", Keys::from_config(&config).unwrap_err());
+        assert!(err.contains("cannot read"), "{err}");
+        std::fs::write(dir.path().join("bad.key"), "not base64!").unwrap();
+        config.secret_key_file = dir.path().join("bad.key");
+        let err = format!("{:#}", Keys::from_config(&config).unwrap_err());
+        assert!(err.contains("bad.key") && !err.contains('!'), "names the file, quotes nothing: {err}");
     }
 
     #[test]
