@@ -119,6 +119,16 @@ async fn cookies_from_another_site_are_refused(app: TestApp) {
             reply.body
         );
     }
+    // The server's own origin on a port of its own, known only from Host.
+    let ported = app
+        .post()
+        .graphql(ME, json!({}))
+        .cookie(&token)
+        .header("host", "auth.example.com:8443")
+        .header("origin", "http://auth.example.com:8443")
+        .send()
+        .await;
+    assert_eq!(ported.body["data"]["me"]["email"], "origin@example.com", "{}", ported.body);
     // Without cookies nothing is ambient: a bearer client from anywhere is served.
     let bearer = app
         .post()
@@ -245,8 +255,14 @@ async fn privacy_mode_answers_alike_for_new_and_taken_addresses(app: TestApp) {
 /// minutes (linkOAuth too: tested with the mock provider in oauth.rs).
 async fn new_ways_in_need_a_recent_sign_in(app: TestApp) {
     let (token, _) = app.register("stolen@example.com", PW).await;
-    app.clock.advance(chrono::Duration::minutes(11));
     let set = "mutation S($p: String!) { setPassword(newPassword: $p) }";
+    // Ten minutes to the second is still recent: the usual answer.
+    app.clock.advance(chrono::Duration::minutes(10));
+    assert_eq!(
+        app.authed(&token, set, json!({ "p": "an owner's passphrase" })).await.code(),
+        Some("PASSWORD_ALREADY_SET")
+    );
+    app.clock.advance(chrono::Duration::minutes(1));
     let unlink = "mutation U($id: ID!) { unlinkAccount(id: $id) }";
     let me = app.authed(&token, "{ me { accounts { id } } }", json!({})).await;
     let account = me.body["data"]["me"]["accounts"][0]["id"].clone();
