@@ -73,16 +73,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "authgate listening on http://{addr}/graphql");
+    let limits = authgate::http::server::Limits::from_config(&state.auth.config);
     if let Some(metrics_bind) = state.auth.config.metrics_bind {
         let metrics = tokio::net::TcpListener::bind(metrics_bind)
             .await
             .with_context(|| format!("cannot listen on {metrics_bind} (AUTHGATE_METRICS_BIND)"))?;
         tracing::info!(addr = %metrics.local_addr()?, "metrics on http://{}/metrics", metrics.local_addr()?);
         let router = authgate::http::metrics_router(state.clone());
-        let limits = authgate::http::server::Limits::from_config(&state.auth.config);
         tokio::spawn(authgate::http::server::serve(metrics, router, limits, std::future::pending()));
     }
-    let limits = authgate::http::server::Limits::from_config(&state.auth.config);
     // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, but
     // not for longer than the grace period.
     authgate::http::server::serve(listener, authgate::app(state), limits, shutdown_signal()).await;

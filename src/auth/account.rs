@@ -88,18 +88,16 @@ pub async fn register(
         Err(e) => return Err(e),
     };
     credential_account(user_id, password_hash, now).insert(&txn).await?;
-    if auth.config.verification_required() {
-        txn.commit().await?;
-        tracing::info!("user registered; email to be verified before sign-in");
-        metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
-        recovery::queue_verification(auth, &user);
-        return Err(AuthError::EmailNotVerified);
-    }
-    let new = session::create(&txn, auth, user_id, meta).await?;
+    // No session until the address is proved, when the server requires it.
+    let new = match auth.config.verification_required() {
+        true => None,
+        false => Some(session::create(&txn, auth, user_id, meta).await?),
+    };
     txn.commit().await?;
-    tracing::info!("user registered");
+    tracing::info!(signed_in = new.is_some(), "user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     recovery::queue_verification(auth, &user);
+    let new = new.ok_or(AuthError::EmailNotVerified)?;
     let device = Some(Device::issue(&user.email, user.credentials_version));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
 }
@@ -436,11 +434,7 @@ pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
 
 /// The user's ways in, as the owner knows them: "password", "github", ...
 pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<String>, AuthError> {
-    let rows = accounts::Entity::find()
-        .filter(accounts::Column::UserId.eq(user_id))
-        .order_by_asc(accounts::Column::CreatedAt)
-        .all(&auth.db)
-        .await?;
+    let rows = for_users(auth, &[user_id]).await?.remove(&user_id).unwrap_or_default();
     Ok(rows
         .into_iter()
         .map(|a| if a.provider_id == CREDENTIAL_PROVIDER { "password".to_owned() } else { a.provider_id })

@@ -104,6 +104,23 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
     Ok(CurrentSession { session, user, refreshed })
 }
 
+/// Whether `session_id` is a live session of `user_id` (an OAuth link
+/// checks that the session that began it still is).
+pub async fn is_alive(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<bool, AuthError> {
+    use sea_orm::PaginatorTrait;
+    let live = sessions::Entity::find_by_id(session_id)
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::ExpiresAt.gt(auth.clock.now()))
+        .count(conn)
+        .await?;
+    Ok(live == 1)
+}
+
 /// Deletes one session of `user_id`; `false` when there is no such session of theirs.
 #[instrument(skip_all, fields(user_id = %user_id))]
 pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Result<bool, AuthError> {

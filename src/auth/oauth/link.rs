@@ -54,12 +54,7 @@ pub async fn complete(
                 // this check or waits until the link is written.
                 let txn = auth.db.begin().await?;
                 account::lock_user(&txn, user_id, None).await?;
-                let alive = entity::sessions::Entity::find_by_id(session_id)
-                    .filter(entity::sessions::Column::UserId.eq(user_id))
-                    .filter(entity::sessions::Column::ExpiresAt.gt(now))
-                    .count(&txn)
-                    .await?;
-                if alive == 0 {
+                if !session::is_alive(&txn, auth, user_id, session_id).await? {
                     return Err(AuthError::Unauthenticated);
                 }
                 account::account_row(user_id, provider, &identity.subject, None, now)

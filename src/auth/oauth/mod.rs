@@ -9,7 +9,7 @@ mod provider;
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context as _;
-use entity::{oauth_flows, sessions};
+use entity::oauth_flows;
 use openidconnect::{PkceCodeChallenge, reqwest};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
@@ -212,13 +212,9 @@ pub async fn finish(
     if let (Some(user_id), Some(session_id)) = (flow.link_user_id, flow.link_session_id) {
         // Signed out (or every session ended by a password reset) since the
         // link began: a stolen session's pending link dies with it.
-        let alive = sessions::Entity::find_by_id(session_id)
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::ExpiresAt.gt(auth.clock.now()))
-            .one(&auth.db)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        if alive.is_none() {
+        let alive =
+            crate::auth::session::is_alive(&auth.db, auth, user_id, session_id).await.map_err(fail)?;
+        if !alive {
             return Err(fail(AuthError::Unauthenticated));
         }
     }
