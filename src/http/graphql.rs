@@ -112,12 +112,15 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     // without a cookie, so a signed-out victim cannot be signed in to the
     // attacker's account either (login CSRF).
     if !csrf_proof(&parts.headers) {
-        return respond::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format,
-            BAD_REQUEST,
-            "POST /graphql takes application/json (or a request with an X-Requested-With header)",
-        );
+        // The contract: 403 when the request carries the session cookie
+        // (a forged form post), else 415.
+        let with_cookie = presented_token(&parts.headers).is_some_and(|t| t.source == TokenSource::Cookie);
+        let (status, code) = match with_cookie {
+            true => (StatusCode::FORBIDDEN, AuthError::Forbidden.code()),
+            false => (StatusCode::UNSUPPORTED_MEDIA_TYPE, BAD_REQUEST),
+        };
+        let message = "POST /graphql takes application/json (or a request with an X-Requested-With header)";
+        return respond::error(status, format, code, message);
     }
     if cross_site_with_cookies(&parts.headers, &state.auth.config) {
         return respond::error(

@@ -237,8 +237,8 @@ async fn cookie_posts_need_csrf_proof(app: TestApp) {
     {
         let reply =
             app.post().header("content-type", content_type).cookie(&token).raw(body.clone()).send().await;
-        assert_eq!(reply.status, 415, "{content_type}");
-        assert_eq!(reply.code(), Some("BAD_REQUEST"));
+        assert_eq!(reply.status, 403, "{content_type}");
+        assert_eq!(reply.code(), Some("FORBIDDEN"));
     }
     assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "csrf@example.com", "logout never ran");
     // A custom header is proof enough, as is a JSON content type.

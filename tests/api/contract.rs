@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use apollo_compiler::{ExecutableDocument, Schema, ast};
 
-/// Every operation of `../shared/contract/operations.graphql`.
+/// Every operation of `contract/operations.graphql`.
 const IMPLEMENTED: &[&str] = &[
     "Register",
     "Login",
@@ -40,7 +40,7 @@ fn schema_graphql_matches_the_code() {
 fn contract_operations_validate_against_the_schema() {
     let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
     let schema = Schema::parse_and_validate(sdl, "schema.graphql").expect("schema.graphql is valid");
-    let path = root().join("../shared/contract/operations.graphql");
+    let path = root().join("contract/operations.graphql");
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let document = ast::Document::parse(&source, "operations.graphql").expect("operations parse");
 

@@ -11,7 +11,7 @@ use crate::{
 both_backends!(every_contract_operation_behaves_as_documented);
 
 fn contract() -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract/operations.graphql");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contract/operations.graphql");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
