@@ -13,10 +13,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, ExposeSecret, redact_url};
 
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let url = config.database_url.as_str();
+    let url = config.database_url.expose_secret();
     let shown = redact_url(url);
     if url.starts_with("sqlite:") {
         connect_sqlite(config).await.with_context(|| format!("cannot open {shown}"))
@@ -28,7 +28,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
 }
 
 async fn connect_sqlite(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let options = SqliteConnectOptions::from_str(&config.database_url)?
+    let options = SqliteConnectOptions::from_str(config.database_url.expose_secret())?
         .create_if_missing(true)
         // WAL lets readers run beside the one writer; NORMAL is durable in WAL mode.
         .journal_mode(SqliteJournalMode::Wal)
@@ -88,8 +88,8 @@ fn split_extras(url: &str) -> (String, Extras) {
 }
 
 async fn connect_postgres(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let shown = redact_url(&config.database_url);
-    let (url, extras) = split_extras(&config.database_url);
+    let shown = redact_url(config.database_url.expose_secret());
+    let (url, extras) = split_extras(config.database_url.expose_secret());
     let options =
         PgConnectOptions::from_str(&url).with_context(|| format!("invalid DATABASE_URL {shown}"))?;
     if let Some(mode) = &extras.channel_binding {
@@ -164,42 +164,60 @@ async fn connect_with_retry(
     config: &Config,
     shown: &str,
 ) -> anyhow::Result<PgPool> {
+    use backon::Retryable;
     let started = std::time::Instant::now();
-    let mut wait = Duration::from_millis(250);
     // A cold serverless compute may take several seconds to answer at all.
     let patience = config.db_acquire_timeout.max(Duration::from_secs(10));
-    for attempt in 1.. {
-        let (class, retry, hint, error) =
-            match tokio::time::timeout(patience, PgConnection::connect_with(&options)).await {
-                Ok(Ok(conn)) => {
-                    let _ = conn.close().await;
-                    return Ok(pool.connect_with(options).await?);
-                }
-                Ok(Err(error)) => {
-                    let (class, retry, hint) = classify(&error);
-                    (class, retry, hint, error.to_string())
-                }
-                Err(_) => (
-                    "timeout",
-                    true,
-                    "the server did not answer in time",
-                    format!("no answer in {patience:?}"),
-                ),
-            };
-        let left = config.db_connect_deadline.saturating_sub(started.elapsed());
-        if !retry || left.is_zero() {
-            anyhow::bail!(
-                "cannot connect to {shown} after {attempt} attempt(s) in {:.1?}: {class}: {error} ({hint})",
-                started.elapsed()
-            );
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempt = || async {
+        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match tokio::time::timeout(patience, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                let (class, retry, hint) = classify(&error);
+                Err(Failed { class, retry, hint, error: error.to_string() })
+            }
+            Err(_) => Err(Failed {
+                class: "timeout",
+                retry: true,
+                hint: "the server did not answer in time",
+                error: format!("no answer in {patience:?}"),
+            }),
         }
-        let jitter = rand::random::<f64>() * 0.5 + 0.75;
-        let sleep = wait.mul_f64(jitter).min(left);
-        tracing::warn!(attempt, class, error = %error, retry_in = ?sleep, "database not reachable yet");
-        tokio::time::sleep(sleep).await;
-        wait = (wait * 2).min(Duration::from_secs(8));
+    };
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(8))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(config.db_connect_deadline));
+    let reached = attempt
+        .retry(backoff)
+        .when(|failed| failed.retry)
+        .notify(|failed, wait| {
+            let (class, error) = (failed.class, &failed.error);
+            tracing::warn!(class, error = %error, retry_in = ?wait, "database not reachable yet");
+        })
+        .await;
+    if let Err(Failed { class, hint, error, .. }) = reached {
+        anyhow::bail!(
+            "cannot connect to {shown} after {} attempt(s) in {:.1?}: {class}: {error} ({hint})",
+            attempts.into_inner(),
+            started.elapsed()
+        );
     }
-    unreachable!("the loop returns or bails")
+    Ok(pool.connect_with(options).await?)
+}
+
+/// One failed connection attempt, classified.
+struct Failed {
+    class: &'static str,
+    retry: bool,
+    hint: &'static str,
+    error: String,
 }
 
 /// The class of a connection error, whether waiting may help, and a hint.

@@ -1,15 +1,82 @@
-//! The one error type of the services, and the single place that maps it to
-//! the contract's `extensions.code`.
+//! Every error code a client can see (`errors[].extensions.code`, the
+//! OAuth callback's `?error=`), and the one error type that carries them.
+//! Services return `AuthError`; the GraphQL layer (`graphql::codes`) and
+//! the HTTP layer turn it into an answer. Nothing here knows GraphQL or
+//! HTTP. Adding a code: one line in `codes!` below, one arm in
+//! `AuthError::code` (the compiler asks for it), and the README's table
+//! (a test compares them).
 
-use async_graphql::ErrorExtensions;
-use sea_orm::{DbErr, RuntimeErr};
+use std::sync::Arc;
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// Declares `Code`: each code's name on the wire and what it means, the
+/// one list the README's table is checked against.
+macro_rules! codes {
+    ($($variant:ident => $wire:literal, $meaning:literal;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $wire,)* }
+            }
+
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    Unauthenticated => "UNAUTHENTICATED", "no live session: none sent, malformed, expired or revoked";
+    BadUserInput => "BAD_USER_INPUT", "an input is invalid; `extensions.field` names it";
+    InvalidCredentials => "INVALID_CREDENTIALS", "unknown email or wrong password (never says which)";
+    EmailTaken => "EMAIL_TAKEN", "an account with this email exists";
+    EmailNotVerified => "EMAIL_NOT_VERIFIED", "the email must be verified first";
+    InvalidToken => "INVALID_TOKEN", "a mailed token is unknown, expired or spent";
+    RateLimited => "RATE_LIMITED", "too many attempts; `extensions.retryAfter` says when to retry (seconds)";
+    ServiceUnavailable => "SERVICE_UNAVAILABLE", "the database or a provider is unreachable, or the request timed out; retry";
+    Forbidden => "FORBIDDEN", "refused: a cross-site request carrying the session cookie";
+    RedirectNotAllowed => "REDIRECT_NOT_ALLOWED", "`redirectTo` is not on an allowed origin";
+    OAuthStateInvalid => "OAUTH_STATE_INVALID", "the OAuth callback's state is unknown, spent or from another browser";
+    OAuthDenied => "OAUTH_DENIED", "the user or the provider refused at the provider";
+    OAuthFailed => "OAUTH_FAILED", "the provider's answer could not be verified (the reason is logged)";
+    OAuthEmailMissing => "OAUTH_EMAIL_MISSING", "the provider shared no usable email address";
+    OAuthEmailNotVerified => "OAUTH_EMAIL_NOT_VERIFIED", "the provider does not assert the address is verified";
+    AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED", "that provider account belongs to another user";
+    LastSignInMethod => "LAST_SIGN_IN_METHOD", "the last way to sign in cannot be removed";
+    PasswordAlreadySet => "PASSWORD_ALREADY_SET", "the account has a password; use `changePassword`";
+    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "sign in again (within the last 10 minutes) first";
+    Internal => "INTERNAL_SERVER_ERROR", "a bug; logged in full, never detailed to the client";
+    BadRequest => "BAD_REQUEST", "not a GraphQL request over HTTP: bad JSON or query string, wrong method or media type, too large";
+    ParseFailed => "GRAPHQL_PARSE_FAILED", "the document does not parse";
+    ValidationFailed => "GRAPHQL_VALIDATION_FAILED", "the document does not fit the schema or a limit (depth, complexity, aliases, size)";
+}
+
+/// Which input a `BAD_USER_INPUT` is about, in the services' own terms;
+/// the GraphQL layer names the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    Email,
+    /// The password of a new account.
+    Password,
+    /// A password replacing another, or set where there was none.
+    NewPassword,
+    Name,
+    Image,
+    Provider,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("authentication required")]
     Unauthenticated,
     #[error("{message}")]
-    BadUserInput { field: &'static str, message: String },
+    BadUserInput { input: Input, message: String },
     #[error("invalid email or password")]
     InvalidCredentials,
     #[error("an account with this email already exists")]
@@ -22,8 +89,9 @@ pub enum AuthError {
     RateLimited { retry_after: u64 },
     #[error("the service is temporarily unavailable; retry shortly")]
     ServiceUnavailable,
-    #[error("forbidden")]
-    Forbidden,
+    /// Refused before execution, saying why (a possible cross-site request).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("redirectTo must be an absolute http(s) URL of at most 2048 characters on an allowed origin")]
     RedirectNotAllowed,
     #[error("the sign-in link is invalid, expired, already used or from another browser")]
@@ -47,59 +115,88 @@ pub enum AuthError {
     /// Logged in full where it is created; clients only see a generic message.
     #[error("internal server error")]
     Internal,
+    /// A database failure. Its message to clients is generic; the cause is
+    /// logged (and counted) once, by `report`, where it leaves the server.
+    #[error("{}", if unavailable(.0) { "the service is temporarily unavailable; retry shortly" } else { "internal server error" })]
+    Database(Arc<DbErr>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    ParseFailed(String),
+    #[error("{0}")]
+    ValidationFailed(String),
 }
 
 impl AuthError {
-    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
-        Self::BadUserInput { field, message: message.into() }
+    pub fn bad_input(input: Input, message: impl Into<String>) -> Self {
+        Self::BadUserInput { input, message: message.into() }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::BadUserInput { .. } => "BAD_USER_INPUT",
-            Self::InvalidCredentials => "INVALID_CREDENTIALS",
-            Self::EmailTaken => "EMAIL_TAKEN",
-            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            Self::InvalidToken => "INVALID_TOKEN",
-            Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            Self::Forbidden => "FORBIDDEN",
-            Self::RedirectNotAllowed => "REDIRECT_NOT_ALLOWED",
-            Self::OAuthStateInvalid => "OAUTH_STATE_INVALID",
-            Self::OAuthDenied => "OAUTH_DENIED",
-            Self::OAuthFailed => "OAUTH_FAILED",
-            Self::OAuthEmailMissing => "OAUTH_EMAIL_MISSING",
-            Self::OAuthEmailNotVerified => "OAUTH_EMAIL_NOT_VERIFIED",
-            Self::AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED",
-            Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
-            Self::PasswordAlreadySet => "PASSWORD_ALREADY_SET",
-            Self::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
-            Self::Internal => "INTERNAL_SERVER_ERROR",
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::BadUserInput { .. } => Code::BadUserInput,
+            Self::InvalidCredentials => Code::InvalidCredentials,
+            Self::EmailTaken => Code::EmailTaken,
+            Self::EmailNotVerified => Code::EmailNotVerified,
+            Self::InvalidToken => Code::InvalidToken,
+            Self::RateLimited { .. } => Code::RateLimited,
+            Self::ServiceUnavailable => Code::ServiceUnavailable,
+            Self::Database(err) if unavailable(err) => Code::ServiceUnavailable,
+            Self::Forbidden(_) => Code::Forbidden,
+            Self::RedirectNotAllowed => Code::RedirectNotAllowed,
+            Self::OAuthStateInvalid => Code::OAuthStateInvalid,
+            Self::OAuthDenied => Code::OAuthDenied,
+            Self::OAuthFailed => Code::OAuthFailed,
+            Self::OAuthEmailMissing => Code::OAuthEmailMissing,
+            Self::OAuthEmailNotVerified => Code::OAuthEmailNotVerified,
+            Self::AccountAlreadyLinked => Code::AccountAlreadyLinked,
+            Self::LastSignInMethod => Code::LastSignInMethod,
+            Self::PasswordAlreadySet => Code::PasswordAlreadySet,
+            Self::ReauthenticationRequired => Code::ReauthenticationRequired,
+            Self::Internal | Self::Database(_) => Code::Internal,
+            Self::BadRequest(_) => Code::BadRequest,
+            Self::ParseFailed(_) => Code::ParseFailed,
+            Self::ValidationFailed(_) => Code::ValidationFailed,
+        }
+    }
+
+    /// Logs a database failure in full and counts it: called once per
+    /// error, where it leaves the server (a GraphQL answer, the OAuth
+    /// callback's redirect, a background task). Other errors were logged
+    /// where they arose, or are the client's.
+    pub fn report(&self) {
+        let Self::Database(err) = self else { return };
+        if unavailable(err) {
+            tracing::warn!(error = %err, "database unavailable");
+            // sqlx does not report how many requests wait for a connection;
+            // the ones that waited in vain are counted here.
+            let cause = if timed_out(err) { "pool_timeout" } else { "connection" };
+            metrics::counter!("authgate_db_unavailable_total", "cause" => cause).increment(1);
+        } else {
+            tracing::error!(error = %err, "database error");
+        }
+    }
+
+    /// A unique index refused the row: `conflict` (e.g. `EmailTaken`); any
+    /// other failure as it is.
+    pub fn unique_or(err: DbErr, conflict: AuthError) -> AuthError {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => conflict,
+            _ => err.into(),
         }
     }
 }
 
 impl From<DbErr> for AuthError {
     fn from(err: DbErr) -> Self {
-        Self::from_db(&err)
+        Self::Database(Arc::new(err))
     }
 }
 
-impl AuthError {
-    /// Logs a database error in full and classifies it for the client.
-    pub fn from_db(err: &DbErr) -> Self {
-        if is_unavailable(err) {
-            tracing::warn!(error = %err, "database unavailable");
-            // sqlx does not report how many requests wait for a connection;
-            // the ones that waited in vain are counted here.
-            let cause = if timed_out(err) { "pool_timeout" } else { "connection" };
-            metrics::counter!("authgate_db_unavailable_total", "cause" => cause).increment(1);
-            Self::ServiceUnavailable
-        } else {
-            tracing::error!(error = %err, "database error");
-            Self::Internal
-        }
+impl From<Arc<DbErr>> for AuthError {
+    fn from(err: Arc<DbErr>) -> Self {
+        Self::Database(err)
     }
 }
 
@@ -114,9 +211,9 @@ fn timed_out(err: &DbErr) -> bool {
     )
 }
 
-/// Connection-level failures (pool timeout, refused, reset) are worth a retry;
-/// anything else is a bug or a constraint and is reported as internal.
-fn is_unavailable(err: &DbErr) -> bool {
+/// Connection-level failures (pool timeout, refused, reset, a busy SQLite
+/// file) are worth a retry; anything else is a bug or a constraint.
+fn unavailable(err: &DbErr) -> bool {
     let runtime = match err {
         DbErr::ConnectionAcquire(_) => return true,
         DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
@@ -132,33 +229,53 @@ fn is_unavailable(err: &DbErr) -> bool {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Protocol(_)
-            ) || matches!(e, sqlx::Error::Database(d) if d.message().contains("database is locked"))
+            ) || sqlite_busy(e)
         }
         RuntimeErr::Internal(_) => false,
     }
 }
 
-impl ErrorExtensions for AuthError {
-    fn extend(&self) -> async_graphql::Error {
-        async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
-            e.set("code", self.code());
-            match self {
-                Self::BadUserInput { field, .. } => e.set("field", *field),
-                Self::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
-                _ => {}
-            }
-        })
+/// SQLite's driver quirk: a write that waited out `busy_timeout` behind
+/// another writer surfaces only as a message (`SQLITE_BUSY` is not mapped
+/// to a kind by sqlx).
+fn sqlite_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(d) if d.message().contains("database is locked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_sqlite_file_is_unavailable_not_a_bug() {
+        use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder = options.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut holder).await.unwrap();
+        let mut writing = holder.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *writing).await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        let err = sqlx::query("INSERT INTO t VALUES (2)").execute(&mut other).await.unwrap_err();
+        assert!(sqlite_busy(&err), "{err}");
+        let err = AuthError::from(DbErr::Exec(RuntimeErr::SqlxError(err)));
+        assert_eq!(err.code(), Code::ServiceUnavailable);
+        assert_eq!(err.to_string(), "the service is temporarily unavailable; retry shortly");
+
+        let other_failure =
+            sqlx::query("INSERT INTO missing VALUES (1)").execute(&mut other).await.unwrap_err();
+        assert!(!sqlite_busy(&other_failure), "{other_failure}");
+        let err = AuthError::from(DbErr::Exec(RuntimeErr::SqlxError(other_failure)));
+        assert_eq!((err.code(), err.to_string().as_str()), (Code::Internal, "internal server error"));
     }
-}
 
-/// Resolvers turn service results into GraphQL results through this, never
-/// through a bare `?` (which would keep the message and drop the code).
-pub trait GqlResult<T> {
-    fn gql(self) -> async_graphql::Result<T>;
-}
-
-impl<T> GqlResult<T> for Result<T, AuthError> {
-    fn gql(self) -> async_graphql::Result<T> {
-        self.map_err(|e| e.extend())
+    #[test]
+    fn every_code_has_one_wire_name() {
+        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
+        assert!(Code::ALL.iter().all(|c| !c.meaning().is_empty()));
     }
 }

@@ -8,7 +8,7 @@ use std::{fmt, io::Write, path::Path};
 use anyhow::{Context, bail};
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, ExposeSecret};
 
 /// Keys derived from the server secret.
 pub struct Keys {
@@ -26,7 +26,7 @@ impl fmt::Debug for Keys {
 impl Keys {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let master = match &config.secret_key {
-            Some(encoded) => decode(encoded).context("AUTHGATE_SECRET_KEY")?,
+            Some(encoded) => decode(encoded.expose_secret()).context("AUTHGATE_SECRET_KEY")?,
             None if config.env == Environment::Production => {
                 bail!(
                     "AUTHGATE_SECRET_KEY is required in production (32 random bytes, base64: `openssl rand -base64 32`)"

@@ -62,7 +62,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     let cleanup_every = config.cleanup_interval;
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
     if matches!(command, Command::Cleanup) {
-        let removed = cleanup::run_once(&state.auth).await?;
+        let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;
         println!("removed {} expired sessions and {} stale tokens", removed.sessions, removed.tokens);
         return Ok(());
     }

@@ -46,20 +46,7 @@ async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http:
     config.outbox_dir = dir.join("outbox");
     config.secret_key_file = dir.join("data/secret.key");
     config.db_max_connections = 2;
-    for rate in [
-        &mut config.rate_login_ip,
-        &mut config.rate_login_account_ip,
-        &mut config.rate_login_account,
-        &mut config.rate_register_ip,
-        &mut config.rate_register_email,
-        &mut config.rate_register_global,
-        &mut config.rate_mail_ip,
-        &mut config.rate_mail_account,
-        &mut config.rate_token_ip,
-        &mut config.rate_password_account,
-    ] {
-        rate.limit = 0;
-    }
+    config.rates = authgate::config::Rates::off();
     let db = authgate::db::connect(&config).await?;
     authgate::state(db, config, Arc::new(SystemClock))
 }

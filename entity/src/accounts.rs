@@ -12,12 +12,6 @@ pub struct Model {
     pub account_id: String,
     /// argon2id PHC string; only for the `credential` provider.
     pub password_hash: Option<String>,
-    pub access_token: Option<String>,
-    pub refresh_token: Option<String>,
-    pub id_token: Option<String>,
-    pub access_token_expires_at: Option<DateTimeUtc>,
-    pub refresh_token_expires_at: Option<DateTimeUtc>,
-    pub scope: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

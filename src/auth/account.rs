@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{accounts, users, verification_tokens};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -19,7 +19,10 @@ use super::{
     session::{self, CurrentSession},
     validate,
 };
-use crate::{error::AuthError, mail::templates};
+use crate::{
+    error::{AuthError, Input},
+    mail::templates,
+};
 
 /// A user who just signed in, with the session's secret token.
 pub struct SignedIn {
@@ -50,8 +53,8 @@ pub async fn register(
     meta: &ClientMeta,
 ) -> Result<SignedIn, AuthError> {
     limits::hit(auth, Rule::RegisterIp, &limits::ip_subject(meta)).await?;
-    let email = validate::email_for_signup(&input.email, "email")?;
-    validate::new_password(&input.password, &email, auth.config.password_min_score, "password")?;
+    let email = validate::email_for_signup(&input.email, Input::Email)?;
+    validate::new_password(&input.password, &email, auth.config.password_min_score, Input::Password)?;
     let name = validate::profile_name(input.name)?;
     // Per target address and for the whole server: probing which addresses
     // have an account (EMAIL_TAKEN) costs an attacker the same everywhere.
@@ -76,7 +79,8 @@ pub async fn register(
     }
     .insert(&txn)
     .await
-    .map_err(email_taken);
+    // The unique index on `users.email` is the duplicate check: no racy SELECT.
+    .map_err(|err| AuthError::unique_or(err, AuthError::EmailTaken));
     let user = match inserted {
         Ok(user) => user,
         Err(AuthError::EmailTaken) if auth.config.register_privacy => {
@@ -122,22 +126,8 @@ pub fn account_row(
         provider_id: Set(provider.to_owned()),
         account_id: Set(account_id.to_owned()),
         password_hash: Set(password_hash),
-        access_token: Set(None),
-        refresh_token: Set(None),
-        id_token: Set(None),
-        access_token_expires_at: Set(None),
-        refresh_token_expires_at: Set(None),
-        scope: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    }
-}
-
-/// The unique index on `users.email` is the duplicate check: no racy SELECT.
-fn email_taken(err: DbErr) -> AuthError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => AuthError::EmailTaken,
-        _ => err.into(),
     }
 }
 
@@ -334,13 +324,16 @@ pub async fn change_password(
     change: PasswordChange,
 ) -> Result<u64, AuthError> {
     if change.new_password == change.current_password {
-        return Err(AuthError::bad_input("newPassword", "the new password must differ from the current one"));
+        return Err(AuthError::bad_input(
+            Input::NewPassword,
+            "the new password must differ from the current one",
+        ));
     }
     validate::new_password(
         &change.new_password,
         &current.user.email,
         auth.config.password_min_score,
-        "newPassword",
+        Input::NewPassword,
     )?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
@@ -387,18 +380,58 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
         require_fresh_sign_in(auth, current)?;
     }
     let txn = auth.db.begin().await?;
-    // Explicit deletes, not only ON DELETE CASCADE: correct even where a
-    // connection runs with foreign keys off.
-    verification_tokens::Entity::delete_many()
-        .filter(verification_tokens::Column::UserId.eq(user_id))
-        .exec(&txn)
-        .await?;
-    session::revoke_others(&txn, user_id, None).await?;
-    accounts::Entity::delete_many().filter(accounts::Column::UserId.eq(user_id)).exec(&txn).await?;
+    remove_ways_in(&txn, user_id).await?;
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
     tracing::info!("account deleted");
     Ok(())
+}
+
+/// Every table holding rows of one user besides `users`, with the column
+/// naming the user: the one list deletion and a claim go by (a test holds
+/// it to the database's foreign keys, so a new table cannot be missed).
+pub const USER_TABLES: [(&str, &str); 4] = [
+    ("accounts", "user_id"),
+    ("oauth_flows", "link_user_id"),
+    ("verification_tokens", "user_id"),
+    ("sessions", "user_id"),
+];
+
+/// Removes every way into `user_id`'s account: its sign-in methods, the
+/// OAuth flows that would link to it, mailed tokens and sessions (every
+/// row of `USER_TABLES`). Explicit deletes, not only ON DELETE CASCADE:
+/// correct even where a connection runs with foreign keys off. Returns how
+/// many sessions ended.
+pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+    use sea_orm::sea_query::{Alias, Expr, Query};
+    let mut sessions_ended = 0;
+    for (table, column) in USER_TABLES {
+        let delete = Query::delete()
+            .from_table(Alias::new(table))
+            .and_where(Expr::col(Alias::new(column)).eq(user_id))
+            .to_owned();
+        let removed = conn.execute(conn.get_database_backend().build(&delete)).await?.rows_affected();
+        if table == "sessions" {
+            sessions_ended = removed;
+        }
+    }
+    Ok(sessions_ended)
+}
+
+/// Marks the user's email verified (a mailed link, a reset, or a provider
+/// that vouches for it).
+pub async fn mark_email_verified(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<users::Model, AuthError> {
+    let user = users::ActiveModel {
+        id: Set(user_id),
+        email_verified: Set(true),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    Ok(user.update(conn).await?)
 }
 
 /// What a notice to the owner is about.
@@ -416,7 +449,10 @@ pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
     auth.jobs.spawn(async move {
         let methods = match sign_in_methods(&worker, user.id).await {
             Ok(methods) => methods,
-            Err(e) => return tracing::warn!(error = %e, "account notice not sent"),
+            Err(e) => {
+                e.report();
+                return tracing::warn!(error = %e, "account notice not sent");
+            }
         };
         let app_url = &worker.config.app_url;
         let email = match notice {
@@ -477,7 +513,7 @@ pub async fn set_password(
     password: String,
 ) -> Result<(), AuthError> {
     let user = &current.user;
-    validate::new_password(&password, &user.email, auth.config.password_min_score, "newPassword")?;
+    validate::new_password(&password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     require_fresh_sign_in(auth, current)?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
     if credential_of(auth, user.id).await?.is_some() {
@@ -486,12 +522,10 @@ pub async fn set_password(
     let hash = auth.hasher.hash(password).await?;
     // The credential account's id is the user's: the unique (provider,
     // account) index refuses a second one, even from a concurrent request.
-    credential_account(user.id, hash, auth.clock.now()).insert(&auth.db).await.map_err(|err| {
-        match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => AuthError::PasswordAlreadySet,
-            _ => err.into(),
-        }
-    })?;
+    credential_account(user.id, hash, auth.clock.now())
+        .insert(&auth.db)
+        .await
+        .map_err(|err| AuthError::unique_or(err, AuthError::PasswordAlreadySet))?;
     tracing::info!("password set");
     notify(auth, user, Notice::MethodAdded("A password".to_owned()));
     Ok(())

@@ -96,6 +96,7 @@ pub async fn run_periodically(auth: AuthContext, interval: std::time::Duration) 
     loop {
         ticker.tick().await;
         if let Err(e) = run_once(&auth).await {
+            e.report();
             tracing::warn!(error = %e, "cleanup failed; retrying at the next interval");
         }
     }

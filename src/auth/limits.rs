@@ -3,7 +3,7 @@
 //! because the services call `hit` themselves. Counters live in the
 //! database or in Redis (shared by every instance), in fixed windows.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -12,97 +12,16 @@ use super::{
     AuthContext,
     counters::{CounterStore, DbCounters, RedisCounters},
 };
+use crate::config::ExposeSecret;
+pub use crate::config::{Rate, Rule};
 use crate::error::AuthError;
 
-/// `N/duration`: at most N attempts per window; `0/…` turns the rule off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
-    pub limit: u64,
-    pub window: Duration,
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (limit, window) =
-            s.split_once('/').ok_or_else(|| format!("{s:?}: expected N/duration, e.g. 10/15m"))?;
-        let limit = limit.trim().parse().map_err(|_| format!("{s:?}: {limit:?} is not a number"))?;
-        let window = humantime::parse_duration(window.trim()).map_err(|e| format!("{s:?}: {e}"))?;
-        if window.as_secs() == 0 {
-            return Err(format!("{s:?}: the window must be at least 1s"));
-        }
-        Ok(Self { limit, window })
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.limit, humantime::format_duration(self.window))
-    }
-}
-
-/// What a counter counts, named in its key.
-#[derive(Clone, Copy, Debug)]
-pub enum Rule {
-    LoginIp,
-    LoginAccountIp,
-    LoginAccount,
-    LoginDevice,
-    RegisterIp,
-    RegisterEmail,
-    RegisterGlobal,
-    MailIp,
-    MailAccount,
-    TokenIp,
-    PasswordAccount,
-    OAuthIp,
-}
-
-impl Rule {
-    fn name(self) -> &'static str {
-        match self {
-            Self::LoginIp => "login_ip",
-            Self::LoginAccountIp => "login_account_ip",
-            Self::LoginAccount => "login_account",
-            Self::LoginDevice => "login_device",
-            Self::RegisterIp => "register_ip",
-            Self::RegisterEmail => "register_email",
-            Self::RegisterGlobal => "register_global",
-            Self::MailIp => "mail_ip",
-            Self::MailAccount => "mail_account",
-            Self::TokenIp => "token_ip",
-            Self::PasswordAccount => "password_account",
-            Self::OAuthIp => "oauth_ip",
-        }
-    }
-
-    fn rate(self, auth: &AuthContext) -> Rate {
-        let c = &auth.config;
-        match self {
-            Self::LoginIp => c.rate_login_ip,
-            Self::LoginAccountIp => c.rate_login_account_ip,
-            Self::LoginAccount => c.rate_login_account,
-            // A device gets the budget a client has for one account.
-            Self::LoginDevice => c.rate_login_account_ip,
-            Self::RegisterIp => c.rate_register_ip,
-            Self::RegisterEmail => c.rate_register_email,
-            Self::RegisterGlobal => c.rate_register_global,
-            Self::MailIp => c.rate_mail_ip,
-            Self::MailAccount => c.rate_mail_account,
-            Self::TokenIp => c.rate_token_ip,
-            Self::PasswordAccount => c.rate_password_account,
-            Self::OAuthIp => c.rate_oauth_ip,
-        }
-    }
-
-    /// The counter's key: the rule and a hash of the subject (an IP or an
-    /// email), so the table holds no addresses in clear.
-    fn key(self, subject: &str) -> String {
-        let digest = Sha256::digest(subject.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{hex}", self.name())
-    }
+/// The counter's key: the rule and a hash of the subject (an IP or an
+/// email), so the table holds no addresses in clear.
+fn key(rule: Rule, subject: &str) -> String {
+    let digest = Sha256::digest(subject.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}:{hex}", rule.name())
 }
 
 /// The limiter: rules from the configuration, counters from a store.
@@ -122,7 +41,7 @@ impl Limiter {
         db: &sea_orm::DatabaseConnection,
     ) -> anyhow::Result<Self> {
         let store: Arc<dyn CounterStore> = match &config.redis_url {
-            Some(url) => Arc::new(RedisCounters::new(url, &config.redis_prefix)?),
+            Some(url) => Arc::new(RedisCounters::new(url.expose_secret(), &config.redis_prefix)?),
             None => Arc::new(DbCounters(db.clone())),
         };
         Ok(Self::new(store))
@@ -132,13 +51,13 @@ impl Limiter {
 /// Counts one attempt against `rule` for `subject`; `RATE_LIMITED` (with the
 /// seconds until the window ends) once the count passes the limit.
 pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
-    let rate = rule.rate(auth);
+    let rate = auth.config.rates.get(rule);
     if rate.limit == 0 {
         return Ok(());
     }
     let (start, length) = window(auth, rate);
     let expires_at = DateTime::from_timestamp(start + length, 0).unwrap_or_else(Utc::now);
-    let count = auth.limiter.store.increment(&rule.key(subject), start, length, expires_at).await?;
+    let count = auth.limiter.store.increment(&key(rule, subject), start, length, expires_at).await?;
     if count > rate.limit {
         let retry_after = (start + length - auth.clock.now().timestamp()).max(1) as u64;
         tracing::info!(rule = rule.name(), retry_after, "rate limited");
@@ -151,12 +70,12 @@ pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), Au
 
 /// Forgets the attempts of `subject` under `rule` (a successful sign-in).
 pub async fn clear(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
-    let rate = rule.rate(auth);
+    let rate = auth.config.rates.get(rule);
     if rate.limit == 0 {
         return Ok(());
     }
     let (start, _) = window(auth, rate);
-    auth.limiter.store.clear(&rule.key(subject), start).await
+    auth.limiter.store.clear(&key(rule, subject), start).await
 }
 
 /// The fixed window `rate` is in now: its start and length, in seconds.
@@ -186,7 +105,7 @@ pub fn ip_subject(meta: &super::ClientMeta) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Rate, ip_subject};
+    use super::ip_subject;
     use crate::auth::ClientMeta;
 
     #[test]
@@ -200,15 +119,5 @@ mod tests {
         assert_eq!(subject("192.0.2.7"), "192.0.2.7");
         assert_ne!(subject("192.0.2.8"), subject("192.0.2.7"));
         assert_eq!(ip_subject(&ClientMeta::default()), "unknown");
-    }
-
-    #[test]
-    fn rates_parse() {
-        let rate: Rate = "10/15m".parse().unwrap();
-        assert_eq!((rate.limit, rate.window.as_secs()), (10, 900));
-        assert_eq!("0/1h".parse::<Rate>().unwrap().limit, 0);
-        for bad in ["10", "x/1m", "10/0s", "10/soon"] {
-            assert!(bad.parse::<Rate>().is_err(), "{bad}");
-        }
     }
 }

@@ -24,8 +24,7 @@ use crate::{clock::Clock, config::Config, jobs::Jobs, mail::Postman};
 pub use limits::Limiter;
 pub use password::PasswordHasher;
 
-/// `provider_id` of the email-and-password account.
-pub const CREDENTIAL_PROVIDER: &str = "credential";
+pub use crate::config::CREDENTIAL_PROVIDER;
 
 /// What every service needs: the database, the settings, the time, the hasher.
 #[derive(Clone)]

@@ -1,10 +1,7 @@
 //! Email verification and password reset: the flows around mailed tokens.
 
 use entity::{accounts, users};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
 use tracing::instrument;
 
 use super::{
@@ -13,7 +10,10 @@ use super::{
     session, validate,
     verification::{self, Purpose},
 };
-use crate::{error::AuthError, mail::templates};
+use crate::{
+    error::{AuthError, Input},
+    mail::templates,
+};
 
 /// Mails a verification link to `user` (a new token; earlier ones stop working).
 #[instrument(skip_all, fields(user_id = %user.id))]
@@ -44,6 +44,7 @@ pub fn queue_verification(auth: &AuthContext, user: &users::Model) {
     let (auth, user) = (auth.clone(), user.clone());
     auth.jobs.clone().spawn(async move {
         if let Err(e) = send_verification(&auth, &user).await {
+            e.report();
             tracing::warn!(error = %e, "verification mail not sent");
         }
     });
@@ -60,14 +61,7 @@ pub async fn verify_email(
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    let user = users::ActiveModel {
-        id: Set(user_id),
-        email_verified: Set(true),
-        updated_at: Set(auth.clock.now()),
-        ..Default::default()
-    }
-    .update(&txn)
-    .await?;
+    let user = super::account::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
     tracing::info!("email verified");
     Ok(user)
@@ -81,11 +75,12 @@ pub async fn request_password_reset(
     meta: &ClientMeta,
 ) -> Result<(), AuthError> {
     limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
-    let email = validate::email_for_signup(email, "email")?;
+    let email = validate::email_for_signup(email, Input::Email)?;
     limits::hit(auth, Rule::MailAccount, &email).await?;
     let worker = auth.clone();
     auth.jobs.spawn(async move {
         if let Err(e) = send_password_reset(&worker, &email).await {
+            e.report();
             tracing::warn!(error = %e, "password reset mail not sent");
         }
     });
@@ -122,7 +117,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let token = verification::peek(auth, secret, Purpose::PasswordReset).await?;
     let user =
         users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
-    validate::new_password(&new_password, &user.email, auth.config.password_min_score, "newPassword")?;
+    validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
     let txn = auth.db.begin().await?;
@@ -140,12 +135,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         // A user without a password (e.g. signed up through OAuth) gets one.
         account::credential_account(user_id, hash, now).insert(&txn).await?;
     }
-    users::Entity::update_many()
-        .col_expr(users::Column::EmailVerified, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user_id))
-        .exec(&txn)
-        .await?;
+    // The link reached the owner of the address: it is verified.
+    super::account::mark_email_verified(&txn, user_id, now).await?;
     let ended = session::revoke_others(&txn, user_id, None).await?;
     let unlinked = if remove_provider_links {
         accounts::Entity::delete_many()

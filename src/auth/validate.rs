@@ -1,6 +1,6 @@
 //! Input rules of the contract ("Precise rules"), checked before any hashing.
 
-use crate::error::AuthError;
+use crate::error::{AuthError, Input};
 
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
@@ -36,7 +36,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 }
 
 /// The email of a new account, or `BAD_USER_INPUT` on `field`.
-pub fn email_for_signup(raw: &str, field: &'static str) -> Result<String, AuthError> {
+pub fn email_for_signup(raw: &str, field: Input) -> Result<String, AuthError> {
     normalize_email(raw).ok_or_else(|| AuthError::bad_input(field, "invalid email address"))
 }
 
@@ -49,12 +49,7 @@ pub fn password_length_ok(password: &str) -> bool {
 /// owner of `email`: length first (so no estimator sees an over-long
 /// input), then no email name inside, then a strength estimate (zxcvbn;
 /// `min_score` 0 turns it off).
-pub fn new_password(
-    password: &str,
-    email: &str,
-    min_score: u8,
-    field: &'static str,
-) -> Result<(), AuthError> {
+pub fn new_password(password: &str, email: &str, min_score: u8, field: Input) -> Result<(), AuthError> {
     if !password_length_ok(password) {
         return Err(AuthError::bad_input(
             field,
@@ -95,7 +90,7 @@ pub fn profile_name(name: Option<String>) -> Result<Option<String>, AuthError> {
     };
     if name.chars().count() > NAME_MAX || name.chars().any(|c| c.is_control() || spoofs(c)) {
         return Err(AuthError::bad_input(
-            "name",
+            Input::Name,
             format!("name must be at most {NAME_MAX} printable characters"),
         ));
     }
@@ -131,7 +126,7 @@ pub fn image_url(raw: &str) -> Result<String, AuthError> {
     let raw = raw.trim();
     let invalid = || {
         AuthError::bad_input(
-            "image",
+            Input::Image,
             format!("image must be an http(s) URL of at most {IMAGE_URL_MAX} characters"),
         )
     };
@@ -216,14 +211,17 @@ mod tests {
     #[test]
     fn weak_or_personal_passwords_are_refused() {
         let email = "marie.curie@example.com";
-        assert!(new_password("radium polonium 1898", email, 2, "password").is_ok());
-        assert!(new_password("password", email, 2, "password").is_err(), "common");
-        assert!(new_password("12345678", email, 2, "password").is_err(), "common");
-        assert!(new_password("xMarie.Curie!99", email, 0, "password").is_err(), "contains the email name");
-        assert!(new_password("mariecurie-rocks-2024", email, 0, "password").is_err(), "without the dot");
-        assert!(new_password("Curie was brilliant", email, 0, "password").is_err(), "one of its words");
-        assert!(new_password("radium polonium 1898", email, 0, "password").is_ok());
-        assert!(new_password("password", email, 0, "password").is_ok(), "estimator off");
+        assert!(new_password("radium polonium 1898", email, 2, Input::Password).is_ok());
+        assert!(new_password("password", email, 2, Input::Password).is_err(), "common");
+        assert!(new_password("12345678", email, 2, Input::Password).is_err(), "common");
+        assert!(
+            new_password("xMarie.Curie!99", email, 0, Input::Password).is_err(),
+            "contains the email name"
+        );
+        assert!(new_password("mariecurie-rocks-2024", email, 0, Input::Password).is_err(), "without the dot");
+        assert!(new_password("Curie was brilliant", email, 0, Input::Password).is_err(), "one of its words");
+        assert!(new_password("radium polonium 1898", email, 0, Input::Password).is_ok());
+        assert!(new_password("password", email, 0, Input::Password).is_ok(), "estimator off");
     }
 
     #[test]

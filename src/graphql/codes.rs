@@ -1,21 +1,57 @@
-//! async-graphql leaves parse and validation errors without a code; clients
-//! switch on `extensions.code`, so this extension adds the contract's codes.
+//! Errors as GraphQL answers: a service's `AuthError` becomes an error with
+//! `extensions.code` (and `field`, `retryAfter`), and, since async-graphql
+//! leaves its own parse, validation and argument errors without a code,
+//! this extension gives those the contract's codes too.
 
 use std::sync::Arc;
 
 use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Variables,
+    ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
     },
     parser::types::ExecutableDocument,
 };
 
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-pub const BAD_REQUEST: &str = "BAD_REQUEST";
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
+use crate::error::{AuthError, Code, Input};
+
+/// The GraphQL argument field a service's `Input` arrives in.
+fn field_name(input: Input) -> &'static str {
+    match input {
+        Input::Email => "email",
+        Input::Password => "password",
+        Input::NewPassword => "newPassword",
+        Input::Name => "name",
+        Input::Image => "image",
+        Input::Provider => "provider",
+    }
+}
+
+impl ErrorExtensions for AuthError {
+    fn extend(&self) -> async_graphql::Error {
+        self.report();
+        async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+            e.set("code", self.code().as_str());
+            match self {
+                Self::BadUserInput { input, .. } => e.set("field", field_name(*input)),
+                Self::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
+                _ => {}
+            }
+        })
+    }
+}
+
+/// Resolvers turn service results into GraphQL results through this, never
+/// through a bare `?` (which would keep the message and drop the code).
+pub trait GqlResult<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResult<T> for Result<T, AuthError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}
 
 pub struct ErrorCodes;
 
@@ -34,7 +70,7 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| with_code(parse_error(e), PARSE_FAILED))
+        next.run(ctx, query, variables).await.map_err(|e| with_code(parse_error(e), Code::ParseFailed))
     }
 
     async fn validation(
@@ -64,16 +100,16 @@ impl Extension for ErrorCodes {
             let (code, message, field) = if let Some(name) =
                 err.message.strip_prefix("Variable ").and_then(|m| m.strip_suffix(" is not defined."))
             {
-                (BAD_USER_INPUT, format!("variable ${name} is not defined"), Some(name.to_owned()))
+                (Code::BadUserInput, format!("variable ${name} is not defined"), Some(name.to_owned()))
             } else if err.message.starts_with("Failed to parse")
                 || err.message.starts_with("Invalid value")
                 || err.message.contains("Expected input type")
             {
                 let field = required_field(&err.message).unwrap_or_else(|| "input".to_owned());
-                (BAD_USER_INPUT, format!("invalid value for `{field}`"), Some(field))
+                (Code::BadUserInput, format!("invalid value for `{field}`"), Some(field))
             } else {
                 tracing::error!(path = ?err.path, "uncoded GraphQL error");
-                (INTERNAL, "internal server error".to_owned(), None)
+                (Code::Internal, "internal server error".to_owned(), None)
             };
             let mut replaced = with_code(ServerError::new(message, err.locations.first().copied()), code);
             replaced.path = std::mem::take(&mut err.path);
@@ -90,11 +126,11 @@ impl Extension for ErrorCodes {
 /// the offending input field); anything else is an invalid document.
 fn classify_validation(err: ServerError) -> ServerError {
     if let Some(field) = variable_field(&err.message) {
-        let mut err = with_code(err, BAD_USER_INPUT);
+        let mut err = with_code(err, Code::BadUserInput);
         err.extensions.get_or_insert_with(Default::default).set("field", field);
         err
     } else {
-        with_code(err, VALIDATION_FAILED)
+        with_code(err, Code::ValidationFailed)
     }
 }
 
@@ -128,10 +164,17 @@ fn variable_field(message: &str) -> Option<String> {
     Some(path.rsplit('.').next().unwrap_or(path).to_owned())
 }
 
-pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
+/// `err` with `code`, unless it already has one.
+pub fn with_code(mut err: ServerError, code: Code) -> ServerError {
     let extensions = err.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", code);
+        extensions.set("code", code.as_str());
     }
     err
+}
+
+/// A request refused before execution (a transport or limit error) as a
+/// GraphQL response.
+pub fn refusal(error: &AuthError) -> Response {
+    Response::from_errors(vec![with_code(ServerError::new(error.to_string(), None), error.code())])
 }

@@ -10,7 +10,7 @@ use crate::{
         session::{self, CurrentSession},
     },
     error::AuthError,
-    http::cookie,
+    graphql::effects::{self, Effect},
 };
 
 /// How the token arrived: a refreshed cookie session gets a new cookie.
@@ -52,8 +52,8 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
             let current = session::authenticate(auth, &token.value).await?;
             if current.refreshed && token.source == TokenSource::Cookie {
                 // Keep the cookie's Max-Age equal to the session's remaining lifetime.
-                let cookie = cookie::session(&token.value, &current.session, auth);
-                ctx.append_http_header(axum::http::header::SET_COOKIE, cookie);
+                let (token, expires_at) = (token.value.clone(), current.session.expires_at);
+                effects::record(ctx, Effect::SessionCookie { token, expires_at });
             }
             Ok(current)
         })

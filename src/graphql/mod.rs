@@ -2,6 +2,7 @@
 //! and map the result.
 
 mod codes;
+pub mod effects;
 pub mod guard;
 mod limits;
 mod loaders;
@@ -13,7 +14,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::{auth::AuthContext, config::Config};
 
-pub use codes::{BAD_REQUEST, ErrorCodes, VALIDATION_FAILED, with_code};
+pub use codes::{ErrorCodes, GqlResult, refusal};
 pub use limits::check_shape;
 pub use loaders::Loaders;
 pub use mutation::MutationRoot;

@@ -4,7 +4,7 @@ use super::{
     guard::{SessionGuard, current_session},
     types::User,
 };
-use crate::{auth::AuthContext, error::GqlResult};
+use crate::{auth::AuthContext, graphql::GqlResult};
 
 pub struct QueryRoot;
 

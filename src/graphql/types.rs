@@ -14,7 +14,8 @@ use crate::{
         account::{PasswordChange, Registration, SignedIn},
         profile::ProfileUpdate,
     },
-    error::{AuthError, GqlResult},
+    error::AuthError,
+    graphql::GqlResult,
 };
 
 /// An RFC 3339 timestamp in UTC with the `Z` suffix, e.g. `2026-11-29T20:42:56.123Z`.
@@ -87,7 +88,7 @@ impl User {
             return Ok(Vec::new());
         };
         let rows = ctx.data::<Loaders>()?.sessions.load_one(self.0.id).await;
-        let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
+        let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
     }
 
@@ -98,7 +99,7 @@ impl User {
             return Ok(Vec::new());
         }
         let rows = ctx.data::<Loaders>()?.accounts.load_one(self.0.id).await;
-        let rows = rows.map_err(|e| AuthError::from_db(&e)).gql()?.unwrap_or_default();
+        let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(Account).collect())
     }
 }

@@ -2,10 +2,14 @@
 //! configured, Max-Age equal to the session's remaining lifetime. And the
 //! `oauth_state` cookie that binds an OAuth flow to the browser that began it.
 
+use axum::http::{HeaderMap, header};
+use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite, time::Duration};
-use entity::sessions;
 
-use crate::auth::{AuthContext, device::Device};
+use crate::{
+    auth::{AuthContext, device::Device},
+    graphql::effects::Effect,
+};
 
 /// The session cookie's name over plain HTTP (development).
 pub const NAME: &str = "session_token";
@@ -45,16 +49,26 @@ fn build_named(
         .to_string()
 }
 
-/// The cookie carrying `token` for `session`.
-pub fn session(token: &str, session: &sessions::Model, auth: &AuthContext) -> String {
-    let remaining = (session.expires_at - auth.clock.now()).num_seconds();
+/// The `Set-Cookie` values that carry out what a request recorded.
+pub fn for_effect(effect: &Effect, auth: &AuthContext) -> Vec<String> {
+    match effect {
+        Effect::SessionCookie { token, expires_at } => vec![session(token, *expires_at, auth)],
+        Effect::SessionEnded => cleared(auth),
+        Effect::DeviceTrusted(trusted) => vec![device(trusted, auth)],
+        Effect::OAuthStarted { state } => vec![oauth_state(state, auth)],
+    }
+}
+
+/// The cookie carrying `token` until `expires_at`.
+fn session(token: &str, expires_at: DateTime<Utc>, auth: &AuthContext) -> String {
+    let remaining = (expires_at - auth.clock.now()).num_seconds();
     build(token, remaining, auth.config.cookie_secure())
 }
 
 /// Cookies that make the browser forget the session: behind HTTPS both
 /// names, so a session cookie from before the `__Host-` switch cannot sign
 /// the browser back in after a sign-out.
-pub fn cleared(auth: &AuthContext) -> Vec<String> {
+fn cleared(auth: &AuthContext) -> Vec<String> {
     let secure = auth.config.cookie_secure();
     let mut cookies = vec![build("", 0, secure)];
     if secure {
@@ -64,7 +78,7 @@ pub fn cleared(auth: &AuthContext) -> Vec<String> {
 }
 
 /// The cookie that ties an OAuth flow's `state` to this browser.
-pub fn oauth_state(state: &str, auth: &AuthContext) -> String {
+fn oauth_state(state: &str, auth: &AuthContext) -> String {
     let ttl = auth.config.oauth_flow_ttl.as_secs().try_into().unwrap_or(i64::MAX);
     let secure = auth.config.cookie_secure();
     build_named(oauth_state_name(secure), "/", state, ttl, secure)
@@ -83,7 +97,7 @@ pub fn device_name(secure: bool) -> &'static str {
 
 /// The signed device cookie for `device` (HMAC with a key derived from
 /// `AUTHGATE_SECRET_KEY`); long-lived, HttpOnly, not a session.
-pub fn device(device: &Device, auth: &AuthContext) -> String {
+fn device(device: &Device, auth: &AuthContext) -> String {
     let secure = auth.config.cookie_secure();
     let ttl = auth.config.device_cookie_ttl.as_secs().try_into().unwrap_or(i64::MAX);
     let mut jar = cookie::CookieJar::new();
@@ -99,29 +113,30 @@ pub fn device(device: &Device, auth: &AuthContext) -> String {
 }
 
 /// The device in the request's cookies, if its signature checks out.
-pub fn find_device(headers: &axum::http::HeaderMap, auth: &AuthContext) -> Option<Device> {
+pub fn find_device(headers: &HeaderMap, auth: &AuthContext) -> Option<Device> {
     let name = device_name(auth.config.cookie_secure());
-    let raw = headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| find_named(v, name))?;
+    let raw = read(headers, name)?;
     let mut jar = cookie::CookieJar::new();
     jar.add_original(Cookie::new(name, raw));
     let verified = jar.signed(&auth.keys.cookies).get(name)?;
     Device::parse(verified.value())
 }
 
-/// The session token from a `Cookie` header, if there is one: the
+/// The session token from the request's cookies, if there is one: the
 /// `__Host-` cookie first, else the plain name (still read during a move
 /// to HTTPS, so nobody is signed out by the rename).
-pub fn find(header: &str) -> Option<String> {
-    find_named(header, HOST_NAME).or_else(|| find_named(header, NAME))
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    read(headers, HOST_NAME).or_else(|| read(headers, NAME))
 }
 
-/// The value of cookie `name` in a `Cookie` header.
-pub fn find_named(header: &str, name: &str) -> Option<String> {
-    Cookie::split_parse(header)
+/// The value of cookie `name` in the request's `Cookie` headers: the one
+/// place that parses them.
+pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())

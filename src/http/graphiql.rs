@@ -1,9 +1,12 @@
-//! The GraphiQL playground: scripts from unpkg by default, or from a local
-//! directory (`AUTHGATE_GRAPHIQL_ASSETS`, a `node_modules` holding graphiql,
-//! react and react-dom) for air-gapped deployments. Cookies are sent, so
-//! cookie sessions work from the playground too.
+//! The GraphiQL playground, served from authgate's own binary: the pinned
+//! GraphiQL, React and CSS in `vendor/graphiql` (with their licences) are
+//! embedded at build time, so the page works offline and its
+//! Content-Security-Policy allows nothing but `'self'` (and `data:` fonts
+//! and images inside GraphiQL's stylesheet). `AUTHGATE_GRAPHIQL_ASSETS` may
+//! point at a `node_modules` holding other versions instead. Cookies are
+//! sent, so cookie sessions work from the playground too.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use axum::{
     extract::{Path, State},
@@ -13,99 +16,98 @@ use axum::{
 
 use super::AppState;
 
-/// The asset files the page loads, relative to the asset base.
-const ASSETS: [(&str, &str); 4] = [
-    ("react/umd/react.production.min.js", "text/javascript; charset=utf-8"),
-    ("react-dom/umd/react-dom.production.min.js", "text/javascript; charset=utf-8"),
-    ("graphiql/graphiql.min.js", "text/javascript; charset=utf-8"),
-    ("graphiql/graphiql.min.css", "text/css; charset=utf-8"),
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// A file the page loads from `/graphiql/assets/{name}`.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    embedded: &'static [u8],
+    /// Where it is inside a `node_modules` given as `AUTHGATE_GRAPHIQL_ASSETS`;
+    /// `None` for authgate's own files, always served from the binary.
+    in_node_modules: Option<&'static str>,
+}
+
+const ASSETS: [Asset; 6] = [
+    Asset {
+        name: "react.production.min.js",
+        content_type: JS,
+        embedded: include_bytes!("../../vendor/graphiql/react.production.min.js"),
+        in_node_modules: Some("react/umd/react.production.min.js"),
+    },
+    Asset {
+        name: "react-dom.production.min.js",
+        content_type: JS,
+        embedded: include_bytes!("../../vendor/graphiql/react-dom.production.min.js"),
+        in_node_modules: Some("react-dom/umd/react-dom.production.min.js"),
+    },
+    Asset {
+        name: "graphiql.min.js",
+        content_type: JS,
+        embedded: include_bytes!("../../vendor/graphiql/graphiql.min.js"),
+        in_node_modules: Some("graphiql/graphiql.min.js"),
+    },
+    Asset {
+        name: "graphiql.min.css",
+        content_type: CSS,
+        embedded: include_bytes!("../../vendor/graphiql/graphiql.min.css"),
+        in_node_modules: Some("graphiql/graphiql.min.css"),
+    },
+    Asset {
+        name: "init.js",
+        content_type: JS,
+        embedded: include_bytes!("graphiql/init.js"),
+        in_node_modules: None,
+    },
+    Asset {
+        name: "page.css",
+        content_type: CSS,
+        embedded: include_bytes!("graphiql/page.css"),
+        in_node_modules: None,
+    },
 ];
 
-/// Versions pinned on the CDN, matching tests/browser/package.json.
-const CDN: [&str; 4] = [
-    "https://unpkg.com/react@18.3.1/umd/react.production.min.js",
-    "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js",
-    "https://unpkg.com/graphiql@3.8.3/graphiql.min.js",
-    "https://unpkg.com/graphiql@3.8.3/graphiql.min.css",
-];
+const PAGE: &str = include_str!("graphiql/page.html");
 
-const CDN_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
-     style-src 'self' 'unsafe-inline' https://unpkg.com; font-src 'self' data: https://unpkg.com; \
-     img-src 'self' data: https:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'";
-
-const LOCAL_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
-     font-src 'self' data:; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'";
+/// No inline script or style, no other origin: GraphiQL's stylesheet
+/// carries its fonts and icons as `data:` URLs.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; font-src 'self' data:; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 #[derive(Clone)]
 pub struct Page {
-    html: Arc<str>,
-    csp: &'static str,
-    assets: Option<PathBuf>,
+    /// A `node_modules` to read GraphiQL and React from instead of the binary.
+    node_modules: Option<PathBuf>,
 }
 
 impl Page {
-    pub fn new(assets: Option<PathBuf>) -> Self {
-        let urls: Vec<String> = match &assets {
-            Some(_) => ASSETS.iter().map(|(path, _)| format!("/graphiql/assets/{path}")).collect(),
-            None => CDN.iter().map(|url| (*url).to_owned()).collect(),
-        };
-        let html = format!(
-            r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>authgate · GraphiQL</title>
-  <link rel="stylesheet" href="{css}">
-  <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>
-</head>
-<body>
-  <div id="graphiql">Loading GraphiQL…</div>
-  <script src="{react}"></script>
-  <script src="{react_dom}"></script>
-  <script src="{graphiql}"></script>
-  <script>
-    const fetcher = GraphiQL.createFetcher({{
-      url: '/graphql',
-      // Send the session cookie, and prove this is not a cross-site form.
-      fetch: (url, init) => fetch(url, {{ ...init, credentials: 'include' }}),
-      headers: {{ 'X-Requested-With': 'GraphiQL' }},
-    }});
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, {{ fetcher, defaultEditorToolsVisibility: true, isHeadersEditorEnabled: true }}),
-    );
-  </script>
-</body>
-</html>
-"#,
-            react = urls[0],
-            react_dom = urls[1],
-            graphiql = urls[2],
-            css = urls[3],
-        );
-        let csp = if assets.is_some() { LOCAL_CSP } else { CDN_CSP };
-        Self { html: html.into(), csp, assets }
+    pub fn new(node_modules: Option<PathBuf>) -> Self {
+        Self { node_modules }
     }
 
     pub fn response(&self) -> Response {
-        let mut response = axum::response::Html(self.html.to_string()).into_response();
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(self.csp));
+        let mut response = axum::response::Html(PAGE).into_response();
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
         response
     }
 }
 
-/// `GET /graphiql/assets/{path}`: one of the four files, from the local directory.
-pub async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {
-    let Some(dir) = state.graphiql.as_ref().and_then(|page| page.assets.as_ref()) else {
+/// `GET /graphiql/assets/{name}`: one of the page's files, by name only.
+pub async fn asset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some(page) = state.graphiql.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some((file, content_type)) = ASSETS.iter().find(|(known, _)| *known == path) else {
+    let Some(asset) = ASSETS.iter().find(|asset| asset.name == name) else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let headers =
+        [(header::CONTENT_TYPE, asset.content_type), (header::CACHE_CONTROL, "public, max-age=86400")];
+    let (Some(dir), Some(file)) = (&page.node_modules, asset.in_node_modules) else {
+        return (headers, asset.embedded).into_response();
     };
     match tokio::fs::read(dir.join(file)).await {
-        Ok(bytes) => {
-            ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "public, max-age=86400")], bytes)
-                .into_response()
-        }
+        Ok(bytes) => (headers, bytes).into_response(),
         Err(e) => {
             tracing::warn!(file, error = %e, "GraphiQL asset missing");
             StatusCode::NOT_FOUND.into_response()

@@ -2,7 +2,7 @@
 //! runs queries only (and serves GraphiQL to browsers).
 
 use async_graphql::{
-    ErrorExtensions, Pos, ServerError,
+    ErrorExtensions, Pos,
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
@@ -20,15 +20,15 @@ use super::{
 use crate::{
     error::AuthError,
     graphql::{
-        BAD_REQUEST, Loaders, VALIDATION_FAILED, check_shape,
+        self as refusal, Loaders, check_shape,
+        effects::Effects,
         guard::{PresentedToken, RequestAuth, TokenSource},
-        with_code,
     },
 };
 
 /// Why a request was refused before execution: at the HTTP level (a
-/// status and a code), or as a GraphQL request error (over a limit), whose
-/// status follows the response media type.
+/// status and an error), or as a GraphQL request error (over a limit),
+/// whose status follows the response media type.
 enum Rejection {
     Http(Refusal),
     OverLimit(String),
@@ -50,37 +50,37 @@ impl Rejection {
 
     fn into_graphql(self) -> async_graphql::Response {
         match self {
-            Self::Http(refusal) => refusal.into_graphql(),
-            Self::OverLimit(message) => async_graphql::Response::from_errors(vec![with_code(
-                ServerError::new(message, None),
-                VALIDATION_FAILED,
-            )]),
+            Self::Http(refusal) => refusal::refusal(&refusal.error),
+            Self::OverLimit(message) => refusal::refusal(&AuthError::ValidationFailed(message)),
         }
     }
 }
 
 struct Refusal {
     status: StatusCode,
-    code: &'static str,
-    message: String,
+    error: AuthError,
 }
 
 impl Refusal {
+    fn new(status: StatusCode, error: AuthError) -> Self {
+        Self { status, error }
+    }
+
+    /// `FORBIDDEN`, saying why.
+    fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, AuthError::Forbidden(message.into()))
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: BAD_REQUEST, message: message.into() }
+        Self::new(StatusCode::BAD_REQUEST, AuthError::BadRequest(message.into()))
     }
 
     fn into_response(self, format: Format) -> Response {
-        let mut response = respond::error(self.status, format, self.code, &self.message);
+        let mut response = respond::error(self.status, format, self.error.code(), &self.error.to_string());
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         response
-    }
-
-    fn into_graphql(self) -> async_graphql::Response {
-        let error = with_code(ServerError::new(self.message, None), self.code);
-        async_graphql::Response::from_errors(vec![error])
     }
 }
 
@@ -97,12 +97,8 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         Ok(Ok(body)) => body,
         Ok(Err(refusal)) => return refusal.into_response(format),
         Err(_) => {
-            let mut response = respond::error(
-                StatusCode::REQUEST_TIMEOUT,
-                format,
-                BAD_REQUEST,
-                "the request body did not arrive in time",
-            );
+            let late = AuthError::BadRequest("the request body did not arrive in time".into());
+            let mut response = Refusal::new(StatusCode::REQUEST_TIMEOUT, late).into_response(format);
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
         }
@@ -115,20 +111,16 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         // The contract: 403 when the request carries the session cookie
         // (a forged form post), else 415.
         let with_cookie = presented_token(&parts.headers).is_some_and(|t| t.source == TokenSource::Cookie);
-        let (status, code) = match with_cookie {
-            true => (StatusCode::FORBIDDEN, AuthError::Forbidden.code()),
-            false => (StatusCode::UNSUPPORTED_MEDIA_TYPE, BAD_REQUEST),
-        };
         let message = "POST /graphql takes application/json (or a request with an X-Requested-With header)";
-        return respond::error(status, format, code, message);
+        let refusal = match with_cookie {
+            true => Refusal::forbidden(message),
+            false => Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, AuthError::BadRequest(message.into())),
+        };
+        return refusal.into_response(format);
     }
     if cross_site_with_cookies(&parts.headers, &state.auth.config) {
-        return respond::error(
-            StatusCode::FORBIDDEN,
-            format,
-            AuthError::Forbidden.code(),
-            "a request carrying cookies from another site's page is refused; list that origin in AUTHGATE_CORS_ORIGINS",
-        );
+        let message = "a request carrying cookies from another site's page is refused; list that origin in AUTHGATE_CORS_ORIGINS";
+        return Refusal::forbidden(message).into_response(format);
     }
     let token = presented_token(&parts.headers);
     // A single request is read straight into its type; only a batch goes
@@ -216,10 +208,24 @@ async fn execute(
     deadline: tokio::time::Instant,
 ) -> async_graphql::Response {
     let meta = client::meta(parts, &state.auth);
-    let request = request.data(RequestAuth::new(token)).data(meta).data(Loaders::new(&state.auth));
+    let effects = Effects::default();
+    let request = request
+        .data(RequestAuth::new(token))
+        .data(meta)
+        .data(Loaders::new(&state.auth))
+        .data(effects.clone());
     let limit = state.auth.config.request_timeout;
     match tokio::time::timeout_at(deadline, state.schema.execute(request)).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            for effect in effects.take() {
+                for value in cookie::for_effect(&effect, &state.auth) {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        response.http_headers.append(header::SET_COOKIE, value);
+                    }
+                }
+            }
+            response
+        }
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
             let error = AuthError::ServiceUnavailable.extend().into_server_error(Pos::default());
@@ -268,12 +274,10 @@ fn prepare(
         );
     };
     if over_get && operation.node.ty != OperationType::Query {
-        return Err(Refusal {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: BAD_REQUEST,
-            message: "only queries run over GET; send mutations with POST".into(),
-        }
-        .into());
+        let message = "only queries run over GET; send mutations with POST";
+        return Err(
+            Refusal::new(StatusCode::METHOD_NOT_ALLOWED, AuthError::BadRequest(message.into())).into()
+        );
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
@@ -359,10 +363,9 @@ fn checked(request: async_graphql::Request) -> Result<async_graphql::Request, Re
 const DRAIN_MAX: usize = 1024 * 1024;
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Refusal> {
-    let too_large = || Refusal {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        code: BAD_REQUEST,
-        message: format!("the request body exceeds {limit} bytes"),
+    let too_large = || {
+        let message = format!("the request body exceeds {limit} bytes");
+        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, AuthError::BadRequest(message))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -399,12 +402,7 @@ fn presented_token(headers: &HeaderMap) -> Option<PresentedToken> {
             .unwrap_or_default();
         return Some(PresentedToken { value: token.to_owned(), source: TokenSource::Bearer });
     }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(cookie::find)
-        .map(|value| PresentedToken { value, source: TokenSource::Cookie })
+    cookie::session_token(headers).map(|value| PresentedToken { value, source: TokenSource::Cookie })
 }
 
 /// A cross-site form can only send "simple" requests: a JSON content type

@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router {
         routes = routes.route("/metrics", get(observe::metrics));
     }
     let routes = routes
-        .route("/graphiql/assets/{*path}", get(graphiql::asset))
+        .route("/graphiql/assets/{name}", get(graphiql::asset))
         .route("/auth/callback/{provider}", get(oauth::callback))
         .with_state(state);
     headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))

@@ -12,7 +12,11 @@ use axum::{
 use serde_json::json;
 
 use super::{AppState, client, cookie};
-use crate::auth::oauth::{self, CallbackError, CallbackParams, Completed};
+use crate::{
+    auth::oauth::{self, CallbackError, CallbackParams, Completed},
+    error::Code,
+    graphql::effects::Effect,
+};
 
 pub async fn callback(
     State(state): State<AppState>,
@@ -23,12 +27,7 @@ pub async fn callback(
     let (parts, _) = request.into_parts();
     let meta = client::meta(&parts, auth);
     let params = params(parts.uri.query().unwrap_or_default());
-    let browser_state = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie::find_named(v, cookie::oauth_state_name(auth.config.cookie_secure())));
+    let browser_state = cookie::read(&parts.headers, cookie::oauth_state_name(auth.config.cookie_secure()));
     let result = oauth::finish(auth, &provider, params, browser_state.as_deref(), &meta).await;
     // The state cookie is cleared only once its flow was found and spent: a
     // stray link to the callback must not cancel a sign-in in progress.
@@ -37,21 +36,25 @@ pub async fn callback(
         Ok((completed, redirect_to)) => {
             let mut response = see_other(&redirect_to);
             if let Completed::SignedIn(signed) = completed {
-                let session = cookie::session(&signed.token, &signed.session, auth);
-                append_cookie(&mut response, &session);
+                let (token, expires_at) = (signed.token, signed.session.expires_at);
+                for value in cookie::for_effect(&Effect::SessionCookie { token, expires_at }, auth) {
+                    append_cookie(&mut response, &value);
+                }
             }
             response
         }
         Err(CallbackError { error, redirect_to: Some(redirect_to) }) => {
-            see_other(&with_error(&redirect_to, error.code()))
+            error.report();
+            see_other(&with_error(&redirect_to, error.code().as_str()))
         }
         Err(CallbackError { error, redirect_to: None }) => {
+            error.report();
             let status = match error.code() {
-                "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL_SERVER_ERROR" => StatusCode::INTERNAL_SERVER_ERROR,
+                Code::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let body = json!({ "error": { "code": error.code(), "message": error.to_string() } });
+            let body = json!({ "error": { "code": error.code().as_str(), "message": error.to_string() } });
             (status, axum::Json(body)).into_response()
         }
     };

@@ -7,6 +7,8 @@ use axum::{
 };
 use serde_json::json;
 
+use crate::error::{AuthError, Code};
+
 /// The media type of the response, chosen from the request's `Accept`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -35,8 +37,8 @@ impl Format {
 }
 
 /// An error answered before (or instead of) executing anything.
-pub fn error(status: StatusCode, format: Format, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+pub fn error(status: StatusCode, format: Format, code: Code, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     finish(status, format, body.to_string(), HeaderMap::new())
 }
 
@@ -64,15 +66,16 @@ pub fn single(format: Format, response: async_graphql::Response) -> Response {
 /// The results of a batch, in order.
 pub fn batch(format: Format, responses: Vec<async_graphql::Response>) -> Response {
     let mut headers = HeaderMap::new();
-    for r in &responses {
-        headers.extend(r.http_headers.clone());
+    for (name, value) in responses.iter().flat_map(|r| r.http_headers.iter()) {
+        headers.append(name, value.clone());
     }
     let body = serde_json::to_string(&responses).unwrap_or_else(|_| internal_body());
     finish(StatusCode::OK, format, body, headers)
 }
 
 fn internal_body() -> String {
-    json!({ "errors": [{ "message": "internal server error", "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] })
+    let internal = AuthError::Internal;
+    json!({ "errors": [{ "message": internal.to_string(), "extensions": { "code": internal.code().as_str() } }] })
         .to_string()
 }
 

@@ -17,7 +17,7 @@ use std::{
 use lettre::message::{Mailbox, MultiPart};
 
 pub use outbox::Outbox;
-pub use smtp::{Smtp, SmtpTls};
+pub use smtp::Smtp;
 
 use crate::config::Config;
 
@@ -65,8 +65,13 @@ pub struct Postman {
     failed: Arc<AtomicU64>,
 }
 
-/// Waits between attempts: 1 s, 4 s, 16 s, then give up.
-const BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(16)];
+/// Waits between attempts: 1 s, 4 s, 16 s, then gives up.
+fn backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_factor(4.0)
+        .with_max_times(3)
+}
 
 impl Postman {
     pub fn new(mailer: Arc<dyn Mailer>) -> Self {
@@ -86,23 +91,18 @@ impl Postman {
     pub fn send(&self, email: Email) {
         let this = self.clone();
         tokio::spawn(async move {
-            for (attempt, wait) in BACKOFF.iter().copied().map(Some).chain([None]).enumerate() {
-                match this.mailer.deliver(&email).await {
-                    Ok(()) => {
-                        this.delivered.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(attempt = attempt + 1, to = %email.to, error = %e, "mail delivery failed");
-                        match wait {
-                            Some(wait) => tokio::time::sleep(wait).await,
-                            None => break,
-                        }
-                    }
+            use backon::Retryable;
+            let delivered = (|| this.mailer.deliver(&email))
+                .retry(backoff())
+                .notify(|e, wait| tracing::warn!(to = %email.to, error = %e, retry_in = ?wait, "mail delivery failed"))
+                .await;
+            match delivered {
+                Ok(()) => this.delivered.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::error!(to = %email.to, subject = %email.subject, error = %e, "mail not delivered; giving up");
+                    this.failed.fetch_add(1, Ordering::Relaxed)
                 }
-            }
-            this.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(to = %email.to, subject = %email.subject, "mail not delivered; giving up");
+            };
         });
     }
 

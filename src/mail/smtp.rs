@@ -2,24 +2,13 @@
 
 use std::time::Duration;
 
-use clap::ValueEnum;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor, message::Mailbox,
     transport::smtp::authentication::Credentials,
 };
 
 use super::{Email, MailError, Mailer, build};
-use crate::config::Config;
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain text (only for a relay on the same host).
-    None,
-    /// Upgrade with STARTTLS (usually port 587).
-    Starttls,
-    /// TLS from the first byte (usually port 465).
-    Tls,
-}
+use crate::config::{Config, ExposeSecret, SmtpTls};
 
 pub struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -37,7 +26,7 @@ impl Smtp {
         if let Some(user) = &config.smtp_username {
             builder = builder.credentials(Credentials::new(
                 user.clone(),
-                config.smtp_password.clone().unwrap_or_default(),
+                config.smtp_password.as_ref().map(|p| p.expose_secret().to_owned()).unwrap_or_default(),
             ));
         }
         tracing::info!(host, port = config.smtp_port, tls = ?config.smtp_tls, "mail goes out over SMTP");

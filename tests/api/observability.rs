@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use authgate::config::ExposeSecret;
+
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -125,7 +127,11 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     // Local PostgreSQL trusts loopback, so any password in the URL connects.
     let db_password = "db-pw-7f3a9c";
     let app = match TestApp::postgres_with(|c| {
-        c.database_url = c.database_url.replacen("://postgres@", &format!("://postgres:{db_password}@"), 1);
+        c.database_url = c
+            .database_url
+            .expose_secret()
+            .replacen("://postgres@", &format!("://postgres:{db_password}@"), 1)
+            .into();
     })
     .await
     {

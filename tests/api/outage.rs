@@ -1,6 +1,7 @@
 //! PostgreSQL going away and coming back, through a fault-injecting TCP
 //! proxy between authgate and the database.
 
+use authgate::config::ExposeSecret;
 use std::{
     net::SocketAddr,
     sync::{
@@ -157,7 +158,7 @@ async fn an_outage_fails_fast_and_service_resumes() {
     let Some((upstream, _)) = postgres() else { return };
     let proxy = Proxy::start("127.0.0.1:0", upstream).await;
     let app = TestApp::postgres_with(|c| {
-        c.database_url = via(&c.database_url, proxy.addr);
+        c.database_url = via(c.database_url.expose_secret(), proxy.addr).into();
         c.db_acquire_timeout = Duration::from_secs(1);
     })
     .await
@@ -202,7 +203,7 @@ async fn a_reset_during_registration_leaves_nothing_half_written() {
     let Some((upstream, _)) = postgres() else { return };
     let proxy = Proxy::start("127.0.0.1:0", upstream).await;
     let app = TestApp::postgres_with(|c| {
-        c.database_url = via(&c.database_url, proxy.addr);
+        c.database_url = via(c.database_url.expose_secret(), proxy.addr).into();
         c.db_acquire_timeout = Duration::from_secs(1);
         c.argon2_memory_kib = 19 * 1024;
         c.argon2_iterations = 4;

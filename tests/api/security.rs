@@ -200,9 +200,9 @@ async fn verification_required_means_no_session_from_register(app: TestApp) {
 async fn registration_probes_are_limited_per_address_and_in_all(app: TestApp) {
     let app = app
         .sibling(|c| {
-            c.rate_register_email = "3/1h".parse().unwrap();
+            c.rates.set(authgate::config::Rule::RegisterEmail, "3/1h".parse().unwrap());
             // Refused attempts (per address) do not count: 6 pass the per-address rule.
-            c.rate_register_global = "6/1h".parse().unwrap();
+            c.rates.set(authgate::config::Rule::RegisterGlobal, "6/1h".parse().unwrap());
         })
         .await;
     let from =

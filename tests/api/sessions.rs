@@ -21,6 +21,7 @@ both_backends!(
     change_password_checks_and_revokes,
     update_profile_edits_only_given_fields,
     delete_account_removes_everything,
+    every_table_naming_a_user_is_in_the_one_list,
     cleanup_deletes_expired_rows_in_batches,
     revocation_is_seen_by_every_instance,
     forwarded_for_only_from_trusted_proxies,
@@ -295,6 +296,35 @@ async fn delete_account_removes_everything(app: TestApp) {
     assert_eq!(app.login("leaving@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
     assert!(app.me(&stays).await.body["data"]["me"].is_object(), "other users untouched");
     app.register("leaving@example.com", "a new beginning").await;
+}
+
+/// `account::USER_TABLES` is what deletion and claims remove: every foreign
+/// key to `users` in the real schema must be in it.
+async fn every_table_naming_a_user_is_in_the_one_list(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = if app.is_postgres() {
+        "SELECT kcu.table_name AS t, kcu.column_name AS c \
+         FROM information_schema.referential_constraints rc \
+         JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = rc.constraint_name \
+          AND kcu.constraint_schema = rc.constraint_schema \
+         JOIN information_schema.constraint_column_usage ccu ON ccu.constraint_name = rc.unique_constraint_name \
+          AND ccu.constraint_schema = rc.unique_constraint_schema \
+         WHERE ccu.table_name = 'users' AND kcu.table_schema = current_schema()"
+    } else {
+        "SELECT m.name AS t, p.\"from\" AS c FROM sqlite_master m \
+         JOIN pragma_foreign_key_list(m.name) p WHERE m.type = 'table' AND p.\"table\" = 'users'"
+    };
+    let backend = app.db().get_database_backend();
+    let rows = app.db().query_all(Statement::from_string(backend, sql)).await.unwrap();
+    let found: Vec<(String, String)> =
+        rows.iter().map(|r| (r.try_get("", "t").unwrap(), r.try_get("", "c").unwrap())).collect();
+    assert!(found.len() >= 4, "the schema was read: {found:?}");
+    for (table, column) in &found {
+        assert!(
+            authgate::auth::account::USER_TABLES.contains(&(table.as_str(), column.as_str())),
+            "{table}.{column} names a user but deletion would leave it"
+        );
+    }
 }
 
 async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {

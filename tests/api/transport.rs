@@ -153,7 +153,47 @@ async fn health_and_readiness(app: TestApp) {
 }
 
 #[tokio::test]
-async fn graphiql_assets_can_be_served_locally() {
+async fn graphiql_is_served_from_the_binary() {
+    let app = TestApp::sqlite().await;
+    let page = app.get("/graphql").header("accept", "text/html").send().await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';") && csp.contains("style-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("https:"),
+        "nothing inline, no other origin: {csp}"
+    );
+    assert!(!page.text.contains("<script>") && !page.text.contains("<style>"), "{}", page.text);
+    let sources: Vec<&str> = page
+        .text
+        .split("src=\"")
+        .chain(page.text.split("href=\""))
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    for source in [
+        "/graphiql/assets/graphiql.min.js",
+        "/graphiql/assets/react.production.min.js",
+        "/graphiql/assets/init.js",
+    ] {
+        assert!(page.text.contains(source), "{source} in {}", page.text);
+    }
+    for source in sources.iter().filter(|s| s.starts_with('/')) {
+        let asset = app.get(source).send().await;
+        assert_eq!(asset.status, 200, "{source}");
+        assert!(asset.text.len() > 40, "{source} has content");
+    }
+    let script = app.get("/graphiql/assets/init.js").send().await;
+    assert!(script.content_type().starts_with("text/javascript"));
+    assert!(script.text.contains("credentials: 'include'"), "cookies are sent from the playground");
+    let graphiql = app.get("/graphiql/assets/graphiql.min.js").send().await;
+    assert!(graphiql.text.contains("createFetcher"), "the real GraphiQL bundle");
+
+    let production = TestApp::sqlite_with(|c| c.env = authgate::config::Environment::Production).await;
+    assert_eq!(production.get("/graphiql/assets/init.js").send().await.status, 404, "off with the page");
+}
+
+#[tokio::test]
+async fn graphiql_assets_can_be_served_from_a_directory() {
     let assets = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(assets.path().join("react/umd")).unwrap();
     std::fs::write(assets.path().join("react/umd/react.production.min.js"), "window.React = {};").unwrap();
@@ -161,21 +201,17 @@ async fn graphiql_assets_can_be_served_locally() {
     let dir = assets.path().to_owned();
     let app = TestApp::sqlite_with(move |c| c.graphiql_assets = Some(dir)).await;
 
-    let page = app.get("/graphql").header("accept", "text/html").send().await;
-    assert!(page.text.contains("/graphiql/assets/graphiql/graphiql.min.js"), "{}", page.text);
-    assert!(!page.text.contains("unpkg.com"));
-    let csp = page.headers["content-security-policy"].to_str().unwrap();
-    assert!(!csp.contains("unpkg") && csp.contains("script-src 'self'"), "{csp}");
-    assert!(page.text.contains("credentials: 'include'"), "cookies are sent from the playground");
-
-    let script = app.get("/graphiql/assets/react/umd/react.production.min.js").send().await;
+    let script = app.get("/graphiql/assets/react.production.min.js").send().await;
     assert_eq!(script.status, 200);
     assert_eq!(script.text, "window.React = {};");
     assert!(script.content_type().starts_with("text/javascript"));
+    let own = app.get("/graphiql/assets/init.js").send().await;
+    assert!(own.text.contains("createFetcher"), "authgate's own files still come from the binary");
     for other in [
         "/graphiql/assets/secret.txt",
         "/graphiql/assets/../Cargo.toml",
-        "/graphiql/assets/graphiql/graphiql.min.js",
+        "/graphiql/assets/react/umd/react.production.min.js",
+        "/graphiql/assets/graphiql.min.js",
     ] {
         assert_eq!(app.get(other).send().await.status, 404, "{other}");
     }

@@ -13,6 +13,8 @@ const browser = await chromium.launch({
   args: [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // No network but the server: any other host does not resolve.
+    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
   ],
 });
 try {
@@ -20,7 +22,14 @@ try {
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => m.type() === 'error' && !m.text().includes('Failed to load resource') && problems.push(`console: ${m.text()}`));
-  // Every asset must load; only the favicon may be missing.
+  // Nothing may come from anywhere but the server (GraphiQL is built in).
+  await page.route('**/*', (route) => {
+    if (route.request().url().startsWith(`${base}/`)) return route.continue();
+    problems.push(`request to another origin: ${route.request().url()}`);
+    return route.abort();
+  });
+  // Every asset must load; only the favicon may be missing. A CSP
+  // violation is a console error, so it fails the test too.
   page.on('response', (r) => r.status() >= 400 && !r.url().endsWith('/favicon.ico') && problems.push(`${r.status()} ${r.url()}`));
   await page.goto(`${base}/graphql`, { waitUntil: 'networkidle' });
   await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: 15000 });

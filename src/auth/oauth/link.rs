@@ -2,10 +2,10 @@
 //! link, link by a verified email, create a new user, or link to the user
 //! who started the flow. And removing a link.
 
-use entity::{accounts, oauth_flows, users, verification_tokens};
+use entity::{accounts, users};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -60,7 +60,7 @@ pub async fn complete(
                 account::account_row(user_id, provider, &identity.subject, None, now)
                     .insert(&txn)
                     .await
-                    .map_err(taken)?;
+                    .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
                 txn.commit().await?;
                 tracing::info!(%user_id, "provider linked");
                 if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
@@ -98,7 +98,7 @@ pub async fn complete(
             account::account_row(user.id, provider, &identity.subject, None, now)
                 .insert(&txn)
                 .await
-                .map_err(taken)?;
+                .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
             user
         }
     };
@@ -142,23 +142,9 @@ async fn mark_verified(
     // row, whose session the deletes below then see and remove (or that
     // sign-in sees the new version and does not land).
     account::bump_credentials(conn, user.id).await?;
-    accounts::Entity::delete_many().filter(accounts::Column::UserId.eq(user.id)).exec(conn).await?;
-    oauth_flows::Entity::delete_many().filter(oauth_flows::Column::LinkUserId.eq(user.id)).exec(conn).await?;
-    verification_tokens::Entity::delete_many()
-        .filter(verification_tokens::Column::UserId.eq(user.id))
-        .exec(conn)
-        .await?;
-    let ended = session::revoke_others(conn, user.id, None).await?;
+    let ended = account::remove_ways_in(conn, user.id).await?;
     tracing::warn!(user_id = %user.id, sessions_ended = ended, "unverified account claimed through a verified provider email");
-    let user = users::ActiveModel {
-        id: Set(user.id),
-        email_verified: Set(true),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .update(conn)
-    .await?;
-    Ok(user)
+    account::mark_email_verified(conn, user.id, now).await
 }
 
 async fn create_user(
@@ -185,14 +171,6 @@ async fn create_user(
     tracing::info!(user_id = %user.id, "user registered through OAuth");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     Ok(user)
-}
-
-/// The unique (provider, account) index settles a race between two links.
-fn taken(err: DbErr) -> AuthError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => AuthError::AccountAlreadyLinked,
-        _ => err.into(),
-    }
 }
 
 /// Removes one of the user's sign-in methods; `false` when the user has no

@@ -16,7 +16,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 pub use link::{Completed, unlink};
-pub use provider::{Identity, ProviderConfig, ProviderKind, UserinfoStyle};
+pub use provider::Identity;
 
 use super::{
     AuthContext, ClientMeta,
@@ -24,7 +24,10 @@ use super::{
     session::CurrentSession,
     token,
 };
-use crate::{config::Config, error::AuthError};
+use crate::{
+    config::Config,
+    error::{AuthError, Input},
+};
 use provider::Provider;
 
 /// The configured providers and where their flows may end.
@@ -74,7 +77,7 @@ impl OAuth {
     }
 
     fn provider(&self, name: &str) -> Result<&Provider, AuthError> {
-        self.providers.get(name).ok_or_else(|| AuthError::bad_input("provider", "unknown provider"))
+        self.providers.get(name).ok_or_else(|| AuthError::bad_input(Input::Provider, "unknown provider"))
     }
 
     /// `redirectTo` if it is an absolute http(s) URL on an allowed origin;

@@ -2,7 +2,7 @@ use async_graphql::{Context, Object};
 
 use crate::{
     auth::{account, profile},
-    error::GqlResult,
+    graphql::GqlResult,
     graphql::{
         guard::{SessionGuard, signed_in},
         types::{ChangePasswordInput, UpdateProfileInput, User},
@@ -57,7 +57,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         account::delete(auth, current, password).await.gql()?;
-        super::forget_session_cookie(ctx, auth);
+        super::forget_session_cookie(ctx);
         Ok(true)
     }
 }

@@ -2,7 +2,7 @@ use async_graphql::{Context, Object};
 
 use crate::{
     auth::{AuthContext, recovery},
-    error::GqlResult,
+    graphql::GqlResult,
     graphql::{
         guard::{SessionGuard, client_meta, signed_in},
         types::{ResetPasswordInput, User},

@@ -10,11 +10,10 @@ use async_graphql::MergedObject;
 
 /// Sign up, sign in and out, and manage sessions and the account.
 ///
-/// Errors carry `extensions.code`: `UNAUTHENTICATED` (no live session),
-/// `BAD_USER_INPUT` (with `extensions.field`), `INVALID_CREDENTIALS`,
-/// `EMAIL_TAKEN`, `EMAIL_NOT_VERIFIED`, `INVALID_TOKEN`, `FORBIDDEN`, `RATE_LIMITED` (with `extensions.retryAfter`),
-/// `REDIRECT_NOT_ALLOWED`, `LAST_SIGN_IN_METHOD`, `PASSWORD_ALREADY_SET`, `REAUTHENTICATION_REQUIRED`,
-/// `SERVICE_UNAVAILABLE` (retry later), `INTERNAL_SERVER_ERROR`.
+/// Errors carry `extensions.code` (with `extensions.field` for
+/// `BAD_USER_INPUT` and `extensions.retryAfter` for `RATE_LIMITED`); each
+/// field's description names the codes it answers, and the README lists
+/// them all.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     sign_in::SignInMutation,
@@ -25,8 +24,6 @@ pub struct MutationRoot(
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).
-fn forget_session_cookie(ctx: &async_graphql::Context<'_>, auth: &crate::auth::AuthContext) {
-    for cleared in crate::http::cookie::cleared(auth) {
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cleared);
-    }
+fn forget_session_cookie(ctx: &async_graphql::Context<'_>) {
+    crate::graphql::effects::record(ctx, crate::graphql::effects::Effect::SessionEnded);
 }

@@ -2,9 +2,11 @@ use async_graphql::{Context, ID, Object};
 
 use crate::{
     auth::{AuthContext, account, oauth},
-    error::GqlResult,
-    graphql::guard::{SessionGuard, client_meta, signed_in},
-    http::cookie,
+    graphql::GqlResult,
+    graphql::{
+        effects::{self, Effect},
+        guard::{SessionGuard, client_meta, signed_in},
+    },
 };
 
 #[derive(Default)]
@@ -31,7 +33,7 @@ impl OAuthMutation {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
         let started = oauth::start(auth, &provider, redirect_to.as_deref(), None, &meta).await.gql()?;
-        Ok(started_url(ctx, auth, started))
+        Ok(started_url(ctx, started))
     }
 
     /// Like `startOAuth`, for the signed-in user: the callback links the
@@ -53,7 +55,7 @@ impl OAuthMutation {
         let meta = client_meta(ctx);
         let started =
             oauth::start(auth, &provider, redirect_to.as_deref(), Some(current), &meta).await.gql()?;
-        Ok(started_url(ctx, auth, started))
+        Ok(started_url(ctx, started))
     }
 
     /// Removes one of the caller's sign-in methods (an id from
@@ -90,7 +92,8 @@ impl OAuthMutation {
     }
 }
 
-fn started_url(ctx: &Context<'_>, auth: &AuthContext, started: oauth::Started) -> String {
-    ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::oauth_state(&started.state, auth));
+/// The provider's URL; the state cookie goes with the answer.
+fn started_url(ctx: &Context<'_>, started: oauth::Started) -> String {
+    effects::record(ctx, Effect::OAuthStarted { state: started.state });
     started.url
 }

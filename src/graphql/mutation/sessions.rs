@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::session,
-    error::GqlResult,
+    graphql::GqlResult,
     graphql::guard::{SessionGuard, signed_in},
 };
 
@@ -18,7 +18,7 @@ impl SessionMutation {
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
-        super::forget_session_cookie(ctx, auth);
+        super::forget_session_cookie(ctx);
         metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
         Ok(true)
     }
@@ -39,7 +39,7 @@ impl SessionMutation {
         };
         let revoked = session::revoke(auth, current.user.id, session_id).await.gql()?;
         if revoked && session_id == current.session.id {
-            super::forget_session_cookie(ctx, auth);
+            super::forget_session_cookie(ctx);
         }
         Ok(revoked)
     }

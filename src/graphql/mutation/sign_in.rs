@@ -1,13 +1,13 @@
 use async_graphql::{Context, Object};
 
 use crate::graphql::{
+    effects::{self, Effect},
     guard::client_meta,
     types::{AuthPayload, LoginInput, RegisterInput},
 };
 use crate::{
     auth::{AuthContext, account},
-    error::GqlResult,
-    http::cookie,
+    graphql::GqlResult,
 };
 
 #[derive(Default)]
@@ -33,7 +33,7 @@ impl SignInMutation {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
         let signed = account::register(auth, input.into(), &meta).await.gql()?;
-        Ok(signed_in(ctx, auth, signed))
+        Ok(started_session(ctx, signed))
     }
 
     /// Signs in with email and password: returns the token and sets the
@@ -50,18 +50,17 @@ impl SignInMutation {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
         let signed = account::login(auth, &input.email, input.password, &meta).await.gql()?;
-        Ok(signed_in(ctx, auth, signed))
+        Ok(started_session(ctx, signed))
     }
 }
 
-/// Sets the session cookie alongside the token returned in the payload.
-pub(super) fn signed_in(ctx: &Context<'_>, auth: &AuthContext, signed: account::SignedIn) -> AuthPayload {
-    ctx.append_http_header(
-        axum::http::header::SET_COOKIE,
-        cookie::session(&signed.token, &signed.session, auth),
-    );
+/// The session cookie (and the device cookie) alongside the token returned
+/// in the payload.
+pub(super) fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
+    let (token, expires_at) = (signed.token.clone(), signed.session.expires_at);
+    effects::record(ctx, Effect::SessionCookie { token, expires_at });
     if let Some(device) = &signed.device {
-        ctx.append_http_header(axum::http::header::SET_COOKIE, cookie::device(device, auth));
+        effects::record(ctx, Effect::DeviceTrusted(device.clone()));
     }
     signed.into()
 }

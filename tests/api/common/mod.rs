@@ -78,7 +78,7 @@ pub fn test_config(url: &str) -> Config {
     config.argon2_iterations = 1;
     config.db_max_connections = 5;
     // One fixed key for every instance in a test (as in a real deployment).
-    config.secret_key = Some("dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=".to_owned());
+    config.secret_key = Some("dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=".into());
     config
 }
 

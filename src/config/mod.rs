@@ -2,7 +2,6 @@
 //! `authgate --help` lists every option with its variable and default.
 
 use std::{
-    fmt,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     time::Duration,
@@ -10,8 +9,13 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
+pub use secrecy::{ExposeSecret, SecretString};
 
-use crate::{auth::limits::Rate, mail::SmtpTls};
+mod oauth;
+mod rates;
+
+pub use oauth::{CREDENTIAL_PROVIDER, ProviderConfig, ProviderKind, UserinfoStyle};
+pub use rates::{RULES, Rate, Rates, Rule, RuleSpec};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "authgate", version, about = "GraphQL authentication server")]
@@ -41,12 +45,23 @@ pub enum Environment {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (only for a relay on the same host).
+    None,
+    /// Upgrade with STARTTLS (usually port 587).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Args, Clone)]
+/// Secrets are `SecretString`: the derived `Debug` shows `[REDACTED]`.
+#[derive(Args, Clone, Debug)]
 pub struct Config {
     /// Database URL (its password never appears in logs): `sqlite://path?mode=rwc` or `postgres://user:pass@host/db?sslmode=require`.
     #[arg(
@@ -55,7 +70,7 @@ pub struct Config {
         default_value = "sqlite://data/authgate.db?mode=rwc",
         hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: SecretString,
 
     /// Address to listen on; port 0 picks a free port (the bound address is logged).
     #[arg(long, env = "AUTHGATE_BIND", default_value = "127.0.0.1:8000")]
@@ -70,7 +85,7 @@ pub struct Config {
     /// Signs the device cookie. Required in production; in development it is
     /// generated into `--secret-key-file` when unset.
     #[arg(long, env = "AUTHGATE_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<SecretString>,
 
     /// Where a development secret key is kept (ignored when `AUTHGATE_SECRET_KEY` is set).
     #[arg(long, env = "AUTHGATE_SECRET_KEY_FILE", default_value = "data/secret.key")]
@@ -193,7 +208,7 @@ pub struct Config {
 
     /// SMTP password.
     #[arg(long, env = "AUTHGATE_SMTP_PASSWORD", hide_env_values = true)]
-    pub smtp_password: Option<String>,
+    pub smtp_password: Option<SecretString>,
 
     /// Sender of every message.
     #[arg(long, env = "AUTHGATE_MAIL_FROM", default_value = "authgate <no-reply@localhost>")]
@@ -218,7 +233,7 @@ pub struct Config {
     pub graphiql: Option<bool>,
 
     /// Serve GraphiQL's scripts from this directory (a `node_modules` with
-    /// graphiql, react and react-dom) instead of unpkg, e.g. when air-gapped.
+    /// graphiql, react and react-dom) instead of the copies built in.
     #[arg(long, env = "AUTHGATE_GRAPHIQL_ASSETS")]
     pub graphiql_assets: Option<PathBuf>,
 
@@ -236,58 +251,21 @@ pub struct Config {
 
     /// Keep rate-limit counters in Redis instead of the database.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretString>,
 
     /// Prefix of authgate's Redis keys.
     #[arg(long, env = "AUTHGATE_REDIS_PREFIX", default_value = "authgate:")]
     pub redis_prefix: String,
 
-    /// Login attempts per client IP (`N/window`; `0/1m` turns a rule off).
-    #[arg(long, env = "AUTHGATE_RATE_LOGIN_IP", default_value = "50/1m")]
-    pub rate_login_ip: Rate,
-
-    /// Failed logins per account from one IP (a success resets it).
-    #[arg(long, env = "AUTHGATE_RATE_LOGIN_ACCOUNT_IP", default_value = "10/15m")]
-    pub rate_login_account_ip: Rate,
-
-    /// Failed logins per account from all IPs together (a success resets it).
-    #[arg(long, env = "AUTHGATE_RATE_LOGIN_ACCOUNT", default_value = "100/15m")]
-    pub rate_login_account: Rate,
-
-    /// Registrations per client IP.
-    #[arg(long, env = "AUTHGATE_RATE_REGISTER_IP", default_value = "20/1h")]
-    pub rate_register_ip: Rate,
-
-    /// Registration attempts per target address (each `EMAIL_TAKEN` probe counts).
-    #[arg(long, env = "AUTHGATE_RATE_REGISTER_EMAIL", default_value = "5/1h")]
-    pub rate_register_email: Rate,
-
-    /// Registration attempts on the whole server (a ceiling on sign-up floods
-    /// and address probing from many addresses).
-    #[arg(long, env = "AUTHGATE_RATE_REGISTER_GLOBAL", default_value = "1000/1h")]
-    pub rate_register_global: Rate,
+    /// Rate limits, one flag and variable per row of `rates::RULES`.
+    #[command(flatten)]
+    pub rates: Rates,
 
     /// Privacy mode: `register` answers `EMAIL_NOT_VERIFIED` for a new and a
     /// taken address alike (no session; the owner of a taken address is
     /// mailed). Implies `AUTHGATE_REQUIRE_EMAIL_VERIFICATION`.
     #[arg(long, env = "AUTHGATE_REGISTER_PRIVACY", default_value_t = false, action = clap::ArgAction::Set)]
     pub register_privacy: bool,
-
-    /// Mail requests (verification, password reset) per client IP.
-    #[arg(long, env = "AUTHGATE_RATE_MAIL_IP", default_value = "10/15m")]
-    pub rate_mail_ip: Rate,
-
-    /// Mail requests per target address.
-    #[arg(long, env = "AUTHGATE_RATE_MAIL_ACCOUNT", default_value = "3/15m")]
-    pub rate_mail_account: Rate,
-
-    /// Token redemptions (verifyEmail, resetPassword) per client IP.
-    #[arg(long, env = "AUTHGATE_RATE_TOKEN_IP", default_value = "20/15m")]
-    pub rate_token_ip: Rate,
-
-    /// Password checks of a signed-in user (changePassword, deleteAccount).
-    #[arg(long, env = "AUTHGATE_RATE_PASSWORD_ACCOUNT", default_value = "10/15m")]
-    pub rate_password_account: Rate,
 
     /// Deepest allowed selection nesting.
     #[arg(long, env = "AUTHGATE_MAX_DEPTH", default_value_t = 12)]
@@ -352,14 +330,10 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_OAUTH_FLOW_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub oauth_flow_ttl: Duration,
 
-    /// OAuth sign-ins started per client IP.
-    #[arg(long, env = "AUTHGATE_RATE_OAUTH_IP", default_value = "30/1m")]
-    pub rate_oauth_ip: Rate,
-
     /// The providers named in `oauth_providers`, read from their variables
     /// by `load_oauth_providers` (tests set them directly).
     #[arg(skip)]
-    pub oauth: Vec<crate::auth::oauth::ProviderConfig>,
+    pub oauth: Vec<ProviderConfig>,
 
     /// Log filter (`info`, `authgate=debug,sqlx=warn`, ...).
     #[arg(long, env = "AUTHGATE_LOG", default_value = "info")]
@@ -374,7 +348,7 @@ impl Config {
     /// Defaults with the given database, as if no flag or variable were set.
     pub fn for_database(url: &str) -> Self {
         let mut config = Cli::parse_from(["authgate"]).config;
-        config.database_url = url.to_owned();
+        config.database_url = url.into();
         config
     }
 
@@ -386,7 +360,7 @@ impl Config {
             .iter()
             .map(|name| name.trim())
             .filter(|name| !name.is_empty())
-            .map(|name| crate::auth::oauth::ProviderConfig::from_env(name, |key| std::env::var(key).ok()))
+            .map(|name| ProviderConfig::from_env(name, |key| std::env::var(key).ok()))
             .collect::<anyhow::Result<_>>()?;
         Ok(())
     }
@@ -420,20 +394,7 @@ impl Config {
             ("AUTHGATE_SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("AUTHGATE_OAUTH_FLOW_TTL", self.oauth_flow_ttl),
         ];
-        let rates = [
-            ("AUTHGATE_RATE_LOGIN_IP", self.rate_login_ip),
-            ("AUTHGATE_RATE_LOGIN_ACCOUNT_IP", self.rate_login_account_ip),
-            ("AUTHGATE_RATE_LOGIN_ACCOUNT", self.rate_login_account),
-            ("AUTHGATE_RATE_REGISTER_IP", self.rate_register_ip),
-            ("AUTHGATE_RATE_REGISTER_EMAIL", self.rate_register_email),
-            ("AUTHGATE_RATE_REGISTER_GLOBAL", self.rate_register_global),
-            ("AUTHGATE_RATE_MAIL_IP", self.rate_mail_ip),
-            ("AUTHGATE_RATE_MAIL_ACCOUNT", self.rate_mail_account),
-            ("AUTHGATE_RATE_TOKEN_IP", self.rate_token_ip),
-            ("AUTHGATE_RATE_PASSWORD_ACCOUNT", self.rate_password_account),
-            ("AUTHGATE_RATE_OAUTH_IP", self.rate_oauth_ip),
-        ];
-        let too_long = durations.into_iter().chain(rates.into_iter().map(|(name, rate)| (name, rate.window)));
+        let too_long = durations.into_iter().chain(self.rates.iter().map(|(name, rate)| (name, rate.window)));
         for (name, value) in too_long {
             if value > MAX {
                 anyhow::bail!("{name}: {} is longer than 100 years", humantime::format_duration(value));
@@ -499,27 +460,6 @@ pub fn redact_url(raw: &str) -> String {
     url.to_string()
 }
 
-// Hand-written so `{:?}` never prints the database password.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("database_url", &redact_url(&self.database_url))
-            .field("bind", &self.bind)
-            .field("env", &self.env)
-            .field("auto_migrate", &self.auto_migrate)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("session_ttl", &self.session_ttl)
-            .field("argon2_memory_kib", &self.argon2_memory_kib)
-            .field("cookie_secure", &self.cookie_secure())
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("smtp_host", &self.smtp_host)
-            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
-            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "***"))
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{Cli, redact_url};
@@ -536,6 +476,25 @@ mod tests {
         let config = Cli::parse_from(["authgate", "--public-url", "https://auth.example.com"]).config;
         assert!(config.cookie_secure(), "Secure by default behind https");
         assert!(!Cli::parse_from(["authgate"]).config.cookie_secure());
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = Cli::parse_from([
+            "authgate",
+            "--database-url",
+            "postgres://bob:db-s3cret@db.example.com/app",
+            "--smtp-password",
+            "smtp-s3cret",
+            "--redis-url",
+            "redis://:redis-s3cret@cache/",
+            "--secret-key",
+            "key-s3cret",
+        ])
+        .config;
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("REDACTED") && shown.contains("smtp_port"), "{shown}");
     }
 
     #[test]

@@ -1,0 +1,50 @@
+//! The README's tables are derived from the code's own lists: each test
+//! fails when a row is missing, extra or different.
+
+use authgate::{config::RULES, error::Code};
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// The rows of the README table whose first cell starts with `prefix`.
+fn rows(readme: &str, prefix: &str) -> Vec<String> {
+    readme.lines().filter(|l| l.starts_with(prefix)).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_rate_limit_table_is_the_rule_table() {
+    let readme = readme();
+    let expected: Vec<String> =
+        RULES.iter().map(|r| format!("| `{}` | `{}` | {} |", r.variable, r.default, r.meaning)).collect();
+    let found: Vec<String> = rows(&readme, "| `AUTHGATE_RATE_")
+        .into_iter()
+        .filter(|row| !row.starts_with("| `AUTHGATE_RATE_*`"))
+        .collect();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn the_error_code_table_is_the_code_list() {
+    let readme = readme();
+    let section = readme.split("\n## Error codes\n").nth(1).expect("an Error codes section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let expected: Vec<String> =
+        Code::ALL.iter().map(|c| format!("| `{}` | {} |", c.as_str(), c.meaning())).collect();
+    assert_eq!(rows(section, "| `"), expected);
+}
+
+/// Every variable `authgate --help` knows is in the configuration table
+/// (rate limits in their own table).
+#[test]
+fn every_setting_is_documented() {
+    use clap::CommandFactory;
+    let readme = readme();
+    let command = authgate::config::Cli::command();
+    let missing: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env().and_then(|e| e.to_str()).map(str::to_owned))
+        .filter(|env| !readme.contains(&format!("`{env}`")) && !readme.contains(&format!("`{env}` /")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}
