@@ -18,7 +18,7 @@ trap cleanup EXIT
 cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "$root/target/release/authgate" >"$work/server.log" 2>&1) &
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/release/authgate}" >"$work/server.log" 2>&1) &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
