@@ -224,15 +224,13 @@ struct Failed {
 pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {
-            let text = e.to_string();
-            // rustls reports a certificate it cannot verify as an I/O error.
-            if text.contains("certificate") {
+            if rustls_rejected_certificate(e) {
                 ("tls", false, "the server's certificate did not verify: check sslrootcert and the host name")
             } else if e.kind() == std::io::ErrorKind::ConnectionRefused {
                 ("tcp connection refused", true, "is PostgreSQL running and listening on that host and port?")
             } else if e.kind() == std::io::ErrorKind::TimedOut {
                 ("timeout", true, "is the host reachable from here?")
-            } else if text.contains("lookup") || text.contains("resolve") || text.contains("not known") {
+            } else if name_not_resolved(e) {
                 ("dns", true, "check the host name in DATABASE_URL")
             } else {
                 ("network", true, "the connection failed or was reset")
@@ -249,6 +247,20 @@ pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
         },
         _ => ("connection", true, "see the message"),
     }
+}
+
+/// rustls's quirk: a server certificate it cannot verify reaches us as a
+/// plain I/O error, marked only by its message. (Tested end to end in
+/// `outage::verify_full_accepts_the_right_certificate_and_refuses_another`.)
+fn rustls_rejected_certificate(e: &std::io::Error) -> bool {
+    e.to_string().contains("certificate")
+}
+
+/// The resolver's quirk: a host name that does not resolve is an I/O error
+/// of kind `Other`, told apart only by the message getaddrinfo gives.
+fn name_not_resolved(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    text.contains("lookup") || text.contains("resolve") || text.contains("not known")
 }
 
 /// Applies every pending migration.
