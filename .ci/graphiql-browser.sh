@@ -3,7 +3,7 @@
 # driven by playwright-core, with the default configuration: GraphiQL's
 # scripts come from the binary, and the browser may reach nothing but the
 # server (every other host fails to resolve and any other request fails the
-# test). Needs target/release/authgate.
+# test). Runs target/debug/authgate (built by .ci/run), or $AUTHGATE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -18,7 +18,7 @@ trap cleanup EXIT
 cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/release/authgate}" >"$work/server.log" 2>&1) &
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The typed client example, end to end: npm ci, codegen from schema.graphql
 # and the contract's operations, tsc, then the program against a fresh
-# release server. Needs target/release/authgate (built by .ci/run).
+# server: target/debug/authgate (built by .ci/run), or $AUTHGATE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -17,7 +17,7 @@ npm run --silent typecheck
 npm run --silent build
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "$root/target/release/authgate" >"$work/server.log" 2>&1) &
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break

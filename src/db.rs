@@ -191,12 +191,19 @@ async fn connect_with_retry(
     let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(250))
         .with_max_delay(Duration::from_secs(8))
-        .with_jitter()
-        .without_max_times()
-        .with_total_delay(Some(config.db_connect_deadline));
+        .without_max_times();
+    let deadline = config.db_connect_deadline;
     let reached = attempt
         .retry(backoff)
         .when(|failed| failed.retry)
+        // The deadline counts the attempts too (each may wait `patience`):
+        // past it, stop; before it, a jittered wait (0.75–1.25×) cut to the
+        // time left, then one more attempt.
+        .adjust(|_, wait| {
+            let left = deadline.saturating_sub(started.elapsed());
+            let jitter = rand::random::<f64>() * 0.5 + 0.75;
+            wait.filter(|_| !left.is_zero()).map(|wait| wait.mul_f64(jitter).min(left))
+        })
         .notify(|failed, wait| {
             let (class, error) = (failed.class, &failed.error);
             tracing::warn!(class, error = %error, retry_in = ?wait, "database not reachable yet");

@@ -112,17 +112,18 @@ pub enum AuthError {
     PasswordAlreadySet,
     #[error("sign in again (within the last 10 minutes) to do this")]
     ReauthenticationRequired,
-    /// Logged in full where it is created; clients only see a generic message.
+    /// A bug or an impossible state; clients only see a generic message
+    /// (where there is more to say, it is logged where it arises).
     #[error("internal server error")]
     Internal,
     /// A database failure. Its message to clients is generic; the cause is
     /// logged (and counted) once, by `report`, where it leaves the server.
     #[error("{}", if unavailable(.0) { "the service is temporarily unavailable; retry shortly" } else { "internal server error" })]
     Database(Arc<DbErr>),
+    /// Refused before execution: not a GraphQL request over HTTP.
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
-    ParseFailed(String),
+    /// Refused before execution: over a document limit.
     #[error("{0}")]
     ValidationFailed(String),
 }
@@ -156,7 +157,6 @@ impl AuthError {
             Self::ReauthenticationRequired => Code::ReauthenticationRequired,
             Self::Internal | Self::Database(_) => Code::Internal,
             Self::BadRequest(_) => Code::BadRequest,
-            Self::ParseFailed(_) => Code::ParseFailed,
             Self::ValidationFailed(_) => Code::ValidationFailed,
         }
     }

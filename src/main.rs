@@ -63,7 +63,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;
-        println!("removed {} expired sessions and {} stale tokens", removed.sessions, removed.tokens);
+        println!(
+            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows and {} abandoned OAuth flows",
+            removed.sessions, removed.tokens, removed.counters, removed.oauth_flows
+        );
         return Ok(());
     }
     if !cleanup_every.is_zero() {

@@ -4,7 +4,10 @@ use sea_orm_migration::prelude::*;
 /// ID tokens, their expiries, the scope). authgate never stored a
 /// provider's tokens (it only needs the identity at sign-in), so they were
 /// always NULL; keeping them invited storing secrets nobody protects.
-/// SQLite drops one column per statement.
+/// SQLite drops one column per statement, outside a transaction, so each
+/// drop first checks the column is still there (a run stopped half-way can
+/// be run again). Binaries from before this migration still name these
+/// columns: stop them before it runs (README, Migrations).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -21,13 +24,20 @@ const COLUMNS: [Accounts; 6] = [
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for column in COLUMNS {
-            manager.alter_table(Table::alter().table(Accounts::Table).drop_column(column).to_owned()).await?;
+            if manager.has_column("accounts", &column.to_string()).await? {
+                manager
+                    .alter_table(Table::alter().table(Accounts::Table).drop_column(column).to_owned())
+                    .await?;
+            }
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for column in COLUMNS {
+            if manager.has_column("accounts", &column.to_string()).await? {
+                continue;
+            }
             let mut definition = ColumnDef::new(column);
             match column {
                 Accounts::AccessTokenExpiresAt | Accounts::RefreshTokenExpiresAt => {

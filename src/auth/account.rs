@@ -205,8 +205,13 @@ pub async fn login(
         // per-address mail limit still applies.
         let live =
             super::verification::has_live(auth, user.id, super::verification::Purpose::EmailVerification);
-        if !live.await? && limits::hit(auth, Rule::MailAccount, &user.email).await.is_ok() {
-            recovery::queue_verification(auth, &user);
+        if !live.await? {
+            // Over the mail limit (or the counter unreachable) no link goes out;
+            // the answer does not change.
+            match limits::hit(auth, Rule::MailAccount, &user.email).await {
+                Ok(()) => recovery::queue_verification(auth, &user),
+                Err(e) => e.report(),
+            }
         }
         // In privacy mode even this would tell: after `register(X, P)`,
         // `login(X, P)` must answer alike whether that registration created

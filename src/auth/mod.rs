@@ -1,5 +1,7 @@
 //! The auth services: plain async functions over the database. They know
-//! nothing of GraphQL or HTTP; resolvers call them and map the result.
+//! nothing of GraphQL or HTTP (no `crate::graphql`, `crate::http`, axum or
+//! async-graphql here; `tests/api/layers.rs` checks), return `AuthError`,
+//! and name inputs by `error::Input`, never by a GraphQL field name.
 
 pub mod account;
 pub mod cleanup;

@@ -151,8 +151,9 @@ pub const RULES: [RuleSpec; 12] = [
 ];
 
 impl Rule {
+    /// Its row: `RULES` is in the order of the variants (a unit test checks).
     pub fn spec(self) -> &'static RuleSpec {
-        RULES.iter().find(|spec| spec.rule == self).unwrap_or(&RULES[0])
+        &RULES[self as usize]
     }
 
     pub fn name(self) -> &'static str {
@@ -227,6 +228,7 @@ impl clap::Args for Rates {
                     .long(flag(spec.variable))
                     .env(spec.variable)
                     .default_value(spec.default)
+                    .value_name("N/WINDOW")
                     .value_parser(|s: &str| s.parse::<Rate>())
                     .help(format!("{} (`N/window`; `0/1m` turns it off)", spec.meaning)),
             )
@@ -241,16 +243,16 @@ impl clap::Args for Rates {
 impl clap::FromArgMatches for Rates {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         let mut rates = Self::default();
-        for spec in variables() {
-            if let Some(rate) = matches.get_one::<Rate>(spec.variable) {
-                rates.0.insert(spec.variable, *rate);
-            }
-        }
+        clap::FromArgMatches::update_from_arg_matches(&mut rates, matches)?;
         Ok(rates)
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(matches)?;
+        for spec in variables() {
+            if let Some(rate) = matches.get_one::<Rate>(spec.variable) {
+                self.0.insert(spec.variable, *rate);
+            }
+        }
         Ok(())
     }
 }
@@ -271,8 +273,8 @@ mod tests {
 
     #[test]
     fn the_table_is_whole_and_its_defaults_parse() {
-        for spec in &RULES {
-            assert_eq!(spec.rule.spec().name, spec.name, "each rule has its own row");
+        for (i, spec) in RULES.iter().enumerate() {
+            assert_eq!(spec.rule as usize, i, "RULES is in the order of Rule's variants");
             assert!(spec.default.parse::<Rate>().is_ok(), "{}", spec.variable);
             let sharing: Vec<_> = RULES.iter().filter(|s| s.variable == spec.variable).collect();
             assert!(sharing.iter().all(|s| s.default == spec.default), "{} has one default", spec.variable);

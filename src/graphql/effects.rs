@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::auth::device::Device;
 
 /// One thing the client must be told outside the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Effect {
     /// A session began, or a cookie session's lifetime was extended: the
     /// session cookie carries `token` until `expires_at`.
@@ -20,6 +20,18 @@ pub enum Effect {
     DeviceTrusted(Device),
     /// An OAuth flow began: its `state`, bound to this browser.
     OAuthStarted { state: String },
+}
+
+// Hand-written so `{:?}` never prints a session token or an OAuth state.
+impl std::fmt::Debug for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SessionCookie { expires_at, .. } => write!(f, "SessionCookie(***, until {expires_at})"),
+            Self::SessionEnded => f.write_str("SessionEnded"),
+            Self::DeviceTrusted(_) => f.write_str("DeviceTrusted(***)"),
+            Self::OAuthStarted { .. } => f.write_str("OAuthStarted(***)"),
+        }
+    }
 }
 
 /// Put into each request's data by the HTTP layer, which keeps a clone to

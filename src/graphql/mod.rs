@@ -1,5 +1,7 @@
-//! The GraphQL layer: thin resolvers that validate input, call one service
-//! and map the result.
+//! The GraphQL layer: thin resolvers that read their arguments, call one
+//! service and map the result. It never imports `crate::http` (checked by
+//! `tests/api/layers.rs`): what the HTTP answer must carry, a resolver
+//! records as an `effects::Effect`.
 
 mod codes;
 pub mod effects;

@@ -1,8 +1,7 @@
 //! The GraphiQL playground, served from authgate's own binary: the pinned
 //! GraphiQL, React and CSS in `vendor/graphiql` (with their licences) are
 //! embedded at build time, so the page works offline and its
-//! Content-Security-Policy allows nothing but `'self'` (and `data:` fonts
-//! and images inside GraphiQL's stylesheet). `AUTHGATE_GRAPHIQL_ASSETS` may
+//! Content-Security-Policy allows scripts from `'self'` only. `AUTHGATE_GRAPHIQL_ASSETS` may
 //! point at a `node_modules` holding other versions instead. Cookies are
 //! sent, so cookie sessions work from the playground too.
 
@@ -70,24 +69,31 @@ const ASSETS: [Asset; 6] = [
 
 const PAGE: &str = include_str!("graphiql/page.html");
 
-/// No inline script or style, no other origin: GraphiQL's stylesheet
-/// carries its fonts and icons as `data:` URLs.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; font-src 'self' data:; \
+/// Scripts from this server only (no inline script, no other origin).
+/// Styles also allow inline ones: GraphiQL's dialogs (Radix's scroll lock)
+/// and CodeMirror inject `<style>` elements and `style` attributes with
+/// values computed at run time, which no hash can name; an injected style
+/// cannot run code. Fonts and icons come as `data:` URLs in its stylesheet.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 #[derive(Clone)]
 pub struct Page {
+    html: std::sync::Arc<str>,
     /// A `node_modules` to read GraphiQL and React from instead of the binary.
     node_modules: Option<PathBuf>,
 }
 
 impl Page {
     pub fn new(node_modules: Option<PathBuf>) -> Self {
-        Self { node_modules }
+        // Asset URLs carry the server's version, so a day of browser caching
+        // never mixes an old file into a new release's page.
+        let html = PAGE.replace("{version}", env!("CARGO_PKG_VERSION")).into();
+        Self { html, node_modules }
     }
 
     pub fn response(&self) -> Response {
-        let mut response = axum::response::Html(PAGE).into_response();
+        let mut response = axum::response::Html(self.html.to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
         response
     }

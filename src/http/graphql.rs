@@ -215,23 +215,24 @@ async fn execute(
         .data(Loaders::new(&state.auth))
         .data(effects.clone());
     let limit = state.auth.config.request_timeout;
-    match tokio::time::timeout_at(deadline, state.schema.execute(request)).await {
-        Ok(mut response) => {
-            for effect in effects.take() {
-                for value in cookie::for_effect(&effect, &state.auth) {
-                    if let Ok(value) = HeaderValue::from_str(&value) {
-                        response.http_headers.append(header::SET_COOKIE, value);
-                    }
-                }
-            }
-            response
-        }
+    let mut response = match tokio::time::timeout_at(deadline, state.schema.execute(request)).await {
+        Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
             let error = AuthError::ServiceUnavailable.extend().into_server_error(Pos::default());
             async_graphql::Response::from_errors(vec![error])
         }
+    };
+    // What finished before a timeout happened (a sign-out that committed):
+    // the cookies say so even when the answer is an error.
+    for effect in effects.take() {
+        for value in cookie::for_effect(&effect, &state.auth) {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.http_headers.append(header::SET_COOKIE, value);
+            }
+        }
     }
+    response
 }
 
 /// Parses the document once (async-graphql reuses it) and checks that the

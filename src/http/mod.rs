@@ -1,14 +1,16 @@
 //! The HTTP layer: routes, extracting credentials and client details, and
-//! GraphQL over HTTP.
+//! GraphQL over HTTP. It polices requests and writes answers (statuses,
+//! headers, the cookies the resolvers asked for as `graphql::effects`); it
+//! decides nothing about accounts or sessions itself.
 
 mod client;
-pub mod cookie;
-pub mod graphiql;
+mod cookie;
+pub(crate) mod graphiql;
 mod graphql;
 mod headers;
 mod health;
 mod oauth;
-pub mod observe;
+pub(crate) mod observe;
 mod respond;
 pub mod server;
 

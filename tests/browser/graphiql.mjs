@@ -54,7 +54,13 @@ try {
   const result = await page.evaluate(() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue());
   const parsed = JSON.parse(result);
   if (parsed?.data?.me?.email !== email) throw new Error(`unexpected result: ${result}`);
+  // The dialogs inject styles of their own: open one, so a CSP that blocks
+  // them shows up as a console error here.
+  await page.getByRole('button', { name: /settings/i }).first().click();
+  await page.waitForSelector('[role="dialog"]', { timeout: 15000 });
+  await page.waitForTimeout(300);
   if (screenshot) await page.screenshot({ path: screenshot });
+  await page.keyboard.press('Escape');
   if (problems.length) throw new Error(problems.join('\n'));
   console.log(`graphiql: ran Me with a bearer header in Chromium: ${parsed.data.me.email}`);
 } finally {

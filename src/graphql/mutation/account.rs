@@ -2,8 +2,8 @@ use async_graphql::{Context, Object};
 
 use crate::{
     auth::{account, profile},
-    graphql::GqlResult,
     graphql::{
+        GqlResult,
         guard::{SessionGuard, signed_in},
         types::{ChangePasswordInput, UpdateProfileInput, User},
     },

@@ -2,8 +2,8 @@ use async_graphql::{Context, Object};
 
 use crate::{
     auth::{AuthContext, recovery},
-    graphql::GqlResult,
     graphql::{
+        GqlResult,
         guard::{SessionGuard, client_meta, signed_in},
         types::{ResetPasswordInput, User},
     },

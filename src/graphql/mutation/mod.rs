@@ -11,9 +11,10 @@ use async_graphql::MergedObject;
 /// Sign up, sign in and out, and manage sessions and the account.
 ///
 /// Errors carry `extensions.code` (with `extensions.field` for
-/// `BAD_USER_INPUT` and `extensions.retryAfter` for `RATE_LIMITED`); each
-/// field's description names the codes it answers, and the README lists
-/// them all.
+/// `BAD_USER_INPUT` and `extensions.retryAfter` for `RATE_LIMITED`). Field
+/// descriptions name the codes particular to them; any field may also
+/// answer `SERVICE_UNAVAILABLE` (retry later) or `INTERNAL_SERVER_ERROR`,
+/// and those behind a session `UNAUTHENTICATED`. The README lists every code.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     sign_in::SignInMutation,

@@ -2,8 +2,8 @@ use async_graphql::{Context, ID, Object};
 
 use crate::{
     auth::{AuthContext, account, oauth},
-    graphql::GqlResult,
     graphql::{
+        GqlResult,
         effects::{self, Effect},
         guard::{SessionGuard, client_meta, signed_in},
     },

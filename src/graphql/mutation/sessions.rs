@@ -3,8 +3,10 @@ use uuid::Uuid;
 
 use crate::{
     auth::session,
-    graphql::GqlResult,
-    graphql::guard::{SessionGuard, signed_in},
+    graphql::{
+        GqlResult,
+        guard::{SessionGuard, signed_in},
+    },
 };
 
 #[derive(Default)]

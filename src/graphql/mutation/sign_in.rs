@@ -1,13 +1,13 @@
 use async_graphql::{Context, Object};
 
-use crate::graphql::{
-    effects::{self, Effect},
-    guard::client_meta,
-    types::{AuthPayload, LoginInput, RegisterInput},
-};
 use crate::{
     auth::{AuthContext, account},
-    graphql::GqlResult,
+    graphql::{
+        GqlResult,
+        effects::{self, Effect},
+        guard::client_meta,
+        types::{AuthPayload, LoginInput, RegisterInput},
+    },
 };
 
 #[derive(Default)]
@@ -56,7 +56,7 @@ impl SignInMutation {
 
 /// The session cookie (and the device cookie) alongside the token returned
 /// in the payload.
-pub(super) fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
+fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
     let (token, expires_at) = (signed.token.clone(), signed.session.expires_at);
     effects::record(ctx, Effect::SessionCookie { token, expires_at });
     if let Some(device) = &signed.device {
