@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, SqlErr};
 
 /// Declares `Code`: each code's name on the wire and what it means, the
 /// one list the README's table is checked against.
@@ -200,11 +200,12 @@ impl From<Arc<DbErr>> for AuthError {
     }
 }
 
-/// No pooled connection became free within the acquire timeout.
+/// No pooled connection became free within the acquire timeout (a closed
+/// pool is a lost connection, not a timeout).
 fn timed_out(err: &DbErr) -> bool {
     matches!(
         err,
-        DbErr::ConnectionAcquire(_)
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)
             | DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
             | DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))
             | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut))

@@ -34,6 +34,25 @@ fn the_error_code_table_is_the_code_list() {
     assert_eq!(rows(section, "| `"), expected);
 }
 
+/// Each rule of the table is a flag and a variable of the server, and the
+/// benchmark's "every rule off" turns off every one of them.
+#[test]
+fn every_rule_is_a_flag_and_a_variable() {
+    use authgate::config::{Cli, Rates};
+    use clap::{CommandFactory, Parser};
+    let command = Cli::command();
+    for rule in &RULES {
+        let arg =
+            command.get_arguments().find(|a| a.get_env().and_then(|e| e.to_str()) == Some(rule.variable));
+        let arg = arg.unwrap_or_else(|| panic!("{} is not a setting", rule.variable));
+        let flag = format!("--{}", arg.get_long().unwrap());
+        let config = Cli::parse_from(["authgate", flag.as_str(), "7/1m"]).config;
+        assert_eq!(config.rates.get(rule.rule).to_string(), "7/1m", "{flag}");
+        assert_eq!(Rates::off().get(rule.rule).limit, 0, "{} off", rule.variable);
+        assert_eq!(Rates::default().get(rule.rule).to_string(), rule.default, "{}", rule.variable);
+    }
+}
+
 /// Every variable `authgate --help` knows is in the configuration table
 /// (rate limits in their own table).
 #[test]

@@ -56,10 +56,18 @@ async fn register_mails_a_verification_link(app: TestApp) {
 async fn verify_email_is_single_use_and_needs_no_session(app: TestApp) {
     let (session, user_id) = app.register("verify@example.com", PW).await;
     let token = app.mailed_token("verify@example.com", VERIFY_SUBJECT, 1).await;
+    app.clock.advance(chrono::Duration::hours(1));
     let reply = app.gql(VERIFY, json!({ "token": token })).await;
     assert_eq!(reply.body["data"]["verifyEmail"]["id"], user_id.as_str(), "{}", reply.body);
     assert_eq!(reply.body["data"]["verifyEmail"]["emailVerified"], true);
-    assert_eq!(app.me(&session).await.body["data"]["me"]["emailVerified"], true);
+    let me = app.me(&session).await.body["data"]["me"].clone();
+    assert_eq!(me["emailVerified"], true);
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(me[field].as_str().unwrap()).unwrap();
+    assert_eq!(
+        at("updatedAt") - at("createdAt"),
+        chrono::Duration::hours(1),
+        "verification updates the user: {me}"
+    );
     let again = app.gql(VERIFY, json!({ "token": token })).await;
     assert_eq!(again.code(), Some("INVALID_TOKEN"));
     for bad in ["", "garbage", &authgate::auth::token::generate().secret] {

@@ -131,3 +131,20 @@ fn services_name_no_graphql_fields() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// The effects a resolver records hold secrets (a session token, an OAuth
+/// state): their `Debug` names the effect and shows neither.
+#[test]
+fn effects_print_no_secret() {
+    use authgate::graphql::effects::Effect;
+    let shown = format!(
+        "{:?} {:?} {:?}",
+        Effect::SessionCookie { token: "tok-s3cret".into(), expires_at: chrono::Utc::now() },
+        Effect::OAuthStarted { state: "state-s3cret".into() },
+        Effect::SessionEnded,
+    );
+    assert!(
+        shown.contains("SessionCookie") && shown.contains("OAuthStarted") && shown.contains("SessionEnded")
+    );
+    assert!(!shown.contains("s3cret"), "{shown}");
+}

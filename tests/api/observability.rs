@@ -223,3 +223,42 @@ async fn metrics_can_move_off_the_public_address() {
     assert_eq!(reply.status, 200);
     assert!(reply.text.contains("authgate_http_requests_in_flight"), "{}", reply.text);
 }
+
+/// A database failure reaches the client as `SERVICE_UNAVAILABLE` with a
+/// generic message, and is counted where it leaves the server, by cause:
+/// a pool that stayed busy is `pool_timeout`, a pool that is gone is
+/// `connection`. (The recorder is shared by the whole test process, so
+/// counts are compared before and after.)
+#[tokio::test]
+async fn database_failures_are_counted_by_cause_and_shown_generically() {
+    use sea_orm::TransactionTrait;
+    let count = |text: &str, cause: &str| -> f64 {
+        let series = format!("authgate_db_unavailable_total{{cause=\"{cause}\"}}");
+        text.lines()
+            .filter(|l| l.starts_with(&series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let app = TestApp::sqlite_with(|c| {
+        c.db_max_connections = 1;
+        c.db_acquire_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let (token, _) = app.register("busy@example.com", "a pool of one connection").await;
+
+    let before = app.get("/metrics").send().await.text;
+    let holding = app.db().begin().await.unwrap();
+    let busy = app.me(&token).await;
+    drop(holding);
+    assert_eq!(busy.code(), Some("SERVICE_UNAVAILABLE"), "{}", busy.body);
+    assert_eq!(busy.body["errors"][0]["message"], "the service is temporarily unavailable; retry shortly");
+    let after = app.get("/metrics").send().await.text;
+    assert!(count(&after, "pool_timeout") >= count(&before, "pool_timeout") + 1.0, "{after}");
+
+    app.db().clone().close().await.unwrap();
+    let gone = app.me(&token).await;
+    assert_eq!(gone.code(), Some("SERVICE_UNAVAILABLE"), "{}", gone.body);
+    assert!(!gone.text.to_lowercase().contains("pool"), "no driver detail: {}", gone.text);
+    let last = app.get("/metrics").send().await.text;
+    assert!(count(&last, "connection") >= count(&after, "connection") + 1.0, "{last}");
+}
