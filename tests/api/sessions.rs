@@ -105,6 +105,8 @@ async fn sliding_refresh_writes_once_per_update_age(app: TestApp) {
         app.me(&token).await;
     }
     assert_eq!(updates(app.take_statements()), 0, "reads stay reads within update_age");
+    let unrefreshed = app.post().graphql(ME, json!({})).cookie(&token).send().await;
+    assert!(unrefreshed.set_cookie().is_none(), "no new cookie until the session is extended");
 
     app.clock.advance(Duration::days(1) + Duration::seconds(1));
     let cookie_reply = app.post().graphql(ME, json!({})).cookie(&token).send().await;
@@ -118,6 +120,12 @@ async fn sliding_refresh_writes_once_per_update_age(app: TestApp) {
         app.me(&token).await;
     }
     assert_eq!(updates(app.take_statements()), 0);
+
+    // A bearer client is extended too, but gets no cookie it never asked for.
+    app.clock.advance(Duration::days(1) + Duration::seconds(1));
+    let bearer = app.me(&token).await;
+    assert_eq!(updates(app.take_statements()), 1, "extended");
+    assert!(bearer.set_cookie().is_none(), "no cookie for a bearer client");
 }
 
 async fn sessions_never_outlive_the_absolute_maximum(app: TestApp) {
