@@ -2,7 +2,7 @@
 //! configured, Max-Age equal to the session's remaining lifetime. And the
 //! `oauth_state` cookie that binds an OAuth flow to the browser that began it.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite, time::Duration};
 
@@ -49,13 +49,23 @@ fn build_named(
         .to_string()
 }
 
-/// The `Set-Cookie` values that carry out what a request recorded.
-pub fn for_effect(effect: &Effect, auth: &AuthContext) -> Vec<String> {
-    match effect {
+/// Appends the `Set-Cookie` headers that carry out what a request recorded.
+pub fn apply(effect: &Effect, auth: &AuthContext, headers: &mut HeaderMap) {
+    let values = match effect {
         Effect::SessionCookie { token, expires_at } => vec![session(token, *expires_at, auth)],
         Effect::SessionEnded => cleared(auth),
         Effect::DeviceTrusted(trusted) => vec![device(trusted, auth)],
         Effect::OAuthStarted { state } => vec![oauth_state(state, auth)],
+    };
+    for value in values {
+        append(headers, &value);
+    }
+}
+
+/// Appends one `Set-Cookie` header (the values built here are always valid).
+pub fn append(headers: &mut HeaderMap, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        headers.append(header::SET_COOKIE, value);
     }
 }
 

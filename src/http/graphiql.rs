@@ -79,7 +79,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
 
 #[derive(Clone)]
 pub struct Page {
-    html: std::sync::Arc<str>,
+    html: axum::body::Bytes,
     /// A `node_modules` to read GraphiQL and React from instead of the binary.
     node_modules: Option<PathBuf>,
 }
@@ -89,11 +89,12 @@ impl Page {
         // Asset URLs carry the server's version, so a day of browser caching
         // never mixes an old file into a new release's page.
         let html = PAGE.replace("{version}", env!("CARGO_PKG_VERSION")).into();
+        // Rendered once; each answer shares these bytes.
         Self { html, node_modules }
     }
 
     pub fn response(&self) -> Response {
-        let mut response = axum::response::Html(self.html.to_string()).into_response();
+        let mut response = axum::response::Html(self.html.clone()).into_response();
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
         response
     }

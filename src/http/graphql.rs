@@ -72,7 +72,12 @@ impl Refusal {
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, AuthError::BadRequest(message.into()))
+        Self::bad(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// `BAD_REQUEST` with a status of its own (405, 408, 413, 415).
+    fn bad(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, AuthError::BadRequest(message.into()))
     }
 
     fn into_response(self, format: Format) -> Response {
@@ -97,8 +102,8 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         Ok(Ok(body)) => body,
         Ok(Err(refusal)) => return refusal.into_response(format),
         Err(_) => {
-            let late = AuthError::BadRequest("the request body did not arrive in time".into());
-            let mut response = Refusal::new(StatusCode::REQUEST_TIMEOUT, late).into_response(format);
+            let late = Refusal::bad(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
+            let mut response = late.into_response(format);
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
         }
@@ -114,7 +119,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         let message = "POST /graphql takes application/json (or a request with an X-Requested-With header)";
         let refusal = match with_cookie {
             true => Refusal::forbidden(message),
-            false => Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, AuthError::BadRequest(message.into())),
+            false => Refusal::bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
         };
         return refusal.into_response(format);
     }
@@ -226,11 +231,7 @@ async fn execute(
     // What finished before a timeout happened (a sign-out that committed):
     // the cookies say so even when the answer is an error.
     for effect in effects.take() {
-        for value in cookie::for_effect(&effect, &state.auth) {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.http_headers.append(header::SET_COOKIE, value);
-            }
-        }
+        cookie::apply(&effect, &state.auth, &mut response.http_headers);
     }
     response
 }
@@ -276,9 +277,7 @@ fn prepare(
     };
     if over_get && operation.node.ty != OperationType::Query {
         let message = "only queries run over GET; send mutations with POST";
-        return Err(
-            Refusal::new(StatusCode::METHOD_NOT_ALLOWED, AuthError::BadRequest(message.into())).into()
-        );
+        return Err(Refusal::bad(StatusCode::METHOD_NOT_ALLOWED, message).into());
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
@@ -366,7 +365,7 @@ const DRAIN_MAX: usize = 1024 * 1024;
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, Refusal> {
     let too_large = || {
         let message = format!("the request body exceeds {limit} bytes");
-        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, AuthError::BadRequest(message))
+        Refusal::bad(StatusCode::PAYLOAD_TOO_LARGE, message)
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)

@@ -37,9 +37,7 @@ pub async fn callback(
             let mut response = see_other(&redirect_to);
             if let Completed::SignedIn(signed) = completed {
                 let (token, expires_at) = (signed.token, signed.session.expires_at);
-                for value in cookie::for_effect(&Effect::SessionCookie { token, expires_at }, auth) {
-                    append_cookie(&mut response, &value);
-                }
+                cookie::apply(&Effect::SessionCookie { token, expires_at }, auth, response.headers_mut());
             }
             response
         }
@@ -59,7 +57,7 @@ pub async fn callback(
         }
     };
     if spent {
-        append_cookie(&mut response, &cookie::oauth_state_cleared(auth));
+        cookie::append(response.headers_mut(), &cookie::oauth_state_cleared(auth));
     }
     response
 }
@@ -99,11 +97,5 @@ fn with_error(redirect_to: &str, code: &str) -> String {
             url.into()
         }
         Err(_) => redirect_to.to_owned(),
-    }
-}
-
-fn append_cookie(response: &mut Response, cookie: &str) {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
     }
 }

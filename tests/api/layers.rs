@@ -4,11 +4,14 @@
 
 use std::{collections::BTreeSet, path::Path};
 
-/// Every `crate::<module>` a file's code names (in `use` trees and in
-/// paths; comments, which may describe the rule, are skipped).
+/// A file without its comment lines (which may describe the rules).
+fn code_of(source: &str) -> String {
+    source.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+}
+
+/// Every `crate::<module>` a file's code names (in `use` trees and in paths).
 fn crate_modules(source: &str) -> BTreeSet<String> {
-    let code: Vec<&str> = source.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
-    let code = code.join("\n");
+    let code = code_of(source);
     let mut found = BTreeSet::new();
     let mut rest = code.as_str();
     while let Some(at) = rest.find("crate::") {
@@ -88,8 +91,7 @@ fn imports_run_one_way() {
             for module in modules.iter().filter(|m| named.contains(**m)) {
                 violations.push(format!("{} names crate::{module}", file.display()));
             }
-            let code: Vec<&str> = source.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
-            let code = code.join("\n");
+            let code = code_of(&source);
             for outside in crates.iter().filter(|c| code.contains(**c)) {
                 violations.push(format!("{} uses {outside}", file.display()));
             }
