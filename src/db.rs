@@ -270,6 +270,35 @@ fn name_not_resolved(e: &std::io::Error) -> bool {
     text.contains("lookup") || text.contains("resolve") || text.contains("not known")
 }
 
+/// The SQLite file `DATABASE_URL` names (`None` for PostgreSQL).
+pub fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+    let url = config.database_url.expose_secret();
+    let options = url.starts_with("sqlite:").then(|| SqliteConnectOptions::from_str(url).ok())??;
+    Some(options.get_filename().to_owned())
+}
+
+/// Where the session cache listens for other instances' revocations:
+/// `AUTHGATE_DATABASE_LISTEN_URL`, else `DATABASE_URL` (a Neon `-pooler`
+/// host becomes its direct host, as Neon names them). `None` when only a
+/// transaction-mode pooler is known: it cannot carry `LISTEN` (a session's
+/// `LISTEN` ends with its transaction's server connection).
+pub fn listen_options(config: &Config) -> anyhow::Result<Option<PgConnectOptions>> {
+    let given = config.database_listen_url.as_ref();
+    let url = given.unwrap_or(&config.database_url).expose_secret();
+    let (stripped, extras) = split_extras(url);
+    let mut options = PgConnectOptions::from_str(&stripped)
+        .with_context(|| format!("invalid AUTHGATE_DATABASE_LISTEN_URL {}", redact_url(url)))?;
+    if given.is_none() {
+        let host = options.get_host().to_owned();
+        if host.contains("-pooler") {
+            options = options.host(&host.replacen("-pooler", "", 1));
+        } else if extras.pgbouncer {
+            return Ok(None);
+        }
+    }
+    Ok(Some(options.application_name("authgate-listener")))
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("database migration failed")
@@ -277,7 +306,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_extras;
+    use super::{listen_options, split_extras};
+    use crate::config::Config;
 
     #[test]
     fn neon_parameters_are_taken_off_the_url() {
@@ -288,5 +318,17 @@ mod tests {
         assert_eq!(extras.channel_binding.as_deref(), Some("require"));
         let (url, extras) = split_extras("postgres://h/db?pgbouncer=true");
         assert_eq!((url.as_str(), extras.pgbouncer), ("postgres://h/db", true));
+    }
+
+    #[test]
+    fn the_listener_reaches_the_server_past_a_pooler() {
+        let neon = Config::for_database("postgres://a:b@ep-x-pooler.eu.aws.neon.tech/db?sslmode=require");
+        let options = listen_options(&neon).unwrap().expect("derived");
+        assert_eq!(options.get_host(), "ep-x.eu.aws.neon.tech");
+        let pooler = Config::for_database("postgres://a@127.0.0.1:6432/db?pgbouncer=true");
+        assert!(listen_options(&pooler).unwrap().is_none(), "no LISTEN through a transaction pooler");
+        let mut direct = pooler.clone();
+        direct.database_listen_url = Some("postgres://a@127.0.0.1:5432/db".into());
+        assert_eq!(listen_options(&direct).unwrap().expect("given").get_port(), 5432);
     }
 }

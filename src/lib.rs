@@ -50,7 +50,7 @@ pub fn state_with_mail(
     let config = Arc::new(config);
     let limiter = Limiter::from_config(&config, &db)?;
     let auth = AuthContext {
-        db,
+        db: db.clone(),
         config: config.clone(),
         clock,
         hasher: Arc::new(hasher),
@@ -60,6 +60,7 @@ pub fn state_with_mail(
         oauth: Arc::new(auth::oauth::OAuth::from_config(&config)?),
         keys: Arc::new(keys::Keys::from_config(&config)?),
         checkpoints: Default::default(),
+        sessions: auth::session_cache::SessionCache::start(&config, &db)?,
     };
     let schema = graphql::build_schema(auth.clone(), &config);
     let operation_labels = Arc::new(graphql::operation_labels());

@@ -60,6 +60,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     }
     let bind = config.bind;
     let cleanup_every = config.cleanup_interval;
+    // Held until the server stops (SQLite: see `lock_database`).
+    let _lock = match command {
+        Command::Serve => authgate::auth::session_cache::lock_database(&config)?,
+        _ => None,
+    };
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;

@@ -12,6 +12,7 @@ mod m20261129_000005_create_rate_limits;
 mod m20261129_000006_create_oauth_flows;
 mod m20261201_000007_add_credentials_version;
 mod m20261202_000008_drop_account_tokens;
+mod m20261202_000009_notify_session_changes;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_create_oauth_flows::Migration),
             Box::new(m20261201_000007_add_credentials_version::Migration),
             Box::new(m20261202_000008_drop_account_tokens::Migration),
+            Box::new(m20261202_000009_notify_session_changes::Migration),
         ]
     }
 }

@@ -366,6 +366,7 @@ pub async fn change_password(
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    auth.sessions.forget_user(user_id);
     tracing::info!(revoked, "password changed");
     notify(auth, &current.user, Notice::PasswordChanged);
     Ok(revoked)
@@ -388,6 +389,7 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     remove_ways_in(&txn, user_id).await?;
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
+    auth.sessions.forget_user(user_id);
     tracing::info!("account deleted");
     Ok(())
 }

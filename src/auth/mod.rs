@@ -13,6 +13,8 @@ pub mod password;
 pub mod profile;
 pub mod recovery;
 pub mod session;
+pub mod session_cache;
+pub mod session_channel;
 pub mod token;
 pub mod validate;
 pub mod verification;
@@ -41,6 +43,8 @@ pub struct AuthContext {
     pub oauth: Arc<oauth::OAuth>,
     pub keys: Arc<crate::keys::Keys>,
     pub checkpoints: Checkpoints,
+    /// Live sessions in memory (`SessionCache::off()` when turned off).
+    pub sessions: session_cache::SessionCache,
 }
 
 type Hook = Arc<dyn Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;

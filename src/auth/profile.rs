@@ -28,5 +28,7 @@ pub async fn update(
         row.image = Set(image.map(|url| validate::image_url(&url)).transpose()?);
     }
     row.updated_at = Set(auth.clock.now());
-    Ok(row.update(&auth.db).await?)
+    let updated = row.update(&auth.db).await?;
+    auth.sessions.forget_user(user.id);
+    Ok(updated)
 }

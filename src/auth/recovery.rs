@@ -63,6 +63,7 @@ pub async fn verify_email(
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let user = super::account::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
+    auth.sessions.forget_user(user_id);
     tracing::info!("email verified");
     Ok(user)
 }
@@ -149,6 +150,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         0
     };
     txn.commit().await?;
+    auth.sessions.forget_user(user_id);
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
     account::notify(auth, &user, account::Notice::PasswordReset);
     Ok(())

@@ -141,6 +141,23 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration)]
     pub session_max_age: Duration,
 
+    /// How long a live session may be answered from memory before it is
+    /// read again (`0` turns the session cache off). Revocations reach the
+    /// cache at once on this instance and by `LISTEN/NOTIFY` on the others.
+    #[arg(long, env = "AUTHGATE_SESSION_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub session_cache_ttl: Duration,
+
+    /// Most sessions kept in the cache (about 1.5 KB each; `0` turns it off).
+    #[arg(long, env = "AUTHGATE_SESSION_CACHE_ENTRIES", default_value_t = 100_000)]
+    pub session_cache_entries: u64,
+
+    /// PostgreSQL URL of the connection that listens for revocations from
+    /// other instances. It must reach the server directly: a
+    /// transaction-mode pooler cannot carry `LISTEN`. Default: `DATABASE_URL`
+    /// (for a Neon `-pooler` host, the same host without `-pooler`).
+    #[arg(long, env = "AUTHGATE_DATABASE_LISTEN_URL", hide_env_values = true)]
+    pub database_listen_url: Option<SecretString>,
+
     /// argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
     #[arg(long, env = "AUTHGATE_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
@@ -385,6 +402,7 @@ impl Config {
             ("AUTHGATE_SESSION_TTL", self.session_ttl),
             ("AUTHGATE_SESSION_UPDATE_AGE", self.session_update_age),
             ("AUTHGATE_SESSION_MAX_AGE", self.session_max_age),
+            ("AUTHGATE_SESSION_CACHE_TTL", self.session_cache_ttl),
             ("AUTHGATE_CLEANUP_INTERVAL", self.cleanup_interval),
             ("AUTHGATE_EMAIL_VERIFICATION_TTL", self.email_verification_ttl),
             ("AUTHGATE_PASSWORD_RESET_TTL", self.password_reset_ttl),
@@ -408,6 +426,12 @@ impl Config {
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure
             .unwrap_or_else(|| self.public_url.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+
+    /// Whether live sessions are kept in memory (`session_cache_ttl` and
+    /// `session_cache_entries` both non-zero).
+    pub fn session_cache_enabled(&self) -> bool {
+        !self.session_cache_ttl.is_zero() && self.session_cache_entries > 0
     }
 
     pub fn graphiql_enabled(&self) -> bool {

@@ -93,6 +93,7 @@ async fn batched_brute_force_stops_at_the_same_limit(app: TestApp) {
 }
 
 async fn limits_are_shared_by_instances(app: TestApp) {
+    let app = app.shareable().await;
     let other = app.second_instance().await;
     app.register("shared@example.com", PW).await;
     for attempt in 0..10 {

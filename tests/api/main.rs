@@ -4,6 +4,7 @@ mod common;
 
 mod abuse;
 mod auth;
+mod cache;
 mod contract;
 mod contract_flow;
 mod docs;

@@ -21,10 +21,10 @@ use tokio::{
 use crate::common::TestApp;
 
 /// Forwards loopback connections to PostgreSQL; can delay, cut and stall them.
-struct Proxy {
-    addr: SocketAddr,
+pub struct Proxy {
+    pub addr: SocketAddr,
     /// New connections are held, never forwarded (a hung network).
-    stall: Arc<AtomicBool>,
+    pub stall: Arc<AtomicBool>,
     /// Milliseconds to wait before forwarding the next connection (a cold start).
     delay_ms: Arc<AtomicU64>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -32,6 +32,12 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of `TEST_DATABASE_URL`'s server (`None` outside CI without one).
+    pub async fn for_postgres() -> Option<Self> {
+        let (upstream, _) = postgres()?;
+        Some(Self::start("127.0.0.1:0", upstream).await)
+    }
+
     async fn start(listen: &str, upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind(listen).await.expect("proxy bind");
         let addr = listener.local_addr().unwrap();
@@ -71,6 +77,18 @@ impl Drop for Proxy {
     }
 }
 
+/// Waits (at most 5 s) until the session cache has noticed its listening
+/// connection is gone and stopped answering from memory.
+async fn wait_until_bypassed(app: &TestApp) {
+    for _ in 0..500 {
+        if !app.state.auth.sessions.is_live() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the session cache still serves 5 s after its connection was cut");
+}
+
 /// The PostgreSQL server of `TEST_DATABASE_URL`, and that URL.
 fn postgres() -> Option<(SocketAddr, String)> {
     let url = std::env::var("TEST_DATABASE_URL").ok();
@@ -83,7 +101,7 @@ fn postgres() -> Option<(SocketAddr, String)> {
 }
 
 /// `url` with its host and port replaced by `addr`.
-fn via(url: &str, addr: SocketAddr) -> String {
+pub fn via(url: &str, addr: SocketAddr) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
@@ -168,6 +186,9 @@ async fn an_outage_fails_fast_and_service_resumes() {
 
     proxy.stall.store(true, Ordering::SeqCst);
     proxy.cut_all();
+    // The session cache listens through the proxy too: once it has noticed
+    // the cut (a moment), nothing is answered from memory.
+    wait_until_bypassed(&app).await;
     let started = Instant::now();
     let down = app.me(&token).await;
     assert_eq!(down.code(), Some("SERVICE_UNAVAILABLE"), "{}", down.body);

@@ -171,6 +171,7 @@ async fn a_login_racing_a_password_change_does_not_land(app: TestApp) {
 /// mails the link, but signs nobody in; sessions of unverified users count
 /// for nothing, however they were made.
 async fn verification_required_means_no_session_from_register(app: TestApp) {
+    let app = app.shareable().await;
     // Made before the rule was switched on: a live session of an unverified user.
     let (early, _) = app.register("early@example.com", PW).await;
     let strict = app.sibling(|c| c.require_email_verification = true).await;

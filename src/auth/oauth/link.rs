@@ -114,6 +114,8 @@ pub async fn complete(
     let new = session::create(&txn, auth, user.id, meta).await?;
     txn.commit().await?;
     if linked_by_email {
+        // A claim may have just ended the sessions of whoever registered it.
+        auth.sessions.forget_user(user.id);
         notify_linked(auth, &user, provider);
     }
     tracing::info!("signed in through OAuth");
@@ -198,6 +200,7 @@ pub async fn unlink(
     }
     accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
     txn.commit().await?;
+    auth.sessions.forget_user(user_id);
     tracing::info!(%account_id, "sign-in method removed");
     Ok(true)
 }

@@ -50,8 +50,7 @@ impl SessionMutation {
     #[graphql(guard = "SessionGuard")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let (auth, current) = signed_in(ctx).await?;
-        let revoked =
-            session::revoke_others(&auth.db, current.user.id, Some(current.session.id)).await.gql()?;
+        let revoked = session::revoke_all_but(auth, current.user.id, current.session.id).await.gql()?;
         Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
     }
 }

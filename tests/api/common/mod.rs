@@ -44,6 +44,8 @@ pub struct TestApp {
     url: String,
     pub outbox: tempfile::TempDir,
     guard: DbGuard,
+    /// As `authgate serve` holds it (SQLite).
+    _lock: Option<std::fs::File>,
 }
 
 enum DbGuard {
@@ -144,6 +146,10 @@ impl TestApp {
         let outbox = tempfile::tempdir().expect("outbox dir");
         let mut config = test_config(url);
         config.outbox_dir = outbox.path().to_owned();
+        if let (Backend::PgBouncer, DbGuard::Postgres { admin_url, name }) = (backend, &guard) {
+            // LISTEN needs the server itself: the pooler cannot carry it.
+            config.database_listen_url = Some(with_database(admin_url, name).into());
+        }
         tweak(&mut config);
         let mut db = authgate::db::connect(&config).await.expect("connect");
         authgate::db::migrate(&db).await.expect("migrate");
@@ -153,9 +159,23 @@ impl TestApp {
             recorder.lock().unwrap().push(info.statement.sql.clone());
         });
         let clock = ManualClock::new();
+        let _lock = authgate::auth::session_cache::lock_database(&config).expect("database lock");
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
+        wait_until_live(&state).await;
         let router = authgate::app(state.clone());
-        Self { backend, router, state, clock, statements, url: url.to_owned(), outbox, guard }
+        Self { backend, router, state, clock, statements, url: url.to_owned(), outbox, guard, _lock }
+    }
+
+    /// This app, or (on SQLite) a fresh one with the session cache off, so
+    /// that a second instance may share its database: on SQLite a second
+    /// process must not run beside one with the cache (see
+    /// `session_cache::lock_sqlite`); PostgreSQL instances keep their caches
+    /// in step through LISTEN/NOTIFY.
+    pub async fn shareable(self) -> Self {
+        match self.backend {
+            Backend::Sqlite => self.sibling(|c| c.session_cache_ttl = std::time::Duration::ZERO).await,
+            Backend::Postgres | Backend::PgBouncer => self,
+        }
     }
 
     /// Another server instance (own pool, own state) on the same database.
@@ -165,12 +185,22 @@ impl TestApp {
 
     /// Another instance on the same database, with other settings.
     pub async fn second_instance_with(&self, tweak: impl FnOnce(&mut Config)) -> Router {
+        authgate::app(self.second_state(tweak).await)
+    }
+
+    /// Another instance's state (its session cache listening, when on).
+    pub async fn second_state(&self, tweak: impl FnOnce(&mut Config)) -> AppState {
         let mut config = test_config(&self.url);
         config.outbox_dir = self.outbox.path().to_owned();
+        config.database_listen_url = self.state.auth.config.database_listen_url.clone();
+        config.session_cache_ttl = self.state.auth.config.session_cache_ttl;
         tweak(&mut config);
         let db = authgate::db::connect(&config).await.expect("connect");
+        // Would a second `authgate serve` start here? (Released at once.)
+        authgate::auth::session_cache::lock_database(&config).expect("a second server on this database");
         let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
-        authgate::app(state)
+        wait_until_live(&state).await;
+        state
     }
 
     /// Messages in the outbox (oldest first) whose headers match `to` and `subject`.
@@ -208,8 +238,11 @@ impl TestApp {
     }
 
     /// The statements run since the last call.
+    /// Statements run since the last call, without the session channel's
+    /// own pings (`SELECT pg_notify`, every few seconds on PostgreSQL).
     pub fn take_statements(&self) -> Vec<String> {
-        std::mem::take(&mut *self.statements.lock().unwrap())
+        let all = std::mem::take(&mut *self.statements.lock().unwrap());
+        all.into_iter().filter(|sql| !sql.contains("pg_notify")).collect()
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -341,6 +374,19 @@ impl Hold {
 
 /// The variable's value; `None` when unset outside CI, a failure in CI
 /// (a service suite may never be skipped there).
+/// Waits (at most 10 s) until the session cache serves: on PostgreSQL it
+/// starts bypassed until its LISTEN is in place.
+pub async fn wait_until_live(state: &AppState) {
+    let cache = &state.auth.sessions;
+    for _ in 0..1000 {
+        if !cache.is_on() || cache.is_live() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the session cache did not start listening in 10 s");
+}
+
 fn required_env(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) => Some(value),

@@ -1,0 +1,264 @@
+//! Live sessions kept in memory, so a session check costs no database
+//! round trip, and the rules that keep a revoked session out of it.
+//!
+//! Correctness rests on one comparison. Every entry remembers the moment
+//! its database read *began* (a `Ticket`); every change to a user stamps
+//! that user with the moment it was *committed* (`forget_user`); a flush
+//! stamps everything. An entry is served only if its read began after
+//! every stamp that applies to it. So a read that raced a revocation (began
+//! before the commit, finished after the stamp) is never served, without
+//! any lock between readers and writers.
+//!
+//! Stamps come from this instance's own services (after their commit, before
+//! the mutation answers) and, on PostgreSQL, from the other instances
+//! through `session_channel` (`LISTEN/NOTIFY`). While that channel is down
+//! the cache is bypassed (`live` is false) and flushed when it comes back.
+//! On SQLite there is no channel: a serving process takes a lock next to
+//! the database file, so a second one cannot start beside one with the
+//! cache on (see `lock_database`).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
+    },
+    time::{Duration, Instant},
+};
+
+use entity::{sessions, users};
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// When a database read began, in the cache's own clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// A session as it was read, and when that read began.
+pub struct Cached {
+    pub session: sessions::Model,
+    pub user: users::Model,
+    loaded: Ticket,
+}
+
+impl Cached {
+    /// When the read this entry holds began.
+    pub fn ticket(&self) -> Ticket {
+        self.loaded
+    }
+}
+
+/// The cache, or nothing when it is off. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SessionCache(Option<Arc<Inner>>);
+
+pub(crate) struct Inner {
+    /// Token hash → the session read for it.
+    entries: moka::sync::Cache<Vec<u8>, Arc<Cached>>,
+    /// User → when it last changed. Kept as long as an entry can live, so
+    /// an entry older than a stamp never outlives the stamp.
+    stamps: moka::sync::Cache<Uuid, u64>,
+    /// When everything was last thrown away.
+    flushed: AtomicU64,
+    /// Whether changes made by other instances reach this one (always on
+    /// SQLite, where there are none; on PostgreSQL, while subscribed).
+    live: AtomicBool,
+    epoch: Instant,
+    ttl: Duration,
+    /// Dropped with the cache: ends the listening task.
+    pub(crate) _stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl SessionCache {
+    /// A cache that keeps nothing.
+    pub fn off() -> Self {
+        Self(None)
+    }
+
+    /// A cache of at most `entries` sessions, each served for at most `ttl`.
+    /// `live`: whether it may serve at once (no channel to wait for).
+    pub(crate) fn new(entries: u64, ttl: Duration, live: bool) -> Self {
+        let inner = Inner {
+            entries: moka::sync::Cache::builder().max_capacity(entries).time_to_live(ttl).build(),
+            stamps: moka::sync::Cache::builder().time_to_live(ttl).build(),
+            flushed: AtomicU64::new(0),
+            live: AtomicBool::new(live),
+            epoch: Instant::now(),
+            ttl,
+            _stop: std::sync::Mutex::new(None),
+        };
+        Self(Some(Arc::new(inner)))
+    }
+
+    /// The cache the configuration asks for, on this database: off when
+    /// `AUTHGATE_SESSION_CACHE_TTL` or `_ENTRIES` is 0, or when only a
+    /// transaction pooler is known on PostgreSQL (warned).
+    pub fn start(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<Self> {
+        let on = config.session_cache_enabled();
+        let (entries, ttl) = (config.session_cache_entries, config.session_cache_ttl);
+        if !on {
+            return Ok(Self::off());
+        }
+        if crate::db::sqlite_file(config).is_some() {
+            return Ok(Self::new(entries, ttl, true));
+        }
+        let Some(options) = crate::db::listen_options(config)? else {
+            tracing::warn!(
+                "session cache off: DATABASE_URL is a transaction-mode pooler, which cannot carry \
+                 LISTEN; set AUTHGATE_DATABASE_LISTEN_URL to the database's direct address to turn it on"
+            );
+            return Ok(Self::off());
+        };
+        let cache = Self::new(entries, ttl, false);
+        super::session_channel::spawn(&cache, options, db.clone());
+        Ok(cache)
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(crate) fn inner(&self) -> Option<&Arc<Inner>> {
+        self.0.as_ref()
+    }
+
+    /// Take before reading a session from the database; hand to `put`.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.0.as_ref().map_or(0, |inner| inner.now()))
+    }
+
+    /// The session read for `hash`, if it is still known to be current.
+    pub fn get(&self, hash: &[u8]) -> Option<Arc<Cached>> {
+        let inner = self.0.as_ref()?;
+        let cached = inner.entries.get(hash)?;
+        inner.current(&cached).then_some(cached)
+    }
+
+    /// Keeps what a read that began at `ticket` found (unless something
+    /// changed since it began, or the channel is down).
+    pub fn put(&self, hash: Vec<u8>, session: sessions::Model, user: users::Model, ticket: Ticket) {
+        let Some(inner) = &self.0 else { return };
+        let cached = Arc::new(Cached { session, user, loaded: ticket });
+        if inner.current(&cached) {
+            inner.entries.insert(hash, cached);
+        }
+    }
+
+    /// Something about `user_id` or one of its sessions changed (and is
+    /// committed): nothing read before now is served for them again.
+    pub fn forget_user(&self, user_id: Uuid) {
+        if let Some(inner) = &self.0 {
+            inner.stamp(user_id);
+        }
+    }
+
+    /// Nothing read before now is served again.
+    pub fn flush(&self) {
+        if let Some(inner) = &self.0 {
+            inner.flush();
+        }
+    }
+
+    /// Whether the cache is serving (on, and its channel up).
+    pub fn is_live(&self) -> bool {
+        self.0.as_ref().is_some_and(|inner| inner.live.load(SeqCst))
+    }
+
+    /// Sessions held (approximate; for metrics and tests).
+    pub fn len(&self) -> u64 {
+        self.0.as_ref().map_or(0, |inner| {
+            inner.entries.run_pending_tasks();
+            inner.entries.entry_count()
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        // Nanoseconds since the cache began; +1 so no ticket is 0 (the
+        // "never" of `flushed` and of missing stamps).
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX) + 1
+    }
+
+    fn current(&self, cached: &Cached) -> bool {
+        let Ticket(loaded) = cached.loaded;
+        self.live.load(SeqCst)
+            && loaded > self.flushed.load(SeqCst)
+            && loaded > self.stamps.get(&cached.user.id).unwrap_or(0)
+            && self.now() - loaded < self.ttl.as_nanos() as u64
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(SeqCst)
+    }
+
+    pub(crate) fn stamp(&self, user_id: Uuid) {
+        self.stamps.insert(user_id, self.now());
+    }
+
+    pub(crate) fn flush(&self) {
+        self.flushed.store(self.now(), SeqCst);
+        self.entries.invalidate_all();
+    }
+
+    /// The channel went down (bypass and forget) or came up (start empty).
+    pub(crate) fn set_live(&self, live: bool) {
+        if live {
+            self.flush();
+            self.live.store(true, SeqCst);
+        } else {
+            self.live.store(false, SeqCst);
+            self.flush();
+        }
+    }
+}
+
+/// SQLite has no channel between processes: a second server on the same
+/// file could revoke a session this one would go on serving. So a serving
+/// process (`authgate serve`; not `cleanup` or `migrate`, which end no
+/// live session) locks `<database>.authgate-lock` for as long as it runs:
+/// exclusively with the cache on, shared without it. Servers without the
+/// cache may share a file; one with the cache runs alone, and a second
+/// fails to start, naming the file. `None` on PostgreSQL.
+pub fn lock_database(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+    match crate::db::sqlite_file(config) {
+        Some(file) => lock_sqlite(&file, config.session_cache_enabled()),
+        None => Ok(None),
+    }
+}
+
+fn lock_sqlite(database: &std::path::Path, cache_on: bool) -> anyhow::Result<Option<std::fs::File>> {
+    let name = database.as_os_str();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".authgate-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", std::path::Path::new(&path).display()))?;
+    let locked = if cache_on { file.try_lock() } else { file.try_lock_shared() };
+    match locked {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) if cache_on => anyhow::bail!(
+            "another authgate process uses {}: with the session cache on, a process needs its \
+             SQLite database to itself (or set AUTHGATE_SESSION_CACHE_TTL=0 on every process that shares it)",
+            database.display()
+        ),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another authgate process uses {} with the session cache on: stop it, or set \
+             AUTHGATE_SESSION_CACHE_TTL=0 there too",
+            database.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", std::path::Path::new(&path).display())
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The session cache: `me` from memory, and every change that ends a
+//! session or shows in `me` beating it: on the instance that made it before
+//! the mutation answers; on the others through LISTEN/NOTIFY (PostgreSQL);
+//! never by a second process on one SQLite file.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    common::{LOGIN, LOGOUT, ME, TestApp, str_of, wait_until_live},
+};
+
+both_backends!(me_is_answered_from_memory, every_change_reaches_the_cache_before_the_answer);
+
+const PW: &str = "a fine password";
+const UPDATE: &str = "mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { name } }";
+const REVOKE: &str = "mutation R($id: ID!) { revokeSession(id: $id) }";
+const SESSION_ID: &str = "query { me { sessions { id current } } }";
+
+async fn me_is_answered_from_memory(app: TestApp) {
+    let (token, _) = app.register("memory@example.com", PW).await;
+    app.wait_for_mails("memory@example.com", "Confirm your email address", 1).await;
+    app.take_statements();
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "memory@example.com");
+    assert_eq!(app.take_statements().len(), 1, "the first `me` reads the session");
+    for _ in 0..3 {
+        assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "memory@example.com");
+    }
+    assert_eq!(app.take_statements(), Vec::<String>::new(), "later ones read nothing");
+
+    // Expiry is checked on every use, cached or not.
+    app.clock.advance(chrono::Duration::days(31));
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "an expired session is never served");
+
+    let cold = app.sibling(|c| c.session_cache_ttl = Duration::ZERO).await;
+    let (token, _) = cold.register("cold@example.com", PW).await;
+    cold.wait_for_mails("cold@example.com", "Confirm your email address", 1).await;
+    cold.take_statements();
+    cold.me(&token).await;
+    cold.me(&token).await;
+    assert_eq!(cold.take_statements().len(), 2, "off: every `me` reads the session");
+}
+
+fn me_field(reply: &crate::common::Reply, field: &str) -> serde_json::Value {
+    reply.body["data"]["me"][field].clone()
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> String {
+    let reply = app.gql(LOGIN, json!({ "input": { "email": email, "password": password } })).await;
+    str_of(&reply.body["data"]["login"]["token"])
+}
+
+/// Each session is warmed (`me` once) before the change, and checked right
+/// after the mutation answered: no waiting, no second chance.
+async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
+    let email = "changes@example.com";
+    let (main, _) = app.register(email, PW).await;
+    let (second, third) = (login(&app, email, PW).await, login(&app, email, PW).await);
+    for token in [&main, &second, &third] {
+        assert_eq!(me_field(&app.me(token).await, "email"), email);
+    }
+    assert!(app.state.auth.sessions.len() >= 3 || !app.state.auth.sessions.is_on(), "warm");
+
+    let renamed = app.authed(&main, UPDATE, json!({ "input": { "name": "New Name" } })).await;
+    assert_eq!(renamed.body["data"]["updateProfile"]["name"], "New Name");
+    assert_eq!(me_field(&app.me(&second).await, "name"), "New Name", "updateProfile");
+
+    let third_id = {
+        let list = app.authed(&third, SESSION_ID, json!({})).await.body["data"]["me"]["sessions"].clone();
+        let own = list.as_array().unwrap().iter().find(|s| s["current"] == true).unwrap().clone();
+        str_of(&own["id"])
+    };
+    assert_eq!(
+        app.authed(&main, REVOKE, json!({ "id": third_id })).await.body["data"]["revokeSession"],
+        true
+    );
+    assert_eq!(app.me(&third).await.code(), Some("UNAUTHENTICATED"), "revokeSession");
+
+    app.authed(&main, "mutation { revokeOtherSessions }", json!({})).await;
+    assert_eq!(app.me(&second).await.code(), Some("UNAUTHENTICATED"), "revokeOtherSessions");
+
+    let fourth = login(&app, email, PW).await;
+    app.me(&fourth).await;
+    app.change_password(&main, PW, "another fine password").await;
+    assert_eq!(app.me(&fourth).await.code(), Some("UNAUTHENTICATED"), "changePassword");
+
+    assert_eq!(me_field(&app.me(&main).await, "email"), email);
+    app.authed(&main, LOGOUT, json!({})).await;
+    assert_eq!(app.me(&main).await.code(), Some("UNAUTHENTICATED"), "logout");
+
+    let other = "verify-me@example.com";
+    let (token, _) = app.register(other, PW).await;
+    assert_eq!(me_field(&app.me(&token).await, "emailVerified"), false);
+    let link = app.mailed_token(other, "Confirm your email address", 1).await;
+    app.gql("mutation V($t: String!) { verifyEmail(token: $t) { id } }", json!({ "t": link })).await;
+    assert_eq!(me_field(&app.me(&token).await, "emailVerified"), true, "verifyEmail");
+
+    app.gql("mutation P($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": other })).await;
+    let reset = app.mailed_token(other, "Reset your password", 1).await;
+    let vars = json!({ "input": { "token": reset, "newPassword": "a new fine password" } });
+    let done =
+        app.gql("mutation R($input: ResetPasswordInput!) { resetPassword(input: $input) }", vars).await;
+    assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "resetPassword");
+
+    let (doomed, _) = app.register("doomed@example.com", PW).await;
+    app.me(&doomed).await;
+    let deleted =
+        app.authed(&doomed, "mutation D($p: String!) { deleteAccount(password: $p) }", json!({ "p": PW }));
+    assert_eq!(deleted.await.body["data"]["deleteAccount"], true);
+    assert_eq!(app.me(&doomed).await.code(), Some("UNAUTHENTICATED"), "deleteAccount");
+}
+
+/// On SQLite a second server on the same file could revoke a session the
+/// first keeps serving from memory: with the cache on, it may not start.
+/// Tools that end no live session (`authgate cleanup`) are not held back.
+#[tokio::test]
+async fn a_second_server_on_a_sqlite_file_needs_the_cache_off_everywhere() {
+    use authgate::auth::session_cache::lock_database;
+    let app = TestApp::sqlite().await;
+    let mut config = crate::common::test_config(app.database_url());
+    let refused = lock_database(&config).expect_err("a second server with the cache").to_string();
+    assert!(refused.contains("session cache") && refused.contains("test.db"), "{refused}");
+    config.session_cache_ttl = Duration::ZERO;
+    let refused = lock_database(&config).expect_err("the first serves from memory").to_string();
+    assert!(refused.contains("AUTHGATE_SESSION_CACHE_TTL=0"), "{refused}");
+
+    let shared = TestApp::sqlite_with(|c| c.session_cache_ttl = Duration::ZERO).await;
+    let mut config = crate::common::test_config(shared.database_url());
+    config.session_cache_ttl = Duration::ZERO;
+    let _second = lock_database(&config).expect("servers without the cache share a file");
+    config.session_cache_ttl = Duration::from_secs(60);
+    assert!(lock_database(&config).is_err(), "but none may join them with it");
+}
+
+/// PostgreSQL: a change made anywhere (another instance, an operator's SQL)
+/// reaches this instance's cache through the triggers' NOTIFY.
+#[tokio::test]
+async fn changes_made_elsewhere_are_pushed() {
+    let Some(app) = TestApp::postgres().await else { return };
+    let (token, user_id) = app.register("pushed@example.com", PW).await;
+    assert_eq!(me_field(&app.me(&token).await, "email"), "pushed@example.com");
+    app.execute_sql(&format!("UPDATE users SET name = 'Renamed By SQL' WHERE id = '{user_id}'")).await;
+    assert!(
+        eventually(&app, &token, |r| me_field(r, "name") == "Renamed By SQL").await,
+        "an operator's UPDATE"
+    );
+    app.execute_sql(&format!("DELETE FROM sessions WHERE user_id = '{user_id}'")).await;
+    assert!(eventually(&app, &token, |r| r.code() == Some("UNAUTHENTICATED")).await, "an operator's DELETE");
+}
+
+/// Asks `me` until `done` holds, for at most 2 s; whether it did.
+async fn eventually(app: &TestApp, token: &str, done: impl Fn(&crate::common::Reply) -> bool) -> bool {
+    for _ in 0..200 {
+        if done(&app.me(token).await) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// While the listening connection is down, nothing is served from memory:
+/// a revocation made meanwhile (its NOTIFY lost) is refused at once, and
+/// after re-subscribing the cache starts empty.
+#[tokio::test]
+async fn a_lost_listener_means_no_answers_from_memory() {
+    let Some(app) = TestApp::postgres().await else { return };
+    let Some(listener_proxy) = crate::outage::Proxy::for_postgres().await else { return };
+    let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
+    let b = app.second_state(|c| c.database_listen_url = Some(listen_url.into())).await;
+    let b_router = authgate::app(b.clone());
+    let (token, _) = app.register("listener@example.com", PW).await;
+    let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(me_field(&warm, "email"), "listener@example.com");
+    assert_eq!(b.auth.sessions.len(), 1, "B holds the session");
+
+    // Kill B's listening backend and keep it from coming back.
+    listener_proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let database = app.database_url().rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    app.execute_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'authgate-listener' AND datname = '{database}'"
+    ))
+    .await;
+    for _ in 0..500 {
+        if !b.auth.sessions.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.auth.sessions.is_live(), "B noticed its listener is gone");
+    assert!(b.auth.sessions.is_empty(), "and flushed what it held");
+
+    app.authed(&token, LOGOUT, json!({})).await;
+    let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(after.code(), Some("UNAUTHENTICATED"), "refused by B at once: {}", after.body);
+
+    let (fresh, _) = app.register("listener2@example.com", PW).await;
+    app.post_to(&b_router).graphql(ME, json!({})).bearer(&fresh).send().await;
+    assert!(b.auth.sessions.is_empty(), "bypassed while down: nothing kept");
+
+    listener_proxy.stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_until_live(&b).await;
+    let again = app.post_to(&b_router).graphql(ME, json!({})).bearer(&fresh).send().await;
+    assert_eq!(me_field(&again, "email"), "listener2@example.com");
+    assert_eq!(b.auth.sessions.len(), 1, "serving from memory again, starting empty");
+}
