@@ -72,13 +72,31 @@ pub async fn create(
 #[instrument(skip_all)]
 pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSession, AuthError> {
     let hash = token::hash_presented(token).ok_or(AuthError::Unauthenticated)?;
+    let cache = &auth.sessions;
     // The ticket of the read the answer comes from: an entry keeps its own.
-    let (session, user, ticket, hit) = match auth.sessions.get(&hash) {
+    let (session, user, ticket, hit) = match cache.get(&hash) {
         Some(cached) => (cached.session.clone(), cached.user.clone(), cached.ticket(), true),
+        None if cache.recently_unreachable() && cache.during_outage(&hash).is_some() => {
+            return outage_answer(auth, &hash);
+        }
         None => {
-            let ticket = auth.sessions.ticket();
-            let (session, user) = find(auth, &hash).await?;
-            (session, user, ticket, false)
+            let ticket = cache.ticket();
+            match find(auth, &hash).await {
+                Ok((session, user)) => {
+                    cache.reached();
+                    (session, user, ticket, false)
+                }
+                Err(AuthError::Unauthenticated) => {
+                    cache.reached();
+                    cache.remove(&hash);
+                    return Err(AuthError::Unauthenticated);
+                }
+                Err(e) if e.code() == crate::error::Code::ServiceUnavailable => {
+                    cache.unreachable();
+                    return outage_answer(auth, &hash).map_err(|_| e);
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let now = auth.clock.now();
@@ -97,6 +115,20 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
         auth.sessions.put(hash, current.session.clone(), current.user.clone(), ticket);
     }
     Ok(current)
+}
+
+/// While the database cannot be reached: the cached session, if the outage
+/// grace allows it (`AUTHGATE_SESSION_CACHE_OUTAGE_GRACE`), still checked
+/// for expiry and verification; never extended (that is a write).
+fn outage_answer(auth: &AuthContext, hash: &[u8]) -> Result<CurrentSession, AuthError> {
+    let cached = auth.sessions.during_outage(hash).ok_or(AuthError::ServiceUnavailable)?;
+    let (session, user) = (cached.session.clone(), cached.user.clone());
+    if session.expires_at <= auth.clock.now() || (auth.config.verification_required() && !user.email_verified)
+    {
+        return Err(AuthError::Unauthenticated);
+    }
+    metrics::counter!("authgate_session_cache_outage_answers_total").increment(1);
+    Ok(CurrentSession { session, user, refreshed: false })
 }
 
 /// The session stored for a token hash, with its user.

@@ -13,6 +13,10 @@
 //! the mutation answers) and, on PostgreSQL, from the other instances
 //! through `session_channel` (`LISTEN/NOTIFY`). While that channel is down
 //! the cache is bypassed (`live` is false) and flushed when it comes back.
+//! With an outage grace (opt-in), entries outlive the channel: while the
+//! database cannot be reached at all, `during_outage` still answers from
+//! them, for at most the grace after the database last answered.
+//!
 //! On SQLite there is no channel: a serving process takes a lock next to
 //! the database file, so a second one cannot start beside one with the
 //! cache on (see `lock_database`).
@@ -65,6 +69,12 @@ pub(crate) struct Inner {
     live: AtomicBool,
     epoch: Instant,
     ttl: Duration,
+    /// How long after the database last answered an entry may still be
+    /// served while it cannot be reached (zero: never).
+    grace: Duration,
+    /// When the database last answered, and last could not be reached.
+    reached: AtomicU64,
+    unreachable: AtomicU64,
     /// Dropped with the cache: ends the listening task.
     pub(crate) _stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
@@ -77,14 +87,19 @@ impl SessionCache {
 
     /// A cache of at most `entries` sessions, each served for at most `ttl`.
     /// `live`: whether it may serve at once (no channel to wait for).
-    pub(crate) fn new(entries: u64, ttl: Duration, live: bool) -> Self {
+    pub(crate) fn new(entries: u64, ttl: Duration, grace: Duration, live: bool) -> Self {
+        // Kept past `ttl` only to be served during an outage.
+        let kept = ttl.saturating_add(grace);
         let inner = Inner {
-            entries: moka::sync::Cache::builder().max_capacity(entries).time_to_live(ttl).build(),
-            stamps: moka::sync::Cache::builder().time_to_live(ttl).build(),
+            entries: moka::sync::Cache::builder().max_capacity(entries).time_to_live(kept).build(),
+            stamps: moka::sync::Cache::builder().time_to_live(kept).build(),
             flushed: AtomicU64::new(0),
             live: AtomicBool::new(live),
             epoch: Instant::now(),
             ttl,
+            grace,
+            reached: AtomicU64::new(0),
+            unreachable: AtomicU64::new(0),
             _stop: std::sync::Mutex::new(None),
         };
         Self(Some(Arc::new(inner)))
@@ -96,11 +111,12 @@ impl SessionCache {
     pub fn start(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<Self> {
         let on = config.session_cache_enabled();
         let (entries, ttl) = (config.session_cache_entries, config.session_cache_ttl);
+        let grace = config.session_cache_outage_grace;
         if !on {
             return Ok(Self::off());
         }
         if crate::db::sqlite_file(config).is_some() {
-            return Ok(Self::new(entries, ttl, true));
+            return Ok(Self::new(entries, ttl, grace, true));
         }
         let Some(options) = crate::db::listen_options(config)? else {
             tracing::warn!(
@@ -109,7 +125,7 @@ impl SessionCache {
             );
             return Ok(Self::off());
         };
-        let cache = Self::new(entries, ttl, false);
+        let cache = Self::new(entries, ttl, grace, false);
         super::session_channel::spawn(&cache, options, db.clone());
         Ok(cache)
     }
@@ -141,6 +157,58 @@ impl SessionCache {
         let cached = Arc::new(Cached { session, user, loaded: ticket });
         if inner.current(&cached) {
             inner.entries.insert(hash, cached);
+        }
+    }
+
+    /// The database answered a read: the outage grace counts from here.
+    pub fn reached(&self) {
+        if let Some(inner) = &self.0 {
+            inner.reached.store(inner.now(), SeqCst);
+            inner.unreachable.store(0, SeqCst);
+        }
+    }
+
+    /// The database could not be reached (a check fell back on the grace).
+    pub fn unreachable(&self) {
+        if let Some(inner) = &self.0 {
+            inner.unreachable.store(inner.now(), SeqCst);
+        }
+    }
+
+    /// Whether the database failed to answer within the last second: a
+    /// check then tries the grace first instead of waiting for the pool's
+    /// acquire timeout on every request.
+    pub fn recently_unreachable(&self) -> bool {
+        self.0.as_ref().is_some_and(|inner| {
+            let at = inner.unreachable.load(SeqCst);
+            at != 0 && inner.now() - at < 1_000_000_000
+        })
+    }
+
+    /// While the database cannot be reached: the entry for `hash` if the
+    /// outage grace allows it (on, the database answered within the grace,
+    /// nothing known to have changed for the user since the read, and the
+    /// entry younger than `ttl` + grace).
+    pub fn during_outage(&self, hash: &[u8]) -> Option<Arc<Cached>> {
+        let inner = self.0.as_ref().filter(|inner| !inner.grace.is_zero())?;
+        let now = inner.now();
+        if now - inner.reached.load(SeqCst) >= inner.grace.as_nanos() as u64 {
+            return None;
+        }
+        let cached = inner.entries.get(hash)?;
+        let Ticket(loaded) = cached.loaded;
+        let kept = inner.ttl.saturating_add(inner.grace).as_nanos() as u64;
+        let unchanged = loaded > inner.flushed.load(SeqCst)
+            && loaded > inner.stamps.get(&cached.user.id).unwrap_or(0)
+            && now - loaded < kept;
+        unchanged.then_some(cached)
+    }
+
+    /// The database says `hash` names no session: not even an outage may
+    /// bring the entry back.
+    pub fn remove(&self, hash: &[u8]) {
+        if let Some(inner) = &self.0 {
+            inner.entries.invalidate(hash);
         }
     }
 
@@ -205,15 +273,23 @@ impl Inner {
         self.entries.invalidate_all();
     }
 
-    /// The channel went down (bypass and forget) or came up (start empty).
+    /// The channel went down (bypass, and forget unless an outage grace
+    /// may still need the entries) or came up (start empty: what was missed
+    /// while it was down is unknown).
     pub(crate) fn set_live(&self, live: bool) {
         if live {
             self.flush();
             self.live.store(true, SeqCst);
         } else {
             self.live.store(false, SeqCst);
-            self.flush();
+            if self.grace.is_zero() {
+                self.flush();
+            }
         }
+    }
+
+    pub(crate) fn reached(&self) {
+        self.reached.store(self.now(), SeqCst);
     }
 }
 

@@ -140,10 +140,15 @@ async fn subscribe_and_listen(
                 }
                 // Over the ordinary pool, off this loop: notifications keep
                 // being applied while it waits for a connection.
-                let (db, me, unsent) = (db.clone(), me.clone(), unsent.clone());
+                let (db, me, unsent, cache) = (db.clone(), me.clone(), unsent.clone(), cache.clone());
                 tokio::spawn(async move {
-                    if send_ping(&db, &me).await.is_err() {
-                        unsent.store(true, Relaxed);
+                    match send_ping(&db, &me).await {
+                        Ok(()) => {
+                            if let Some(inner) = cache.upgrade() {
+                                inner.reached();
+                            }
+                        }
+                        Err(_) => unsent.store(true, Relaxed),
                     }
                 });
             }

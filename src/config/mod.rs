@@ -151,6 +151,14 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SESSION_CACHE_ENTRIES", default_value_t = 100_000)]
     pub session_cache_entries: u64,
 
+    /// Opt-in availability over revocation: while the database cannot be
+    /// reached at all, sessions in the cache keep answering `me` for at most
+    /// this long after the database last answered (`0s` = off). Writes
+    /// still fail, and a revocation made through another instance meanwhile
+    /// arrives only when the database is back or the grace ends.
+    #[arg(long, env = "AUTHGATE_SESSION_CACHE_OUTAGE_GRACE", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub session_cache_outage_grace: Duration,
+
     /// PostgreSQL URL of the connection that listens for revocations from
     /// other instances. It must reach the server directly: a
     /// transaction-mode pooler cannot carry `LISTEN`. Default: `DATABASE_URL`
@@ -403,6 +411,7 @@ impl Config {
             ("AUTHGATE_SESSION_UPDATE_AGE", self.session_update_age),
             ("AUTHGATE_SESSION_MAX_AGE", self.session_max_age),
             ("AUTHGATE_SESSION_CACHE_TTL", self.session_cache_ttl),
+            ("AUTHGATE_SESSION_CACHE_OUTAGE_GRACE", self.session_cache_outage_grace),
             ("AUTHGATE_CLEANUP_INTERVAL", self.cleanup_interval),
             ("AUTHGATE_EMAIL_VERIFICATION_TTL", self.email_verification_ttl),
             ("AUTHGATE_PASSWORD_RESET_TTL", self.password_reset_ttl),

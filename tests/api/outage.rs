@@ -18,7 +18,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::common::TestApp;
+use crate::common::{TestApp, str_of};
 
 /// Forwards loopback connections to PostgreSQL; can delay, cut and stall them.
 pub struct Proxy {
@@ -217,6 +217,60 @@ async fn an_outage_fails_fast_and_service_resumes() {
     }
     assert!(back.is_some(), "service resumed without a restart");
     assert_eq!(app.get("/readyz").send().await.status, 200);
+}
+
+/// `AUTHGATE_SESSION_CACHE_OUTAGE_GRACE`: while the database cannot be
+/// reached, a signed-in user's `me` keeps working from memory, for at most
+/// the grace after the database last answered; nothing that writes does.
+#[tokio::test]
+async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
+    let Some((upstream, _)) = postgres() else { return };
+    let proxy = Proxy::start("127.0.0.1:0", upstream).await;
+    let grace = Duration::from_secs(4);
+    let app = TestApp::postgres_with(|c| {
+        c.database_url = via(c.database_url.expose_secret(), proxy.addr).into();
+        c.db_acquire_timeout = Duration::from_secs(1);
+        c.session_cache_outage_grace = grace;
+    })
+    .await
+    .expect("postgres");
+    let password = "it will come back";
+    let (token, _) = app.register("grace@example.com", password).await;
+    let never_used = str_of(&app.login("grace@example.com", password).await.body["data"]["login"]["token"]);
+    let warmed = Instant::now();
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "grace@example.com");
+
+    proxy.stall.store(true, Ordering::SeqCst);
+    proxy.cut_all();
+    wait_until_bypassed(&app).await;
+    for attempt in 0..3 {
+        let reply = app.me(&token).await;
+        assert_eq!(
+            reply.body["data"]["me"]["email"], "grace@example.com",
+            "attempt {attempt}: {}",
+            reply.body
+        );
+    }
+    let login = app.login("grace@example.com", password).await;
+    assert_eq!(login.code(), Some("SERVICE_UNAVAILABLE"), "a login needs the database");
+    let logout = app.authed(&token, crate::common::LOGOUT, json!({})).await;
+    assert_eq!(logout.code(), Some("SERVICE_UNAVAILABLE"), "so does anything that writes");
+    assert_eq!(app.me(&never_used).await.code(), Some("SERVICE_UNAVAILABLE"), "a session not in memory");
+
+    tokio::time::sleep((grace + Duration::from_millis(500)).saturating_sub(warmed.elapsed())).await;
+    let late = app.me(&token).await;
+    assert_eq!(late.code(), Some("SERVICE_UNAVAILABLE"), "not past the grace: {}", late.body);
+
+    proxy.stall.store(false, Ordering::SeqCst);
+    let mut back = false;
+    for _ in 0..100 {
+        if app.me(&token).await.body["data"]["me"].is_object() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "service resumed");
 }
 
 #[tokio::test]
