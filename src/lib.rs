@@ -62,9 +62,10 @@ pub fn state_with_mail(
         checkpoints: Default::default(),
         sessions: auth::session_cache::SessionCache::start(&config, &db)?,
     };
-    let schema = graphql::build_schema(auth.clone(), &config);
+    let documents = graphql::Documents::default();
+    let schema = graphql::build_schema(auth.clone(), &config, documents.clone());
     let operation_labels = Arc::new(graphql::operation_labels());
-    Ok(AppState { auth, schema, graphiql, operation_labels })
+    Ok(AppState { auth, schema, graphiql, operation_labels, documents })
 }
 
 /// The log filter for `AUTHGATE_LOG`, with SeaORM capped at `info`

@@ -3,8 +3,11 @@
 //! concurrency for a fixed time, checks every answer, and reports a table,
 //! JSON and an SVG chart.
 
+mod floor;
+mod latency;
 mod load;
 mod report;
+mod revocation;
 mod scenarios;
 mod seed;
 mod server;
@@ -34,9 +37,20 @@ pub struct Args {
     /// The server binary to start.
     #[arg(long, default_value = "target/release/authgate")]
     server: PathBuf,
-    /// Users to create (their sessions are spread over the requests).
+    /// Users to create.
     #[arg(long, default_value_t = 64)]
     users: usize,
+    /// Sessions the `me` scenarios go round (spread over the users), so the
+    /// session cache is not measured on a few hot keys.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Put a proxy adding this delay each way between the server and
+    /// PostgreSQL (e.g. `1ms`: a database in the next building).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pg_latency: Option<Duration>,
+    /// Run only the floor server on this address (used by the `floor` scenario).
+    #[arg(long, hide = true)]
+    floor_server: Option<std::net::SocketAddr>,
     /// Where results.json and results.svg go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -45,6 +59,9 @@ pub struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(bind) = args.floor_server {
+        return floor::serve(bind).await;
+    }
     let scenarios =
         if args.scenarios.is_empty() { scenarios::Scenario::all().to_vec() } else { args.scenarios.clone() };
 
@@ -59,27 +76,73 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", work.path().join("bench.db").display()));
-    let server = match &args.url {
-        Some(url) => server::Server::external(url),
-        None => server::Server::start(&args.server, &database_url, work.path()).await?,
+    // The server's own URL: through the latency proxy when asked (seeding
+    // goes straight to the database).
+    let server_database_url = match args.pg_latency {
+        Some(delay) => {
+            let proxy = latency::start(latency::upstream(&database_url)?, delay).await?;
+            eprintln!("PostgreSQL through a proxy adding {delay:?} each way");
+            latency::via(&database_url, proxy)
+        }
+        None => database_url.clone(),
     };
-    eprintln!("server: {} ({})", server.url, redacted(&database_url));
+    let start = |env: Vec<(&'static str, String)>| {
+        let (binary, url, dir) = (args.server.clone(), server_database_url.clone(), work.path().to_owned());
+        async move { server::Server::start(&binary, &url, &dir, &env).await }
+    };
+    let mut server = match &args.url {
+        Some(url) => server::Server::external(url),
+        None => start(Vec::new()).await?,
+    };
+    eprintln!("server: {} ({})", server.url, redacted(&server_database_url));
 
-    let seeded = seed::seed(&database_url, work.path(), args.users).await?;
-    eprintln!("seeded {} users with a session each", seeded.users.len());
+    let seeded = seed::seed(&database_url, work.path(), args.users, args.sessions).await?;
+    eprintln!("seeded {} users and {} sessions for `me`", seeded.users.len(), seeded.me_tokens.len());
 
     let mut results = Vec::new();
     for scenario in &scenarios {
-        for &concurrency in &args.concurrency {
-            let result = scenarios::run(*scenario, concurrency, args.duration, &server, &seeded).await?;
+        if *scenario == scenarios::Scenario::Revocation {
+            if !database_url.starts_with("postgres") || args.url.is_some() {
+                eprintln!("revocation skipped: it needs PostgreSQL and a server this benchmark starts");
+                continue;
+            }
+            let other = start(Vec::new()).await?;
+            let tokens = seeded.sessions(1_000, true).await?;
+            let measured = revocation::measure(&server, &other, &tokens).await;
+            let result = scenarios::summarize(*scenario, 1, measured);
             eprintln!("{}", report::line(&result));
             results.push(result);
+            continue;
+        }
+        // `floor` runs against a bare server of its own; `me-cold` against
+        // authgate restarted with the session cache off.
+        let special = match scenario {
+            scenarios::Scenario::Floor => Some(server::Server::floor().await?),
+            scenarios::Scenario::MeCold if args.url.is_none() => {
+                drop(std::mem::replace(&mut server, server::Server::external("http://127.0.0.1:9")));
+                Some(start(vec![("AUTHGATE_SESSION_CACHE_TTL", "0s".into())]).await?)
+            }
+            scenarios::Scenario::MeCold => {
+                eprintln!("me-cold skipped: it restarts the server, which --url does not allow");
+                continue;
+            }
+            _ => None,
+        };
+        let target = special.as_ref().unwrap_or(&server);
+        for &concurrency in &args.concurrency {
+            let result = scenarios::run(*scenario, concurrency, args.duration, target, &seeded).await?;
+            eprintln!("{}", report::line(&result));
+            results.push(result);
+        }
+        if *scenario == scenarios::Scenario::MeCold {
+            drop(special);
+            server = start(Vec::new()).await?;
         }
     }
     // Measured again at the end, the faster of the two: a busy or cold
     // machine at start-up must not flatter the login ratio.
     let hash = report::measure_hash().faster(hash);
-    let summary = report::Summary::new(&results, &hash, &database_url, args.duration);
+    let summary = report::Summary::new(&results, &hash, &database_url, args.duration, args.pg_latency);
     println!("{}", report::table(&results));
     println!("{}", summary.describe());
     std::fs::create_dir_all(&args.out)?;

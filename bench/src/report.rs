@@ -80,12 +80,26 @@ pub fn table(results: &[Result]) -> String {
 #[derive(Serialize, Debug)]
 pub struct Summary {
     pub database: &'static str,
+    /// Delay the latency proxy added each way between server and database, ms.
+    pub database_latency_ms: Option<f64>,
     pub seconds_per_run: f64,
     pub hash: Hash,
-    /// `me` req/s at c=64 ÷ `healthz` req/s at c=64 (target ≥ 0.5).
+    /// `me` req/s at c=64 ÷ the floor's (target ≥ 1.0).
+    pub me_vs_floor_c64: Option<f64>,
+    /// `me` with the session cache off, req/s at c=64 ÷ the floor's.
+    pub me_cold_vs_floor_c64: Option<f64>,
+    /// `me` req/s at c=64 ÷ `healthz` req/s at c=64 (stretch ≥ 0.5).
     pub me_vs_healthz_c64: Option<f64>,
-    /// `me` p99 at c=16 in ms (target ≤ 5).
+    /// `me` p99 ÷ the floor's p99, at c=16 (target ≤ 2).
+    pub me_p99_vs_floor_c16: Option<f64>,
+    /// `me` p99 at c=16 in ms.
     pub me_p99_c16_ms: Option<f64>,
+    /// `me` p50 at c=1 and c=16 in ms (with 1 ms each way: target ≤ 0.5).
+    pub me_p50_c1_ms: Option<f64>,
+    pub me_p50_c16_ms: Option<f64>,
+    /// A revocation through one instance until another refuses the
+    /// session: p50, p99, max in ms (targets: p99 ≤ 50, max ≤ 1 000).
+    pub revocation_ms: Option<[f64; 3]>,
     /// best `login` req/s ÷ hash limit (target ≥ 0.9).
     pub login_vs_hash_limit: Option<f64>,
     /// `me` p99 during a login flood ÷ without, at c=16 (target ≤ 2).
@@ -99,21 +113,35 @@ fn find(results: &[Result], scenario: Scenario, concurrency: usize) -> Option<&R
 }
 
 impl Summary {
-    pub fn new(results: &[Result], hash: &Hash, database_url: &str, duration: std::time::Duration) -> Self {
+    pub fn new(
+        results: &[Result],
+        hash: &Hash,
+        database_url: &str,
+        duration: std::time::Duration,
+        latency: Option<std::time::Duration>,
+    ) -> Self {
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,
         };
         let rps = |s, c| find(results, s, c).map(|r| r.rps);
         let p99 = |s, c| find(results, s, c).map(|r| r.p99_ms);
+        let p50 = |s, c| find(results, s, c).map(|r| r.p50_ms);
         let best_login =
             results.iter().filter(|r| r.scenario == Scenario::Login).map(|r| r.rps).reduce(f64::max);
         Self {
             database: if database_url.starts_with("postgres") { "postgresql" } else { "sqlite" },
+            database_latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
             seconds_per_run: duration.as_secs_f64(),
             hash: hash.clone(),
+            me_vs_floor_c64: ratio(rps(Scenario::Me, 64), rps(Scenario::Floor, 64)),
+            me_cold_vs_floor_c64: ratio(rps(Scenario::MeCold, 64), rps(Scenario::Floor, 64)),
             me_vs_healthz_c64: ratio(rps(Scenario::Me, 64), rps(Scenario::Healthz, 64)),
+            me_p99_vs_floor_c16: ratio(p99(Scenario::Me, 16), p99(Scenario::Floor, 16)),
             me_p99_c16_ms: p99(Scenario::Me, 16),
+            me_p50_c1_ms: p50(Scenario::Me, 1),
+            me_p50_c16_ms: p50(Scenario::Me, 16),
+            revocation_ms: find(results, Scenario::Revocation, 1).map(|r| [r.p50_ms, r.p99_ms, r.max_ms]),
             login_vs_hash_limit: best_login.map(|l| l / hash.limit),
             flood_p99_ratio_c16: ratio(p99(Scenario::MeDuringLoginFlood, 16), p99(Scenario::Me, 16)),
             peak_rss_mb: results.iter().filter_map(|r| r.peak_rss_mb).reduce(f64::max),
@@ -124,16 +152,25 @@ impl Summary {
         let show = |v: Option<f64>, unit: &str| v.map_or("n/a".into(), |v| format!("{v:.2}{unit}"));
         let rss_budget = 64.0 + 19.0 * self.hash.cores as f64;
         format!(
-            "database {} | argon2 {:.1} ms, hash limit {:.1}/s\n\
-             me÷healthz @64: {} (target ≥ 0.5) | me p99 @16: {} (≤ 5 ms) | login÷hash limit: {} (≥ 0.9) | \
-             flood p99 ratio @16: {} (≤ 2) | peak RSS: {} (≤ {rss_budget:.0} MB)",
+            "database {}{} | argon2 {:.1} ms, hash limit {:.1}/s\n\
+             me÷floor @64: {} (target ≥ 1.0) | me-cold÷floor @64: {} | me÷healthz @64: {} (stretch ≥ 0.5) | \
+             me p99÷floor p99 @16: {} (≤ 2) | me p99 @16: {} | me p50 @1/@16: {}/{} | login÷hash limit: {} (≥ 0.9) | \
+             flood p99 ratio @16: {} (≤ 2) | revocation reaches another instance p50/p99/max: {} (p99 ≤ 50 ms, max ≤ 1 s) | \
+             peak RSS: {} (≤ {rss_budget:.0} MB + the cache)",
             self.database,
+            self.database_latency_ms.map(|ms| format!(" (+{ms} ms each way)")).unwrap_or_default(),
             self.hash.ms,
             self.hash.limit,
+            show(self.me_vs_floor_c64, ""),
+            show(self.me_cold_vs_floor_c64, ""),
             show(self.me_vs_healthz_c64, ""),
+            show(self.me_p99_vs_floor_c16, ""),
             show(self.me_p99_c16_ms, " ms"),
+            show(self.me_p50_c1_ms, " ms"),
+            show(self.me_p50_c16_ms, " ms"),
             show(self.login_vs_hash_limit, ""),
             show(self.flood_p99_ratio_c16, ""),
+            self.revocation_ms.map_or("n/a".into(), |[a, b, c]| format!("{a:.2}/{b:.2}/{c:.2} ms")),
             show(self.peak_rss_mb, " MB"),
         )
     }
@@ -150,7 +187,11 @@ pub struct Json<'a> {
 /// plotting dependency for one chart.
 pub fn svg(results: &[Result], summary: &Summary) -> String {
     let scenarios: Vec<Scenario> =
-        Scenario::all().into_iter().filter(|s| results.iter().any(|r| r.scenario == *s)).collect();
+        // The revocation delay is no throughput: it is in the summary, not the chart.
+        Scenario::all()
+            .into_iter()
+            .filter(|s| *s != Scenario::Revocation && results.iter().any(|r| r.scenario == *s))
+            .collect();
     let mut levels: Vec<usize> = results.iter().map(|r| r.concurrency).collect();
     levels.sort_unstable();
     levels.dedup();

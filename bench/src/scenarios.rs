@@ -22,41 +22,56 @@ use crate::{
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     Healthz,
+    /// A bare async-graphql + axum server answering the same `Me` document
+    /// from memory: the stock stack's limit on this machine.
+    Floor,
     Me,
+    /// `me` with the session cache off (the server restarted for it).
+    MeCold,
     MeCookie,
     Login,
     Register,
     Logout,
     MeDuringLoginFlood,
+    /// PostgreSQL: a second server on the same database; the time from A
+    /// signing a session out to B refusing it (1 000 times; once, not per
+    /// concurrency).
+    Revocation,
     /// Anonymous documents naming a different unknown field each time:
     /// what must not grow the server's memory (metric labels are bounded).
     GarbageFlood,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 8] {
+    pub fn all() -> [Self; 11] {
         [
             Self::Healthz,
+            Self::Floor,
             Self::Me,
+            Self::MeCold,
             Self::MeCookie,
             Self::Login,
             Self::Register,
             Self::Logout,
             Self::MeDuringLoginFlood,
             Self::GarbageFlood,
+            Self::Revocation,
         ]
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Healthz => "healthz",
+            Self::Floor => "floor",
             Self::Me => "me",
+            Self::MeCold => "me-cold",
             Self::MeCookie => "me-cookie",
             Self::Login => "login",
             Self::Register => "register",
             Self::Logout => "logout",
             Self::MeDuringLoginFlood => "me-during-login-flood",
             Self::GarbageFlood => "garbage-flood",
+            Self::Revocation => "revocation",
         }
     }
 }
@@ -114,14 +129,17 @@ pub async fn run(
     let http = client(concurrency);
     let graphql = format!("{}/graphql", server.url);
     let users = Arc::new(seeded.users.clone());
+    let me_tokens = Arc::new(seeded.me_tokens.clone());
     let label = format!("{} c={concurrency}", scenario.name());
     let measured = match scenario {
         Scenario::Healthz => {
             let url = format!("{}/healthz", server.url);
             load::run(&label, concurrency, duration, server, move |_, _| check(http.get(&url), "ok")).await
         }
-        Scenario::Me => me(&label, concurrency, duration, server, http, graphql, users, false).await,
-        Scenario::MeCookie => me(&label, concurrency, duration, server, http, graphql, users, true).await,
+        Scenario::Me | Scenario::MeCold | Scenario::Floor => {
+            me(&label, concurrency, duration, server, http, graphql, me_tokens, false).await
+        }
+        Scenario::MeCookie => me(&label, concurrency, duration, server, http, graphql, me_tokens, true).await,
         Scenario::Login => load::run(&label, concurrency, duration, server, move |worker, n| {
             let (email, _) = &users[(worker + n as usize) % users.len()];
             let body =
@@ -138,6 +156,7 @@ pub async fn run(
             })
             .await
         }
+        Scenario::Revocation => anyhow::bail!("the revocation scenario needs two servers: see main"),
         Scenario::GarbageFlood => {
             load::run(&label, concurrency, duration, server, move |worker, n| {
                 let body = format!(r#"{{"query":"{{ unknown_{worker}_{n}_{} }}"}}"#, "x".repeat(64));
@@ -149,7 +168,7 @@ pub async fn run(
         Scenario::Logout => {
             // Enough fresh sessions for the run: logout is fast, so many.
             let wanted = (6_000 * duration.as_secs().max(1) as usize).clamp(2_000, 120_000);
-            let tokens = Arc::new(Mutex::new(seeded.sessions(wanted.max(2_000)).await?));
+            let tokens = Arc::new(Mutex::new(seeded.sessions(wanted.max(2_000), false).await?));
             load::run(&label, concurrency, duration, server, move |_, _| {
                 let token = tokens.lock().expect("tokens").pop();
                 let http = http.clone();
@@ -188,17 +207,9 @@ pub async fn run(
                 }));
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let measured = me(
-                &label,
-                concurrency,
-                duration,
-                server,
-                http.clone(),
-                graphql.clone(),
-                users.clone(),
-                false,
-            )
-            .await;
+            let measured =
+                me(&label, concurrency, duration, server, http.clone(), graphql.clone(), me_tokens, false)
+                    .await;
             stop.store(true, Ordering::Relaxed);
             for f in flood {
                 let _ = f.await;
@@ -217,11 +228,13 @@ async fn me(
     server: &Server,
     http: reqwest::Client,
     graphql: String,
-    users: Arc<Vec<(String, String)>>,
+    tokens: Arc<Vec<String>>,
     cookie: bool,
 ) -> Measured {
+    // Round the whole list: no two requests in flight share a session
+    // until every session has been asked for.
     load::run(label, concurrency, duration, server, move |worker, n| {
-        let (_, token) = &users[(worker + n as usize) % users.len()];
+        let token = &tokens[(n as usize * concurrency + worker) % tokens.len()];
         let request = http.post(&graphql).header("content-type", "application/json").body(ME);
         let request = if cookie {
             request.header("cookie", format!("session_token={token}"))
@@ -233,7 +246,7 @@ async fn me(
     .await
 }
 
-fn summarize(scenario: Scenario, concurrency: usize, mut m: Measured) -> Result {
+pub fn summarize(scenario: Scenario, concurrency: usize, mut m: Measured) -> Result {
     m.latencies.sort_unstable();
     let pick = |q: f64| -> f64 {
         if m.latencies.is_empty() {

@@ -17,12 +17,14 @@ pub const PASSWORD: &str = "steady load with reasonable strength";
 pub struct Seeded {
     /// `(email, session token)` per user.
     pub users: Vec<(String, String)>,
+    /// Session tokens spread over the users, for the `me` scenarios.
+    pub me_tokens: Vec<String>,
     db_url: String,
     dir: std::path::PathBuf,
     run: String,
 }
 
-pub async fn seed(database_url: &str, dir: &Path, users: usize) -> anyhow::Result<Seeded> {
+pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize) -> anyhow::Result<Seeded> {
     let state = state(database_url, dir).await?;
     let run = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let mut seeded = Vec::with_capacity(users);
@@ -38,7 +40,15 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize) -> anyhow::Resul
             .map_err(|e| anyhow::anyhow!("seeding user {i}: {e}"))?;
         seeded.push((email, signed.token));
     }
-    Ok(Seeded { users: seeded, db_url: database_url.to_owned(), dir: dir.to_owned(), run })
+    let mut seeded = Seeded {
+        users: seeded,
+        me_tokens: Vec::new(),
+        db_url: database_url.to_owned(),
+        dir: dir.to_owned(),
+        run,
+    };
+    seeded.me_tokens = seeded.sessions(sessions, true).await?;
+    Ok(seeded)
 }
 
 async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http::AppState> {
@@ -47,29 +57,35 @@ async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http:
     config.secret_key_file = dir.join("data/secret.key");
     config.db_max_connections = 2;
     config.rates = authgate::config::Rates::off();
+    // Seeding serves no session: no cache, no listening connection.
+    config.session_cache_ttl = std::time::Duration::ZERO;
     let db = authgate::db::connect(&config).await?;
     authgate::state(db, config, Arc::new(SystemClock))
 }
 
 impl Seeded {
-    /// `count` fresh session tokens of the first user (for `logout`), inserted in bulk.
-    pub async fn sessions(&self, count: usize) -> anyhow::Result<Vec<String>> {
+    /// `count` fresh session tokens, inserted in bulk: of the first user
+    /// (`spread` false, for `logout`) or round the seeded users.
+    pub async fn sessions(&self, count: usize, spread: bool) -> anyhow::Result<Vec<String>> {
         let state = state(&self.db_url, &self.dir).await?;
-        let user = entity::users::Entity::find()
+        let emails: Vec<&str> = self.users.iter().map(|(email, _)| email.as_str()).collect();
+        let owners: Vec<Uuid> = entity::users::Entity::find()
             .all(&state.auth.db)
             .await?
             .into_iter()
-            .find(|u| u.email == self.users[0].0)
-            .ok_or_else(|| anyhow::anyhow!("seeded user missing"))?;
+            .filter(|u| if spread { emails.contains(&u.email.as_str()) } else { u.email == emails[0] })
+            .map(|u| u.id)
+            .collect();
+        anyhow::ensure!(!owners.is_empty(), "seeded users missing");
         let now = SystemClock.now();
         let mut tokens = Vec::with_capacity(count);
         let mut rows = Vec::with_capacity(500);
-        for _ in 0..count {
+        for i in 0..count {
             let token = token::generate();
             tokens.push(token.secret);
             rows.push(sessions::ActiveModel {
                 id: Set(Uuid::new_v4()),
-                user_id: Set(user.id),
+                user_id: Set(owners[i % owners.len()]),
                 token_hash: Set(token.hash),
                 expires_at: Set(now + chrono::Duration::days(7)),
                 created_at: Set(now),

@@ -18,7 +18,13 @@ impl Server {
         Self { url: url.trim_end_matches('/').to_owned(), child: None }
     }
 
-    pub async fn start(binary: &Path, database_url: &str, dir: &Path) -> anyhow::Result<Self> {
+    /// Starts authgate on `database_url`, with `env` added to its environment.
+    pub async fn start(
+        binary: &Path,
+        database_url: &str,
+        dir: &Path,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let binary = binary
             .canonicalize()
@@ -35,10 +41,25 @@ impl Server {
         for rule in &authgate::config::RULES {
             command.env(rule.variable, "0/1s");
         }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().with_context(|| {
             format!("cannot start {} (build it: cargo build --release)", binary.display())
         })?;
-        let server = Self { url: format!("http://127.0.0.1:{port}"), child: Some(child) };
+        Self::ready(Self { url: format!("http://127.0.0.1:{port}"), child: Some(child) }).await
+    }
+
+    /// The floor: this benchmark's own bare async-graphql server, as a process of its own.
+    pub async fn floor() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(std::env::current_exe()?)
+            .args(["--floor-server", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Self::ready(Self { url: format!("http://127.0.0.1:{port}"), child: Some(child) }).await
+    }
+
+    async fn ready(server: Self) -> anyhow::Result<Self> {
         let client = reqwest::Client::new();
         for _ in 0..300 {
             if client

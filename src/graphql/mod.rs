@@ -4,6 +4,7 @@
 //! records as an `effects::Effect`.
 
 mod codes;
+mod documents;
 pub mod effects;
 pub mod guard;
 mod limits;
@@ -17,6 +18,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use crate::{auth::AuthContext, config::Config};
 
 pub use codes::{ErrorCodes, GqlResult, refusal};
+pub use documents::Documents;
 pub use limits::check_shape;
 pub use loaders::Loaders;
 pub use mutation::MutationRoot;
@@ -26,13 +28,16 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema without runtime data: enough for its SDL.
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription).extension(ErrorCodes)
+    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
+        .extension(ErrorCodes)
+        .extension(documents::CachedValidation)
 }
 
 /// The running schema, wired to the services.
-pub fn build_schema(auth: AuthContext, config: &Config) -> AppSchema {
+pub fn build_schema(auth: AuthContext, config: &Config, documents: Documents) -> AppSchema {
     let mut builder = builder()
         .data(auth)
+        .data(documents)
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
         .limit_recursive_depth(32)

@@ -236,7 +236,8 @@ async fn execute(
     response
 }
 
-/// Parses the document once (async-graphql reuses it) and checks that the
+/// Parses the document once, or takes it from the cache (async-graphql
+/// reuses it), and checks that the
 /// operation to run exists, may run over this method, and is within the
 /// size and shape limits.
 fn prepare(
@@ -253,10 +254,9 @@ fn prepare(
         )));
     }
     let name = request.operation_name.clone();
-    let document = match request.parsed_query() {
-        Ok(document) => document,
+    let Some(document) = state.documents.parse(&mut request) else {
         // Let the schema report it, with its code, as a GraphQL response.
-        Err(_) => return Ok((request, "invalid".to_owned())),
+        return Ok((request, "invalid".to_owned()));
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), None) => Some(op),

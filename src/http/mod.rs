@@ -27,6 +27,8 @@ pub struct AppState {
     pub graphiql: Option<graphiql::Page>,
     /// The metric labels operations may carry (the schema's root fields).
     pub operation_labels: std::sync::Arc<std::collections::HashSet<String>>,
+    /// Documents parsed (and validated) before, by their text.
+    pub documents: crate::graphql::Documents,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -283,3 +283,34 @@ async fn wrong_shaped_inputs_are_user_errors_that_echo_nothing() {
     assert_eq!(parse.code(), Some("GRAPHQL_PARSE_FAILED"));
     assert!(!parse.text.contains(secret), "the parse error echoed the source: {}", parse.text);
 }
+
+/// Documents are kept parsed and, without variables, validated, by their
+/// text: what was refused once is refused again, and a kept validation is
+/// never reused for another operation of the document or for variables.
+#[tokio::test]
+async fn kept_documents_never_let_an_invalid_request_through() {
+    let app = TestApp::sqlite().await;
+    let (token, _) = app.register("kept@example.com", "tq8!vRz#2mLp").await;
+    let unknown = "query { me { id nope } }";
+    for attempt in 0..2 {
+        let reply = app.authed(&token, unknown, json!({})).await;
+        assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "attempt {attempt}: {}", reply.body);
+    }
+
+    // One document, two operations: each answers as itself, every time.
+    let document = "query Mine { me { email } } query Kind { __typename }";
+    let post = |operation: &'static str| {
+        app.post().bearer(&token).json(&json!({ "query": document, "operationName": operation }))
+    };
+    for _ in 0..2 {
+        assert_eq!(post("Mine").send().await.body["data"], json!({ "me": { "email": "kept@example.com" } }));
+        assert_eq!(post("Kind").send().await.body["data"], json!({ "__typename": "QueryRoot" }));
+    }
+
+    // Valid without variables (kept); the same text with a variable of the wrong type is not.
+    let typed = "query Typed($hide: Boolean = false) { me @skip(if: $hide) { id } }";
+    assert!(app.authed(&token, typed, json!({})).await.body["data"]["me"].is_object());
+    let wrong = app.authed(&token, typed, json!({ "hide": "not a boolean" })).await;
+    assert!(wrong.body["data"].is_null(), "{}", wrong.body);
+    assert!(wrong.code().is_some_and(|c| c != "ok"), "{}", wrong.body);
+}

@@ -1,0 +1,74 @@
+//! How long a revocation takes to reach another instance: two servers on
+//! one PostgreSQL; for each session, B answers `me` (so B holds it in its
+//! cache), A signs it out, and B is asked again until it refuses. The
+//! latency is from A's answer to B's first refusal.
+
+use std::time::{Duration, Instant};
+
+use crate::{load::Measured, server::Server};
+
+const ME: &str = r#"{"query":"query Me { me { id } }"}"#;
+const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+
+async fn ask(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    body: &'static str,
+) -> Result<String, String> {
+    let response = http
+        .post(format!("{}/graphql", server.url))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    response.text().await.map_err(|e| format!("body: {e}"))
+}
+
+pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build().expect("http client");
+    let started = Instant::now();
+    let mut measured = Measured {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+        peak_rss: None,
+        first_error: None,
+    };
+    for (i, token) in tokens.iter().enumerate() {
+        let outcome = async {
+            let warm = ask(&http, b, token, ME).await?;
+            if !warm.contains("\"me\":{") {
+                return Err(format!("B did not serve the session: {warm}"));
+            }
+            let out = ask(&http, a, token, LOGOUT).await?;
+            if !out.contains("\"logout\":true") {
+                return Err(format!("A did not sign it out: {out}"));
+            }
+            let revoked = Instant::now();
+            // Bounded: a revocation not seen in 2 s counts as an error.
+            while revoked.elapsed() < Duration::from_secs(2) {
+                if ask(&http, b, token, ME).await?.contains("UNAUTHENTICATED") {
+                    return Ok(revoked.elapsed().as_micros() as u64);
+                }
+            }
+            Err("B still served the session 2 s after A revoked it".to_owned())
+        };
+        match outcome.await {
+            Ok(micros) => measured.latencies.push(micros),
+            Err(why) => {
+                measured.errors += 1;
+                measured.first_error.get_or_insert(why);
+            }
+        }
+        if i % 100 == 99 {
+            eprint!("\r  revocation: {} of {}", i + 1, tokens.len());
+        }
+    }
+    eprint!("\r{:<60}\r", "");
+    measured.elapsed = started.elapsed();
+    measured.peak_rss = b.rss_bytes();
+    measured
+}
