@@ -49,7 +49,7 @@ pub fn state_with_mail(
     http::observe::prometheus();
     let config = Arc::new(config);
     let limiter = Limiter::from_config(&config, &db)?;
-    let auth = AuthContext {
+    let auth = AuthContext::new(auth::Services {
         db: db.clone(),
         config: config.clone(),
         clock,
@@ -61,11 +61,11 @@ pub fn state_with_mail(
         keys: Arc::new(keys::Keys::from_config(&config)?),
         checkpoints: Default::default(),
         sessions: auth::session_cache::SessionCache::start(&config, &db)?,
-    };
+    });
     let documents = graphql::Documents::default();
     let schema = graphql::build_schema(auth.clone(), &config, documents.clone());
     let operation_labels = Arc::new(graphql::operation_labels());
-    Ok(AppState { auth, schema, graphiql, operation_labels, documents })
+    Ok(AppState::new(http::Shared { auth, schema, graphiql, operation_labels, documents }))
 }
 
 /// The log filter for `AUTHGATE_LOG`, with SeaORM capped at `info`

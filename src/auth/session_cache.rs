@@ -62,6 +62,9 @@ pub(crate) struct Inner {
     /// User → when it last changed. Kept as long as an entry can live, so
     /// an entry older than a stamp never outlives the stamp.
     stamps: moka::sync::Cache<Uuid, u64>,
+    /// The newest of all stamps: an entry read after it needs no lookup in
+    /// `stamps` (the common case, and a hash lookup saved per request).
+    latest_stamp: AtomicU64,
     /// When everything was last thrown away.
     flushed: AtomicU64,
     /// Whether changes made by other instances reach this one (always on
@@ -93,6 +96,7 @@ impl SessionCache {
         let inner = Inner {
             entries: moka::sync::Cache::builder().max_capacity(entries).time_to_live(kept).build(),
             stamps: moka::sync::Cache::builder().time_to_live(kept).build(),
+            latest_stamp: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             live: AtomicBool::new(live),
             epoch: Instant::now(),
@@ -199,7 +203,7 @@ impl SessionCache {
         let Ticket(loaded) = cached.loaded;
         let kept = inner.ttl.saturating_add(inner.grace).as_nanos() as u64;
         let unchanged = loaded > inner.flushed.load(SeqCst)
-            && loaded > inner.stamps.get(&cached.user.id).unwrap_or(0)
+            && inner.unchanged_since(loaded, cached.user.id)
             && now - loaded < kept;
         unchanged.then_some(cached)
     }
@@ -256,7 +260,7 @@ impl Inner {
         let Ticket(loaded) = cached.loaded;
         self.live.load(SeqCst)
             && loaded > self.flushed.load(SeqCst)
-            && loaded > self.stamps.get(&cached.user.id).unwrap_or(0)
+            && self.unchanged_since(loaded, cached.user.id)
             && self.now() - loaded < self.ttl.as_nanos() as u64
     }
 
@@ -264,8 +268,17 @@ impl Inner {
         self.live.load(SeqCst)
     }
 
+    /// Whether no change to `user_id` was stamped after `loaded`.
+    fn unchanged_since(&self, loaded: u64, user_id: Uuid) -> bool {
+        loaded > self.latest_stamp.load(SeqCst) || loaded > self.stamps.get(&user_id).unwrap_or(0)
+    }
+
     pub(crate) fn stamp(&self, user_id: Uuid) {
-        self.stamps.insert(user_id, self.now());
+        // The map first, then the summary: a reader that sees the new
+        // summary finds the stamp in the map.
+        let now = self.now();
+        self.stamps.insert(user_id, now);
+        self.latest_stamp.fetch_max(now, SeqCst);
     }
 
     pub(crate) fn flush(&self) {

@@ -2,7 +2,10 @@
 //! touches, each table is read once. Built per request, so nothing is cached
 //! across requests (a revoked session disappears at once).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{accounts, sessions};
@@ -11,17 +14,25 @@ use uuid::Uuid;
 
 use crate::auth::{AuthContext, account, session};
 
+/// Made when a request first asks for sessions or accounts: most requests
+/// (`me { id email }`) never do.
 pub struct Loaders {
-    pub sessions: DataLoader<SessionsByUser>,
-    pub accounts: DataLoader<AccountsByUser>,
+    auth: AuthContext,
+    sessions: OnceLock<DataLoader<SessionsByUser>>,
+    accounts: OnceLock<DataLoader<AccountsByUser>>,
 }
 
 impl Loaders {
     pub fn new(auth: &AuthContext) -> Self {
-        Self {
-            sessions: DataLoader::new(SessionsByUser(auth.clone()), tokio::spawn),
-            accounts: DataLoader::new(AccountsByUser(auth.clone()), tokio::spawn),
-        }
+        Self { auth: auth.clone(), sessions: OnceLock::new(), accounts: OnceLock::new() }
+    }
+
+    pub fn sessions(&self) -> &DataLoader<SessionsByUser> {
+        self.sessions.get_or_init(|| DataLoader::new(SessionsByUser(self.auth.clone()), tokio::spawn))
+    }
+
+    pub fn accounts(&self) -> &DataLoader<AccountsByUser> {
+        self.accounts.get_or_init(|| DataLoader::new(AccountsByUser(self.auth.clone()), tokio::spawn))
     }
 }
 

@@ -87,7 +87,7 @@ impl User {
         let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
             return Ok(Vec::new());
         };
-        let rows = ctx.data::<Loaders>()?.sessions.load_one(self.0.id).await;
+        let rows = ctx.data::<Loaders>()?.sessions().load_one(self.0.id).await;
         let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
     }
@@ -98,7 +98,7 @@ impl User {
         if own_session(ctx, self.0.id).await.gql()?.is_none() {
             return Ok(Vec::new());
         }
-        let rows = ctx.data::<Loaders>()?.accounts.load_one(self.0.id).await;
+        let rows = ctx.data::<Loaders>()?.accounts().load_one(self.0.id).await;
         let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(Account).collect())
     }

@@ -18,9 +18,26 @@ use axum::{Router, routing::get};
 
 use crate::{auth::AuthContext, graphql::AppSchema};
 
-/// Shared by every request.
+/// Shared by every request (axum clones it into each: one atomic increment).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of an `AppState`.
+pub struct Shared {
     pub auth: AuthContext,
     pub schema: AppSchema,
     /// GraphiQL page, rendered once at start-up.
