@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
 
     let seeded = seed::seed(&database_url, work.path(), args.users, args.sessions).await?;
     eprintln!("seeded {} users and {} sessions for `me`", seeded.users.len(), seeded.me_tokens.len());
+    scenarios::warm(&server, &seeded.me_tokens).await?;
 
     let mut results = Vec::new();
     for scenario in &scenarios {
@@ -137,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         if *scenario == scenarios::Scenario::MeCold {
             drop(special);
             server = start(Vec::new()).await?;
+            scenarios::warm(&server, &seeded.me_tokens).await?;
         }
     }
     // Measured again at the end, the faster of the two: a busy or cold

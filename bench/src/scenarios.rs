@@ -220,6 +220,24 @@ pub async fn run(
     Ok(summarize(scenario, concurrency, measured))
 }
 
+/// Asks `me` once for every session, untimed: the steady state of a server
+/// whose users are active (each seen within the cache's 60 s). The first
+/// asks are what `me-cold` measures throughout.
+pub async fn warm(server: &Server, tokens: &[String]) -> anyhow::Result<()> {
+    let http = client(16);
+    let graphql = format!("{}/graphql", server.url);
+    for chunk in tokens.chunks(16) {
+        let asks = chunk.iter().map(|token| {
+            let request = http.post(&graphql).header("content-type", "application/json").body(ME);
+            check(request.bearer_auth(token), "{\"data\":{\"me\":{")
+        });
+        for answer in futures_util::future::join_all(asks).await {
+            answer.map_err(|why| anyhow::anyhow!("warming the session cache: {why}"))?;
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn me(
     label: &str,

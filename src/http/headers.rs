@@ -1,42 +1,66 @@
 //! Response headers every answer carries, and CORS for the allowed origins.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, header},
+    response::Response,
 };
-use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
-    set_header::SetResponseHeaderLayer,
-};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
 
 /// JSON answers need nothing: no scripts, no frames.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
+/// One layer for all of them (a layer per header cost a service clone each
+/// on every request).
 pub fn apply(router: Router, config: &Config) -> Router {
-    let defaults = [
+    let defaults: Vec<(HeaderName, HeaderValue)> = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, API_CSP),
-    ];
-    let mut router = router;
-    for (name, value) in defaults {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
-    }
-    if !config.hsts_max_age.is_zero() {
-        let value = format!("max-age={}; includeSubDomains", config.hsts_max_age.as_secs());
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            router =
-                router.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, value));
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, HeaderValue::from_static(value)))
+    .collect();
+    let hsts = (!config.hsts_max_age.is_zero())
+        .then(|| format!("max-age={}; includeSubDomains", config.hsts_max_age.as_secs()))
+        .and_then(|value| HeaderValue::from_str(&value).ok());
+    let fixed = Arc::new(Fixed { defaults, hsts });
+    let router = router.layer(axum::middleware::map_response(move |mut response: Response| {
+        let fixed = fixed.clone();
+        async move {
+            fixed.add_to(response.headers_mut());
+            response
         }
-    }
+    }));
     match cors(config) {
         Some(layer) => router.layer(layer),
         None => router,
+    }
+}
+
+/// The headers every answer carries.
+struct Fixed {
+    /// Added unless the handler set its own (GraphiQL's page has its own CSP).
+    defaults: Vec<(HeaderName, HeaderValue)>,
+    /// Always this value.
+    hsts: Option<HeaderValue>,
+}
+
+impl Fixed {
+    fn add_to(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.defaults {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(hsts) = &self.hsts {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
     }
 }
 
