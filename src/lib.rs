@@ -63,7 +63,7 @@ pub fn state_with_mail(
         sessions: auth::session_cache::SessionCache::start(&config, &db)?,
     });
     let documents = graphql::Documents::default();
-    let schema = graphql::build_schema(auth.clone(), &config, documents.clone());
+    let schema = graphql::build_schema(auth.clone(), &config);
     let operation_labels = Arc::new(graphql::operation_labels());
     Ok(AppState::new(http::Shared { auth, schema, graphiql, operation_labels, documents }))
 }

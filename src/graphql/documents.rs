@@ -21,28 +21,25 @@ use async_graphql::{
 const BUDGET: u64 = 4 * 1024 * 1024;
 
 #[derive(Clone)]
-pub struct Documents {
-    parsed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
-    validated: moka::sync::Cache<ValidationKey, ValidationResult>,
+pub struct Documents(moka::sync::Cache<Arc<str>, Arc<Kept>>);
+
+/// A document as parsed, and the validations it passed, by operation name
+/// (requests without variables only).
+struct Kept {
+    document: ExecutableDocument,
+    validated: std::sync::RwLock<Vec<(Option<String>, ValidationResult)>>,
 }
 
-/// A request without variables: its document text and chosen operation.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ValidationKey(Arc<str>, Option<String>);
+/// Put into a request without variables: where its validation is kept.
+struct Validation {
+    kept: Arc<Kept>,
+    operation: Option<String>,
+}
 
 impl Default for Documents {
     fn default() -> Self {
-        let weigh =
-            |text: &Arc<str>, _: &Arc<ExecutableDocument>| u32::try_from(text.len()).unwrap_or(u32::MAX);
-        Self {
-            parsed: moka::sync::Cache::builder().max_capacity(BUDGET).weigher(weigh).build(),
-            validated: moka::sync::Cache::builder()
-                .max_capacity(BUDGET)
-                .weigher(|key: &ValidationKey, _: &ValidationResult| {
-                    u32::try_from(key.0.len()).unwrap_or(u32::MAX)
-                })
-                .build(),
-        }
+        let weigh = |text: &Arc<str>, _: &Arc<Kept>| u32::try_from(text.len()).unwrap_or(u32::MAX);
+        Self(moka::sync::Cache::builder().max_capacity(BUDGET).weigher(weigh).build())
     }
 }
 
@@ -52,20 +49,40 @@ impl Documents {
     /// is left for the schema to report with its code.
     pub fn parse<'r>(&self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
         let text: &str = &request.query;
-        let known = self.parsed.get(text);
-        match known {
-            Some(document) => request.set_parsed_query(ExecutableDocument::clone(&document)),
+        let kept = match self.0.get(text) {
+            Some(kept) => {
+                request.set_parsed_query(kept.document.clone());
+                kept
+            }
             None => {
                 let text = Arc::<str>::from(text);
                 let document = request.parsed_query().ok()?.clone();
-                self.parsed.insert(text, Arc::new(document));
+                let kept = Arc::new(Kept { document, validated: Default::default() });
+                self.0.insert(text, kept.clone());
+                kept
             }
-        }
+        };
         if request.variables.is_empty() {
-            let key = ValidationKey(Arc::from(request.query.as_str()), request.operation_name.clone());
-            request.data.insert(key);
+            let operation = request.operation_name.clone();
+            request.data.insert(Validation { kept, operation });
         }
         request.parsed_query().ok()
+    }
+}
+
+impl Kept {
+    fn validated(&self, operation: &Option<String>) -> Option<ValidationResult> {
+        let validated = self.validated.read().ok()?;
+        validated.iter().find(|(name, _)| name == operation).map(|(_, result)| *result)
+    }
+
+    fn keep(&self, operation: &Option<String>, result: ValidationResult) {
+        if let Ok(mut validated) = self.validated.write() {
+            // Bounded by the operations the document defines.
+            if !validated.iter().any(|(name, _)| name == operation) {
+                validated.push((operation.clone(), result));
+            }
+        }
     }
 }
 
@@ -86,15 +103,14 @@ impl Extension for CachedValidation {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let (Some(key), Some(documents)) = (ctx.data_opt::<ValidationKey>(), ctx.data_opt::<Documents>())
-        else {
+        let Some(Validation { kept, operation }) = ctx.data_opt::<Validation>() else {
             return next.run(ctx).await;
         };
-        if let Some(result) = documents.validated.get(key) {
+        if let Some(result) = kept.validated(operation) {
             return Ok(result);
         }
         let result = next.run(ctx).await?;
-        documents.validated.insert(key.clone(), result);
+        kept.keep(operation, result);
         Ok(result)
     }
 }

@@ -34,10 +34,9 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
 }
 
 /// The running schema, wired to the services.
-pub fn build_schema(auth: AuthContext, config: &Config, documents: Documents) -> AppSchema {
+pub fn build_schema(auth: AuthContext, config: &Config) -> AppSchema {
     let mut builder = builder()
         .data(auth)
-        .data(documents)
         .limit_depth(config.max_depth)
         .limit_complexity(config.max_complexity)
         .limit_recursive_depth(32)
