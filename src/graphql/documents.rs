@@ -15,10 +15,17 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
-/// Most bytes of document text kept (each entry also holds its syntax tree,
-/// a few times the text): repeated documents are few, a flood of distinct
-/// ones is not admitted past the frequent ones (moka's TinyLFU).
-const BUDGET: u64 = 4 * 1024 * 1024;
+/// Most memory the kept documents may take, by the estimate in `weigh`.
+/// Only documents that passed validation are kept (a flood of unknown
+/// fields keeps nothing), and moka's TinyLFU admits a flood of distinct
+/// valid ones no further than the documents clients repeat.
+const BUDGET: u64 = 8 * 1024 * 1024;
+
+/// An entry's memory, roughly: its syntax tree takes a few times its text,
+/// plus the cache's own bookkeeping.
+fn weigh(text: &Arc<str>, _: &Arc<Kept>) -> u32 {
+    u32::try_from(1024 + 8 * text.len()).unwrap_or(u32::MAX)
+}
 
 #[derive(Clone)]
 pub struct Documents(moka::sync::Cache<Arc<str>, Arc<Kept>>);
@@ -30,15 +37,19 @@ struct Kept {
     validated: std::sync::RwLock<Vec<(Option<String>, ValidationResult)>>,
 }
 
-/// Put into a request without variables: where its validation is kept.
+/// Put into every request whose document parsed, for `CachedValidation`.
 struct Validation {
+    documents: Documents,
     kept: Arc<Kept>,
+    /// Not kept yet: kept under this text once it validates.
+    new: Option<Arc<str>>,
     operation: Option<String>,
+    /// Sent without variables: its validation may be reused.
+    reusable: bool,
 }
 
 impl Default for Documents {
     fn default() -> Self {
-        let weigh = |text: &Arc<str>, _: &Arc<Kept>| u32::try_from(text.len()).unwrap_or(u32::MAX);
         Self(moka::sync::Cache::builder().max_capacity(BUDGET).weigher(weigh).build())
     }
 }
@@ -49,24 +60,38 @@ impl Documents {
     /// is left for the schema to report with its code.
     pub fn parse<'r>(&self, request: &'r mut Request) -> Option<&'r ExecutableDocument> {
         let text: &str = &request.query;
-        let kept = match self.0.get(text) {
+        let (kept, new) = match self.0.get(text) {
             Some(kept) => {
                 request.set_parsed_query(kept.document.clone());
-                kept
+                (kept, None)
             }
             None => {
                 let text = Arc::<str>::from(text);
                 let document = request.parsed_query().ok()?.clone();
-                let kept = Arc::new(Kept { document, validated: Default::default() });
-                self.0.insert(text, kept.clone());
-                kept
+                (Arc::new(Kept { document, validated: Default::default() }), Some(text))
             }
         };
-        if request.variables.is_empty() {
-            let operation = request.operation_name.clone();
-            request.data.insert(Validation { kept, operation });
-        }
+        let validation = Validation {
+            documents: self.clone(),
+            kept,
+            new,
+            operation: request.operation_name.clone(),
+            reusable: request.variables.is_empty(),
+        };
+        request.data.insert(validation);
         request.parsed_query().ok()
+    }
+}
+
+impl Documents {
+    /// Documents kept (for tests and metrics).
+    pub fn len(&self) -> u64 {
+        self.0.run_pending_tasks();
+        self.0.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -87,7 +112,7 @@ impl Kept {
 }
 
 /// The extension that answers validation from the cache for requests
-/// `Documents::parse` marked (no variables), and fills it.
+/// without variables, and keeps documents once they validated.
 pub struct CachedValidation;
 
 impl ExtensionFactory for CachedValidation {
@@ -103,14 +128,20 @@ impl Extension for CachedValidation {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let Some(Validation { kept, operation }) = ctx.data_opt::<Validation>() else {
+        let Some(Validation { documents, kept, new, operation, reusable }) = ctx.data_opt::<Validation>()
+        else {
             return next.run(ctx).await;
         };
-        if let Some(result) = kept.validated(operation) {
+        if let Some(result) = kept.validated(operation).filter(|_| *reusable) {
             return Ok(result);
         }
         let result = next.run(ctx).await?;
-        kept.keep(operation, result);
+        if *reusable {
+            kept.keep(operation, result);
+        }
+        if let Some(text) = new {
+            documents.0.insert(text.clone(), kept.clone());
+        }
         Ok(result)
     }
 }

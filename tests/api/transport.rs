@@ -296,6 +296,14 @@ async fn kept_documents_never_let_an_invalid_request_through() {
         let reply = app.authed(&token, unknown, json!({})).await;
         assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "attempt {attempt}: {}", reply.body);
     }
+    // Garbage is never kept: only documents that validated take memory.
+    let before = app.state.documents.len();
+    for n in 0..50 {
+        app.authed(&token, &format!("query {{ unknown_{n} }}"), json!({})).await;
+    }
+    assert_eq!(app.state.documents.len(), before, "invalid documents are not kept");
+    app.me(&token).await;
+    assert_eq!(app.state.documents.len(), before + 1, "a valid one is");
 
     // One document, two operations: each answers as itself, every time.
     let document = "query Mine { me { email } } query Kind { __typename }";
