@@ -13,26 +13,23 @@ pub struct Migration;
 const UP: &str = r#"
 CREATE OR REPLACE FUNCTION authgate_notify_user() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('authgate_sessions', (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text);
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION authgate_notify_session_user() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('authgate_sessions', (CASE WHEN TG_OP = 'DELETE' THEN OLD.user_id ELSE NEW.user_id END)::text);
+    -- TG_ARGV[0]: the column naming the user (`id` in users, `user_id` in sessions).
+    PERFORM pg_notify('authgate_sessions',
+        to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END) ->> TG_ARGV[0]);
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS users_notify_update ON users;
 CREATE TRIGGER users_notify_update AFTER UPDATE ON users
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION authgate_notify_user();
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION authgate_notify_user('id');
 DROP TRIGGER IF EXISTS users_notify_delete ON users;
 CREATE TRIGGER users_notify_delete AFTER DELETE ON users
-    FOR EACH ROW EXECUTE FUNCTION authgate_notify_user();
+    FOR EACH ROW EXECUTE FUNCTION authgate_notify_user('id');
 DROP TRIGGER IF EXISTS sessions_notify_update ON sessions;
 CREATE TRIGGER sessions_notify_update AFTER UPDATE ON sessions
-    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION authgate_notify_session_user();
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION authgate_notify_user('user_id');
 DROP TRIGGER IF EXISTS sessions_notify_delete ON sessions;
 CREATE TRIGGER sessions_notify_delete AFTER DELETE ON sessions
-    FOR EACH ROW EXECUTE FUNCTION authgate_notify_session_user();
+    FOR EACH ROW EXECUTE FUNCTION authgate_notify_user('user_id');
 "#;
 
 const DOWN: &str = r#"
@@ -41,7 +38,6 @@ DROP TRIGGER IF EXISTS users_notify_delete ON users;
 DROP TRIGGER IF EXISTS sessions_notify_update ON sessions;
 DROP TRIGGER IF EXISTS sessions_notify_delete ON sessions;
 DROP FUNCTION IF EXISTS authgate_notify_user();
-DROP FUNCTION IF EXISTS authgate_notify_session_user();
 "#;
 
 #[async_trait::async_trait]
