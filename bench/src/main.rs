@@ -44,6 +44,9 @@ pub struct Args {
     /// session cache is not measured on a few hot keys.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
+    /// Revocations the `revocation` scenario times.
+    #[arg(long, default_value_t = 1_000)]
+    revocations: usize,
     /// Put a proxy adding this delay each way between the server and
     /// PostgreSQL (e.g. `1ms`: a database in the next building).
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -108,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 continue;
             }
             let other = start(Vec::new()).await?;
-            let tokens = seeded.sessions(1_000, true).await?;
+            let tokens = seeded.sessions(args.revocations, true).await?;
             let measured = revocation::measure(&server, &other, &tokens).await;
             let result = scenarios::summarize(*scenario, 1, measured);
             eprintln!("{}", report::line(&result));

@@ -34,8 +34,8 @@ pub enum Scenario {
     Logout,
     MeDuringLoginFlood,
     /// PostgreSQL: a second server on the same database; the time from A
-    /// signing a session out to B refusing it (1 000 times; once, not per
-    /// concurrency).
+    /// signing a session out to B refusing it (`--revocations` times; once,
+    /// not per concurrency).
     Revocation,
     /// Anonymous documents naming a different unknown field each time:
     /// what must not grow the server's memory (metric labels are bounded).

@@ -37,6 +37,11 @@ impl Server {
             .env("AUTHGATE_OUTBOX_DIR", dir.join("outbox"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // BENCH_SERVER_LOG=dir: each server's log in dir/server-<port>.log.
+        if let Some(dir) = std::env::var_os("BENCH_SERVER_LOG") {
+            let log = std::fs::File::create(Path::new(&dir).join(format!("server-{port}.log")))?;
+            command.stdout(log.try_clone()?).stderr(log);
+        }
         // Every rate-limit rule off: the benchmark signs in from one address.
         for rule in &authgate::config::RULES {
             command.env(rule.variable, "0/1s");

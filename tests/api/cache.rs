@@ -208,3 +208,25 @@ async fn a_lost_listener_means_no_answers_from_memory() {
     assert_eq!(me_field(&again, "email"), "listener2@example.com");
     assert_eq!(b.auth.sessions.len(), 1, "serving from memory again, starting empty");
 }
+
+/// A database without the triggers (not migrated yet, with
+/// `AUTHGATE_AUTO_MIGRATE=false`) would never announce changes: an instance
+/// on it answers nothing from memory.
+#[tokio::test]
+async fn without_the_triggers_nothing_is_answered_from_memory() {
+    let Some(app) = TestApp::postgres().await else { return };
+    app.execute_sql("DROP TRIGGER sessions_notify_delete ON sessions").await;
+    let mut config = crate::common::test_config(app.database_url());
+    config.auto_migrate = false;
+    let db = authgate::db::connect(&config).await.expect("connect");
+    let b = authgate::state(db, config, std::sync::Arc::new(app.clock.clone())).expect("state");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(b.auth.sessions.is_on() && !b.auth.sessions.is_live(), "on, but bypassed");
+    let b_router = authgate::app(b.clone());
+    let (token, _) = app.register("untriggered@example.com", PW).await;
+    let served = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(me_field(&served, "email"), "untriggered@example.com");
+    app.authed(&token, LOGOUT, json!({})).await;
+    let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(after.code(), Some("UNAUTHENTICATED"), "read from the database: {}", after.body);
+}
