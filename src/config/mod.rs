@@ -147,7 +147,7 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SESSION_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub session_cache_ttl: Duration,
 
-    /// Most sessions kept in the cache (about 1.5 KB each; `0` turns it off).
+    /// Most sessions kept in the cache (about 1 KB each; `0` turns it off).
     #[arg(long, env = "AUTHGATE_SESSION_CACHE_ENTRIES", default_value_t = 100_000)]
     pub session_cache_entries: u64,
 
