@@ -224,13 +224,6 @@ impl SessionCache {
         }
     }
 
-    /// Nothing read before now is served again.
-    pub fn flush(&self) {
-        if let Some(inner) = &self.0 {
-            inner.flush();
-        }
-    }
-
     /// Whether the cache is serving (on, and its channel up).
     pub fn is_live(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.live.load(SeqCst))
@@ -348,6 +341,18 @@ fn lock_sqlite(database: &std::path::Path, cache_on: bool) -> anyhow::Result<Opt
         ),
         Err(std::fs::TryLockError::Error(e)) => {
             anyhow::bail!("cannot lock {}: {e}", std::path::Path::new(&path).display())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_sqlite;
+
+    #[test]
+    fn an_in_memory_database_needs_no_lock() {
+        for name in [":memory:", ""] {
+            assert!(lock_sqlite(std::path::Path::new(name), true).unwrap().is_none(), "{name:?}");
         }
     }
 }

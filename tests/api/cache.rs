@@ -30,9 +30,37 @@ async fn me_is_answered_from_memory(app: TestApp) {
     }
     assert_eq!(app.take_statements(), Vec::<String>::new(), "later ones read nothing");
 
+    // A change to another user evicts nothing of this one.
+    let (other, _) = app.register("other@example.com", PW).await;
+    app.authed(&other, UPDATE, json!({ "input": { "name": "Someone Else" } })).await;
+    app.wait_for_mails("other@example.com", "Confirm your email address", 1).await;
+    app.take_statements();
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "memory@example.com");
+    assert_eq!(app.take_statements(), Vec::<String>::new(), "still from memory");
+
     // Expiry is checked on every use, cached or not.
     app.clock.advance(chrono::Duration::days(31));
     assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "an expired session is never served");
+
+    // An entry is served for at most the TTL, even when an outage grace
+    // keeps it in memory longer.
+    let short = app
+        .sibling(|c| {
+            c.session_cache_ttl = Duration::from_millis(300);
+            c.session_cache_outage_grace = Duration::from_secs(60);
+        })
+        .await;
+    let (token, _) = short.register("short@example.com", PW).await;
+    short.wait_for_mails("short@example.com", "Confirm your email address", 1).await;
+    // Entries are timed from their read, not from when the cache began.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    short.me(&token).await;
+    short.take_statements();
+    short.me(&token).await;
+    assert_eq!(short.take_statements().len(), 0, "within the TTL: from memory");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    short.me(&token).await;
+    assert_eq!(short.take_statements().len(), 1, "past the TTL: read again");
 
     let cold = app.sibling(|c| c.session_cache_ttl = Duration::ZERO).await;
     let (token, _) = cold.register("cold@example.com", PW).await;
@@ -122,10 +150,13 @@ async fn a_second_server_on_a_sqlite_file_needs_the_cache_off_everywhere() {
     let app = TestApp::sqlite().await;
     let mut config = crate::common::test_config(app.database_url());
     let refused = lock_database(&config).expect_err("a second server with the cache").to_string();
-    assert!(refused.contains("session cache") && refused.contains("test.db"), "{refused}");
+    assert!(
+        refused.contains("needs its SQLite database to itself") && refused.contains("test.db"),
+        "{refused}"
+    );
     config.session_cache_ttl = Duration::ZERO;
     let refused = lock_database(&config).expect_err("the first serves from memory").to_string();
-    assert!(refused.contains("AUTHGATE_SESSION_CACHE_TTL=0"), "{refused}");
+    assert!(refused.contains("with the session cache on: stop it"), "{refused}");
 
     let shared = TestApp::sqlite_with(|c| c.session_cache_ttl = Duration::ZERO).await;
     let mut config = crate::common::test_config(shared.database_url());
