@@ -29,6 +29,10 @@ async fn me_is_answered_from_memory(app: TestApp) {
         assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "memory@example.com");
     }
     assert_eq!(app.take_statements(), Vec::<String>::new(), "later ones read nothing");
+    // An hour on (the sliding refresh is due after a day): still no write.
+    app.clock.advance(chrono::Duration::hours(1));
+    app.me(&token).await;
+    assert_eq!(app.take_statements(), Vec::<String>::new(), "no sliding write before it is due");
 
     // A change to another user evicts nothing of this one.
     let (other, _) = app.register("other@example.com", PW).await;
