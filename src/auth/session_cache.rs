@@ -79,7 +79,7 @@ pub(crate) struct Inner {
     reached: AtomicU64,
     unreachable: AtomicU64,
     /// Dropped with the cache: ends the listening task.
-    pub(crate) _stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    pub(crate) stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl SessionCache {
@@ -104,7 +104,7 @@ impl SessionCache {
             grace,
             reached: AtomicU64::new(0),
             unreachable: AtomicU64::new(0),
-            _stop: std::sync::Mutex::new(None),
+            stop: std::sync::Mutex::new(None),
         };
         Self(Some(Arc::new(inner)))
     }

@@ -37,7 +37,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn spawn(cache: &SessionCache, options: PgConnectOptions, db: DatabaseConnection) {
     let Some(inner) = cache.inner() else { return };
     let (stop, stopped) = oneshot::channel();
-    if let Ok(mut slot) = inner._stop.lock() {
+    if let Ok(mut slot) = inner.stop.lock() {
         *slot = Some(stop);
     }
     tokio::spawn(run(std::sync::Arc::downgrade(inner), options, db, stopped));
