@@ -50,7 +50,9 @@ codes! {
     AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED", "that provider account belongs to another user";
     LastSignInMethod => "LAST_SIGN_IN_METHOD", "the last way to sign in cannot be removed";
     PasswordAlreadySet => "PASSWORD_ALREADY_SET", "the account has a password; use `changePassword`";
-    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "sign in again (within the last 10 minutes) first";
+    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "prove presence again first (`reauthenticate`): the session's sign-in is older than the window, or two-factor is on and the session has one factor";
+    TwoFactorNotEnabled => "TWO_FACTOR_NOT_ENABLED", "two-factor is off for this account (`regenerateRecoveryCodes`)";
+    SecondFactorRequired => "SECOND_FACTOR_REQUIRED", "the password (or provider) checked out; finish with `completeSignIn` and `extensions.challenge` (`extensions.methods` lists the codes accepted)";
     Internal => "INTERNAL_SERVER_ERROR", "a bug; logged in full, never detailed to the client";
     BadRequest => "BAD_REQUEST", "not a GraphQL request over HTTP: bad JSON or query string, wrong method or media type, too large";
     ParseFailed => "GRAPHQL_PARSE_FAILED", "the document does not parse";
@@ -69,6 +71,8 @@ pub enum Input {
     Name,
     Image,
     Provider,
+    /// A TOTP or recovery code.
+    Code,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +114,15 @@ pub enum AuthError {
     LastSignInMethod,
     #[error("the account already has a password; use changePassword")]
     PasswordAlreadySet,
-    #[error("sign in again (within the last 10 minutes) to do this")]
+    #[error("prove it is you again (reauthenticate) to do this")]
     ReauthenticationRequired,
+    /// The first factor checked out; the second is awaited under this
+    /// challenge (a secret, shown once to the client that signed in;
+    /// `Debug` redacts it).
+    #[error("a second factor is required: send a code with completeSignIn")]
+    SecondFactorRequired { challenge: secrecy::SecretString },
+    #[error("two-factor sign-in is not turned on for this account")]
+    TwoFactorNotEnabled,
     /// A bug or an impossible state; clients only see a generic message
     /// (where there is more to say, it is logged where it arises).
     #[error("internal server error")]
@@ -155,6 +166,8 @@ impl AuthError {
             Self::LastSignInMethod => Code::LastSignInMethod,
             Self::PasswordAlreadySet => Code::PasswordAlreadySet,
             Self::ReauthenticationRequired => Code::ReauthenticationRequired,
+            Self::SecondFactorRequired { .. } => Code::SecondFactorRequired,
+            Self::TwoFactorNotEnabled => Code::TwoFactorNotEnabled,
             Self::Internal | Self::Database(_) => Code::Internal,
             Self::BadRequest(_) => Code::BadRequest,
             Self::ValidationFailed(_) => Code::ValidationFailed,

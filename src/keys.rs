@@ -14,6 +14,8 @@ use crate::config::{Config, Environment, ExposeSecret};
 pub struct Keys {
     /// Signs cookies the server must recognise as its own (the device cookie).
     pub cookies: cookie::Key,
+    /// Encrypts secrets the server must read back (TOTP secrets).
+    pub sealer: Sealer,
 }
 
 // Hand-written so `{:?}` never prints a key.
@@ -34,11 +36,103 @@ impl Keys {
             }
             None => development_key(&config.secret_key_file)?,
         };
-        Ok(Self::from_master(&master))
+        let previous = match &config.secret_key_previous {
+            Some(list) => list
+                .expose_secret()
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(decode)
+                .collect::<anyhow::Result<Vec<_>>>()
+                .context("AUTHGATE_SECRET_KEY_PREVIOUS")?,
+            None => Vec::new(),
+        };
+        Ok(Self::with_previous(&master, &previous))
     }
 
     pub fn from_master(master: &[u8; 32]) -> Self {
-        Self { cookies: cookie::Key::derive_from(master) }
+        Self::with_previous(master, &[])
+    }
+
+    fn with_previous(master: &[u8; 32], previous: &[[u8; 32]]) -> Self {
+        Self { cookies: cookie::Key::derive_from(master), sealer: Sealer::new(master, previous) }
+    }
+}
+
+/// Authenticated encryption of small secrets at rest (AES-256-GCM, a
+/// random 96-bit nonce each time, the key derived from the server key by
+/// HKDF-SHA256). The sealed form names the key (`v1.<key id>.<base64>`), so
+/// after a rotation a secret sealed under a previous key still opens and
+/// `authgate reseal` can find it. Each secret is bound to a context (the
+/// owner's id): a sealed value copied onto another row does not open.
+pub struct Sealer {
+    current: SealKey,
+    previous: Vec<SealKey>,
+}
+
+struct SealKey {
+    id: String,
+    cipher: aes_gcm::Aes256Gcm,
+}
+
+impl SealKey {
+    fn derive(master: &[u8; 32]) -> Self {
+        use aes_gcm::KeyInit;
+        let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(None, master);
+        let mut key = [0u8; 32];
+        let mut id = [0u8; 4];
+        // Fixed lengths: `expand` cannot fail for them.
+        hkdf.expand(b"authgate/seal/v1", &mut key).expect("32 bytes is a valid HKDF length");
+        hkdf.expand(b"authgate/seal/key-id", &mut id).expect("4 bytes is a valid HKDF length");
+        let id = id.iter().map(|b| format!("{b:02x}")).collect();
+        Self { id, cipher: aes_gcm::Aes256Gcm::new(&key.into()) }
+    }
+}
+
+/// A sealed value that does not open: tampered with, bound to another
+/// owner, or sealed under a key this server no longer has.
+#[derive(Debug, thiserror::Error)]
+#[error("the sealed value does not open with any configured key")]
+pub struct Unsealable;
+
+impl Sealer {
+    fn new(master: &[u8; 32], previous: &[[u8; 32]]) -> Self {
+        Self { current: SealKey::derive(master), previous: previous.iter().map(SealKey::derive).collect() }
+    }
+
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> String {
+        use aes_gcm::aead::{Aead, AeadCore, Payload};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut rand::rngs::OsRng);
+        let sealed = self
+            .current
+            .cipher
+            .encrypt(&nonce, Payload { msg: plain, aad: context })
+            .expect("AES-GCM encrypts any message under 64 GiB");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        format!("v1.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The plain value, and whether it was sealed under a previous key.
+    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<(Vec<u8>, bool), Unsealable> {
+        use aes_gcm::aead::{Aead, Payload};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = sealed.splitn(3, '.');
+        let (Some("v1"), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Unsealable);
+        };
+        let key =
+            std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id).ok_or(Unsealable)?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| Unsealable)?;
+        if bytes.len() < 12 {
+            return Err(Unsealable);
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = key
+            .cipher
+            .decrypt(nonce.into(), Payload { msg: sealed, aad: context })
+            .map_err(|_| Unsealable)?;
+        Ok((plain, !std::ptr::eq(key, &self.current)))
     }
 }
 
@@ -125,6 +219,26 @@ mod tests {
         config.secret_key_file = dir.path().join("bad.key");
         let err = format!("{:#}", Keys::from_config(&config).unwrap_err());
         assert!(err.contains("bad.key") && !err.contains('!'), "names the file, quotes nothing: {err}");
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_owner() {
+        let old = Keys::from_master(&[1u8; 32]);
+        let sealed = old.sealer.seal(b"secret", b"alice");
+        assert!(!sealed.contains("secret"));
+        assert_ne!(sealed, old.sealer.seal(b"secret", b"alice"), "a fresh nonce each time");
+        assert_eq!(old.sealer.open(&sealed, b"alice").unwrap(), (b"secret".to_vec(), false));
+        assert!(old.sealer.open(&sealed, b"bob").is_err(), "bound to its owner");
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(old.sealer.open(std::str::from_utf8(&tampered).unwrap(), b"alice").is_err());
+        assert!(old.sealer.open("v1.00000000.AAAA", b"alice").is_err());
+        assert!(old.sealer.open("garbage", b"alice").is_err());
+        // After a rotation: opens under the previous key, and says so.
+        let new = Keys::with_previous(&[2u8; 32], &[[1u8; 32]]);
+        assert_eq!(new.sealer.open(&sealed, b"alice").unwrap(), (b"secret".to_vec(), true));
+        assert!(Keys::from_master(&[2u8; 32]).sealer.open(&sealed, b"alice").is_err());
     }
 
     #[test]

@@ -69,9 +69,17 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;
         println!(
-            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows and {} abandoned OAuth flows",
-            removed.sessions, removed.tokens, removed.counters, removed.oauth_flows
+            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows, {} abandoned OAuth flows and {} abandoned two-factor sign-ins",
+            removed.sessions, removed.tokens, removed.counters, removed.oauth_flows, removed.challenges
         );
+        return Ok(());
+    }
+    if matches!(command, Command::Reseal) {
+        let (resealed, unopened) = authgate::auth::two_factor::reseal_all(&state.auth).await?;
+        println!(
+            "re-encrypted {resealed} TOTP secrets with the current key; {unopened} did not open with any key"
+        );
+        anyhow::ensure!(unopened == 0, "{unopened} TOTP secrets did not open (their key is not configured)");
         return Ok(());
     }
     if !cleanup_every.is_zero() {

@@ -4,6 +4,9 @@
 pub mod accounts;
 pub mod oauth_flows;
 pub mod rate_limits;
+pub mod recovery_codes;
 pub mod sessions;
+pub mod sign_in_challenges;
+pub mod totp_credentials;
 pub mod users;
 pub mod verification_tokens;

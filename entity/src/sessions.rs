@@ -15,6 +15,11 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// The last time this session proved the user's presence: its sign-in
+    /// or a `reauthenticate`. Step-up operations look at it.
+    pub authenticated_at: DateTimeUtc,
+    /// 1: one factor (a password or a provider); 2: two factors.
+    pub assurance_level: i16,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,8 @@ pub struct Model {
     /// Bumped when the password changes or the account is claimed: a
     /// sign-in creates its session only if it is still the one it read.
     pub credentials_version: i64,
+    /// A confirmed TOTP secret exists: every sign-in needs a second step.
+    pub two_factor_enabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

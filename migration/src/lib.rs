@@ -13,6 +13,7 @@ mod m20261129_000006_create_oauth_flows;
 mod m20261201_000007_add_credentials_version;
 mod m20261202_000008_drop_account_tokens;
 mod m20261202_000009_notify_session_changes;
+mod m20261202_000010_two_factor;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_add_credentials_version::Migration),
             Box::new(m20261202_000008_drop_account_tokens::Migration),
             Box::new(m20261202_000009_notify_session_changes::Migration),
+            Box::new(m20261202_000010_two_factor::Migration),
         ]
     }
 }

@@ -15,8 +15,9 @@ use super::{
     AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
     device::Device,
     limits::{self, Rule},
-    recovery,
-    session::{self, CurrentSession},
+    recovery, second_step,
+    session::{self, Assurance, CurrentSession},
+    step_up::{self, Presence},
     validate,
 };
 use crate::{
@@ -76,6 +77,7 @@ pub async fn register(
         created_at: Set(now),
         updated_at: Set(now),
         credentials_version: Set(0),
+        two_factor_enabled: Set(false),
     }
     .insert(&txn)
     .await
@@ -95,7 +97,7 @@ pub async fn register(
     // No session until the address is proved, when the server requires it.
     let new = match auth.config.verification_required() {
         true => None,
-        false => Some(session::create(&txn, auth, user_id, meta).await?),
+        false => Some(session::create(&txn, auth, user_id, meta, Assurance::OneFactor).await?),
     };
     txn.commit().await?;
     tracing::info!(signed_in = new.is_some(), "user registered");
@@ -152,7 +154,6 @@ pub async fn login(
         Some(email) => email.clone(),
         None => email.trim().to_ascii_lowercase().chars().take(254).collect(),
     };
-    let account_ip_key = format!("{account_key}|{ip}");
     limits::hit(auth, Rule::LoginIp, &ip).await?;
     // One indexed read, before the per-account counters: a device cookie is
     // trusted only under the credentials it was issued with.
@@ -171,17 +172,8 @@ pub async fn login(
         Some((account, Some(user))) => (account.password_hash, Some(user)),
         _ => (None, None),
     };
-    let device = meta
-        .device
-        .as_ref()
-        .filter(|d| user.as_ref().is_some_and(|u| d.trusted_for(&u.email, u.credentials_version)));
-    match device {
-        Some(device) => limits::hit(auth, Rule::LoginDevice, &device.nonce).await?,
-        None => {
-            limits::hit(auth, Rule::LoginAccountIp, &account_ip_key).await?;
-            limits::hit(auth, Rule::LoginAccount, &account_key).await?;
-        }
-    }
+    let counters = LoginCounters::new(&account_key, &ip, meta, user.as_ref());
+    counters.hit(auth).await?;
     // Over-long passwords never reach argon2 (a 1 MB password must not cost
     // a hash); malformed addresses have no account.
     if password.chars().count() > validate::PASSWORD_MAX || account.is_none() {
@@ -221,6 +213,13 @@ pub async fn login(
         }
         return Err(AuthError::EmailNotVerified);
     }
+    if user.two_factor_enabled {
+        // The password alone clears no counter: a thief who has it would
+        // otherwise loop login → five guessed codes → login for ever.
+        tracing::info!("password checked; second factor required");
+        let challenge = second_step::challenge(auth, &auth.db, &user, second_step::PASSWORD).await?;
+        return Err(AuthError::SecondFactorRequired { challenge });
+    }
     auth.checkpoints.reach("login:password_checked").await;
     // The session exists only if the password it was checked against is
     // still the user's: the conditional update finds the version it read
@@ -231,20 +230,65 @@ pub async fn login(
         tracing::info!("login lost a race with a password change");
         return Err(AuthError::InvalidCredentials);
     }
-    let new = session::create(&txn, auth, user.id, meta).await?;
+    let new = session::create(&txn, auth, user.id, meta, Assurance::OneFactor).await?;
     txn.commit().await?;
-    match device {
-        Some(device) => limits::clear(auth, Rule::LoginDevice, &device.nonce).await?,
-        None => {
-            limits::clear(auth, Rule::LoginAccountIp, &account_ip_key).await?;
-            limits::clear(auth, Rule::LoginAccount, &account_key).await?;
+    counters.clear(auth).await?;
+    tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");
+    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    let device = Some(counters.device_for(&user));
+    Ok(SignedIn { token: new.token, session: new.session, user, device })
+}
+
+/// The per-account counters one sign-in attempt counts against: either
+/// per trusted device (a client that signed in to this account under its
+/// current credentials) or, for any other client, per account from that
+/// address and per account from everywhere. A device is not held back by
+/// the account-wide ceiling, which anyone can exhaust to lock the owner
+/// out. Wrong passwords and wrong second-factor codes count alike; only a
+/// completed sign-in clears them.
+pub struct LoginCounters {
+    device: Option<Device>,
+    account: String,
+    account_ip: String,
+}
+
+impl LoginCounters {
+    /// For the account `account_key` names (a normalised address), tried
+    /// from `ip` by the client `meta` describes; `user` when it exists.
+    pub fn new(account_key: &str, ip: &str, meta: &ClientMeta, user: Option<&users::Model>) -> Self {
+        let device = meta
+            .device
+            .as_ref()
+            .filter(|d| user.is_some_and(|u| d.trusted_for(&u.email, u.credentials_version)))
+            .cloned();
+        Self { device, account: account_key.to_owned(), account_ip: format!("{account_key}|{ip}") }
+    }
+
+    pub async fn hit(&self, auth: &AuthContext) -> Result<(), AuthError> {
+        match &self.device {
+            Some(device) => limits::hit(auth, Rule::LoginDevice, &device.nonce).await,
+            None => {
+                limits::hit(auth, Rule::LoginAccountIp, &self.account_ip).await?;
+                limits::hit(auth, Rule::LoginAccount, &self.account).await
+            }
         }
     }
-    tracing::info!(trusted_device = device.is_some(), "login succeeded");
-    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
-    let device =
-        Some(device.cloned().unwrap_or_else(|| Device::issue(&user.email, user.credentials_version)));
-    Ok(SignedIn { token: new.token, session: new.session, user, device })
+
+    pub async fn clear(&self, auth: &AuthContext) -> Result<(), AuthError> {
+        match &self.device {
+            Some(device) => limits::clear(auth, Rule::LoginDevice, &device.nonce).await,
+            None => {
+                limits::clear(auth, Rule::LoginAccountIp, &self.account_ip).await?;
+                limits::clear(auth, Rule::LoginAccount, &self.account).await
+            }
+        }
+    }
+
+    /// The device cookie for a completed password sign-in: the one it came
+    /// with, or a new one.
+    pub fn device_for(&self, user: &users::Model) -> Device {
+        self.device.clone().unwrap_or_else(|| Device::issue(&user.email, user.credentials_version))
+    }
 }
 
 /// Holds `user_id`'s row until the transaction ends (a write that changes
@@ -290,7 +334,10 @@ async fn check_password(
 }
 
 /// The user's `credential` account (their password), if they have one.
-async fn credential_of(auth: &AuthContext, user_id: Uuid) -> Result<Option<accounts::Model>, AuthError> {
+pub(super) async fn credential_of(
+    auth: &AuthContext,
+    user_id: Uuid,
+) -> Result<Option<accounts::Model>, AuthError> {
     Ok(accounts::Entity::find()
         .filter(accounts::Column::UserId.eq(user_id))
         .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
@@ -299,7 +346,7 @@ async fn credential_of(auth: &AuthContext, user_id: Uuid) -> Result<Option<accou
 }
 
 /// `account` if `password` is its password; `INVALID_CREDENTIALS` otherwise.
-async fn verify(
+pub(super) async fn verify(
     auth: &AuthContext,
     account: Option<accounts::Model>,
     password: String,
@@ -340,6 +387,7 @@ pub async fn change_password(
         auth.config.password_min_score,
         Input::NewPassword,
     )?;
+    step_up::require(auth, current, Presence::PasswordGiven)?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     let account = check_password(auth, user_id, change.current_password).await?;
@@ -374,16 +422,19 @@ pub async fn change_password(
 
 /// Removes the user with its sessions, accounts and tokens, in one
 /// transaction, after checking the password. A user without one (signed up
-/// through a provider) proves it is them by a sign-in of the last 10
-/// minutes instead (`REAUTHENTICATION_REQUIRED` otherwise).
+/// through a provider) needs a session that proved presence recently
+/// instead; with two-factor on, both need two factors (step-up,
+/// `REAUTHENTICATION_REQUIRED` otherwise).
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: String) -> Result<(), AuthError> {
     let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
+    // The password proves presence by itself; without one, a recent proof.
     if let Some(credential) = credential_of(auth, user_id).await? {
+        step_up::require(auth, current, Presence::PasswordGiven)?;
         verify(auth, Some(credential), password).await?;
     } else {
-        require_fresh_sign_in(auth, current)?;
+        step_up::require(auth, current, Presence::Recent)?;
     }
     let txn = auth.db.begin().await?;
     remove_ways_in(&txn, user_id).await?;
@@ -397,8 +448,11 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
 /// Every table holding rows of one user besides `users`, with the column
 /// naming the user: the one list deletion and a claim go by (a test holds
 /// it to the database's foreign keys, so a new table cannot be missed).
-pub const USER_TABLES: [(&str, &str); 4] = [
+pub const USER_TABLES: [(&str, &str); 7] = [
     ("accounts", "user_id"),
+    ("totp_credentials", "user_id"),
+    ("recovery_codes", "user_id"),
+    ("sign_in_challenges", "user_id"),
     ("oauth_flows", "link_user_id"),
     ("verification_tokens", "user_id"),
     ("sessions", "user_id"),
@@ -422,6 +476,13 @@ pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Resul
             sessions_ended = removed;
         }
     }
+    // With its authenticator gone, two-factor is off (a claimed account's
+    // owner must not meet a second step set up by whoever registered it).
+    users::Entity::update_many()
+        .col_expr(users::Column::TwoFactorEnabled, sea_orm::sea_query::Expr::value(false))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
     Ok(sessions_ended)
 }
 
@@ -447,6 +508,9 @@ pub enum Notice {
     MethodAdded(String),
     PasswordChanged,
     PasswordReset,
+    TwoFactorOn,
+    TwoFactorOff,
+    RecoveryCodesReplaced,
 }
 
 /// Mails the owner a notice that lists every way into the account, after
@@ -467,6 +531,24 @@ pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
                 templates::sign_in_method_added(&user.email, app_url, &what, &methods)
             }
             Notice::PasswordChanged => templates::password_changed(&user.email, app_url, "changed", &methods),
+            Notice::TwoFactorOn => templates::two_factor_changed(
+                &user.email,
+                app_url,
+                "Two-factor sign-in was turned on (or its authenticator replaced) for your account, with new recovery codes.",
+                &methods,
+            ),
+            Notice::TwoFactorOff => templates::two_factor_changed(
+                &user.email,
+                app_url,
+                "Two-factor sign-in was turned off for your account: a password or a provider alone now signs in.",
+                &methods,
+            ),
+            Notice::RecoveryCodesReplaced => templates::two_factor_changed(
+                &user.email,
+                app_url,
+                "New recovery codes were made for your account; the earlier ones no longer work.",
+                &methods,
+            ),
             Notice::PasswordReset => {
                 templates::password_changed(&user.email, app_url, "reset with a mailed link", &methods)
             }
@@ -478,24 +560,16 @@ pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
 /// The user's ways in, as the owner knows them: "password", "github", ...
 pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<String>, AuthError> {
     let rows = for_users(auth, &[user_id]).await?.remove(&user_id).unwrap_or_default();
-    Ok(rows
+    let mut methods: Vec<String> = rows
         .into_iter()
         .map(|a| if a.provider_id == CREDENTIAL_PROVIDER { "password".to_owned() } else { a.provider_id })
-        .collect())
-}
-
-/// How recent a sign-in must be for changes that hand out or remove a way
-/// into the account (setPassword, linkOAuth, unlinkAccount, and deleting an
-/// account without a password): a stolen old session cannot make them.
-pub const FRESH_SIGN_IN_MINUTES: i64 = 10;
-
-/// `REAUTHENTICATION_REQUIRED` unless `current` signed in within the last
-/// `FRESH_SIGN_IN_MINUTES`.
-pub fn require_fresh_sign_in(auth: &AuthContext, current: &CurrentSession) -> Result<(), AuthError> {
-    if auth.clock.now() - current.session.created_at > chrono::Duration::minutes(FRESH_SIGN_IN_MINUTES) {
-        return Err(AuthError::ReauthenticationRequired);
+        .collect();
+    let two_factor =
+        users::Entity::find_by_id(user_id).one(&auth.db).await?.is_some_and(|u| u.two_factor_enabled);
+    if two_factor {
+        methods.push("an authenticator app (second factor)".to_owned());
     }
-    Ok(())
+    Ok(methods)
 }
 
 /// The sign-in methods of each user, oldest first: one query for all of them.
@@ -521,7 +595,7 @@ pub async fn set_password(
 ) -> Result<(), AuthError> {
     let user = &current.user;
     validate::new_password(&password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
-    require_fresh_sign_in(auth, current)?;
+    step_up::require(auth, current, Presence::Recent)?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
     if credential_of(auth, user.id).await?.is_some() {
         return Err(AuthError::PasswordAlreadySet);

@@ -1,7 +1,7 @@
 //! Deleting expired sessions and expired or spent verification tokens, in
 //! bounded batches so no statement holds locks for long.
 
-use entity::{oauth_flows, rate_limits, sessions, verification_tokens};
+use entity::{oauth_flows, rate_limits, sessions, sign_in_challenges, verification_tokens};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -19,6 +19,8 @@ pub struct Removed {
     pub counters: u64,
     /// OAuth sign-ins never completed.
     pub oauth_flows: u64,
+    /// Second steps of sign-ins never completed.
+    pub challenges: u64,
 }
 
 /// One full pass; returns how many rows of each kind were deleted.
@@ -49,6 +51,11 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
             .exec(&auth.db)
             .await?
             .rows_affected,
+        challenges: sign_in_challenges::Entity::delete_many()
+            .filter(sign_in_challenges::Column::ExpiresAt.lte(now))
+            .exec(&auth.db)
+            .await?
+            .rows_affected,
     };
     if removed != Removed::default() {
         tracing::info!(
@@ -56,6 +63,7 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
             tokens = removed.tokens,
             counters = removed.counters,
             oauth_flows = removed.oauth_flows,
+            challenges = removed.challenges,
             "expired data removed"
         );
     }

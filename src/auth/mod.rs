@@ -12,10 +12,13 @@ pub mod oauth;
 pub mod password;
 pub mod profile;
 pub mod recovery;
+pub mod second_step;
 pub mod session;
 pub mod session_cache;
 pub mod session_channel;
+pub mod step_up;
 pub mod token;
+pub mod two_factor;
 pub mod validate;
 pub mod verification;
 

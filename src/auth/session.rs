@@ -41,12 +41,23 @@ fn expiry(auth: &AuthContext, created_at: DateTime<Utc>, now: DateTime<Utc>) -> 
     }
 }
 
+/// How many factors a session's sign-in proved (`Session.assuranceLevel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assurance {
+    /// A password, or a provider's word.
+    OneFactor = 1,
+    /// One of those and a second factor (a TOTP or recovery code).
+    TwoFactors = 2,
+}
+
+/// A new session for `user_id`, proved by `assurance` now.
 #[instrument(skip_all, fields(user_id = %user_id))]
 pub async fn create(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     user_id: Uuid,
     meta: &ClientMeta,
+    assurance: Assurance,
 ) -> Result<NewSession, AuthError> {
     let now = auth.clock.now();
     let token = token::generate();
@@ -59,6 +70,8 @@ pub async fn create(
         updated_at: Set(now),
         ip_address: Set(meta.ip_address.clone()),
         user_agent: Set(meta.user_agent.clone()),
+        authenticated_at: Set(now),
+        assurance_level: Set(assurance as i16),
     }
     .insert(conn)
     .await?;
@@ -237,4 +250,22 @@ pub async fn live_for_users(
         .all(&auth.db)
         .await?;
     Ok(super::group_by_user(rows, |row| row.user_id))
+}
+
+/// Records that `session_id` proved the user's presence now (with
+/// `assurance`, never lowering it). `false` when the session is gone.
+pub async fn proved_presence(
+    conn: &impl ConnectionTrait,
+    session: &sessions::Model,
+    now: DateTime<Utc>,
+    assurance: Assurance,
+) -> Result<bool, AuthError> {
+    let level = (assurance as i16).max(session.assurance_level);
+    let updated = sessions::Entity::update_many()
+        .col_expr(sessions::Column::AuthenticatedAt, Expr::value(now))
+        .col_expr(sessions::Column::AssuranceLevel, Expr::value(level))
+        .filter(sessions::Column::Id.eq(session.id))
+        .exec(conn)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }

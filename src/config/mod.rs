@@ -36,6 +36,9 @@ pub enum Command {
     Migrate,
     /// Delete expired sessions and spent or expired tokens once, then exit.
     Cleanup,
+    /// Re-encrypt every TOTP secret with `AUTHGATE_SECRET_KEY` (after a
+    /// rotation, with the old key in `AUTHGATE_SECRET_KEY_PREVIOUS`), then exit.
+    Reseal,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<SecretString>,
 
+    /// Earlier server keys, comma-separated, while rotating: TOTP secrets
+    /// sealed with one still open (and `authgate reseal` re-seals them all
+    /// with `AUTHGATE_SECRET_KEY`). Remove them once that has run.
+    #[arg(long, env = "AUTHGATE_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<SecretString>,
+
     /// Where a development secret key is kept (ignored when `AUTHGATE_SECRET_KEY` is set).
     #[arg(long, env = "AUTHGATE_SECRET_KEY_FILE", default_value = "data/secret.key")]
     pub secret_key_file: PathBuf,
@@ -128,6 +137,17 @@ pub struct Config {
     /// How long a request waits for a database connection before `SERVICE_UNAVAILABLE`.
     #[arg(long, env = "AUTHGATE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_acquire_timeout: Duration,
+
+    /// Step-up: how long after a session's sign-in (or `reauthenticate`) it
+    /// may still change a password, a sign-in method or two-factor, or
+    /// delete the account; later it answers `REAUTHENTICATION_REQUIRED`.
+    #[arg(long, env = "AUTHGATE_REAUTH_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub reauth_window: Duration,
+
+    /// The issuer an authenticator app shows beside the account (the
+    /// `otpauth://` URI's `issuer`).
+    #[arg(long, env = "AUTHGATE_TOTP_ISSUER", default_value = "authgate")]
+    pub totp_issuer: String,
 
     /// Session lifetime (sliding: extended on use, see `--session-update-age`).
     #[arg(long, env = "AUTHGATE_SESSION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
@@ -400,6 +420,9 @@ impl Config {
     /// rate windows beyond 100 years (`300000y` overflows date arithmetic).
     /// The error names the variable.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.totp_issuer.contains(':') || self.totp_issuer.trim().is_empty() {
+            anyhow::bail!("AUTHGATE_TOTP_ISSUER must be a non-empty name without ':'");
+        }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let durations = [
             ("AUTHGATE_DEVICE_COOKIE_TTL", self.device_cookie_ttl),
@@ -408,6 +431,7 @@ impl Config {
             ("AUTHGATE_DB_CONNECT_DEADLINE", self.db_connect_deadline),
             ("AUTHGATE_DB_ACQUIRE_TIMEOUT", self.db_acquire_timeout),
             ("AUTHGATE_SESSION_TTL", self.session_ttl),
+            ("AUTHGATE_REAUTH_WINDOW", self.reauth_window),
             ("AUTHGATE_SESSION_UPDATE_AGE", self.session_update_age),
             ("AUTHGATE_SESSION_MAX_AGE", self.session_max_age),
             ("AUTHGATE_SESSION_CACHE_TTL", self.session_cache_ttl),

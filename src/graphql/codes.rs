@@ -24,6 +24,7 @@ fn field_name(input: Input) -> &'static str {
         Input::Name => "name",
         Input::Image => "image",
         Input::Provider => "provider",
+        Input::Code => "code",
     }
 }
 
@@ -35,6 +36,10 @@ impl ErrorExtensions for AuthError {
             match self {
                 Self::BadUserInput { input, .. } => e.set("field", field_name(*input)),
                 Self::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
+                Self::SecondFactorRequired { challenge } => {
+                    e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
+                    e.set("methods", crate::auth::two_factor::METHODS.to_vec());
+                }
                 _ => {}
             }
         })

@@ -80,6 +80,11 @@ impl User {
         DateTime(self.0.updated_at)
     }
 
+    /// Whether sign-in needs a second factor (a TOTP or recovery code).
+    async fn two_factor_enabled(&self) -> bool {
+        self.0.two_factor_enabled
+    }
+
     /// The user's live (unexpired, unrevoked) sessions, newest first. Visible
     /// only to the user's own session: empty for anyone else (a `User`
     /// returned by `verifyEmail` may be read without a session).
@@ -140,6 +145,18 @@ impl Session {
     /// Whether this is the session making the request.
     async fn current(&self) -> bool {
         self.current
+    }
+
+    /// The last time this session proved the user's presence: its sign-in
+    /// or a `reauthenticate`. Step-up operations need it recent.
+    async fn authenticated_at(&self) -> DateTime {
+        DateTime(self.row.authenticated_at)
+    }
+
+    /// 1: signed in with one factor (a password or a provider); 2: with
+    /// two (a second-factor code as well).
+    async fn assurance_level(&self) -> i32 {
+        i32::from(self.row.assurance_level)
     }
 }
 

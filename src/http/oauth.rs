@@ -33,6 +33,14 @@ pub async fn callback(
     // stray link to the callback must not cancel a sign-in in progress.
     let spent = !matches!(result, Err(CallbackError { redirect_to: None, .. }));
     let mut response = match result {
+        Ok((Completed::SecondFactor(challenge), redirect_to)) => {
+            // No session: the app finishes with `completeSignIn`.
+            see_other(&with_param(
+                &redirect_to,
+                "challenge",
+                secrecy::ExposeSecret::expose_secret(&challenge),
+            ))
+        }
         Ok((completed, redirect_to)) => {
             let mut response = see_other(&redirect_to);
             if let Completed::SignedIn(signed) = completed {
@@ -43,7 +51,7 @@ pub async fn callback(
         }
         Err(CallbackError { error, redirect_to: Some(redirect_to) }) => {
             error.report();
-            see_other(&with_error(&redirect_to, error.code().as_str()))
+            see_other(&with_param(&redirect_to, "error", error.code().as_str()))
         }
         Err(CallbackError { error, redirect_to: None }) => {
             error.report();
@@ -87,13 +95,17 @@ fn see_other(location: &str) -> Response {
     }
 }
 
-fn with_error(redirect_to: &str, code: &str) -> String {
+/// `redirect_to` with `name=value` in its query (`error`, `challenge`).
+fn with_param(redirect_to: &str, name: &str, value: &str) -> String {
     match url::Url::parse(redirect_to) {
         Ok(mut url) => {
-            // Ours is the only `error` the app will read.
-            let kept: Vec<(String, String)> =
-                url.query_pairs().filter(|(k, _)| k != "error").map(|(k, v)| (k.into(), v.into())).collect();
-            url.query_pairs_mut().clear().extend_pairs(kept).append_pair("error", code);
+            // Ours are the only `error` and `challenge` the app will read.
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| k != "error" && k != "challenge")
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(kept).append_pair(name, value);
             url.into()
         }
         Err(_) => redirect_to.to_owned(),

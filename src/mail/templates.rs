@@ -86,6 +86,20 @@ pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) 
     )
 }
 
+/// Tells the owner two-factor was turned on or off, or recovery codes
+/// replaced: a stolen session must not quietly weaken (or take over) the
+/// second factor.
+pub fn two_factor_changed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
+    compose(
+        to,
+        "Two-factor sign-in changed on your account",
+        &format!("{what} {}", methods_line(methods)),
+        "Review your account",
+        app_url,
+        "If this was you, there is nothing to do. If not, reset your password now and sign out your other sessions.",
+    )
+}
+
 /// Sent instead of an answer that would reveal the address has an account
 /// (`AUTHGATE_REGISTER_PRIVACY`).
 pub fn registration_attempted(to: &str, app_url: &str) -> Email {

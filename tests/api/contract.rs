@@ -21,6 +21,12 @@ const IMPLEMENTED: &[&str] = &[
     "VerifyEmail",
     "RequestPasswordReset",
     "ResetPassword",
+    "StartTotpSetup",
+    "ConfirmTotpSetup",
+    "DisableTwoFactor",
+    "RegenerateRecoveryCodes",
+    "CompleteSignIn",
+    "Reauthenticate",
 ];
 
 fn root() -> PathBuf {

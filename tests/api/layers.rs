@@ -44,7 +44,7 @@ fn crate_modules(source: &str) -> BTreeSet<String> {
     found
 }
 
-fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+pub fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

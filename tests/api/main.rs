@@ -18,3 +18,4 @@ mod sessions;
 mod smtp;
 mod tcp;
 mod transport;
+mod two_factor;

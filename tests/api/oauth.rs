@@ -53,6 +53,8 @@ each_backend!(
     a_reset_can_remove_every_provider_link,
     a_login_racing_the_removal_of_the_password_does_not_land,
     a_login_racing_a_claim_does_not_land,
+    a_two_factor_user_meets_the_second_step_after_a_provider,
+    a_claim_removes_a_second_factor_the_squatter_set_up,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -655,4 +657,64 @@ async fn a_login_racing_a_claim_does_not_land(backend: Backend) {
     hold.release(1);
     assert_eq!(racing.await.unwrap().code(), Some("INVALID_CREDENTIALS"), "the squatter's sign-in");
     assert_eq!(app.count(sessions::Entity).await, 1, "only the victim's session");
+}
+
+/// A provider is one factor: a user with two-factor on returns to the app
+/// with a challenge, no session; `completeSignIn` finishes. Linking a new
+/// provider needs two factors as well.
+async fn a_two_factor_user_meets_the_second_step_after_a_provider(backend: Backend) {
+    use crate::two_factor::{COMPLETE, REAUTH, code_at, enable};
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (token, user_id) = app.register("tf-oauth@example.com", PW).await;
+    mark_verified(&app, &user_id).await;
+    let one_factor = str_of(&app.login("tf-oauth@example.com", PW).await.body["data"]["login"]["token"]);
+    let (secret, _) = enable(&app, &token).await;
+    let sessions_before = app.count(sessions::Entity).await;
+
+    mock.next(Person::verified("g-tf", "tf-oauth@example.com"), Tamper::None);
+    let started = start_with(&app, START, json!({ "provider": "mock", "redirectTo": APP }), None).await;
+    let back = at_provider(&started.url).await;
+    let reply = callback(&app, &back, started.cookie.as_deref()).await;
+    let target = url::Url::parse(&location(&reply)).unwrap();
+    assert_eq!(target.origin().ascii_serialization(), APP);
+    let challenge = target.query_pairs().find(|(k, _)| k == "challenge").map(|(_, v)| v.into_owned());
+    let challenge = challenge.expect("?challenge= on the way back");
+    assert_eq!(session_token(&reply), None, "no session from the provider alone");
+    assert_eq!(app.count(sessions::Entity).await, sessions_before);
+
+    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let done = app.gql(COMPLETE, input).await;
+    let payload = &done.body["data"]["completeSignIn"];
+    assert_eq!(payload["user"]["id"], user_id.as_str(), "{}", done.body);
+    let cookies = set_cookies(&done);
+    assert!(cookies.iter().any(|c| c.starts_with("session_token=")), "{cookies:?}");
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("device")),
+        "a provider sign-in earns no device cookie: {cookies:?}"
+    );
+
+    // Linking another provider: the one-factor session may not, even fresh.
+    let link = start_with(&app, LINK, json!({ "provider": "plain" }), Some(&one_factor)).await;
+    assert_eq!(link.reply.code(), Some("REAUTHENTICATION_REQUIRED"), "{}", link.reply.body);
+    app.clock.advance(chrono::Duration::seconds(30));
+    let proof = json!({ "input": { "password": PW, "code": code_at(&secret, app.clock_now()) } });
+    assert_eq!(app.authed(&one_factor, REAUTH, proof).await.body["data"]["reauthenticate"], true);
+    let link = start_with(&app, LINK, json!({ "provider": "plain" }), Some(&one_factor)).await;
+    assert!(link.url.starts_with("http://127.0.0.1"), "{}", link.reply.body);
+}
+
+/// Whoever registered an address they do not own may have turned
+/// two-factor on; when the real owner claims it through a provider, that
+/// second factor goes with every other way in the squatter set up.
+async fn a_claim_removes_a_second_factor_the_squatter_set_up(backend: Backend) {
+    let Some((app, mock)) = setup(backend).await else { return };
+    let (squatter, _) = app.register("claimed@example.com", PW).await;
+    crate::two_factor::enable(&app, &squatter).await;
+    mock.next(Person::verified("g-owner", "claimed@example.com"), Tamper::None);
+    let reply = sign_in(&app, "mock").await;
+    let token = session_token(&reply).expect("the owner signs in without the squatter's second factor");
+    let me = app.authed(&token, "query { me { twoFactorEnabled } }", json!({})).await;
+    assert_eq!(me.body["data"]["me"]["twoFactorEnabled"], false, "{}", me.body);
+    assert_eq!(app.count(entity::totp_credentials::Entity).await, 0);
+    assert_eq!(app.count(entity::recovery_codes::Entity).await, 0);
 }

@@ -15,7 +15,7 @@ use crate::{
     auth::{
         AuthContext, ClientMeta,
         account::{self, SignedIn},
-        session, validate,
+        second_step, session, validate,
     },
     error::AuthError,
 };
@@ -26,6 +26,9 @@ pub enum Completed {
     SignedIn(Box<SignedIn>),
     /// The provider was linked to the user who started the flow; no new session.
     Linked,
+    /// The user has two-factor on: no session yet, but a challenge for
+    /// `completeSignIn` (the browser returns to `redirectTo?challenge=…`).
+    SecondFactor(secrecy::SecretString),
 }
 
 #[instrument(skip_all, fields(user_id))]
@@ -111,16 +114,30 @@ pub async fn complete(
     if !account::lock_user(&txn, user.id, Some(user.credentials_version)).await? {
         return Err(AuthError::Unauthenticated);
     }
-    let new = session::create(&txn, auth, user.id, meta).await?;
+    // The provider is one factor, like a password: a user with two-factor
+    // on meets the same second step.
+    let completed = if user.two_factor_enabled {
+        let challenge = second_step::challenge(auth, &txn, &user, &format!("oauth:{provider}")).await?;
+        Completed::SecondFactor(challenge)
+    } else {
+        let new = session::create(&txn, auth, user.id, meta, session::Assurance::OneFactor).await?;
+        let (token, session) = (new.token, new.session);
+        Completed::SignedIn(Box::new(SignedIn { token, session, user: user.clone(), device: None }))
+    };
     txn.commit().await?;
     if linked_by_email {
         // A claim may have just ended the sessions of whoever registered it.
         auth.sessions.forget_user(user.id);
         notify_linked(auth, &user, provider);
     }
-    tracing::info!("signed in through OAuth");
-    metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
-    Ok(Completed::SignedIn(Box::new(SignedIn { token: new.token, session: new.session, user, device: None })))
+    match &completed {
+        Completed::SecondFactor(_) => tracing::info!("provider sign-in checked; second factor required"),
+        _ => {
+            tracing::info!("signed in through OAuth");
+            metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
+        }
+    }
+    Ok(completed)
 }
 
 /// Tells the owner a provider now signs in to their account.
@@ -167,6 +184,7 @@ async fn create_user(
         created_at: Set(now),
         updated_at: Set(now),
         credentials_version: Set(0),
+        two_factor_enabled: Set(false),
     }
     .insert(conn)
     .await?;
@@ -183,7 +201,7 @@ pub async fn unlink(
     current: &session::CurrentSession,
     account_id: Uuid,
 ) -> Result<bool, AuthError> {
-    account::require_fresh_sign_in(auth, current)?;
+    crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
     let user_id = current.user.id;
     let txn = auth.db.begin().await?;
     // A new credentials version, written first: it serializes concurrent

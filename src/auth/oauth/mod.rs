@@ -129,7 +129,7 @@ pub async fn start(
     }
     // A new way in needs a recent sign-in, not merely a (possibly stolen) session.
     if let Some(current) = link {
-        crate::auth::account::require_fresh_sign_in(auth, current)?;
+        crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
     }
     limits::hit(auth, Rule::OAuthIp, &limits::ip_subject(meta)).await?;
     let state = token::generate();

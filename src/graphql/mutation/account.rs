@@ -16,7 +16,8 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Replaces the password. `INVALID_CREDENTIALS` when `currentPassword` is
     /// wrong; `BAD_USER_INPUT` (field `newPassword`) when the new one is outside
-    /// the policy or equals the current one. Signs out the other sessions
+    /// the policy or equals the current one; `REAUTHENTICATION_REQUIRED` when
+    /// two-factor is on and the session has one factor. Signs out the other sessions
     /// unless `revokeOtherSessions` is false, spends outstanding reset links
     /// and mails the owner a notice.
     #[graphql(guard = "SessionGuard")]
@@ -47,8 +48,9 @@ impl AccountMutation {
     /// Deletes the caller's account with its sessions, sign-in methods and
     /// tokens, after checking the password (`INVALID_CREDENTIALS` when wrong).
     /// An account without a password (signed up through a provider) needs a
-    /// sign-in of the last 10 minutes instead (`REAUTHENTICATION_REQUIRED`);
-    /// `password` is then ignored.
+    /// session that proved presence within the re-authentication window
+    /// instead (`REAUTHENTICATION_REQUIRED`); `password` is then ignored.
+    /// With two-factor on, the session needs two factors either way.
     #[graphql(guard = "SessionGuard")]
     async fn delete_account(
         &self,

@@ -5,6 +5,7 @@ mod email;
 mod oauth;
 mod sessions;
 mod sign_in;
+mod two_factor;
 
 use async_graphql::MergedObject;
 
@@ -22,6 +23,7 @@ pub struct MutationRoot(
     account::AccountMutation,
     email::EmailMutation,
     oauth::OAuthMutation,
+    two_factor::TwoFactorMutation,
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).

@@ -39,8 +39,8 @@ impl OAuthMutation {
     /// Like `startOAuth`, for the signed-in user: the callback links the
     /// provider account to this user instead of signing in.
     /// `EMAIL_NOT_VERIFIED` until the user's email is verified;
-    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
-    /// last 10 minutes;
+    /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
+    /// the re-authentication window (and has two factors when two-factor is on);
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
     /// belongs to another user.
     #[graphql(name = "linkOAuth", guard = "SessionGuard")]
@@ -61,8 +61,8 @@ impl OAuthMutation {
     /// Removes one of the caller's sign-in methods (an id from
     /// `me { accounts { id } }`). `false` when the caller has no such
     /// account; `LAST_SIGN_IN_METHOD` when it is the only one left;
-    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
-    /// last 10 minutes.
+    /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
+    /// the re-authentication window (and has two factors when two-factor is on).
     #[graphql(guard = "SessionGuard")]
     async fn unlink_account(
         &self,
@@ -78,8 +78,8 @@ impl OAuthMutation {
     /// they can also sign in with email and password. `PASSWORD_ALREADY_SET`
     /// when there is one (use `changePassword`); `BAD_USER_INPUT` (field
     /// `newPassword`) when it is outside the policy;
-    /// `REAUTHENTICATION_REQUIRED` unless the session signed in within the
-    /// last 10 minutes. The owner is mailed a notice listing every way in.
+    /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
+    /// the re-authentication window (and has two factors when two-factor is on). The owner is mailed a notice listing every way in.
     #[graphql(guard = "SessionGuard")]
     async fn set_password(
         &self,

@@ -40,8 +40,11 @@ impl SignInMutation {
     /// `session_token` cookie. `INVALID_CREDENTIALS` for an unknown email or a
     /// wrong password alike; `EMAIL_NOT_VERIFIED` (after the password check)
     /// when the server requires verified addresses (a fresh link is mailed
-    /// when the last one expired); `RATE_LIMITED` after too many attempts
-    /// (a client with this account's device cookie has a budget of its own).
+    /// when the last one expired); `SECOND_FACTOR_REQUIRED` (after the
+    /// password check) when two-factor is on: no session yet, finish with
+    /// `completeSignIn` and `extensions.challenge`; `RATE_LIMITED` after too
+    /// many attempts (a client with this account's device cookie has a
+    /// budget of its own).
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -56,7 +59,7 @@ impl SignInMutation {
 
 /// The session cookie (and the device cookie) alongside the token returned
 /// in the payload.
-fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
+pub(super) fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
     let (token, expires_at) = (signed.token.clone(), signed.session.expires_at);
     effects::record(ctx, Effect::SessionCookie { token, expires_at });
     if let Some(device) = &signed.device {

@@ -1,0 +1,91 @@
+//! Step-up: changes that hand out, remove or weaken a way into the account
+//! need more than a session (which may be stolen): a session that proved
+//! the user's presence recently and, when two-factor is on, with both
+//! factors. The one rule, in one place; `reauthenticate` is how a session
+//! meets it again.
+
+use sea_orm::TransactionTrait;
+use tracing::instrument;
+
+use super::{
+    AuthContext, ClientMeta, account,
+    limits::{self, Rule},
+    session::{self, Assurance, CurrentSession},
+    two_factor,
+};
+use crate::error::{AuthError, Input};
+
+/// What the operation itself proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Nothing: the session must have proved presence within the window
+    /// (`AUTHGATE_REAUTH_WINDOW`).
+    Recent,
+    /// The caller just typed the password (`changePassword`,
+    /// `deleteAccount`): no window, only the assurance.
+    PasswordGiven,
+}
+
+/// `REAUTHENTICATION_REQUIRED` unless `current` may make a step-up change:
+/// two factors when two-factor is on, and, unless the operation takes the
+/// password itself, a proof of presence within the window.
+pub fn require(auth: &AuthContext, current: &CurrentSession, presence: Presence) -> Result<(), AuthError> {
+    if current.user.two_factor_enabled && current.session.assurance_level < Assurance::TwoFactors as i16 {
+        return Err(AuthError::ReauthenticationRequired);
+    }
+    let age = auth.clock.now() - current.session.authenticated_at;
+    if presence == Presence::Recent && age.to_std().is_ok_and(|age| age > auth.config.reauth_window) {
+        return Err(AuthError::ReauthenticationRequired);
+    }
+    Ok(())
+}
+
+/// Proves presence again for the caller's session: the password when the
+/// user has one, and a TOTP or recovery code when two-factor is on. Wrong:
+/// `INVALID_CREDENTIALS`; a missing part: `BAD_USER_INPUT`. A user with
+/// neither (signed up through a provider, no second factor) has nothing
+/// to prove it with here: `REAUTHENTICATION_REQUIRED`, sign in again.
+/// Counted per client like `login` and per user like every password check.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn reauthenticate(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    password: Option<String>,
+    code: Option<String>,
+    meta: &ClientMeta,
+) -> Result<(), AuthError> {
+    let user = &current.user;
+    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
+    let credential = account::credential_of(auth, user.id).await?;
+    if credential.is_none() && !user.two_factor_enabled {
+        return Err(AuthError::ReauthenticationRequired);
+    }
+    if credential.is_some() {
+        let password =
+            password.ok_or_else(|| AuthError::bad_input(Input::Password, "the password is required"))?;
+        account::verify(auth, credential, password).await?;
+    }
+    let code = match user.two_factor_enabled {
+        true => Some(
+            code.ok_or_else(|| AuthError::bad_input(Input::Code, "a TOTP or recovery code is required"))?,
+        ),
+        false => None,
+    };
+    let txn = auth.db.begin().await?;
+    let assurance = match code {
+        Some(code) if two_factor::spend_code(&txn, auth, user.id, &code).await? => Assurance::TwoFactors,
+        Some(_) => {
+            tracing::info!("reauthentication failed: wrong code");
+            return Err(AuthError::InvalidCredentials);
+        }
+        None => Assurance::OneFactor,
+    };
+    if !session::proved_presence(&txn, &current.session, auth.clock.now(), assurance).await? {
+        return Err(AuthError::Unauthenticated);
+    }
+    txn.commit().await?;
+    auth.sessions.forget_user(user.id);
+    tracing::info!(level = assurance as i16, "reauthenticated");
+    Ok(())
+}

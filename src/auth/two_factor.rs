@@ -1,0 +1,400 @@
+//! The second factor: a TOTP authenticator (RFC 6238: SHA-1, 6 digits,
+//! 30 s, one step either side) and ten single-use recovery codes. Setting
+//! it up, turning it off, new recovery codes, and checking a code.
+//!
+//! A code is accepted at most once: a TOTP code only for a step newer than
+//! the last one accepted, a recovery code only while unused; each decided
+//! by a conditional update, so of two requests racing with one code, one
+//! wins.
+
+use chrono::{DateTime, Utc};
+use entity::{recovery_codes, totp_credentials, users};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
+};
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{
+    AuthContext,
+    account::{self, Notice},
+    limits::{self, Rule},
+    session::{self, Assurance, CurrentSession},
+    step_up::{self, Presence},
+};
+use crate::error::{AuthError, Input};
+
+/// The codes `completeSignIn` and `reauthenticate` accept (`extensions.methods`).
+pub const METHODS: [&str; 2] = ["totp", "recovery_code"];
+
+/// How many recovery codes a user gets.
+pub const RECOVERY_CODES: usize = 10;
+
+/// What an authenticator app needs: shown once, while setting up.
+pub struct Setup {
+    /// The secret in base32, for typing in by hand.
+    pub secret: String,
+    /// `otpauth://totp/…`
+    pub uri: String,
+    /// The URI as a QR code.
+    pub qr_code_svg: String,
+}
+
+/// The RFC 6238 generator for `secret` (`account` names it in the app).
+fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, AuthError> {
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .with_account_name(account.replace(':', "."))
+        .with_issuer(Some(auth.config.totp_issuer.as_str()))
+        .build()
+        .map_err(|e| {
+            tracing::error!(error = %e, "TOTP generator refused its settings");
+            AuthError::Internal
+        })
+}
+
+/// Starts (or restarts) setting up an authenticator for the caller: a new
+/// secret, kept encrypted as the pending one until a code confirms it.
+/// Needs a recent sign-in (step-up). A confirmed authenticator stays in use
+/// until a new one is confirmed.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn start_setup(auth: &AuthContext, current: &CurrentSession) -> Result<Setup, AuthError> {
+    step_up::require(auth, current, Presence::Recent)?;
+    let user = &current.user;
+    let mut secret = vec![0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+    let generator = totp(auth, secret.clone(), &user.email)?;
+    let sealed = auth.keys.sealer.seal(&secret, user.id.as_bytes());
+    let now = auth.clock.now();
+    let row = totp_credentials::ActiveModel {
+        user_id: Set(user.id),
+        secret: Set(None),
+        pending_secret: Set(Some(sealed)),
+        last_step: Set(None),
+        confirmed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    totp_credentials::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(totp_credentials::Column::UserId)
+                .update_columns([
+                    totp_credentials::Column::PendingSecret,
+                    totp_credentials::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&auth.db)
+        .await?;
+    let uri = generator.to_url().map_err(|_| AuthError::Internal)?;
+    let qr_code_svg = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|_| AuthError::Internal)?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    tracing::info!("two-factor setup started");
+    Ok(Setup { secret: generator.secret().to_base32(), uri, qr_code_svg })
+}
+
+/// Confirms the pending setup with a current code from the app: two-factor
+/// is on, the caller's session counts as two factors, and the recovery
+/// codes (new ones, replacing any) are returned, the only time they are
+/// shown. A wrong code is `BAD_USER_INPUT` (field `code`).
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn confirm_setup(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    code: &str,
+) -> Result<Vec<String>, AuthError> {
+    let user = &current.user;
+    limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
+    let row = totp_credentials::Entity::find_by_id(user.id).one(&auth.db).await?;
+    let pending = row.and_then(|r| r.pending_secret).ok_or_else(|| {
+        AuthError::bad_input(Input::Code, "no authenticator is being set up: call startTotpSetup first")
+    })?;
+    let secret = open(auth, &pending, user.id)?;
+    let now = auth.clock.now();
+    let step = matching_step(auth, secret, code, now)?.ok_or_else(|| {
+        AuthError::bad_input(Input::Code, "the code is not the authenticator's current one")
+    })?;
+    let txn = auth.db.begin().await?;
+    // Only the setup that was read: a restart meanwhile wins.
+    let confirmed = totp_credentials::Entity::update_many()
+        .col_expr(totp_credentials::Column::Secret, Expr::value(pending.clone()))
+        .col_expr(totp_credentials::Column::PendingSecret, Expr::value(Option::<String>::None))
+        .col_expr(totp_credentials::Column::LastStep, Expr::value(step))
+        .col_expr(totp_credentials::Column::ConfirmedAt, Expr::value(now))
+        .col_expr(totp_credentials::Column::UpdatedAt, Expr::value(now))
+        .filter(totp_credentials::Column::UserId.eq(user.id))
+        .filter(totp_credentials::Column::PendingSecret.eq(pending))
+        .exec(&txn)
+        .await?;
+    if confirmed.rows_affected != 1 {
+        return Err(AuthError::bad_input(
+            Input::Code,
+            "the setup was restarted meanwhile: use the new secret",
+        ));
+    }
+    set_enabled(&txn, user.id, true).await?;
+    let codes = replace_recovery_codes(&txn, user.id, now).await?;
+    // The code just proved the second factor for this session.
+    session::proved_presence(&txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
+        .await?;
+    txn.commit().await?;
+    auth.sessions.forget_user(user.id);
+    tracing::info!("two-factor turned on");
+    account::notify(auth, user, Notice::TwoFactorOn);
+    Ok(codes)
+}
+
+/// Turns two-factor off: the secret, a pending setup, the recovery codes
+/// and half-finished sign-ins go. `false` when it was not on (a pending
+/// setup is removed all the same). Step-up.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<bool, AuthError> {
+    step_up::require(auth, current, Presence::Recent)?;
+    let user_id = current.user.id;
+    let txn = auth.db.begin().await?;
+    let was_on = remove(&txn, user_id).await?;
+    txn.commit().await?;
+    auth.sessions.forget_user(user_id);
+    if was_on {
+        tracing::info!("two-factor turned off");
+        account::notify(auth, &current.user, Notice::TwoFactorOff);
+    }
+    Ok(was_on)
+}
+
+/// Removes every trace of a second factor of `user_id` (inside the
+/// caller's transaction); whether it was on.
+pub async fn remove(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, AuthError> {
+    let was_on = set_enabled(conn, user_id, false).await?;
+    totp_credentials::Entity::delete_by_id(user_id).exec(conn).await?;
+    recovery_codes::Entity::delete_many()
+        .filter(recovery_codes::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    entity::sign_in_challenges::Entity::delete_many()
+        .filter(entity::sign_in_challenges::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(was_on)
+}
+
+/// New recovery codes, replacing all earlier ones (used or not). Step-up;
+/// `TWO_FACTOR_NOT_ENABLED` when two-factor is off.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn regenerate_recovery_codes(
+    auth: &AuthContext,
+    current: &CurrentSession,
+) -> Result<Vec<String>, AuthError> {
+    step_up::require(auth, current, Presence::Recent)?;
+    let user_id = current.user.id;
+    let txn = auth.db.begin().await?;
+    // Read inside the transaction, after a write that holds the user's row:
+    // a concurrent `disableTwoFactor` is wholly before or after.
+    account::lock_user(&txn, user_id, None).await?;
+    let on = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| u.two_factor_enabled);
+    if !on {
+        return Err(AuthError::TwoFactorNotEnabled);
+    }
+    let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
+    txn.commit().await?;
+    tracing::info!("recovery codes replaced");
+    account::notify(auth, &current.user, Notice::RecoveryCodesReplaced);
+    Ok(codes)
+}
+
+/// Sets `users.two_factor_enabled`; whether it was on before.
+async fn set_enabled(conn: &impl ConnectionTrait, user_id: Uuid, on: bool) -> Result<bool, AuthError> {
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::TwoFactorEnabled, Expr::value(on))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::TwoFactorEnabled.eq(!on))
+        .exec(conn)
+        .await?;
+    // Turning on: a change means it was off. Turning off: a change means it was on.
+    Ok((changed.rows_affected == 1) != on)
+}
+
+/// Ten new codes of 60 random bits each (`xxxx-xxxx-xxxx`, lower-case
+/// base32), stored as SHA-256.
+async fn replace_recovery_codes(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, AuthError> {
+    recovery_codes::Entity::delete_many()
+        .filter(recovery_codes::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+    let rows = codes.iter().map(|code| recovery_codes::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        code_hash: Set(recovery_hash(code).expect("a generated code is well formed")),
+        used_at: Set(None),
+        created_at: Set(now),
+    });
+    recovery_codes::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    Ok(codes)
+}
+
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn new_recovery_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    let chars: Vec<char> = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
+    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+}
+
+/// The stored form of a presented recovery code: case, spaces and dashes
+/// do not matter; anything but 12 base32 characters is no code of ours.
+fn recovery_hash(code: &str) -> Option<Vec<u8>> {
+    let normal: String =
+        code.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_lowercase()).collect();
+    let well_formed = normal.len() == 12 && normal.bytes().all(|b| ALPHABET.contains(&b));
+    well_formed.then(|| Sha256::digest(normal.as_bytes()).to_vec())
+}
+
+/// The step `code` is the TOTP code of (now, or one step either side).
+fn matching_step(
+    auth: &AuthContext,
+    secret: Vec<u8>,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, AuthError> {
+    let code: String = code.chars().filter(|c| *c != ' ').collect();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let time = u64::try_from(now.timestamp()).map_err(|_| AuthError::Internal)?;
+    Ok(totp(auth, secret, "")?.check(&code, time).map(|step| step as i64))
+}
+
+fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Vec<u8>, AuthError> {
+    auth.keys.sealer.open(sealed, user_id.as_bytes()).map(|(plain, _)| plain).map_err(|e| {
+        // A rotated key removed too early, or a row copied between users.
+        tracing::error!(%user_id, error = %e, "a TOTP secret does not open");
+        AuthError::Internal
+    })
+}
+
+/// Checks a second-factor code of `user_id` and spends it (inside the
+/// caller's transaction, so it is spent only if what it unlocks happens):
+/// a TOTP code of a step newer than the last accepted, or an unused
+/// recovery code. `false` for anything else.
+pub async fn spend_code(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    code: &str,
+) -> Result<bool, AuthError> {
+    if code.len() > 64 {
+        return Ok(false);
+    }
+    let now = auth.clock.now();
+    if let Some(hash) = recovery_hash(code) {
+        let spent = recovery_codes::Entity::update_many()
+            .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
+            .filter(recovery_codes::Column::UserId.eq(user_id))
+            .filter(recovery_codes::Column::CodeHash.eq(hash))
+            .filter(recovery_codes::Column::UsedAt.is_null())
+            .exec(conn)
+            .await?;
+        if spent.rows_affected == 1 {
+            tracing::info!(%user_id, "recovery code used");
+        }
+        return Ok(spent.rows_affected == 1);
+    }
+    let Some(row) = totp_credentials::Entity::find_by_id(user_id).one(conn).await? else {
+        return Ok(false);
+    };
+    let Some(sealed) = row.secret else { return Ok(false) };
+    let Some(step) = matching_step(auth, open(auth, &sealed, user_id)?, code, now)? else {
+        return Ok(false);
+    };
+    let spent = totp_credentials::Entity::update_many()
+        .col_expr(totp_credentials::Column::LastStep, Expr::value(step))
+        .filter(totp_credentials::Column::UserId.eq(user_id))
+        .filter(totp_credentials::Column::Secret.eq(sealed))
+        .filter(
+            Condition::any()
+                .add(totp_credentials::Column::LastStep.is_null())
+                .add(totp_credentials::Column::LastStep.lt(step)),
+        )
+        .exec(conn)
+        .await?;
+    if spent.rows_affected == 0 {
+        tracing::info!(%user_id, "a TOTP code was replayed");
+    }
+    Ok(spent.rows_affected == 1)
+}
+
+/// Re-encrypts every TOTP secret (confirmed and pending) sealed under a
+/// previous key with the current one (`authgate reseal`). Returns how many
+/// rows were re-encrypted and how many hold a secret no configured key
+/// opens (left as they are).
+pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
+    let (mut resealed, mut unopened) = (0, 0);
+    for row in totp_credentials::Entity::find().all(&auth.db).await? {
+        let context = row.user_id.as_bytes();
+        let mut stale = false;
+        let mut reseal = |sealed: &Option<String>| -> Option<Option<String>> {
+            let sealed = sealed.as_deref()?;
+            match auth.keys.sealer.open(sealed, context) {
+                Ok((plain, true)) => {
+                    stale = true;
+                    Some(Some(auth.keys.sealer.seal(&plain, context)))
+                }
+                Ok((_, false)) => None,
+                Err(_) => {
+                    unopened += 1;
+                    None
+                }
+            }
+        };
+        let (secret, pending) = (reseal(&row.secret), reseal(&row.pending_secret));
+        if !stale {
+            continue;
+        }
+        let mut update = totp_credentials::Entity::update_many()
+            .col_expr(totp_credentials::Column::UpdatedAt, Expr::value(auth.clock.now()))
+            .filter(totp_credentials::Column::UserId.eq(row.user_id));
+        // Only the values read: a concurrent change (a new setup) wins.
+        if let Some(secret) = secret {
+            update = update
+                .col_expr(totp_credentials::Column::Secret, Expr::value(secret))
+                .filter(totp_credentials::Column::Secret.eq(row.secret.clone()));
+        }
+        if let Some(pending) = pending {
+            update = update
+                .col_expr(totp_credentials::Column::PendingSecret, Expr::value(pending))
+                .filter(totp_credentials::Column::PendingSecret.eq(row.pending_secret.clone()));
+        }
+        resealed += update.exec(&auth.db).await?.rows_affected;
+    }
+    Ok((resealed, unopened))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_long_and_forgive_case_and_dashes() {
+        let code = new_recovery_code();
+        assert_eq!(code.len(), 14, "{code}");
+        assert_ne!(code, new_recovery_code());
+        let hash = recovery_hash(&code).unwrap();
+        assert_eq!(recovery_hash(&code.to_uppercase().replace('-', " ")), Some(hash.clone()));
+        assert_eq!(recovery_hash(&code.replace('-', "")), Some(hash));
+        assert_eq!(recovery_hash("abcd-efgh-ijk"), None, "11 characters");
+        assert_eq!(recovery_hash("abcd-efgh-ijk1"), None, "1 is not base32");
+        assert_eq!(recovery_hash("123456"), None, "a TOTP code is not a recovery code");
+    }
+}

@@ -1,0 +1,126 @@
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+
+use super::sign_in::started_session;
+use crate::{
+    auth::{AuthContext, second_step, step_up, two_factor},
+    graphql::{
+        GqlResult,
+        guard::{SessionGuard, client_meta, signed_in},
+        types::AuthPayload,
+    },
+};
+
+#[derive(Default)]
+pub struct TwoFactorMutation;
+
+/// What an authenticator app needs to be set up; shown only while setting up.
+#[derive(SimpleObject)]
+pub struct TotpSetup {
+    /// The secret in base32, for typing into the app by hand.
+    pub secret: String,
+    /// An `otpauth://totp/…` URI (SHA-1, 6 digits, 30 seconds).
+    pub uri: String,
+    /// The URI as a QR code, an SVG image.
+    pub qr_code_svg: String,
+}
+
+/// The second step of a sign-in.
+#[derive(InputObject)]
+pub struct CompleteSignInInput {
+    /// `extensions.challenge` of the `SECOND_FACTOR_REQUIRED` error (or
+    /// the `challenge` query parameter after an OAuth sign-in).
+    pub challenge: String,
+    /// A current 6-digit code from the authenticator app, or an unused
+    /// recovery code.
+    pub code: String,
+}
+
+/// Proof of presence for the current session.
+#[derive(InputObject)]
+pub struct ReauthenticateInput {
+    /// The account's password (required when it has one).
+    pub password: Option<String>,
+    /// A TOTP or recovery code (required when two-factor is on).
+    pub code: Option<String>,
+}
+
+#[Object]
+impl TwoFactorMutation {
+    /// Starts setting up an authenticator app: a new secret, its
+    /// `otpauth://` URI and QR code. Nothing changes until
+    /// `confirmTotpSetup`; calling it again starts over. Step-up
+    /// (`REAUTHENTICATION_REQUIRED`).
+    #[graphql(guard = "SessionGuard")]
+    async fn start_totp_setup(&self, ctx: &Context<'_>) -> async_graphql::Result<TotpSetup> {
+        let (auth, current) = signed_in(ctx).await?;
+        let setup = two_factor::start_setup(auth, current).await.gql()?;
+        Ok(TotpSetup { secret: setup.secret, uri: setup.uri, qr_code_svg: setup.qr_code_svg })
+    }
+
+    /// Turns two-factor on with a current code from the app just set up,
+    /// and returns 10 recovery codes: the only time they are shown. The
+    /// session making the call counts as two factors from now on.
+    /// `BAD_USER_INPUT` (field `code`) for a wrong code or no setup
+    /// started; mails the owner a notice.
+    #[graphql(guard = "SessionGuard")]
+    async fn confirm_totp_setup(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The app's current 6-digit code.")] code: String,
+    ) -> async_graphql::Result<Vec<String>> {
+        let (auth, current) = signed_in(ctx).await?;
+        two_factor::confirm_setup(auth, current, &code).await.gql()
+    }
+
+    /// Turns two-factor off: the authenticator and recovery codes are
+    /// removed. `false` when it was not on. Step-up; mails the owner a notice.
+    #[graphql(guard = "SessionGuard")]
+    async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx).await?;
+        two_factor::disable(auth, current).await.gql()
+    }
+
+    /// Replaces every recovery code with 10 new ones, shown only now.
+    /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off; mails the
+    /// owner a notice.
+    #[graphql(guard = "SessionGuard")]
+    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let (auth, current) = signed_in(ctx).await?;
+        two_factor::regenerate_recovery_codes(auth, current).await.gql()
+    }
+
+    /// Finishes a sign-in that answered `SECOND_FACTOR_REQUIRED`: returns
+    /// the token and sets the `session_token` cookie, with
+    /// `assuranceLevel` 2. `INVALID_CREDENTIALS` for a wrong code (each
+    /// counts like a wrong password); `INVALID_TOKEN` for a challenge that
+    /// is unknown, older than 5 minutes, spent or past 5 codes;
+    /// `RATE_LIMITED` like `login`.
+    async fn complete_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The challenge and a code.")] input: CompleteSignInInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let auth = ctx.data::<AuthContext>()?;
+        let meta = client_meta(ctx);
+        let signed = second_step::complete(auth, &input.challenge, &input.code, &meta).await.gql()?;
+        Ok(started_session(ctx, signed))
+    }
+
+    /// Proves presence again for the current session, for the step-up
+    /// operations: the password when the account has one, plus a code when
+    /// two-factor is on (which raises `assuranceLevel` to 2).
+    /// `INVALID_CREDENTIALS` when wrong; `BAD_USER_INPUT` when a required
+    /// part is missing; `REAUTHENTICATION_REQUIRED` for an account with
+    /// neither (sign in again through its provider); `RATE_LIMITED`.
+    #[graphql(guard = "SessionGuard")]
+    async fn reauthenticate(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password and/or a code.")] input: ReauthenticateInput,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx).await?;
+        let meta = client_meta(ctx);
+        step_up::reauthenticate(auth, current, input.password, input.code, &meta).await.gql()?;
+        Ok(true)
+    }
+}
