@@ -92,6 +92,8 @@ impl Seeded {
                 updated_at: Set(now),
                 ip_address: Set(None),
                 user_agent: Set(Some("authgate-bench".into())),
+                authenticated_at: Set(now),
+                assurance_level: Set(1),
             });
             if rows.len() == 500 {
                 sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&state.auth.db).await?;
