@@ -143,6 +143,29 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
         app.authed(&doomed, "mutation D($p: String!) { deleteAccount(password: $p) }", json!({ "p": PW }));
     assert_eq!(deleted.await.body["data"]["deleteAccount"], true);
     assert_eq!(app.me(&doomed).await.code(), Some("UNAUTHENTICATED"), "deleteAccount");
+
+    // Two-factor: the user row (twoFactorEnabled) and the session row
+    // (assuranceLevel, which step-up reads from the cached session).
+    let tf = "two-factor@example.com";
+    let (setter, _) = app.register(tf, PW).await;
+    let watcher = login(&app, tf, PW).await;
+    assert_eq!(two_factor_of(&app, &watcher).await["twoFactorEnabled"], false);
+    let (secret, _) = crate::two_factor::enable(&app, &setter).await;
+    assert_eq!(two_factor_of(&app, &watcher).await["twoFactorEnabled"], true, "confirmTotpSetup");
+    let regenerate = "mutation { regenerateRecoveryCodes }";
+    assert_eq!(app.authed(&watcher, regenerate, json!({})).await.code(), Some("REAUTHENTICATION_REQUIRED"));
+    let proof =
+        json!({ "input": { "password": PW, "code": crate::two_factor::code_at(&secret, app.clock_now()) } });
+    assert_eq!(
+        app.authed(&watcher, crate::two_factor::REAUTH, proof).await.body["data"]["reauthenticate"],
+        true
+    );
+    assert!(
+        app.authed(&watcher, regenerate, json!({})).await.body["data"]["regenerateRecoveryCodes"].is_array(),
+        "reauthenticate"
+    );
+    app.authed(&setter, "mutation { disableTwoFactor }", json!({})).await;
+    assert_eq!(two_factor_of(&app, &watcher).await["twoFactorEnabled"], false, "disableTwoFactor");
 }
 
 /// On SQLite a second server on the same file could revoke a session the
@@ -264,4 +287,8 @@ async fn without_the_triggers_nothing_is_answered_from_memory() {
     app.authed(&token, LOGOUT, json!({})).await;
     let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
     assert_eq!(after.code(), Some("UNAUTHENTICATED"), "read from the database: {}", after.body);
+}
+
+async fn two_factor_of(app: &TestApp, token: &str) -> serde_json::Value {
+    app.authed(token, "{ me { twoFactorEnabled } }", json!({})).await.body["data"]["me"].clone()
 }
