@@ -34,6 +34,11 @@ try {
   await page.goto(`${base}/graphql`, { waitUntil: 'networkidle' });
   await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: 15000 });
 
+  // The first tab shows the sign-in flow, the second step included.
+  const first = await page.evaluate(() => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue());
+  for (const operation of ['mutation Login', 'mutation CompleteSignIn', 'query Me', 'mutation Logout']) {
+    if (!first.includes(operation)) throw new Error(`the default tab lacks ${operation}:\n${first}`);
+  }
   // The query editor and the headers pane are CodeMirror instances.
   await page.evaluate(() => {
     document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue('query Me {\n  me { id email }\n}\n');

@@ -1,11 +1,26 @@
-// Registers, asks `me` and logs out against a running authgate, with types
-// generated from schema.graphql: a wrong field or variable fails `tsc`.
+// Registers, asks `me`, turns two-factor on, signs in with the second step
+// and logs out against a running authgate, with types generated from
+// schema.graphql: a wrong field or variable fails `tsc`.
 import { ClientError, GraphQLClient } from 'graphql-request';
-import { LogoutDocument, MeDocument, RegisterDocument } from './generated.js';
+import { Secret, TOTP } from 'otpauth';
+import {
+  CompleteSignInDocument,
+  ConfirmTotpSetupDocument,
+  LoginDocument,
+  LogoutDocument,
+  MeDocument,
+  RegisterDocument,
+  StartTotpSetupDocument,
+} from './generated.js';
 
 const url = process.env.AUTHGATE_URL ?? 'http://127.0.0.1:8000/graphql';
 const email = `ts-client-${Date.now()}@example.com`;
 const password = 'typed documents catch mistakes early';
+
+/** `extensions` of a GraphQL error the server answered with. */
+function extensionsOf(error: unknown): Record<string, unknown> | undefined {
+  return error instanceof ClientError ? error.response.errors?.[0]?.extensions : undefined;
+}
 
 const anonymous = new GraphQLClient(url);
 const { register } = await anonymous.request(RegisterDocument, { input: { email, password, name: 'Type Script' } });
@@ -18,14 +33,44 @@ if (me.email !== email || me.name !== 'Type Script' || me.emailVerified) {
 }
 console.log(`me: ${me.id} ${me.email}, created ${me.createdAt}`);
 
-const { logout } = await signedIn.request(LogoutDocument);
-if (!logout) throw new Error('logout answered false');
+// Two-factor: the app the user scans the QR code with is played here by
+// `otpauth`, computing codes from the secret.
+const { startTotpSetup } = await signedIn.request(StartTotpSetupDocument);
+const app = new TOTP({ secret: Secret.fromBase32(startTotpSetup.secret), digits: 6, period: 30 });
+const { confirmTotpSetup: recoveryCodes } = await signedIn.request(ConfirmTotpSetupDocument, {
+  code: app.generate(),
+});
+console.log(`two-factor on; ${recoveryCodes.length} recovery codes to keep somewhere safe`);
+
+// Signing in now takes two steps: the password gives a challenge...
+let challenge: string | undefined;
+try {
+  await anonymous.request(LoginDocument, { input: { email, password } });
+  throw new Error('login signed in without the second factor');
+} catch (error) {
+  const extensions = extensionsOf(error);
+  if (extensions?.['code'] !== 'SECOND_FACTOR_REQUIRED') throw error;
+  challenge = String(extensions['challenge']);
+}
+// ...and a code completes it. A code is accepted once: wait for the app's
+// next one rather than reuse the code that confirmed the setup.
+await new Promise((resolve) => setTimeout(resolve, app.remaining() + 200));
+const { completeSignIn } = await anonymous.request(CompleteSignInDocument, {
+  input: { challenge, code: app.generate() },
+});
+if (!completeSignIn.user.twoFactorEnabled) throw new Error('completeSignIn: two-factor not shown as on');
+console.log(`signed in with two factors as ${completeSignIn.user.email}`);
+
+const twoFactor = new GraphQLClient(url, { headers: { authorization: `Bearer ${completeSignIn.token}` } });
+for (const client of [signedIn, twoFactor]) {
+  const { logout } = await client.request(LogoutDocument);
+  if (!logout) throw new Error('logout answered false');
+}
 
 try {
   await signedIn.request(MeDocument);
   throw new Error('me still answered after logout');
 } catch (error) {
-  const code = error instanceof ClientError ? error.response.errors?.[0]?.extensions?.['code'] : undefined;
-  if (code !== 'UNAUTHENTICATED') throw error;
+  if (extensionsOf(error)?.['code'] !== 'UNAUTHENTICATED') throw error;
 }
-console.log('typescript client: register, me, logout: ok');
+console.log('typescript client: register, me, two-factor sign-in, logout: ok');

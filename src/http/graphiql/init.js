@@ -6,6 +6,43 @@ const fetcher = GraphiQL.createFetcher({
   fetch: (url, init) => fetch(url, { ...init, credentials: 'include' }),
   headers: { 'X-Requested-With': 'GraphiQL' },
 });
+// The first tab: the sign-in flow, two-factor step included. Run an
+// operation by name; the cookie the sign-in sets is sent with later ones.
+const defaultQuery = `# Sign in. With two-factor on, Login answers SECOND_FACTOR_REQUIRED with
+# extensions.challenge: pass it with a code from the authenticator app (or a
+# recovery code) to CompleteSignIn. Variables go in the pane below.
+
+mutation Register($email: String!, $password: String!) {
+  register(input: { email: $email, password: $password }) { token user { id email } }
+}
+
+mutation Login($email: String!, $password: String!) {
+  login(input: { email: $email, password: $password }) { token expiresAt user { id email } }
+}
+
+mutation CompleteSignIn($challenge: String!, $code: String!) {
+  completeSignIn(input: { challenge: $challenge, code: $code }) { token user { id email twoFactorEnabled } }
+}
+
+query Me {
+  me { id email twoFactorEnabled sessions { id current authenticatedAt assuranceLevel } }
+}
+
+mutation Logout {
+  logout
+}
+`;
+const defaultVariables = JSON.stringify(
+  { email: 'ada@example.com', password: 'correct horse battery', challenge: '', code: '' },
+  null,
+  2,
+);
 ReactDOM.createRoot(document.getElementById('graphiql')).render(
-  React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true, isHeadersEditorEnabled: true }),
+  React.createElement(GraphiQL, {
+    fetcher,
+    defaultQuery,
+    defaultVariables,
+    defaultEditorToolsVisibility: true,
+    isHeadersEditorEnabled: true,
+  }),
 );
