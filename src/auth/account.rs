@@ -284,6 +284,23 @@ impl LoginCounters {
         }
     }
 
+    /// A second-factor code for `user_id`: counted like a password and, but
+    /// for the owner's trusted device, against a tighter per-account budget
+    /// (a 6-digit code is far easier to guess than a password).
+    pub async fn hit_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
+        self.hit(auth).await?;
+        match self.device {
+            Some(_) => Ok(()),
+            None => limits::hit(auth, Rule::SecondFactorAccount, &user_id.to_string()).await,
+        }
+    }
+
+    /// A sign-in completed with a second factor: every budget it spent is whole again.
+    pub async fn clear_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
+        self.clear(auth).await?;
+        limits::clear(auth, Rule::SecondFactorAccount, &user_id.to_string()).await
+    }
+
     /// The device cookie for a completed password sign-in: the one it came
     /// with, or a new one.
     pub fn device_for(&self, user: &users::Model) -> Device {

@@ -88,7 +88,7 @@ pub async fn complete(
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
     let counters = LoginCounters::new(&user.email, &ip, meta, Some(&user));
-    counters.hit(auth).await?;
+    counters.hit_code(auth, user.id).await?;
     // Claim the attempt before checking its code.
     let claimed = sign_in_challenges::Entity::update_many()
         .col_expr(
@@ -121,7 +121,7 @@ pub async fn complete(
     }
     let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
     txn.commit().await?;
-    counters.clear(auth).await?;
+    counters.clear_code(auth, user.id).await?;
     tracing::info!(first_factor = %found.method, "sign-in completed with a second factor");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     let device = (found.method == PASSWORD).then(|| counters.device_for(&user));

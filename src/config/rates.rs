@@ -49,6 +49,7 @@ pub enum Rule {
     TokenIp,
     PasswordAccount,
     OAuthIp,
+    SecondFactorAccount,
 }
 
 /// One row of `RULES`.
@@ -63,7 +64,7 @@ pub struct RuleSpec {
     pub meaning: &'static str,
 }
 
-pub const RULES: [RuleSpec; 12] = [
+pub const RULES: [RuleSpec; 13] = [
     RuleSpec {
         rule: Rule::LoginIp,
         name: "login_ip",
@@ -147,6 +148,13 @@ pub const RULES: [RuleSpec; 12] = [
         variable: "AUTHGATE_RATE_OAUTH_IP",
         default: "30/1m",
         meaning: "OAuth sign-ins started per client",
+    },
+    RuleSpec {
+        rule: Rule::SecondFactorAccount,
+        name: "second_factor_account",
+        variable: "AUTHGATE_RATE_SECOND_FACTOR_ACCOUNT",
+        default: "10/1h",
+        meaning: "second-factor codes per account from all clients (`completeSignIn`; a completed sign-in resets it): a thief with the password gets 10 guesses an hour at the 6-digit code; not applied to the owner's trusted device",
     },
 ];
 

@@ -389,7 +389,7 @@ async fn one_ipv6_64_shares_one_budget(app: TestApp) {
 }
 
 /// The device cookie a sign-in handed out (`device=...`), as a `Cookie` header.
-fn device_cookie(reply: &crate::common::Reply) -> String {
+pub fn device_cookie(reply: &crate::common::Reply) -> String {
     reply
         .headers
         .get_all(axum::http::header::SET_COOKIE)

@@ -20,6 +20,7 @@ both_backends!(
     challenges_expire_are_single_use_and_die_after_five_codes,
     codes_sent_at_once_get_five_checks_not_more,
     wrong_codes_count_like_wrong_passwords,
+    codes_from_many_clients_meet_a_per_account_budget,
     every_step_up_operation_needs_a_recent_proof,
     reauthenticate_checks_each_part,
     disabling_removes_the_second_step,
@@ -334,6 +335,57 @@ async fn wrong_codes_count_like_wrong_passwords(app: TestApp) {
     for _ in 0..9 {
         assert_eq!(app.login("thief@example.com", PW).await.code(), Some("SECOND_FACTOR_REQUIRED"));
     }
+}
+
+/// Ten guesses an hour at the 6-digit code, from however many addresses;
+/// the owner's trusted device keeps its own budget.
+async fn codes_from_many_clients_meet_a_per_account_budget(app: TestApp) {
+    let email = "many@example.com";
+    let (token, _) = app.register(email, PW).await;
+    let (secret, _) = enable(&app, &token).await;
+    // The owner signs in once on their device: it gets the device cookie.
+    let owner_challenge = challenge(&app, email).await;
+    let owner = complete(&app, &owner_challenge, &code_at(&secret, app.clock_now())).await;
+    let device = crate::abuse::device_cookie(&owner);
+    app.clock.advance(Duration::seconds(30));
+
+    let guess = |ip: &'static str, challenge: String| {
+        let app = &app;
+        async move {
+            let input = json!({ "input": { "challenge": challenge, "code": "000000" } });
+            app.post().graphql(COMPLETE, input).peer_ip(ip).send().await
+        }
+    };
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            let vars = json!({ "input": { "email": email, "password": PW } });
+            let reply = app.post().graphql(LOGIN, vars).peer_ip(ip).send().await;
+            str_of(&reply.body["errors"][0]["extensions"]["challenge"])
+        }
+    };
+    let mut wrong = 0;
+    for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        let challenge = from(ip).await;
+        for _ in 0..4 {
+            if guess(ip, challenge.clone()).await.code() == Some("INVALID_CREDENTIALS") {
+                wrong += 1;
+            }
+        }
+    }
+    assert_eq!(wrong, 10, "ten wrong codes an hour per account");
+    // The next code is refused before it is checked, even the right one.
+    let late = from("192.0.2.4").await;
+    let input = json!({ "input": { "challenge": late, "code": code_at(&secret, app.clock_now()) } });
+    let refused = app.post().graphql(COMPLETE, input).peer_ip("192.0.2.4").send().await;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{}", refused.body);
+    // The owner's device is not held back by it.
+    let vars = json!({ "input": { "email": email, "password": PW } });
+    let login = app.post().graphql(LOGIN, vars).header("cookie", &device).send().await;
+    let challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
+    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let signed = app.post().graphql(COMPLETE, input).header("cookie", &device).send().await;
+    assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
 }
 
 /// Each step-up operation, as `(name, document, variables)`, for a user
