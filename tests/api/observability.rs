@@ -164,8 +164,27 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     )
     .await;
 
+    // Two-factor: the secret, the codes, the recovery codes, the challenge.
+    let (tf_token, _) = app.register("logs-2fa@example.com", first).await;
+    let setup = app.authed(&tf_token, crate::two_factor::START_SETUP, json!({})).await;
+    let totp_secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
+    let confirm_code = crate::two_factor::code_at(&totp_secret, app.clock_now());
+    let confirmed = app.authed(&tf_token, crate::two_factor::CONFIRM, json!({ "code": confirm_code })).await;
+    let recovery: Vec<String> =
+        confirmed.body["data"]["confirmTotpSetup"].as_array().expect("codes").iter().map(str_of).collect();
+    let login = app.login("logs-2fa@example.com", first).await;
+    let challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
+    let completed = crate::two_factor::complete(&app, &challenge, &recovery[0]).await;
+    let tf_session = str_of(&completed.body["data"]["completeSignIn"]["token"]);
+    assert!(!tf_session.is_empty(), "{}", completed.body);
+
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(text.contains("login failed") && text.contains("password reset"), "logs were captured:\n{text}");
+    assert!(text.contains("second factor required") && text.contains("recovery code used"), "{text}");
+    // (The 6-digit code is not looked for: any timestamp may contain it.)
+    for secret in [&totp_secret, &challenge, &tf_session].into_iter().chain(&recovery) {
+        assert!(!text.contains(secret.as_str()), "a two-factor secret reached the logs: {secret}");
+    }
     for secret in [
         first,
         second,
