@@ -40,10 +40,13 @@ pub enum Scenario {
     /// Anonymous documents naming a different unknown field each time:
     /// what must not grow the server's memory (metric labels are bounded).
     GarbageFlood,
+    /// `completeSignIn` with a current TOTP code: the second step of a
+    /// two-factor sign-in (challenges prepared untimed, one user each).
+    CompleteSignIn,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 11] {
+    pub fn all() -> [Self; 12] {
         [
             Self::Healthz,
             Self::Floor,
@@ -55,6 +58,7 @@ impl Scenario {
             Self::Logout,
             Self::MeDuringLoginFlood,
             Self::GarbageFlood,
+            Self::CompleteSignIn,
             Self::Revocation,
         ]
     }
@@ -72,6 +76,7 @@ impl Scenario {
             Self::MeDuringLoginFlood => "me-during-login-flood",
             Self::GarbageFlood => "garbage-flood",
             Self::Revocation => "revocation",
+            Self::CompleteSignIn => "complete-sign-in",
         }
     }
 }
@@ -96,6 +101,8 @@ const ME: &str = r#"{"query":"query Me { me { id email name emailVerified } }"}"
 const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token } }";
 const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token } }";
 const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+const COMPLETE: &str =
+    "mutation CompleteSignIn($input: CompleteSignInInput!) { completeSignIn(input: $input) { token } }";
 
 /// One HTTP client per run; connections are reused (keep-alive).
 fn client(concurrency: usize) -> reqwest::Client {
@@ -183,6 +190,23 @@ pub async fn run(
                         "\"logout\":true",
                     )
                     .await
+                }
+            })
+            .await
+        }
+        Scenario::CompleteSignIn => {
+            // Each second step is single use: enough for the run, made first.
+            let wanted = (300 * duration.as_secs().max(1) as usize).clamp(100, 3_000);
+            let steps = Arc::new(Mutex::new(seeded.second_steps(wanted).await?));
+            load::run(&label, concurrency, duration, server, move |_, _| {
+                let step = steps.lock().expect("steps").pop();
+                let (http, graphql) = (http.clone(), graphql.clone());
+                async move {
+                    let Some((challenge, secret)) = step else { return Ok(false) };
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                    let code = crate::seed::code_at(&secret, now.as_secs());
+                    let body = json!({ "query": COMPLETE, "variables": { "input": { "challenge": challenge, "code": code } } });
+                    check(http.post(&graphql).json(&body), "\"token\"").await
                 }
             })
             .await

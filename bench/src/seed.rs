@@ -52,7 +52,16 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize)
 }
 
 async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http::AppState> {
+    state_with(database_url, dir, |_| {}).await
+}
+
+async fn state_with(
+    database_url: &str,
+    dir: &Path,
+    tweak: impl FnOnce(&mut Config),
+) -> anyhow::Result<authgate::http::AppState> {
     let mut config = Config::for_database(database_url);
+    tweak(&mut config);
     config.outbox_dir = dir.join("outbox");
     config.secret_key_file = dir.join("data/secret.key");
     config.db_max_connections = 2;
@@ -105,8 +114,49 @@ impl Seeded {
         Ok(tokens)
     }
 
+    /// `count` sign-ins stopped at the second step, each of a user of its
+    /// own with two-factor on: `(challenge, base32 TOTP secret)`. Made
+    /// through authgate's services; the users' passwords are hashed cheaply
+    /// (the scenario never checks them). Each setup is confirmed with the
+    /// previous step's code (accepted for clock drift), so the current
+    /// step's code is still unused when the scenario sends it.
+    pub async fn second_steps(&self, count: usize) -> anyhow::Result<Vec<(String, String)>> {
+        use authgate::auth::{second_step, session, two_factor};
+        let state = state_with(&self.db_url, &self.dir, |c| {
+            c.argon2_memory_kib = 256;
+            c.argon2_iterations = 1;
+        })
+        .await?;
+        let auth = &state.auth;
+        let fail = |what: &str, e: authgate::error::AuthError| anyhow::anyhow!("{what}: {e}");
+        let mut steps = Vec::with_capacity(count);
+        for i in 0..count {
+            let email = format!("bench-{}-2fa-{}-{i}@example.com", self.run, Uuid::new_v4().simple());
+            let registration = account::Registration { email, password: PASSWORD.into(), name: None };
+            let signed = account::register(auth, registration, &ClientMeta::default())
+                .await
+                .map_err(|e| fail("registering", e))?;
+            let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
+            let setup = two_factor::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
+            let previous = code_at(&setup.secret, SystemClock.now().timestamp() as u64 - 30);
+            two_factor::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
+            let challenge = second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD)
+                .await
+                .map_err(|e| fail("challenge", e))?;
+            steps.push((authgate::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));
+        }
+        Ok(steps)
+    }
+
     /// A fresh email for `register`.
     pub fn new_email(&self, worker: usize, n: u64) -> String {
         format!("bench-{}-new-{worker}-{n}@example.com", self.run)
     }
+}
+
+/// The code an authenticator app shows for `secret` (base32) at `unix_time`.
+pub fn code_at(secret: &str, unix_time: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).expect("a base32 secret");
+    let totp = totp_rs::Builder::new().with_secret(secret).build().expect("an RFC 6238 generator");
+    totp.generate(unix_time).to_string()
 }

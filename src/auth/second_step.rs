@@ -103,14 +103,12 @@ pub async fn complete(
         return Err(AuthError::InvalidToken);
     }
     auth.checkpoints.reach("complete_sign_in:attempt_claimed").await;
+    // Writes first: SQLite takes its write lock at once (a transaction that
+    // reads and then writes can fail busy at the upgrade), and a wrong code
+    // rolls them back. The challenge is spent by this sign-in and no other,
+    // and the credentials it was issued under must still be the user's (a
+    // reset meanwhile ends it).
     let txn = auth.db.begin().await?;
-    if !two_factor::spend_code(&txn, auth, user.id, code).await? {
-        tracing::info!(attempt = found.attempts + 1, "second factor wrong");
-        metrics::counter!("authgate_auth_events_total", "event" => "second_factor_failure").increment(1);
-        return Err(AuthError::InvalidCredentials);
-    }
-    // Spent by this sign-in and no other; and the credentials it was issued
-    // under must still be the user's (a reset meanwhile ends it).
     let spent = sign_in_challenges::Entity::delete_many()
         .filter(sign_in_challenges::Column::Id.eq(found.id))
         .exec(&txn)
@@ -118,6 +116,11 @@ pub async fn complete(
     if spent.rows_affected != 1 || !account::lock_user(&txn, user.id, Some(found.credentials_version)).await?
     {
         return Err(AuthError::InvalidToken);
+    }
+    if !two_factor::spend_code(&txn, auth, user.id, code).await? {
+        tracing::info!(attempt = found.attempts + 1, "second factor wrong");
+        metrics::counter!("authgate_auth_events_total", "event" => "second_factor_failure").increment(1);
+        return Err(AuthError::InvalidCredentials);
     }
     let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
     txn.commit().await?;

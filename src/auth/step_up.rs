@@ -72,17 +72,18 @@ pub async fn reauthenticate(
         ),
         false => None,
     };
+    let assurance = if code.is_some() { Assurance::TwoFactors } else { Assurance::OneFactor };
+    // The write first (SQLite takes its write lock at once); a wrong code
+    // rolls it back.
     let txn = auth.db.begin().await?;
-    let assurance = match code {
-        Some(code) if two_factor::spend_code(&txn, auth, user.id, &code).await? => Assurance::TwoFactors,
-        Some(_) => {
-            tracing::info!("reauthentication failed: wrong code");
-            return Err(AuthError::InvalidCredentials);
-        }
-        None => Assurance::OneFactor,
-    };
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), assurance).await? {
         return Err(AuthError::Unauthenticated);
+    }
+    if let Some(code) = code
+        && !two_factor::spend_code(&txn, auth, user.id, &code).await?
+    {
+        tracing::info!("reauthentication failed: wrong code");
+        return Err(AuthError::InvalidCredentials);
     }
     txn.commit().await?;
     auth.sessions.forget_user(user.id);
