@@ -19,7 +19,9 @@ impl OAuthMutation {
     /// cookie that the callback checks (call it from the browser that will
     /// follow the URL). The provider sends the browser back to
     /// `/auth/callback/{provider}`, which signs in (or up) and redirects to
-    /// `redirectTo`. `BAD_USER_INPUT` (field `provider`) for a provider that is
+    /// `redirectTo`; for a user with two-factor on it signs nobody in but
+    /// redirects to `redirectTo?challenge=…`, to finish with
+    /// `completeSignIn`. `BAD_USER_INPUT` (field `provider`) for a provider that is
     /// not configured; `REDIRECT_NOT_ALLOWED` when `redirectTo` is not on an
     /// allowed origin; `SERVICE_UNAVAILABLE` when the provider cannot be reached.
     #[graphql(name = "startOAuth")]
