@@ -25,6 +25,7 @@ both_backends!(
     every_step_up_operation_needs_a_recent_proof,
     reauthenticate_checks_each_part,
     disabling_removes_the_second_step,
+    a_rotated_server_key_still_opens_secrets_and_reseal_moves_them,
     every_way_to_a_session_is_gated,
 );
 
@@ -558,6 +559,47 @@ async fn disabling_removes_the_second_step(app: TestApp) {
     assert_eq!(regenerate.code(), Some("TWO_FACTOR_NOT_ENABLED"));
     let mails = app.wait_for_mails("off@example.com", NOTICE, 2).await;
     assert!(mails[1].contains("turned off"), "{}", mails[1]);
+}
+
+/// Rotating `AUTHGATE_SECRET_KEY`: with the old key as a previous one,
+/// secrets still open; `reseal` moves them to the new key, after which the
+/// old one can go. Without it they do not open (and nothing signs in).
+async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: TestApp) {
+    let app = app.shareable().await;
+    let old_key = app.state.auth.config.secret_key.clone();
+    let (token, _) = app.register("rotate@example.com", PW).await;
+    let (secret, _) = enable(&app, &token).await;
+    let sealed_before = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
+    let new_key = "bmV3LXNlY3JldC1rZXktb2YtMzItYnl0ZXMtdGVzdHM=";
+    let only_new = |c: &mut authgate::config::Config| c.secret_key = Some(new_key.into());
+
+    // Only the new key: the secret does not open; the sign-in fails, closed.
+    let lost = app.second_instance_with(only_new).await;
+    let challenge = challenge(&app, "rotate@example.com").await;
+    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let refused = app.post_to(&lost).graphql(COMPLETE, input).send().await;
+    assert_eq!(refused.code(), Some("INTERNAL_SERVER_ERROR"), "{}", refused.body);
+
+    // The new key with the old one as previous: it opens, and reseal moves it.
+    let rotating = app
+        .second_state(|c| {
+            c.secret_key = Some(new_key.into());
+            c.secret_key_previous = old_key.clone();
+        })
+        .await;
+    assert_eq!(authgate::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
+    assert_eq!(authgate::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    let sealed_after = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
+    assert_ne!(sealed_after, sealed_before);
+
+    // Now the new key alone signs in.
+    app.clock.advance(Duration::seconds(30));
+    let challenge = challenge_for(&app, "rotate@example.com").await;
+    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let signed = app.post_to(&lost).graphql(COMPLETE, input).send().await;
+    assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
+    // And the old key alone no longer opens it: reseal reports it.
+    assert_eq!(authgate::auth::two_factor::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
 }
 
 /// Every field of the schema that returns a token (`AuthPayload`) and every
