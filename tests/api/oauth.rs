@@ -55,6 +55,7 @@ each_backend!(
     a_login_racing_a_claim_does_not_land,
     a_two_factor_user_meets_the_second_step_after_a_provider,
     a_claim_removes_a_second_factor_the_squatter_set_up,
+    a_provider_only_user_reauthenticates_by_code_or_signs_in_again,
 );
 
 const START: &str = "mutation Start($provider: String!, $redirectTo: String) { startOAuth(provider: $provider, redirectTo: $redirectTo) }";
@@ -717,4 +718,22 @@ async fn a_claim_removes_a_second_factor_the_squatter_set_up(backend: Backend) {
     assert_eq!(me.body["data"]["me"]["twoFactorEnabled"], false, "{}", me.body);
     assert_eq!(app.count(entity::totp_credentials::Entity).await, 0);
     assert_eq!(app.count(entity::recovery_codes::Entity).await, 0);
+}
+
+/// A user with neither password nor second factor has nothing to prove
+/// presence with but a new sign-in; with two-factor on, the code alone.
+async fn a_provider_only_user_reauthenticates_by_code_or_signs_in_again(backend: Backend) {
+    use crate::two_factor::{REAUTH, code_at, enable};
+    let Some((app, mock)) = setup(backend).await else { return };
+    mock.next(Person::verified("g-only", "only@example.com"), Tamper::None);
+    let token = session_token(&sign_in(&app, "mock").await).expect("signed up");
+    for input in [json!({}), json!({ "password": PW }), json!({ "code": "000000" })] {
+        let reply = app.authed(&token, REAUTH, json!({ "input": input })).await;
+        assert_eq!(reply.code(), Some("REAUTHENTICATION_REQUIRED"), "{input}: {}", reply.body);
+    }
+    let (secret, _) = enable(&app, &token).await;
+    let missing = app.authed(&token, REAUTH, json!({ "input": {} })).await;
+    assert_eq!((missing.code(), missing.field()), (Some("BAD_USER_INPUT"), Some("code")));
+    let proof = json!({ "input": { "code": code_at(&secret, app.clock_now()) } });
+    assert_eq!(app.authed(&token, REAUTH, proof).await.body["data"]["reauthenticate"], true);
 }

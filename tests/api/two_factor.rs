@@ -24,6 +24,7 @@ both_backends!(
     codes_from_many_clients_meet_a_per_account_budget,
     every_step_up_operation_needs_a_recent_proof,
     reauthenticate_checks_each_part,
+    the_window_and_reauthenticate_without_two_factor,
     disabling_removes_the_second_step,
     a_rotated_server_key_still_opens_secrets_and_reseal_moves_them,
     every_way_to_a_session_is_gated,
@@ -194,6 +195,14 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
 
     // The same code again, on a new challenge, within its window: refused.
     let second = challenge_for(&app, "totp@example.com").await;
+    // (An absurdly long code is refused without a look at the secrets.)
+    app.take_statements();
+    assert_eq!(complete(&app, &second, &"7".repeat(10_000)).await.code(), Some("INVALID_CREDENTIALS"));
+    let looked = app.take_statements();
+    assert!(
+        !looked.iter().any(|sql| sql.contains("totp_credentials") || sql.contains("recovery_codes")),
+        "{looked:?}"
+    );
     let replay = complete(&app, &second, &code).await;
     assert_eq!(replay.code(), Some("INVALID_CREDENTIALS"), "{}", replay.body);
     // A code one step old is still in the window but older than the one used: refused too.
@@ -248,9 +257,9 @@ async fn challenges_expire_are_single_use_and_die_after_five_codes(app: TestApp)
         assert_eq!(complete(&app, bogus, &codes[1]).await.code(), Some("INVALID_TOKEN"), "{bogus}");
     }
 
-    // 5 minutes.
+    // 5 minutes: at the fifth minute it is over.
     let old = challenge(&app, "ch@example.com").await;
-    app.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    app.clock.advance(Duration::minutes(5));
     assert_eq!(complete(&app, &old, &codes[1]).await.code(), Some("INVALID_TOKEN"));
     let recovery_left = |app: &TestApp| {
         let db = app.db().clone();
@@ -539,6 +548,31 @@ async fn reauthenticate_checks_each_part(app: TestApp) {
     // Without a session: nothing to prove presence for.
     let anonymous = app.gql(REAUTH, json!({ "input": { "password": PW } })).await;
     assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
+}
+
+/// A password user without two-factor: one factor is enough, a recent one.
+/// The window's last second still counts; `reauthenticate` with the
+/// password alone renews it (and keeps the session at level 1).
+async fn the_window_and_reauthenticate_without_two_factor(app: TestApp) {
+    let (token, _) = app.register("window@example.com", PW).await;
+    app.clock.advance(Duration::minutes(10));
+    let edge = start_setup(&app, &token).await;
+    assert!(edge.body["data"]["startTotpSetup"].is_object(), "the window's last second: {}", edge.body);
+    app.clock.advance(Duration::seconds(1));
+    assert_eq!(start_setup(&app, &token).await.code(), Some("REAUTHENTICATION_REQUIRED"));
+    let wrong = app.authed(&token, REAUTH, json!({ "input": { "password": "wrong password!" } })).await;
+    assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));
+    let missing = app.authed(&token, REAUTH, json!({ "input": {} })).await;
+    assert_eq!((missing.code(), missing.field()), (Some("BAD_USER_INPUT"), Some("password")));
+    let proof = app.authed(&token, REAUTH, json!({ "input": { "password": PW } })).await;
+    assert_eq!(proof.body["data"]["reauthenticate"], true, "{}", proof.body);
+    let session = my_session(&app, &token).await;
+    assert_eq!(session["assuranceLevel"], 1, "a password is one factor");
+    assert!(start_setup(&app, &token).await.body["data"]["startTotpSetup"].is_object());
+}
+
+async fn start_setup(app: &TestApp, token: &str) -> Reply {
+    app.authed(token, START_SETUP, json!({})).await
 }
 
 async fn disabling_removes_the_second_step(app: TestApp) {
