@@ -27,6 +27,13 @@ ssl_cert_file = '$dir/server.pem'
 ssl_key_file = '$dir/server.key'
 CONF
 fi
+# A second CA that signed nothing here: verify-full against it must fail.
+if [ ! -s "$dir/other-ca.pem" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=authgate other test CA" \
+    -keyout "$dir/other-ca.key" -out "$dir/other-ca.pem" 2>/dev/null
+  chmod 600 "$dir/other-ca.key"
+  chmod 644 "$dir/other-ca.pem"
+fi
 pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start >/dev/null 2>&1 || true
 for _ in $(seq 1 30); do pg_isready -q -h localhost -p "$port" && break; sleep 0.5; done
 pg_isready -q -h localhost -p "$port" || { echo "FATAL: the TLS test cluster did not start" >&2; exit 1; }
