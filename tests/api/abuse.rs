@@ -337,17 +337,13 @@ async fn a_one_megabyte_password_is_refused_without_hashing() {
     let app = TestApp::sqlite().await;
     app.register("big@example.com", PW).await;
     let before = app.state.auth.hasher.verifications();
-    let started = std::time::Instant::now();
     let reply = app.login("big@example.com", &"p".repeat(1024 * 1024)).await;
     assert_eq!(reply.status, 413, "the body limit stops it before parsing");
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     // Under a larger body limit it still never reaches argon2.
     let roomy = TestApp::sqlite_with(|c| c.max_body_bytes = 4 * 1024 * 1024).await;
     roomy.register("big@example.com", PW).await;
-    let started = std::time::Instant::now();
     let reply = roomy.login("big@example.com", &"p".repeat(1024 * 1024)).await;
     assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
-    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(app.state.auth.hasher.verifications(), before);
     assert_eq!(roomy.state.auth.hasher.verifications(), 0, "no hash for the 1 MB password");
 }

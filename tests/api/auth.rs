@@ -151,9 +151,8 @@ async fn login_rejects_without_hashing(app: TestApp) {
     let before = hasher.verifications();
     // Over the maximum (the body limit stops a 1 MB one even earlier, with 413).
     let huge = "p".repeat(10_000);
-    let started = std::time::Instant::now();
+    // The hash counter, not a clock, is what shows no argon2 ran.
     assert_eq!(app.login("quick@example.com", &huge).await.code(), Some("INVALID_CREDENTIALS"));
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
     assert_eq!(app.login("not an email", PASSWORD).await.code(), Some("INVALID_CREDENTIALS"));
     assert_eq!(hasher.verifications(), before, "neither reached argon2");
 }

@@ -39,7 +39,11 @@ impl Proxy {
     }
 
     async fn start(listen: &str, upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind(listen).await.expect("proxy bind");
+        Self::serve(TcpListener::bind(listen).await.expect("proxy bind"), upstream)
+    }
+
+    /// A proxy on a listener the caller bound (and held) itself.
+    fn serve(listener: TcpListener, upstream: SocketAddr) -> Self {
         let addr = listener.local_addr().unwrap();
         let (stall, delay_ms) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
@@ -118,11 +122,14 @@ fn config(url: &str) -> authgate::config::Config {
 #[tokio::test]
 async fn startup_waits_for_a_database_that_is_not_there_yet() {
     let Some((upstream, url)) = postgres() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
+    // The port is held (bound, not listening: connections are refused) so
+    // that nothing else can take it before the database "comes up" on it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let opener = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        Proxy::start(&listen, upstream).await
+        Proxy::serve(socket.listen(64).expect("listen"), upstream)
     });
     let started = Instant::now();
     let db = authgate::db::connect(&config(&via(&url, format!("127.0.0.1:{port}").parse().unwrap())))
@@ -148,7 +155,10 @@ async fn a_cold_start_delay_is_waited_out() {
 
 #[tokio::test]
 async fn startup_gives_up_with_a_clear_message_and_no_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Held, not listening, for the whole test: refused, and nobody else's.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let mut settings = config(&format!("postgres://alice:s3cr3t-pw@127.0.0.1:{port}/db"));
     settings.db_connect_deadline = Duration::from_secs(1);
     let started = Instant::now();

