@@ -4,7 +4,7 @@
 # Idempotent; prints the CA file for sslrootcert.
 set -euo pipefail
 command -v openssl >/dev/null || apt-get install -y openssl >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y openssl >/dev/null; }
-version="$(ls /etc/postgresql | head -n1)"
+version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -n1)"
 name=authgate_tls
 port=5499
 dir=/var/lib/postgresql/authgate-tls
