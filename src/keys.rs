@@ -46,15 +46,15 @@ impl Keys {
                 .context("AUTHGATE_SECRET_KEY_PREVIOUS")?,
             None => Vec::new(),
         };
-        Ok(Self::with_previous(&master, &previous))
+        Self::with_previous(&master, &previous)
     }
 
-    pub fn from_master(master: &[u8; 32]) -> Self {
+    pub fn from_master(master: &[u8; 32]) -> anyhow::Result<Self> {
         Self::with_previous(master, &[])
     }
 
-    fn with_previous(master: &[u8; 32], previous: &[[u8; 32]]) -> Self {
-        Self { cookies: cookie::Key::derive_from(master), sealer: Sealer::new(master, previous) }
+    fn with_previous(master: &[u8; 32], previous: &[[u8; 32]]) -> anyhow::Result<Self> {
+        Ok(Self { cookies: cookie::Key::derive_from(master), sealer: Sealer::new(master, previous)? })
     }
 }
 
@@ -75,16 +75,16 @@ struct SealKey {
 }
 
 impl SealKey {
-    fn derive(master: &[u8; 32]) -> Self {
+    fn derive(master: &[u8; 32]) -> anyhow::Result<Self> {
         use aes_gcm::KeyInit;
         let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(None, master);
         let mut key = [0u8; 32];
         let mut id = [0u8; 4];
-        // Fixed lengths: `expand` cannot fail for them.
-        hkdf.expand(b"authgate/seal/v1", &mut key).expect("32 bytes is a valid HKDF length");
-        hkdf.expand(b"authgate/seal/key-id", &mut id).expect("4 bytes is a valid HKDF length");
+        let invalid = |_| anyhow::anyhow!("HKDF refused the sealing key's length");
+        hkdf.expand(b"authgate/seal/v1", &mut key).map_err(invalid)?;
+        hkdf.expand(b"authgate/seal/key-id", &mut id).map_err(invalid)?;
         let id = id.iter().map(|b| format!("{b:02x}")).collect();
-        Self { id, cipher: aes_gcm::Aes256Gcm::new(&key.into()) }
+        Ok(Self { id, cipher: aes_gcm::Aes256Gcm::new(&key.into()) })
     }
 }
 
@@ -95,22 +95,21 @@ impl SealKey {
 pub struct Unsealable;
 
 impl Sealer {
-    fn new(master: &[u8; 32], previous: &[[u8; 32]]) -> Self {
-        Self { current: SealKey::derive(master), previous: previous.iter().map(SealKey::derive).collect() }
+    fn new(master: &[u8; 32], previous: &[[u8; 32]]) -> anyhow::Result<Self> {
+        let previous = previous.iter().map(SealKey::derive).collect::<anyhow::Result<_>>()?;
+        Ok(Self { current: SealKey::derive(master)?, previous })
     }
 
-    pub fn seal(&self, plain: &[u8], context: &[u8]) -> String {
+    /// `plain` sealed under the current key; `Err` only if AES-GCM refuses
+    /// the message (over 64 GiB).
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Result<String, aes_gcm::Error> {
         use aes_gcm::aead::{Aead, AeadCore, Payload};
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut rand::rngs::OsRng);
-        let sealed = self
-            .current
-            .cipher
-            .encrypt(&nonce, Payload { msg: plain, aad: context })
-            .expect("AES-GCM encrypts any message under 64 GiB");
+        let sealed = self.current.cipher.encrypt(&nonce, Payload { msg: plain, aad: context })?;
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
-        format!("v1.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(bytes))
+        Ok(format!("v1.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// The plain value, and whether it was sealed under a previous key.
@@ -223,10 +222,10 @@ mod tests {
 
     #[test]
     fn sealed_secrets_open_only_with_their_key_and_owner() {
-        let old = Keys::from_master(&[1u8; 32]);
-        let sealed = old.sealer.seal(b"secret", b"alice");
+        let old = Keys::from_master(&[1u8; 32]).unwrap();
+        let sealed = old.sealer.seal(b"secret", b"alice").unwrap();
         assert!(!sealed.contains("secret"));
-        assert_ne!(sealed, old.sealer.seal(b"secret", b"alice"), "a fresh nonce each time");
+        assert_ne!(sealed, old.sealer.seal(b"secret", b"alice").unwrap(), "a fresh nonce each time");
         assert_eq!(old.sealer.open(&sealed, b"alice").unwrap(), (b"secret".to_vec(), false));
         assert!(old.sealer.open(&sealed, b"bob").is_err(), "bound to its owner");
         let mut tampered = sealed.clone().into_bytes();
@@ -236,9 +235,9 @@ mod tests {
         assert!(old.sealer.open("v1.00000000.AAAA", b"alice").is_err());
         assert!(old.sealer.open("garbage", b"alice").is_err());
         // After a rotation: opens under the previous key, and says so.
-        let new = Keys::with_previous(&[2u8; 32], &[[1u8; 32]]);
+        let new = Keys::with_previous(&[2u8; 32], &[[1u8; 32]]).unwrap();
         assert_eq!(new.sealer.open(&sealed, b"alice").unwrap(), (b"secret".to_vec(), true));
-        assert!(Keys::from_master(&[2u8; 32]).sealer.open(&sealed, b"alice").is_err());
+        assert!(Keys::from_master(&[2u8; 32]).unwrap().sealer.open(&sealed, b"alice").is_err());
     }
 
     #[test]

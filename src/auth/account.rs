@@ -495,11 +495,7 @@ pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Resul
     }
     // With its authenticator gone, two-factor is off (a claimed account's
     // owner must not meet a second step set up by whoever registered it).
-    users::Entity::update_many()
-        .col_expr(users::Column::TwoFactorEnabled, sea_orm::sea_query::Expr::value(false))
-        .filter(users::Column::Id.eq(user_id))
-        .exec(conn)
-        .await?;
+    super::two_factor::set_enabled(conn, user_id, false).await?;
     Ok(sessions_ended)
 }
 

@@ -67,7 +67,7 @@ pub async fn start_setup(auth: &AuthContext, current: &CurrentSession) -> Result
     let mut secret = vec![0u8; 20];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let generator = totp(auth, secret.clone(), &user.email)?;
-    let sealed = auth.keys.sealer.seal(&secret, user.id.as_bytes());
+    let sealed = seal(auth, &secret, user.id)?;
     let now = auth.clock.now();
     let row = totp_credentials::ActiveModel {
         user_id: Set(user.id),
@@ -117,9 +117,9 @@ pub async fn confirm_setup(
     })?;
     let secret = open(auth, &pending, user.id)?;
     let now = auth.clock.now();
-    let step = matching_step(auth, secret, code, now)?.ok_or_else(|| {
-        AuthError::bad_input(Input::Code, "the code is not the authenticator's current one")
-    })?;
+    let wrong = || AuthError::bad_input(Input::Code, "the code is not the authenticator's current one");
+    let code = totp_code(code).ok_or_else(wrong)?;
+    let step = matching_step(auth, secret, &code, now)?.ok_or_else(wrong)?;
     let txn = auth.db.begin().await?;
     // Only the setup that was read: a restart meanwhile wins.
     let confirmed = totp_credentials::Entity::update_many()
@@ -209,7 +209,11 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// Sets `users.two_factor_enabled`; whether it was on before.
-async fn set_enabled(conn: &impl ConnectionTrait, user_id: Uuid, on: bool) -> Result<bool, AuthError> {
+pub(super) async fn set_enabled(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    on: bool,
+) -> Result<bool, AuthError> {
     let changed = users::Entity::update_many()
         .col_expr(users::Column::TwoFactorEnabled, Expr::value(on))
         .filter(users::Column::Id.eq(user_id))
@@ -231,11 +235,12 @@ async fn replace_recovery_codes(
         .filter(recovery_codes::Column::UserId.eq(user_id))
         .exec(conn)
         .await?;
-    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
-    let rows = codes.iter().map(|code| recovery_codes::ActiveModel {
+    let (codes, hashes): (Vec<String>, Vec<Vec<u8>>) =
+        (0..RECOVERY_CODES).map(|_| new_recovery_code()).unzip();
+    let rows = hashes.into_iter().map(|hash| recovery_codes::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
-        code_hash: Set(recovery_hash(code).expect("a generated code is well formed")),
+        code_hash: Set(hash),
         used_at: Set(None),
         created_at: Set(now),
     });
@@ -245,11 +250,13 @@ async fn replace_recovery_codes(
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-fn new_recovery_code() -> String {
+/// A new code as shown (`xxxx-xxxx-xxxx`) and as stored.
+fn new_recovery_code() -> (String, Vec<u8>) {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
-    let chars: Vec<char> = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let normal: String = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
+    let shown = [&normal[..4], &normal[4..8], &normal[8..]].join("-");
+    (shown, Sha256::digest(normal.as_bytes()).to_vec())
 }
 
 /// The stored form of a presented recovery code: case, spaces and dashes
@@ -261,19 +268,29 @@ fn recovery_hash(code: &str) -> Option<Vec<u8>> {
     well_formed.then(|| Sha256::digest(normal.as_bytes()).to_vec())
 }
 
-/// The step `code` is the TOTP code of (now, or one step either side).
+/// A presented TOTP code without its spaces, if it is six digits.
+fn totp_code(code: &str) -> Option<String> {
+    let code: String = code.chars().filter(|c| *c != ' ').take(7).collect();
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+/// The step a well-formed `code` is the TOTP code of (now, or one step
+/// either side).
 fn matching_step(
     auth: &AuthContext,
     secret: Vec<u8>,
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, AuthError> {
-    let code: String = code.chars().filter(|c| *c != ' ').collect();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(None);
-    }
     let time = u64::try_from(now.timestamp()).map_err(|_| AuthError::Internal)?;
-    Ok(totp(auth, secret, "")?.check(&code, time).map(|step| step as i64))
+    Ok(totp(auth, secret, "")?.check(code, time).map(|step| step as i64))
+}
+
+fn seal(auth: &AuthContext, secret: &[u8], user_id: Uuid) -> Result<String, AuthError> {
+    auth.keys.sealer.seal(secret, user_id.as_bytes()).map_err(|_| {
+        tracing::error!(%user_id, "a TOTP secret could not be sealed");
+        AuthError::Internal
+    })
 }
 
 fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Vec<u8>, AuthError> {
@@ -294,9 +311,6 @@ pub async fn spend_code(
     user_id: Uuid,
     code: &str,
 ) -> Result<bool, AuthError> {
-    if code.len() > 64 {
-        return Ok(false);
-    }
     let now = auth.clock.now();
     if let Some(hash) = recovery_hash(code) {
         let spent = recovery_codes::Entity::update_many()
@@ -311,11 +325,13 @@ pub async fn spend_code(
         }
         return Ok(spent.rows_affected == 1);
     }
+    // Anything else that is not six digits is no code: no look at the secret.
+    let Some(code) = totp_code(code) else { return Ok(false) };
     let Some(row) = totp_credentials::Entity::find_by_id(user_id).one(conn).await? else {
         return Ok(false);
     };
     let Some(sealed) = row.secret else { return Ok(false) };
-    let Some(step) = matching_step(auth, open(auth, &sealed, user_id)?, code, now)? else {
+    let Some(step) = matching_step(auth, open(auth, &sealed, user_id)?, &code, now)? else {
         return Ok(false);
     };
     let spent = totp_credentials::Entity::update_many()
@@ -340,43 +356,29 @@ pub async fn spend_code(
 /// rows were re-encrypted and how many hold a secret no configured key
 /// opens (left as they are).
 pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
+    use totp_credentials::Column;
     let (mut resealed, mut unopened) = (0, 0);
     for row in totp_credentials::Entity::find().all(&auth.db).await? {
-        let context = row.user_id.as_bytes();
-        let mut stale = false;
-        let mut reseal = |sealed: &Option<String>| -> Option<Option<String>> {
-            let sealed = sealed.as_deref()?;
-            match auth.keys.sealer.open(sealed, context) {
-                Ok((plain, true)) => {
-                    stale = true;
-                    Some(Some(auth.keys.sealer.seal(&plain, context)))
-                }
-                Ok((_, false)) => None,
-                Err(_) => {
-                    unopened += 1;
-                    None
-                }
-            }
-        };
-        let (secret, pending) = (reseal(&row.secret), reseal(&row.pending_secret));
-        if !stale {
-            continue;
-        }
         let mut update = totp_credentials::Entity::update_many()
-            .col_expr(totp_credentials::Column::UpdatedAt, Expr::value(auth.clock.now()))
-            .filter(totp_credentials::Column::UserId.eq(row.user_id));
-        // Only the values read: a concurrent change (a new setup) wins.
-        if let Some(secret) = secret {
-            update = update
-                .col_expr(totp_credentials::Column::Secret, Expr::value(secret))
-                .filter(totp_credentials::Column::Secret.eq(row.secret.clone()));
+            .col_expr(Column::UpdatedAt, Expr::value(auth.clock.now()))
+            .filter(Column::UserId.eq(row.user_id));
+        let mut moved = false;
+        for (column, value) in [(Column::Secret, &row.secret), (Column::PendingSecret, &row.pending_secret)] {
+            let Some(sealed) = value else { continue };
+            match auth.keys.sealer.open(sealed, row.user_id.as_bytes()) {
+                Ok((_, false)) => {}
+                Ok((plain, true)) => {
+                    // Only the value read: a concurrent change (a new setup) wins.
+                    let fresh = seal(auth, &plain, row.user_id)?;
+                    update = update.col_expr(column, Expr::value(fresh)).filter(column.eq(sealed.clone()));
+                    moved = true;
+                }
+                Err(_) => unopened += 1,
+            }
         }
-        if let Some(pending) = pending {
-            update = update
-                .col_expr(totp_credentials::Column::PendingSecret, Expr::value(pending))
-                .filter(totp_credentials::Column::PendingSecret.eq(row.pending_secret.clone()));
+        if moved {
+            resealed += update.exec(&auth.db).await?.rows_affected;
         }
-        resealed += update.exec(&auth.db).await?.rows_affected;
     }
     Ok((resealed, unopened))
 }
@@ -387,14 +389,19 @@ mod tests {
 
     #[test]
     fn recovery_codes_are_long_and_forgive_case_and_dashes() {
-        let code = new_recovery_code();
+        let (code, stored) = new_recovery_code();
         assert_eq!(code.len(), 14, "{code}");
-        assert_ne!(code, new_recovery_code());
+        assert_ne!(code, new_recovery_code().0);
         let hash = recovery_hash(&code).unwrap();
+        assert_eq!(hash, stored, "a presented code finds the stored one");
         assert_eq!(recovery_hash(&code.to_uppercase().replace('-', " ")), Some(hash.clone()));
         assert_eq!(recovery_hash(&code.replace('-', "")), Some(hash));
         assert_eq!(recovery_hash("abcd-efgh-ijk"), None, "11 characters");
         assert_eq!(recovery_hash("abcd-efgh-ijk1"), None, "1 is not base32");
         assert_eq!(recovery_hash("123456"), None, "a TOTP code is not a recovery code");
+        assert_eq!(totp_code("123 456").as_deref(), Some("123456"));
+        for not_totp in ["12345", "1234567", "abcdef", "12345x", &"9".repeat(10_000)] {
+            assert_eq!(totp_code(not_totp), None, "{not_totp:.10}");
+        }
     }
 }

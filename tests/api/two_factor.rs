@@ -174,16 +174,16 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
     assert_eq!(reply.code(), Some("SECOND_FACTOR_REQUIRED"), "{}", reply.body);
     let extensions = &reply.body["errors"][0]["extensions"];
     assert_eq!(extensions["methods"], json!(["totp", "recovery_code"]));
-    let challenge = str_of(&extensions["challenge"]);
-    assert_eq!(challenge.len(), 43);
+    let first = str_of(&extensions["challenge"]);
+    assert_eq!(first.len(), 43);
     assert_eq!(session_cookie(&reply), None, "no session yet");
     assert_eq!(session_rows(&app).await, before);
     // Stored as SHA-256 only.
     let row = sign_in_challenges::Entity::find().one(app.db()).await.unwrap().expect("a challenge row");
-    assert_eq!(row.token_hash, Sha256::digest(challenge.as_bytes()).to_vec());
+    assert_eq!(row.token_hash, Sha256::digest(first.as_bytes()).to_vec());
 
     let code = code_at(&secret, app.clock_now());
-    let signed = complete(&app, &challenge, &code).await;
+    let signed = complete(&app, &first, &code).await;
     let payload = &signed.body["data"]["completeSignIn"];
     assert_eq!(payload["user"]["twoFactorEnabled"], true, "{}", signed.body);
     let new_token = str_of(&payload["token"]);
@@ -194,7 +194,7 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
     assert_eq!(app.count(sign_in_challenges::Entity).await, 0, "spent");
 
     // The same code again, on a new challenge, within its window: refused.
-    let second = challenge_for(&app, "totp@example.com").await;
+    let second = challenge(&app, "totp@example.com").await;
     // (An absurdly long code is refused without a look at the secrets.)
     app.take_statements();
     assert_eq!(complete(&app, &second, &"7".repeat(10_000)).await.code(), Some("INVALID_CREDENTIALS"));
@@ -212,10 +212,6 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
     app.clock.advance(Duration::seconds(30));
     let next = complete(&app, &second, &code_at(&secret, app.clock_now())).await;
     assert!(next.body["data"]["completeSignIn"]["token"].is_string(), "{}", next.body);
-}
-
-async fn challenge_for(app: &TestApp, email: &str) -> String {
-    challenge(app, email).await
 }
 
 async fn a_recovery_code_signs_in_once(app: TestApp) {
@@ -609,8 +605,8 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
 
     // Only the new key: the secret does not open; the sign-in fails, closed.
     let lost = app.second_instance_with(only_new).await;
-    let challenge = challenge(&app, "rotate@example.com").await;
-    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let first = challenge(&app, "rotate@example.com").await;
+    let input = json!({ "input": { "challenge": first, "code": code_at(&secret, app.clock_now()) } });
     let refused = app.post_to(&lost).graphql(COMPLETE, input).send().await;
     assert_eq!(refused.code(), Some("INTERNAL_SERVER_ERROR"), "{}", refused.body);
 
@@ -628,8 +624,8 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
 
     // Now the new key alone signs in.
     app.clock.advance(Duration::seconds(30));
-    let challenge = challenge_for(&app, "rotate@example.com").await;
-    let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
+    let second = challenge(&app, "rotate@example.com").await;
+    let input = json!({ "input": { "challenge": second, "code": code_at(&secret, app.clock_now()) } });
     let signed = app.post_to(&lost).graphql(COMPLETE, input).send().await;
     assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
     // And the old key alone no longer opens it: reseal reports it.
