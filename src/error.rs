@@ -244,9 +244,19 @@ fn unavailable(err: &DbErr) -> bool {
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Protocol(_)
             ) || sqlite_busy(e)
+                || postgres_went_away(e)
         }
         RuntimeErr::Internal(_) => false,
     }
+}
+
+/// PostgreSQL ending the session under us: an administrator, a restart, a
+/// failover or a serverless compute suspending (Neon) terminates backends
+/// with SQLSTATE class 57P (operator intervention) or 08 (connection
+/// exception). The request may be retried on a fresh connection.
+fn postgres_went_away(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(d) = err else { return false };
+    d.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
 }
 
 /// SQLite's driver quirk: a write that waited out `busy_timeout` behind

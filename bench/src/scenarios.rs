@@ -95,6 +95,18 @@ pub struct Result {
     pub peak_rss_mb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Requests made around the measured ones (the login flood), checked
+    /// like them: a flood that failed would measure nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background: Option<Background>,
+}
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Background {
+    pub requests: u64,
+    pub errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 const ME: &str = r#"{"query":"query Me { me { id email name emailVerified } }"}"#;
@@ -212,7 +224,8 @@ pub async fn run(
             .await
         }
         Scenario::MeDuringLoginFlood => {
-            // Logins at full hash capacity in the background (not measured).
+            // Logins at full hash capacity in the background (not timed,
+            // but each answer checked).
             let stop = Arc::new(AtomicBool::new(false));
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
             let mut flood = Vec::new();
@@ -220,14 +233,20 @@ pub async fn run(
                 let (http, graphql, users, stop) =
                     (http.clone(), graphql.clone(), users.clone(), stop.clone());
                 flood.push(tokio::spawn(async move {
+                    let mut tally = Background::default();
                     let mut n = w;
                     while !stop.load(Ordering::Relaxed) {
                         let (email, _) = &users[n % users.len()];
                         let body =
                             json!({ "query": LOGIN, "variables": { "input": { "email": email, "password": PASSWORD } } });
-                        let _ = http.post(&graphql).json(&body).send().await.map(|r| r.bytes());
+                        tally.requests += 1;
+                        if let Err(why) = check(http.post(&graphql).json(&body), "\"token\"").await {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert(why);
+                        }
                         n += workers;
                     }
+                    tally
                 }));
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -235,10 +254,16 @@ pub async fn run(
                 me(&label, concurrency, duration, server, http.clone(), graphql.clone(), me_tokens, false)
                     .await;
             stop.store(true, Ordering::Relaxed);
+            let mut background = Background::default();
             for f in flood {
-                let _ = f.await;
+                let tally = f.await?;
+                background.requests += tally.requests;
+                background.errors += tally.errors;
+                background.first_error = background.first_error.or(tally.first_error);
             }
-            measured
+            let mut result = summarize(scenario, concurrency, measured);
+            result.background = Some(background);
+            return Ok(result);
         }
     };
     Ok(summarize(scenario, concurrency, measured))
@@ -310,5 +335,6 @@ pub fn summarize(scenario: Scenario, concurrency: usize, mut m: Measured) -> Res
         max_ms: m.latencies.last().map_or(0.0, |v| *v as f64 / 1000.0),
         peak_rss_mb: m.peak_rss.map(|b| b as f64 / (1024.0 * 1024.0)),
         first_error: m.first_error,
+        background: None,
     }
 }

@@ -1,7 +1,9 @@
-//! The request's credentials, as the HTTP layer found them, and the guard
-//! that resolves them to a live session once per request.
+//! The request's credentials, as the HTTP layer found them, resolved to a
+//! live session once per request. Every resolver that acts for a signed-in
+//! user starts with `signed_in` (or `current_session`): the one rule, with
+//! no guard attribute beside it to keep in step.
 
-use async_graphql::{Context, ErrorExtensions, Guard};
+use async_graphql::{Context, ErrorExtensions};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -86,13 +88,4 @@ pub async fn own_session<'a>(
 /// Where the request came from (address, user agent), as the HTTP layer saw it.
 pub fn client_meta(ctx: &Context<'_>) -> ClientMeta {
     ctx.data_opt::<ClientMeta>().cloned().unwrap_or_default()
-}
-
-/// Admits a field only for a caller with a live session.
-pub struct SessionGuard;
-
-impl Guard for SessionGuard {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        current_session(ctx).await.map(|_| ()).map_err(|e| e.extend())
-    }
 }

@@ -16,6 +16,7 @@ both_backends!(
     limits_are_shared_by_instances,
     a_success_resets_the_account_counter,
     other_operations_are_limited,
+    a_stolen_session_gets_few_password_guesses,
     graphql_limits_refuse_and_the_server_goes_on,
     one_ipv6_64_shares_one_budget,
     a_trusted_device_outlasts_an_account_wide_lockout,
@@ -151,6 +152,49 @@ async fn other_operations_are_limited(app: TestApp) {
     assert_eq!(app.gql(verify, json!({ "t": "guess" })).await.code(), Some("RATE_LIMITED"));
 }
 
+/// A thief holding a session (not the password) guesses it through the
+/// operations that check it: one budget per account for all three, then
+/// `RATE_LIMITED` with the seconds left in the window, and no hash is checked.
+async fn a_stolen_session_gets_few_password_guesses(app: TestApp) {
+    let app =
+        app.sibling(|c| c.rates.set(authgate::config::Rule::PasswordAccount, "3/15m".parse().unwrap())).await;
+    let (stolen, _) = app.register("stolen@example.com", PW).await;
+    let (other, _) = app.register("bystander@example.com", PW).await;
+    let change = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }";
+    let guess = |password: &str| json!({ "i": { "currentPassword": password, "newPassword": "violet thunder maps 7319" } });
+    let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
+    let set = "mutation($p: String!) { setPassword(newPassword: $p) }";
+    let hashes = app.state.auth.hasher.clone();
+    for (i, (query, vars)) in
+        [(change, guess("guess one")), (delete, json!({ "p": "guess two" })), (change, guess("guess three"))]
+            .into_iter()
+            .enumerate()
+    {
+        let reply = app.authed(&stolen, query, vars).await;
+        assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "guess {i}: {}", reply.body);
+    }
+    let checked = hashes.verifications();
+    let window = 15 * 60;
+    for (query, vars) in [
+        (change, guess(PW)),
+        (delete, json!({ "p": PW })),
+        (set, json!({ "p": "orbit lantern quietly 5826" })),
+    ] {
+        let reply = app.authed(&stolen, query, vars).await;
+        assert_eq!(reply.code(), Some("RATE_LIMITED"), "even the right password: {}", reply.body);
+        let now = app.clock_now().timestamp();
+        assert_eq!(retry_after(&reply.body["errors"][0]), (window - now.rem_euclid(window)) as u64);
+    }
+    assert_eq!(hashes.verifications(), checked, "no password checked past the limit");
+    // The budget is the account's: another user's is whole.
+    let reply = app.authed(&other, change, guess("a wrong guess")).await;
+    assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "{}", reply.body);
+    // The next window gives the owner their operations back.
+    app.clock.advance(chrono::Duration::seconds(window));
+    let reply = app.authed(&stolen, change, guess(PW)).await;
+    assert_eq!(reply.body["data"]["changePassword"], true, "{}", reply.body);
+}
+
 async fn graphql_limits_refuse_and_the_server_goes_on(app: TestApp) {
     let aliases: String = (0..65).map(|i| format!("a{i}: __typename ")).collect();
     let cases = [
@@ -251,14 +295,63 @@ async fn cors_allows_only_listed_origins() {
             .method(Method::OPTIONS)
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type")
+            .header("access-control-request-headers", "content-type, authorization")
             .send()
     };
     let allowed = preflight("https://app.example.com").await;
+    assert_eq!(allowed.status, 200);
     assert_eq!(allowed.headers["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
+    let listed = |name: &str| -> Vec<String> {
+        allowed.headers[name].to_str().unwrap().split(',').map(|v| v.trim().to_ascii_lowercase()).collect()
+    };
+    assert_eq!(listed("access-control-allow-methods"), ["get", "post"]);
+    for header in ["content-type", "authorization", "x-requested-with", "apollo-require-preflight"] {
+        assert!(
+            listed("access-control-allow-headers").iter().any(|h| h == header),
+            "{header}: {:?}",
+            allowed.headers
+        );
+    }
+    assert_eq!(allowed.headers["access-control-max-age"], "600");
+    let vary = |reply: &crate::common::Reply| {
+        reply
+            .headers
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert!(
+        vary(&allowed).contains("origin"),
+        "a cache must key the answer by Origin: {:?}",
+        allowed.headers
+    );
     let other = preflight("https://evil.example.net").await;
     assert!(other.headers.get("access-control-allow-origin").is_none(), "{:?}", other.headers);
+
+    // The request the preflight was for: a credentialed POST from the listed
+    // origin, with the bearer header and with the cookie.
+    let (token, _) = app.register("cors@example.com", PW).await;
+    for call in
+        [app.post().graphql(ME, json!({})).bearer(&token), app.post().graphql(ME, json!({})).cookie(&token)]
+    {
+        let reply = call.header("origin", "https://app.example.com").send().await;
+        assert_eq!(reply.body["data"]["me"]["email"], "cors@example.com", "{}", reply.body);
+        assert_eq!(reply.headers["access-control-allow-origin"], "https://app.example.com");
+        assert_eq!(reply.headers["access-control-allow-credentials"], "true");
+        assert!(vary(&reply).contains("origin"), "{:?}", reply.headers);
+    }
+    // From an unlisted origin the browser gets no permission to read it.
+    let foreign = app
+        .post()
+        .graphql(ME, json!({}))
+        .cookie(&token)
+        .header("origin", "https://evil.example.net")
+        .send()
+        .await;
+    assert!(foreign.headers.get("access-control-allow-origin").is_none(), "{:?}", foreign.headers);
 
     let plain = TestApp::sqlite().await;
     let reply = plain.post().graphql(ME, json!({})).header("origin", "https://app.example.com").send().await;
@@ -292,9 +385,7 @@ async fn security_headers_on_every_answer() {
 
 /// `TEST_REDIS_URL`, required in CI.
 fn redis_url() -> Option<String> {
-    let url = std::env::var("TEST_REDIS_URL").ok();
-    assert!(url.is_some() || std::env::var_os("CI").is_none(), "CI must set TEST_REDIS_URL");
-    url
+    crate::common::required_env("TEST_REDIS_URL")
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod common;
 mod abuse;
 mod auth;
 mod cache;
+mod concurrency;
 mod contract;
 mod contract_flow;
 mod docs;

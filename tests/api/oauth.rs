@@ -76,12 +76,12 @@ async fn setup(backend: Backend) -> Option<(TestApp, MockProvider)> {
 }
 
 /// A flow begun by `startOAuth` (or `linkOAuth` with a bearer token).
-struct Started {
-    reply: Reply,
+pub(crate) struct Started {
+    pub reply: Reply,
     /// The provider URL the browser is sent to.
-    url: String,
+    pub url: String,
     /// The `oauth_state` cookie's value.
-    cookie: Option<String>,
+    pub cookie: Option<String>,
 }
 
 async fn start_with(app: &TestApp, query: &str, vars: Value, bearer: Option<&str>) -> Started {
@@ -97,13 +97,13 @@ async fn start_with(app: &TestApp, query: &str, vars: Value, bearer: Option<&str
     Started { reply, url, cookie }
 }
 
-async fn start(app: &TestApp, provider: &str) -> Started {
+pub(crate) async fn start(app: &TestApp, provider: &str) -> Started {
     start_with(app, START, json!({ "provider": provider }), None).await
 }
 
 /// The browser at the provider: signs in and is sent back; returns the
 /// callback's path and query on authgate.
-async fn at_provider(url: &str) -> String {
+pub(crate) async fn at_provider(url: &str) -> String {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let answer = client.get(url).send().await.expect("provider reachable");
     assert_eq!(answer.status(), 303, "authorize must redirect: {}", answer.text().await.unwrap_or_default());
@@ -111,7 +111,7 @@ async fn at_provider(url: &str) -> String {
     location.strip_prefix("http://localhost:8000").expect("back to AUTHGATE_PUBLIC_URL").to_owned()
 }
 
-async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) -> Reply {
+pub(crate) async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) -> Reply {
     let mut call = app.get(path);
     if let Some(state) = cookie {
         call = call.header("cookie", &format!("theme=dark; oauth_state={state}"));
@@ -137,7 +137,7 @@ fn location(reply: &Reply) -> String {
 }
 
 /// The session token set by a successful callback.
-fn session_token(reply: &Reply) -> Option<String> {
+pub(crate) fn session_token(reply: &Reply) -> Option<String> {
     set_cookies(reply).into_iter().find_map(|c| {
         c.strip_prefix("session_token=")
             .map(|v| v.split(';').next().unwrap_or("").to_owned())
@@ -738,4 +738,95 @@ async fn a_provider_only_user_reauthenticates_by_code_or_signs_in_again(backend:
     assert_eq!((missing.code(), missing.field()), (Some("BAD_USER_INPUT"), Some("code")));
     let proof = json!({ "input": { "code": code_at(&secret, app.clock_now()) } });
     assert_eq!(app.authed(&token, REAUTH, proof).await.body["data"]["reauthenticate"], true);
+}
+
+/// Behind HTTPS every cookie of the flow is `__Host-` prefixed and Secure,
+/// and the callback reads the state cookie under that name (a mismatch
+/// would break every sign-in through a provider in production).
+#[tokio::test]
+async fn behind_https_the_flow_uses_host_prefixed_secure_cookies() {
+    let mock = MockProvider::start().await;
+    let app = TestApp::sqlite_with(|c| {
+        c.oauth = vec![mock.oidc_config("mock")];
+        c.public_url = "https://auth.example.com".into();
+        c.oauth_redirect_origins = vec![APP.into()];
+    })
+    .await;
+    let started = start(&app, "mock").await;
+    let state_cookie = set_cookies(&started.reply)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-oauth_state="))
+        .unwrap_or_else(|| panic!("{:?}", set_cookies(&started.reply)));
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=600"] {
+        assert!(state_cookie.contains(attr), "{state_cookie} lacks {attr}");
+    }
+    assert!(!state_cookie.contains("Domain"), "{state_cookie}");
+    let state = state_cookie["__Host-oauth_state=".len()..].split(';').next().unwrap().to_owned();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = client.get(&started.url).send().await.expect("provider reachable");
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let back = location.strip_prefix("https://auth.example.com").expect("back to the public URL").to_owned();
+
+    // The plain name, as a sibling subdomain could plant it, is not read.
+    let planted = app.get(&back).header("cookie", &format!("oauth_state={state}")).send().await;
+    assert_eq!(planted.status, 400, "{}", planted.text);
+    assert!(session_token_named(&planted, "__Host-session_token").is_none(), "{:?}", set_cookies(&planted));
+
+    let start_again = start(&app, "mock").await;
+    let state = set_cookies(&start_again.reply)
+        .into_iter()
+        .find_map(|c| c.strip_prefix("__Host-oauth_state=").map(|v| v.split(';').next().unwrap().to_owned()))
+        .expect("state cookie");
+    let answer = client.get(&start_again.url).send().await.expect("provider reachable");
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let back = location.strip_prefix("https://auth.example.com").unwrap().to_owned();
+    let reply = app.get(&back).header("cookie", &format!("__Host-oauth_state={state}")).send().await;
+    let cookies = set_cookies(&reply);
+    let token = session_token_named(&reply, "__Host-session_token").unwrap_or_else(|| panic!("{cookies:?}"));
+    let session_cookie = cookies.iter().find(|c| c.starts_with("__Host-session_token=")).unwrap();
+    assert!(session_cookie.contains("Secure") && session_cookie.contains("Path=/"), "{session_cookie}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("__Host-oauth_state=;") && c.contains("Secure")),
+        "{cookies:?}"
+    );
+    let me =
+        app.post().graphql(ACCOUNTS, json!({})).header("cookie", &format!("__Host-session_token={token}"));
+    assert_eq!(me.send().await.body["data"]["me"]["email"], "oauth@example.com");
+}
+
+/// The value of the session cookie `name` set by `reply`, if any.
+fn session_token_named(reply: &Reply, name: &str) -> Option<String> {
+    set_cookies(reply).into_iter().find_map(|c| {
+        c.strip_prefix(&format!("{name}="))
+            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// `startOAuth` is limited per client (an IPv6 /64 is one client), and a
+/// refused start writes no flow.
+#[tokio::test]
+async fn starting_oauth_is_limited_per_client() {
+    let mock = MockProvider::start().await;
+    let app = TestApp::sqlite_with(|c| {
+        c.oauth = vec![mock.oauth2_config("plain")];
+        c.rates.set(authgate::config::Rule::OAuthIp, "3/1m".parse().unwrap());
+    })
+    .await;
+    let start_from =
+        |ip: &'static str| app.post().graphql(START, json!({ "provider": "plain" })).peer_ip(ip).send();
+    for i in 0..3 {
+        let reply = start_from(if i == 0 { "2001:db8:1:2::1" } else { "2001:db8:1:2:ffff::9" }).await;
+        assert!(reply.body["data"]["startOAuth"].is_string(), "{}", reply.body);
+    }
+    let refused = start_from("2001:db8:1:2::77").await;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "the same /64: {}", refused.body);
+    let now = app.clock_now().timestamp();
+    let retry = refused.body["errors"][0]["extensions"]["retryAfter"].as_i64().unwrap();
+    assert_eq!(retry, 60 - now.rem_euclid(60));
+    assert_eq!(app.count(oauth_flows::Entity).await, 3, "the refused start wrote nothing");
+    let elsewhere = start_from("2001:db8:1:3::1").await;
+    assert!(elsewhere.body["data"]["startOAuth"].is_string(), "another /64: {}", elsewhere.body);
+    app.clock.advance(chrono::Duration::seconds(60));
+    assert!(start_from("2001:db8:1:2::1").await.body["data"]["startOAuth"].is_string(), "the next minute");
 }

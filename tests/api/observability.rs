@@ -35,6 +35,77 @@ async fn metrics_expose_the_listed_series_after_a_login() {
     }
 }
 
+/// The value of one series in Prometheus text (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Counters and gauges move by exactly what requests do. The readings come
+/// from a recorder local to this test's thread (a `tokio::test` runtime has
+/// one), so other tests' requests never reach them.
+#[tokio::test]
+async fn metrics_move_by_exactly_what_requests_do() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let read = |series: &str| sample(&handle.render(), series);
+    let app = TestApp::sqlite().await;
+    let (email, password) = ("deltas@example.com", "measure twice, cut once");
+    app.register(email, password).await;
+
+    let failures = r#"authgate_auth_events_total{event="login_failure"}"#;
+    let successes = r#"authgate_auth_events_total{event="login_success"}"#;
+    let refused = r#"authgate_graphql_request_duration_seconds_count{operation="mutation:login",outcome="INVALID_CREDENTIALS"}"#;
+    let (failed, succeeded, timed) = (read(failures), read(successes), read(refused));
+    assert_eq!(app.login(email, "not the password").await.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(
+        (read(failures) - failed, read(successes) - succeeded, read(refused) - timed),
+        (1.0, 0.0, 1.0)
+    );
+    assert!(app.login(email, password).await.body["data"]["login"].is_object());
+    assert_eq!((read(failures) - failed, read(successes) - succeeded), (1.0, 1.0));
+
+    // A login held inside the service is in flight; once answered, it is not.
+    let in_flight = "authgate_http_requests_in_flight";
+    assert_eq!(read(in_flight), 0.0);
+    let hold = app.hold_at("login:password_checked");
+    let watch = async {
+        hold.reached().await;
+        let during = read(in_flight);
+        hold.release(1);
+        during
+    };
+    let (reply, during) = tokio::join!(app.login(email, password), watch);
+    assert!(reply.body["data"]["login"].is_object(), "{}", reply.body);
+    assert_eq!((during, read(in_flight)), (1.0, 0.0));
+
+    // A connection taken from the pool shows as in use at the next scrape,
+    // and as idle once given back (connections go back to the pool a moment
+    // after their holder lets go: each reading waits, boundedly, for it).
+    let in_use = r#"authgate_db_pool_connections{state="in_use"}"#;
+    app.wait_for_mails(email, "Confirm your email address", 1).await;
+    let settles_at = |value: f64| {
+        let (app, read) = (&app, &read);
+        async move {
+            for _ in 0..200 {
+                assert_eq!(app.get("/metrics").send().await.status, 200);
+                if read(in_use) == value {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    assert!(settles_at(0.0).await, "an idle server uses no connection: {}", handle.render());
+    let txn = sea_orm::TransactionTrait::begin(app.db()).await.unwrap();
+    assert!(settles_at(1.0).await, "one taken: {}", handle.render());
+    txn.rollback().await.unwrap();
+    assert!(settles_at(0.0).await, "given back: {}", handle.render());
+}
+
 /// Anonymous garbage must not create metric series: a document naming
 /// fields the schema does not have is labelled `invalid`, whatever it names.
 #[tokio::test]
@@ -78,13 +149,36 @@ async fn request_ids_are_honoured_or_made() {
     }
 }
 
-/// Everything logged, at every level.
+/// Everything logged, at every level, with the thread that logged it.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+struct Captured(Arc<Mutex<Vec<Chunk>>>);
 
-impl std::io::Write for Captured {
+/// One write, and the thread that made it.
+type Chunk = (std::thread::ThreadId, Vec<u8>);
+
+impl Captured {
+    /// Every line, from every test: what must never appear is looked for here.
+    fn all(&self) -> String {
+        let chunks = self.0.lock().unwrap();
+        chunks.iter().map(|(_, bytes)| String::from_utf8_lossy(bytes)).collect()
+    }
+
+    /// The lines logged on this thread: a `tokio::test` runs its requests,
+    /// and the tasks they spawn, on its own thread, so what must appear is
+    /// looked for here, not in other tests' lines.
+    fn mine(&self) -> String {
+        let here = std::thread::current().id();
+        let chunks = self.0.lock().unwrap();
+        chunks.iter().filter(|(id, _)| *id == here).map(|(_, bytes)| String::from_utf8_lossy(bytes)).collect()
+    }
+}
+
+/// Writes for one thread.
+struct Writer(Captured);
+
+impl std::io::Write for Writer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        (self.0).0.lock().unwrap().push((std::thread::current().id(), buf.to_vec()));
         Ok(buf.len())
     }
 
@@ -94,27 +188,30 @@ impl std::io::Write for Captured {
 }
 
 impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
+    type Writer = Writer;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        Writer(self.clone())
     }
 }
 
 /// Installs, once for this test binary, a global subscriber at the most
-/// verbose setting an operator can choose, writing into memory. (A
-/// thread-local one misses events whose callsites other test threads
-/// registered first.)
+/// verbose setting an operator can choose, writing into memory, as `main`
+/// does: with the `log` bridge, so crates that log through `log` (reqwest,
+/// for one) are captured too. (A thread-local subscriber misses events
+/// whose callsites other test threads registered first.)
 fn capture() -> Captured {
+    use tracing_subscriber::util::SubscriberInitExt;
     static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
+        tracing_subscriber::fmt()
             .with_writer(logs.clone())
             .with_env_filter(authgate::log_filter("trace,sea_orm=trace"))
             .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+            .finish()
+            .try_init()
+            .expect("no other global subscriber or log logger");
         logs
     })
     .clone()
@@ -178,12 +275,67 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     let tf_session = str_of(&completed.body["data"]["completeSignIn"]["token"]);
     assert!(!tf_session.is_empty(), "{}", completed.body);
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(text.contains("login failed") && text.contains("password reset"), "logs were captured:\n{text}");
-    assert!(text.contains("second factor required") && text.contains("recovery code used"), "{text}");
+    // OAuth: the client secret, the state, the code, the PKCE verifier, the
+    // provider's tokens, and the session it ends in.
+    let mock = crate::common::oidc::MockProvider::start().await;
+    let oauth_app = TestApp::sqlite_with(|c| c.oauth = vec![mock.oidc_config("mock")]).await;
+    let started = crate::oauth::start(&oauth_app, "mock").await;
+    let state = started.cookie.clone().expect("state cookie");
+    let back = crate::oauth::at_provider(&started.url).await;
+    let signed_in = crate::oauth::callback(&oauth_app, &back, Some(&state)).await;
+    let oauth_session = crate::oauth::session_token(&signed_in).expect("signed in through the provider");
+    let provider_secrets = mock.secrets();
+    assert_eq!(provider_secrets.len(), 4, "code, verifier, access token, ID token: {provider_secrets:?}");
+
+    // SMTP with credentials (the sink takes any): the password, and the
+    // base64 of the AUTH PLAIN exchange.
+    let (port, inbox) = crate::smtp::smtp_sink().await;
+    let smtp_password = "smtp-pw-5e6f7a";
+    let smtp_app = TestApp::sqlite_with(|c| {
+        c.smtp_host = Some("127.0.0.1".into());
+        c.smtp_port = port;
+        c.smtp_tls = authgate::config::SmtpTls::None;
+        c.smtp_username = Some("mailer".into());
+        c.smtp_password = Some(smtp_password.to_owned().into());
+    })
+    .await;
+    smtp_app.register("smtp-logs@example.com", first).await;
+    let mut auth_line = None;
+    for _ in 0..100 {
+        auth_line = inbox.lock().unwrap().first().and_then(|m| m.auth.first().cloned());
+        if auth_line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let auth_line = auth_line.expect("the mail went out with credentials within 5 s");
+    let smtp_credentials = auth_line.rsplit(' ').next().unwrap().to_owned();
+
+    // A database that cannot be reached, named by a URL with a password.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
+    let unreachable_password = "unreachable-pw-2b3c";
+    let mut settings =
+        crate::common::test_config(&format!("postgres://alice:{unreachable_password}@127.0.0.1:{port}/db"));
+    settings.db_connect_deadline = std::time::Duration::from_secs(1);
+    authgate::db::connect(&settings).await.expect_err("nothing listens");
+
+    let mine = logs.mine();
+    assert!(mine.contains("login failed") && mine.contains("password reset"), "logs were captured:\n{mine}");
+    assert!(mine.contains("second factor required") && mine.contains("recovery code used"), "{mine}");
+    assert!(mine.contains("mail sent") && mine.contains("database not reachable yet"), "{mine}");
+    assert!(mine.contains("starting new connection"), "records logged through `log` were captured:\n{mine}");
+    if app.is_postgres() {
+        assert!(mine.contains("connected to PostgreSQL"), "the database with a password was connected to");
+    }
+    let text = logs.all();
     // (The 6-digit code is not looked for: any timestamp may contain it.)
     for secret in [&totp_secret, &challenge, &tf_session].into_iter().chain(&recovery) {
         assert!(!text.contains(secret.as_str()), "a two-factor secret reached the logs: {secret}");
+    }
+    for secret in [&state, &oauth_session, &smtp_credentials].into_iter().chain(&provider_secrets) {
+        assert!(!text.contains(secret.as_str()), "an OAuth or SMTP secret reached the logs: {secret}");
     }
     for secret in [
         first,
@@ -195,6 +347,9 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
         &reset,
         &verify,
         db_password,
+        unreachable_password,
+        crate::common::oidc::CLIENT_SECRET,
+        smtp_password,
     ] {
         assert!(!text.contains(secret), "a secret reached the logs: {secret}");
     }
@@ -225,10 +380,10 @@ async fn provider_errors_cannot_forge_log_lines() {
         .send()
         .await;
     assert_eq!(reply.status, 303, "{}", reply.text);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(text.contains("forged-entry-4711"), "the provider's words were logged:\n{text}");
-    let forged_lines = text.lines().filter(|l| l.starts_with("1970-01-01")).count();
-    assert_eq!(forged_lines, 0, "a forged line:\n{text}");
+    let mine = logs.mine();
+    assert!(mine.contains("forged-entry-4711"), "the provider's words were logged:\n{mine}");
+    let forged_lines = logs.all().lines().filter(|l| l.starts_with("1970-01-01")).count();
+    assert_eq!(forged_lines, 0, "a forged line:\n{}", logs.all());
 }
 
 /// With `AUTHGATE_METRICS_BIND`, `/metrics` leaves the public router and is

@@ -25,6 +25,7 @@ both_backends!(
     password_changes_spend_reset_links_and_notify,
     addresses_and_names_that_spoof_are_refused,
     case_variants_of_an_email_cannot_coexist,
+    malformed_tokens_are_refused_without_a_lookup,
 );
 
 const PW: &str = "correct horse battery";
@@ -404,4 +405,158 @@ async fn production_errors_suggest_no_field_names() {
         dev.gql("{ providerz }", json!({})).await.text.contains("Did you mean"),
         "development keeps them"
     );
+}
+
+/// Tokens that cannot be ours (wrong length, the standard base64 alphabet,
+/// non-canonical base64, not ASCII) are refused before any lookup: a
+/// session token without a single statement, a mailed one with none but
+/// the per-client redemption counter.
+async fn malformed_tokens_are_refused_without_a_lookup(app: TestApp) {
+    let (good, _) = app.register("shape@example.com", PW).await;
+    app.wait_for_mails("shape@example.com", "Confirm your email address", 1).await;
+    const URL_SAFE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // 43 characters carry 258 bits for 256: the last one's low two bits
+    // must be zero. Setting one gives the same bytes, spelled otherwise.
+    let last = URL_SAFE.find(good.chars().last().unwrap()).unwrap();
+    let non_canonical = format!("{}{}", &good[..42], &URL_SAFE[last | 1..=last | 1]);
+    let malformed = [
+        good[..42].to_owned(),
+        format!("{good}A"),
+        format!("+{}", &good[1..]),
+        format!("/{}", &good[1..]),
+        format!("{good}="),
+        non_canonical,
+        format!("{}é", &good[..41]),
+        String::new(),
+    ];
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) { id } }";
+    let reset = "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }";
+    for token in &malformed {
+        app.take_statements();
+        assert_eq!(app.me(token).await.code(), Some("UNAUTHENTICATED"), "{token}");
+        assert_eq!(app.take_statements(), Vec::<String>::new(), "a session lookup for {token:?}");
+        let verified = app.gql(verify, json!({ "t": token })).await;
+        let reset = app
+            .gql(reset, json!({ "i": { "token": token, "newPassword": "violet thunder maps 7319" } }))
+            .await;
+        for reply in [verified, reset] {
+            assert_eq!(reply.code(), Some("INVALID_TOKEN"), "{token:?}: {}", reply.body);
+        }
+        let lookups: Vec<String> =
+            app.take_statements().into_iter().filter(|sql| !sql.contains("rate_limits")).collect();
+        assert_eq!(lookups, Vec::<String>::new(), "a token lookup for {token:?}");
+    }
+    // The well-formed token still works (the checks refuse shape, not tokens).
+    assert_eq!(app.me(&good).await.body["data"]["me"]["email"], "shape@example.com");
+}
+
+/// Every root field that is not meant for strangers answers
+/// `UNAUTHENTICATED` without a session, with a malformed token and with a
+/// revoked one, whatever its arguments: found in the schema itself, so a
+/// new operation that forgets `signed_in` fails here.
+#[tokio::test]
+async fn every_operation_but_the_public_ones_needs_a_session() {
+    // The ways in, and what a stranger may ask.
+    const PUBLIC: [&str; 8] = [
+        "providers",
+        "register",
+        "login",
+        "completeSignIn",
+        "requestPasswordReset",
+        "resetPassword",
+        "verifyEmail",
+        "startOAuth",
+    ];
+    let app = TestApp::sqlite().await;
+    let schema = app.gql(INTROSPECT, json!({})).await;
+    let types = schema.body["data"]["__schema"]["types"].as_array().expect("introspection").clone();
+    let named =
+        |name: &str| types.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name}")).clone();
+    let (revoked, _) = app.register("revoked@example.com", PW).await;
+    app.authed(&revoked, LOGOUT, json!({})).await;
+    let (mut checked, mut public) = (0, 0);
+    for (root, keyword) in [("QueryRoot", "query"), ("MutationRoot", "mutation")] {
+        for field in named(root)["fields"].as_array().unwrap() {
+            let name = field["name"].as_str().unwrap();
+            if PUBLIC.contains(&name) {
+                public += 1;
+                continue;
+            }
+            let mut definitions = Vec::new();
+            let mut uses = Vec::new();
+            let mut variables = serde_json::Map::new();
+            for arg in field["args"].as_array().unwrap() {
+                let arg_name = arg["name"].as_str().unwrap();
+                definitions.push(format!("${arg_name}: {}", type_ref(&arg["type"])));
+                uses.push(format!("{arg_name}: ${arg_name}"));
+                variables.insert(arg_name.to_owned(), sample_value(&arg["type"], &named));
+            }
+            let selection = if leaf(&field["type"]) { "" } else { " { __typename }" };
+            let (definitions, uses) = if definitions.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (format!("({})", definitions.join(", ")), format!("({})", uses.join(", ")))
+            };
+            let document = format!("{keyword} Probe{definitions} {{ {name}{uses}{selection} }}");
+            let variables = Value::Object(variables);
+            for token in [None, Some("not-a-token"), Some(revoked.as_str())] {
+                let mut call = app.post().graphql(&document, variables.clone());
+                if let Some(token) = token {
+                    call = call.bearer(token);
+                }
+                let reply = call.send().await;
+                assert_eq!(
+                    reply.code(),
+                    Some("UNAUTHENTICATED"),
+                    "{document} with {token:?}: {}",
+                    reply.body
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(public, PUBLIC.len(), "every public operation exists");
+    assert!(checked >= 16, "only {checked} operations found");
+}
+
+const INTROSPECT: &str = "{ __schema { types { name kind enumValues { name } \
+    fields { name args { name type { ...T } } type { ...T } } inputFields { name type { ...T } } } } } \
+    fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
+
+/// `String!`, `[ID!]!`… for a variable definition.
+fn type_ref(t: &Value) -> String {
+    match t["kind"].as_str().unwrap() {
+        "NON_NULL" => format!("{}!", type_ref(&t["ofType"])),
+        "LIST" => format!("[{}]", type_ref(&t["ofType"])),
+        _ => str_of(&t["name"]),
+    }
+}
+
+fn leaf(t: &Value) -> bool {
+    match t["kind"].as_str().unwrap() {
+        "NON_NULL" | "LIST" => leaf(&t["ofType"]),
+        kind => matches!(kind, "SCALAR" | "ENUM"),
+    }
+}
+
+/// A well-typed value: every required input field filled.
+fn sample_value(t: &Value, named: &dyn Fn(&str) -> Value) -> Value {
+    match t["kind"].as_str().unwrap() {
+        "NON_NULL" => sample_value(&t["ofType"], named),
+        "LIST" => json!([]),
+        "ENUM" => named(t["name"].as_str().unwrap())["enumValues"][0]["name"].clone(),
+        "INPUT_OBJECT" => {
+            let fields = named(t["name"].as_str().unwrap())["inputFields"].as_array().unwrap().clone();
+            let required = fields.iter().filter(|f| f["type"]["kind"] == "NON_NULL");
+            Value::Object(required.map(|f| (str_of(&f["name"]), sample_value(&f["type"], named))).collect())
+        }
+        _ => match t["name"].as_str().unwrap() {
+            "Boolean" => json!(false),
+            "Int" => json!(1),
+            "ID" => json!("00000000-0000-4000-8000-000000000001"),
+            "DateTime" => json!("2026-01-01T00:00:00Z"),
+            "JSON" => json!({}),
+            _ => json!("a sample value 123"),
+        },
+    }
 }

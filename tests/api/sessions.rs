@@ -1,7 +1,7 @@
 //! Session management and the account lifecycle, on both backends.
 
 use chrono::Duration;
-use entity::{accounts, sessions, users, verification_tokens};
+use entity::{accounts, oauth_flows, sessions, users, verification_tokens};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
@@ -131,10 +131,17 @@ async fn sliding_refresh_writes_once_per_update_age(app: TestApp) {
 async fn sessions_never_outlive_the_absolute_maximum(app: TestApp) {
     let (token, _) = app.register("max@example.com", PW).await;
     let created = app.clock_now();
-    for _ in 0..4 {
+    for _ in 0..3 {
         app.clock.advance(Duration::days(6));
         assert!(app.me(&token).await.body["data"]["me"].is_object(), "alive while used");
     }
+    // Day 24: the sliding week would end on day 31; the cap ends it on day
+    // 30, and the refreshed cookie says so (6 days, not 7).
+    app.clock.advance(Duration::days(6));
+    let reply = app.post().graphql(ME, json!({})).cookie(&token).send().await;
+    assert!(reply.body["data"]["me"].is_object(), "{}", reply.body);
+    let cookie = reply.set_cookie().expect("a refreshed cookie");
+    assert!(cookie.contains(&format!("Max-Age={}", 6 * 24 * 3600)), "{cookie}");
     let row = sessions::Entity::find().one(app.db()).await.unwrap().unwrap();
     assert_eq!(row.expires_at, created + Duration::days(30), "capped at 30 days after sign-in");
     app.clock.advance(Duration::days(6));
@@ -336,7 +343,7 @@ async fn every_table_naming_a_user_is_in_the_one_list(app: TestApp) {
 }
 
 async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
-    let (_, user_id) = app.register("clean@example.com", PW).await;
+    let (session, user_id) = app.register("clean@example.com", PW).await;
     // Registration mailed a (live) verification token; let it land first.
     app.wait_for_mails("clean@example.com", "Confirm your email address", 1).await;
     let user_id = Uuid::parse_str(&user_id).unwrap();
@@ -345,7 +352,8 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
         token_hash: Set(Uuid::new_v4().as_bytes().repeat(2)),
-        expires_at: Set(now - Duration::seconds(i + 1)),
+        // From exactly now (expired: a session lives while `expires_at > now`) back.
+        expires_at: Set(now - Duration::seconds(i)),
         created_at: Set(now - Duration::days(8)),
         updated_at: Set(now - Duration::days(8)),
         ip_address: Set(None),
@@ -356,6 +364,28 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
     for chunk in expired.collect::<Vec<_>>().chunks(200) {
         sessions::Entity::insert_many(chunk.to_vec()).exec(app.db()).await.unwrap();
     }
+    // The registration's own session, one second from its end: kept.
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::ExpiresAt, sea_orm::sea_query::Expr::value(now + Duration::seconds(1)))
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::ExpiresAt.gt(now))
+        .exec(app.db())
+        .await
+        .unwrap();
+    let flow = |id: u128, expires_in: Duration| oauth_flows::ActiveModel {
+        id: Set(Uuid::from_u128(id)),
+        state_hash: Set(id.to_be_bytes().to_vec()),
+        provider: Set("github".into()),
+        pkce_verifier: Set("verifier".into()),
+        nonce: Set("nonce".into()),
+        redirect_to: Set("http://localhost:3000/".into()),
+        link_user_id: Set(None),
+        link_session_id: Set(None),
+        expires_at: Set(now + expires_in),
+        created_at: Set(now - Duration::minutes(10)),
+    };
+    flow(1, Duration::seconds(-1)).insert(app.db()).await.unwrap();
+    flow(2, Duration::minutes(5)).insert(app.db()).await.unwrap();
     let token = |purpose: &str, expires_in: Duration, consumed: bool| verification_tokens::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
@@ -373,19 +403,30 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
         row.insert(app.db()).await.unwrap();
     }
 
+    app.take_statements();
     let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
-    assert_eq!((removed.sessions, removed.tokens), (1_100, 2));
+    assert_eq!((removed.sessions, removed.tokens, removed.oauth_flows), (1_100, 2, 1));
     assert_eq!(removed.counters, 0, "the registration's rate-limit window is still open");
-    assert_eq!(app.count(sessions::Entity).await, 1, "the live session stays");
+    // Bounded statements: 1 100 sessions go in three DELETEs of at most 500 ids.
+    let deletes: Vec<usize> = app
+        .take_statements()
+        .iter()
+        .filter(|sql| sql.starts_with(r#"DELETE FROM "sessions""#))
+        .map(|sql| sql.matches(['?', '$']).count())
+        .collect();
+    assert_eq!(deletes, [500, 500, 100], "ids per DELETE");
+    assert_eq!(app.count(sessions::Entity).await, 1, "the session a second from its end stays");
+    assert_eq!(app.me(&session).await.body["data"]["me"]["email"], "clean@example.com");
+    assert_eq!(app.count(oauth_flows::Entity).await, 1, "the flow still under way stays");
     assert_eq!(app.count(verification_tokens::Entity).await, 2, "the live tokens stay");
     let again = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!((again.sessions, again.tokens), (0, 0));
     app.clock.advance(Duration::hours(2));
     let later = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(
-        (later.sessions, later.tokens, later.counters),
-        (0, 1, 3),
-        "the 1 h token and the register windows (per address, per target address, server-wide)"
+        (later.sessions, later.tokens, later.counters, later.oauth_flows),
+        (1, 1, 3, 1),
+        "the session, the 1 h token, the register windows (per address, per target address, server-wide), the flow"
     );
 }
 

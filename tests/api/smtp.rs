@@ -12,13 +12,16 @@ use tokio::{
 use crate::common::{TestApp, decode_quoted_printable, token_in};
 
 #[derive(Default, Debug, Clone)]
-struct Received {
-    rcpt: Vec<String>,
-    data: String,
+pub struct Received {
+    /// `AUTH` lines, as sent (credentials in base64).
+    pub auth: Vec<String>,
+    pub rcpt: Vec<String>,
+    pub data: String,
 }
 
-/// Accepts SMTP sessions and records each message; answers 250 to everything.
-async fn smtp_sink() -> (u16, Arc<Mutex<Vec<Received>>>) {
+/// Accepts SMTP sessions and records each message; takes any credentials
+/// (`AUTH PLAIN` with the initial response) and answers 250 to the rest.
+pub async fn smtp_sink() -> (u16, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let inbox = Arc::new(Mutex::new(Vec::new()));
@@ -34,7 +37,10 @@ async fn smtp_sink() -> (u16, Arc<Mutex<Vec<Received>>>) {
                 while let Ok(Some(line)) = lines.next_line().await {
                     let upper = line.to_ascii_uppercase();
                     let reply: &[u8] = if upper.starts_with("EHLO") {
-                        b"250-sink\r\n250 8BITMIME\r\n"
+                        b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("AUTH ") {
+                        current.auth.push(line.clone());
+                        b"235 accepted\r\n"
                     } else if upper.starts_with("RCPT TO:") {
                         current.rcpt.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
                         b"250 ok\r\n"

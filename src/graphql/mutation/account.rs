@@ -4,7 +4,7 @@ use crate::{
     auth::{account, profile},
     graphql::{
         GqlResult,
-        guard::{SessionGuard, signed_in},
+        guard::signed_in,
         types::{ChangePasswordInput, UpdateProfileInput, User},
     },
 };
@@ -20,7 +20,6 @@ impl AccountMutation {
     /// two-factor is on and the session has one factor. Signs out the other sessions
     /// unless `revokeOtherSessions` is false, spends outstanding reset links
     /// and mails the owner a notice.
-    #[graphql(guard = "SessionGuard")]
     async fn change_password(
         &self,
         ctx: &Context<'_>,
@@ -34,7 +33,6 @@ impl AccountMutation {
     /// Edits the caller's profile: an omitted field stays, `null` clears it.
     /// `BAD_USER_INPUT` (field `name` or `image`) for a name over 100
     /// characters or an image that is not an http(s) URL of at most 2048.
-    #[graphql(guard = "SessionGuard")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
@@ -51,7 +49,6 @@ impl AccountMutation {
     /// session that proved presence within the re-authentication window
     /// instead (`REAUTHENTICATION_REQUIRED`); `password` is then ignored.
     /// With two-factor on, the session needs two factors either way.
-    #[graphql(guard = "SessionGuard")]
     async fn delete_account(
         &self,
         ctx: &Context<'_>,

@@ -4,7 +4,7 @@ use crate::{
     auth::{AuthContext, recovery},
     graphql::{
         GqlResult,
-        guard::{SessionGuard, client_meta, signed_in},
+        guard::{client_meta, signed_in},
         types::{ResetPasswordInput, User},
     },
 };
@@ -17,7 +17,6 @@ impl EmailMutation {
     /// Mails the signed-in user a link to confirm their email address (a new
     /// single-use token; earlier ones stop working). `true` without sending
     /// anything when the address is already verified.
-    #[graphql(guard = "SessionGuard")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         recovery::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;

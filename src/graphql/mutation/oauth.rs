@@ -5,7 +5,7 @@ use crate::{
     graphql::{
         GqlResult,
         effects::{self, Effect},
-        guard::{SessionGuard, client_meta, signed_in},
+        guard::{client_meta, signed_in},
     },
 };
 
@@ -45,7 +45,7 @@ impl OAuthMutation {
     /// the re-authentication window (and has two factors when two-factor is on);
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
     /// belongs to another user.
-    #[graphql(name = "linkOAuth", guard = "SessionGuard")]
+    #[graphql(name = "linkOAuth")]
     async fn link_oauth(
         &self,
         ctx: &Context<'_>,
@@ -65,7 +65,6 @@ impl OAuthMutation {
     /// account; `LAST_SIGN_IN_METHOD` when it is the only one left;
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
     /// the re-authentication window (and has two factors when two-factor is on).
-    #[graphql(guard = "SessionGuard")]
     async fn unlink_account(
         &self,
         ctx: &Context<'_>,
@@ -82,7 +81,6 @@ impl OAuthMutation {
     /// `newPassword`) when it is outside the policy;
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
     /// the re-authentication window (and has two factors when two-factor is on). The owner is mailed a notice listing every way in.
-    #[graphql(guard = "SessionGuard")]
     async fn set_password(
         &self,
         ctx: &Context<'_>,

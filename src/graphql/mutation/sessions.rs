@@ -3,10 +3,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::session,
-    graphql::{
-        GqlResult,
-        guard::{SessionGuard, signed_in},
-    },
+    graphql::{GqlResult, guard::signed_in},
 };
 
 #[derive(Default)]
@@ -16,7 +13,6 @@ pub struct SessionMutation;
 impl SessionMutation {
     /// Ends the current session at once (its token stops working everywhere)
     /// and clears the cookie. `UNAUTHENTICATED` without a live session.
-    #[graphql(guard = "SessionGuard")]
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
@@ -29,7 +25,6 @@ impl SessionMutation {
     /// is now revoked, `false` when the caller has no such session (another
     /// user's session id answers exactly like an unknown one). Revoking the
     /// current session works like `logout`.
-    #[graphql(guard = "SessionGuard")]
     async fn revoke_session(
         &self,
         ctx: &Context<'_>,
@@ -47,7 +42,6 @@ impl SessionMutation {
     }
 
     /// Signs out every session of the caller but the current one; returns how many.
-    #[graphql(guard = "SessionGuard")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let (auth, current) = signed_in(ctx).await?;
         let revoked = session::revoke_all_but(auth, current.user.id, current.session.id).await.gql()?;

@@ -5,7 +5,7 @@ use crate::{
     auth::{AuthContext, second_step, step_up, two_factor},
     graphql::{
         GqlResult,
-        guard::{SessionGuard, client_meta, signed_in},
+        guard::{client_meta, signed_in},
         types::AuthPayload,
     },
 };
@@ -50,7 +50,6 @@ impl TwoFactorMutation {
     /// `otpauth://` URI and QR code. Nothing changes until
     /// `confirmTotpSetup`; calling it again starts over. Step-up
     /// (`REAUTHENTICATION_REQUIRED`).
-    #[graphql(guard = "SessionGuard")]
     async fn start_totp_setup(&self, ctx: &Context<'_>) -> async_graphql::Result<TotpSetup> {
         let (auth, current) = signed_in(ctx).await?;
         let setup = two_factor::start_setup(auth, current).await.gql()?;
@@ -62,7 +61,6 @@ impl TwoFactorMutation {
     /// session making the call counts as two factors from now on.
     /// `BAD_USER_INPUT` (field `code`) for a wrong code or no setup
     /// started; mails the owner a notice.
-    #[graphql(guard = "SessionGuard")]
     async fn confirm_totp_setup(
         &self,
         ctx: &Context<'_>,
@@ -74,7 +72,6 @@ impl TwoFactorMutation {
 
     /// Turns two-factor off: the authenticator and recovery codes are
     /// removed. `false` when it was not on. Step-up; mails the owner a notice.
-    #[graphql(guard = "SessionGuard")]
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         two_factor::disable(auth, current).await.gql()
@@ -83,7 +80,6 @@ impl TwoFactorMutation {
     /// Replaces every recovery code with 10 new ones, shown only now.
     /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off; mails the
     /// owner a notice.
-    #[graphql(guard = "SessionGuard")]
     async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         let (auth, current) = signed_in(ctx).await?;
         two_factor::regenerate_recovery_codes(auth, current).await.gql()
@@ -112,7 +108,6 @@ impl TwoFactorMutation {
     /// `INVALID_CREDENTIALS` when wrong; `BAD_USER_INPUT` when a required
     /// part is missing; `REAUTHENTICATION_REQUIRED` for an account with
     /// neither (sign in again through its provider); `RATE_LIMITED`.
-    #[graphql(guard = "SessionGuard")]
     async fn reauthenticate(
         &self,
         ctx: &Context<'_>,

@@ -372,8 +372,6 @@ impl Hold {
     }
 }
 
-/// The variable's value; `None` when unset outside CI, a failure in CI
-/// (a service suite may never be skipped there).
 /// Waits (at most 10 s) until the session cache serves: on PostgreSQL it
 /// starts bypassed until its LISTEN is in place.
 pub async fn wait_until_live(state: &AppState) {
@@ -387,12 +385,27 @@ pub async fn wait_until_live(state: &AppState) {
     panic!("the session cache did not start listening in 10 s");
 }
 
-fn required_env(var: &str) -> Option<String> {
+/// The variable's value; `None` when unset outside CI, a failure in CI
+/// (a service suite may never be skipped there).
+///
+/// A skipped variant still reports `ok` (libtest has no runtime "ignored"),
+/// so the first skip for each variable says so once, on stderr directly:
+/// `eprintln!` would be captured and shown only for failures.
+pub fn required_env(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) => Some(value),
         Err(_) => {
             assert!(std::env::var_os("CI").is_none(), "CI must set {var}: its suite may not be skipped");
-            eprintln!("{var} unset: skipping this variant");
+            static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+            let mut said = SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !said.iter().any(|v| v == var) {
+                said.push(var.to_owned());
+                let note = format!(
+                    "\nSKIPPED: {var} is unset, so every test variant that needs it reports `ok` \
+                     without running. Set it (see README, \"Tests\") or run with CI=true to require it.\n"
+                );
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+            }
             None
         }
     }

@@ -27,6 +27,8 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::str_of;
+
 pub const CLIENT_ID: &str = "authgate-test";
 pub const CLIENT_SECRET: &str = "mock-client-secret";
 
@@ -77,6 +79,8 @@ struct Mock {
     access: Mutex<HashMap<String, Person>>,
     /// Successful code exchanges.
     exchanges: Mutex<u32>,
+    /// Every secret of the exchanges: codes, PKCE verifiers, access and ID tokens.
+    secrets: Mutex<Vec<String>>,
     /// Signing with (and publishing) the second key, under another key id.
     rotated: std::sync::atomic::AtomicBool,
 }
@@ -117,6 +121,7 @@ impl MockProvider {
             codes: Mutex::default(),
             access: Mutex::default(),
             exchanges: Mutex::new(0),
+            secrets: Mutex::default(),
             rotated: Default::default(),
         });
         let app = Router::new()
@@ -142,6 +147,11 @@ impl MockProvider {
 
     pub fn exchanges(&self) -> u32 {
         *self.mock.exchanges.lock().unwrap()
+    }
+
+    /// The codes, PKCE verifiers, access tokens and ID tokens seen so far.
+    pub fn secrets(&self) -> Vec<String> {
+        self.mock.secrets.lock().unwrap().clone()
     }
 
     /// authgate's provider settings for this mock, as OpenID Connect.
@@ -204,6 +214,7 @@ async fn authorize(State(mock): State<Arc<Mock>>, Query(q): Query<HashMap<String
     };
     let (person, tamper) = mock.next.lock().unwrap().clone();
     let code = format!("code-{}", uuid::Uuid::new_v4().simple());
+    mock.secrets.lock().unwrap().push(code.clone());
     mock.codes.lock().unwrap().insert(
         code.clone(),
         Grant {
@@ -254,6 +265,7 @@ async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: String) 
     let access_token = format!("at-{}", uuid::Uuid::new_v4().simple());
     mock.access.lock().unwrap().insert(access_token.clone(), grant.person.clone());
     let id_token = id_token(&mock.issuer, &grant, mock.rotated.load(std::sync::atomic::Ordering::SeqCst));
+    mock.secrets.lock().unwrap().extend([verifier, access_token.clone(), str_of(&id_token)]);
     Json(json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "id_token": id_token }))
         .into_response()
 }
