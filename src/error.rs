@@ -39,7 +39,7 @@ codes! {
     EmailNotVerified => "EMAIL_NOT_VERIFIED", "the email must be verified first";
     InvalidToken => "INVALID_TOKEN", "a mailed token is unknown, expired or spent";
     RateLimited => "RATE_LIMITED", "too many attempts; `extensions.retryAfter` says when to retry (seconds)";
-    ServiceUnavailable => "SERVICE_UNAVAILABLE", "the database or a provider is unreachable, or the request timed out; retry";
+    ServiceUnavailable => "SERVICE_UNAVAILABLE", "the database or a provider is unreachable (PostgreSQL ending the connection included: a restart, a failover, Neon suspending its compute), or the request timed out; retry: nothing was half written";
     Forbidden => "FORBIDDEN", "refused: a cross-site request carrying the session cookie";
     RedirectNotAllowed => "REDIRECT_NOT_ALLOWED", "`redirectTo` is not on an allowed origin";
     OAuthStateInvalid => "OAUTH_STATE_INVALID", "the OAuth callback's state is unknown, spent or from another browser";
@@ -73,6 +73,10 @@ pub enum Input {
     Provider,
     /// A TOTP or recovery code.
     Code,
+    /// A WebAuthn credential (`PublicKeyCredential.toJSON()`).
+    Credential,
+    /// The handle of a passkey ceremony.
+    Challenge,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -61,6 +61,7 @@ pub fn state_with_mail(
         keys: Arc::new(keys::Keys::from_config(&config)?),
         checkpoints: Default::default(),
         sessions: auth::session_cache::SessionCache::start(&config, &db)?,
+        webauthn: Arc::new(auth::passkey::relying_party(&config)?),
     });
     let documents = graphql::Documents::default();
     let schema = graphql::build_schema(auth.clone(), &config);

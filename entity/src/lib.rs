@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod oauth_flows;
+pub mod passkey_challenges;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod recovery_codes;
 pub mod sessions;

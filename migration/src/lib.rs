@@ -14,6 +14,7 @@ mod m20261201_000007_add_credentials_version;
 mod m20261202_000008_drop_account_tokens;
 mod m20261202_000009_notify_session_changes;
 mod m20261202_000010_two_factor;
+mod m20261203_000011_passkeys;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_drop_account_tokens::Migration),
             Box::new(m20261202_000009_notify_session_changes::Migration),
             Box::new(m20261202_000010_two_factor::Migration),
+            Box::new(m20261203_000011_passkeys::Migration),
         ]
     }
 }

@@ -465,8 +465,10 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
 /// Every table holding rows of one user besides `users`, with the column
 /// naming the user: the one list deletion and a claim go by (a test holds
 /// it to the database's foreign keys, so a new table cannot be missed).
-pub const USER_TABLES: [(&str, &str); 7] = [
+pub const USER_TABLES: [(&str, &str); 9] = [
     ("accounts", "user_id"),
+    ("passkeys", "user_id"),
+    ("passkey_challenges", "user_id"),
     ("totp_credentials", "user_id"),
     ("recovery_codes", "user_id"),
     ("sign_in_challenges", "user_id"),
@@ -524,6 +526,7 @@ pub enum Notice {
     TwoFactorOn,
     TwoFactorOff,
     RecoveryCodesReplaced,
+    PasskeyRemoved,
 }
 
 /// Mails the owner a notice that lists every way into the account, after
@@ -565,6 +568,7 @@ pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
             Notice::PasswordReset => {
                 templates::password_changed(&user.email, app_url, "reset with a mailed link", &methods)
             }
+            Notice::PasskeyRemoved => templates::passkey_removed(&user.email, app_url, &methods),
         };
         worker.mail.send(email);
     });
@@ -581,6 +585,12 @@ pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<St
         users::Entity::find_by_id(user_id).one(&auth.db).await?.is_some_and(|u| u.two_factor_enabled);
     if two_factor {
         methods.push("an authenticator app (second factor)".to_owned());
+    }
+    for passkey in super::passkey::of_user(&auth.db, user_id).await? {
+        methods.push(match passkey.name {
+            Some(name) => format!("a passkey (\u{201c}{name}\u{201d})"),
+            None => "a passkey".to_owned(),
+        });
     }
     Ok(methods)
 }

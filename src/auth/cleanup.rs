@@ -1,7 +1,9 @@
 //! Deleting expired sessions and expired or spent verification tokens, in
 //! bounded batches so no statement holds locks for long.
 
-use entity::{oauth_flows, rate_limits, sessions, sign_in_challenges, verification_tokens};
+use entity::{
+    oauth_flows, passkey_challenges, rate_limits, sessions, sign_in_challenges, verification_tokens,
+};
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ pub struct Removed {
     pub counters: u64,
     /// OAuth sign-ins never completed.
     pub oauth_flows: u64,
-    /// Second steps of sign-ins never completed.
+    /// Second steps of sign-ins, and passkey ceremonies, never completed.
     pub challenges: u64,
 }
 
@@ -55,7 +57,12 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
             .filter(sign_in_challenges::Column::ExpiresAt.lte(now))
             .exec(&auth.db)
             .await?
-            .rows_affected,
+            .rows_affected
+            + passkey_challenges::Entity::delete_many()
+                .filter(passkey_challenges::Column::ExpiresAt.lte(now))
+                .exec(&auth.db)
+                .await?
+                .rows_affected,
     };
     if removed != Removed::default() {
         tracing::info!(

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod device;
 pub mod limits;
 pub mod oauth;
+pub mod passkey;
 pub mod password;
 pub mod profile;
 pub mod recovery;
@@ -67,6 +68,8 @@ pub struct Services {
     pub checkpoints: Checkpoints,
     /// Live sessions in memory (`SessionCache::off()` when turned off).
     pub sessions: session_cache::SessionCache,
+    /// The WebAuthn relying party (passkeys).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 type Hook = Arc<dyn Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;

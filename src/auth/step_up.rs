@@ -40,8 +40,16 @@ pub fn require(auth: &AuthContext, current: &CurrentSession, presence: Presence)
     Ok(())
 }
 
-/// Proves presence again for the caller's session: the password when the
-/// user has one, and a TOTP or recovery code when two-factor is on. Wrong:
+/// A passkey's answer to a `startPasskeySignIn` ceremony: its handle and
+/// the assertion (`PublicKeyCredential.toJSON()`).
+pub struct PasskeyProof {
+    pub challenge: String,
+    pub credential: serde_json::Value,
+}
+
+/// Proves presence again for the caller's session: a passkey of theirs
+/// (two factors by itself), or the password when the user has one and a
+/// TOTP or recovery code when two-factor is on. Wrong:
 /// `INVALID_CREDENTIALS`; a missing part: `BAD_USER_INPUT`. A user with
 /// neither (signed up through a provider, no second factor) has nothing
 /// to prove it with here: `REAUTHENTICATION_REQUIRED`, sign in again.
@@ -52,11 +60,15 @@ pub async fn reauthenticate(
     current: &CurrentSession,
     password: Option<String>,
     code: Option<String>,
+    passkey: Option<PasskeyProof>,
     meta: &ClientMeta,
 ) -> Result<(), AuthError> {
     let user = &current.user;
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
+    if let Some(proof) = passkey {
+        return super::passkey::reauthenticate(auth, current, &proof.challenge, proof.credential).await;
+    }
     let credential = account::credential_of(auth, user.id).await?;
     if credential.is_none() && !user.two_factor_enabled {
         return Err(AuthError::ReauthenticationRequired);

@@ -149,6 +149,24 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_TOTP_ISSUER", default_value = "authgate")]
     pub totp_issuer: String,
 
+    /// The WebAuthn relying party passkeys are bound to (a domain, no
+    /// scheme or port). Default: the domain `AUTHGATE_APP_URL`'s and
+    /// `AUTHGATE_PUBLIC_URL`'s hosts share (`example.com` for
+    /// `app.example.com` and `auth.example.com`), else the app's host.
+    /// Changing it later orphans every registered passkey.
+    #[arg(long, env = "AUTHGATE_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+
+    /// Origins whose pages may run passkey ceremonies (comma-separated).
+    /// Default: the app's (`AUTHGATE_APP_URL`) and this server's
+    /// (`AUTHGATE_PUBLIC_URL`). Each must be within the relying party's domain.
+    #[arg(long, env = "AUTHGATE_WEBAUTHN_ORIGINS", value_delimiter = ',')]
+    pub webauthn_origins: Vec<String>,
+
+    /// The name authenticators show beside a passkey.
+    #[arg(long, env = "AUTHGATE_WEBAUTHN_RP_NAME", default_value = "authgate")]
+    pub webauthn_rp_name: String,
+
     /// Session lifetime (sliding: extended on use, see `--session-update-age`).
     #[arg(long, env = "AUTHGATE_SESSION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
@@ -456,6 +474,43 @@ impl Config {
 
     /// Cookies are `Secure` (and `__Host-` named) when asked, or by default
     /// when the public URL is https.
+    /// The relying party id: configured, else the domain the app's and
+    /// this server's hosts share (at least two labels, or one host when
+    /// both are the same, such as `localhost`), else the app's host.
+    pub fn webauthn_rp_id(&self) -> String {
+        if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+            return id.to_ascii_lowercase();
+        }
+        let host = |raw: &str| url::Url::parse(raw.trim()).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let (Some(app), public) = (host(&self.app_url), host(&self.public_url)) else {
+            return "localhost".to_owned();
+        };
+        let Some(public) = public.filter(|p| *p != app) else { return app };
+        let shared: Vec<&str> =
+            app.rsplit('.').zip(public.rsplit('.')).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
+        if shared.len() >= 2 { shared.into_iter().rev().collect::<Vec<_>>().join(".") } else { app }
+    }
+
+    /// The origins allowed to run passkey ceremonies: configured, else the
+    /// app's and this server's.
+    pub fn webauthn_origins(&self) -> Vec<String> {
+        let configured: Vec<String> =
+            self.webauthn_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        if !configured.is_empty() {
+            return configured;
+        }
+        let mut origins = Vec::new();
+        for raw in [&self.app_url, &self.public_url] {
+            if let Ok(url) = url::Url::parse(raw.trim()) {
+                let origin = url.origin().ascii_serialization();
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        }
+        origins
+    }
+
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure
             .unwrap_or_else(|| self.public_url.trim().to_ascii_lowercase().starts_with("https://"))

@@ -25,6 +25,8 @@ fn field_name(input: Input) -> &'static str {
         Input::Image => "image",
         Input::Provider => "provider",
         Input::Code => "code",
+        Input::Credential => "credential",
+        Input::Challenge => "challenge",
     }
 }
 

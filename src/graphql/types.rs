@@ -97,6 +97,17 @@ impl User {
         Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
     }
 
+    /// The user's passkeys, oldest first. Visible only to the user's own
+    /// session: empty for anyone else.
+    async fn passkeys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Passkey>> {
+        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+            return Ok(Vec::new());
+        };
+        let auth = ctx.data::<crate::auth::AuthContext>()?;
+        let rows = crate::auth::passkey::of_user(&auth.db, current.user.id).await.gql()?;
+        Ok(rows.into_iter().map(Passkey).collect())
+    }
+
     /// The ways this user can sign in (`providerId` `"credential"` is email
     /// and password). Visible only to the user's own session: empty for anyone else.
     async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
@@ -112,6 +123,32 @@ impl User {
 pub struct Session {
     row: sessions::Model,
     current: bool,
+}
+
+pub struct Passkey(pub entity::passkeys::Model);
+
+/// A passkey (WebAuthn credential) that signs the user in.
+#[Object]
+impl Passkey {
+    /// Stable unique identifier (a UUID), for `removePasskey`.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The name given at registration, if any.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// When it was registered.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When it last signed in or proved presence; `null` if never.
+    async fn last_used_at(&self) -> Option<DateTime> {
+        self.0.last_used_at.map(DateTime)
+    }
 }
 
 /// A signed-in device or browser.

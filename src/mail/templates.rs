@@ -74,6 +74,18 @@ pub fn sign_in_method_added(to: &str, app_url: &str, what: &str, methods: &[Stri
     )
 }
 
+/// Tells the owner a passkey left their account.
+pub fn passkey_removed(to: &str, app_url: &str, methods: &[String]) -> Email {
+    compose(
+        to,
+        "A passkey was removed from your account",
+        &format!("A passkey was just removed from your account. {}", methods_line(methods)),
+        "Review your account",
+        app_url,
+        "If this was you, there is nothing to do. If not, reset your password and sign out your other sessions.",
+    )
+}
+
 /// Tells the owner their password was changed or reset (ASVS 2.2.3).
 pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) -> Email {
     compose(

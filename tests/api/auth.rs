@@ -111,6 +111,28 @@ async fn register_rejects_invalid_input_and_writes_nothing(app: TestApp) {
     assert_eq!(app.login("unicode@example.com", "ÑÉ水Ü🔑SSØΛ").await.code(), Some("INVALID_CREDENTIALS"));
     assert_eq!(app.login("long@example.com", &long[..127]).await.code(), Some("INVALID_CREDENTIALS"));
     assert!(app.login("long@example.com", &long).await.body["data"]["login"].is_object());
+
+    // The length rule is what refuses, not the strength estimate: a strong
+    // 129-character password, and with the estimate off, 7 characters.
+    let length_refused = |reply: &crate::common::Reply| {
+        assert_eq!(
+            (reply.code(), reply.field()),
+            (Some("BAD_USER_INPUT"), Some("password")),
+            "{}",
+            reply.body
+        );
+        let message = str_of(&reply.body["errors"][0]["message"]);
+        assert!(message.contains("8 to 128 characters"), "{message}");
+    };
+    let strong = format!("{long}Z");
+    length_refused(
+        &app.gql(REGISTER, json!({ "input": { "email": "x129@example.com", "password": strong } })).await,
+    );
+    let lax = app.sibling(|c| c.password_min_score = 0).await;
+    length_refused(
+        &lax.gql(REGISTER, json!({ "input": { "email": "x7@example.com", "password": "1234567" } })).await,
+    );
+    lax.register("x8@example.com", "12345678").await;
 }
 
 async fn login_accepts_any_case_and_sets_cookie(app: TestApp) {

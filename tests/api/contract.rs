@@ -27,6 +27,12 @@ const IMPLEMENTED: &[&str] = &[
     "RegenerateRecoveryCodes",
     "CompleteSignIn",
     "Reauthenticate",
+    "SecurityOverview",
+    "StartPasskeyRegistration",
+    "FinishPasskeyRegistration",
+    "StartPasskeySignIn",
+    "FinishPasskeySignIn",
+    "RemovePasskey",
 ];
 
 fn root() -> PathBuf {

@@ -14,6 +14,7 @@ mod layers;
 mod oauth;
 mod observability;
 mod outage;
+mod passkeys;
 mod security;
 mod sessions;
 mod smtp;

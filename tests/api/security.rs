@@ -26,6 +26,7 @@ both_backends!(
     addresses_and_names_that_spoof_are_refused,
     case_variants_of_an_email_cannot_coexist,
     malformed_tokens_are_refused_without_a_lookup,
+    another_users_sessions_stay_hidden_from_a_session,
 );
 
 const PW: &str = "correct horse battery";
@@ -457,7 +458,7 @@ async fn malformed_tokens_are_refused_without_a_lookup(app: TestApp) {
 #[tokio::test]
 async fn every_operation_but_the_public_ones_needs_a_session() {
     // The ways in, and what a stranger may ask.
-    const PUBLIC: [&str; 8] = [
+    const PUBLIC: [&str; 10] = [
         "providers",
         "register",
         "login",
@@ -466,6 +467,8 @@ async fn every_operation_but_the_public_ones_needs_a_session() {
         "resetPassword",
         "verifyEmail",
         "startOAuth",
+        "startPasskeySignIn",
+        "finishPasskeySignIn",
     ];
     let app = TestApp::sqlite().await;
     let schema = app.gql(INTROSPECT, json!({})).await;
@@ -560,3 +563,28 @@ fn sample_value(t: &Value, named: &dyn Fn(&str) -> Value) -> Value {
         },
     }
 }
+
+/// A `User` another user's session can reach (the one `verifyEmail` or
+/// `login` returns) shows no sessions and no sign-in methods to it.
+async fn another_users_sessions_stay_hidden_from_a_session(app: TestApp) {
+    let (alice, _) = app.register("alice-looks@example.com", PW).await;
+    app.register("bob-hides@example.com", PW).await;
+    let token = app.mailed_token("bob-hides@example.com", "Confirm your email address", 1).await;
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) { email sessions { id } accounts { id } } }";
+    let reply = app.authed(&alice, verify, json!({ "t": token })).await;
+    let bob = &reply.body["data"]["verifyEmail"];
+    assert_eq!(bob["email"], "bob-hides@example.com", "{}", reply.body);
+    assert_eq!((bob["sessions"].clone(), bob["accounts"].clone()), (json!([]), json!([])), "{}", reply.body);
+    let login =
+        "mutation($i: LoginInput!) { login(input: $i) { user { email sessions { id } accounts { id } } } }";
+    let vars = json!({ "i": { "email": "bob-hides@example.com", "password": PW } });
+    let reply = app.authed(&alice, login, vars).await;
+    let bob = &reply.body["data"]["login"]["user"];
+    assert_eq!(bob["email"], "bob-hides@example.com", "{}", reply.body);
+    assert_eq!((bob["sessions"].clone(), bob["accounts"].clone()), (json!([]), json!([])), "{}", reply.body);
+    // Her own are hers to see.
+    let mine = app.authed(&alice, MY_SESSIONS_AND_ACCOUNTS, json!({})).await;
+    assert_eq!(mine.body["data"]["me"]["sessions"].as_array().map(Vec::len), Some(1), "{}", mine.body);
+}
+
+const MY_SESSIONS_AND_ACCOUNTS: &str = "{ me { sessions { id } accounts { id } } }";

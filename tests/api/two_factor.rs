@@ -444,6 +444,12 @@ fn step_up_operations(account: &str) -> Vec<(&'static str, &'static str, Value)>
         ("startTotpSetup", START_SETUP, json!({})),
         ("regenerateRecoveryCodes", "mutation { regenerateRecoveryCodes }", json!({})),
         ("disableTwoFactor", "mutation { disableTwoFactor }", json!({})),
+        ("startPasskeyRegistration", "mutation { startPasskeyRegistration }", json!({})),
+        (
+            "removePasskey",
+            "mutation($id: ID!) { removePasskey(id: $id) }",
+            json!({ "id": "00000000-0000-4000-8000-000000000001" }),
+        ),
         ("deleteAccount", "mutation($p: String!) { deleteAccount(password: $p) }", json!({ "p": PW })),
     ]
 }
@@ -474,13 +480,15 @@ async fn every_step_up_operation_needs_a_recent_proof(app: TestApp) {
     // reauthenticate (password and code) on the old session: each is let through.
     let reauth = json!({ "input": { "password": PW, "code": code_at(&secret, app.clock_now()) } });
     assert_eq!(app.authed(&old, REAUTH, reauth).await.body["data"]["reauthenticate"], true);
-    let expected: [(&str, &str); 7] = [
+    let expected: [(&str, &str); 9] = [
         ("changePassword", "true"),
         ("setPassword", "PASSWORD_ALREADY_SET"),
         ("unlinkAccount", "LAST_SIGN_IN_METHOD"),
         ("startTotpSetup", "object"),
         ("regenerateRecoveryCodes", "list"),
         ("disableTwoFactor", "true"),
+        ("startPasskeyRegistration", "object"),
+        ("removePasskey", "false"),
         ("deleteAccount", "INVALID_CREDENTIALS"),
     ];
     for ((name, document, vars), (_, outcome)) in step_up_operations(&account).into_iter().zip(expected) {
@@ -648,7 +656,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
         .map(|(name, _)| name.as_str())
         .collect();
     returning_tokens.sort();
-    assert_eq!(returning_tokens, ["completeSignIn", "login", "register"]);
+    assert_eq!(returning_tokens, ["completeSignIn", "finishPasskeySignIn", "login", "register"]);
     // 2. The code's session creations and session cookies, by file.
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut creating = Vec::new();
@@ -667,8 +675,14 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     cookies.sort();
     assert_eq!(
         creating,
-        ["auth/account.rs", "auth/account.rs", "auth/oauth/link.rs", "auth/second_step.rs"],
-        "register, login, the OAuth callback and completeSignIn"
+        [
+            "auth/account.rs",
+            "auth/account.rs",
+            "auth/oauth/link.rs",
+            "auth/passkey.rs",
+            "auth/second_step.rs"
+        ],
+        "register, login, the OAuth callback, finishPasskeySignIn (two factors by itself) and completeSignIn"
     );
     // A refreshed existing session, the payload of a sign-in, the effect
     // turned into the header, the OAuth callback.
@@ -701,6 +715,16 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
         assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
         assert_eq!(session_cookie(&reply), None);
     }
+    // finishPasskeySignIn: a passkey is two factors (user verification
+    // required); without a verified assertion, nothing. The passkey paths
+    // themselves: `passkeys::`.
+    let started = app.gql("mutation { startPasskeySignIn { challenge options } }", json!({})).await;
+    let handle = str_of(&started.body["data"]["startPasskeySignIn"]["challenge"]);
+    let finish = "mutation($i: FinishPasskeySignInInput!) { finishPasskeySignIn(input: $i) { token } }";
+    let forged = json!({ "i": { "challenge": handle, "credential": { "id": "x", "rawId": "eA", "type": "public-key", "response": {} } } });
+    let reply = app.post().graphql(finish, forged).send().await;
+    assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "{}", reply.body);
+    assert_eq!(session_cookie(&reply), None);
     // The guard only refreshes a session that already exists (no token, no cookie).
     let anonymous = app.gql("query { me { id } }", json!({})).await;
     assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));

@@ -213,7 +213,7 @@ pub async fn unlink(
     if mine.clone().filter(accounts::Column::Id.eq(account_id)).count(&txn).await? == 0 {
         return Ok(false);
     }
-    if mine.count(&txn).await? <= 1 {
+    if crate::auth::passkey::ways_in(&txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
     accounts::Entity::delete_by_id(account_id).exec(&txn).await?;

@@ -3,6 +3,7 @@
 mod account;
 mod email;
 mod oauth;
+mod passkey;
 mod sessions;
 mod sign_in;
 mod two_factor;
@@ -24,6 +25,7 @@ pub struct MutationRoot(
     email::EmailMutation,
     oauth::OAuthMutation,
     two_factor::TwoFactorMutation,
+    passkey::PasskeyMutation,
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).

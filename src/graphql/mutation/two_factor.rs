@@ -1,8 +1,10 @@
-use async_graphql::{Context, InputObject, Object, SimpleObject};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use serde_json::Value;
 
 use super::sign_in::started_session;
 use crate::{
     auth::{AuthContext, second_step, step_up, two_factor},
+    error::{AuthError, Input},
     graphql::{
         GqlResult,
         guard::{client_meta, signed_in},
@@ -35,13 +37,19 @@ pub struct CompleteSignInInput {
     pub code: String,
 }
 
-/// Proof of presence for the current session.
+/// Proof of presence for the current session: a passkey (with the
+/// `challenge` of `startPasskeySignIn`), or the password and/or a code.
 #[derive(InputObject)]
 pub struct ReauthenticateInput {
-    /// The account's password (required when it has one).
+    /// The account's password (required when it has one, unless a passkey is given).
     pub password: Option<String>,
-    /// A TOTP or recovery code (required when two-factor is on).
+    /// A TOTP or recovery code (required when two-factor is on, unless a passkey is given).
     pub code: Option<String>,
+    /// A passkey assertion (`PublicKeyCredential.toJSON()` of
+    /// `navigator.credentials.get` with `startPasskeySignIn`'s options).
+    pub passkey: Option<Json<Value>>,
+    /// `startPasskeySignIn`'s `challenge`, with `passkey`.
+    pub challenge: Option<String>,
 }
 
 #[Object]
@@ -103,7 +111,8 @@ impl TwoFactorMutation {
     }
 
     /// Proves presence again for the current session, for the step-up
-    /// operations: the password when the account has one, plus a code when
+    /// operations: a passkey of the caller's (raises `assuranceLevel` to 2),
+    /// or the password when the account has one, plus a code when
     /// two-factor is on (which raises `assuranceLevel` to 2).
     /// `INVALID_CREDENTIALS` when wrong; `BAD_USER_INPUT` when a required
     /// part is missing; `REAUTHENTICATION_REQUIRED` for an account with
@@ -115,7 +124,16 @@ impl TwoFactorMutation {
     ) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         let meta = client_meta(ctx);
-        step_up::reauthenticate(auth, current, input.password, input.code, &meta).await.gql()?;
+        let passkey = match (input.passkey, input.challenge) {
+            (Some(Json(credential)), Some(challenge)) => {
+                Some(step_up::PasskeyProof { challenge, credential })
+            }
+            (Some(_), None) => {
+                return Err(AuthError::bad_input(Input::Challenge, "a passkey needs its challenge")).gql();
+            }
+            (None, _) => None,
+        };
+        step_up::reauthenticate(auth, current, input.password, input.code, passkey, &meta).await.gql()?;
         Ok(true)
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod authenticator;
 pub mod oidc;
 
 use std::{

@@ -1,0 +1,427 @@
+//! Passkeys: WebAuthn by webauthn-rs (no CBOR, COSE or signature code of
+//! our own). A signed-in user registers one (step-up); anybody signs in
+//! with one without typing an email (a discoverable credential names its
+//! user); a signed-in user proves presence with one (`reauthenticate`).
+//!
+//! Every ceremony is a row of `passkey_challenges`: the library's state,
+//! 5 minutes, spent by the first attempt to finish it whatever its outcome
+//! (a DELETE decides between racers). A registration is bound to the
+//! session that began it; a sign-in to a handle the client sends back
+//! (SHA-256 stored). User verification is required throughout, so a
+//! passkey is two factors by itself (assurance level 2).
+
+use entity::{accounts, passkey_challenges, passkeys, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, TransactionTrait, sea_query::Expr,
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use tracing::instrument;
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    AuthenticationResult, CredentialID, DiscoverableAuthentication, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
+};
+
+use super::{
+    AuthContext, ClientMeta,
+    account::{self, Notice, SignedIn},
+    limits::{self, Rule},
+    session::{self, Assurance, CurrentSession},
+    step_up::{self, Presence},
+    token, validate,
+};
+use crate::{
+    config::Config,
+    error::{AuthError, Input},
+};
+
+/// How long a ceremony may take.
+pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+
+const REGISTER: &str = "register";
+const SIGN_IN: &str = "sign_in";
+
+/// The relying party the configuration describes (checked at start-up).
+pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
+    let rp_id = config.webauthn_rp_id();
+    let origins = config
+        .webauthn_origins()
+        .iter()
+        .map(|o| Url::parse(o).map_err(|e| anyhow::anyhow!("AUTHGATE_WEBAUTHN_ORIGINS: {o}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (first, others) = origins.split_first().ok_or_else(|| anyhow::anyhow!("no WebAuthn origin"))?;
+    let mut builder = WebauthnBuilder::new(&rp_id, first)
+        .map_err(|e| anyhow::anyhow!("AUTHGATE_WEBAUTHN_RP_ID {rp_id} does not fit origin {first}: {e}"))?
+        .rp_name(&config.webauthn_rp_name)
+        .timeout(CHALLENGE_TTL.to_std()?);
+    for origin in others {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().map_err(|e| anyhow::anyhow!("WebAuthn relying party {rp_id}: {e}"))
+}
+
+/// Creation options for a new passkey of the caller, in the JSON form
+/// `PublicKeyCredential.parseCreationOptionsFromJSON` reads. Step-up; the
+/// caller's passkeys are excluded (an authenticator holds one per account).
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) -> Result<Value, AuthError> {
+    step_up::require(auth, current, Presence::Recent)?;
+    let user = &current.user;
+    let existing: Vec<CredentialID> =
+        of_user(&auth.db, user.id).await?.into_iter().map(|p| CredentialID::from(p.credential_id)).collect();
+    let display = user.name.as_deref().unwrap_or(&user.email);
+    let (options, state) = auth
+        .webauthn
+        .start_passkey_registration(user.id, &user.email, display, Some(existing).filter(|e| !e.is_empty()))
+        .map_err(|e| internal("starting a passkey registration", e))?;
+    let mut options =
+        serde_json::to_value(&options.public_key).map_err(|e| internal("encoding creation options", e))?;
+    // Discoverable: the sign-in asks for no email, so the authenticator
+    // must keep the credential (and the user it belongs to). The library
+    // leaves this to the authenticator; the ceremony's checks are the same.
+    options["authenticatorSelection"]["residentKey"] = "required".into();
+    options["authenticatorSelection"]["requireResidentKey"] = true.into();
+    let now = auth.clock.now();
+    let txn = auth.db.begin().await?;
+    // One registration at a time per session: a restart replaces it.
+    passkey_challenges::Entity::delete_many()
+        .filter(passkey_challenges::Column::SessionId.eq(current.session.id))
+        .exec(&txn)
+        .await?;
+    passkey_challenges::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        purpose: Set(REGISTER.into()),
+        token_hash: Set(None),
+        user_id: Set(Some(user.id)),
+        session_id: Set(Some(current.session.id)),
+        state: Set(to_json(&state)?),
+        expires_at: Set(now + CHALLENGE_TTL),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(options)
+}
+
+/// Verifies the browser's answer to `start_registration` (the form
+/// `PublicKeyCredential.toJSON()` produces) and stores the passkey.
+/// `INVALID_TOKEN` without a live registration begun by this session;
+/// `INVALID_CREDENTIALS` when the attestation does not verify (wrong
+/// origin, relying party, challenge, no user verification) or the
+/// credential is registered already.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn finish_registration(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    credential: Value,
+    name: Option<String>,
+) -> Result<passkeys::Model, AuthError> {
+    let name = validate::profile_name(name)?;
+    let credential: RegisterPublicKeyCredential = serde_json::from_value(credential).map_err(|_| {
+        AuthError::bad_input(Input::Credential, "not a credential from PublicKeyCredential.toJSON()")
+    })?;
+    let found = passkey_challenges::Entity::find()
+        .filter(passkey_challenges::Column::SessionId.eq(current.session.id))
+        .filter(passkey_challenges::Column::Purpose.eq(REGISTER))
+        .one(&auth.db)
+        .await?;
+    let state: PasskeyRegistration = spend(auth, found).await?;
+    let passkey = auth
+        .webauthn
+        .finish_passkey_registration(&credential, &state)
+        .map_err(|e| refused("passkey registration", e))?;
+    let now = auth.clock.now();
+    let facts = Facts::of(&passkey)?;
+    // The library keeps transports only from an attestation it trusts; the
+    // browser's report is kept as the hint it is (parsed: known names only).
+    let reported = credential.response.transports.as_ref().map(to_json).transpose()?;
+    let row = passkeys::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(current.user.id),
+        credential_id: Set(passkey.cred_id().clone()),
+        credential: Set(to_json(&passkey)?),
+        counter: Set(facts.counter),
+        backup_eligible: Set(facts.backup_eligible),
+        backup_state: Set(facts.backup_state),
+        transports: Set(facts.transports.or(reported)),
+        name: Set(name.clone()),
+        created_at: Set(now),
+        last_used_at: Set(None),
+    }
+    .insert(&auth.db)
+    .await
+    .map_err(|e| AuthError::unique_or(e, AuthError::InvalidCredentials))?;
+    tracing::info!(passkey_id = %row.id, "passkey registered");
+    let what = match &name {
+        Some(name) => format!("A passkey (\u{201c}{name}\u{201d})"),
+        None => "A passkey".to_owned(),
+    };
+    account::notify(auth, &current.user, Notice::MethodAdded(what));
+    Ok(row)
+}
+
+/// A sign-in ceremony: the handle the client sends back with its answer,
+/// and the request options (`PublicKeyCredential.parseRequestOptionsFromJSON`).
+pub struct SignInChallenge {
+    pub challenge: SecretString,
+    pub options: Value,
+}
+
+/// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
+/// email asked: the authenticator offers the passkeys it holds for this
+/// relying party. Counted per client like `login` (every start is a row).
+pub async fn start_sign_in(auth: &AuthContext, meta: &ClientMeta) -> Result<SignInChallenge, AuthError> {
+    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    let (options, state) = auth
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(|e| internal("starting a passkey sign-in", e))?;
+    let now = auth.clock.now();
+    let handle = token::generate();
+    passkey_challenges::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        purpose: Set(SIGN_IN.into()),
+        token_hash: Set(Some(handle.hash)),
+        user_id: Set(None),
+        session_id: Set(None),
+        state: Set(to_json(&state)?),
+        expires_at: Set(now + CHALLENGE_TTL),
+        created_at: Set(now),
+    }
+    .insert(&auth.db)
+    .await?;
+    // The options without `mediation: conditional` (the library's default
+    // for discoverable sign-ins): the page decides how to ask.
+    let options =
+        serde_json::to_value(&options.public_key).map_err(|e| internal("encoding request options", e))?;
+    Ok(SignInChallenge { challenge: handle.secret.into(), options })
+}
+
+/// Finishes a passkey sign-in: a session with two factors. `INVALID_TOKEN`
+/// for a handle that is unknown, expired or spent; `INVALID_CREDENTIALS`
+/// for any assertion that does not verify.
+#[instrument(skip_all, fields(user_id))]
+pub async fn finish_sign_in(
+    auth: &AuthContext,
+    challenge: &str,
+    credential: Value,
+    meta: &ClientMeta,
+) -> Result<SignedIn, AuthError> {
+    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    let asserted = verify(auth, challenge, credential).await?;
+    let user = asserted.user.clone();
+    tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    if auth.config.verification_required() && !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+    // Writes first (SQLite takes its write lock at once).
+    let txn = auth.db.begin().await?;
+    asserted.record_use(&txn, auth).await?;
+    if !account::lock_user(&txn, user.id, None).await? {
+        return Err(AuthError::InvalidCredentials);
+    }
+    let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
+    txn.commit().await?;
+    tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
+    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    Ok(SignedIn { token: new.token, session: new.session, user, device: None })
+}
+
+/// Proves presence for the caller's session with a passkey of theirs:
+/// raises it to two factors. Another user's passkey is `INVALID_CREDENTIALS`.
+pub async fn reauthenticate(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    challenge: &str,
+    credential: Value,
+) -> Result<(), AuthError> {
+    let asserted = verify(auth, challenge, credential).await?;
+    if asserted.user.id != current.user.id {
+        tracing::info!("a passkey of another user was offered for reauthentication");
+        return Err(AuthError::InvalidCredentials);
+    }
+    let txn = auth.db.begin().await?;
+    asserted.record_use(&txn, auth).await?;
+    if !session::proved_presence(&txn, &current.session, auth.clock.now(), Assurance::TwoFactors).await? {
+        return Err(AuthError::Unauthenticated);
+    }
+    txn.commit().await?;
+    auth.sessions.forget_user(current.user.id);
+    tracing::info!(passkey_id = %asserted.row.id, "presence proved with a passkey");
+    Ok(())
+}
+
+/// The caller's passkeys, oldest first.
+pub async fn of_user(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<passkeys::Model>, AuthError> {
+    Ok(passkeys::Entity::find()
+        .filter(passkeys::Column::UserId.eq(user_id))
+        .order_by_asc(passkeys::Column::CreatedAt)
+        .all(conn)
+        .await?)
+}
+
+/// How many ways into the account `user_id` has: sign-in methods
+/// (password, providers) and passkeys.
+pub async fn ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+    let methods = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id)).count(conn).await?;
+    let passkeys = passkeys::Entity::find().filter(passkeys::Column::UserId.eq(user_id)).count(conn).await?;
+    Ok(methods + passkeys)
+}
+
+/// Removes one of the caller's passkeys (step-up): `false` for an id that
+/// is not theirs, `LAST_SIGN_IN_METHOD` when it is their last way in.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> Result<bool, AuthError> {
+    step_up::require(auth, current, Presence::Recent)?;
+    let user_id = current.user.id;
+    let txn = auth.db.begin().await?;
+    // Serializes with unlinks and other removals of this user (see `unlink`).
+    account::bump_credentials(&txn, user_id).await?;
+    let mine = passkeys::Entity::find()
+        .filter(passkeys::Column::UserId.eq(user_id))
+        .filter(passkeys::Column::Id.eq(id))
+        .count(&txn)
+        .await?;
+    if mine == 0 {
+        return Ok(false);
+    }
+    if ways_in(&txn, user_id).await? <= 1 {
+        return Err(AuthError::LastSignInMethod);
+    }
+    passkeys::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    auth.sessions.forget_user(user_id);
+    tracing::info!(passkey_id = %id, "passkey removed");
+    account::notify(auth, &current.user, Notice::PasskeyRemoved);
+    Ok(true)
+}
+
+/// An assertion that verified: the user, the passkey's row, the passkey
+/// with its new counter and flags.
+struct Asserted {
+    user: users::Model,
+    row: passkeys::Model,
+    passkey: Passkey,
+    result: AuthenticationResult,
+}
+
+impl Asserted {
+    /// Stores the new counter and flags, if no other assertion of this
+    /// passkey got there first (the counter it was checked against is
+    /// still the stored one): `INVALID_CREDENTIALS` otherwise.
+    async fn record_use(&self, conn: &impl ConnectionTrait, auth: &AuthContext) -> Result<(), AuthError> {
+        let updated = passkeys::Entity::update_many()
+            .col_expr(passkeys::Column::Counter, Expr::value(i64::from(self.result.counter())))
+            .col_expr(passkeys::Column::BackupState, Expr::value(self.result.backup_state()))
+            .col_expr(passkeys::Column::BackupEligible, Expr::value(self.result.backup_eligible()))
+            .col_expr(passkeys::Column::Credential, Expr::value(to_json(&self.passkey)?))
+            .col_expr(passkeys::Column::LastUsedAt, Expr::value(auth.clock.now()))
+            .filter(passkeys::Column::Id.eq(self.row.id))
+            .filter(passkeys::Column::Counter.eq(self.row.counter))
+            .exec(conn)
+            .await?;
+        if updated.rows_affected != 1 {
+            tracing::info!(passkey_id = %self.row.id, "a concurrent assertion of this passkey came first");
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(())
+    }
+}
+
+/// Spends the sign-in ceremony `challenge` names and checks `credential`
+/// (the form `PublicKeyCredential.toJSON()` produces) against it and the
+/// passkey it names: signature, challenge, origin, relying party, user
+/// verification, a signature counter that moved forward.
+async fn verify(auth: &AuthContext, challenge: &str, credential: Value) -> Result<Asserted, AuthError> {
+    let hash = token::hash_presented(challenge).ok_or(AuthError::InvalidToken)?;
+    let found = passkey_challenges::Entity::find()
+        .filter(passkey_challenges::Column::TokenHash.eq(hash))
+        .filter(passkey_challenges::Column::Purpose.eq(SIGN_IN))
+        .one(&auth.db)
+        .await?;
+    let state: DiscoverableAuthentication = spend(auth, found).await?;
+    let credential: PublicKeyCredential = serde_json::from_value(credential)
+        .map_err(|e| refused("passkey assertion", format!("not a PublicKeyCredential: {e}")))?;
+    let (user_id, credential_id) = auth
+        .webauthn
+        .identify_discoverable_authentication(&credential)
+        .map_err(|e| refused("passkey assertion", e))?;
+    let row = passkeys::Entity::find()
+        .filter(passkeys::Column::CredentialId.eq(credential_id.to_vec()))
+        .one(&auth.db)
+        .await?
+        .ok_or_else(|| refused("passkey assertion", "unknown credential (removed, or never registered)"))?;
+    if row.user_id != user_id {
+        return Err(refused("passkey assertion", "the credential belongs to another user than it names"));
+    }
+    let user = users::Entity::find_by_id(user_id)
+        .one(&auth.db)
+        .await?
+        .ok_or_else(|| refused("passkey assertion", "no such user"))?;
+    let mut passkey: Passkey =
+        serde_json::from_str(&row.credential).map_err(|e| internal("reading a stored passkey", e))?;
+    let result = auth
+        .webauthn
+        .finish_discoverable_authentication_v2(&credential, state, &passkey)
+        .map_err(|e| refused("passkey assertion", e))?;
+    passkey.update_credential(&result);
+    Ok(Asserted { user, row, passkey, result })
+}
+
+/// The library's state of a live ceremony, spent now (whatever comes of
+/// it): `INVALID_TOKEN` when there is none, it expired, or a concurrent
+/// attempt spent it first.
+async fn spend<S: serde::de::DeserializeOwned>(
+    auth: &AuthContext,
+    found: Option<passkey_challenges::Model>,
+) -> Result<S, AuthError> {
+    let Some(found) = found else { return Err(AuthError::InvalidToken) };
+    let spent = passkey_challenges::Entity::delete_by_id(found.id).exec(&auth.db).await?;
+    if spent.rows_affected != 1 || found.expires_at <= auth.clock.now() {
+        return Err(AuthError::InvalidToken);
+    }
+    serde_json::from_str(&found.state).map_err(|e| internal("reading a passkey ceremony", e))
+}
+
+/// What the row keeps beside the library's own serialisation.
+struct Facts {
+    counter: i64,
+    backup_eligible: bool,
+    backup_state: bool,
+    transports: Option<String>,
+}
+
+impl Facts {
+    /// Read from the credential as the library serialises it (its fields
+    /// are not public otherwise).
+    fn of(passkey: &Passkey) -> Result<Self, AuthError> {
+        let json = serde_json::to_value(passkey).map_err(|e| internal("encoding a passkey", e))?;
+        let cred = &json["cred"];
+        Ok(Self {
+            counter: cred["counter"].as_i64().unwrap_or(0),
+            backup_eligible: cred["backup_eligible"].as_bool().unwrap_or(false),
+            backup_state: cred["backup_state"].as_bool().unwrap_or(false),
+            transports: cred.get("transports").filter(|t| !t.is_null()).map(Value::to_string),
+        })
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError> {
+    serde_json::to_string(value).map_err(|e| internal("encoding WebAuthn state", e))
+}
+
+/// A ceremony that did not verify: logged with its reason (never the
+/// credential), answered `INVALID_CREDENTIALS`.
+fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
+    tracing::info!(%reason, "{what} refused");
+    metrics::counter!("authgate_auth_events_total", "event" => "passkey_failure").increment(1);
+    AuthError::InvalidCredentials
+}
+
+fn internal(what: &str, error: impl std::fmt::Display) -> AuthError {
+    tracing::error!(%error, "{what} failed");
+    AuthError::Internal
+}

@@ -1,0 +1,116 @@
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::sign_in::started_session;
+use crate::{
+    auth::{AuthContext, passkey},
+    graphql::{
+        GqlResult,
+        guard::{client_meta, signed_in},
+        types::{AuthPayload, Passkey},
+    },
+};
+
+#[derive(Default)]
+pub struct PasskeyMutation;
+
+/// A passkey sign-in under way.
+#[derive(SimpleObject)]
+pub struct PasskeyChallenge {
+    /// The ceremony's handle: send it back with the answer (single use, 5 minutes).
+    pub challenge: String,
+    /// Request options for `PublicKeyCredential.parseRequestOptionsFromJSON`.
+    pub options: Json<Value>,
+}
+
+/// The browser's answer to `startPasskeyRegistration`.
+#[derive(InputObject)]
+pub struct FinishPasskeyRegistrationInput {
+    /// `PublicKeyCredential.toJSON()` of `navigator.credentials.create`.
+    pub credential: Json<Value>,
+    /// A name to tell it apart ("Phone", "Laptop"); at most 100 characters.
+    pub name: Option<String>,
+}
+
+/// The browser's answer to `startPasskeySignIn`.
+#[derive(InputObject)]
+pub struct FinishPasskeySignInInput {
+    /// `startPasskeySignIn`'s `challenge`.
+    pub challenge: String,
+    /// `PublicKeyCredential.toJSON()` of `navigator.credentials.get`.
+    pub credential: Json<Value>,
+}
+
+#[Object]
+impl PasskeyMutation {
+    /// Creation options for a new passkey of the signed-in user, for
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` (discoverable,
+    /// user verification required; the user's passkeys excluded). Valid 5
+    /// minutes, for this session; calling again starts over. Step-up
+    /// (`REAUTHENTICATION_REQUIRED`).
+    async fn start_passkey_registration(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
+        let (auth, current) = signed_in(ctx).await?;
+        passkey::start_registration(auth, current).await.map(Json).gql()
+    }
+
+    /// Verifies the browser's new credential and keeps the passkey; mails
+    /// the owner a notice. `INVALID_TOKEN` without a registration begun by
+    /// this session in the last 5 minutes (each is single use);
+    /// `INVALID_CREDENTIALS` when the credential does not verify (origin,
+    /// relying party, challenge, user verification) or is registered
+    /// already; `BAD_USER_INPUT` (field `credential` or `name`).
+    async fn finish_passkey_registration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The credential and a name.")] input: FinishPasskeyRegistrationInput,
+    ) -> async_graphql::Result<Passkey> {
+        let (auth, current) = signed_in(ctx).await?;
+        let row = passkey::finish_registration(auth, current, input.credential.0, input.name).await.gql()?;
+        Ok(Passkey(row))
+    }
+
+    /// Begins a passkey sign-in: no email asked (the authenticator offers
+    /// the passkeys it holds). Its `challenge` also serves `reauthenticate`
+    /// with a passkey. `RATE_LIMITED` like `login`.
+    async fn start_passkey_sign_in(&self, ctx: &Context<'_>) -> async_graphql::Result<PasskeyChallenge> {
+        let auth = ctx.data::<AuthContext>()?;
+        let started = passkey::start_sign_in(auth, &client_meta(ctx)).await.gql()?;
+        Ok(PasskeyChallenge {
+            challenge: started.challenge.expose_secret().to_owned(),
+            options: Json(started.options),
+        })
+    }
+
+    /// Finishes a passkey sign-in: returns the token and sets the
+    /// `session_token` cookie, with `assuranceLevel` 2 (a passkey with
+    /// user verification is two factors). `INVALID_CREDENTIALS` for any
+    /// assertion that does not verify (signature, origin, relying party,
+    /// challenge, a signature counter that did not move forward, a removed
+    /// passkey); `INVALID_TOKEN` for a challenge unknown, older than 5
+    /// minutes or spent; `RATE_LIMITED` like `login`.
+    async fn finish_passkey_sign_in(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The challenge and the assertion.")] input: FinishPasskeySignInInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let auth = ctx.data::<AuthContext>()?;
+        let meta = client_meta(ctx);
+        let signed =
+            passkey::finish_sign_in(auth, &input.challenge, input.credential.0, &meta).await.gql()?;
+        Ok(started_session(ctx, signed))
+    }
+
+    /// Removes one of the caller's passkeys; mails the owner a notice.
+    /// `false` for an id that is not the caller's; `LAST_SIGN_IN_METHOD`
+    /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`).
+    async fn remove_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `Passkey.id` to remove.")] id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx).await?;
+        let Ok(id) = uuid::Uuid::parse_str(&id) else { return Ok(false) };
+        passkey::remove(auth, current, id).await.gql()
+    }
+}
