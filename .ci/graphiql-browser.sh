@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# GraphiQL tested in a real browser: Debian's Chromium (installed if missing)
-# driven by playwright-core, with the default configuration: GraphiQL's
-# scripts come from the binary, and the browser may reach nothing but the
-# server (every other host fails to resolve and any other request fails the
-# test). Runs target/debug/authgate (built by .ci/run), or $AUTHGATE_BIN.
+# GraphiQL and passkeys tested in a real browser: Debian's Chromium
+# (installed if missing) driven by playwright-core. GraphiQL with the default
+# configuration: its scripts come from the binary, and the browser may reach
+# nothing but the server (every other host fails to resolve and any other
+# request fails the test). Passkeys with Chromium's virtual authenticator on
+# a page of the server's origin at http://localhost (AUTHGATE_PUBLIC_URL, so
+# it is an allowed WebAuthn origin; the relying party is `localhost`).
+# Runs target/debug/authgate (built by .ci/run), or $AUTHGATE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -18,7 +21,7 @@ trap cleanup EXIT
 cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
+(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_PUBLIC_URL="http://localhost:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -29,3 +32,8 @@ token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: applicatio
   -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers render the playground too\"}}}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["token"])')"
 AUTHGATE_URL="http://127.0.0.1:$port" AUTHGATE_TOKEN="$token" AUTHGATE_EMAIL="$email" SCREENSHOT="${SCREENSHOT:-}" node graphiql.mjs
+email="passkey-$RANDOM@example.com"
+token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
+  -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers keep secret keys too\"}}}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["token"])')"
+AUTHGATE_URL="http://localhost:$port" AUTHGATE_TOKEN="$token" AUTHGATE_EMAIL="$email" node passkeys.mjs

@@ -9,7 +9,7 @@ const config: CodegenConfig = {
     'src/generated.ts': {
       plugins: ['typescript', 'typescript-operations', 'typed-document-node'],
       config: {
-        scalars: { DateTime: 'string' },
+        scalars: { DateTime: 'string', JSON: 'unknown' },
         enumsAsTypes: true,
         avoidOptionals: true,
       },

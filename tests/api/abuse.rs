@@ -17,6 +17,7 @@ both_backends!(
     a_success_resets_the_account_counter,
     other_operations_are_limited,
     a_stolen_session_gets_few_password_guesses,
+    a_counter_lives_until_its_window_ends,
     graphql_limits_refuse_and_the_server_goes_on,
     one_ipv6_64_shares_one_budget,
     a_trusted_device_outlasts_an_account_wide_lockout,
@@ -193,6 +194,27 @@ async fn a_stolen_session_gets_few_password_guesses(app: TestApp) {
     app.clock.advance(chrono::Duration::seconds(window));
     let reply = app.authed(&stolen, change, guess(PW)).await;
     assert_eq!(reply.body["data"]["changePassword"], true, "{}", reply.body);
+}
+
+/// Each counter row expires when its window ends: not before (cleanup
+/// would reset a budget mid-window), not long after (the table would grow).
+async fn a_counter_lives_until_its_window_ends(app: TestApp) {
+    use sea_orm::EntityTrait;
+    app.register("counted@example.com", PW).await;
+    assert_eq!(app.login("counted@example.com", WRONG).await.code(), Some("INVALID_CREDENTIALS"));
+    let rows = entity::rate_limits::Entity::find().all(app.db()).await.unwrap();
+    assert!(rows.len() >= 4, "register and login windows: {rows:?}");
+    let now = app.clock_now().timestamp();
+    for row in &rows {
+        let length = row.expires_at.timestamp() - row.window_start;
+        assert!([60, 900, 3600].contains(&length), "a window of 1m, 15m or 1h: {row:?}");
+        assert_eq!(row.window_start, now - now.rem_euclid(length), "{row:?}");
+    }
+    let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(removed.counters, 0, "every window is still open");
+    app.clock.advance(chrono::Duration::hours(1));
+    let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(removed.counters, rows.len() as u64, "every window has ended");
 }
 
 async fn graphql_limits_refuse_and_the_server_goes_on(app: TestApp) {

@@ -10,6 +10,8 @@ import {
   LogoutDocument,
   MeDocument,
   RegisterDocument,
+  SecurityOverviewDocument,
+  StartPasskeySignInDocument,
   StartTotpSetupDocument,
 } from './generated.js';
 
@@ -62,6 +64,22 @@ if (!completeSignIn.user.twoFactorEnabled) throw new Error('completeSignIn: two-
 console.log(`signed in with two factors as ${completeSignIn.user.email}`);
 
 const twoFactor = new GraphQLClient(url, { headers: { authorization: `Bearer ${completeSignIn.token}` } });
+const { me: overview } = await twoFactor.request(SecurityOverviewDocument);
+const current = overview.sessions.find((s) => s.current);
+if (!overview.twoFactorEnabled || current?.assuranceLevel !== 2 || overview.passkeys.length !== 0) {
+  throw new Error(`unexpected security overview: ${JSON.stringify(overview)}`);
+}
+
+// Passkeys need a browser (navigator.credentials; see tests/browser/passkeys.mjs):
+// here only the typed start of a sign-in, whose options a page would hand to
+// PublicKeyCredential.parseRequestOptionsFromJSON.
+const { startPasskeySignIn } = await anonymous.request(StartPasskeySignInDocument);
+const options = startPasskeySignIn.options as { rpId?: string; userVerification?: string };
+if (!startPasskeySignIn.challenge || options.userVerification !== 'required') {
+  throw new Error(`unexpected passkey options: ${JSON.stringify(startPasskeySignIn)}`);
+}
+console.log(`passkey sign-in offered for ${options.rpId}`);
+
 for (const client of [signedIn, twoFactor]) {
   const { logout } = await client.request(LogoutDocument);
   if (!logout) throw new Error('logout answered false');
@@ -73,4 +91,4 @@ try {
 } catch (error) {
   if (extensionsOf(error)?.['code'] !== 'UNAUTHENTICATED') throw error;
 }
-console.log('typescript client: register, me, two-factor sign-in, logout: ok');
+console.log('typescript client: register, me, two-factor sign-in, security overview, passkey start, logout: ok');
