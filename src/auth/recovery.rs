@@ -102,13 +102,14 @@ async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), Auth
 pub struct Reset {
     pub token: String,
     pub new_password: String,
-    /// Remove every provider link too (the new password stays the only way in).
+    /// Remove every provider link and passkey too (the new password stays
+    /// the only way in).
     pub remove_provider_links: bool,
 }
 
 /// Sets a new password with a reset token: spends the token, marks the email
 /// verified (the user proved they own it), ends every session (and, when
-/// asked, removes every provider link) and mails the owner a notice.
+/// asked, removes every provider link and passkey) and mails the owner a notice.
 #[instrument(skip_all, fields(user_id))]
 pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta) -> Result<(), AuthError> {
     let Reset { token: secret, new_password, remove_provider_links } = reset;
@@ -146,6 +147,11 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
             .exec(&txn)
             .await?
             .rows_affected
+            + entity::passkeys::Entity::delete_many()
+                .filter(entity::passkeys::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?
+                .rows_affected
     } else {
         0
     };

@@ -319,9 +319,10 @@ pub struct ResetPasswordInput {
     pub token: String,
     /// 8 to 128 characters.
     pub new_password: String,
-    /// Also remove every provider (OAuth) link, leaving the new password as
-    /// the only way in: for an owner who fears someone linked their own
-    /// provider account. Default false.
+    /// Also remove every provider (OAuth) link and every passkey, leaving the
+    /// new password as the only way in: for an owner who fears someone
+    /// linked their own provider account or registered their own passkey.
+    /// Default false.
     #[graphql(default = false)]
     pub remove_provider_links: bool,
 }

@@ -19,6 +19,7 @@ both_backends!(
     registrations_that_do_not_verify_store_nothing,
     passkeys_are_ways_in_behind_step_up,
     a_passkey_proves_presence_for_its_owner_only,
+    a_reset_that_removes_every_other_way_in_removes_passkeys,
 );
 
 const PW: &str = "correct horse battery";
@@ -363,4 +364,24 @@ async fn a_passkey_proves_presence_for_its_owner_only(app: TestApp) {
         .unwrap()
         .unwrap();
     assert!(used.last_used_at.is_some() && used.counter >= 1);
+}
+
+/// A reset asked to leave the new password as the only way in removes a
+/// passkey an intruder registered; a plain reset keeps the owner's.
+async fn a_reset_that_removes_every_other_way_in_removes_passkeys(app: TestApp) {
+    let (token, _) = app.register("reset-keys@example.com", PW).await;
+    let (mut planted, _) = add_passkey(&app, &token, "Not mine").await;
+    let reset = "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }";
+    let request = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+    app.gql(request, json!({ "e": "reset-keys@example.com" })).await;
+    let link = app.mailed_token("reset-keys@example.com", "Reset your password", 1).await;
+    let plain = json!({ "i": { "token": link, "newPassword": "a brand new passphrase 1" } });
+    assert_eq!(app.gql(reset, plain).await.body["data"]["resetPassword"], true);
+    assert_eq!(app.count(passkeys::Entity).await, 1, "a plain reset keeps passkeys");
+    app.gql(request, json!({ "e": "reset-keys@example.com" })).await;
+    let link = app.mailed_token("reset-keys@example.com", "Reset your password", 2).await;
+    let only = json!({ "i": { "token": link, "newPassword": "a brand new passphrase 2", "removeProviderLinks": true } });
+    assert_eq!(app.gql(reset, only).await.body["data"]["resetPassword"], true);
+    assert_eq!(app.count(passkeys::Entity).await, 0, "the password is the only way in");
+    assert_eq!(sign_in(&app, &mut planted).await.code(), Some("INVALID_CREDENTIALS"));
 }
