@@ -162,7 +162,7 @@ impl MigrationTrait for Migration {
 }
 
 /// A foreign key to `users` whose rows go with their user.
-fn user_key<T: Iden + 'static, C: Iden + 'static>(
+pub(crate) fn user_key<T: Iden + 'static, C: Iden + 'static>(
     name: &str,
     table: T,
     column: C,

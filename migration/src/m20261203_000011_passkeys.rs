@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::m20261129_000001_create_users::Users as UsersTable;
+use crate::m20261202_000010_two_factor::user_key;
 
 /// Passkeys (WebAuthn):
 /// - `passkeys`: one row per registered credential: its id (unique across
@@ -96,20 +96,6 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-/// A foreign key to `users` whose rows go with their user.
-fn user_key<T: Iden + 'static, C: Iden + 'static>(
-    name: &str,
-    table: T,
-    column: C,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(table, column)
-        .to(UsersTable::Table, UsersTable::Id)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
 }
 
 #[derive(DeriveIden)]

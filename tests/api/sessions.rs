@@ -254,6 +254,12 @@ async fn update_profile_edits_only_given_fields(app: TestApp) {
         "failed updates changed nothing"
     );
     assert_eq!(app.gql(UPDATE, json!({ "input": { "name": "x" } })).await.code(), Some("UNAUTHENTICATED"));
+    // The limits themselves are allowed: 100 characters of name, a URL of 2048.
+    let longest = format!("https://example.com/{}", "a".repeat(2048 - "https://example.com/".len()));
+    let name = "n".repeat(100);
+    let at_limits = app.authed(&token, UPDATE, json!({ "input": { "name": name, "image": longest } })).await;
+    let user = &at_limits.body["data"]["updateProfile"];
+    assert_eq!((user["name"].as_str().map(str::len), user["image"].as_str().map(str::len)), (Some(100), Some(2048)), "{}", at_limits.body);
 }
 
 async fn delete_account_removes_everything(app: TestApp) {

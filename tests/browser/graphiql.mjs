@@ -1,22 +1,14 @@
 // GraphiQL in headless Chromium: opens /graphql, puts a bearer token in the
 // headers pane, runs `Me` from the editor and checks the result pane.
 // Usage: AUTHGATE_URL=http://127.0.0.1:PORT AUTHGATE_TOKEN=... AUTHGATE_EMAIL=... node graphiql.mjs
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const base = process.env.AUTHGATE_URL;
 const token = process.env.AUTHGATE_TOKEN;
 const email = process.env.AUTHGATE_EMAIL;
 const screenshot = process.env.SCREENSHOT;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    // No network but the server: any other host does not resolve.
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
+const browser = await launch('127.0.0.1');
 try {
   const page = await browser.newPage();
   const problems = [];

@@ -6,20 +6,13 @@
 // navigator.credentials.get. The browser's own JSON serialisation
 // (PublicKeyCredential.parse*OptionsFromJSON, toJSON()) goes to the server.
 // Usage: AUTHGATE_URL=http://localhost:PORT AUTHGATE_TOKEN=... AUTHGATE_EMAIL=... node passkeys.mjs
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const base = process.env.AUTHGATE_URL;
 const token = process.env.AUTHGATE_TOKEN;
 const email = process.env.AUTHGATE_EMAIL;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost',
-  ],
-});
+const browser = await launch('localhost');
 try {
   const page = await browser.newPage();
   const problems = [];

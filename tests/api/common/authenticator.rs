@@ -64,18 +64,11 @@ impl Authenticator {
         attestation.insert(Cbor::Text("attStmt".into()), Cbor::Map(BTreeMap::new()));
         attestation.insert(Cbor::Text("authData".into()), Cbor::Bytes(self.authenticator_data(true)));
         let attestation = serde_cbor_2::to_vec(&Cbor::Map(attestation)).expect("CBOR");
-        json!({
-            "id": b64(&self.credential_id),
-            "rawId": b64(&self.credential_id),
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "response": {
-                "clientDataJSON": b64(&client_data),
-                "attestationObject": b64(&attestation),
-                "transports": ["internal"],
-            },
-            "clientExtensionResults": {},
-        })
+        self.credential(json!({
+            "clientDataJSON": b64(&client_data),
+            "attestationObject": b64(&attestation),
+            "transports": ["internal"],
+        }))
     }
 
     /// `PublicKeyCredential.toJSON()` of an assertion for `options`
@@ -87,17 +80,22 @@ impl Authenticator {
         let mut signed = authenticator_data.clone();
         signed.extend(Sha256::digest(&client_data));
         let signature: Signature = self.key.sign(&signed);
+        self.credential(json!({
+            "clientDataJSON": b64(&client_data),
+            "authenticatorData": b64(&authenticator_data),
+            "signature": b64(signature.to_der().as_bytes()),
+            "userHandle": b64(&self.user_handle),
+        }))
+    }
+
+    /// A `PublicKeyCredential` of this credential around `response`.
+    fn credential(&self, response: Value) -> Value {
         json!({
             "id": b64(&self.credential_id),
             "rawId": b64(&self.credential_id),
             "type": "public-key",
             "authenticatorAttachment": "platform",
-            "response": {
-                "clientDataJSON": b64(&client_data),
-                "authenticatorData": b64(&authenticator_data),
-                "signature": b64(signature.to_der().as_bytes()),
-                "userHandle": b64(&self.user_handle),
-            },
+            "response": response,
             "clientExtensionResults": {},
         })
     }
