@@ -136,7 +136,9 @@ async fn register_rejects_invalid_input_and_writes_nothing(app: TestApp) {
 
     // The email's name in the password: the whole local part without its
     // separators (al.ex → alex) counts; a name under 3 letters does not.
-    let reply = lax.gql(REGISTER, json!({ "input": { "email": "al.ex@example.com", "password": "ALEX rides 2026" } })).await;
+    let reply = lax
+        .gql(REGISTER, json!({ "input": { "email": "al.ex@example.com", "password": "ALEX rides 2026" } }))
+        .await;
     let message = str_of(&reply.body["errors"][0]["message"]);
     assert!(message.contains("must not contain your email address"), "{}", reply.body);
     lax.register("jo@example.com", "enjoy the journey").await;

@@ -259,7 +259,12 @@ async fn update_profile_edits_only_given_fields(app: TestApp) {
     let name = "n".repeat(100);
     let at_limits = app.authed(&token, UPDATE, json!({ "input": { "name": name, "image": longest } })).await;
     let user = &at_limits.body["data"]["updateProfile"];
-    assert_eq!((user["name"].as_str().map(str::len), user["image"].as_str().map(str::len)), (Some(100), Some(2048)), "{}", at_limits.body);
+    assert_eq!(
+        (user["name"].as_str().map(str::len), user["image"].as_str().map(str::len)),
+        (Some(100), Some(2048)),
+        "{}",
+        at_limits.body
+    );
 }
 
 async fn delete_account_removes_everything(app: TestApp) {
