@@ -34,7 +34,7 @@ macro_rules! codes {
 codes! {
     Unauthenticated => "UNAUTHENTICATED", "no live session: none sent, malformed, expired or revoked";
     BadUserInput => "BAD_USER_INPUT", "an input is invalid; `extensions.field` names it";
-    InvalidCredentials => "INVALID_CREDENTIALS", "unknown email or wrong password (never says which)";
+    InvalidCredentials => "INVALID_CREDENTIALS", "unknown email or wrong password (never says which), a wrong code, or a passkey that did not verify";
     EmailTaken => "EMAIL_TAKEN", "an account with this email exists";
     EmailNotVerified => "EMAIL_NOT_VERIFIED", "the email must be verified first";
     InvalidToken => "INVALID_TOKEN", "a mailed token is unknown, expired or spent";
@@ -87,6 +87,10 @@ pub enum AuthError {
     BadUserInput { input: Input, message: String },
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// A passkey's answer that did not verify (`INVALID_CREDENTIALS`, with
+    /// words that do not speak of an email or a password).
+    #[error("the passkey could not be verified")]
+    PasskeyRefused,
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error("the email address is not verified")]
@@ -152,7 +156,7 @@ impl AuthError {
         match self {
             Self::Unauthenticated => Code::Unauthenticated,
             Self::BadUserInput { .. } => Code::BadUserInput,
-            Self::InvalidCredentials => Code::InvalidCredentials,
+            Self::InvalidCredentials | Self::PasskeyRefused => Code::InvalidCredentials,
             Self::EmailTaken => Code::EmailTaken,
             Self::EmailNotVerified => Code::EmailNotVerified,
             Self::InvalidToken => Code::InvalidToken,

@@ -153,7 +153,7 @@ pub async fn finish_registration(
     }
     .insert(&auth.db)
     .await
-    .map_err(|e| AuthError::unique_or(e, AuthError::InvalidCredentials))?;
+    .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
     let what = match &name {
         Some(name) => format!("A passkey (\u{201c}{name}\u{201d})"),
@@ -221,7 +221,7 @@ pub async fn finish_sign_in(
     let txn = auth.db.begin().await?;
     asserted.record_use(&txn, auth).await?;
     if !account::lock_user(&txn, user.id, None).await? {
-        return Err(AuthError::InvalidCredentials);
+        return Err(AuthError::PasskeyRefused);
     }
     let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
     txn.commit().await?;
@@ -241,7 +241,7 @@ pub async fn reauthenticate(
     let asserted = verify(auth, challenge, credential).await?;
     if asserted.user.id != current.user.id {
         tracing::info!("a passkey of another user was offered for reauthentication");
-        return Err(AuthError::InvalidCredentials);
+        return Err(AuthError::PasskeyRefused);
     }
     let txn = auth.db.begin().await?;
     asserted.record_use(&txn, auth).await?;
@@ -325,7 +325,7 @@ impl Asserted {
             .await?;
         if updated.rows_affected != 1 {
             tracing::info!(passkey_id = %self.row.id, "a concurrent assertion of this passkey came first");
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::PasskeyRefused);
         }
         Ok(())
     }
@@ -418,7 +418,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError> {
 fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
     tracing::info!(%reason, "{what} refused");
     metrics::counter!("authgate_auth_events_total", "event" => "passkey_failure").increment(1);
-    AuthError::InvalidCredentials
+    AuthError::PasskeyRefused
 }
 
 fn internal(what: &str, error: impl std::fmt::Display) -> AuthError {
