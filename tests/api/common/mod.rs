@@ -362,9 +362,12 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// Waits until a request is held at the checkpoint.
+    /// Waits until a request is held at the checkpoint: at most 10 s, then
+    /// fails (a request that never gets there would hang the test instead).
     pub async fn reached(&self) {
-        self.reached.notified().await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.reached.notified())
+            .await
+            .expect("no request reached the checkpoint within 10 s");
     }
 
     /// Lets `n` held (or future) requests go on.
