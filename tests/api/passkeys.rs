@@ -20,6 +20,7 @@ both_backends!(
     passkeys_are_ways_in_behind_step_up,
     a_passkey_proves_presence_for_its_owner_only,
     a_reset_that_removes_every_other_way_in_removes_passkeys,
+    a_passkey_meets_the_verification_rule,
 );
 
 const PW: &str = "correct horse battery";
@@ -384,4 +385,23 @@ async fn a_reset_that_removes_every_other_way_in_removes_passkeys(app: TestApp) 
     assert_eq!(app.gql(reset, only).await.body["data"]["resetPassword"], true);
     assert_eq!(app.count(passkeys::Entity).await, 0, "the password is the only way in");
     assert_eq!(sign_in(&app, &mut planted).await.code(), Some("INVALID_CREDENTIALS"));
+}
+
+/// With verified addresses required, a passkey signs in a verified user and
+/// not one whose address is (no longer) verified, like `login`.
+async fn a_passkey_meets_the_verification_rule(app: TestApp) {
+    let app = app.sibling(|c| c.require_email_verification = true).await;
+    app.gql(crate::common::REGISTER, json!({ "input": { "email": "strict@example.com", "password": PW } }))
+        .await;
+    let link = app.mailed_token("strict@example.com", "Confirm your email address", 1).await;
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }";
+    assert_eq!(
+        app.gql(verify, json!({ "t": link })).await.body["data"]["verifyEmail"]["emailVerified"],
+        true
+    );
+    let token = str_of(&app.login("strict@example.com", PW).await.body["data"]["login"]["token"]);
+    let (mut authenticator, _) = add_passkey(&app, &token, "Strict").await;
+    assert!(sign_in(&app, &mut authenticator).await.body["data"]["finishPasskeySignIn"].is_object());
+    app.execute_sql("UPDATE users SET email_verified = false").await;
+    assert_eq!(sign_in(&app, &mut authenticator).await.code(), Some("EMAIL_NOT_VERIFIED"));
 }
