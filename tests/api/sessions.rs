@@ -144,7 +144,14 @@ async fn sessions_never_outlive_the_absolute_maximum(app: TestApp) {
     assert!(cookie.contains(&format!("Max-Age={}", 6 * 24 * 3600)), "{cookie}");
     let row = sessions::Entity::find().one(app.db()).await.unwrap().unwrap();
     assert_eq!(row.expires_at, created + Duration::days(30), "capped at 30 days after sign-in");
-    app.clock.advance(Duration::days(6));
+    // At the cap, use extends nothing: no write, no new cookie.
+    app.clock.advance(Duration::days(2));
+    app.take_statements();
+    let reply = app.post().graphql(ME, json!({})).cookie(&token).send().await;
+    assert!(reply.body["data"]["me"].is_object(), "{}", reply.body);
+    assert!(reply.set_cookie().is_none(), "nothing to extend: {:?}", reply.set_cookie());
+    assert!(!app.take_statements().iter().any(|s| s.starts_with("UPDATE")), "no write at the cap");
+    app.clock.advance(Duration::days(4));
     assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "day 30 is the end, used or not");
 }
 
