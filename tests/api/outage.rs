@@ -245,6 +245,19 @@ async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
     let password = "it will come back";
     let (token, _) = app.register("grace@example.com", password).await;
     let never_used = str_of(&app.login("grace@example.com", password).await.body["data"]["login"]["token"]);
+    // Every session ends 30 s (server clock) from now: well within what
+    // the cache keeps, so an answer from memory must check the expiry itself.
+    {
+        use sea_orm::{EntityTrait, sea_query::Expr};
+        entity::sessions::Entity::update_many()
+            .col_expr(
+                entity::sessions::Column::ExpiresAt,
+                Expr::value(app.clock_now() + chrono::Duration::seconds(30)),
+            )
+            .exec(app.db())
+            .await
+            .unwrap();
+    }
     let warmed = Instant::now();
     assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "grace@example.com");
 
@@ -264,6 +277,10 @@ async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
     let logout = app.authed(&token, crate::common::LOGOUT, json!({})).await;
     assert_eq!(logout.code(), Some("SERVICE_UNAVAILABLE"), "so does anything that writes");
     assert_eq!(app.me(&never_used).await.code(), Some("SERVICE_UNAVAILABLE"), "a session not in memory");
+    // Answered from memory, still checked: past its expiry (the server's
+    // clock, not the grace's) a session is refused, outage or not.
+    app.clock.advance(chrono::Duration::seconds(31));
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "expired during the outage");
 
     tokio::time::sleep((grace + Duration::from_millis(500)).saturating_sub(warmed.elapsed())).await;
     let late = app.me(&token).await;
@@ -272,7 +289,7 @@ async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
     proxy.stall.store(false, Ordering::SeqCst);
     let mut back = false;
     for _ in 0..100 {
-        if app.me(&token).await.body["data"]["me"].is_object() {
+        if app.login("grace@example.com", password).await.body["data"]["login"].is_object() {
             back = true;
             break;
         }
