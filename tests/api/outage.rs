@@ -242,11 +242,21 @@ async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
         // Sessions end 30 s (server clock) after sign-in: well within what
         // the cache keeps, so an answer from memory must check the expiry itself.
         c.session_ttl = Duration::from_secs(30);
+        // Verified addresses required: an answer from memory checks that too.
+        c.require_email_verification = true;
     })
     .await
     .expect("postgres");
     let password = "it will come back";
-    let (token, _) = app.register("grace@example.com", password).await;
+    let input = json!({ "input": { "email": "grace@example.com", "password": password } });
+    app.gql(crate::common::REGISTER, input).await;
+    let link = app.mailed_token("grace@example.com", "Confirm your email address", 1).await;
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) { emailVerified } }";
+    assert_eq!(
+        app.gql(verify, json!({ "t": link })).await.body["data"]["verifyEmail"]["emailVerified"],
+        true
+    );
+    let token = str_of(&app.login("grace@example.com", password).await.body["data"]["login"]["token"]);
     let never_used = str_of(&app.login("grace@example.com", password).await.body["data"]["login"]["token"]);
     let warmed = Instant::now();
     assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "grace@example.com");
