@@ -234,7 +234,9 @@ async fn an_outage_fails_fast_and_service_resumes() {
 async fn with_an_outage_grace_cached_sessions_outlast_a_cut() {
     let Some((upstream, _)) = postgres() else { return };
     let proxy = Proxy::start("127.0.0.1:0", upstream).await;
-    let grace = Duration::from_secs(4);
+    // Long enough for the in-grace checks below (three of them wait out the
+    // 1 s acquire timeout) on a loaded machine.
+    let grace = Duration::from_secs(10);
     let app = TestApp::postgres_with(|c| {
         c.database_url = via(c.database_url.expose_secret(), proxy.addr).into();
         c.db_acquire_timeout = Duration::from_secs(1);
