@@ -587,10 +587,7 @@ pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<St
         methods.push("an authenticator app (second factor)".to_owned());
     }
     for passkey in super::passkey::of_user(&auth.db, user_id).await? {
-        methods.push(match passkey.name {
-            Some(name) => format!("a passkey (\u{201c}{name}\u{201d})"),
-            None => "a passkey".to_owned(),
-        });
+        methods.push(format!("a {}", super::passkey::label(passkey.name.as_deref())));
     }
     Ok(methods)
 }

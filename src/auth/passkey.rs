@@ -155,11 +155,7 @@ pub async fn finish_registration(
     .await
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    let what = match &name {
-        Some(name) => format!("A passkey (\u{201c}{name}\u{201d})"),
-        None => "A passkey".to_owned(),
-    };
-    account::notify(auth, &current.user, Notice::MethodAdded(what));
+    account::notify(auth, &current.user, Notice::MethodAdded(format!("A {}", label(name.as_deref()))));
     Ok(row)
 }
 
@@ -252,6 +248,14 @@ pub async fn reauthenticate(
     auth.sessions.forget_user(current.user.id);
     tracing::info!(passkey_id = %asserted.row.id, "presence proved with a passkey");
     Ok(())
+}
+
+/// How a passkey is named to its owner: `passkey ("Laptop")`.
+pub fn label(name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("passkey (\u{201c}{name}\u{201d})"),
+        None => "passkey".to_owned(),
+    }
 }
 
 /// The caller's passkeys, oldest first.
@@ -350,18 +354,18 @@ async fn verify(auth: &AuthContext, challenge: &str, credential: Value) -> Resul
         .webauthn
         .identify_discoverable_authentication(&credential)
         .map_err(|e| refused("passkey assertion", e))?;
-    let row = passkeys::Entity::find()
+    let (row, user) = match passkeys::Entity::find()
         .filter(passkeys::Column::CredentialId.eq(credential_id.to_vec()))
+        .find_also_related(users::Entity)
         .one(&auth.db)
         .await?
-        .ok_or_else(|| refused("passkey assertion", "unknown credential (removed, or never registered)"))?;
+    {
+        Some((row, Some(user))) => (row, user),
+        _ => return Err(refused("passkey assertion", "unknown credential (removed, or never registered)")),
+    };
     if row.user_id != user_id {
         return Err(refused("passkey assertion", "the credential belongs to another user than it names"));
     }
-    let user = users::Entity::find_by_id(user_id)
-        .one(&auth.db)
-        .await?
-        .ok_or_else(|| refused("passkey assertion", "no such user"))?;
     let mut passkey: Passkey =
         serde_json::from_str(&row.credential).map_err(|e| internal("reading a stored passkey", e))?;
     let result = auth
