@@ -330,8 +330,10 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_REGISTER_PRIVACY", default_value_t = false, action = clap::ArgAction::Set)]
     pub register_privacy: bool,
 
-    /// Deepest allowed selection nesting.
-    #[arg(long, env = "AUTHGATE_MAX_DEPTH", default_value_t = 12)]
+    /// Deepest allowed selection nesting. 15 is what the standard
+    /// introspection query needs (graphql-js 16's, sent by GraphiQL, codegen
+    /// and Apollo's tools); the schema's own operations nest far less.
+    #[arg(long, env = "AUTHGATE_MAX_DEPTH", default_value_t = 15)]
     pub max_depth: usize,
 
     /// Highest allowed query complexity (each field counts 1).

@@ -241,6 +241,19 @@ async fn graphql_limits_refuse_and_the_server_goes_on(app: TestApp) {
         let reply = app.gql(query, json!({})).await;
         assert_ne!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "{query:.60}: {}", reply.body);
     }
+    // What GraphiQL, codegen and Apollo's tools send first: the default
+    // depth is set so it passes (at 12, GraphiQL opened on an error and
+    // without docs or completion).
+    let schema = app.gql(include_str!("common/introspection.graphql"), json!({})).await;
+    assert_eq!(schema.body["data"]["__schema"]["queryType"]["name"], "QueryRoot", "{}", schema.body);
+    // One level past it is refused: the introspection types nest without
+    // end (`ofType`), the limit is what ends them.
+    let of_types = |n: usize| {
+        format!("{{ __schema {{ types {{ {}name{} }} }} }}", "ofType { ".repeat(n), " }".repeat(n))
+    };
+    let deep = app.gql(&of_types(13), json!({})).await;
+    assert_eq!(deep.code(), Some("GRAPHQL_VALIDATION_FAILED"), "16 deep: {}", deep.body);
+    assert!(app.gql(&of_types(12), json!({})).await.body["data"]["__schema"].is_object(), "15 deep");
     // Validation runs before execution: no session needed to be refused.
     let tight = TestApp::sqlite_with(|c| {
         c.max_depth = 2;

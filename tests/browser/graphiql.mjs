@@ -23,7 +23,14 @@ try {
   // Every asset must load; only the favicon may be missing. A CSP
   // violation is a console error, so it fails the test too.
   page.on('response', (r) => r.status() >= 400 && !r.url().endsWith('/favicon.ico') && problems.push(`${r.status()} ${r.url()}`));
+  // GraphiQL introspects the schema on load (its docs and completion need
+  // it); a refusal shows up only in the result pane, which Run overwrites.
+  const introspection = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && r.request().postDataJSON()?.operationName === 'IntrospectionQuery',
+  );
   await page.goto(`${base}/graphql`, { waitUntil: 'networkidle' });
+  const schema = await (await introspection).json();
+  if (!schema?.data?.__schema?.types?.length) throw new Error(`GraphiQL could not load the schema: ${JSON.stringify(schema)}`);
   await page.waitForSelector('.graphiql-query-editor .CodeMirror', { timeout: 15000 });
 
   // The first tab shows the sign-in flow, the second step included.
@@ -35,6 +42,15 @@ try {
   await page.evaluate(() => {
     document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue('query Me {\n  me { id email }\n}\n');
   });
+  // GraphiQL parses the editor 100 ms after a change (debounced) and sends
+  // the operation name it parsed last: clicking Run sooner sends the new
+  // document with the old tab's first name ("Register"), which the server
+  // rightly refuses. On an idle machine the clicks below take less than that.
+  await page.waitForFunction(
+    () => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.operationName === 'Me',
+    null,
+    { timeout: 15000 },
+  );
   await page.getByRole('button', { name: /headers/i }).first().click();
   await page.waitForSelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror');
   await page.evaluate((value) => {
@@ -43,11 +59,14 @@ try {
     headers.querySelector('.CodeMirror').CodeMirror.setValue(value);
   }, JSON.stringify({ Authorization: `Bearer ${token}` }));
   await page.click('.graphiql-execute-button');
+  // Wait for any answer, then say what it was if it is not the expected one.
   await page.waitForFunction(
-    (expected) => document.querySelector('.result-window')?.textContent?.includes(expected),
-    email,
+    () => document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue()?.trim(),
+    null,
     { timeout: 15000 },
-  );
+  ).catch((e) => {
+    throw new Error(`no answer in the result pane: ${e.message}\n${problems.join('\n')}`);
+  });
   const result = await page.evaluate(() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue());
   const parsed = JSON.parse(result);
   if (parsed?.data?.me?.email !== email) throw new Error(`unexpected result: ${result}`);

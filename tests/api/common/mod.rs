@@ -220,9 +220,11 @@ impl TestApp {
             .collect()
     }
 
-    /// Waits (at most 5 s) until `count` such messages are in the outbox.
+    /// Waits (at most 20 s) until `count` such messages are in the outbox.
+    /// Mails go out in the background, behind argon2 work on a machine that
+    /// may be building beside the suite; only a failing test waits it out.
     pub async fn wait_for_mails(&self, to: &str, subject: &str, count: usize) -> Vec<String> {
-        for _ in 0..100 {
+        for _ in 0..400 {
             let mails = self.mails(to, subject);
             if mails.len() >= count {
                 return mails;
