@@ -186,6 +186,23 @@ impl AuthError {
     /// error, where it leaves the server (a GraphQL answer, the OAuth
     /// callback's redirect, a background task). Other errors were logged
     /// where they arose, or are the client's.
+    /// Whether this is the database out of reach (refused, reset, gone
+    /// away, or no connection could be opened), not merely busy: a pool
+    /// whose every connection is in use (`pool_saturated`), or a SQLite
+    /// file locked by a writer, answers that the database is there. Only
+    /// the first may let the session cache answer from memory.
+    pub fn database_unreachable(&self, pool_saturated: bool) -> bool {
+        let Self::Database(err) = self else { return false };
+        if !unavailable(err) || (timed_out(err) && pool_saturated) {
+            return false;
+        }
+        let runtime = match err.as_ref() {
+            DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => Some(e),
+            _ => None,
+        };
+        !matches!(runtime, Some(RuntimeErr::SqlxError(e)) if sqlite_busy(e))
+    }
+
     pub fn report(&self) {
         let Self::Database(err) = self else { return };
         if unavailable(err) {

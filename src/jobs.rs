@@ -1,35 +1,136 @@
-//! Work done after the answer: a bounded queue run one job at a time, in
-//! order. Used where the time of an answer must not depend on the work
+//! Work done after the answer: bounded queues, each run one job at a time,
+//! in order. Used where the time of an answer must not depend on the work
 //! (a reset request for an unknown email answers as fast as for a known one).
+//!
+//! Two lanes, so that a flood of one kind cannot hold up the other: the
+//! mailed links a user waits for (verification, reset) and the notices
+//! that tell an owner what changed. A full lane makes the request that
+//! queues wait for a slot (back-pressure) instead of dropping the job: a
+//! notice of a security change or someone's reset link must never be lost
+//! because somebody else was loud.
 
 use std::future::Future;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
-/// Jobs waiting beyond this are dropped (and logged) rather than piling up.
+/// Jobs waiting in one lane before a new one waits for a slot.
 const CAPACITY: usize = 4096;
+
+/// Which queue a job waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Links a user asked for and waits on (verification, password reset).
+    Links,
+    /// Notices to an account's owner (a password changed, a factor added).
+    Notices,
+}
 
 #[derive(Clone)]
 pub struct Jobs {
-    tx: mpsc::Sender<BoxFuture<'static, ()>>,
+    links: mpsc::Sender<BoxFuture<'static, ()>>,
+    notices: mpsc::Sender<BoxFuture<'static, ()>>,
 }
 
 impl Jobs {
-    /// Starts the worker; needs a Tokio runtime.
+    /// Starts one worker per lane; needs a Tokio runtime.
     pub fn start() -> Self {
-        let (tx, mut rx) = mpsc::channel::<BoxFuture<'static, ()>>(CAPACITY);
-        tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                job.await;
-            }
-        });
-        Self { tx }
+        Self::with_capacity(CAPACITY)
     }
 
-    pub fn spawn(&self, job: impl Future<Output = ()> + Send + 'static) {
-        if self.tx.try_send(Box::pin(job)).is_err() {
-            tracing::warn!("background queue full; job dropped");
+    fn with_capacity(capacity: usize) -> Self {
+        Self { links: worker(capacity), notices: worker(capacity) }
+    }
+
+    /// Queues `job` in `lane`, waiting for a slot while the lane is full.
+    pub async fn run(&self, lane: Lane, job: impl Future<Output = ()> + Send + 'static) {
+        let tx = match lane {
+            Lane::Links => &self.links,
+            Lane::Notices => &self.notices,
+        };
+        if tx.capacity() == 0 {
+            tracing::warn!(?lane, "background queue full; waiting for a slot");
         }
+        if tx.send(Box::pin(job)).await.is_err() {
+            // Only when the runtime is shutting down.
+            tracing::warn!(?lane, "background queue closed; job not run");
+        }
+    }
+
+    /// Resolves once every job queued in every lane before the call has run.
+    pub async fn drained(&self) {
+        for lane in [Lane::Links, Lane::Notices] {
+            let (done, waited) = tokio::sync::oneshot::channel();
+            self.run(lane, async move {
+                let _ = done.send(());
+            })
+            .await;
+            let _ = waited.await;
+        }
+    }
+}
+
+fn worker(capacity: usize) -> mpsc::Sender<BoxFuture<'static, ()>> {
+    let (tx, mut rx) = mpsc::channel::<BoxFuture<'static, ()>>(capacity);
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            job.await;
+        }
+    });
+    tx
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flooded_lane_holds_up_neither_the_other_nor_its_own_jobs() {
+        let jobs = Jobs::with_capacity(4);
+        // The notice lane's worker is stuck on its first job.
+        let (release, stuck) = tokio::sync::oneshot::channel::<()>();
+        jobs.run(Lane::Notices, async move {
+            let _ = stuck.await;
+        })
+        .await;
+        // Fill it, and queue more than it holds from another task: those wait.
+        let ran = Arc::new(AtomicUsize::new(0));
+        let flood = {
+            let (jobs, ran) = (jobs.clone(), ran.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let ran = ran.clone();
+                    jobs.run(Lane::Notices, async move {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .await;
+                }
+            })
+        };
+        // A reset link meanwhile goes out at once.
+        let (sent, link) = tokio::sync::oneshot::channel();
+        jobs.run(Lane::Links, async move {
+            let _ = sent.send(());
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(5), link)
+            .await
+            .expect("links run beside a stuck lane")
+            .unwrap();
+        assert!(!flood.is_finished(), "the flood waits for slots instead of dropping jobs");
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        // Unstuck, every queued notice runs: none was dropped.
+        release.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), flood).await.expect("the flood is queued").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), jobs.drained()).await.expect("drained");
+        assert_eq!(ran.load(Ordering::SeqCst), 20);
     }
 }

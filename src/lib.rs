@@ -69,6 +69,23 @@ pub fn state_with_mail(
     Ok(AppState::new(http::Shared { auth, schema, graphiql, operation_labels, documents }))
 }
 
+/// What `authgate serve` does before it listens: checks unknown emails
+/// at the cost most stored hashes have, and checks that every sealed
+/// secret opens. A server key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS`
+/// (or a lost key) fails here, once, with the reason, instead of as an
+/// internal error at every two-factor sign-in.
+pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
+    auth::account::calibrate_dummy(auth).await.inspect_err(|e| e.report())?;
+    let unopened = auth::two_factor::unopenable_secrets(auth).await.inspect_err(|e| e.report())?;
+    anyhow::ensure!(
+        unopened == 0,
+        "{unopened} two-factor secrets do not open with AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \
+         set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run `authgate reseal` \
+         (README, \"Rotating AUTHGATE_SECRET_KEY\"); started as it is, each of those users would fail at the code step"
+    );
+    Ok(())
+}
+
 /// The log filter for `AUTHGATE_LOG`, with SeaORM capped at `info`
 /// whatever is asked: its debug spans print statements with their bound
 /// values (password hashes, emails), which must never reach a log.

@@ -82,6 +82,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         anyhow::ensure!(unopened == 0, "{unopened} TOTP secrets did not open (their key is not configured)");
         return Ok(());
     }
+    authgate::preflight(&state.auth).await?;
     if !cleanup_every.is_zero() {
         tokio::spawn(cleanup::run_periodically(state.auth.clone(), cleanup_every));
     }
@@ -96,7 +97,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {metrics_bind} (AUTHGATE_METRICS_BIND)"))?;
         tracing::info!(addr = %metrics.local_addr()?, "metrics on http://{}/metrics", metrics.local_addr()?);
         let router = authgate::http::metrics_router(state.clone());
-        tokio::spawn(authgate::http::server::serve(metrics, router, limits, std::future::pending()));
+        tokio::spawn(authgate::http::server::serve(metrics, router, limits.clone(), std::future::pending()));
     }
     // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, but
     // not for longer than the grace period.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AuthContext, CREDENTIAL_PROVIDER, ClientMeta,
+    admission::{self, Way},
     device::Device,
     limits::{self, Rule},
     recovery, second_step,
@@ -22,6 +23,7 @@ use super::{
 };
 use crate::{
     error::{AuthError, Input},
+    jobs::Lane,
     mail::templates,
 };
 
@@ -94,15 +96,18 @@ pub async fn register(
         Err(e) => return Err(e),
     };
     credential_account(user_id, password_hash, now).insert(&txn).await?;
-    // No session until the address is proved, when the server requires it.
-    let new = match auth.config.verification_required() {
-        true => None,
-        false => Some(session::create(&txn, auth, user_id, meta, Assurance::OneFactor).await?),
+    // The account exists either way; a session only if the gate admits it
+    // (no session until the address is proved, when the server requires it).
+    let admitted = admission::admit(&txn, auth, user_id, 0, Way::Registration, Assurance::OneFactor).await;
+    let new = match admitted {
+        Ok(admitted) => Some(session::create(&txn, auth, admitted, meta).await?),
+        Err(AuthError::EmailNotVerified) => None,
+        Err(e) => return Err(e),
     };
     txn.commit().await?;
     tracing::info!(signed_in = new.is_some(), "user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
-    recovery::queue_verification(auth, &user);
+    recovery::queue_verification(auth, &user).await;
     let new = new.ok_or(AuthError::EmailNotVerified)?;
     let device = Some(Device::issue(&user.email, user.credentials_version));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
@@ -168,9 +173,9 @@ pub async fn login(
         }
         None => None,
     };
-    let (stored_hash, user) = match found {
-        Some((account, Some(user))) => (account.password_hash, Some(user)),
-        _ => (None, None),
+    let (account_id, stored_hash, user) = match found {
+        Some((account, Some(user))) => (Some(account.id), account.password_hash, Some(user)),
+        _ => (None, None, None),
     };
     let counters = LoginCounters::new(&account_key, &ip, meta, user.as_ref());
     counters.hit(auth).await?;
@@ -179,6 +184,9 @@ pub async fn login(
     if password.chars().count() > validate::PASSWORD_MAX || account.is_none() {
         return Err(AuthError::InvalidCredentials);
     }
+    // Stored at another cost than today's: kept to store it again once proved.
+    let rehash = stored_hash.as_deref().is_some_and(|h| auth.hasher.needs_rehash(h));
+    let again = rehash.then(|| password.clone()).zip(stored_hash.clone()).zip(account_id);
     let matched = auth.hasher.verify(password, stored_hash).await?;
     let user = match user {
         Some(user) if matched => user,
@@ -189,29 +197,9 @@ pub async fn login(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
-    // Checked after the password, so it tells nothing to someone without it.
-    if auth.config.verification_required() && !user.email_verified {
-        // The caller knows the password: when the mailed link has expired (or
-        // was never sent), a fresh one helps them on. A live link is never
-        // replaced (that would break the one in their inbox), and the
-        // per-address mail limit still applies.
-        let live =
-            super::verification::has_live(auth, user.id, super::verification::Purpose::EmailVerification);
-        if !live.await? {
-            // Over the mail limit (or the counter unreachable) no link goes out;
-            // the answer does not change.
-            match limits::hit(auth, Rule::MailAccount, &user.email).await {
-                Ok(()) => recovery::queue_verification(auth, &user),
-                Err(e) => e.report(),
-            }
-        }
-        // In privacy mode even this would tell: after `register(X, P)`,
-        // `login(X, P)` must answer alike whether that registration created
-        // X or X was someone else's.
-        if auth.config.register_privacy {
-            return Err(AuthError::InvalidCredentials);
-        }
-        return Err(AuthError::EmailNotVerified);
+    // The gate, after the password, so it tells nothing to someone without it.
+    if let Err(refused) = admission::check(auth, &user) {
+        return Err(refused_after_password(auth, &user, refused).await?);
     }
     if user.two_factor_enabled {
         // The password alone clears no counter: a thief who has it would
@@ -226,17 +214,91 @@ pub async fn login(
     // (and holds the user's row until commit, so a concurrent change waits
     // for this sign-in, then ends its session as it ends every other).
     let txn = auth.db.begin().await?;
-    if !lock_user(&txn, user.id, Some(user.credentials_version)).await? {
-        tracing::info!("login lost a race with a password change");
-        return Err(AuthError::InvalidCredentials);
-    }
-    let new = session::create(&txn, auth, user.id, meta, Assurance::OneFactor).await?;
+    let admitted =
+        admission::admit(&txn, auth, user.id, user.credentials_version, Way::Password, Assurance::OneFactor)
+            .await?;
+    let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
     counters.clear(auth).await?;
+    if let Some(((password, old), account_id)) = again {
+        rehash_password(auth, account_id, &old, password).await;
+    }
     tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     let device = Some(counters.device_for(&user));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
+}
+
+/// Stores a just-proved password again at today's argon2 cost (the
+/// settings changed since it was stored), unless it changed meanwhile.
+/// A failure is logged: the sign-in itself succeeded.
+async fn rehash_password(auth: &AuthContext, account_id: Uuid, old: &str, password: String) {
+    use sea_orm::sea_query::Expr;
+    let stored = match auth.hasher.hash(password).await {
+        Ok(hash) => accounts::Entity::update_many()
+            .col_expr(accounts::Column::PasswordHash, Expr::value(hash))
+            .filter(accounts::Column::Id.eq(account_id))
+            .filter(accounts::Column::PasswordHash.eq(old))
+            .exec(&auth.db)
+            .await
+            .map_err(AuthError::from),
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(_) => tracing::info!("password stored again at today's argon2 cost"),
+        Err(e) => {
+            e.report();
+            tracing::warn!(error = %e, "password not rehashed");
+        }
+    }
+}
+
+/// A sample of the stored password hashes (the most recently written),
+/// for the hasher to check unknown emails at the cost most of them have.
+pub async fn calibrate_dummy(auth: &AuthContext) -> Result<(), AuthError> {
+    use sea_orm::{QuerySelect, sea_query::Expr};
+    let sample: Vec<Option<String>> = accounts::Entity::find()
+        .select_only()
+        .column(accounts::Column::PasswordHash)
+        .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
+        .filter(Expr::col(accounts::Column::PasswordHash).is_not_null())
+        .order_by_desc(accounts::Column::UpdatedAt)
+        .limit(1000)
+        .into_tuple()
+        .all(&auth.db)
+        .await?;
+    auth.hasher.calibrate(&sample.into_iter().flatten().collect::<Vec<_>>()).await
+}
+
+/// What a caller who gave the right password hears when the gate refuses
+/// the user. An unproved address: when the mailed link has expired (or
+/// was never sent), a fresh one helps them on. A live link is never
+/// replaced (that would break the one in their inbox), and the
+/// per-address mail limit still applies.
+async fn refused_after_password(
+    auth: &AuthContext,
+    user: &users::Model,
+    refused: AuthError,
+) -> Result<AuthError, AuthError> {
+    if !matches!(refused, AuthError::EmailNotVerified) {
+        return Ok(refused);
+    }
+    let live = super::verification::has_live(auth, user.id, super::verification::Purpose::EmailVerification);
+    if !live.await? {
+        // Over the mail limit (or the counter unreachable) no link goes out;
+        // the answer does not change.
+        match limits::hit(auth, Rule::MailAccount, &user.email).await {
+            Ok(()) => recovery::queue_verification(auth, user).await,
+            Err(e) => e.report(),
+        }
+    }
+    // In privacy mode even this would tell: after `register(X, P)`,
+    // `login(X, P)` must answer alike whether that registration created X
+    // or X was someone else's.
+    Ok(match auth.config.register_privacy {
+        true => AuthError::InvalidCredentials,
+        false => AuthError::EmailNotVerified,
+    })
 }
 
 /// The per-account counters one sign-in attempt counts against: either
@@ -409,6 +471,7 @@ pub async fn change_password(
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
+    let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     bump_credentials(&txn, user_id).await?;
     accounts::ActiveModel {
@@ -431,9 +494,9 @@ pub async fn change_password(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!(revoked, "password changed");
-    notify(auth, &current.user, Notice::PasswordChanged);
+    notify(auth, &current.user, Notice::PasswordChanged).await;
     Ok(revoked)
 }
 
@@ -453,11 +516,12 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     } else {
         step_up::require(auth, current, Presence::Recent)?;
     }
+    let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     remove_ways_in(&txn, user_id).await?;
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!("account deleted");
     Ok(())
 }
@@ -519,7 +583,9 @@ pub async fn mark_email_verified(
 
 /// What a notice to the owner is about.
 pub enum Notice {
-    /// A sign-in method was added ("A password", "Sign-in with github").
+    /// A sign-in method was added ("A password", "Sign-in with github",
+    /// "A passkey"): never a name the user (or an intruder) chose, which a
+    /// mail client could show as a link.
     MethodAdded(String),
     PasswordChanged,
     PasswordReset,
@@ -529,49 +595,81 @@ pub enum Notice {
     PasskeyRemoved,
 }
 
+impl Notice {
+    /// What a notice says, for telling repeats apart (`NoticeAccount`).
+    fn key(&self) -> String {
+        match self {
+            Self::MethodAdded(what) => format!("method_added:{what}"),
+            Self::PasswordChanged => "password_changed".into(),
+            Self::PasswordReset => "password_reset".into(),
+            Self::TwoFactorOn => "two_factor_on".into(),
+            Self::TwoFactorOff => "two_factor_off".into(),
+            Self::RecoveryCodesReplaced => "recovery_codes_replaced".into(),
+            Self::PasskeyRemoved => "passkey_removed".into(),
+        }
+    }
+}
+
 /// Mails the owner a notice that lists every way into the account, after
 /// the answer (a background job; a failure is logged, never shown).
-pub fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
+/// Repeats are coalesced: a notice that says the same, with the same list
+/// of ways in, as one mailed within the `AUTHGATE_RATE_NOTICE_ACCOUNT`
+/// window is logged, not mailed (a script changing the same thing again
+/// and again cannot mail-bomb the address). Any change to the ways in is
+/// new information and is always mailed.
+pub async fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
     let (worker, user) = (auth.clone(), user.clone());
-    auth.jobs.spawn(async move {
-        let methods = match sign_in_methods(&worker, user.id).await {
-            Ok(methods) => methods,
-            Err(e) => {
+    auth.jobs
+        .run(Lane::Notices, async move {
+            if let Err(e) = send_notice(&worker, &user, notice).await {
                 e.report();
-                return tracing::warn!(error = %e, "account notice not sent");
+                tracing::warn!(error = %e, "account notice not sent");
             }
-        };
-        let app_url = &worker.config.app_url;
-        let email = match notice {
-            Notice::MethodAdded(what) => {
-                templates::sign_in_method_added(&user.email, app_url, &what, &methods)
-            }
-            Notice::PasswordChanged => templates::password_changed(&user.email, app_url, "changed", &methods),
-            Notice::TwoFactorOn => templates::two_factor_changed(
-                &user.email,
-                app_url,
-                "Two-factor sign-in was turned on (or its authenticator replaced) for your account, with new recovery codes.",
-                &methods,
-            ),
-            Notice::TwoFactorOff => templates::two_factor_changed(
-                &user.email,
-                app_url,
-                "Two-factor sign-in was turned off for your account: a password or a provider alone now signs in.",
-                &methods,
-            ),
-            Notice::RecoveryCodesReplaced => templates::two_factor_changed(
-                &user.email,
-                app_url,
-                "New recovery codes were made for your account; the earlier ones no longer work.",
-                &methods,
-            ),
-            Notice::PasswordReset => {
-                templates::password_changed(&user.email, app_url, "reset with a mailed link", &methods)
-            }
-            Notice::PasskeyRemoved => templates::passkey_removed(&user.email, app_url, &methods),
-        };
-        worker.mail.send(email);
-    });
+        })
+        .await;
+}
+
+async fn send_notice(auth: &AuthContext, user: &users::Model, notice: Notice) -> Result<(), AuthError> {
+    let methods = sign_in_methods(auth, user.id).await?;
+    let said = format!("{}|{}|{}", user.id, notice.key(), methods.join(","));
+    match limits::hit(auth, Rule::NoticeAccount, &said).await {
+        Ok(()) => {}
+        Err(AuthError::RateLimited { .. }) => {
+            tracing::info!(user_id = %user.id, notice = %notice.key(), "notice coalesced: the same was mailed in this window");
+            return Ok(());
+        }
+        // The counter unreachable: tell the owner all the same.
+        Err(e) => e.report(),
+    }
+    let (to, app_url) = (&user.email, &auth.config.app_url);
+    let email = match notice {
+        Notice::MethodAdded(what) => templates::sign_in_method_added(to, app_url, &what, &methods),
+        Notice::PasswordChanged => templates::password_changed(to, app_url, "changed", &methods),
+        Notice::TwoFactorOn => templates::two_factor_changed(
+            to,
+            app_url,
+            "Two-factor sign-in was turned on (or its authenticator replaced) for your account, with new recovery codes.",
+            &methods,
+        ),
+        Notice::TwoFactorOff => templates::two_factor_changed(
+            to,
+            app_url,
+            "Two-factor sign-in was turned off for your account: a password or a provider alone now signs in.",
+            &methods,
+        ),
+        Notice::RecoveryCodesReplaced => templates::two_factor_changed(
+            to,
+            app_url,
+            "New recovery codes were made for your account; the earlier ones no longer work.",
+            &methods,
+        ),
+        Notice::PasswordReset => {
+            templates::password_changed(to, app_url, "reset with a mailed link", &methods)
+        }
+        Notice::PasskeyRemoved => templates::passkey_removed(to, app_url, &methods),
+    };
+    auth.mail.send(email);
+    Ok(())
 }
 
 /// The user's ways in, as the owner knows them: "password", "github", ...
@@ -586,8 +684,12 @@ pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<St
     if two_factor {
         methods.push("an authenticator app (second factor)".to_owned());
     }
-    for passkey in super::passkey::of_user(&auth.db, user_id).await? {
-        methods.push(format!("a {}", super::passkey::label(passkey.name.as_deref())));
+    // Counted, not named: a passkey's name is the user's (or an intruder's)
+    // text, and a mail client would show a URL in it as a link.
+    match super::passkey::of_user(&auth.db, user_id).await?.len() {
+        0 => {}
+        1 => methods.push("a passkey".to_owned()),
+        n => methods.push(format!("{n} passkeys")),
     }
     Ok(methods)
 }
@@ -615,7 +717,7 @@ pub async fn set_password(
 ) -> Result<(), AuthError> {
     let user = &current.user;
     validate::new_password(&password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
-    step_up::require(auth, current, Presence::Recent)?;
+    step_up::require_to_add(auth, current)?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
     if credential_of(auth, user.id).await?.is_some() {
         return Err(AuthError::PasswordAlreadySet);
@@ -628,6 +730,6 @@ pub async fn set_password(
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::PasswordAlreadySet))?;
     tracing::info!("password set");
-    notify(auth, user, Notice::MethodAdded("A password".to_owned()));
+    notify(auth, user, Notice::MethodAdded("A password".to_owned())).await;
     Ok(())
 }

@@ -114,5 +114,9 @@ pub async fn run_periodically(auth: AuthContext, interval: std::time::Duration) 
             e.report();
             tracing::warn!(error = %e, "cleanup failed; retrying at the next interval");
         }
+        // As stored hashes are rehashed at today's cost, the dummy follows.
+        if let Err(e) = super::account::calibrate_dummy(&auth).await {
+            e.report();
+        }
     }
 }

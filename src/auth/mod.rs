@@ -4,6 +4,7 @@
 //! and name inputs by `error::Input`, never by a GraphQL field name.
 
 pub mod account;
+pub mod admission;
 pub mod cleanup;
 pub mod counters;
 pub mod device;

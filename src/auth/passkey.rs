@@ -27,6 +27,7 @@ use webauthn_rs::prelude::{
 use super::{
     AuthContext, ClientMeta,
     account::{self, Notice, SignedIn},
+    admission::{self, Way},
     limits::{self, Rule},
     session::{self, Assurance, CurrentSession},
     step_up::{self, Presence},
@@ -39,6 +40,10 @@ use crate::{
 
 /// How long a ceremony may take.
 pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Most passkeys one account may hold (each is a way in to list, mail
+/// about and check; a real person has a handful).
+pub const MAX_PER_USER: usize = 20;
 
 const REGISTER: &str = "register";
 const SIGN_IN: &str = "sign_in";
@@ -67,10 +72,14 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
 /// caller's passkeys are excluded (an authenticator holds one per account).
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) -> Result<Value, AuthError> {
-    step_up::require(auth, current, Presence::Recent)?;
+    step_up::require_to_add(auth, current)?;
     let user = &current.user;
+    limits::hit(auth, Rule::FactorChangeAccount, &user.id.to_string()).await?;
     let existing: Vec<CredentialID> =
         of_user(&auth.db, user.id).await?.into_iter().map(|p| CredentialID::from(p.credential_id)).collect();
+    if existing.len() >= MAX_PER_USER {
+        return Err(too_many());
+    }
     let display = user.name.as_deref().unwrap_or(&user.email);
     let (options, state) = auth
         .webauthn
@@ -119,6 +128,9 @@ pub async fn finish_registration(
     credential: Value,
     name: Option<String>,
 ) -> Result<passkeys::Model, AuthError> {
+    if !current.user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
     let name = validate::profile_name(name)?;
     let credential: RegisterPublicKeyCredential = serde_json::from_value(credential).map_err(|_| {
         AuthError::bad_input(Input::Credential, "not a credential from PublicKeyCredential.toJSON()")
@@ -129,6 +141,10 @@ pub async fn finish_registration(
         .one(&auth.db)
         .await?;
     let state: PasskeyRegistration = spend(auth, found).await?;
+    // Checked again: two ceremonies may have begun under the cap.
+    if of_user(&auth.db, current.user.id).await?.len() >= MAX_PER_USER {
+        return Err(too_many());
+    }
     let passkey = auth
         .webauthn
         .finish_passkey_registration(&credential, &state)
@@ -155,7 +171,7 @@ pub async fn finish_registration(
     .await
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    account::notify(auth, &current.user, Notice::MethodAdded(format!("A {}", label(name.as_deref()))));
+    account::notify(auth, &current.user, Notice::MethodAdded("A passkey".to_owned())).await;
     Ok(row)
 }
 
@@ -171,6 +187,9 @@ pub struct SignInChallenge {
 /// relying party. Counted per client like `login` (every start is a row).
 pub async fn start_sign_in(auth: &AuthContext, meta: &ClientMeta) -> Result<SignInChallenge, AuthError> {
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    // Anyone may start one without an account: a ceiling for the whole
+    // server bounds the rows many addresses can make.
+    limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
     let (options, state) = auth
         .webauthn
         .start_discoverable_authentication()
@@ -210,16 +229,17 @@ pub async fn finish_sign_in(
     let asserted = verify(auth, challenge, credential).await?;
     let user = asserted.user.clone();
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
-    if auth.config.verification_required() && !user.email_verified {
-        return Err(AuthError::EmailNotVerified);
-    }
-    // Writes first (SQLite takes its write lock at once).
+    auth.checkpoints.reach("passkey_sign_in:verified").await;
+    // Writes first (SQLite takes its write lock at once); the gate holds
+    // the user on the credentials read with the passkey, so a password
+    // change, a removal of this passkey or a claim that committed since
+    // wins.
     let txn = auth.db.begin().await?;
     asserted.record_use(&txn, auth).await?;
-    if !account::lock_user(&txn, user.id, None).await? {
-        return Err(AuthError::PasskeyRefused);
-    }
-    let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
+    let version = user.credentials_version;
+    let admitted =
+        admission::admit(&txn, auth, user.id, version, Way::Passkey, Assurance::TwoFactors).await?;
+    let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
     tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
@@ -239,23 +259,16 @@ pub async fn reauthenticate(
         tracing::info!("a passkey of another user was offered for reauthentication");
         return Err(AuthError::PasskeyRefused);
     }
+    let forget = auth.sessions.changing(current.user.id);
     let txn = auth.db.begin().await?;
     asserted.record_use(&txn, auth).await?;
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), Assurance::TwoFactors).await? {
         return Err(AuthError::Unauthenticated);
     }
     txn.commit().await?;
-    auth.sessions.forget_user(current.user.id);
+    drop(forget);
     tracing::info!(passkey_id = %asserted.row.id, "presence proved with a passkey");
     Ok(())
-}
-
-/// How a passkey is named to its owner: `passkey ("Laptop")`.
-pub fn label(name: Option<&str>) -> String {
-    match name {
-        Some(name) => format!("passkey (\u{201c}{name}\u{201d})"),
-        None => "passkey".to_owned(),
-    }
 }
 
 /// The caller's passkeys, oldest first.
@@ -281,6 +294,8 @@ pub async fn ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, 
 pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> Result<bool, AuthError> {
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
+    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
+    let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // Serializes with unlinks and other removals of this user (see `unlink`).
     account::bump_credentials(&txn, user_id).await?;
@@ -297,9 +312,9 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     }
     passkeys::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!(passkey_id = %id, "passkey removed");
-    account::notify(auth, &current.user, Notice::PasskeyRemoved);
+    account::notify(auth, &current.user, Notice::PasskeyRemoved).await;
     Ok(true)
 }
 
@@ -412,6 +427,13 @@ impl Facts {
             transports: cred.get("transports").filter(|t| !t.is_null()).map(Value::to_string),
         })
     }
+}
+
+fn too_many() -> AuthError {
+    AuthError::bad_input(
+        Input::Credential,
+        format!("an account holds at most {MAX_PER_USER} passkeys: remove one first"),
+    )
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError> {

@@ -29,8 +29,10 @@ pub struct PasswordHasher {
     /// never makes a request look like overload.
     admitted: Arc<Semaphore>,
     /// A hash of a random password: unknown emails are verified against it so
-    /// they cost the same time as known ones.
-    dummy_hash: String,
+    /// they cost the same time as known ones. At the cost most stored hashes
+    /// have (`calibrate`), which is not today's setting while they are
+    /// still being rehashed after a change of the argon2 parameters.
+    dummy_hash: std::sync::RwLock<Arc<str>>,
     verifications: AtomicU64,
 }
 
@@ -70,6 +72,7 @@ impl PasswordHasher {
                 .map_err(|_| argon2::Error::AlgorithmInvalid)?;
         }
         let admitted = Arc::new(Semaphore::new(capacity));
+        let dummy_hash = std::sync::RwLock::new(Arc::from(dummy_hash));
         Ok(Self { params, jobs, admitted, dummy_hash, verifications: AtomicU64::new(0) })
     }
 
@@ -89,10 +92,59 @@ impl PasswordHasher {
     /// is none, so both cases take one full verification.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
         let known = stored.is_some();
-        let phc = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let phc = stored.unwrap_or_else(|| self.dummy().to_string());
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let matched = self.run(move |memory| verify_with(&phc, password.as_bytes(), memory)).await?;
         Ok(matched && known)
+    }
+
+    fn dummy(&self) -> Arc<str> {
+        self.dummy_hash.read().map(|d| d.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Whether `stored` was made with other parameters than today's (the
+    /// settings changed since): a sign-in that proves the password then
+    /// stores it again at today's cost.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        cost_of(stored).is_some_and(|cost| cost != cost_string(&self.params))
+    }
+
+    /// The argon2 parameters unknown emails are checked at (`m=…,t=…,p=…`).
+    pub fn dummy_cost(&self) -> String {
+        cost_of(&self.dummy()).unwrap_or_default()
+    }
+
+    /// Sets the dummy's cost to the one most of `stored` (a sample of the
+    /// stored hashes) have, so an unknown email costs what a known one
+    /// most likely costs: after a change of the argon2 settings, stored
+    /// hashes keep their old cost until their owners sign in again.
+    pub async fn calibrate(&self, stored: &[String]) -> Result<(), AuthError> {
+        let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for cost in stored.iter().filter_map(|h| cost_of(h)) {
+            *counts.entry(cost).or_default() += 1;
+        }
+        // Ties go to today's settings, then to the larger cost string (stable).
+        let today = cost_string(&self.params);
+        let Some((mode, _)) = counts.into_iter().max_by(|(a, x), (b, y)| {
+            x.cmp(y).then_with(|| (a == &today).cmp(&(b == &today))).then_with(|| a.cmp(b))
+        }) else {
+            return Ok(());
+        };
+        if mode == self.dummy_cost() {
+            return Ok(());
+        }
+        let Some(params) = params_of(&mode) else { return Ok(()) };
+        let random = crate::auth::token::generate().secret;
+        let dummy = self
+            .run(move |memory| hash_with(&params, random.as_bytes(), memory))
+            .await?
+            .map_err(|_| AuthError::Internal)?;
+        tracing::info!(cost = %mode, "unknown emails are checked at the cost most stored hashes have");
+        match self.dummy_hash.write() {
+            Ok(mut slot) => *slot = Arc::from(dummy),
+            Err(poisoned) => *poisoned.into_inner() = Arc::from(dummy),
+        }
+        Ok(())
     }
 
     /// Full verifications done so far (known and unknown accounts alike).
@@ -129,6 +181,22 @@ impl PasswordHasher {
             AuthError::Internal
         })
     }
+}
+
+/// `m=…,t=…,p=…` of a PHC string (argon2 only).
+fn cost_of(phc: &str) -> Option<String> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    Some(cost_string(&Params::try_from(&parsed).ok()?))
+}
+
+fn cost_string(params: &Params) -> String {
+    format!("m={},t={},p={}", params.m_cost(), params.t_cost(), params.p_cost())
+}
+
+fn params_of(cost: &str) -> Option<Params> {
+    let mut values = cost.split(',').map(|kv| kv.split_once('=').and_then(|(_, v)| v.parse::<u32>().ok()));
+    let (m, t, p) = (values.next()??, values.next()??, values.next()??);
+    Params::new(m, t, p, None).ok()
 }
 
 /// Hashing yields the CPU to request handling: under a flood of sign-ins,
@@ -208,6 +276,17 @@ mod tests {
     use argon2::{PasswordHasher as _, PasswordVerifier as _};
 
     use super::*;
+
+    #[test]
+    fn costs_are_read_back_from_phc_strings() {
+        let params = Params::new(512, 2, 1, None).unwrap();
+        let phc = hash_with(&params, b"pw", &mut Vec::new()).unwrap();
+        assert_eq!(cost_of(&phc).as_deref(), Some("m=512,t=2,p=1"));
+        let back = params_of("m=512,t=2,p=1").unwrap();
+        assert_eq!((back.m_cost(), back.t_cost(), back.p_cost()), (512, 2, 1));
+        assert_eq!(cost_of("not a hash"), None);
+        assert!(params_of("m=x,t=1,p=1").is_none());
+    }
 
     #[test]
     fn hashes_are_standard_phc_strings_that_verify_both_ways() {

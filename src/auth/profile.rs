@@ -28,7 +28,8 @@ pub async fn update(
         row.image = Set(image.map(|url| validate::image_url(&url)).transpose()?);
     }
     row.updated_at = Set(auth.clock.now());
+    let forget = auth.sessions.changing(user.id);
     let updated = row.update(&auth.db).await?;
-    auth.sessions.forget_user(user.id);
+    drop(forget);
     Ok(updated)
 }

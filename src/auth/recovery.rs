@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     error::{AuthError, Input},
+    jobs::Lane,
     mail::templates,
 };
 
@@ -32,22 +33,24 @@ pub async fn request_verification(
 ) -> Result<(), AuthError> {
     limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
     limits::hit(auth, Rule::MailAccount, &user.email).await?;
-    queue_verification(auth, user);
+    queue_verification(auth, user).await;
     Ok(())
 }
 
 /// Queues a verification mail (unless the address is verified already).
-pub fn queue_verification(auth: &AuthContext, user: &users::Model) {
+pub async fn queue_verification(auth: &AuthContext, user: &users::Model) {
     if user.email_verified {
         return;
     }
-    let (auth, user) = (auth.clone(), user.clone());
-    auth.jobs.clone().spawn(async move {
-        if let Err(e) = send_verification(&auth, &user).await {
-            e.report();
-            tracing::warn!(error = %e, "verification mail not sent");
-        }
-    });
+    let (worker, user) = (auth.clone(), user.clone());
+    auth.jobs
+        .run(Lane::Links, async move {
+            if let Err(e) = send_verification(&worker, &user).await {
+                e.report();
+                tracing::warn!(error = %e, "verification mail not sent");
+            }
+        })
+        .await;
 }
 
 /// Spends a verification token and marks the email verified.
@@ -61,9 +64,12 @@ pub async fn verify_email(
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    // Taken as soon as the user is known (inside the transaction: a
+    // cancellation before the commit rolls it back, and forgets anyway).
+    let forget = auth.sessions.changing(user_id);
     let user = super::account::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!("email verified");
     Ok(user)
 }
@@ -79,12 +85,14 @@ pub async fn request_password_reset(
     let email = validate::email_for_signup(email, Input::Email)?;
     limits::hit(auth, Rule::MailAccount, &email).await?;
     let worker = auth.clone();
-    auth.jobs.spawn(async move {
-        if let Err(e) = send_password_reset(&worker, &email).await {
-            e.report();
-            tracing::warn!(error = %e, "password reset mail not sent");
-        }
-    });
+    auth.jobs
+        .run(Lane::Links, async move {
+            if let Err(e) = send_password_reset(&worker, &email).await {
+                e.report();
+                tracing::warn!(error = %e, "password reset mail not sent");
+            }
+        })
+        .await;
     Ok(())
 }
 
@@ -109,7 +117,10 @@ pub struct Reset {
 
 /// Sets a new password with a reset token: spends the token, marks the email
 /// verified (the user proved they own it), ends every session (and, when
-/// asked, removes every provider link and passkey) and mails the owner a notice.
+/// asked, removes every provider link and passkey) and mails the owner a
+/// notice. On an account whose address was never proved, the reset is its
+/// owner's first proof: every other way in is removed, second factor
+/// included (a squatter's must not survive the owner's recovery).
 #[instrument(skip_all, fields(user_id))]
 pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta) -> Result<(), AuthError> {
     let Reset { token: secret, new_password, remove_provider_links } = reset;
@@ -122,10 +133,26 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
+    let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     account::bump_credentials(&txn, user_id).await?;
+    // Read under the hold the new version took: a verification that
+    // committed meanwhile is seen.
+    let adopted = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| !u.email_verified);
+    if adopted {
+        // The first proof that this person owns the address: whoever
+        // registered it may have been someone else (a squatter), so every
+        // way in they set up goes (password, providers, passkeys, TOTP,
+        // recovery codes, flows, tokens, sessions; device trust ends with
+        // the new credentials version), as when a provider claims it.
+        let ended = account::remove_ways_in(&txn, user_id).await?;
+        tracing::warn!(
+            sessions_ended = ended,
+            "unverified account adopted by its address's owner through a reset"
+        );
+    }
     let updated = accounts::Entity::update_many()
         .col_expr(accounts::Column::PasswordHash, Expr::value(hash.clone()))
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
@@ -140,7 +167,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     // The link reached the owner of the address: it is verified.
     super::account::mark_email_verified(&txn, user_id, now).await?;
     let ended = session::revoke_others(&txn, user_id, None).await?;
-    let unlinked = if remove_provider_links {
+    let unlinked = if remove_provider_links && !adopted {
         accounts::Entity::delete_many()
             .filter(accounts::Column::UserId.eq(user_id))
             .filter(accounts::Column::ProviderId.ne(CREDENTIAL_PROVIDER))
@@ -156,8 +183,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         0
     };
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
-    account::notify(auth, &user, account::Notice::PasswordReset);
+    account::notify(auth, &user, account::Notice::PasswordReset).await;
     Ok(())
 }

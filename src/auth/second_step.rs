@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::{
     AuthContext, ClientMeta,
-    account::{self, LoginCounters, SignedIn},
+    account::{LoginCounters, SignedIn},
+    admission::{self, Way},
     limits::{self, Rule},
     session::{self, Assurance},
     token, two_factor,
@@ -113,16 +114,18 @@ pub async fn complete(
         .filter(sign_in_challenges::Column::Id.eq(found.id))
         .exec(&txn)
         .await?;
-    if spent.rows_affected != 1 || !account::lock_user(&txn, user.id, Some(found.credentials_version)).await?
-    {
+    if spent.rows_affected != 1 {
         return Err(AuthError::InvalidToken);
     }
+    let version = found.credentials_version;
+    let admitted =
+        admission::admit(&txn, auth, user.id, version, Way::SecondStep, Assurance::TwoFactors).await?;
     if !two_factor::spend_code(&txn, auth, user.id, code).await? {
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
         metrics::counter!("authgate_auth_events_total", "event" => "second_factor_failure").increment(1);
         return Err(AuthError::InvalidCredentials);
     }
-    let new = session::create(&txn, auth, user.id, meta, Assurance::TwoFactors).await?;
+    let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
     counters.clear_code(auth, user.id).await?;
     tracing::info!(first_factor = %found.method, "sign-in completed with a second factor");

@@ -12,7 +12,11 @@ use sea_orm::{
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{AuthContext, ClientMeta, token};
+use super::{
+    AuthContext, ClientMeta,
+    admission::{self, Admitted},
+    token,
+};
 use crate::error::AuthError;
 
 /// A live session and its user, as resolved from a request's token.
@@ -28,6 +32,11 @@ pub struct CurrentSession {
 pub struct NewSession {
     pub token: String,
     pub session: sessions::Model,
+    /// Set when older sessions of the user were ended to stay within
+    /// `AUTHGATE_MAX_SESSIONS_PER_USER`: it forgets the user in the session
+    /// cache when the caller's `NewSession` goes out of scope, which is
+    /// after the caller's commit.
+    pub ended_oldest: Option<crate::auth::session_cache::Forget>,
 }
 
 /// The expiry of a session signed in at `created_at` and used at `now`:
@@ -50,15 +59,16 @@ pub enum Assurance {
     TwoFactors = 2,
 }
 
-/// A new session for `user_id`, proved by `assurance` now.
-#[instrument(skip_all, fields(user_id = %user_id))]
+/// A new session for the user the gate let in (`admission::admit`, in
+/// the same transaction), proved with the assurance it names, now.
+#[instrument(skip_all, fields(user_id = %admitted.user_id()))]
 pub async fn create(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
-    user_id: Uuid,
+    admitted: Admitted,
     meta: &ClientMeta,
-    assurance: Assurance,
 ) -> Result<NewSession, AuthError> {
+    let (user_id, assurance) = (admitted.user_id(), admitted.assurance());
     let now = auth.clock.now();
     let token = token::generate();
     let session = sessions::ActiveModel {
@@ -75,7 +85,41 @@ pub async fn create(
     }
     .insert(conn)
     .await?;
-    Ok(NewSession { token: token.secret, session })
+    let ended = end_oldest_beyond_cap(conn, auth, user_id).await?;
+    let ended_oldest = (ended > 0).then(|| auth.sessions.changing(user_id));
+    Ok(NewSession { token: token.secret, session, ended_oldest })
+}
+
+/// Ends the user's oldest sessions beyond `AUTHGATE_MAX_SESSIONS_PER_USER`
+/// (inside the sign-in's transaction, which holds the user's row: two
+/// sign-ins at once count each other). Returns how many ended.
+async fn end_oldest_beyond_cap(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+) -> Result<u64, AuthError> {
+    use sea_orm::QuerySelect;
+    let cap = auth.config.max_sessions_per_user;
+    if cap == 0 {
+        return Ok(0);
+    }
+    let beyond: Vec<Uuid> = sessions::Entity::find()
+        .select_only()
+        .column(sessions::Column::Id)
+        .filter(sessions::Column::UserId.eq(user_id))
+        .order_by_desc(sessions::Column::CreatedAt)
+        .order_by_desc(sessions::Column::Id)
+        .offset(cap)
+        .limit(1000)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if beyond.is_empty() {
+        return Ok(0);
+    }
+    let ended = sessions::Entity::delete_many().filter(sessions::Column::Id.is_in(beyond)).exec(conn).await?;
+    tracing::info!(%user_id, ended = ended.rows_affected, "oldest sessions ended: at most {cap} per user");
+    Ok(ended.rows_affected)
 }
 
 /// Resolves a presented token to a live session and its user, extending
@@ -104,7 +148,10 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
                     cache.remove(&hash);
                     return Err(AuthError::Unauthenticated);
                 }
-                Err(e) if e.code() == crate::error::Code::ServiceUnavailable => {
+                // Only a database out of reach opens the outage grace: a
+                // saturated pool (a flood of requests) must not make memory
+                // answer for sessions revoked elsewhere.
+                Err(e) if e.database_unreachable(crate::db::pool_saturated(&auth.db)) => {
                     cache.unreachable();
                     return outage_answer(auth, &hash).map_err(|_| e);
                 }
@@ -117,9 +164,9 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
     if session.expires_at <= now {
         return Err(AuthError::Unauthenticated);
     }
-    // A session of an unproved address is not one (older sessions, made
-    // before verification became required, included).
-    if auth.config.verification_required() && !user.email_verified {
+    // The gate's rule holds for sessions already out too (a session of an
+    // unproved address made before verification became required, say).
+    if admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
     let mut current = CurrentSession { session, user, refreshed: false };
@@ -136,8 +183,7 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
 fn outage_answer(auth: &AuthContext, hash: &[u8]) -> Result<CurrentSession, AuthError> {
     let cached = auth.sessions.during_outage(hash).ok_or(AuthError::ServiceUnavailable)?;
     let (session, user) = (cached.session.clone(), cached.user.clone());
-    if session.expires_at <= auth.clock.now() || (auth.config.verification_required() && !user.email_verified)
-    {
+    if session.expires_at <= auth.clock.now() || admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
     metrics::counter!("authgate_session_cache_outage_answers_total").increment(1);
@@ -205,19 +251,22 @@ pub async fn is_alive(
 /// Deletes one session of `user_id`; `false` when there is no such session of theirs.
 #[instrument(skip_all, fields(user_id = %user_id))]
 pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Result<bool, AuthError> {
+    let forget = auth.sessions.changing(user_id);
     let deleted = sessions::Entity::delete_many()
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::UserId.eq(user_id))
         .exec(&auth.db)
         .await?;
-    auth.sessions.forget_user(user_id);
+    auth.checkpoints.reach("revoke:deleted").await;
+    drop(forget);
     Ok(deleted.rows_affected > 0)
 }
 
 /// Signs `user_id` out everywhere but `keep`; returns how many sessions ended.
 pub async fn revoke_all_but(auth: &AuthContext, user_id: Uuid, keep: Uuid) -> Result<u64, AuthError> {
+    let forget = auth.sessions.changing(user_id);
     let ended = revoke_others(&auth.db, user_id, Some(keep)).await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     Ok(ended)
 }
 

@@ -224,6 +224,16 @@ impl SessionCache {
         }
     }
 
+    /// A change to `user_id` (or one of its sessions) is about to be
+    /// written. The user is forgotten when the guard is dropped: right
+    /// after the commit, where the service drops it, or wherever the
+    /// request stops if it is cancelled part-way (a client gone, a
+    /// deadline), so no way out of a change skips the cache. Take it
+    /// before the transaction begins.
+    pub fn changing(&self, user_id: Uuid) -> Forget {
+        Forget { cache: self.clone(), user_id }
+    }
+
     /// Whether the cache is serving (on, and its channel up).
     pub fn is_live(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.live.load(SeqCst))
@@ -239,6 +249,19 @@ impl SessionCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Forgets its user in the session cache when dropped (`SessionCache::changing`).
+#[must_use = "dropped at once, it forgets before the change is committed"]
+pub struct Forget {
+    cache: SessionCache,
+    user_id: Uuid,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.cache.forget_user(self.user_id);
     }
 }
 

@@ -40,6 +40,19 @@ pub fn require(auth: &AuthContext, current: &CurrentSession, presence: Presence)
     Ok(())
 }
 
+/// For an operation that adds a way in or a factor (a passkey, an
+/// authenticator, a provider link, a password): `require` with a recent
+/// proof, on an account whose address was proved. An unproved account may
+/// be a squatter's; what they add would be there when the owner arrives
+/// (the owner's reset or claim removes it, but a factor that cannot be
+/// added cannot be left behind either): `EMAIL_NOT_VERIFIED`.
+pub fn require_to_add(auth: &AuthContext, current: &CurrentSession) -> Result<(), AuthError> {
+    if !current.user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+    require(auth, current, Presence::Recent)
+}
+
 /// A passkey's answer to a `startPasskeySignIn` ceremony: its handle and
 /// the assertion (`PublicKeyCredential.toJSON()`).
 pub struct PasskeyProof {
@@ -84,9 +97,17 @@ pub async fn reauthenticate(
         ),
         false => None,
     };
+    // Every code check counts against the account's one code budget, the
+    // one `completeSignIn` spends: a stolen session must not get a second
+    // budget of guesses at the code here.
+    let code_budget = user.id.to_string();
+    if code.is_some() {
+        limits::hit(auth, Rule::SecondFactorAccount, &code_budget).await?;
+    }
     let assurance = if code.is_some() { Assurance::TwoFactors } else { Assurance::OneFactor };
     // The write first (SQLite takes its write lock at once); a wrong code
     // rolls it back.
+    let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), assurance).await? {
         return Err(AuthError::Unauthenticated);
@@ -98,7 +119,10 @@ pub async fn reauthenticate(
         return Err(AuthError::InvalidCredentials);
     }
     txn.commit().await?;
-    auth.sessions.forget_user(user.id);
+    drop(forget);
+    if assurance == Assurance::TwoFactors {
+        limits::clear(auth, Rule::SecondFactorAccount, &code_budget).await?;
+    }
     tracing::info!(level = assurance as i16, "reauthenticated");
     Ok(())
 }

@@ -62,8 +62,9 @@ fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result<totp_rs::T
 /// until a new one is confirmed.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_setup(auth: &AuthContext, current: &CurrentSession) -> Result<Setup, AuthError> {
-    step_up::require(auth, current, Presence::Recent)?;
+    step_up::require_to_add(auth, current)?;
     let user = &current.user;
+    limits::hit(auth, Rule::FactorChangeAccount, &user.id.to_string()).await?;
     let mut secret = vec![0u8; 20];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
     let generator = totp(auth, secret.clone(), &user.email)?;
@@ -110,6 +111,9 @@ pub async fn confirm_setup(
     code: &str,
 ) -> Result<Vec<String>, AuthError> {
     let user = &current.user;
+    if !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;
     let row = totp_credentials::Entity::find_by_id(user.id).one(&auth.db).await?;
     let pending = row.and_then(|r| r.pending_secret).ok_or_else(|| {
@@ -120,6 +124,7 @@ pub async fn confirm_setup(
     let wrong = || AuthError::bad_input(Input::Code, "the code is not the authenticator's current one");
     let code = totp_code(code).ok_or_else(wrong)?;
     let step = matching_step(auth, secret, &code, now)?.ok_or_else(wrong)?;
+    let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
     // Only the setup that was read: a restart meanwhile wins.
     let confirmed = totp_credentials::Entity::update_many()
@@ -139,14 +144,18 @@ pub async fn confirm_setup(
         ));
     }
     set_enabled(&txn, user.id, true).await?;
+    // A new credentials version: devices trusted before (whose trust
+    // skips the per-account code budget) must earn it again with a code,
+    // and sign-ins half-way under the old factors do not land.
+    account::bump_credentials(&txn, user.id).await?;
     let codes = replace_recovery_codes(&txn, user.id, now).await?;
     // The code just proved the second factor for this session.
     session::proved_presence(&txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
         .await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user.id);
+    drop(forget);
     tracing::info!("two-factor turned on");
-    account::notify(auth, user, Notice::TwoFactorOn);
+    account::notify(auth, user, Notice::TwoFactorOn).await;
     Ok(codes)
 }
 
@@ -157,13 +166,17 @@ pub async fn confirm_setup(
 pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<bool, AuthError> {
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
+    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
+    let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
+    // As for turning it on: trust earned under the old factors ends.
+    account::bump_credentials(&txn, user_id).await?;
     let was_on = remove(&txn, user_id).await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     if was_on {
         tracing::info!("two-factor turned off");
-        account::notify(auth, &current.user, Notice::TwoFactorOff);
+        account::notify(auth, &current.user, Notice::TwoFactorOff).await;
     }
     Ok(was_on)
 }
@@ -193,6 +206,7 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<Vec<String>, AuthError> {
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
+    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
     let txn = auth.db.begin().await?;
     // Read inside the transaction, after a write that holds the user's row:
     // a concurrent `disableTwoFactor` is wholly before or after.
@@ -204,7 +218,7 @@ pub async fn regenerate_recovery_codes(
     let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
     tracing::info!("recovery codes replaced");
-    account::notify(auth, &current.user, Notice::RecoveryCodesReplaced);
+    account::notify(auth, &current.user, Notice::RecoveryCodesReplaced).await;
     Ok(codes)
 }
 
@@ -349,6 +363,23 @@ pub async fn spend_code(
         tracing::info!(%user_id, "a TOTP code was replayed");
     }
     Ok(spent.rows_affected == 1)
+}
+
+/// How many stored TOTP secrets (confirmed or pending) no configured key
+/// opens. `authgate serve` refuses to start when there is one: a server
+/// key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS` (or a lost key)
+/// must fail once, at start-up, with the reason, not as an internal error
+/// at every two-factor sign-in.
+pub async fn unopenable_secrets(auth: &AuthContext) -> Result<u64, AuthError> {
+    let mut unopened = 0;
+    for row in totp_credentials::Entity::find().all(&auth.db).await? {
+        for sealed in [&row.secret, &row.pending_secret].into_iter().flatten() {
+            if auth.keys.sealer.open(sealed, row.user_id.as_bytes()).is_err() {
+                unopened += 1;
+            }
+        }
+    }
+    Ok(unopened)
 }
 
 /// Re-encrypts every TOTP secret (confirmed and pending) sealed under a

@@ -179,6 +179,11 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration)]
     pub session_max_age: Duration,
 
+    /// Most live sessions one user may hold; a sign-in beyond it ends the
+    /// user's oldest session (0 = no limit).
+    #[arg(long, env = "AUTHGATE_MAX_SESSIONS_PER_USER", default_value_t = 50)]
+    pub max_sessions_per_user: u64,
+
     /// How long a live session may be answered from memory before it is
     /// read again (`0` turns the session cache off). Revocations reach the
     /// cache at once on this instance and by `LISTEN/NOTIFY` on the others.
@@ -372,6 +377,22 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS", default_value_t = 1000)]
     pub max_connections: usize,
 
+    /// Most connections open at once from one client (an IPv4 address, an
+    /// IPv6 /64); more are closed as they arrive. Not applied to
+    /// `AUTHGATE_TRUSTED_PROXIES`. 0: no limit.
+    #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 100)]
+    pub max_connections_per_client: usize,
+
+    /// An answer that cannot be written for this long (a client that
+    /// stopped reading) ends its connection.
+    #[arg(long, env = "AUTHGATE_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// A kept-alive connection is closed after this long (after the request
+    /// in flight): no client holds one for ever.
+    #[arg(long, env = "AUTHGATE_MAX_CONNECTION_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
     /// On SIGTERM/SIGINT, how long in-flight requests may still run.
     #[arg(long, env = "AUTHGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -443,6 +464,13 @@ impl Config {
         if self.totp_issuer.contains(':') || self.totp_issuer.trim().is_empty() {
             anyhow::bail!("AUTHGATE_TOTP_ISSUER must be a non-empty name without ':'");
         }
+        if self.register_privacy && self.metrics_bind.is_none() {
+            anyhow::bail!(
+                "AUTHGATE_REGISTER_PRIVACY hides which addresses have accounts, but /metrics on the public \
+                 address would tell (its sign-up and sign-in counters move differently for a new and a taken \
+                 address): set AUTHGATE_METRICS_BIND to a private address as well"
+            );
+        }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let durations = [
             ("AUTHGATE_DEVICE_COOKIE_TTL", self.device_cookie_ttl),
@@ -462,6 +490,8 @@ impl Config {
             ("AUTHGATE_HSTS_MAX_AGE", self.hsts_max_age),
             ("AUTHGATE_REQUEST_TIMEOUT", self.request_timeout),
             ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
+            ("AUTHGATE_WRITE_TIMEOUT", self.write_timeout),
+            ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
             ("AUTHGATE_SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("AUTHGATE_OAUTH_FLOW_TTL", self.oauth_flow_ttl),
         ];

@@ -50,6 +50,9 @@ pub enum Rule {
     PasswordAccount,
     OAuthIp,
     SecondFactorAccount,
+    FactorChangeAccount,
+    NoticeAccount,
+    PasskeySignInGlobal,
 }
 
 /// One row of `RULES`.
@@ -64,7 +67,7 @@ pub struct RuleSpec {
     pub meaning: &'static str,
 }
 
-pub const RULES: [RuleSpec; 13] = [
+pub const RULES: [RuleSpec; 16] = [
     RuleSpec {
         rule: Rule::LoginIp,
         name: "login_ip",
@@ -154,7 +157,28 @@ pub const RULES: [RuleSpec; 13] = [
         name: "second_factor_account",
         variable: "AUTHGATE_RATE_SECOND_FACTOR_ACCOUNT",
         default: "10/1h",
-        meaning: "second-factor codes per account from all clients (`completeSignIn`; a completed sign-in resets it): a thief with the password gets 10 guesses an hour at the 6-digit code; not applied to the owner's trusted device",
+        meaning: "second-factor codes per account from all clients (`completeSignIn` and `reauthenticate` share it; a right code resets it): a thief with the password or a session gets 10 guesses an hour at the 6-digit code; `completeSignIn` from the owner's trusted device does not spend it",
+    },
+    RuleSpec {
+        rule: Rule::FactorChangeAccount,
+        name: "factor_change_account",
+        variable: "AUTHGATE_RATE_FACTOR_CHANGE_ACCOUNT",
+        default: "10/1h",
+        meaning: "changes to an account's factors, each of which mails its owner (`startTotpSetup`, `disableTwoFactor`, `regenerateRecoveryCodes`, `startPasskeyRegistration`, `removePasskey`)",
+    },
+    RuleSpec {
+        rule: Rule::NoticeAccount,
+        name: "notice_account",
+        variable: "AUTHGATE_RATE_NOTICE_ACCOUNT",
+        default: "1/10m",
+        meaning: "security notices mailed per account that say the same (the same change, the same list of ways in): repeats within the window are logged, not mailed",
+    },
+    RuleSpec {
+        rule: Rule::PasskeySignInGlobal,
+        name: "passkey_sign_in_global",
+        variable: "AUTHGATE_RATE_PASSKEY_SIGN_IN_GLOBAL",
+        default: "10000/5m",
+        meaning: "passkey sign-ins started on the whole server (each is a stored ceremony until it ends or expires): a ceiling on the rows many addresses can make",
     },
 ];
 

@@ -1,30 +1,58 @@
 //! The accept loop: axum's router on hyper, with the limits `axum::serve`
 //! does not offer. A client that sends half a header, idles on a kept-alive
-//! connection, or trickles its body is cut off within the timeouts, and at
-//! most `max_connections` are open at once, so slow clients cannot exhaust
-//! file descriptors or memory.
+//! connection, trickles its body or stops reading its answers is cut off
+//! within the timeouts; no connection lives past a maximum age; at most
+//! `max_connections` are open at once, and at most
+//! `max_connections_per_client` from one client (an IPv4 address, an IPv6
+//! /64), so slow clients cannot exhaust file descriptors, memory or the
+//! slots everyone else needs.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    net::IpAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo, http::Request};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use ipnet::IpNet;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+    time::Sleep,
+};
 use tower::ServiceExt;
 
 /// Connection limits (from the configuration).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// The whole request head must arrive within this, counted from when the
     /// server starts waiting for it: also how long a kept-alive connection
     /// may sit idle between requests.
     pub header_read_timeout: Duration,
+    /// An answer that cannot be written for this long (the client stopped
+    /// reading) ends its connection.
+    pub write_timeout: Duration,
+    /// A connection is asked to close after this (the request in flight
+    /// finishes; `shutdown_timeout` later it is closed regardless).
+    pub max_connection_age: Duration,
     /// Connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections open at once from one client; more are closed at once.
+    /// Not applied to the trusted proxies, which carry many clients.
+    pub max_connections_per_client: usize,
+    /// Peers whose connections carry other clients' requests.
+    pub trusted_proxies: Vec<IpNet>,
     /// On shutdown, how long open requests may still run.
     pub shutdown_timeout: Duration,
 }
@@ -33,7 +61,11 @@ impl Limits {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             header_read_timeout: config.header_read_timeout,
+            write_timeout: config.write_timeout,
+            max_connection_age: config.max_connection_age,
             max_connections: config.max_connections,
+            max_connections_per_client: config.max_connections_per_client,
+            trusted_proxies: config.trusted_proxies.clone(),
             shutdown_timeout: config.shutdown_timeout,
         }
     }
@@ -55,8 +87,10 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(64 * 1024);
     let builder = Arc::new(builder);
-    let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let slots = limits.max_connections.max(1);
+    let open = Arc::new(Semaphore::new(slots));
+    let per_client = PerClient::default();
+    let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -78,22 +112,214 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
+        let Some(client_slot) = per_client.take(peer.ip(), limits.max_connections_per_client, proxy) else {
+            tracing::info!(%peer, limit = limits.max_connections_per_client, "too many connections from one client; closed");
+            metrics::counter!("authgate_connections_refused_total", "reason" => "per_client").increment(1);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request.map(axum::body::Body::new)
         });
         let service = TowerToHyperService::new(service.map_err(|e: Infallible| match e {}));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(WriteDeadline::new(stream, limits.write_timeout));
+        let connection = builder.serve_connection(io, service);
+        let (mut stopping, limits) = (stopping.clone(), limits.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = tokio::time::sleep(limits.max_connection_age) => {
+                    tracing::debug!(%peer, "connection reached its maximum age");
+                    connection.as_mut().graceful_shutdown();
+                    tokio::time::timeout(limits.shutdown_timeout, connection.as_mut()).await.unwrap_or(Ok(()))
+                }
+                () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
+            drop((client_slot, permit));
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    // Every connection has ended when every slot is free again.
+    let all = u32::try_from(slots).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.shutdown_timeout, open.acquire_many(all)).await.is_err() {
         tracing::warn!(grace = ?limits.shutdown_timeout, "requests still in flight after the grace period; stopping anyway");
+    }
+}
+
+/// Open connections per client: an IPv4 address, or an IPv6 /64 (one host
+/// commonly holds a whole /64, as the rate limits assume too).
+#[derive(Clone, Default)]
+struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection's place in its client's count, given back when dropped.
+struct ClientSlot {
+    table: PerClient,
+    client: Option<IpAddr>,
+}
+
+impl PerClient {
+    /// A slot for a new connection from `ip`, unless its client holds
+    /// `limit` already (0: no limit). A trusted proxy is not counted.
+    fn take(&self, ip: IpAddr, limit: usize, proxy: bool) -> Option<ClientSlot> {
+        if proxy || limit == 0 {
+            return Some(ClientSlot { table: self.clone(), client: None });
+        }
+        let client = client_of(ip);
+        let mut table = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = table.entry(client).or_insert(0);
+        if *open >= limit {
+            return None;
+        }
+        *open += 1;
+        Some(ClientSlot { table: self.clone(), client: Some(client) })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let Some(client) = self.client else { return };
+        let mut table = self.table.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = table.get_mut(&client) {
+            *open -= 1;
+            if *open == 0 {
+                table.remove(&client);
+            }
+        }
+    }
+}
+
+/// The client an address belongs to.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// A socket whose writes must make progress: a write (or flush) that
+/// cannot proceed for `timeout` fails with `TimedOut`, which ends the
+/// connection. hyper has no write timeout of its own, and a client that
+/// pipelines requests and never reads the answers would otherwise hold
+/// its connection (and a slot) for ever.
+struct WriteDeadline {
+    inner: TcpStream,
+    timeout: Duration,
+    /// Armed while a write waits; disarmed by any progress.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(inner: TcpStream, timeout: Duration) -> Self {
+        Self { inner, timeout, stalled: None }
+    }
+
+    /// After a write that could not proceed: `TimedOut` once it has waited
+    /// `timeout` (the sleep wakes the task then, so this is polled again).
+    fn waiting(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let timeout = self.timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stalled.as_mut().poll(cx));
+        Poll::Ready(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))
+    }
+
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(done) => {
+                self.stalled = None;
+                Poll::Ready(done)
+            }
+            Poll::Pending => self.waiting(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_of(ip("2001:db8:1:2:ffff::9")), client_of(ip("2001:db8:1:2::1")));
+        assert_ne!(client_of(ip("2001:db8:1:3::1")), client_of(ip("2001:db8:1:2::1")));
+        assert_eq!(client_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_client_gets_its_limit_of_slots_and_each_comes_back() {
+        let table = PerClient::default();
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let neighbour: IpAddr = "2001:db8::2".parse().unwrap();
+        let first = table.take(ip, 2, false).expect("one");
+        let _second = table.take(neighbour, 2, false).expect("two, from the same /64");
+        assert!(table.take(ip, 2, false).is_none(), "a third from the /64 is refused");
+        assert!(table.take("192.0.2.1".parse().unwrap(), 2, false).is_some(), "another client is not");
+        assert!(table.take(ip, 2, true).is_some(), "a trusted proxy is not counted");
+        assert!(table.take(ip, 0, false).is_some(), "0: no limit");
+        drop(first);
+        assert!(table.take(ip, 2, false).is_some(), "a closed connection gives its slot back");
     }
 }

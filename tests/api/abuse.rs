@@ -159,7 +159,7 @@ async fn other_operations_are_limited(app: TestApp) {
 async fn a_stolen_session_gets_few_password_guesses(app: TestApp) {
     let app =
         app.sibling(|c| c.rates.set(authgate::config::Rule::PasswordAccount, "3/15m".parse().unwrap())).await;
-    let (stolen, _) = app.register("stolen@example.com", PW).await;
+    let (stolen, _) = app.register_verified("stolen@example.com", PW).await;
     let (other, _) = app.register("bystander@example.com", PW).await;
     let change = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }";
     let guess = |password: &str| json!({ "i": { "currentPassword": password, "newPassword": "violet thunder maps 7319" } });

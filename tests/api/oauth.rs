@@ -711,8 +711,12 @@ async fn a_two_factor_user_meets_the_second_step_after_a_provider(backend: Backe
 /// second factor goes with every other way in the squatter set up.
 async fn a_claim_removes_a_second_factor_the_squatter_set_up(backend: Backend) {
     let Some((app, mock)) = setup(backend).await else { return };
-    let (squatter, _) = app.register("claimed@example.com", PW).await;
+    let (squatter, squatter_id) = app.register("claimed@example.com", PW).await;
+    // Planted as a release before this one allowed (an unverified account
+    // can no longer add a factor): the claim must remove it all the same.
+    app.set_verified(&squatter_id, true).await;
     crate::two_factor::enable(&app, &squatter).await;
+    app.set_verified(&squatter_id, false).await;
     mock.next(Person::verified("g-owner", "claimed@example.com"), Tamper::None);
     let reply = sign_in(&app, "mock").await;
     let token = session_token(&reply).expect("the owner signs in without the squatter's second factor");

@@ -262,7 +262,7 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     .await;
 
     // Two-factor: the secret, the codes, the recovery codes, the challenge.
-    let (tf_token, _) = app.register("logs-2fa@example.com", first).await;
+    let (tf_token, _) = app.register_verified("logs-2fa@example.com", first).await;
     let setup = app.authed(&tf_token, crate::two_factor::START_SETUP, json!({})).await;
     let totp_secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
     let confirm_code = crate::two_factor::code_at(&totp_secret, app.clock_now());

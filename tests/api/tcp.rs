@@ -25,7 +25,11 @@ both_backends!(register_me_logout_over_tcp_with_cookies);
 fn limits() -> Limits {
     Limits {
         header_read_timeout: Duration::from_secs(1),
+        write_timeout: Duration::from_secs(1),
+        max_connection_age: Duration::from_secs(600),
         max_connections: 50,
+        max_connections_per_client: 0,
+        trusted_proxies: Vec::new(),
         shutdown_timeout: Duration::from_secs(1),
     }
 }

@@ -50,6 +50,8 @@ pub fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
 /// recovery codes. The clock then moves to the next 30-second step, so
 /// the next code is not the one just used.
 pub async fn enable(app: &TestApp, token: &str) -> (String, Vec<String>) {
+    // Only a proved address may add a factor.
+    app.verify_address(token).await;
     let setup = app.authed(token, START_SETUP, json!({})).await;
     let secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
     assert!(!secret.is_empty(), "{}", setup.body);
@@ -97,7 +99,7 @@ async fn my_session(app: &TestApp, token: &str) -> Value {
 }
 
 async fn setup_needs_a_right_code_and_shows_recovery_codes_once(app: TestApp) {
-    let (token, user_id) = app.register("tf@example.com", PW).await;
+    let (token, user_id) = app.register_verified("tf@example.com", PW).await;
     let setup = app.authed(&token, START_SETUP, json!({})).await;
     let setup = &setup.body["data"]["startTotpSetup"];
     let secret = str_of(&setup["secret"]);
@@ -161,7 +163,7 @@ async fn setup_needs_a_right_code_and_shows_recovery_codes_once(app: TestApp) {
 }
 
 async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
-    let (token, _) = app.register("totp@example.com", PW).await;
+    let (token, _) = app.register_verified("totp@example.com", PW).await;
     let (secret, _) = enable(&app, &token).await;
     let before = session_rows(&app).await;
 
@@ -215,7 +217,7 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
 }
 
 async fn a_recovery_code_signs_in_once(app: TestApp) {
-    let (token, _) = app.register("lost-phone@example.com", PW).await;
+    let (token, _) = app.register_verified("lost-phone@example.com", PW).await;
     let (_, codes) = enable(&app, &token).await;
     let first = challenge(&app, "lost-phone@example.com").await;
     // Case, dashes and spaces do not matter.
@@ -232,7 +234,7 @@ async fn a_recovery_code_signs_in_once(app: TestApp) {
     let second = challenge(&app, "lost-phone@example.com").await;
     assert_eq!(complete(&app, &second, &codes[3]).await.code(), Some("INVALID_CREDENTIALS"));
     // Another user's code is no code of this user.
-    let (other, _) = app.register("other@example.com", PW).await;
+    let (other, _) = app.register_verified("other@example.com", PW).await;
     let (_, others) = enable(&app, &other).await;
     assert_eq!(complete(&app, &second, &others[0]).await.code(), Some("INVALID_CREDENTIALS"));
     let ok = complete(&app, &second, &codes[4]).await;
@@ -240,7 +242,7 @@ async fn a_recovery_code_signs_in_once(app: TestApp) {
 }
 
 async fn challenges_expire_are_single_use_and_die_after_five_codes(app: TestApp) {
-    let (token, _) = app.register("ch@example.com", PW).await;
+    let (token, _) = app.register_verified("ch@example.com", PW).await;
     let (secret, codes) = enable(&app, &token).await;
 
     // Spent by the sign-in it completes.
@@ -295,7 +297,7 @@ async fn challenges_expire_are_single_use_and_die_after_five_codes(app: TestApp)
 }
 
 async fn codes_sent_at_once_get_five_checks_not_more(app: TestApp) {
-    let (token, _) = app.register("burst@example.com", PW).await;
+    let (token, _) = app.register_verified("burst@example.com", PW).await;
     enable(&app, &token).await;
     let challenge = challenge(&app, "burst@example.com").await;
     // Within the per-account limit (10 attempts: the login and 8 codes).
@@ -317,7 +319,7 @@ async fn many_users_complete_their_sign_ins_at_once(app: TestApp) {
     let mut pending = Vec::new();
     for i in 0..8 {
         let email = format!("crowd-{i}@example.com");
-        let (token, _) = app.register(&email, PW).await;
+        let (token, _) = app.register_verified(&email, PW).await;
         let (secret, codes) = enable(&app, &token).await;
         pending.push((challenge(&app, &email).await, secret, codes, token));
     }
@@ -344,7 +346,7 @@ async fn wrong_codes_count_like_wrong_passwords(app: TestApp) {
     // AUTHGATE_RATE_LOGIN_ACCOUNT_IP is 10 per 15 minutes: logins with the
     // right password and wrong codes spend it; the right password alone
     // never resets it (only a completed sign-in does).
-    let (token, _) = app.register("thief@example.com", PW).await;
+    let (token, _) = app.register_verified("thief@example.com", PW).await;
     let (secret, _) = enable(&app, &token).await;
     let mut spent = 0;
     let limited = loop {
@@ -379,7 +381,7 @@ async fn wrong_codes_count_like_wrong_passwords(app: TestApp) {
 /// the owner's trusted device keeps its own budget.
 async fn codes_from_many_clients_meet_a_per_account_budget(app: TestApp) {
     let email = "many@example.com";
-    let (token, _) = app.register(email, PW).await;
+    let (token, _) = app.register_verified(email, PW).await;
     let (secret, _) = enable(&app, &token).await;
     // The owner signs in once on their device: it gets the device cookie.
     let owner_challenge = challenge(&app, email).await;
@@ -457,7 +459,7 @@ fn step_up_operations(account: &str) -> Vec<(&'static str, &'static str, Value)>
 async fn every_step_up_operation_needs_a_recent_proof(app: TestApp) {
     // A two-factor user with a second session signed in before two-factor
     // was on: one factor. (linkOAuth, which needs a provider, is in oauth.rs.)
-    let (token, user_id) = app.register("step@example.com", PW).await;
+    let (token, user_id) = app.register_verified("step@example.com", PW).await;
     let old = str_of(&app.login("step@example.com", PW).await.body["data"]["login"]["token"]);
     let (secret, _) = enable(&app, &token).await;
     let me = app.authed(&token, crate::common::MY_SESSIONS, json!({})).await;
@@ -511,7 +513,7 @@ async fn every_step_up_operation_needs_a_recent_proof(app: TestApp) {
 }
 
 async fn reauthenticate_checks_each_part(app: TestApp) {
-    let (token, _) = app.register("re@example.com", PW).await;
+    let (token, _) = app.register_verified("re@example.com", PW).await;
     let (secret, codes) = enable(&app, &token).await;
     app.clock.advance(Duration::minutes(11));
     let before = my_session(&app, &token).await;
@@ -558,7 +560,7 @@ async fn reauthenticate_checks_each_part(app: TestApp) {
 /// The window's last second still counts; `reauthenticate` with the
 /// password alone renews it (and keeps the session at level 1).
 async fn the_window_and_reauthenticate_without_two_factor(app: TestApp) {
-    let (token, _) = app.register("window@example.com", PW).await;
+    let (token, _) = app.register_verified("window@example.com", PW).await;
     app.clock.advance(Duration::minutes(10));
     let edge = start_setup(&app, &token).await;
     assert!(edge.body["data"]["startTotpSetup"].is_object(), "the window's last second: {}", edge.body);
@@ -580,7 +582,7 @@ async fn start_setup(app: &TestApp, token: &str) -> Reply {
 }
 
 async fn disabling_removes_the_second_step(app: TestApp) {
-    let (token, _) = app.register("off@example.com", PW).await;
+    let (token, _) = app.register_verified("off@example.com", PW).await;
     enable(&app, &token).await;
     let _ = challenge(&app, "off@example.com").await;
     let reply = app.authed(&token, "mutation { disableTwoFactor }", json!({})).await;
@@ -605,7 +607,7 @@ async fn disabling_removes_the_second_step(app: TestApp) {
 async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: TestApp) {
     let app = app.shareable().await;
     let old_key = app.state.auth.config.secret_key.clone();
-    let (token, _) = app.register("rotate@example.com", PW).await;
+    let (token, _) = app.register_verified("rotate@example.com", PW).await;
     let (secret, _) = enable(&app, &token).await;
     let sealed_before = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
     let new_key = "bmV3LXNlY3JldC1rZXktb2YtMzItYnl0ZXMtdGVzdHM=";
@@ -692,7 +694,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     );
 
     // Each, for a two-factor user:
-    let (token, _) = app.register("gated@example.com", PW).await;
+    let (token, _) = app.register_verified("gated@example.com", PW).await;
     enable(&app, &token).await;
     let before = session_rows(&app).await;
     // register: the address is taken, no session.

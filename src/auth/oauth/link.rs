@@ -15,6 +15,7 @@ use crate::{
     auth::{
         AuthContext, ClientMeta,
         account::{self, SignedIn},
+        admission::{self, Way},
         second_step, session, validate,
     },
     error::AuthError,
@@ -67,7 +68,7 @@ pub async fn complete(
                 txn.commit().await?;
                 tracing::info!(%user_id, "provider linked");
                 if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
-                    notify_linked(auth, &user, provider);
+                    notify_linked(auth, &user, provider).await;
                 }
                 Ok(Completed::Linked)
             }
@@ -75,6 +76,8 @@ pub async fn complete(
     }
     let txn = auth.db.begin().await?;
     let mut linked_by_email = false;
+    // A claim ends whoever registered the address: their sessions are forgotten.
+    let mut forget = None;
     let user = match linked {
         Some(account) => {
             users::Entity::find_by_id(account.user_id).one(&txn).await?.ok_or(AuthError::Internal)?
@@ -94,6 +97,7 @@ pub async fn complete(
             let user = match existing {
                 Some(user) => {
                     linked_by_email = true;
+                    forget = Some(auth.sessions.changing(user.id));
                     mark_verified(&txn, user, now).await?
                 }
                 None => create_user(&txn, email, &identity, now).await?,
@@ -106,29 +110,28 @@ pub async fn complete(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
-    if auth.config.verification_required() && !user.email_verified {
-        return Err(AuthError::EmailNotVerified);
-    }
-    // As for a password sign-in: a reset (which may remove this link) or a
-    // claim that ran meanwhile wins, and one that runs later sees this session.
-    if !account::lock_user(&txn, user.id, Some(user.credentials_version)).await? {
-        return Err(AuthError::Unauthenticated);
-    }
     // The provider is one factor, like a password: a user with two-factor
-    // on meets the same second step.
+    // on meets the same second step, if the gate would admit them.
+    let mut ended_oldest = None;
     let completed = if user.two_factor_enabled {
+        admission::check(auth, &user)?;
         let challenge = second_step::challenge(auth, &txn, &user, &format!("oauth:{provider}")).await?;
         Completed::SecondFactor(challenge)
     } else {
-        let new = session::create(&txn, auth, user.id, meta, session::Assurance::OneFactor).await?;
+        // As for a password sign-in: a reset (which may remove this link)
+        // or a claim that ran meanwhile wins, and one that runs later sees
+        // this session.
+        let (version, one) = (user.credentials_version, session::Assurance::OneFactor);
+        let admitted = admission::admit(&txn, auth, user.id, version, Way::Provider, one).await?;
+        let new = session::create(&txn, auth, admitted, meta).await?;
         let (token, session) = (new.token, new.session);
+        ended_oldest = new.ended_oldest;
         Completed::SignedIn(Box::new(SignedIn { token, session, user: user.clone(), device: None }))
     };
     txn.commit().await?;
+    drop((forget, ended_oldest));
     if linked_by_email {
-        // A claim may have just ended the sessions of whoever registered it.
-        auth.sessions.forget_user(user.id);
-        notify_linked(auth, &user, provider);
+        notify_linked(auth, &user, provider).await;
     }
     match &completed {
         Completed::SecondFactor(_) => tracing::info!("provider sign-in checked; second factor required"),
@@ -141,8 +144,8 @@ pub async fn complete(
 }
 
 /// Tells the owner a provider now signs in to their account.
-fn notify_linked(auth: &AuthContext, user: &users::Model, provider: &str) {
-    account::notify(auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")));
+async fn notify_linked(auth: &AuthContext, user: &users::Model, provider: &str) {
+    account::notify(auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}"))).await;
 }
 
 /// The provider just proved the address belongs to this person. If the
@@ -203,6 +206,7 @@ pub async fn unlink(
 ) -> Result<bool, AuthError> {
     crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
     let user_id = current.user.id;
+    let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // A new credentials version, written first: it serializes concurrent
     // unlinks of one user (a row lock on PostgreSQL, the write lock on
@@ -218,7 +222,7 @@ pub async fn unlink(
     }
     accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
     txn.commit().await?;
-    auth.sessions.forget_user(user_id);
+    drop(forget);
     tracing::info!(%account_id, "sign-in method removed");
     Ok(true)
 }

@@ -122,14 +122,10 @@ pub async fn start(
 ) -> Result<Started, AuthError> {
     let target = auth.oauth.provider(provider)?;
     let redirect_to = auth.oauth.redirect_target(redirect_to)?;
-    // A provider linked to an address nobody proved would survive the real
-    // owner claiming it later: prove the address first.
-    if link.is_some_and(|current| !current.user.email_verified) {
-        return Err(AuthError::EmailNotVerified);
-    }
-    // A new way in needs a recent sign-in, not merely a (possibly stolen) session.
+    // A new way in needs a proved address and a recent sign-in, not merely
+    // a (possibly stolen) session.
     if let Some(current) = link {
-        crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
+        crate::auth::step_up::require_to_add(auth, current)?;
     }
     limits::hit(auth, Rule::OAuthIp, &limits::ip_subject(meta)).await?;
     let state = token::generate();

@@ -1,0 +1,106 @@
+//! The one admission gate: may this user get a session now?
+//!
+//! Every way in (registration, password, second step, passkey, provider)
+//! ends here, and `session::create` takes an [`Admitted`], which only
+//! [`admit`] makes: a new way in that skips the gate does not compile.
+//! The same rule ([`may_hold_session`]) decides whether an existing
+//! session still counts, so a rule added here (a ban, say) reaches the
+//! sessions already out as well as the ones about to be made.
+
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use entity::users;
+
+use super::{AuthContext, account, session::Assurance};
+use crate::error::AuthError;
+
+/// How a user is coming in (what a lost race answers, what the logs say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// `register`: the user row was written in this very transaction.
+    Registration,
+    /// `login` with email and password.
+    Password,
+    /// `completeSignIn`: a challenge and a code.
+    SecondStep,
+    /// `finishPasskeySignIn`.
+    Passkey,
+    /// A provider's callback.
+    Provider,
+}
+
+impl Way {
+    /// The answer when the user's credentials changed between the check
+    /// of the way in and the session (a password change, a reset, a claim,
+    /// a factor added or removed): what the client would have got had it
+    /// come a moment later.
+    fn lost_race(self) -> AuthError {
+        match self {
+            Self::Registration | Self::Password => AuthError::InvalidCredentials,
+            Self::SecondStep => AuthError::InvalidToken,
+            Self::Passkey => AuthError::PasskeyRefused,
+            Self::Provider => AuthError::Unauthenticated,
+        }
+    }
+}
+
+/// Proof that the gate let `user_id` in, inside the transaction that
+/// creates the session. Its fields are private: only [`admit`] makes one.
+#[derive(Debug)]
+pub struct Admitted {
+    user_id: Uuid,
+    assurance: Assurance,
+}
+
+impl Admitted {
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    pub fn assurance(&self) -> Assurance {
+        self.assurance
+    }
+}
+
+/// Whether `user` may hold a session at all, now: the rule itself, for new
+/// sessions and for every use of an existing one (a cached one included).
+/// An address nobody proved gets none while the server requires proof.
+pub fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+    if auth.config.verification_required() && !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+    Ok(())
+}
+
+/// The gate, before anything is written: the rule alone, for a way in
+/// that ends in a second step rather than a session (the challenge is
+/// issued only to a user the gate would admit).
+pub fn check(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+    may_hold_session(auth, user)
+}
+
+/// The gate, inside the transaction that will create the session: the
+/// user's row held on the credentials `version` the way in was checked
+/// against (read before the check, or carried by a challenge), then the
+/// rule, on the row as it is under that hold (not as it was read before).
+/// A change that committed meanwhile wins (the way in answers as if it
+/// came later); one that comes after waits for this commit and then
+/// sees, and ends, the new session.
+pub async fn admit(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    version: i64,
+    way: Way,
+    assurance: Assurance,
+) -> Result<Admitted, AuthError> {
+    use sea_orm::EntityTrait;
+    if !account::lock_user(conn, user_id, Some(version)).await? {
+        tracing::info!(%user_id, ?way, "a sign-in lost a race with a change of credentials");
+        return Err(way.lost_race());
+    }
+    let user = users::Entity::find_by_id(user_id).one(conn).await?.ok_or_else(|| way.lost_race())?;
+    may_hold_session(auth, &user)?;
+    Ok(Admitted { user_id, assurance })
+}
