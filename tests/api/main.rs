@@ -3,6 +3,7 @@
 mod common;
 
 mod abuse;
+mod admission;
 mod auth;
 mod cache;
 mod concurrency;

@@ -55,6 +55,7 @@ each_backend!(
     a_login_racing_a_claim_does_not_land,
     a_two_factor_user_meets_the_second_step_after_a_provider,
     a_claim_removes_a_second_factor_the_squatter_set_up,
+    a_provider_meets_the_gate,
     a_provider_only_user_reauthenticates_by_code_or_signs_in_again,
 );
 
@@ -724,6 +725,33 @@ async fn a_claim_removes_a_second_factor_the_squatter_set_up(backend: Backend) {
     assert_eq!(me.body["data"]["me"]["twoFactorEnabled"], false, "{}", me.body);
     assert_eq!(app.count(entity::totp_credentials::Entity).await, 0);
     assert_eq!(app.count(entity::recovery_codes::Entity).await, 0);
+}
+
+/// The provider's callback passes the one admission gate: a user it
+/// refuses (an address that must be proved and no longer is) gets no
+/// session, even with the provider's word.
+async fn a_provider_meets_the_gate(backend: Backend) {
+    let mock = MockProvider::start().await;
+    let Some(app) = TestApp::on_with(backend, |c| {
+        c.oauth = vec![mock.oidc_config("mock")];
+        c.oauth_redirect_origins = vec![APP.into()];
+        c.require_email_verification = true;
+    })
+    .await
+    else {
+        return;
+    };
+    mock.next(Person::verified("g-gate", "gate@example.com"), Tamper::None);
+    let first = sign_in(&app, "mock").await;
+    let token = session_token(&first).expect("signed up through the provider");
+    let id = app.authed(&token, "{ me { id } }", json!({})).await.body["data"]["me"]["id"].clone();
+    app.set_verified(&str_of(&id), false).await;
+    let sessions_before = app.count(sessions::Entity).await;
+    mock.next(Person::verified("g-gate", "gate@example.com"), Tamper::None);
+    let again = sign_in(&app, "mock").await;
+    assert_eq!(session_token(&again), None);
+    assert!(location(&again).ends_with("error=EMAIL_NOT_VERIFIED"), "{}", location(&again));
+    assert_eq!(app.count(sessions::Entity).await, sessions_before);
 }
 
 /// A user with neither password nor second factor has nothing to prove
