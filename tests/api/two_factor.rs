@@ -28,6 +28,8 @@ both_backends!(
     disabling_removes_the_second_step,
     a_rotated_server_key_still_opens_secrets_and_reseal_moves_them,
     every_way_to_a_session_is_gated,
+    devices_trusted_before_two_factor_get_no_extra_guesses,
+    reauthenticate_and_complete_sign_in_share_one_code_budget,
 );
 
 pub const PW: &str = "correct horse battery";
@@ -733,4 +735,59 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     assert_eq!(session_cookie(&anonymous), None);
     assert_eq!(session_rows(&app).await, before);
     // The OAuth callback: `oauth::a_two_factor_user_meets_the_second_step_after_a_provider`.
+}
+
+fn code_budget(n: u32) -> impl FnOnce(&mut authgate::config::Config) {
+    move |c| c.rates.set(authgate::config::Rule::SecondFactorAccount, format!("{n}/1h").parse().unwrap())
+}
+
+/// A thief who had the password before the owner turned two-factor on
+/// kept the device cookies of those sign-ins. Turning it on ends their
+/// trust, so each is just another client: together they get the one
+/// per-account budget of guesses, not one budget each.
+async fn devices_trusted_before_two_factor_get_no_extra_guesses(app: TestApp) {
+    let app = app.sibling(code_budget(4)).await;
+    let email = "collected@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(crate::abuse::device_cookie(&app.login(email, PW).await));
+    }
+    enable(&app, &token).await;
+    let mut answers = Vec::new();
+    for cookie in &cookies {
+        let vars = json!({ "input": { "email": email, "password": PW } });
+        let login = app.post().graphql(LOGIN, vars).header("cookie", cookie).send().await;
+        let challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
+        for _ in 0..2 {
+            let input = json!({ "input": { "challenge": challenge, "code": "000000" } });
+            let reply = app.post().graphql(COMPLETE, input).header("cookie", cookie).send().await;
+            answers.push(reply.code().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(
+        answers,
+        ["INVALID_CREDENTIALS"; 4].into_iter().chain(["RATE_LIMITED"; 2]).collect::<Vec<_>>(),
+        "four guesses in all, whatever cookies come with them"
+    );
+}
+
+/// Every check of a code, wherever it happens, spends one per-account
+/// budget: a stolen session guessing through `reauthenticate` uses up
+/// what `completeSignIn` would have had, and the other way round.
+async fn reauthenticate_and_complete_sign_in_share_one_code_budget(app: TestApp) {
+    let app = app.sibling(code_budget(3)).await;
+    let email = "shared@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    let (secret, _) = enable(&app, &token).await;
+    let wrong = json!({ "input": { "password": PW, "code": "000000" } });
+    for _ in 0..2 {
+        assert_eq!(app.authed(&token, REAUTH, wrong.clone()).await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    let first = challenge(&app, email).await;
+    assert_eq!(complete(&app, &first, "000000").await.code(), Some("INVALID_CREDENTIALS"));
+    let refused = complete(&app, &first, &code_at(&secret, app.clock_now())).await;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "even the right code: {}", refused.body);
+    let right = json!({ "input": { "password": PW, "code": code_at(&secret, app.clock_now()) } });
+    assert_eq!(app.authed(&token, REAUTH, right).await.code(), Some("RATE_LIMITED"));
 }
