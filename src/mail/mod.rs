@@ -63,6 +63,8 @@ pub struct Postman {
     mailer: Arc<dyn Mailer>,
     delivered: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    /// Messages handed over and not yet delivered or given up on.
+    in_flight: Arc<AtomicU64>,
 }
 
 /// Waits between attempts: 1 s, 4 s, 16 s, then gives up.
@@ -75,7 +77,7 @@ fn backoff() -> backon::ExponentialBuilder {
 
 impl Postman {
     pub fn new(mailer: Arc<dyn Mailer>) -> Self {
-        Self { mailer, delivered: Arc::default(), failed: Arc::default() }
+        Self { mailer, delivered: Arc::default(), failed: Arc::default(), in_flight: Arc::default() }
     }
 
     /// The configured mailer: SMTP when a host is set, else the outbox.
@@ -90,6 +92,7 @@ impl Postman {
     /// Queues `email` for delivery and returns at once.
     pub fn send(&self, email: Email) {
         let this = self.clone();
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             use backon::Retryable;
             let delivered = (|| this.mailer.deliver(&email))
@@ -103,7 +106,13 @@ impl Postman {
                     this.failed.fetch_add(1, Ordering::Relaxed)
                 }
             };
+            this.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+
+    /// Messages handed over and not yet delivered or given up on.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Messages delivered so far.

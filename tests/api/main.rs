@@ -12,6 +12,7 @@ mod contract_flow;
 mod docs;
 mod email;
 mod layers;
+mod notices;
 mod oauth;
 mod observability;
 mod outage;

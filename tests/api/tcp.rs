@@ -218,3 +218,109 @@ async fn register_me_logout_over_tcp_with_cookies(app: TestApp) {
     assert_eq!(after["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     server.abort();
 }
+
+/// A request whose answer is read, over a connection of its own from
+/// `source` (a loopback address): whether it was served within 5 s.
+async fn served_from(source: &str, addr: SocketAddr) -> bool {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let attempt = async {
+        let mut stream = socket.connect(addr).await.ok()?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt).await.ok().flatten().unwrap_or(false)
+}
+
+/// Clients that pipeline requests and never read the answers (a tiny
+/// receive window) used to hold every slot for good: the write deadline
+/// closes them, so a new client is served within seconds.
+#[tokio::test]
+async fn clients_that_never_read_are_closed() {
+    let app = TestApp::sqlite().await;
+    let limits = Limits { max_connections: 8, header_read_timeout: Duration::from_secs(30), ..limits() };
+    let (addr, _server) = serve(&app, limits).await;
+    let mut hogs = Vec::new();
+    for _ in 0..8 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (read_half, mut write_half) = stream.into_split();
+        // Requests until the server stops reading them (bounded), never a read.
+        let writer = tokio::spawn(async move {
+            let burst = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(500);
+            for _ in 0..40 {
+                match tokio::time::timeout(Duration::from_secs(20), write_half.write_all(&burst)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+        });
+        hogs.push((read_half, writer));
+    }
+    // The hogs have filled what the server writes to them by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let mut served = false;
+    while started.elapsed() < Duration::from_secs(8) && !served {
+        served = served_from("127.0.0.1", addr).await;
+    }
+    assert!(served, "a new client was not served within 8 s while 8 clients never read");
+    for (_, writer) in hogs {
+        writer.abort();
+    }
+}
+
+/// At most `max_connections_per_client` from one client: more are closed
+/// at once, while another client is served.
+#[tokio::test]
+async fn one_client_holds_at_most_its_share_of_connections() {
+    let app = TestApp::sqlite().await;
+    let limits =
+        Limits { max_connections_per_client: 3, header_read_timeout: Duration::from_secs(30), ..limits() };
+    let (addr, _server) = serve(&app, limits).await;
+    let mut holders = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    let _ = fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the fourth is closed unanswered: {read:?}");
+    assert!(served_from("127.0.0.2", addr).await, "another client is served");
+    drop(holders.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(served_from("127.0.0.1", addr).await, "a closed connection gives its slot back");
+}
+
+/// A kept-alive connection is closed at its maximum age, between requests.
+#[tokio::test]
+async fn connections_end_at_their_maximum_age() {
+    let app = TestApp::sqlite().await;
+    let limits = Limits { max_connection_age: Duration::from_secs(1), ..limits() };
+    let (addr, _server) = serve(&app, limits).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let mut answers = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(5), "still open after 5 s ({answers} answers)");
+        if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => answers += 1,
+            Err(_) => panic!("no answer and not closed"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answers >= 3, "served until its age: {answers}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "not closed before its age");
+}

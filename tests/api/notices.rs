@@ -1,0 +1,57 @@
+//! Notices to an account's owner: every change to a way in is told, but
+//! nobody can turn them into a mail bomb, and a flood of them neither
+//! loses nor delays anyone's reset link.
+
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    common::TestApp,
+    two_factor::{PW, enable},
+};
+
+both_backends!(aliased_changes_mail_one_notice_and_others_mail_goes_out);
+
+const NOTICE: &str = "Two-factor sign-in changed on your account";
+
+/// Waits until every queued job has run and every mail it handed over is
+/// delivered: what the outbox holds then is all there will be.
+async fn settled(app: &TestApp) {
+    app.state.auth.jobs.drained().await;
+    for _ in 0..400 {
+        if app.state.auth.mail.in_flight() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("mail still in flight after 20 s");
+}
+
+/// One request with 32 aliased `regenerateRecoveryCodes`: at most
+/// `AUTHGATE_RATE_FACTOR_CHANGE_ACCOUNT` (10) run, the rest are refused,
+/// and the owner gets one notice (they all say the same), not 32. Another
+/// user's reset link goes out meanwhile.
+async fn aliased_changes_mail_one_notice_and_others_mail_goes_out(app: TestApp) {
+    let email = "bombed@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    enable(&app, &token).await;
+    settled(&app).await;
+    let before = app.mails(email, NOTICE).len();
+    let aliases: String = (0..32).map(|i| format!("r{i}: regenerateRecoveryCodes ")).collect();
+    let reply = app.authed(&token, &format!("mutation {{ {aliases} }}"), json!({})).await;
+    let errors = reply.body["errors"].as_array().cloned().unwrap_or_default();
+    let limited = errors.iter().filter(|e| e["extensions"]["code"] == "RATE_LIMITED").count();
+    let ran = (0..32).filter(|i| reply.body["data"][format!("r{i}")].is_array()).count();
+    // `enable` spent one change (startTotpSetup) of the ten an hour.
+    assert_eq!((ran, limited), (9, 23), "{}", reply.body);
+
+    let (other, _) = app.register("bystander@example.com", PW).await;
+    drop(other);
+    let request = "mutation R($e: String!) { requestPasswordReset(email: $e) }";
+    app.gql(request, json!({ "e": "bystander@example.com" })).await;
+    settled(&app).await;
+    assert_eq!(app.mails("bystander@example.com", "Reset your password").len(), 1, "the reset link went out");
+    let notices = app.mails(email, NOTICE);
+    assert_eq!(notices.len() - before, 1, "one notice for nine identical changes");
+    assert!(notices.last().unwrap().contains("New recovery codes were made"), "{}", notices.last().unwrap());
+}
