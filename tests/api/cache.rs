@@ -312,3 +312,28 @@ async fn without_the_triggers_nothing_is_answered_from_memory() {
 async fn two_factor_of(app: &TestApp, token: &str) -> serde_json::Value {
     app.authed(token, "{ me { twoFactorEnabled } }", json!({})).await.body["data"]["me"].clone()
 }
+
+/// A revocation whose request is dropped after the delete and before its
+/// answer (a client gone, a deadline) still reaches the cache: the ended
+/// session is not served from memory. SQLite: no NOTIFY to hide behind.
+#[tokio::test]
+async fn a_dropped_revocation_still_reaches_the_cache() {
+    let app = std::sync::Arc::new(TestApp::sqlite().await);
+    let email = "dropped@example.com";
+    let (owner, _) = app.register(email, PW).await;
+    let stolen = login(&app, email, PW).await;
+    assert_eq!(me_field(&app.me(&stolen).await, "email"), email, "warm");
+    let listed = app.authed(&stolen, SESSION_ID, json!({})).await;
+    let list = listed.body["data"]["me"]["sessions"].as_array().cloned().unwrap_or_default();
+    let id = list.iter().find(|s| s["current"] == true).map(|s| str_of(&s["id"])).expect("its id");
+    let hold = app.hold_at("revoke:deleted");
+    let revoking = tokio::spawn({
+        let app = app.clone();
+        async move { app.authed(&owner, REVOKE, json!({ "id": id })).await }
+    });
+    hold.reached().await;
+    revoking.abort();
+    assert!(revoking.await.unwrap_err().is_cancelled(), "the request was dropped before it answered");
+    hold.release(1);
+    assert_eq!(app.me(&stolen).await.code(), Some("UNAUTHENTICATED"), "the ended session is not served");
+}

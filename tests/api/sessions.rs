@@ -25,6 +25,7 @@ both_backends!(
     cleanup_deletes_expired_rows_in_batches,
     revocation_is_seen_by_every_instance,
     forwarded_for_only_from_trusted_proxies,
+    a_user_holds_at_most_the_cap_of_sessions,
 );
 
 const PW: &str = "a fine password";
@@ -488,4 +489,33 @@ async fn forwarded_for_only_from_trusted_proxies(app: TestApp) {
     proxied.post().json(&register("proxied@example.com")).forwarded_for("6.6.6.6, 203.0.113.5").send().await;
     let row = sessions::Entity::find().one(proxied.db()).await.unwrap().unwrap();
     assert_eq!(row.ip_address.as_deref(), Some("203.0.113.5"), "first untrusted hop from the right");
+}
+
+/// Past `AUTHGATE_MAX_SESSIONS_PER_USER`, a sign-in ends the user's oldest
+/// session, and the cache hears of it (the ended one was warm).
+async fn a_user_holds_at_most_the_cap_of_sessions(app: TestApp) {
+    let app = app.sibling(|c| c.max_sessions_per_user = 3).await;
+    let email = "many-devices@example.com";
+    let (oldest, _) = app.register(email, PW).await;
+    assert_eq!(app.me(&oldest).await.body["data"]["me"]["email"], email, "warm");
+    let mut newer = Vec::new();
+    for i in 0..2 {
+        app.clock.advance(chrono::Duration::seconds(1));
+        newer.push(login_as(&app, email, PW, &format!("device {i}")).await);
+    }
+    assert_eq!(app.me(&oldest).await.body["data"]["me"]["email"], email, "three: all live");
+    app.clock.advance(chrono::Duration::seconds(1));
+    newer.push(login_as(&app, email, PW, "device 2").await);
+    assert_eq!(app.me(&oldest).await.code(), Some("UNAUTHENTICATED"), "the oldest ended");
+    assert_eq!(app.count(entity::sessions::Entity).await, 3);
+    for token in &newer {
+        assert_eq!(app.me(token).await.body["data"]["me"]["email"], email);
+    }
+    let other = app.register("someone-else@example.com", PW).await.0;
+    assert_eq!(
+        app.me(&newer[0]).await.body["data"]["me"]["email"],
+        email,
+        "another user's sign-in ends none"
+    );
+    assert_eq!(app.me(&other).await.body["data"]["me"]["email"], "someone-else@example.com");
 }
