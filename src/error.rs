@@ -313,12 +313,32 @@ mod tests {
         let err = AuthError::from(DbErr::Exec(RuntimeErr::SqlxError(err)));
         assert_eq!(err.code(), Code::ServiceUnavailable);
         assert_eq!(err.to_string(), "the service is temporarily unavailable; retry shortly");
+        assert!(!err.database_unreachable(false), "a locked file is there, only busy");
 
         let other_failure =
             sqlx::query("INSERT INTO missing VALUES (1)").execute(&mut other).await.unwrap_err();
         assert!(!sqlite_busy(&other_failure), "{other_failure}");
         let err = AuthError::from(DbErr::Exec(RuntimeErr::SqlxError(other_failure)));
         assert_eq!((err.code(), err.to_string().as_str()), (Code::Internal, "internal server error"));
+    }
+
+    /// Only a database out of reach may open the session cache's outage
+    /// grace: a pool that timed out while every connection was busy (a
+    /// flood) is not one; one that timed out short of connections (none
+    /// could be opened) is, as is a refused or reset connection.
+    #[test]
+    fn a_saturated_pool_is_busy_not_unreachable() {
+        let timed_out = || AuthError::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert_eq!(timed_out().code(), Code::ServiceUnavailable);
+        assert!(!timed_out().database_unreachable(true), "saturated: busy");
+        assert!(timed_out().database_unreachable(false), "no connection could be opened");
+        let pool_timeout = AuthError::from(DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)));
+        assert!(!pool_timeout.database_unreachable(true));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let refused = AuthError::from(DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::Io(refused))));
+        assert!(refused.database_unreachable(true), "refused is out of reach, whatever the pool");
+        assert!(!AuthError::ServiceUnavailable.database_unreachable(false), "not a database error");
+        assert!(!AuthError::Unauthenticated.database_unreachable(false));
     }
 
     #[test]

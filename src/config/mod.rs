@@ -623,6 +623,17 @@ mod tests {
     }
 
     #[test]
+    fn privacy_mode_needs_metrics_off_the_public_address() {
+        let public = Cli::parse_from(["authgate", "--register-privacy", "true"]).config;
+        let err = public.validate().unwrap_err().to_string();
+        assert!(err.contains("AUTHGATE_REGISTER_PRIVACY") && err.contains("AUTHGATE_METRICS_BIND"), "{err}");
+        let private =
+            Cli::parse_from(["authgate", "--register-privacy", "true", "--metrics-bind", "127.0.0.1:9100"])
+                .config;
+        assert!(private.validate().is_ok());
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         let config = Cli::parse_from([
             "authgate",

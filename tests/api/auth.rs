@@ -23,6 +23,7 @@ both_backends!(
     expired_sessions_are_refused,
     cookie_posts_need_csrf_proof,
     concurrent_clients_each_get_their_own_session,
+    a_sign_in_stores_the_password_again_at_todays_cost,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -317,4 +318,46 @@ async fn concurrent_clients_each_get_their_own_session(app: TestApp) {
     }
     assert_eq!(app.count(sessions::Entity).await, 24);
     assert_eq!(app.count(users::Entity).await, 12);
+}
+
+async fn stored_hash(app: &TestApp, email: &str) -> String {
+    let user =
+        users::Entity::find().filter(users::Column::Email.eq(email)).one(app.db()).await.unwrap().unwrap();
+    let account = accounts::Entity::find().filter(accounts::Column::UserId.eq(user.id)).one(app.db()).await;
+    account.unwrap().unwrap().password_hash.unwrap()
+}
+
+/// After the argon2 settings change, stored hashes keep their old cost
+/// until their owner signs in: the sign-in stores the password again at
+/// today's cost. Until then an unknown email is checked at the cost most
+/// stored hashes have, so the answer's time tells nothing.
+async fn a_sign_in_stores_the_password_again_at_todays_cost(app: TestApp) {
+    let app = app.shareable().await;
+    app.register("old-cost@example.com", PASSWORD).await;
+    app.register("stays@example.com", PASSWORD).await;
+    let old = stored_hash(&app, "old-cost@example.com").await;
+    assert!(old.starts_with("$argon2id$v=19$m=256,t=1,p=1$"), "{old}");
+
+    let stronger = app
+        .second_state(|c| {
+            c.argon2_memory_kib = 512;
+            c.argon2_iterations = 2;
+        })
+        .await;
+    assert_eq!(stronger.auth.hasher.dummy_cost(), "m=512,t=2,p=1", "before start-up: today's");
+    authgate::preflight(&stronger.auth).await.expect("starts");
+    assert_eq!(stronger.auth.hasher.dummy_cost(), "m=256,t=1,p=1", "the cost of the stored hashes");
+
+    let router = authgate::app(stronger.clone());
+    let login = "mutation L($input: LoginInput!) { login(input: $input) { token } }";
+    let wrong = json!({ "input": { "email": "stays@example.com", "password": "not the password" } });
+    assert_eq!(app.post_to(&router).graphql(login, wrong).send().await.code(), Some("INVALID_CREDENTIALS"));
+    assert!(stored_hash(&app, "stays@example.com").await.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
+    let right = json!({ "input": { "email": "old-cost@example.com", "password": PASSWORD } });
+    let reply = app.post_to(&router).graphql(login, right.clone()).send().await;
+    assert!(reply.body["data"]["login"]["token"].is_string(), "{}", reply.body);
+    let new = stored_hash(&app, "old-cost@example.com").await;
+    assert!(new.starts_with("$argon2id$v=19$m=512,t=2,p=1$"), "stored again at today's cost: {new}");
+    let again = app.post_to(&router).graphql(login, right).send().await;
+    assert!(again.body["data"]["login"]["token"].is_string(), "the new hash verifies: {}", again.body);
 }

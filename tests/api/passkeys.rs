@@ -21,6 +21,8 @@ both_backends!(
     a_passkey_proves_presence_for_its_owner_only,
     a_reset_that_removes_every_other_way_in_removes_passkeys,
     a_passkey_meets_the_verification_rule,
+    an_account_holds_at_most_twenty_passkeys,
+    anonymous_ceremonies_are_bounded_for_the_whole_server,
 );
 
 const PW: &str = "correct horse battery";
@@ -408,4 +410,52 @@ async fn a_passkey_meets_the_verification_rule(app: TestApp) {
     assert!(sign_in(&app, &mut authenticator).await.body["data"]["finishPasskeySignIn"].is_object());
     app.execute_sql("UPDATE users SET email_verified = false").await;
     assert_eq!(sign_in(&app, &mut authenticator).await.code(), Some("EMAIL_NOT_VERIFIED"));
+}
+
+/// Passkeys per account are capped (each is a way in to list, mail about
+/// and check), and registrations count against the factor-change budget.
+async fn an_account_holds_at_most_twenty_passkeys(app: TestApp) {
+    let (token, _) = app.register_verified("collector@example.com", PW).await;
+    let mut added = 0;
+    let refused = loop {
+        let reply = app.authed(&token, START_REGISTRATION, json!({})).await;
+        if reply.code().is_some() {
+            break reply;
+        }
+        let (_, credential) = Authenticator::register(&reply.body["data"]["startPasskeyRegistration"], APP);
+        assert!(finish_registration(&app, &token, credential, "one more").await.code().is_none());
+        added += 1;
+    };
+    assert_eq!((added, refused.code()), (10, Some("RATE_LIMITED")), "ten changes an hour: {}", refused.body);
+
+    let roomy = app
+        .sibling(|c| c.rates.set(authgate::config::Rule::FactorChangeAccount, "0/1m".parse().unwrap()))
+        .await;
+    let (token, _) = roomy.register_verified("collector@example.com", PW).await;
+    for _ in 0..20 {
+        add_passkey(&roomy, &token, "one more").await;
+    }
+    let refused = roomy.authed(&token, START_REGISTRATION, json!({})).await;
+    assert_eq!(
+        (refused.code(), refused.field()),
+        (Some("BAD_USER_INPUT"), Some("credential")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(roomy.count(passkeys::Entity).await, 20);
+}
+
+/// Anyone may begin a passkey sign-in (each is a stored row until it ends
+/// or expires): besides the per-client limit, a ceiling for the whole
+/// server bounds the rows many addresses can make.
+async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
+    let app = app
+        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInGlobal, "3/5m".parse().unwrap()))
+        .await;
+    let from = |ip: &'static str| app.post().graphql(START_SIGN_IN, json!({})).peer_ip(ip).send();
+    for ip in ["192.0.2.1", "198.51.100.1", "203.0.113.1"] {
+        assert!(from(ip).await.body["data"]["startPasskeySignIn"].is_object());
+    }
+    assert_eq!(from("2001:db8::1").await.code(), Some("RATE_LIMITED"), "a fourth client, same window");
+    assert_eq!(app.count(passkey_challenges::Entity).await, 3);
 }

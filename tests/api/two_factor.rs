@@ -621,6 +621,16 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
     let input = json!({ "input": { "challenge": first, "code": code_at(&secret, app.clock_now()) } });
     let refused = app.post_to(&lost).graphql(COMPLETE, input).send().await;
     assert_eq!(refused.code(), Some("INTERNAL_SERVER_ERROR"), "{}", refused.body);
+    // Which is why `authgate serve` refuses to start so, and says what to do.
+    let lost_state = app.second_state(only_new).await;
+    let refusal = authgate::preflight(&lost_state.auth).await.expect_err("a secret no key opens").to_string();
+    assert!(
+        refusal.starts_with("1 two-factor secrets do not open")
+            && refusal.contains("AUTHGATE_SECRET_KEY_PREVIOUS")
+            && refusal.contains("authgate reseal"),
+        "{refusal}"
+    );
+    authgate::preflight(&app.state.auth).await.expect("the key it was sealed with starts");
 
     // The new key with the old one as previous: it opens, and reseal moves it.
     let rotating = app
@@ -640,8 +650,11 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
     let input = json!({ "input": { "challenge": second, "code": code_at(&secret, app.clock_now()) } });
     let signed = app.post_to(&lost).graphql(COMPLETE, input).send().await;
     assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
-    // And the old key alone no longer opens it: reseal reports it.
+    // And the old key alone no longer opens it: reseal reports it, and
+    // a server with the old key alone would not start.
     assert_eq!(authgate::auth::two_factor::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
+    assert!(authgate::preflight(&app.state.auth).await.is_err());
+    authgate::preflight(&lost_state.auth).await.expect("the new key opens every secret now");
 }
 
 /// Every field of the schema that returns a token (`AuthPayload`) and every
