@@ -228,20 +228,6 @@ struct Failed {
 }
 
 /// The class of a connection error, whether waiting may help, and a hint.
-/// Whether every connection the pool may hold is open and in use: a
-/// request that timed out waiting then met a busy database, not an
-/// unreachable one (which leaves the pool short of connections).
-pub fn pool_saturated(db: &DatabaseConnection) -> bool {
-    fn full<D: sqlx::Database>(pool: &sqlx::Pool<D>) -> bool {
-        pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0
-    }
-    match db {
-        DatabaseConnection::SqlxPostgresPoolConnection(_) => full(db.get_postgres_connection_pool()),
-        DatabaseConnection::SqlxSqlitePoolConnection(_) => full(db.get_sqlite_connection_pool()),
-        _ => false,
-    }
-}
-
 pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {

@@ -187,13 +187,14 @@ impl AuthError {
     /// callback's redirect, a background task). Other errors were logged
     /// where they arose, or are the client's.
     /// Whether this is the database out of reach (refused, reset, gone
-    /// away, or no connection could be opened), not merely busy: a pool
-    /// whose every connection is in use (`pool_saturated`), or a SQLite
-    /// file locked by a writer, answers that the database is there. Only
-    /// the first may let the session cache answer from memory.
-    pub fn database_unreachable(&self, pool_saturated: bool) -> bool {
+    /// away, or no connection could be opened), not merely busy. A wait
+    /// for a pooled connection that timed out while the database went on
+    /// answering other requests (`answered_meanwhile`: a saturated pool, a
+    /// flood) is busy; so is a SQLite file locked by a writer. Only the
+    /// first may let the session cache answer from memory.
+    pub fn database_unreachable(&self, answered_meanwhile: bool) -> bool {
         let Self::Database(err) = self else { return false };
-        if !unavailable(err) || (timed_out(err) && pool_saturated) {
+        if !unavailable(err) || (timed_out(err) && answered_meanwhile) {
             return false;
         }
         let runtime = match err.as_ref() {
@@ -323,15 +324,15 @@ mod tests {
     }
 
     /// Only a database out of reach may open the session cache's outage
-    /// grace: a pool that timed out while every connection was busy (a
-    /// flood) is not one; one that timed out short of connections (none
-    /// could be opened) is, as is a refused or reset connection.
+    /// grace: a pool that timed out while the database answered others (a
+    /// flood) is not one; one that timed out with no answer from the
+    /// database meanwhile is, as is a refused or reset connection.
     #[test]
     fn a_saturated_pool_is_busy_not_unreachable() {
         let timed_out = || AuthError::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
         assert_eq!(timed_out().code(), Code::ServiceUnavailable);
-        assert!(!timed_out().database_unreachable(true), "saturated: busy");
-        assert!(timed_out().database_unreachable(false), "no connection could be opened");
+        assert!(!timed_out().database_unreachable(true), "others were answered: busy");
+        assert!(timed_out().database_unreachable(false), "nothing answered meanwhile");
         let pool_timeout = AuthError::from(DbErr::Conn(RuntimeErr::SqlxError(sqlx::Error::PoolTimedOut)));
         assert!(!pool_timeout.database_unreachable(true));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);

@@ -149,9 +149,10 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
                     return Err(AuthError::Unauthenticated);
                 }
                 // Only a database out of reach opens the outage grace: a
-                // saturated pool (a flood of requests) must not make memory
-                // answer for sessions revoked elsewhere.
-                Err(e) if e.database_unreachable(crate::db::pool_saturated(&auth.db)) => {
+                // saturated pool (a flood of requests, answered while this
+                // one waited) must not make memory answer for sessions
+                // revoked elsewhere.
+                Err(e) if e.database_unreachable(cache.reached_since(ticket)) => {
                     cache.unreachable();
                     return outage_answer(auth, &hash).map_err(|_| e);
                 }

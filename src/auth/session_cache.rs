@@ -172,6 +172,11 @@ impl SessionCache {
         }
     }
 
+    /// Whether the database answered a read that began after `ticket`.
+    pub fn reached_since(&self, ticket: Ticket) -> bool {
+        self.0.as_ref().is_some_and(|inner| inner.reached.load(SeqCst) > ticket.0)
+    }
+
     /// The database could not be reached (a check fell back on the grace).
     pub fn unreachable(&self) {
         if let Some(inner) = &self.0 {
