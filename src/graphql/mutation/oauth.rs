@@ -80,7 +80,9 @@ impl OAuthMutation {
     /// when there is one (use `changePassword`); `BAD_USER_INPUT` (field
     /// `newPassword`) when it is outside the policy;
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
-    /// the re-authentication window (and has two factors when two-factor is on). The owner is mailed a notice listing every way in.
+    /// the re-authentication window (and has two factors when two-factor is
+    /// on); `EMAIL_NOT_VERIFIED` until the address is proved. The owner is
+    /// mailed a notice listing every way in.
     async fn set_password(
         &self,
         ctx: &Context<'_>,

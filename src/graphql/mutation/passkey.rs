@@ -48,7 +48,9 @@ impl PasskeyMutation {
     /// `PublicKeyCredential.parseCreationOptionsFromJSON` (discoverable,
     /// user verification required; the user's passkeys excluded). Valid 5
     /// minutes, for this session; calling again starts over. Step-up
-    /// (`REAUTHENTICATION_REQUIRED`).
+    /// (`REAUTHENTICATION_REQUIRED`); `EMAIL_NOT_VERIFIED` until the address
+    /// is proved; `RATE_LIMITED` past the factor-change budget;
+    /// `BAD_USER_INPUT` (field `credential`) at 20 passkeys.
     async fn start_passkey_registration(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
         let (auth, current) = signed_in(ctx).await?;
         passkey::start_registration(auth, current).await.map(Json).gql()
@@ -59,7 +61,8 @@ impl PasskeyMutation {
     /// this session in the last 5 minutes (each is single use);
     /// `INVALID_CREDENTIALS` when the credential does not verify (origin,
     /// relying party, challenge, user verification) or is registered
-    /// already; `BAD_USER_INPUT` (field `credential` or `name`).
+    /// already; `BAD_USER_INPUT` (field `credential` or `name`; also at 20
+    /// passkeys); `EMAIL_NOT_VERIFIED` until the address is proved.
     async fn finish_passkey_registration(
         &self,
         ctx: &Context<'_>,
@@ -72,7 +75,8 @@ impl PasskeyMutation {
 
     /// Begins a passkey sign-in: no email asked (the authenticator offers
     /// the passkeys it holds). Its `challenge` also serves `reauthenticate`
-    /// with a passkey. `RATE_LIMITED` like `login`.
+    /// with a passkey. `RATE_LIMITED` like `login`, and past a ceiling for
+    /// the whole server.
     async fn start_passkey_sign_in(&self, ctx: &Context<'_>) -> async_graphql::Result<PasskeyChallenge> {
         let auth = ctx.data::<AuthContext>()?;
         let started = passkey::start_sign_in(auth, &client_meta(ctx)).await.gql()?;
@@ -88,7 +92,8 @@ impl PasskeyMutation {
     /// assertion that does not verify (signature, origin, relying party,
     /// challenge, a signature counter that did not move forward, a removed
     /// passkey); `INVALID_TOKEN` for a challenge unknown, older than 5
-    /// minutes or spent; `RATE_LIMITED` like `login`.
+    /// minutes or spent; `RATE_LIMITED` like `login`; `EMAIL_NOT_VERIFIED`
+    /// when the user's address must be proved and is not.
     async fn finish_passkey_sign_in(
         &self,
         ctx: &Context<'_>,
@@ -103,7 +108,8 @@ impl PasskeyMutation {
 
     /// Removes one of the caller's passkeys; mails the owner a notice.
     /// `false` for an id that is not the caller's; `LAST_SIGN_IN_METHOD`
-    /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`).
+    /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`);
+    /// `RATE_LIMITED` past the factor-change budget.
     async fn remove_passkey(
         &self,
         ctx: &Context<'_>,

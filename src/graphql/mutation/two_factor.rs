@@ -57,7 +57,8 @@ impl TwoFactorMutation {
     /// Starts setting up an authenticator app: a new secret, its
     /// `otpauth://` URI and QR code. Nothing changes until
     /// `confirmTotpSetup`; calling it again starts over. Step-up
-    /// (`REAUTHENTICATION_REQUIRED`).
+    /// (`REAUTHENTICATION_REQUIRED`); `EMAIL_NOT_VERIFIED` until the address
+    /// is proved; `RATE_LIMITED` past the factor-change budget.
     async fn start_totp_setup(&self, ctx: &Context<'_>) -> async_graphql::Result<TotpSetup> {
         let (auth, current) = signed_in(ctx).await?;
         let setup = two_factor::start_setup(auth, current).await.gql()?;
@@ -68,7 +69,8 @@ impl TwoFactorMutation {
     /// and returns 10 recovery codes: the only time they are shown. The
     /// session making the call counts as two factors from now on.
     /// `BAD_USER_INPUT` (field `code`) for a wrong code or no setup
-    /// started; mails the owner a notice.
+    /// started; `EMAIL_NOT_VERIFIED` until the address is proved. Ends the
+    /// trust of every device cookie; mails the owner a notice.
     async fn confirm_totp_setup(
         &self,
         ctx: &Context<'_>,
@@ -79,15 +81,18 @@ impl TwoFactorMutation {
     }
 
     /// Turns two-factor off: the authenticator and recovery codes are
-    /// removed. `false` when it was not on. Step-up; mails the owner a notice.
+    /// removed. `false` when it was not on. Step-up; `RATE_LIMITED` past the
+    /// factor-change budget. Ends the trust of every device cookie; mails
+    /// the owner a notice.
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         two_factor::disable(auth, current).await.gql()
     }
 
     /// Replaces every recovery code with 10 new ones, shown only now.
-    /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off; mails the
-    /// owner a notice.
+    /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off;
+    /// `RATE_LIMITED` past the factor-change budget; mails the owner a
+    /// notice (repeats within a window: one).
     async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         let (auth, current) = signed_in(ctx).await?;
         two_factor::regenerate_recovery_codes(auth, current).await.gql()
