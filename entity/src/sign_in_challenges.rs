@@ -15,6 +15,9 @@ pub struct Model {
     /// The user's credentials version when the first factor checked out: a
     /// password change or reset meanwhile ends the challenge.
     pub credentials_version: i64,
+    /// For a challenge from a provider's callback: SHA-256 of the value in
+    /// the browser's `signin_binding` cookie; only that browser completes it.
+    pub browser_hash: Option<Vec<u8>>,
     /// Codes tried so far (each claimed before it is checked); 5 end it.
     pub attempts: i32,
     pub expires_at: DateTimeUtc,

@@ -15,6 +15,7 @@ mod m20261202_000008_drop_account_tokens;
 mod m20261202_000009_notify_session_changes;
 mod m20261202_000010_two_factor;
 mod m20261203_000011_passkeys;
+mod m20261206_000012_bind_oauth_challenges;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_notify_session_changes::Migration),
             Box::new(m20261202_000010_two_factor::Migration),
             Box::new(m20261203_000011_passkeys::Migration),
+            Box::new(m20261206_000012_bind_oauth_challenges::Migration),
         ]
     }
 }

@@ -205,7 +205,7 @@ pub async fn login(
         // The password alone clears no counter: a thief who has it would
         // otherwise loop login → five guessed codes → login for ever.
         tracing::info!("password checked; second factor required");
-        let challenge = second_step::challenge(auth, &auth.db, &user, second_step::PASSWORD).await?;
+        let challenge = second_step::challenge(auth, &auth.db, &user, second_step::PASSWORD, None).await?;
         return Err(AuthError::SecondFactorRequired { challenge });
     }
     auth.checkpoints.reach("login:password_checked").await;

@@ -111,4 +111,6 @@ pub struct ClientMeta {
     pub user_agent: Option<String>,
     /// A device cookie whose signature checked out (for any account).
     pub device: Option<device::Device>,
+    /// The `signin_binding` cookie an OAuth callback set with a challenge.
+    pub sign_in_binding: Option<String>,
 }

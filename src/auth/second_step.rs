@@ -37,12 +37,15 @@ pub const MAX_ATTEMPTS: i32 = 5;
 pub const PASSWORD: &str = "password";
 
 /// A new challenge for `user` after its first factor (`method`: `password`
-/// or `oauth:<provider>`): the secret for the client, shown once.
+/// or `oauth:<provider>`): the secret for the client, shown once. With
+/// `browser` (the hash of a value only one browser holds), only a request
+/// from that browser completes it.
 pub async fn challenge(
     auth: &AuthContext,
     conn: &impl ConnectionTrait,
     user: &users::Model,
     method: &str,
+    browser: Option<Vec<u8>>,
 ) -> Result<secrecy::SecretString, AuthError> {
     let now = auth.clock.now();
     let token = token::generate();
@@ -52,6 +55,7 @@ pub async fn challenge(
         token_hash: Set(token.hash),
         method: Set(method.to_owned()),
         credentials_version: Set(user.credentials_version),
+        browser_hash: Set(browser),
         attempts: Set(0),
         expires_at: Set(now + CHALLENGE_TTL),
         created_at: Set(now),
@@ -87,6 +91,14 @@ pub async fn complete(
         Some((found, Some(user))) if found.expires_at > now && found.attempts < MAX_ATTEMPTS => (found, user),
         _ => return Err(AuthError::InvalidToken),
     };
+    // A challenge from a provider's callback is this browser's alone: one
+    // read from the URL (history, a `Referer`, a log) is no use elsewhere.
+    if let Some(expected) = &found.browser_hash
+        && meta.sign_in_binding.as_deref().and_then(token::hash_presented).as_ref() != Some(expected)
+    {
+        tracing::info!("a provider's challenge presented without its browser's cookie");
+        return Err(AuthError::InvalidToken);
+    }
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
     let counters = LoginCounters::new(&user.email, &ip, meta, Some(&user));
     counters.hit_code(auth, user.id).await?;

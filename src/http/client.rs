@@ -22,6 +22,10 @@ pub fn meta(parts: &Parts, auth: &AuthContext) -> ClientMeta {
         ip_address: client_ip(peer, &parts.headers, trusted).map(|ip| ip.to_string()),
         user_agent,
         device: super::cookie::find_device(&parts.headers, auth),
+        sign_in_binding: super::cookie::read(
+            &parts.headers,
+            super::cookie::sign_in_binding_name(auth.config.cookie_secure()),
+        ),
     }
 }
 

@@ -100,6 +100,20 @@ pub fn oauth_state_cleared(auth: &AuthContext) -> String {
     build_named(oauth_state_name(secure), "/", "", 0, secure)
 }
 
+/// The cookie that binds a provider's two-factor challenge to the browser
+/// the callback redirected: `__Host-` prefixed behind HTTPS.
+pub fn sign_in_binding_name(secure: bool) -> &'static str {
+    if secure { "__Host-signin_binding" } else { "signin_binding" }
+}
+
+/// The `signin_binding` cookie for a challenge the callback just issued
+/// (as long as the challenge lives).
+pub fn sign_in_binding(value: &str, auth: &AuthContext) -> String {
+    let ttl = crate::auth::second_step::CHALLENGE_TTL.num_seconds();
+    let secure = auth.config.cookie_secure();
+    build_named(sign_in_binding_name(secure), "/", value, ttl, secure)
+}
+
 /// The device cookie's name: `__Host-` prefixed behind HTTPS.
 pub fn device_name(secure: bool) -> &'static str {
     if secure { "__Host-device" } else { "device" }

@@ -33,13 +33,13 @@ pub async fn callback(
     // stray link to the callback must not cancel a sign-in in progress.
     let spent = !matches!(result, Err(CallbackError { redirect_to: None, .. }));
     let mut response = match result {
-        Ok((Completed::SecondFactor(challenge), redirect_to)) => {
-            // No session: the app finishes with `completeSignIn`.
-            see_other(&with_param(
-                &redirect_to,
-                "challenge",
-                secrecy::ExposeSecret::expose_secret(&challenge),
-            ))
+        Ok((Completed::SecondFactor { challenge, binding }, redirect_to)) => {
+            // No session: the app finishes with `completeSignIn`, from this
+            // browser (the cookie travels with its request, not in the URL).
+            use secrecy::ExposeSecret;
+            let mut response = see_other(&with_param(&redirect_to, "challenge", challenge.expose_secret()));
+            cookie::append(response.headers_mut(), &cookie::sign_in_binding(binding.expose_secret(), auth));
+            response
         }
         Ok((completed, redirect_to)) => {
             let mut response = see_other(&redirect_to);

@@ -685,9 +685,25 @@ async fn a_two_factor_user_meets_the_second_step_after_a_provider(backend: Backe
     let challenge = challenge.expect("?challenge= on the way back");
     assert_eq!(session_token(&reply), None, "no session from the provider alone");
     assert_eq!(app.count(sessions::Entity).await, sessions_before);
-
+    // The challenge is bound to this browser by an HttpOnly cookie set with
+    // the redirect: read from the URL (history, a Referer), it is no use
+    // elsewhere, and it cannot be borrowed from another flow's browser.
+    let binding = set_cookies(&reply).into_iter().find(|c| c.starts_with("signin_binding=")).expect("bound");
+    assert!(binding.contains("HttpOnly") && binding.contains("Max-Age=300"), "{binding}");
+    let binding = binding.split(';').next().unwrap().to_owned();
     let input = json!({ "input": { "challenge": challenge, "code": code_at(&secret, app.clock_now()) } });
-    let done = app.gql(COMPLETE, input).await;
+    for (browser, cookie) in [
+        ("no cookie", None),
+        ("another browser's", Some("signin_binding=QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo3ODkwMTI")),
+    ] {
+        let mut call = app.post().graphql(COMPLETE, input.clone());
+        if let Some(cookie) = cookie {
+            call = call.header("cookie", cookie);
+        }
+        let refused = call.send().await;
+        assert_eq!(refused.code(), Some("INVALID_TOKEN"), "{browser}: {}", refused.body);
+    }
+    let done = app.post().graphql(COMPLETE, input).header("cookie", &binding).send().await;
     let payload = &done.body["data"]["completeSignIn"];
     assert_eq!(payload["user"]["id"], user_id.as_str(), "{}", done.body);
     let cookies = set_cookies(&done);

@@ -28,8 +28,9 @@ pub enum Completed {
     /// The provider was linked to the user who started the flow; no new session.
     Linked,
     /// The user has two-factor on: no session yet, but a challenge for
-    /// `completeSignIn` (the browser returns to `redirectTo?challenge=…`).
-    SecondFactor(secrecy::SecretString),
+    /// `completeSignIn` (the browser returns to `redirectTo?challenge=…`),
+    /// bound to this browser by `binding` (its `signin_binding` cookie).
+    SecondFactor { challenge: secrecy::SecretString, binding: secrecy::SecretString },
 }
 
 #[instrument(skip_all, fields(user_id))]
@@ -115,8 +116,10 @@ pub async fn complete(
     let mut ended_oldest = None;
     let completed = if user.two_factor_enabled {
         admission::check(auth, &user)?;
-        let challenge = second_step::challenge(auth, &txn, &user, &format!("oauth:{provider}")).await?;
-        Completed::SecondFactor(challenge)
+        let binding = crate::auth::token::generate();
+        let method = format!("oauth:{provider}");
+        let challenge = second_step::challenge(auth, &txn, &user, &method, Some(binding.hash)).await?;
+        Completed::SecondFactor { challenge, binding: binding.secret.into() }
     } else {
         // As for a password sign-in: a reset (which may remove this link)
         // or a claim that ran meanwhile wins, and one that runs later sees
@@ -134,7 +137,7 @@ pub async fn complete(
         notify_linked(auth, &user, provider).await;
     }
     match &completed {
-        Completed::SecondFactor(_) => tracing::info!("provider sign-in checked; second factor required"),
+        Completed::SecondFactor { .. } => tracing::info!("provider sign-in checked; second factor required"),
         _ => {
             tracing::info!("signed in through OAuth");
             metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
