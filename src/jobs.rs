@@ -44,6 +44,14 @@ impl Jobs {
 
     /// Queues `job` in `lane`, waiting for a slot while the lane is full.
     pub async fn run(&self, lane: Lane, job: impl Future<Output = ()> + Send + 'static) {
+        self.reserve(lane).await.run(job);
+    }
+
+    /// A place in `lane`, waited for while it is full. A service that
+    /// queues work after a commit takes its place *before* the
+    /// transaction: a request cancelled while it waits has written
+    /// nothing, and once the change is committed, queueing cannot wait.
+    pub async fn reserve(&self, lane: Lane) -> Slot {
         let tx = match lane {
             Lane::Links => &self.links,
             Lane::Notices => &self.notices,
@@ -51,10 +59,7 @@ impl Jobs {
         if tx.capacity() == 0 {
             tracing::warn!(?lane, "background queue full; waiting for a slot");
         }
-        if tx.send(Box::pin(job)).await.is_err() {
-            // Only when the runtime is shutting down.
-            tracing::warn!(?lane, "background queue closed; job not run");
-        }
+        Slot { lane, permit: tx.clone().reserve_owned().await.ok() }
     }
 
     /// Resolves once every job queued in every lane before the call has run.
@@ -70,11 +75,34 @@ impl Jobs {
     }
 }
 
+/// A reserved place in a lane (`Jobs::reserve`); given back if dropped unused.
+pub struct Slot {
+    lane: Lane,
+    permit: Option<mpsc::OwnedPermit<BoxFuture<'static, ()>>>,
+}
+
+impl Slot {
+    /// Queues `job` in the reserved place: never waits.
+    pub fn run(self, job: impl Future<Output = ()> + Send + 'static) {
+        match self.permit {
+            Some(permit) => {
+                permit.send(Box::pin(job));
+            }
+            // Only when the runtime is shutting down.
+            None => tracing::warn!(lane = ?self.lane, "background queue closed; job not run"),
+        }
+    }
+}
+
 fn worker(capacity: usize) -> mpsc::Sender<BoxFuture<'static, ()>> {
     let (tx, mut rx) = mpsc::channel::<BoxFuture<'static, ()>>(capacity);
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
-            job.await;
+            // Each job in a task of its own, awaited (one at a time, in
+            // order): a job that panics ends itself, not the lane.
+            if let Err(e) = tokio::spawn(job).await {
+                tracing::error!(error = %e, "a background job failed");
+            }
         }
     });
     tx
@@ -132,5 +160,17 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), flood).await.expect("the flood is queued").unwrap();
         tokio::time::timeout(Duration::from_secs(5), jobs.drained()).await.expect("drained");
         assert_eq!(ran.load(Ordering::SeqCst), 20);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_does_not_end_its_lane() {
+        let jobs = Jobs::with_capacity(4);
+        jobs.run(Lane::Notices, async { panic!("a bug in one job") }).await;
+        let (sent, done) = tokio::sync::oneshot::channel();
+        jobs.run(Lane::Notices, async move {
+            let _ = sent.send(());
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(5), done).await.expect("the next job runs").unwrap();
     }
 }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     error::{AuthError, Input},
-    jobs::Lane,
+    jobs::{Lane, Slot},
     mail::templates,
 };
 
@@ -69,6 +69,9 @@ pub async fn register(
     let now = auth.clock.now();
     let user_id = Uuid::new_v4();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    // The verification link's place, before anything is written (a taken
+    // address waits for it alike, so waiting tells nothing).
+    let link = auth.jobs.reserve(Lane::Links).await;
     let txn = auth.db.begin().await?;
     let inserted = users::ActiveModel {
         id: Set(user_id),
@@ -107,7 +110,7 @@ pub async fn register(
     txn.commit().await?;
     tracing::info!(signed_in = new.is_some(), "user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
-    recovery::queue_verification(auth, &user).await;
+    recovery::queue_verification(link, auth, &user);
     let new = new.ok_or(AuthError::EmailNotVerified)?;
     let device = Some(Device::issue(&user.email, user.credentials_version));
     Ok(SignedIn { token: new.token, session: new.session, user, device })
@@ -197,6 +200,11 @@ pub async fn login(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    // The password is proved: stored at another cost than today's, it is
+    // stored again now, whatever comes next (a second step, the gate).
+    if let Some(((password, old), account_id)) = again {
+        rehash_password(auth, account_id, &old, password).await;
+    }
     // The gate, after the password, so it tells nothing to someone without it.
     if let Err(refused) = admission::check(auth, &user) {
         return Err(refused_after_password(auth, &user, refused).await?);
@@ -220,9 +228,6 @@ pub async fn login(
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
     counters.clear(auth).await?;
-    if let Some(((password, old), account_id)) = again {
-        rehash_password(auth, account_id, &old, password).await;
-    }
     tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     let device = Some(counters.device_for(&user));
@@ -237,6 +242,7 @@ async fn rehash_password(auth: &AuthContext, account_id: Uuid, old: &str, passwo
     let stored = match auth.hasher.hash(password).await {
         Ok(hash) => accounts::Entity::update_many()
             .col_expr(accounts::Column::PasswordHash, Expr::value(hash))
+            .col_expr(accounts::Column::UpdatedAt, Expr::value(auth.clock.now()))
             .filter(accounts::Column::Id.eq(account_id))
             .filter(accounts::Column::PasswordHash.eq(old))
             .exec(&auth.db)
@@ -253,16 +259,21 @@ async fn rehash_password(auth: &AuthContext, account_id: Uuid, old: &str, passwo
     }
 }
 
-/// A sample of the stored password hashes (the most recently written),
-/// for the hasher to check unknown emails at the cost most of them have.
+/// A random sample of the stored password hashes (not the newest: those
+/// are the active users', already rehashed, while dormant accounts keep
+/// the old cost), for the hasher to check unknown emails at the cost most
+/// of them have.
 pub async fn calibrate_dummy(auth: &AuthContext) -> Result<(), AuthError> {
-    use sea_orm::{QuerySelect, sea_query::Expr};
+    use sea_orm::{
+        QuerySelect,
+        sea_query::{Expr, Func, SimpleExpr},
+    };
     let sample: Vec<Option<String>> = accounts::Entity::find()
         .select_only()
         .column(accounts::Column::PasswordHash)
         .filter(accounts::Column::ProviderId.eq(CREDENTIAL_PROVIDER))
         .filter(Expr::col(accounts::Column::PasswordHash).is_not_null())
-        .order_by_desc(accounts::Column::UpdatedAt)
+        .order_by(SimpleExpr::FunctionCall(Func::random()), sea_orm::Order::Asc)
         .limit(1000)
         .into_tuple()
         .all(&auth.db)
@@ -288,7 +299,7 @@ async fn refused_after_password(
         // Over the mail limit (or the counter unreachable) no link goes out;
         // the answer does not change.
         match limits::hit(auth, Rule::MailAccount, &user.email).await {
-            Ok(()) => recovery::queue_verification(auth, user).await,
+            Ok(()) => recovery::queue_verification(auth.jobs.reserve(Lane::Links).await, auth, user),
             Err(e) => e.report(),
         }
     }
@@ -471,6 +482,7 @@ pub async fn change_password(
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
+    let notice = notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     bump_credentials(&txn, user_id).await?;
@@ -494,9 +506,9 @@ pub async fn change_password(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!(revoked, "password changed");
-    notify(auth, &current.user, Notice::PasswordChanged).await;
+    notify(notice, auth, &current.user, Notice::PasswordChanged);
     Ok(revoked)
 }
 
@@ -521,7 +533,7 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     remove_ways_in(&txn, user_id).await?;
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!("account deleted");
     Ok(())
 }
@@ -563,6 +575,24 @@ pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Resul
     // owner must not meet a second step set up by whoever registered it).
     super::two_factor::set_enabled(conn, user_id, false).await?;
     Ok(sessions_ended)
+}
+
+/// An account whose address was never proved is adopted by the person
+/// who just proved it (a reset link, a provider that vouches for it):
+/// whoever registered it may have been someone else. Every way in they set
+/// up goes (`remove_ways_in`), and so do the name and picture they chose
+/// (a picture URL on their server would tell them when the owner looks).
+/// The caller has started a new credentials version first.
+pub async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+    use sea_orm::sea_query::Expr;
+    let ended = remove_ways_in(conn, user_id).await?;
+    users::Entity::update_many()
+        .col_expr(users::Column::Name, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Image, Expr::value(Option::<String>::None))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(ended)
 }
 
 /// Marks the user's email verified (a mailed link, a reset, or a provider
@@ -617,21 +647,30 @@ impl Notice {
 /// window is logged, not mailed (a script changing the same thing again
 /// and again cannot mail-bomb the address). Any change to the ways in is
 /// new information and is always mailed.
-pub async fn notify(auth: &AuthContext, user: &users::Model, notice: Notice) {
+///
+/// `slot` is a place in the notice lane the service reserved before its
+/// transaction (`notice_slot`), so queueing after the commit never waits.
+pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice) {
     let (worker, user) = (auth.clone(), user.clone());
-    auth.jobs
-        .run(Lane::Notices, async move {
-            if let Err(e) = send_notice(&worker, &user, notice).await {
-                e.report();
-                tracing::warn!(error = %e, "account notice not sent");
-            }
-        })
-        .await;
+    slot.run(async move {
+        if let Err(e) = send_notice(&worker, &user, notice).await {
+            e.report();
+            tracing::warn!(error = %e, "account notice not sent");
+        }
+    });
+}
+
+/// A place for a notice, reserved before the change it will tell of.
+pub async fn notice_slot(auth: &AuthContext) -> Slot {
+    auth.jobs.reserve(Lane::Notices).await
 }
 
 async fn send_notice(auth: &AuthContext, user: &users::Model, notice: Notice) -> Result<(), AuthError> {
     let methods = sign_in_methods(auth, user.id).await?;
-    let said = format!("{}|{}|{}", user.id, notice.key(), methods.join(","));
+    // The ways in by identity, not only by kind: a link removed and made
+    // again (or a passkey removed and added again) is news, even though the
+    // list reads the same as in the notice before.
+    let said = format!("{}|{}|{}", user.id, notice.key(), ways_in_ids(auth, user.id).await?);
     match limits::hit(auth, Rule::NoticeAccount, &said).await {
         Ok(()) => {}
         Err(AuthError::RateLimited { .. }) => {
@@ -694,6 +733,22 @@ pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<St
     Ok(methods)
 }
 
+/// The ids of the user's sign-in methods and passkeys, and whether
+/// two-factor is on: what a notice's coalescing compares.
+async fn ways_in_ids(auth: &AuthContext, user_id: Uuid) -> Result<String, AuthError> {
+    let mut ids: Vec<String> = for_users(auth, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    ids.extend(super::passkey::of_user(&auth.db, user_id).await?.into_iter().map(|p| p.id.to_string()));
+    let totp = entity::totp_credentials::Entity::find_by_id(user_id).one(&auth.db).await?;
+    ids.push(format!("totp:{:?}", totp.map(|t| t.confirmed_at)));
+    Ok(ids.join(","))
+}
+
 /// The sign-in methods of each user, oldest first: one query for all of them.
 pub async fn for_users(
     auth: &AuthContext,
@@ -723,6 +778,7 @@ pub async fn set_password(
         return Err(AuthError::PasswordAlreadySet);
     }
     let hash = auth.hasher.hash(password).await?;
+    let notice = notice_slot(auth).await;
     // The credential account's id is the user's: the unique (provider,
     // account) index refuses a second one, even from a concurrent request.
     credential_account(user.id, hash, auth.clock.now())
@@ -730,6 +786,6 @@ pub async fn set_password(
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::PasswordAlreadySet))?;
     tracing::info!("password set");
-    notify(auth, user, Notice::MethodAdded("A password".to_owned())).await;
+    notify(notice, auth, user, Notice::MethodAdded("A password".to_owned()));
     Ok(())
 }

@@ -103,9 +103,32 @@ pub fn ip_subject(meta: &super::ClientMeta) -> String {
     }
 }
 
+/// The network a client is in, for rules that must cost an attacker more
+/// than one host: an IPv4 /24, an IPv6 /48 (a site's usual allocation).
+pub fn network_subject(meta: &super::ClientMeta) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let parsed = meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+    match parsed.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => format!("{}/24", Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
+        Some(IpAddr::V6(v6)) => format!("{}/48", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 80))),
+        None => "unknown".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ip_subject;
+    use super::{ip_subject, network_subject};
+
+    #[test]
+    fn networks_are_slash_24_and_slash_48() {
+        let subject =
+            |ip: &str| network_subject(&ClientMeta { ip_address: Some(ip.into()), ..Default::default() });
+        assert_eq!(subject("192.0.2.77"), "192.0.2.0/24");
+        assert_eq!(subject("::ffff:192.0.2.7"), "192.0.2.0/24");
+        assert_eq!(subject("2001:db8:1:2::1"), "2001:db8:1::/48");
+        assert_eq!(subject("2001:db8:1:ffff::1"), subject("2001:db8:1::9"));
+        assert_ne!(subject("2001:db8:2::1"), subject("2001:db8:1::1"));
+    }
     use crate::auth::ClientMeta;
 
     #[test]

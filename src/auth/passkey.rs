@@ -141,10 +141,6 @@ pub async fn finish_registration(
         .one(&auth.db)
         .await?;
     let state: PasskeyRegistration = spend(auth, found).await?;
-    // Checked again: two ceremonies may have begun under the cap.
-    if of_user(&auth.db, current.user.id).await?.len() >= MAX_PER_USER {
-        return Err(too_many());
-    }
     let passkey = auth
         .webauthn
         .finish_passkey_registration(&credential, &state)
@@ -154,6 +150,14 @@ pub async fn finish_registration(
     // The library keeps transports only from an attestation it trusts; the
     // browser's report is kept as the hint it is (parsed: known names only).
     let reported = credential.response.transports.as_ref().map(to_json).transpose()?;
+    let notice = account::notice_slot(auth).await;
+    // Counted again under the user's row: two ceremonies may have begun
+    // under the cap, and finish at once.
+    let txn = auth.db.begin().await?;
+    account::lock_user(&txn, current.user.id, None).await?;
+    if of_user(&txn, current.user.id).await?.len() >= MAX_PER_USER {
+        return Err(too_many());
+    }
     let row = passkeys::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(current.user.id),
@@ -167,11 +171,12 @@ pub async fn finish_registration(
         created_at: Set(now),
         last_used_at: Set(None),
     }
-    .insert(&auth.db)
+    .insert(&txn)
     .await
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
+    txn.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    account::notify(auth, &current.user, Notice::MethodAdded("A passkey".to_owned())).await;
+    account::notify(notice, auth, &current.user, Notice::MethodAdded("A passkey".to_owned()));
     Ok(row)
 }
 
@@ -185,11 +190,21 @@ pub struct SignInChallenge {
 /// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
 /// email asked: the authenticator offers the passkeys it holds for this
 /// relying party. Counted per client like `login` (every start is a row).
-pub async fn start_sign_in(auth: &AuthContext, meta: &ClientMeta) -> Result<SignInChallenge, AuthError> {
+/// `signed_in`: the request carries a live session (a `reauthenticate`
+/// with a passkey): not held back by the ceilings on anonymous starts, so
+/// a flood of those cannot keep a user from proving presence.
+pub async fn start_sign_in(
+    auth: &AuthContext,
+    meta: &ClientMeta,
+    signed_in: bool,
+) -> Result<SignInChallenge, AuthError> {
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
-    // Anyone may start one without an account: a ceiling for the whole
-    // server bounds the rows many addresses can make.
-    limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
+    // Anyone may start one without an account: ceilings per network and
+    // for the whole server bound the rows many addresses can make.
+    if !signed_in {
+        limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
+        limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
+    }
     let (options, state) = auth
         .webauthn
         .start_discoverable_authentication()
@@ -266,7 +281,7 @@ pub async fn reauthenticate(
         return Err(AuthError::Unauthenticated);
     }
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!(passkey_id = %asserted.row.id, "presence proved with a passkey");
     Ok(())
 }
@@ -294,7 +309,9 @@ pub async fn ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, 
 pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> Result<bool, AuthError> {
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
-    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
+    // Not counted against the factor-change budget: an intruder who spent
+    // it must not keep the owner from removing what they added.
+    let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // Serializes with unlinks and other removals of this user (see `unlink`).
@@ -312,9 +329,9 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     }
     passkeys::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!(passkey_id = %id, "passkey removed");
-    account::notify(auth, &current.user, Notice::PasskeyRemoved).await;
+    account::notify(notice, auth, &current.user, Notice::PasskeyRemoved);
     Ok(true)
 }
 

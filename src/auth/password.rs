@@ -130,10 +130,11 @@ impl PasswordHasher {
         }) else {
             return Ok(());
         };
-        if mode == self.dummy_cost() {
+        // The dummy is argon2id at the same parameters: the same cost.
+        let Some(params) = params_of(&mode) else { return Ok(()) };
+        if cost_string(&params) == self.dummy_cost() {
             return Ok(());
         }
-        let Some(params) = params_of(&mode) else { return Ok(()) };
         let random = crate::auth::token::generate().secret;
         let dummy = self
             .run(move |memory| hash_with(&params, random.as_bytes(), memory))
@@ -183,17 +184,24 @@ impl PasswordHasher {
     }
 }
 
-/// `m=…,t=…,p=…` of a PHC string (argon2 only).
+/// `m=…,t=…,p=…` of an argon2id v=19 PHC string (what we make); another
+/// algorithm or version (an imported hash) is named as it is, so it too
+/// differs from today's and is stored again.
 fn cost_of(phc: &str) -> Option<String> {
     let parsed = PasswordHash::new(phc).ok()?;
-    Some(cost_string(&Params::try_from(&parsed).ok()?))
+    let params = cost_string(&Params::try_from(&parsed).ok()?);
+    let ours =
+        parsed.algorithm == Algorithm::Argon2id.ident() && parsed.version == Some(Version::V0x13.into());
+    Some(if ours { params } else { format!("{}/{:?}/{params}", parsed.algorithm, parsed.version) })
 }
 
 fn cost_string(params: &Params) -> String {
     format!("m={},t={},p={}", params.m_cost(), params.t_cost(), params.p_cost())
 }
 
+/// The parameters of a cost (`m=…,t=…,p=…`, after any algorithm prefix).
 fn params_of(cost: &str) -> Option<Params> {
+    let cost = cost.rsplit('/').next()?;
     let mut values = cost.split(',').map(|kv| kv.split_once('=').and_then(|(_, v)| v.parse::<u32>().ok()));
     let (m, t, p) = (values.next()??, values.next()??, values.next()??);
     Params::new(m, t, p, None).ok()
@@ -285,6 +293,13 @@ mod tests {
         let back = params_of("m=512,t=2,p=1").unwrap();
         assert_eq!((back.m_cost(), back.t_cost(), back.p_cost()), (512, 2, 1));
         assert_eq!(cost_of("not a hash"), None);
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params.clone())
+            .hash_password(b"pw", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert_ne!(cost_of(&argon2i).as_deref(), Some("m=512,t=2,p=1"), "another algorithm is another cost");
+        let same = params_of(&cost_of(&argon2i).unwrap()).map(|p| cost_string(&p));
+        assert_eq!(same.as_deref(), Some("m=512,t=2,p=1"), "a dummy of the same cost");
         assert!(params_of("m=x,t=1,p=1").is_none());
     }
 

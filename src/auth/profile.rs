@@ -30,6 +30,6 @@ pub async fn update(
     row.updated_at = Set(auth.clock.now());
     let forget = auth.sessions.changing(user.id);
     let updated = row.update(&auth.db).await?;
-    drop(forget);
+    forget.done();
     Ok(updated)
 }

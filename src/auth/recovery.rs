@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::{AuthError, Input},
-    jobs::Lane,
+    jobs::{Lane, Slot},
     mail::templates,
 };
 
@@ -33,24 +33,32 @@ pub async fn request_verification(
 ) -> Result<(), AuthError> {
     limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
     limits::hit(auth, Rule::MailAccount, &user.email).await?;
-    queue_verification(auth, user).await;
+    queue_verification(auth.jobs.reserve(Lane::Links).await, auth, user);
     Ok(())
 }
 
 /// Queues a verification mail (unless the address is verified already).
-pub async fn queue_verification(auth: &AuthContext, user: &users::Model) {
+/// (In `slot`, a place in the links lane reserved before any write.)
+pub fn queue_verification(slot: Slot, auth: &AuthContext, user: &users::Model) {
     if user.email_verified {
         return;
     }
     let (worker, user) = (auth.clone(), user.clone());
-    auth.jobs
-        .run(Lane::Links, async move {
-            if let Err(e) = send_verification(&worker, &user).await {
-                e.report();
-                tracing::warn!(error = %e, "verification mail not sent");
-            }
-        })
-        .await;
+    queue_link(slot, "verification", async move { send_verification(&worker, &user).await });
+}
+
+/// Queues the mailing of a link the user waits for; a failure is logged.
+fn queue_link(
+    slot: Slot,
+    what: &'static str,
+    mail: impl std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
+) {
+    slot.run(async move {
+        if let Err(e) = mail.await {
+            e.report();
+            tracing::warn!(error = %e, "{what} mail not sent");
+        }
+    });
 }
 
 /// Spends a verification token and marks the email verified.
@@ -69,7 +77,7 @@ pub async fn verify_email(
     let forget = auth.sessions.changing(user_id);
     let user = super::account::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!("email verified");
     Ok(user)
 }
@@ -85,14 +93,8 @@ pub async fn request_password_reset(
     let email = validate::email_for_signup(email, Input::Email)?;
     limits::hit(auth, Rule::MailAccount, &email).await?;
     let worker = auth.clone();
-    auth.jobs
-        .run(Lane::Links, async move {
-            if let Err(e) = send_password_reset(&worker, &email).await {
-                e.report();
-                tracing::warn!(error = %e, "password reset mail not sent");
-            }
-        })
-        .await;
+    let slot = auth.jobs.reserve(Lane::Links).await;
+    queue_link(slot, "password reset", async move { send_password_reset(&worker, &email).await });
     Ok(())
 }
 
@@ -133,6 +135,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
+    let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
     let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
@@ -146,8 +149,9 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         // registered it may have been someone else (a squatter), so every
         // way in they set up goes (password, providers, passkeys, TOTP,
         // recovery codes, flows, tokens, sessions; device trust ends with
-        // the new credentials version), as when a provider claims it.
-        let ended = account::remove_ways_in(&txn, user_id).await?;
+        // the new credentials version; their name and picture too), as when
+        // a provider claims it.
+        let ended = account::adopt(&txn, user_id).await?;
         tracing::warn!(
             sessions_ended = ended,
             "unverified account adopted by its address's owner through a reset"
@@ -183,8 +187,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         0
     };
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
-    account::notify(auth, &user, account::Notice::PasswordReset).await;
+    account::notify(notice, auth, &user, account::Notice::PasswordReset);
     Ok(())
 }

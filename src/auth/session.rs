@@ -259,7 +259,7 @@ pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Resu
         .exec(&auth.db)
         .await?;
     auth.checkpoints.reach("revoke:deleted").await;
-    drop(forget);
+    forget.done();
     Ok(deleted.rows_affected > 0)
 }
 
@@ -267,7 +267,7 @@ pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Resu
 pub async fn revoke_all_but(auth: &AuthContext, user_id: Uuid, keep: Uuid) -> Result<u64, AuthError> {
     let forget = auth.sessions.changing(user_id);
     let ended = revoke_others(&auth.db, user_id, Some(keep)).await?;
-    drop(forget);
+    forget.done();
     Ok(ended)
 }
 

@@ -230,13 +230,14 @@ impl SessionCache {
     }
 
     /// A change to `user_id` (or one of its sessions) is about to be
-    /// written. The user is forgotten when the guard is dropped: right
-    /// after the commit, where the service drops it, or wherever the
-    /// request stops if it is cancelled part-way (a client gone, a
-    /// deadline), so no way out of a change skips the cache. Take it
-    /// before the transaction begins.
+    /// written. Take it before the transaction begins and call `done`
+    /// right after the commit: the user is forgotten then. A request
+    /// cancelled part-way (a client gone, a deadline) drops it instead,
+    /// perhaps while its commit is still on the wire: the user is forgotten
+    /// at once and nothing read for them is served for one TTL after, so
+    /// a change that lands a moment later is not hidden either.
     pub fn changing(&self, user_id: Uuid) -> Forget {
-        Forget { cache: self.clone(), user_id }
+        Forget { cache: self.clone(), user_id, settled: false }
     }
 
     /// Whether the cache is serving (on, and its channel up).
@@ -257,16 +258,29 @@ impl SessionCache {
     }
 }
 
-/// Forgets its user in the session cache when dropped (`SessionCache::changing`).
+/// Forgets its user in the session cache (`SessionCache::changing`).
 #[must_use = "dropped at once, it forgets before the change is committed"]
 pub struct Forget {
     cache: SessionCache,
     user_id: Uuid,
+    /// `done` was called: the change is committed (or never will be).
+    settled: bool,
+}
+
+impl Forget {
+    /// The change is committed: forget the user now.
+    pub fn done(mut self) {
+        self.settled = true;
+    }
 }
 
 impl Drop for Forget {
     fn drop(&mut self) {
-        self.cache.forget_user(self.user_id);
+        let Some(inner) = &self.cache.0 else { return };
+        inner.stamp(self.user_id);
+        if !self.settled {
+            inner.stamp_until(self.user_id, inner.ttl);
+        }
     }
 }
 
@@ -295,11 +309,25 @@ impl Inner {
     }
 
     pub(crate) fn stamp(&self, user_id: Uuid) {
+        self.stamp_at(user_id, self.now());
+    }
+
+    /// A stamp `ahead` in the future: nothing read for the user until then
+    /// is served (a change may still land meanwhile).
+    fn stamp_until(&self, user_id: Uuid, ahead: Duration) {
+        let at = self.now().saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX));
+        self.stamp_at(user_id, at);
+    }
+
+    fn stamp_at(&self, user_id: Uuid, at: u64) {
         // The map first, then the summary: a reader that sees the new
-        // summary finds the stamp in the map.
-        let now = self.now();
-        self.stamps.insert(user_id, now);
-        self.latest_stamp.fetch_max(now, SeqCst);
+        // summary finds the stamp in the map. A stamp never moves back.
+        let kept = self
+            .stamps
+            .entry(user_id)
+            .and_upsert_with(|old| old.map_or(at, |old| old.into_value().max(at)))
+            .into_value();
+        self.latest_stamp.fetch_max(kept, SeqCst);
     }
 
     pub(crate) fn flush(&self) {

@@ -119,7 +119,7 @@ pub async fn reauthenticate(
         return Err(AuthError::InvalidCredentials);
     }
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     if assurance == Assurance::TwoFactors {
         limits::clear(auth, Rule::SecondFactorAccount, &code_budget).await?;
     }

@@ -124,6 +124,7 @@ pub async fn confirm_setup(
     let wrong = || AuthError::bad_input(Input::Code, "the code is not the authenticator's current one");
     let code = totp_code(code).ok_or_else(wrong)?;
     let step = matching_step(auth, secret, &code, now)?.ok_or_else(wrong)?;
+    let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
     // Only the setup that was read: a restart meanwhile wins.
@@ -153,9 +154,9 @@ pub async fn confirm_setup(
     session::proved_presence(&txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
         .await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!("two-factor turned on");
-    account::notify(auth, user, Notice::TwoFactorOn).await;
+    account::notify(notice, auth, user, Notice::TwoFactorOn);
     Ok(codes)
 }
 
@@ -166,17 +167,19 @@ pub async fn confirm_setup(
 pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<bool, AuthError> {
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
-    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
+    // Not counted against the factor-change budget: an intruder who spent
+    // it must not keep the owner from turning their authenticator off.
+    let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // As for turning it on: trust earned under the old factors ends.
     account::bump_credentials(&txn, user_id).await?;
     let was_on = remove(&txn, user_id).await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     if was_on {
         tracing::info!("two-factor turned off");
-        account::notify(auth, &current.user, Notice::TwoFactorOff).await;
+        account::notify(notice, auth, &current.user, Notice::TwoFactorOff);
     }
     Ok(was_on)
 }
@@ -207,6 +210,7 @@ pub async fn regenerate_recovery_codes(
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
+    let notice = account::notice_slot(auth).await;
     let txn = auth.db.begin().await?;
     // Read inside the transaction, after a write that holds the user's row:
     // a concurrent `disableTwoFactor` is wholly before or after.
@@ -218,7 +222,7 @@ pub async fn regenerate_recovery_codes(
     let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
     tracing::info!("recovery codes replaced");
-    account::notify(auth, &current.user, Notice::RecoveryCodesReplaced).await;
+    account::notify(notice, auth, &current.user, Notice::RecoveryCodesReplaced);
     Ok(codes)
 }
 
@@ -370,10 +374,18 @@ pub async fn spend_code(
 /// key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS` (or a lost key)
 /// must fail once, at start-up, with the reason, not as an internal error
 /// at every two-factor sign-in.
+/// Only confirmed secrets count (a pending one from an abandoned setup
+/// fails nobody's sign-in), read a page at a time.
 pub async fn unopenable_secrets(auth: &AuthContext) -> Result<u64, AuthError> {
+    use sea_orm::{PaginatorTrait, QueryOrder};
+    let mut pages = totp_credentials::Entity::find()
+        .filter(totp_credentials::Column::Secret.is_not_null())
+        .order_by_asc(totp_credentials::Column::UserId)
+        .paginate(&auth.db, 1000);
     let mut unopened = 0;
-    for row in totp_credentials::Entity::find().all(&auth.db).await? {
-        for sealed in [&row.secret, &row.pending_secret].into_iter().flatten() {
+    while let Some(rows) = pages.fetch_and_next().await? {
+        for row in rows {
+            let Some(sealed) = &row.secret else { continue };
             if auth.keys.sealer.open(sealed, row.user_id.as_bytes()).is_err() {
                 unopened += 1;
             }

@@ -380,7 +380,7 @@ pub struct Config {
     /// Most connections open at once from one client (an IPv4 address, an
     /// IPv6 /64); more are closed as they arrive. Not applied to
     /// `AUTHGATE_TRUSTED_PROXIES`. 0: no limit.
-    #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 100)]
+    #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 32)]
     pub max_connections_per_client: usize,
 
     /// An answer that cannot be written for this long (a client that
@@ -470,6 +470,16 @@ impl Config {
                  address would tell (its sign-up and sign-in counters move differently for a new and a taken \
                  address): set AUTHGATE_METRICS_BIND to a private address as well"
             );
+        }
+        // Zero would close every connection at once (elsewhere 0 means off).
+        for (name, value) in [
+            ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
+            ("AUTHGATE_WRITE_TIMEOUT", self.write_timeout),
+            ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
+        ] {
+            if value.is_zero() {
+                anyhow::bail!("{name} must be longer than 0s (it bounds every connection)");
+            }
         }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let durations = [
@@ -620,6 +630,14 @@ mod tests {
         let config = Cli::parse_from(["authgate", "--public-url", "https://auth.example.com"]).config;
         assert!(config.cookie_secure(), "Secure by default behind https");
         assert!(!Cli::parse_from(["authgate"]).config.cookie_secure());
+    }
+
+    #[test]
+    fn connection_timeouts_of_zero_are_refused() {
+        for flag in ["--write-timeout", "--max-connection-age", "--header-read-timeout"] {
+            let config = Cli::parse_from(["authgate", flag, "0s"]).config;
+            assert!(config.validate().unwrap_err().to_string().contains("must be longer than 0s"), "{flag}");
+        }
     }
 
     #[test]

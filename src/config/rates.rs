@@ -52,6 +52,7 @@ pub enum Rule {
     SecondFactorAccount,
     FactorChangeAccount,
     NoticeAccount,
+    PasskeySignInNetwork,
     PasskeySignInGlobal,
 }
 
@@ -67,7 +68,7 @@ pub struct RuleSpec {
     pub meaning: &'static str,
 }
 
-pub const RULES: [RuleSpec; 16] = [
+pub const RULES: [RuleSpec; 17] = [
     RuleSpec {
         rule: Rule::LoginIp,
         name: "login_ip",
@@ -164,7 +165,7 @@ pub const RULES: [RuleSpec; 16] = [
         name: "factor_change_account",
         variable: "AUTHGATE_RATE_FACTOR_CHANGE_ACCOUNT",
         default: "10/1h",
-        meaning: "changes to an account's factors, each of which mails its owner (`startTotpSetup`, `disableTwoFactor`, `regenerateRecoveryCodes`, `startPasskeyRegistration`, `removePasskey`)",
+        meaning: "additions to an account's factors, each of which mails its owner (`startTotpSetup`, `startPasskeyRegistration`, `regenerateRecoveryCodes`); removals (`removePasskey`, `disableTwoFactor`) are not counted, so an intruder who spends it cannot keep the owner from removing what they added",
     },
     RuleSpec {
         rule: Rule::NoticeAccount,
@@ -174,11 +175,18 @@ pub const RULES: [RuleSpec; 16] = [
         meaning: "security notices mailed per account that say the same (the same change, the same list of ways in): repeats within the window are logged, not mailed",
     },
     RuleSpec {
+        rule: Rule::PasskeySignInNetwork,
+        name: "passkey_sign_in_network",
+        variable: "AUTHGATE_RATE_PASSKEY_SIGN_IN_NETWORK",
+        default: "1000/5m",
+        meaning: "passkey sign-ins started without a session per network (an IPv4 /24, an IPv6 /48): each is a stored ceremony until it ends or expires",
+    },
+    RuleSpec {
         rule: Rule::PasskeySignInGlobal,
         name: "passkey_sign_in_global",
         variable: "AUTHGATE_RATE_PASSKEY_SIGN_IN_GLOBAL",
-        default: "10000/5m",
-        meaning: "passkey sign-ins started on the whole server (each is a stored ceremony until it ends or expires): a ceiling on the rows many addresses can make",
+        default: "100000/5m",
+        meaning: "passkey sign-ins started without a session on the whole server: a ceiling on the rows many networks can make (reaching it takes 100 networks; a signed-in user's `reauthenticate` ceremony is never held back by it)",
     },
 ];
 

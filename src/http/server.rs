@@ -112,9 +112,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&peer.ip()));
-        let Some(client_slot) = per_client.take(peer.ip(), limits.max_connections_per_client, proxy) else {
-            tracing::info!(%peer, limit = limits.max_connections_per_client, "too many connections from one client; closed");
+        // Canonical: on a dual-stack bind an IPv4 proxy arrives as `::ffff:a.b.c.d`.
+        let ip = peer.ip().to_canonical();
+        let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&ip));
+        let Some(client_slot) = per_client.take(ip, limits.max_connections_per_client, proxy) else {
+            // Debug, not info: a client looping on connect must not flood the log (the metric counts).
+            tracing::debug!(%peer, limit = limits.max_connections_per_client, "too many connections from one client; closed");
             metrics::counter!("authgate_connections_refused_total", "reason" => "per_client").increment(1);
             continue;
         };

@@ -32,14 +32,7 @@ const REQUEST_RESET: &str = "mutation R($e: String!) { requestPasswordReset(emai
 
 /// A passkey for the session `token` (whose address is proved).
 async fn add_passkey(app: &TestApp, token: &str) -> Authenticator {
-    let options =
-        app.authed(token, START_REGISTRATION, json!({})).await.body["data"]["startPasskeyRegistration"]
-            .clone();
-    assert!(options.is_object(), "{options}");
-    let (authenticator, credential) = Authenticator::register(&options, APP);
-    let reply = app.authed(token, FINISH_REGISTRATION, json!({ "i": { "credential": credential } })).await;
-    assert!(reply.body["data"]["finishPasskeyRegistration"].is_object(), "{}", reply.body);
-    authenticator
+    crate::passkeys::add_passkey(app, token, "mine").await.0
 }
 
 /// A passkey sign-in with `authenticator`, sent to `router` (this app's when `None`).
@@ -73,6 +66,12 @@ async fn passkey_sign_in(
 async fn the_owners_reset_removes_a_squatters_factors(app: TestApp) {
     let email = "owner@example.com";
     let (squatter, squatter_id) = app.register(email, PW).await;
+    let profile = "mutation U($input: UpdateProfileInput!) { updateProfile(input: $input) { name } }";
+    let tracking = json!({ "input": { "name": "Squatter", "image": "https://squatter.example/pixel.png" } });
+    assert_eq!(
+        app.authed(&squatter, profile, tracking).await.body["data"]["updateProfile"]["name"],
+        "Squatter"
+    );
     app.set_verified(&squatter_id, true).await;
     let (_secret, codes) = enable(&app, &squatter).await;
     // Step-up for the passkey: the session just proved two factors.
@@ -94,8 +93,16 @@ async fn the_owners_reset_removes_a_squatters_factors(app: TestApp) {
         login.body
     );
     let owner = str_of(&login.body["data"]["login"]["token"]);
-    let me = app.authed(&owner, "{ me { emailVerified twoFactorEnabled passkeys { id } } }", json!({})).await;
+    let me = app
+        .authed(&owner, "{ me { name image emailVerified twoFactorEnabled passkeys { id } } }", json!({}))
+        .await;
     assert_eq!(me.body["data"]["me"]["emailVerified"], true);
+    // The squatter's name and picture go too (a picture on their server
+    // would tell them when the owner looks).
+    assert_eq!(
+        (&me.body["data"]["me"]["name"], &me.body["data"]["me"]["image"]),
+        (&json!(null), &json!(null))
+    );
     assert_eq!(me.body["data"]["me"]["twoFactorEnabled"], false);
     assert_eq!(me.body["data"]["me"]["passkeys"], json!([]));
     for (table, left) in [

@@ -10,7 +10,10 @@ use crate::{
     two_factor::{PW, enable},
 };
 
-both_backends!(aliased_changes_mail_one_notice_and_others_mail_goes_out);
+both_backends!(
+    aliased_changes_mail_one_notice_and_others_mail_goes_out,
+    a_way_in_removed_and_added_again_is_told_again,
+);
 
 const NOTICE: &str = "Two-factor sign-in changed on your account";
 
@@ -54,4 +57,21 @@ async fn aliased_changes_mail_one_notice_and_others_mail_goes_out(app: TestApp) 
     let notices = app.mails(email, NOTICE);
     assert_eq!(notices.len() - before, 1, "one notice for nine identical changes");
     assert!(notices.last().unwrap().contains("New recovery codes were made"), "{}", notices.last().unwrap());
+}
+
+/// Coalescing never hides news: a passkey added, removed by the owner and
+/// added again within the window is three notices, though the list of
+/// ways in reads the same after the first and the last.
+async fn a_way_in_removed_and_added_again_is_told_again(app: TestApp) {
+    let email = "again@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    let (_, first) = crate::passkeys::add_passkey(&app, &token, "first").await;
+    let remove = "mutation($id: ID!) { removePasskey(id: $id) }";
+    let removed = app.authed(&token, remove, json!({ "id": first["id"] })).await;
+    assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
+    crate::passkeys::add_passkey(&app, &token, "second").await;
+    settled(&app).await;
+    let added = app.mails(email, "A new way to sign in was added to your account");
+    assert_eq!(added.len(), 2, "both additions are told");
+    assert_eq!(app.mails(email, "A passkey was removed from your account").len(), 1);
 }

@@ -39,7 +39,7 @@ const REMOVE: &str = "mutation($id: ID!) { removePasskey(id: $id) }";
 const REAUTH: &str = "mutation($i: ReauthenticateInput!) { reauthenticate(input: $i) }";
 
 /// Registers a passkey for the session `token`: the authenticator and the new `Passkey`.
-async fn add_passkey(app: &TestApp, token: &str, name: &str) -> (Authenticator, Value) {
+pub(crate) async fn add_passkey(app: &TestApp, token: &str, name: &str) -> (Authenticator, Value) {
     // Only a proved address may add a way in.
     app.verify_address(token).await;
     let options = app.authed(token, START_REGISTRATION, json!({})).await;
@@ -458,4 +458,19 @@ async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
     }
     assert_eq!(from("2001:db8::1").await.code(), Some("RATE_LIMITED"), "a fourth client, same window");
     assert_eq!(app.count(passkey_challenges::Entity).await, 3);
+    // A signed-in user proving presence (`reauthenticate`) is not held back.
+    let (token, _) = app.register("present@example.com", PW).await;
+    let reply =
+        app.post().graphql(START_SIGN_IN, json!({})).bearer(&token).peer_ip("2001:db8::2").send().await;
+    assert!(reply.body["data"]["startPasskeySignIn"].is_object(), "{}", reply.body);
+    // And one network gets its own ceiling (an IPv4 /24, an IPv6 /48).
+    let app = app
+        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
+        .await;
+    let from = |ip: &'static str| app.post().graphql(START_SIGN_IN, json!({})).peer_ip(ip).send();
+    for ip in ["2001:db8:7:1::1", "2001:db8:7:2::1"] {
+        assert!(from(ip).await.body["data"]["startPasskeySignIn"].is_object());
+    }
+    assert_eq!(from("2001:db8:7:3::1").await.code(), Some("RATE_LIMITED"), "a third /64 of the /48");
+    assert!(from("2001:db8:8::1").await.body["data"]["startPasskeySignIn"].is_object(), "another /48");
 }

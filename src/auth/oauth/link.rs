@@ -42,6 +42,8 @@ pub async fn complete(
     meta: &ClientMeta,
 ) -> Result<Completed, AuthError> {
     let now = auth.clock.now();
+    // A link or a claim mails the owner: the place is taken before any write.
+    let notice = account::notice_slot(auth).await;
     let linked = accounts::Entity::find()
         .filter(accounts::Column::ProviderId.eq(provider))
         .filter(accounts::Column::AccountId.eq(&identity.subject))
@@ -69,7 +71,7 @@ pub async fn complete(
                 txn.commit().await?;
                 tracing::info!(%user_id, "provider linked");
                 if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
-                    notify_linked(auth, &user, provider).await;
+                    notify_linked(notice, auth, &user, provider);
                 }
                 Ok(Completed::Linked)
             }
@@ -132,9 +134,12 @@ pub async fn complete(
         Completed::SignedIn(Box::new(SignedIn { token, session, user: user.clone(), device: None }))
     };
     txn.commit().await?;
-    drop((forget, ended_oldest));
+    if let Some(forget) = forget {
+        forget.done();
+    }
+    drop(ended_oldest);
     if linked_by_email {
-        notify_linked(auth, &user, provider).await;
+        notify_linked(notice, auth, &user, provider);
     }
     match &completed {
         Completed::SecondFactor { .. } => tracing::info!("provider sign-in checked; second factor required"),
@@ -147,8 +152,8 @@ pub async fn complete(
 }
 
 /// Tells the owner a provider now signs in to their account.
-async fn notify_linked(auth: &AuthContext, user: &users::Model, provider: &str) {
-    account::notify(auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}"))).await;
+fn notify_linked(slot: crate::jobs::Slot, auth: &AuthContext, user: &users::Model, provider: &str) {
+    account::notify(slot, auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")));
 }
 
 /// The provider just proved the address belongs to this person. If the
@@ -167,7 +172,7 @@ async fn mark_verified(
     // row, whose session the deletes below then see and remove (or that
     // sign-in sees the new version and does not land).
     account::bump_credentials(conn, user.id).await?;
-    let ended = account::remove_ways_in(conn, user.id).await?;
+    let ended = account::adopt(conn, user.id).await?;
     tracing::warn!(user_id = %user.id, sessions_ended = ended, "unverified account claimed through a verified provider email");
     account::mark_email_verified(conn, user.id, now).await
 }
@@ -225,7 +230,7 @@ pub async fn unlink(
     }
     accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
     txn.commit().await?;
-    drop(forget);
+    forget.done();
     tracing::info!(%account_id, "sign-in method removed");
     Ok(true)
 }

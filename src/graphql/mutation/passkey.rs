@@ -79,7 +79,8 @@ impl PasskeyMutation {
     /// the whole server.
     async fn start_passkey_sign_in(&self, ctx: &Context<'_>) -> async_graphql::Result<PasskeyChallenge> {
         let auth = ctx.data::<AuthContext>()?;
-        let started = passkey::start_sign_in(auth, &client_meta(ctx)).await.gql()?;
+        let signed_in = crate::graphql::guard::current_session(ctx).await.is_ok();
+        let started = passkey::start_sign_in(auth, &client_meta(ctx), signed_in).await.gql()?;
         Ok(PasskeyChallenge {
             challenge: started.challenge.expose_secret().to_owned(),
             options: Json(started.options),
@@ -108,8 +109,7 @@ impl PasskeyMutation {
 
     /// Removes one of the caller's passkeys; mails the owner a notice.
     /// `false` for an id that is not the caller's; `LAST_SIGN_IN_METHOD`
-    /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`);
-    /// `RATE_LIMITED` past the factor-change budget.
+    /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`).
     async fn remove_passkey(
         &self,
         ctx: &Context<'_>,

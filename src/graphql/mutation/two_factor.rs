@@ -81,9 +81,8 @@ impl TwoFactorMutation {
     }
 
     /// Turns two-factor off: the authenticator and recovery codes are
-    /// removed. `false` when it was not on. Step-up; `RATE_LIMITED` past the
-    /// factor-change budget. Ends the trust of every device cookie; mails
-    /// the owner a notice.
+    /// removed. `false` when it was not on. Step-up. Ends the trust of every
+    /// device cookie; mails the owner a notice.
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
         two_factor::disable(auth, current).await.gql()
