@@ -36,4 +36,6 @@ email="passkey-$RANDOM@example.com"
 token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
   -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers keep secret keys too\"}}}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["register"]["token"])')"
+# Only a proved address may add a passkey: follow the mailed link first.
+bash "$root/.ci/verify-address.sh" "$work/data/outbox" "$email" "http://127.0.0.1:$port/graphql"
 AUTHGATE_URL="http://localhost:$port" AUTHGATE_TOKEN="$token" AUTHGATE_EMAIL="$email" node passkeys.mjs

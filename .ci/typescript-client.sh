@@ -23,4 +23,4 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-AUTHGATE_URL="http://127.0.0.1:$port/graphql" node dist/main.js
+AUTHGATE_URL="http://127.0.0.1:$port/graphql" AUTHGATE_OUTBOX="$work/data/outbox" node dist/main.js

@@ -1,6 +1,8 @@
 // Registers, asks `me`, turns two-factor on, signs in with the second step
 // and logs out against a running authgate, with types generated from
 // schema.graphql: a wrong field or variable fails `tsc`.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ClientError, GraphQLClient } from 'graphql-request';
 import { Secret, TOTP } from 'otpauth';
 import {
@@ -13,11 +15,33 @@ import {
   SecurityOverviewDocument,
   StartPasskeySignInDocument,
   StartTotpSetupDocument,
+  VerifyEmailDocument,
 } from './generated.js';
 
 const url = process.env.AUTHGATE_URL ?? 'http://127.0.0.1:8000/graphql';
 const email = `ts-client-${Date.now()}@example.com`;
 const password = 'typed documents catch mistakes early';
+
+/**
+ * The token of the verification link mailed to `to`, read from the
+ * development outbox (`AUTHGATE_OUTBOX`, the server's `data/outbox`): what
+ * the user does by opening the mail. Waits up to 10 s for it.
+ */
+async function mailedToken(to: string): Promise<string> {
+  const outbox = process.env.AUTHGATE_OUTBOX ?? 'data/outbox';
+  for (let i = 0; i < 100; i++) {
+    for (const name of (await readdir(outbox).catch(() => [])).filter((n) => n.endsWith('.eml'))) {
+      // Quoted-printable: soft line breaks and =XX escapes.
+      const mail = (await readFile(join(outbox, name), 'utf8'))
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+      const token = mail.includes(`To: ${to}`) ? /verify-email\?token=([A-Za-z0-9_-]+)/.exec(mail)?.[1] : undefined;
+      if (token) return token;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no verification mail to ${to} in ${outbox}`);
+}
 
 /** `extensions` of a GraphQL error the server answered with. */
 function extensionsOf(error: unknown): Record<string, unknown> | undefined {
@@ -34,6 +58,11 @@ if (me.email !== email || me.name !== 'Type Script' || me.emailVerified) {
   throw new Error(`unexpected me: ${JSON.stringify(me)}`);
 }
 console.log(`me: ${me.id} ${me.email}, created ${me.createdAt}`);
+
+// Only a proved address may add a second factor: follow the mailed link.
+const { verifyEmail } = await anonymous.request(VerifyEmailDocument, { token: await mailedToken(email) });
+if (!verifyEmail.emailVerified) throw new Error('verifyEmail: the address is not shown as verified');
+console.log(`address verified`);
 
 // Two-factor: the app the user scans the QR code with is played here by
 // `otpauth`, computing codes from the secret.
