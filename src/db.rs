@@ -228,6 +228,24 @@ struct Failed {
 }
 
 /// The class of a connection error, whether waiting may help, and a hint.
+/// Whether the database answers a fresh connection beside the pool (a
+/// `SELECT 1` within `within`). A pool whose every connection is held by
+/// long work looks, from a request that waited for one, just like a
+/// database whose connects hang; this tells them apart. A SQLite file is
+/// always there.
+pub async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
+    use sqlx::{ConnectOptions, Connection};
+    let DatabaseConnection::SqlxPostgresPoolConnection(_) = db else { return true };
+    let options = db.get_postgres_connection_pool().connect_options();
+    let probe = async {
+        let mut conn = options.connect().await.ok()?;
+        let answered = sqlx::query("SELECT 1").execute(&mut conn).await.is_ok();
+        let _ = conn.close().await;
+        Some(answered)
+    };
+    tokio::time::timeout(within, probe).await.ok().flatten().unwrap_or(false)
+}
+
 pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {

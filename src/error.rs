@@ -204,6 +204,11 @@ impl AuthError {
         !matches!(runtime, Some(RuntimeErr::SqlxError(e)) if sqlite_busy(e))
     }
 
+    /// Whether this is a wait for a pooled connection that timed out.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Self::Database(err) if timed_out(err))
+    }
+
     pub fn report(&self) {
         let Self::Database(err) = self else { return };
         if unavailable(err) {

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{
     AuthContext, ClientMeta,
     admission::{self, Admitted},
+    session_cache::Ticket,
     token,
 };
 use crate::error::AuthError;
@@ -148,15 +149,13 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
                     cache.remove(&hash);
                     return Err(AuthError::Unauthenticated);
                 }
-                // Only a database out of reach opens the outage grace: a
-                // saturated pool (a flood of requests, answered while this
-                // one waited) must not make memory answer for sessions
-                // revoked elsewhere.
-                Err(e) if e.database_unreachable(cache.reached_since(ticket)) => {
+                Err(e) => {
+                    if !out_of_reach(auth, &e, ticket).await {
+                        return Err(e);
+                    }
                     cache.unreachable();
                     return outage_answer(auth, &hash).map_err(|_| e);
                 }
-                Err(e) => return Err(e),
             }
         }
     };
@@ -176,6 +175,23 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
         auth.sessions.put(hash, current.session.clone(), current.user.clone(), ticket);
     }
     Ok(current)
+}
+
+/// Whether `e` means the database is out of reach, which alone opens the
+/// outage grace: a saturated pool (a flood answered while this request
+/// waited, or every connection held by long work) must not make memory
+/// answer for sessions revoked elsewhere. A pool timeout with no answer
+/// meanwhile is checked with a fresh connection beside the pool; one that
+/// answers counts as the database answering (later waits need no probe).
+async fn out_of_reach(auth: &AuthContext, e: &AuthError, ticket: Ticket) -> bool {
+    if !e.database_unreachable(auth.sessions.reached_since(ticket)) {
+        return false;
+    }
+    if e.is_pool_timeout() && crate::db::answers(&auth.db, std::time::Duration::from_secs(1)).await {
+        auth.sessions.reached();
+        return false;
+    }
+    true
 }
 
 /// While the database cannot be reached: the cached session, if the outage

@@ -337,3 +337,54 @@ async fn a_dropped_revocation_still_reaches_the_cache() {
     hold.release(1);
     assert_eq!(app.me(&stolen).await.code(), Some("UNAUTHENTICATED"), "the ended session is not served");
 }
+
+/// The outage grace is for a database out of reach, not a busy one: with
+/// the listener lost and every pooled connection held, a session revoked
+/// elsewhere is not answered from memory (the pool's timeout is checked
+/// with a fresh connection beside it, which the database answers).
+#[tokio::test]
+async fn a_busy_pool_opens_no_outage_grace() {
+    let Some(app) = TestApp::postgres().await else { return };
+    let Some(listener_proxy) = crate::outage::Proxy::for_postgres().await else { return };
+    let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
+    let b = app
+        .second_state(|c| {
+            c.database_listen_url = Some(listen_url.into());
+            c.session_cache_outage_grace = Duration::from_secs(60);
+            c.db_max_connections = 1;
+            c.db_min_connections = 0;
+            c.db_acquire_timeout = Duration::from_millis(300);
+        })
+        .await;
+    let b_router = authgate::app(b.clone());
+    let (token, _) = app.register("busy@example.com", PW).await;
+    let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(me_field(&warm, "email"), "busy@example.com");
+
+    listener_proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let database = app.database_url().rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    app.execute_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'authgate-listener' AND datname = '{database}'"
+    ))
+    .await;
+    for _ in 0..500 {
+        if !b.auth.sessions.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.auth.sessions.is_live(), "B lost its listener");
+    app.authed(&token, LOGOUT, json!({})).await;
+
+    // B's only connection is held by long work: its requests time out waiting.
+    use sea_orm::TransactionTrait;
+    let held = b.auth.db.begin().await.expect("B's one connection");
+    for attempt in 0..3 {
+        let reply = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+        assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "attempt {attempt}: {}", reply.body);
+    }
+    drop(held);
+    let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(after.code(), Some("UNAUTHENTICATED"), "{}", after.body);
+}
