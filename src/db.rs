@@ -227,7 +227,6 @@ struct Failed {
     error: String,
 }
 
-/// The class of a connection error, whether waiting may help, and a hint.
 /// Whether the database answers a fresh connection beside the pool (a
 /// `SELECT 1` within `within`). A pool whose every connection is held by
 /// long work looks, from a request that waited for one, just like a
@@ -246,6 +245,7 @@ pub async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
     tokio::time::timeout(within, probe).await.ok().flatten().unwrap_or(false)
 }
 
+/// The class of a connection error, whether waiting may help, and a hint.
 pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {

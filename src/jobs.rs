@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 /// Jobs waiting in one lane before a new one waits for a slot.
 const CAPACITY: usize = 4096;
 
+/// The longest one job may run before the lane moves on without it.
+const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Which queue a job waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
@@ -99,9 +102,16 @@ fn worker(capacity: usize) -> mpsc::Sender<BoxFuture<'static, ()>> {
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
             // Each job in a task of its own, awaited (one at a time, in
-            // order): a job that panics ends itself, not the lane.
-            if let Err(e) = tokio::spawn(job).await {
-                tracing::error!(error = %e, "a background job failed");
+            // order): a job that panics ends itself, not the lane, and one
+            // that hangs (a stalled database) is given up after a minute.
+            let mut task = tokio::spawn(job);
+            match tokio::time::timeout(JOB_DEADLINE, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "a background job failed"),
+                Err(_) => {
+                    task.abort();
+                    tracing::error!(deadline = ?JOB_DEADLINE, "a background job took too long; given up");
+                }
             }
         }
     });

@@ -111,9 +111,9 @@ pub async fn register(
     tracing::info!(signed_in = new.is_some(), "user registered");
     metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
     recovery::queue_verification(link, auth, &user);
-    let new = new.ok_or(AuthError::EmailNotVerified)?;
+    let (token, session) = new.ok_or(AuthError::EmailNotVerified)?.committed();
     let device = Some(Device::issue(&user.email, user.credentials_version));
-    Ok(SignedIn { token: new.token, session: new.session, user, device })
+    Ok(SignedIn { token, session, user, device })
 }
 
 /// The email-and-password sign-in method of a user: `account_id` is the user's id.
@@ -227,11 +227,12 @@ pub async fn login(
             .await?;
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
+    let (token, session) = new.committed();
     counters.clear(auth).await?;
     tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     let device = Some(counters.device_for(&user));
-    Ok(SignedIn { token: new.token, session: new.session, user, device })
+    Ok(SignedIn { token, session, user, device })
 }
 
 /// Stores a just-proved password again at today's argon2 cost (the
@@ -508,7 +509,7 @@ pub async fn change_password(
     txn.commit().await?;
     forget.done();
     tracing::info!(revoked, "password changed");
-    notify(notice, auth, &current.user, Notice::PasswordChanged);
+    notify(notice, auth, &current.user, Notice::PasswordChanged, Some(current.session.id));
     Ok(revoked)
 }
 
@@ -617,6 +618,8 @@ pub enum Notice {
     /// "A passkey"): never a name the user (or an intruder) chose, which a
     /// mail client could show as a link.
     MethodAdded(String),
+    /// A sign-in method was removed ("Sign-in with github", "The password").
+    MethodRemoved(String),
     PasswordChanged,
     PasswordReset,
     TwoFactorOn,
@@ -630,6 +633,7 @@ impl Notice {
     fn key(&self) -> String {
         match self {
             Self::MethodAdded(what) => format!("method_added:{what}"),
+            Self::MethodRemoved(what) => format!("method_removed:{what}"),
             Self::PasswordChanged => "password_changed".into(),
             Self::PasswordReset => "password_reset".into(),
             Self::TwoFactorOn => "two_factor_on".into(),
@@ -650,10 +654,14 @@ impl Notice {
 ///
 /// `slot` is a place in the notice lane the service reserved before its
 /// transaction (`notice_slot`), so queueing after the commit never waits.
-pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice) {
+///
+/// `by`: the session that made the change, if one did. Repeats are
+/// coalesced per session: the owner and an intruder doing the same thing
+/// within the window are two notices.
+pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice, by: Option<Uuid>) {
     let (worker, user) = (auth.clone(), user.clone());
     slot.run(async move {
-        if let Err(e) = send_notice(&worker, &user, notice).await {
+        if let Err(e) = send_notice(&worker, &user, notice, by).await {
             e.report();
             tracing::warn!(error = %e, "account notice not sent");
         }
@@ -665,12 +673,17 @@ pub async fn notice_slot(auth: &AuthContext) -> Slot {
     auth.jobs.reserve(Lane::Notices).await
 }
 
-async fn send_notice(auth: &AuthContext, user: &users::Model, notice: Notice) -> Result<(), AuthError> {
+async fn send_notice(
+    auth: &AuthContext,
+    user: &users::Model,
+    notice: Notice,
+    by: Option<Uuid>,
+) -> Result<(), AuthError> {
     let methods = sign_in_methods(auth, user.id).await?;
     // The ways in by identity, not only by kind: a link removed and made
     // again (or a passkey removed and added again) is news, even though the
     // list reads the same as in the notice before.
-    let said = format!("{}|{}|{}", user.id, notice.key(), ways_in_ids(auth, user.id).await?);
+    let said = format!("{}|{:?}|{}|{}", user.id, by, notice.key(), ways_in_ids(auth, user.id).await?);
     match limits::hit(auth, Rule::NoticeAccount, &said).await {
         Ok(()) => {}
         Err(AuthError::RateLimited { .. }) => {
@@ -683,6 +696,7 @@ async fn send_notice(auth: &AuthContext, user: &users::Model, notice: Notice) ->
     let (to, app_url) = (&user.email, &auth.config.app_url);
     let email = match notice {
         Notice::MethodAdded(what) => templates::sign_in_method_added(to, app_url, &what, &methods),
+        Notice::MethodRemoved(what) => templates::sign_in_method_removed(to, app_url, &what, &methods),
         Notice::PasswordChanged => templates::password_changed(to, app_url, "changed", &methods),
         Notice::TwoFactorOn => templates::two_factor_changed(
             to,
@@ -786,6 +800,6 @@ pub async fn set_password(
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::PasswordAlreadySet))?;
     tracing::info!("password set");
-    notify(notice, auth, user, Notice::MethodAdded("A password".to_owned()));
+    notify(notice, auth, user, Notice::MethodAdded("A password".to_owned()), Some(current.session.id));
     Ok(())
 }

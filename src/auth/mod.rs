@@ -112,5 +112,5 @@ pub struct ClientMeta {
     /// A device cookie whose signature checked out (for any account).
     pub device: Option<device::Device>,
     /// The `signin_binding` cookie an OAuth callback set with a challenge.
-    pub sign_in_binding: Option<String>,
+    pub sign_in_binding: Option<secrecy::SecretString>,
 }

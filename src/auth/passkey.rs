@@ -151,10 +151,18 @@ pub async fn finish_registration(
     // browser's report is kept as the hint it is (parsed: known names only).
     let reported = credential.response.transports.as_ref().map(to_json).transpose()?;
     let notice = account::notice_slot(auth).await;
-    // Counted again under the user's row: two ceremonies may have begun
-    // under the cap, and finish at once.
+    // Under the user's row, on the credentials the session was read with,
+    // and only while that session lives: a password change, reset or claim
+    // that committed meanwhile wins (a stolen session's passkey does not
+    // land after the owner took the account back). Counted again there:
+    // two ceremonies may have begun under the cap, and finish at once.
     let txn = auth.db.begin().await?;
-    account::lock_user(&txn, current.user.id, None).await?;
+    let user_id = current.user.id;
+    if !account::lock_user(&txn, user_id, Some(current.user.credentials_version)).await?
+        || !session::is_alive(&txn, auth, user_id, current.session.id).await?
+    {
+        return Err(AuthError::Unauthenticated);
+    }
     if of_user(&txn, current.user.id).await?.len() >= MAX_PER_USER {
         return Err(too_many());
     }
@@ -176,7 +184,8 @@ pub async fn finish_registration(
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
     txn.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    account::notify(notice, auth, &current.user, Notice::MethodAdded("A passkey".to_owned()));
+    let added = Notice::MethodAdded("A passkey".to_owned());
+    account::notify(notice, auth, &current.user, added, Some(current.session.id));
     Ok(row)
 }
 
@@ -190,20 +199,24 @@ pub struct SignInChallenge {
 /// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
 /// email asked: the authenticator offers the passkeys it holds for this
 /// relying party. Counted per client like `login` (every start is a row).
-/// `signed_in`: the request carries a live session (a `reauthenticate`
-/// with a passkey): not held back by the ceilings on anonymous starts, so
-/// a flood of those cannot keep a user from proving presence.
+/// `signed_in`: the user of the live session the request carries (a
+/// `reauthenticate` with a passkey): counted per user instead of against
+/// the ceilings on anonymous starts, so a flood of those cannot keep a
+/// user from proving presence, nor can one account make rows without end.
 pub async fn start_sign_in(
     auth: &AuthContext,
     meta: &ClientMeta,
-    signed_in: bool,
+    signed_in: Option<Uuid>,
 ) -> Result<SignInChallenge, AuthError> {
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
     // Anyone may start one without an account: ceilings per network and
     // for the whole server bound the rows many addresses can make.
-    if !signed_in {
-        limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
-        limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
+    match signed_in {
+        Some(user_id) => limits::hit(auth, Rule::PasskeySignInNetwork, &format!("user:{user_id}")).await?,
+        None => {
+            limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
+            limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
+        }
     }
     let (options, state) = auth
         .webauthn
@@ -256,9 +269,10 @@ pub async fn finish_sign_in(
         admission::admit(&txn, auth, user.id, version, Way::Passkey, Assurance::TwoFactors).await?;
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
+    let (token, session) = new.committed();
     tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
-    Ok(SignedIn { token: new.token, session: new.session, user, device: None })
+    Ok(SignedIn { token, session, user, device: None })
 }
 
 /// Proves presence for the caller's session with a passkey of theirs:
@@ -331,7 +345,7 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     txn.commit().await?;
     forget.done();
     tracing::info!(passkey_id = %id, "passkey removed");
-    account::notify(notice, auth, &current.user, Notice::PasskeyRemoved);
+    account::notify(notice, auth, &current.user, Notice::PasskeyRemoved, Some(current.session.id));
     Ok(true)
 }
 

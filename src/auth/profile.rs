@@ -1,7 +1,7 @@
 //! Editing the user's own profile.
 
 use entity::users;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
 use super::{AuthContext, validate};
@@ -29,7 +29,17 @@ pub async fn update(
     }
     row.updated_at = Set(auth.clock.now());
     let forget = auth.sessions.changing(user.id);
-    let updated = row.update(&auth.db).await?;
+    // Only under the credentials the session was read with: a request of a
+    // squatter's session racing the owner's reset (which clears the name
+    // and picture they set) must not bring them back afterwards.
+    let updated = users::Entity::update(row)
+        .filter(users::Column::CredentialsVersion.eq(user.credentials_version))
+        .exec(&auth.db)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => AuthError::Unauthenticated,
+            e => e.into(),
+        })?;
     forget.done();
     Ok(updated)
 }

@@ -189,6 +189,6 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     txn.commit().await?;
     forget.done();
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
-    account::notify(notice, auth, &user, account::Notice::PasswordReset);
+    account::notify(notice, auth, &user, account::Notice::PasswordReset, None);
     Ok(())
 }

@@ -14,6 +14,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     TransactionTrait, sea_query::Expr,
 };
+use secrecy::ExposeSecret;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -94,7 +95,8 @@ pub async fn complete(
     // A challenge from a provider's callback is this browser's alone: one
     // read from the URL (history, a `Referer`, a log) is no use elsewhere.
     if let Some(expected) = &found.browser_hash
-        && meta.sign_in_binding.as_deref().and_then(token::hash_presented).as_ref() != Some(expected)
+        && meta.sign_in_binding.as_ref().and_then(|b| token::hash_presented(b.expose_secret())).as_ref()
+            != Some(expected)
     {
         tracing::info!("a provider's challenge presented without its browser's cookie");
         return Err(AuthError::InvalidToken);
@@ -139,9 +141,10 @@ pub async fn complete(
     }
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
+    let (token, session) = new.committed();
     counters.clear_code(auth, user.id).await?;
     tracing::info!(first_factor = %found.method, "sign-in completed with a second factor");
     metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
     let device = (found.method == PASSWORD).then(|| counters.device_for(&user));
-    Ok(SignedIn { token: new.token, session: new.session, user, device })
+    Ok(SignedIn { token, session, user, device })
 }

@@ -40,6 +40,17 @@ pub struct NewSession {
     pub ended_oldest: Option<crate::auth::session_cache::Forget>,
 }
 
+impl NewSession {
+    /// After the caller's commit: the token and the row, and the cache told
+    /// of the sessions ended to stay within the cap.
+    pub fn committed(self) -> (String, sessions::Model) {
+        if let Some(forget) = self.ended_oldest {
+            forget.done();
+        }
+        (self.token, self.session)
+    }
+}
+
 /// The expiry of a session signed in at `created_at` and used at `now`:
 /// `now + ttl`, but never past the absolute maximum age.
 fn expiry(auth: &AuthContext, created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -180,15 +191,22 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
 /// Whether `e` means the database is out of reach, which alone opens the
 /// outage grace: a saturated pool (a flood answered while this request
 /// waited, or every connection held by long work) must not make memory
-/// answer for sessions revoked elsewhere. A pool timeout with no answer
-/// meanwhile is checked with a fresh connection beside the pool; one that
-/// answers counts as the database answering (later waits need no probe).
+/// answer for sessions revoked elsewhere. Without a grace nothing hangs on
+/// it. A pool timeout with no answer meanwhile is checked with a fresh
+/// connection beside the pool, one probe at a time (a request that finds
+/// one running counts the pool as busy); one that answers counts as the
+/// database answering, so later waits need no probe.
 async fn out_of_reach(auth: &AuthContext, e: &AuthError, ticket: Ticket) -> bool {
-    if !e.database_unreachable(auth.sessions.reached_since(ticket)) {
+    let cache = &auth.sessions;
+    if !cache.has_grace() || !e.database_unreachable(cache.reached_since(ticket)) {
         return false;
     }
-    if e.is_pool_timeout() && crate::db::answers(&auth.db, std::time::Duration::from_secs(1)).await {
-        auth.sessions.reached();
+    if !e.is_pool_timeout() {
+        return true;
+    }
+    let Some(_probe) = cache.probe() else { return false };
+    if crate::db::answers(&auth.db, std::time::Duration::from_secs(1)).await {
+        cache.reached();
         return false;
     }
     true

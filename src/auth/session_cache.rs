@@ -78,6 +78,8 @@ pub(crate) struct Inner {
     /// When the database last answered, and last could not be reached.
     reached: AtomicU64,
     unreachable: AtomicU64,
+    /// A probe of the database beside the pool is running (`probe`).
+    probing: AtomicBool,
     /// Dropped with the cache: ends the listening task.
     pub(crate) stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
@@ -104,6 +106,7 @@ impl SessionCache {
             grace,
             reached: AtomicU64::new(0),
             unreachable: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
             stop: std::sync::Mutex::new(None),
         };
         Self(Some(Arc::new(inner)))
@@ -170,6 +173,19 @@ impl SessionCache {
             inner.reached.store(inner.now(), SeqCst);
             inner.unreachable.store(0, SeqCst);
         }
+    }
+
+    /// Whether an outage may be answered from memory at all (on, with a
+    /// grace): only then is it worth telling an outage from a busy pool.
+    pub fn has_grace(&self) -> bool {
+        self.0.as_ref().is_some_and(|inner| !inner.grace.is_zero())
+    }
+
+    /// The right to probe the database beside the pool, if no other
+    /// request holds it: one probe at a time, the others count as busy.
+    pub fn probe(&self) -> Option<Probe> {
+        let inner = self.0.as_ref()?;
+        (!inner.probing.swap(true, SeqCst)).then(|| Probe(inner.clone()))
     }
 
     /// Whether the database answered a read that began after `ticket`.
@@ -255,6 +271,15 @@ impl SessionCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The one probe running (`SessionCache::probe`); lets the next one go when dropped.
+pub struct Probe(Arc<Inner>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.probing.store(false, SeqCst);
     }
 }
 

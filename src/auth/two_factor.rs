@@ -156,7 +156,7 @@ pub async fn confirm_setup(
     txn.commit().await?;
     forget.done();
     tracing::info!("two-factor turned on");
-    account::notify(notice, auth, user, Notice::TwoFactorOn);
+    account::notify(notice, auth, user, Notice::TwoFactorOn, Some(current.session.id));
     Ok(codes)
 }
 
@@ -172,14 +172,18 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
     let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
-    // As for turning it on: trust earned under the old factors ends.
-    account::bump_credentials(&txn, user_id).await?;
     let was_on = remove(&txn, user_id).await?;
+    if was_on {
+        // As for turning it on: trust earned under the old factors ends
+        // (not when nothing changed: a loop of calls must not keep ending
+        // the owner's sign-ins in progress).
+        account::bump_credentials(&txn, user_id).await?;
+    }
     txn.commit().await?;
     forget.done();
     if was_on {
         tracing::info!("two-factor turned off");
-        account::notify(notice, auth, &current.user, Notice::TwoFactorOff);
+        account::notify(notice, auth, &current.user, Notice::TwoFactorOff, Some(current.session.id));
     }
     Ok(was_on)
 }
@@ -222,7 +226,7 @@ pub async fn regenerate_recovery_codes(
     let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
     txn.commit().await?;
     tracing::info!("recovery codes replaced");
-    account::notify(notice, auth, &current.user, Notice::RecoveryCodesReplaced);
+    account::notify(notice, auth, &current.user, Notice::RecoveryCodesReplaced, Some(current.session.id));
     Ok(codes)
 }
 

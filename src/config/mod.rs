@@ -383,6 +383,11 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 32)]
     pub max_connections_per_client: usize,
 
+    /// Most connections open at once from one network (an IPv4 /24, an
+    /// IPv6 /48), however many clients it has. 0: no limit.
+    #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_NETWORK", default_value_t = 128)]
+    pub max_connections_per_network: usize,
+
     /// An answer that cannot be written for this long (a client that
     /// stopped reading) ends its connection.
     #[arg(long, env = "AUTHGATE_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

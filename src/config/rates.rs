@@ -179,7 +179,7 @@ pub const RULES: [RuleSpec; 17] = [
         name: "passkey_sign_in_network",
         variable: "AUTHGATE_RATE_PASSKEY_SIGN_IN_NETWORK",
         default: "1000/5m",
-        meaning: "passkey sign-ins started without a session per network (an IPv4 /24, an IPv6 /48): each is a stored ceremony until it ends or expires",
+        meaning: "passkey sign-ins started per network (an IPv4 /24, an IPv6 /48), or per user with a session (`reauthenticate`): each is a stored ceremony until it ends or expires",
     },
     RuleSpec {
         rule: Rule::PasskeySignInGlobal,

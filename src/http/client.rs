@@ -25,7 +25,8 @@ pub fn meta(parts: &Parts, auth: &AuthContext) -> ClientMeta {
         sign_in_binding: super::cookie::read(
             &parts.headers,
             super::cookie::sign_in_binding_name(auth.config.cookie_secure()),
-        ),
+        )
+        .map(Into::into),
     }
 }
 

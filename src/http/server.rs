@@ -51,6 +51,9 @@ pub struct Limits {
     /// Connections open at once from one client; more are closed at once.
     /// Not applied to the trusted proxies, which carry many clients.
     pub max_connections_per_client: usize,
+    /// The same for a network (an IPv4 /24, an IPv6 /48): a site with many
+    /// addresses holds no more than this.
+    pub max_connections_per_network: usize,
     /// Peers whose connections carry other clients' requests.
     pub trusted_proxies: Vec<IpNet>,
     /// On shutdown, how long open requests may still run.
@@ -65,6 +68,7 @@ impl Limits {
             max_connection_age: config.max_connection_age,
             max_connections: config.max_connections,
             max_connections_per_client: config.max_connections_per_client,
+            max_connections_per_network: config.max_connections_per_network,
             trusted_proxies: config.trusted_proxies.clone(),
             shutdown_timeout: config.shutdown_timeout,
         }
@@ -115,7 +119,8 @@ pub async fn serve(
         // Canonical: on a dual-stack bind an IPv4 proxy arrives as `::ffff:a.b.c.d`.
         let ip = peer.ip().to_canonical();
         let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&ip));
-        let Some(client_slot) = per_client.take(ip, limits.max_connections_per_client, proxy) else {
+        let caps = (limits.max_connections_per_client, limits.max_connections_per_network);
+        let Some(client_slot) = per_client.take(ip, caps, proxy) else {
             // Debug, not info: a client looping on connect must not flood the log (the metric counts).
             tracing::debug!(%peer, limit = limits.max_connections_per_client, "too many connections from one client; closed");
             metrics::counter!("authgate_connections_refused_total", "reason" => "per_client").increment(1);
@@ -159,56 +164,81 @@ pub async fn serve(
     }
 }
 
-/// Open connections per client: an IPv4 address, or an IPv6 /64 (one host
-/// commonly holds a whole /64, as the rate limits assume too).
+/// Open connections per client (an IPv4 address, or an IPv6 /64: one host
+/// commonly holds a whole /64, as the rate limits assume too) and per
+/// network (an IPv4 /24, an IPv6 /48: a site).
 #[derive(Clone, Default)]
-struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+struct PerClient(Arc<Mutex<HashMap<Key, usize>>>);
 
-/// One connection's place in its client's count, given back when dropped.
+/// A client or a network (kept apart: a /64 and its /48 can share an address).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Client(IpAddr),
+    Network(IpAddr),
+}
+
+/// One connection's place in its client's and its network's count, given
+/// back when dropped.
 struct ClientSlot {
     table: PerClient,
-    client: Option<IpAddr>,
+    counted: Vec<Key>,
 }
 
 impl PerClient {
-    /// A slot for a new connection from `ip`, unless its client holds
-    /// `limit` already (0: no limit). A trusted proxy is not counted.
-    fn take(&self, ip: IpAddr, limit: usize, proxy: bool) -> Option<ClientSlot> {
-        if proxy || limit == 0 {
-            return Some(ClientSlot { table: self.clone(), client: None });
+    /// A slot for a new connection from `ip`, unless its client or its
+    /// network holds its cap already (`(client, network)`; 0: no cap). A
+    /// trusted proxy is not counted.
+    fn take(&self, ip: IpAddr, (client_cap, network_cap): (usize, usize), proxy: bool) -> Option<ClientSlot> {
+        if proxy {
+            return Some(ClientSlot { table: self.clone(), counted: Vec::new() });
         }
-        let client = client_of(ip);
+        let keys: Vec<(Key, usize)> =
+            [(Key::Client(client_of(ip)), client_cap), (Key::Network(network_of(ip)), network_cap)]
+                .into_iter()
+                .filter(|(_, cap)| *cap > 0)
+                .collect();
         let mut table = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let open = table.entry(client).or_insert(0);
-        if *open >= limit {
+        if keys.iter().any(|(key, cap)| table.get(key).is_some_and(|open| open >= cap)) {
             return None;
         }
-        *open += 1;
-        Some(ClientSlot { table: self.clone(), client: Some(client) })
+        for (key, _) in &keys {
+            *table.entry(*key).or_insert(0) += 1;
+        }
+        Some(ClientSlot { table: self.clone(), counted: keys.into_iter().map(|(key, _)| key).collect() })
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let Some(client) = self.client else { return };
+        if self.counted.is_empty() {
+            return;
+        }
         let mut table = self.table.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(open) = table.get_mut(&client) {
-            *open -= 1;
-            if *open == 0 {
-                table.remove(&client);
+        for key in &self.counted {
+            if let Some(open) = table.get_mut(key) {
+                *open -= 1;
+                if *open == 0 {
+                    table.remove(key);
+                }
             }
         }
     }
 }
 
-/// The client an address belongs to.
+/// The client an address belongs to: itself (IPv4), or its /64.
 fn client_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
+    masked(ip, 32, 64)
+}
+
+/// The network an address belongs to: its /24 (IPv4), or its /48.
+fn network_of(ip: IpAddr) -> IpAddr {
+    masked(ip, 24, 48)
+}
+
+fn masked(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & (u32::MAX << (32 - v4_bits))).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (u128::MAX << (128 - v6_bits))).into()),
     }
 }
 
@@ -316,13 +346,33 @@ mod tests {
         let table = PerClient::default();
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let neighbour: IpAddr = "2001:db8::2".parse().unwrap();
-        let first = table.take(ip, 2, false).expect("one");
-        let _second = table.take(neighbour, 2, false).expect("two, from the same /64");
-        assert!(table.take(ip, 2, false).is_none(), "a third from the /64 is refused");
-        assert!(table.take("192.0.2.1".parse().unwrap(), 2, false).is_some(), "another client is not");
-        assert!(table.take(ip, 2, true).is_some(), "a trusted proxy is not counted");
-        assert!(table.take(ip, 0, false).is_some(), "0: no limit");
+        let first = table.take(ip, (2, 0), false).expect("one");
+        let _second = table.take(neighbour, (2, 0), false).expect("two, from the same /64");
+        assert!(table.take(ip, (2, 0), false).is_none(), "a third from the /64 is refused");
+        assert!(table.take("192.0.2.1".parse().unwrap(), (2, 0), false).is_some(), "another client is not");
+        assert!(table.take(ip, (2, 0), true).is_some(), "a trusted proxy is not counted");
+        assert!(table.take(ip, (0, 0), false).is_some(), "0: no limit");
         drop(first);
-        assert!(table.take(ip, 2, false).is_some(), "a closed connection gives its slot back");
+        assert!(table.take(ip, (2, 0), false).is_some(), "a closed connection gives its slot back");
+    }
+
+    #[test]
+    fn a_network_gets_its_limit_however_many_clients_it_has() {
+        let table = PerClient::default();
+        let caps = (2, 3);
+        // Subnet 0 of the /48: its /64 and the /48 share an address, counted apart.
+        let slots: Vec<_> = ["2001:db8:5::1", "2001:db8:5:1::1", "2001:db8:5:2::1"]
+            .iter()
+            .map(|ip| table.take(ip.parse().unwrap(), caps, false).expect("under both caps"))
+            .collect();
+        assert!(
+            table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).is_none(),
+            "a fourth /64 of the /48"
+        );
+        assert!(table.take("2001:db8:6::1".parse().unwrap(), caps, false).is_some(), "another /48");
+        assert!(table.take("192.0.2.9".parse().unwrap(), caps, false).is_some());
+        drop(slots);
+        assert!(table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).is_some(), "slots come back");
+        assert_eq!(network_of("192.0.2.77".parse().unwrap()), "192.0.2.0".parse::<IpAddr>().unwrap());
     }
 }

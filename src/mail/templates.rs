@@ -86,6 +86,18 @@ pub fn passkey_removed(to: &str, app_url: &str, methods: &[String]) -> Email {
     )
 }
 
+/// Tells the owner a sign-in method (a provider) left their account.
+pub fn sign_in_method_removed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
+    compose(
+        to,
+        "A way to sign in was removed from your account",
+        &format!("{what} was just removed from your account. {}", methods_line(methods)),
+        "Review your account",
+        app_url,
+        "If this was you, there is nothing to do. If not, reset your password and sign out your other sessions.",
+    )
+}
+
 /// Tells the owner their password was changed or reset (ASVS 2.2.3).
 pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) -> Email {
     compose(

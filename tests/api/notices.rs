@@ -13,6 +13,7 @@ use crate::{
 both_backends!(
     aliased_changes_mail_one_notice_and_others_mail_goes_out,
     a_way_in_removed_and_added_again_is_told_again,
+    the_same_change_by_another_session_is_told_again,
 );
 
 const NOTICE: &str = "Two-factor sign-in changed on your account";
@@ -74,4 +75,26 @@ async fn a_way_in_removed_and_added_again_is_told_again(app: TestApp) {
     let added = app.mails(email, "A new way to sign in was added to your account");
     assert_eq!(added.len(), 2, "both additions are told");
     assert_eq!(app.mails(email, "A passkey was removed from your account").len(), 1);
+}
+
+/// Repeats are coalesced per session: the owner replacing the recovery
+/// codes and, minutes later, an intruder's session doing the same are two
+/// notices (else the intruder's would go unseen and the owner's codes die
+/// quietly).
+async fn the_same_change_by_another_session_is_told_again(app: TestApp) {
+    use crate::two_factor::{challenge, code_at, complete};
+    let email = "twice@example.com";
+    let (owner, _) = app.register_verified(email, PW).await;
+    let (secret, _) = enable(&app, &owner).await;
+    let first = challenge(&app, email).await;
+    let other = complete(&app, &first, &code_at(&secret, app.clock_now())).await;
+    let other = crate::common::str_of(&other.body["data"]["completeSignIn"]["token"]);
+    settled(&app).await;
+    let before = app.mails(email, NOTICE).len();
+    for token in [&owner, &owner, &other] {
+        let reply = app.authed(token, "mutation { regenerateRecoveryCodes }", json!({})).await;
+        assert!(reply.body["data"]["regenerateRecoveryCodes"].is_array(), "{}", reply.body);
+    }
+    settled(&app).await;
+    assert_eq!(app.mails(email, NOTICE).len() - before, 2, "one per session");
 }

@@ -463,6 +463,14 @@ async fn link_unlink_and_set_password(backend: Backend) {
         Some("INVALID_CREDENTIALS"),
         "the password is gone"
     );
+    // The owner is told, as of every other change to a way in.
+    let removed =
+        app.wait_for_mails("lin@example.com", "A way to sign in was removed from your account", 1).await;
+    assert!(
+        removed[0].contains("The password was just removed") && removed[0].contains("now: mock."),
+        "{}",
+        removed[0]
+    );
     assert_eq!(
         app.authed(&token, unlink, json!({ "id": provider })).await.code(),
         Some("LAST_SIGN_IN_METHOD")

@@ -458,11 +458,28 @@ async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
     }
     assert_eq!(from("2001:db8::1").await.code(), Some("RATE_LIMITED"), "a fourth client, same window");
     assert_eq!(app.count(passkey_challenges::Entity).await, 3);
-    // A signed-in user proving presence (`reauthenticate`) is not held back.
+    // A signed-in user proving presence (`reauthenticate`) is not held back
+    // by the anonymous ceilings, but counted per user instead.
     let (token, _) = app.register("present@example.com", PW).await;
     let reply =
         app.post().graphql(START_SIGN_IN, json!({})).bearer(&token).peer_ip("2001:db8::2").send().await;
     assert!(reply.body["data"]["startPasskeySignIn"].is_object(), "{}", reply.body);
+    let per_user = app
+        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
+        .await;
+    let (token, _) = per_user.register("present@example.com", PW).await;
+    for ip in ["2001:db8:a::1", "2001:db8:b::1"] {
+        let reply = per_user.post().graphql(START_SIGN_IN, json!({})).bearer(&token).peer_ip(ip).send().await;
+        assert!(reply.body["data"]["startPasskeySignIn"].is_object(), "{}", reply.body);
+    }
+    let third = per_user
+        .post()
+        .graphql(START_SIGN_IN, json!({}))
+        .bearer(&token)
+        .peer_ip("2001:db8:c::1")
+        .send()
+        .await;
+    assert_eq!(third.code(), Some("RATE_LIMITED"), "one user's starts are bounded too: {}", third.body);
     // And one network gets its own ceiling (an IPv4 /24, an IPv6 /48).
     let app = app
         .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))

@@ -29,6 +29,7 @@ fn limits() -> Limits {
         max_connection_age: Duration::from_secs(600),
         max_connections: 50,
         max_connections_per_client: 0,
+        max_connections_per_network: 0,
         trusted_proxies: Vec::new(),
         shutdown_timeout: Duration::from_secs(1),
     }

@@ -4,8 +4,8 @@
 
 use entity::{accounts, users};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -42,13 +42,18 @@ pub async fn complete(
     meta: &ClientMeta,
 ) -> Result<Completed, AuthError> {
     let now = auth.clock.now();
-    // A link or a claim mails the owner: the place is taken before any write.
-    let notice = account::notice_slot(auth).await;
     let linked = accounts::Entity::find()
         .filter(accounts::Column::ProviderId.eq(provider))
         .filter(accounts::Column::AccountId.eq(&identity.subject))
         .one(&auth.db)
         .await?;
+    // A new link (asked for, or by a verified address: perhaps a claim)
+    // mails the owner: its place is taken before any write. A sign-in
+    // through an existing link mails nobody and waits for nothing.
+    let notice = match (link.is_some(), linked.is_none()) {
+        (true, _) | (_, true) => Some(account::notice_slot(auth).await),
+        _ => None,
+    };
     if let Some((user_id, session_id)) = link {
         return match linked {
             Some(account) if account.user_id == user_id => Ok(Completed::Linked),
@@ -70,8 +75,9 @@ pub async fn complete(
                     .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
                 txn.commit().await?;
                 tracing::info!(%user_id, "provider linked");
-                if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
-                    notify_linked(notice, auth, &user, provider);
+                let user = users::Entity::find_by_id(user_id).one(&auth.db).await?;
+                if let (Some(slot), Some(user)) = (notice, user) {
+                    notify_linked(slot, auth, &user, provider, Some(session_id));
                 }
                 Ok(Completed::Linked)
             }
@@ -131,15 +137,15 @@ pub async fn complete(
         let new = session::create(&txn, auth, admitted, meta).await?;
         let (token, session) = (new.token, new.session);
         ended_oldest = new.ended_oldest;
+        // (told to the cache after the commit, below)
         Completed::SignedIn(Box::new(SignedIn { token, session, user: user.clone(), device: None }))
     };
     txn.commit().await?;
-    if let Some(forget) = forget {
+    for forget in [forget, ended_oldest].into_iter().flatten() {
         forget.done();
     }
-    drop(ended_oldest);
-    if linked_by_email {
-        notify_linked(notice, auth, &user, provider);
+    if let (true, Some(slot)) = (linked_by_email, notice) {
+        notify_linked(slot, auth, &user, provider, None);
     }
     match &completed {
         Completed::SecondFactor { .. } => tracing::info!("provider sign-in checked; second factor required"),
@@ -152,8 +158,14 @@ pub async fn complete(
 }
 
 /// Tells the owner a provider now signs in to their account.
-fn notify_linked(slot: crate::jobs::Slot, auth: &AuthContext, user: &users::Model, provider: &str) {
-    account::notify(slot, auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")));
+fn notify_linked(
+    slot: crate::jobs::Slot,
+    auth: &AuthContext,
+    user: &users::Model,
+    provider: &str,
+    by: Option<Uuid>,
+) {
+    account::notify(slot, auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")), by);
 }
 
 /// The provider just proved the address belongs to this person. If the
@@ -214,6 +226,7 @@ pub async fn unlink(
 ) -> Result<bool, AuthError> {
     crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
     let user_id = current.user.id;
+    let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // A new credentials version, written first: it serializes concurrent
@@ -222,9 +235,9 @@ pub async fn unlink(
     // none, and a sign-in with the way in being removed does not land.
     account::bump_credentials(&txn, user_id).await?;
     let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
-    if mine.clone().filter(accounts::Column::Id.eq(account_id)).count(&txn).await? == 0 {
+    let Some(removed) = mine.clone().filter(accounts::Column::Id.eq(account_id)).one(&txn).await? else {
         return Ok(false);
-    }
+    };
     if crate::auth::passkey::ways_in(&txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
@@ -232,5 +245,17 @@ pub async fn unlink(
     txn.commit().await?;
     forget.done();
     tracing::info!(%account_id, "sign-in method removed");
+    // The owner hears of it as of every other change to a way in.
+    let what = match removed.provider_id.as_str() {
+        crate::auth::CREDENTIAL_PROVIDER => "The password".to_owned(),
+        provider => format!("Sign-in with {provider}"),
+    };
+    account::notify(
+        notice,
+        auth,
+        &current.user,
+        account::Notice::MethodRemoved(what),
+        Some(current.session.id),
+    );
     Ok(true)
 }
