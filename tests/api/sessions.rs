@@ -216,6 +216,8 @@ async fn change_password_checks_and_revokes(app: TestApp) {
     );
     assert_eq!(app.me(&other).await.code(), Some("UNAUTHENTICATED"), "other sessions revoked");
     assert!(app.me(&token).await.body["data"]["me"].is_object(), "the current one stays");
+    let account = entity::accounts::Entity::find().one(app.db()).await.unwrap().unwrap();
+    assert_eq!(account.updated_at, app.clock_now(), "the password's row says when it changed");
     assert_eq!(app.login("change@example.com", PW).await.code(), Some("INVALID_CREDENTIALS"));
     let again = login_as(&app, "change@example.com", "brand new password", "again").await;
 

@@ -30,6 +30,7 @@ both_backends!(
     every_way_to_a_session_is_gated,
     devices_trusted_before_two_factor_get_no_extra_guesses,
     reauthenticate_and_complete_sign_in_share_one_code_budget,
+    a_spent_challenge_costs_no_code_budget_and_a_right_code_restores_it,
 );
 
 pub const PW: &str = "correct horse battery";
@@ -803,4 +804,44 @@ async fn reauthenticate_and_complete_sign_in_share_one_code_budget(app: TestApp)
     assert_eq!(refused.code(), Some("RATE_LIMITED"), "even the right code: {}", refused.body);
     let right = json!({ "input": { "password": PW, "code": code_at(&secret, app.clock_now()) } });
     assert_eq!(app.authed(&token, REAUTH, right).await.code(), Some("RATE_LIMITED"));
+}
+
+/// A challenge past its five codes is refused before anything is counted
+/// (it spends none of the account's code budget), and a right code through
+/// `reauthenticate` makes the budget whole again.
+async fn a_spent_challenge_costs_no_code_budget_and_a_right_code_restores_it(app: TestApp) {
+    let app = app.sibling(code_budget(6)).await;
+    let email = "budget@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    let (secret, _) = enable(&app, &token).await;
+    let spent = challenge(&app, email).await;
+    for _ in 0..5 {
+        assert_eq!(complete(&app, &spent, "000000").await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    for _ in 0..3 {
+        assert_eq!(complete(&app, &spent, "000000").await.code(), Some("INVALID_TOKEN"), "out of codes");
+    }
+    // One guess of the six is left, whatever the spent challenge was sent.
+    let next = challenge(&app, email).await;
+    assert_eq!(complete(&app, &next, "000000").await.code(), Some("INVALID_CREDENTIALS"));
+    assert_eq!(complete(&app, &next, "000000").await.code(), Some("RATE_LIMITED"));
+
+    // A right code (here through reauthenticate) restores the budget.
+    let app2 = app.sibling(code_budget(3)).await;
+    let (token, _) = app2.register_verified("restored@example.com", PW).await;
+    let (secret2, _) = enable(&app2, &token).await;
+    let wrong = json!({ "input": { "password": PW, "code": "000000" } });
+    for _ in 0..2 {
+        assert_eq!(app2.authed(&token, REAUTH, wrong.clone()).await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    let right = json!({ "input": { "password": PW, "code": code_at(&secret2, app2.clock_now()) } });
+    assert_eq!(app2.authed(&token, REAUTH, right).await.body["data"]["reauthenticate"], true);
+    for _ in 0..2 {
+        assert_eq!(
+            app2.authed(&token, REAUTH, wrong.clone()).await.code(),
+            Some("INVALID_CREDENTIALS"),
+            "the budget was whole again"
+        );
+    }
+    let _ = secret;
 }
