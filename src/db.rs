@@ -237,7 +237,12 @@ pub async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
     let DatabaseConnection::SqlxPostgresPoolConnection(_) = db else { return true };
     let options = db.get_postgres_connection_pool().connect_options();
     let probe = async {
-        let mut conn = options.connect().await.ok()?;
+        let mut conn = match options.connect().await {
+            Ok(conn) => conn,
+            // "too many clients": the server is there, only full.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("53300") => return Some(true),
+            Err(_) => return None,
+        };
         let answered = sqlx::query("SELECT 1").execute(&mut conn).await.is_ok();
         let _ = conn.close().await;
         Some(answered)

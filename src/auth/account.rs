@@ -401,6 +401,26 @@ pub async fn lock_user(
     Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
+/// First in a change made through a session: holds the user's row on the
+/// credentials version the session was read with, and checks the session
+/// still lives. A reset, claim or password change that committed since
+/// wins: the change answers `UNAUTHENTICATED`, as it would a moment later
+/// (a thief's request in flight does not land after the owner's reset).
+pub async fn hold_session(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    current: &CurrentSession,
+) -> Result<(), AuthError> {
+    let user_id = current.user.id;
+    if !lock_user(conn, user_id, Some(current.user.credentials_version)).await?
+        || !session::is_alive(conn, auth, user_id, current.session.id).await?
+    {
+        tracing::info!(%user_id, "a change lost a race with a change of credentials or the session's end");
+        return Err(AuthError::Unauthenticated);
+    }
+    Ok(())
+}
+
 /// Starts a new credentials version for `user_id` (a password change, a
 /// reset, a claim): sign-ins that checked the old password no longer land.
 /// First in its transaction, so it waits for a sign-in holding the row.
@@ -484,8 +504,10 @@ pub async fn change_password(
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
     let notice = notice_slot(auth).await;
+    auth.checkpoints.reach("change_password:hashed").await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
+    hold_session(&txn, auth, current).await?;
     bump_credentials(&txn, user_id).await?;
     accounts::ActiveModel {
         id: Set(account.id),
@@ -531,6 +553,7 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     }
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
+    hold_session(&txn, auth, current).await?;
     remove_ways_in(&txn, user_id).await?;
     users::Entity::delete_by_id(user_id).exec(&txn).await?;
     txn.commit().await?;
@@ -658,7 +681,14 @@ impl Notice {
 /// `by`: the session that made the change, if one did. Repeats are
 /// coalesced per session: the owner and an intruder doing the same thing
 /// within the window are two notices.
+///
+/// An address nobody proved gets none: it may not be the account's owner's,
+/// and notices would let whoever registered it mail it at will (the
+/// verification mail, within its own limit, is all it gets).
 pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice, by: Option<Uuid>) {
+    if !user.email_verified {
+        return tracing::info!(user_id = %user.id, notice = %notice.key(), "no notice to an address nobody proved");
+    }
     let (worker, user) = (auth.clone(), user.clone());
     slot.run(async move {
         if let Err(e) = send_notice(&worker, &user, notice, by).await {

@@ -157,12 +157,7 @@ pub async fn finish_registration(
     // land after the owner took the account back). Counted again there:
     // two ceremonies may have begun under the cap, and finish at once.
     let txn = auth.db.begin().await?;
-    let user_id = current.user.id;
-    if !account::lock_user(&txn, user_id, Some(current.user.credentials_version)).await?
-        || !session::is_alive(&txn, auth, user_id, current.session.id).await?
-    {
-        return Err(AuthError::Unauthenticated);
-    }
+    account::hold_session(&txn, auth, current).await?;
     if of_user(&txn, current.user.id).await?.len() >= MAX_PER_USER {
         return Err(too_many());
     }
@@ -199,20 +194,24 @@ pub struct SignInChallenge {
 /// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
 /// email asked: the authenticator offers the passkeys it holds for this
 /// relying party. Counted per client like `login` (every start is a row).
-/// `signed_in`: the user of the live session the request carries (a
-/// `reauthenticate` with a passkey): counted per user instead of against
-/// the ceilings on anonymous starts, so a flood of those cannot keep a
-/// user from proving presence, nor can one account make rows without end.
+/// `signed_in`: the live session the request carries, as `(user, session)`
+/// (a `reauthenticate` with a passkey). Its ceremony is bound to the
+/// session, one at a time (a new start replaces it), so its rows are
+/// bounded by live sessions; it is counted per user instead of against the
+/// ceilings on anonymous starts, so a flood of those cannot keep a user
+/// from proving presence.
 pub async fn start_sign_in(
     auth: &AuthContext,
     meta: &ClientMeta,
-    signed_in: Option<Uuid>,
+    signed_in: Option<(Uuid, Uuid)>,
 ) -> Result<SignInChallenge, AuthError> {
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
     // Anyone may start one without an account: ceilings per network and
     // for the whole server bound the rows many addresses can make.
     match signed_in {
-        Some(user_id) => limits::hit(auth, Rule::PasskeySignInNetwork, &format!("user:{user_id}")).await?,
+        Some((user_id, _)) => {
+            limits::hit(auth, Rule::PasskeySignInNetwork, &format!("user:{user_id}")).await?
+        }
         None => {
             limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
             limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
@@ -224,18 +223,27 @@ pub async fn start_sign_in(
         .map_err(|e| internal("starting a passkey sign-in", e))?;
     let now = auth.clock.now();
     let handle = token::generate();
+    let txn = auth.db.begin().await?;
+    if let Some((_, session_id)) = signed_in {
+        passkey_challenges::Entity::delete_many()
+            .filter(passkey_challenges::Column::SessionId.eq(session_id))
+            .filter(passkey_challenges::Column::Purpose.eq(SIGN_IN))
+            .exec(&txn)
+            .await?;
+    }
     passkey_challenges::ActiveModel {
         id: Set(Uuid::new_v4()),
         purpose: Set(SIGN_IN.into()),
         token_hash: Set(Some(handle.hash)),
-        user_id: Set(None),
-        session_id: Set(None),
+        user_id: Set(signed_in.map(|(user_id, _)| user_id)),
+        session_id: Set(signed_in.map(|(_, session_id)| session_id)),
         state: Set(to_json(&state)?),
         expires_at: Set(now + CHALLENGE_TTL),
         created_at: Set(now),
     }
-    .insert(&auth.db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     // The options without `mediation: conditional` (the library's default
     // for discoverable sign-ins): the page decides how to ask.
     let options =
@@ -328,6 +336,7 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
+    account::hold_session(&txn, auth, current).await?;
     // Serializes with unlinks and other removals of this user (see `unlink`).
     account::bump_credentials(&txn, user_id).await?;
     let mine = passkeys::Entity::find()

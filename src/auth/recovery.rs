@@ -189,6 +189,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     txn.commit().await?;
     forget.done();
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
+    // The link proved the address: its owner hears of the reset.
+    let user = users::Model { email_verified: true, ..user };
     account::notify(notice, auth, &user, account::Notice::PasswordReset, None);
     Ok(())
 }

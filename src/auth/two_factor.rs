@@ -127,6 +127,7 @@ pub async fn confirm_setup(
     let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
+    account::hold_session(&txn, auth, current).await?;
     // Only the setup that was read: a restart meanwhile wins.
     let confirmed = totp_credentials::Entity::update_many()
         .col_expr(totp_credentials::Column::Secret, Expr::value(pending.clone()))
@@ -172,6 +173,9 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
     let notice = account::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
+    // The user's row first: a confirmTotpSetup racing this one is wholly
+    // before or after it (not a factor removed under a two-factor flag).
+    account::hold_session(&txn, auth, current).await?;
     let was_on = remove(&txn, user_id).await?;
     if was_on {
         // As for turning it on: trust earned under the old factors ends
@@ -218,7 +222,7 @@ pub async fn regenerate_recovery_codes(
     let txn = auth.db.begin().await?;
     // Read inside the transaction, after a write that holds the user's row:
     // a concurrent `disableTwoFactor` is wholly before or after.
-    account::lock_user(&txn, user_id, None).await?;
+    account::hold_session(&txn, auth, current).await?;
     let on = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| u.two_factor_enabled);
     if !on {
         return Err(AuthError::TwoFactorNotEnabled);

@@ -18,6 +18,7 @@ both_backends!(
     an_unproved_account_adds_no_factor,
     every_way_to_a_session_passes_the_gate,
     a_passkey_sign_in_racing_a_password_change_does_not_land,
+    a_squatters_password_change_in_flight_does_not_undo_the_owners_reset,
 );
 
 const APP: &str = "http://localhost:3000";
@@ -243,4 +244,34 @@ async fn a_passkey_sign_in_racing_a_password_change_does_not_land(app: TestApp) 
     let reply = sign_in.await.unwrap();
     assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "{}", reply.body);
     assert_eq!(app.count(sessions::Entity).await, 1, "only the session that changed the password");
+}
+
+/// A squatter's `changePassword` in flight (password checked, new one
+/// hashed) when the owner's reset commits does not land afterwards: it
+/// would overwrite the owner's password and end the owner's sessions.
+async fn a_squatters_password_change_in_flight_does_not_undo_the_owners_reset(app: TestApp) {
+    let email = "contested@example.com";
+    let (squatter, _) = app.register(email, PW).await;
+    let app = std::sync::Arc::new(app);
+    let hold = app.hold_at("change_password:hashed");
+    let racing = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
+            let vars = json!({ "input": { "currentPassword": PW, "newPassword": "squatter keeps it 2026" } });
+            app.authed(&squatter, change, vars).await
+        }
+    });
+    hold.reached().await;
+    app.gql(REQUEST_RESET, json!({ "e": email })).await;
+    let link = app.mailed_token(email, "Reset your password", 1).await;
+    let input = json!({ "input": { "token": link, "newPassword": "rightful holder 2026" } });
+    assert_eq!(app.gql(RESET, input).await.body["data"]["resetPassword"], true);
+    let owner = app.login(email, "rightful holder 2026").await;
+    let owner = str_of(&owner.body["data"]["login"]["token"]);
+    hold.release(1);
+    let reply = racing.await.unwrap();
+    assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{}", reply.body);
+    assert_eq!(app.login(email, "squatter keeps it 2026").await.code(), Some("INVALID_CREDENTIALS"));
+    assert!(app.me(&owner).await.body["data"]["me"].is_object(), "the owner's session lives");
 }

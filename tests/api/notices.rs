@@ -14,6 +14,7 @@ both_backends!(
     aliased_changes_mail_one_notice_and_others_mail_goes_out,
     a_way_in_removed_and_added_again_is_told_again,
     the_same_change_by_another_session_is_told_again,
+    an_address_nobody_proved_gets_no_notices,
 );
 
 const NOTICE: &str = "Two-factor sign-in changed on your account";
@@ -97,4 +98,28 @@ async fn the_same_change_by_another_session_is_told_again(app: TestApp) {
     }
     settled(&app).await;
     assert_eq!(app.mails(email, NOTICE).len() - before, 2, "one per session");
+}
+
+/// Whoever registered an address they do not own cannot use its account's
+/// notices to mail it at will: an address nobody proved gets none (its
+/// verification mail, within its own limit, is all), once proved it does.
+async fn an_address_nobody_proved_gets_no_notices(app: TestApp) {
+    let email = "not-theirs@example.com";
+    let (token, _) = app.register(email, PW).await;
+    let mut password = PW.to_owned();
+    for next in ["first of many 2026", "second of many 2026", "third of many 2026"] {
+        let session =
+            crate::common::str_of(&app.login(email, &password).await.body["data"]["login"]["token"]);
+        app.change_password(&session, &password, next).await;
+        password = next.to_owned();
+    }
+    settled(&app).await;
+    assert_eq!(app.mails(email, "Your password was changed").len(), 0, "no notice to an unproved address");
+    assert_eq!(app.mails(email, "Confirm your email address").len(), 1, "its verification mail only");
+    drop(token);
+
+    let session = crate::common::str_of(&app.login(email, &password).await.body["data"]["login"]["token"]);
+    app.verify_address(&session).await;
+    app.change_password(&session, &password, "violet harbour lamp 2026").await;
+    app.wait_for_mails(email, "Your password was changed", 1).await;
 }

@@ -297,7 +297,7 @@ async fn new_ways_in_need_a_recent_sign_in(app: TestApp) {
 /// changePassword spends outstanding reset links (one would undo it), and
 /// change and reset both tell the owner, listing every way in.
 async fn password_changes_spend_reset_links_and_notify(app: TestApp) {
-    let (token, _) = app.register("notice@example.com", PW).await;
+    let (token, _) = app.register_verified("notice@example.com", PW).await;
     let request = "mutation R($e: String!) { requestPasswordReset(email: $e) }";
     app.gql(request, json!({ "e": "notice@example.com" })).await;
     let reset_token = app.mailed_token("notice@example.com", "Reset your password", 1).await;

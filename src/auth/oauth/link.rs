@@ -83,6 +83,7 @@ pub async fn complete(
             }
         };
     }
+    let linked_before = linked.clone();
     let txn = auth.db.begin().await?;
     let mut linked_by_email = false;
     // A claim ends whoever registered the address: their sessions are forgotten.
@@ -134,6 +135,14 @@ pub async fn complete(
         // this session.
         let (version, one) = (user.credentials_version, session::Assurance::OneFactor);
         let admitted = admission::admit(&txn, auth, user.id, version, Way::Provider, one).await?;
+        // Signed in through an existing link read before the transaction:
+        // under the user's row now, it must still be there (a reset that
+        // removed it, or an unlink, committed meanwhile wins).
+        if let Some(account) = &linked_before
+            && accounts::Entity::find_by_id(account.id).one(&txn).await?.is_none()
+        {
+            return Err(AuthError::Unauthenticated);
+        }
         let new = session::create(&txn, auth, admitted, meta).await?;
         let (token, session) = (new.token, new.session);
         ended_oldest = new.ended_oldest;
@@ -233,6 +242,7 @@ pub async fn unlink(
     // unlinks of one user (a row lock on PostgreSQL, the write lock on
     // SQLite), so two of them cannot each remove "one of two" and leave
     // none, and a sign-in with the way in being removed does not land.
+    account::hold_session(&txn, auth, current).await?;
     account::bump_credentials(&txn, user_id).await?;
     let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
     let Some(removed) = mine.clone().filter(accounts::Column::Id.eq(account_id)).one(&txn).await? else {

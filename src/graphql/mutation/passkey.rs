@@ -79,7 +79,8 @@ impl PasskeyMutation {
     /// the whole server.
     async fn start_passkey_sign_in(&self, ctx: &Context<'_>) -> async_graphql::Result<PasskeyChallenge> {
         let auth = ctx.data::<AuthContext>()?;
-        let signed_in = crate::graphql::guard::current_session(ctx).await.ok().map(|c| c.user.id);
+        let signed_in =
+            crate::graphql::guard::current_session(ctx).await.ok().map(|c| (c.user.id, c.session.id));
         let started = passkey::start_sign_in(auth, &client_meta(ctx), signed_in).await.gql()?;
         Ok(PasskeyChallenge {
             challenge: started.challenge.expose_secret().to_owned(),
