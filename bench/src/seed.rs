@@ -144,9 +144,10 @@ impl Seeded {
             let setup = two_factor::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
             let previous = code_at(&setup.secret, SystemClock.now().timestamp() as u64 - 30);
             two_factor::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
-            let challenge = second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD)
-                .await
-                .map_err(|e| fail("challenge", e))?;
+            let challenge =
+                second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD, None)
+                    .await
+                    .map_err(|e| fail("challenge", e))?;
             steps.push((authgate::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));
         }
         Ok(steps)
