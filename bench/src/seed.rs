@@ -144,6 +144,9 @@ impl Seeded {
             let setup = two_factor::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
             let previous = code_at(&setup.secret, SystemClock.now().timestamp() as u64 - 30);
             two_factor::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
+            // Turning two-factor on started a new credentials version: the
+            // challenge is issued under it, as `login` would.
+            let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
             let challenge =
                 second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD, None)
                     .await

@@ -46,6 +46,15 @@ impl Server {
         for rule in &authgate::config::RULES {
             command.env(rule.variable, "0/1s");
         }
+        // For the same reason no per-client or per-network connection cap,
+        // and no cap on sessions per user (it seeds more per user).
+        for cap in [
+            "AUTHGATE_MAX_CONNECTIONS_PER_CLIENT",
+            "AUTHGATE_MAX_CONNECTIONS_PER_NETWORK",
+            "AUTHGATE_MAX_SESSIONS_PER_USER",
+        ] {
+            command.env(cap, "0");
+        }
         command.envs(env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().with_context(|| {
             format!("cannot start {} (build it: cargo build --release)", binary.display())
