@@ -428,7 +428,52 @@ fn lock_sqlite(database: &std::path::Path, cache_on: bool) -> anyhow::Result<Opt
 
 #[cfg(test)]
 mod tests {
-    use super::lock_sqlite;
+    use super::*;
+
+    fn rows(user_id: Uuid) -> (sessions::Model, users::Model) {
+        let now = chrono::Utc::now();
+        let session = sessions::Model {
+            id: Uuid::new_v4(),
+            user_id,
+            token_hash: vec![1],
+            expires_at: now,
+            created_at: now,
+            updated_at: now,
+            ip_address: None,
+            user_agent: None,
+            authenticated_at: now,
+            assurance_level: 1,
+        };
+        let user = users::Model {
+            id: user_id,
+            email: "u@example.com".into(),
+            name: None,
+            image: None,
+            email_verified: true,
+            created_at: now,
+            updated_at: now,
+            credentials_version: 0,
+            two_factor_enabled: false,
+        };
+        (session, user)
+    }
+
+    /// A change settled with `done` lets reads that began after it be
+    /// served; one dropped unsettled (a request cancelled, its commit
+    /// perhaps still on the wire) keeps the user out of the cache for a TTL.
+    #[test]
+    fn a_change_dropped_unsettled_keeps_its_user_out_for_a_ttl() {
+        let cache = SessionCache::new(100, Duration::from_secs(60), Duration::ZERO, true);
+        let (settled, cancelled) = (Uuid::new_v4(), Uuid::new_v4());
+        cache.changing(settled).done();
+        drop(cache.changing(cancelled));
+        for (user_id, hash, served) in [(settled, vec![1u8], true), (cancelled, vec![2u8], false)] {
+            let ticket = cache.ticket();
+            let (session, user) = rows(user_id);
+            cache.put(hash.clone(), session, user, ticket);
+            assert_eq!(cache.get(&hash).is_some(), served, "read after the change of {user_id}");
+        }
+    }
 
     #[test]
     fn an_in_memory_database_needs_no_lock() {
