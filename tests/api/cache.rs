@@ -235,6 +235,25 @@ async fn a_lost_listener_means_no_answers_from_memory_with_an_outage_grace() {
     lost_listener(Duration::from_secs(60)).await;
 }
 
+/// Kills B's listening backend and keeps it from coming back; waits until
+/// B has noticed.
+async fn cut_listener(app: &TestApp, listener_proxy: &crate::outage::Proxy, b: &authgate::http::AppState) {
+    listener_proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let database = app.database_url().rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    app.execute_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'authgate-listener' AND datname = '{database}'"
+    ))
+    .await;
+    for _ in 0..500 {
+        if !b.auth.sessions.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.auth.sessions.is_live(), "B noticed its listener is gone");
+}
+
 async fn lost_listener(grace: Duration) {
     let Some(app) = TestApp::postgres().await else { return };
     let Some(listener_proxy) = crate::outage::Proxy::for_postgres().await else { return };
@@ -251,21 +270,7 @@ async fn lost_listener(grace: Duration) {
     assert_eq!(me_field(&warm, "email"), "listener@example.com");
     assert_eq!(b.auth.sessions.len(), 1, "B holds the session");
 
-    // Kill B's listening backend and keep it from coming back.
-    listener_proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
-    let database = app.database_url().rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-    app.execute_sql(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'authgate-listener' AND datname = '{database}'"
-    ))
-    .await;
-    for _ in 0..500 {
-        if !b.auth.sessions.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!b.auth.sessions.is_live(), "B noticed its listener is gone");
+    cut_listener(&app, &listener_proxy, &b).await;
     if grace.is_zero() {
         assert!(b.auth.sessions.is_empty(), "and flushed what it held");
     }
@@ -361,20 +366,7 @@ async fn a_busy_pool_opens_no_outage_grace() {
     let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
     assert_eq!(me_field(&warm, "email"), "busy@example.com");
 
-    listener_proxy.stall.store(true, std::sync::atomic::Ordering::SeqCst);
-    let database = app.database_url().rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-    app.execute_sql(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'authgate-listener' AND datname = '{database}'"
-    ))
-    .await;
-    for _ in 0..500 {
-        if !b.auth.sessions.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!b.auth.sessions.is_live(), "B lost its listener");
+    cut_listener(&app, &listener_proxy, &b).await;
     app.authed(&token, LOGOUT, json!({})).await;
 
     // B's only connection is held by long work: its requests time out waiting.
