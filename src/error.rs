@@ -3,7 +3,7 @@
 //! Services return `AuthError`; the GraphQL layer (`graphql::codes`) and
 //! the HTTP layer turn it into an answer. Nothing here knows GraphQL or
 //! HTTP. Adding a code: one line in `codes!` below, one arm in
-//! `AuthError::code` (the compiler asks for it), and the README's table
+//! `AuthError::code` (the compiler asks for it), and the table in docs/api.md
 //! (a test compares them).
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, SqlErr};
 
 /// Declares `Code`: each code's name on the wire and what it means, the
-/// one list the README's table is checked against.
+/// one list the table in docs/api.md is checked against.
 macro_rules! codes {
     ($($variant:ident => $wire:literal, $meaning:literal;)*) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

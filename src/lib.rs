@@ -81,7 +81,7 @@ pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
         unopened == 0,
         "{unopened} two-factor secrets do not open with AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \
          set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run `authgate reseal` \
-         (README, \"Rotating AUTHGATE_SECRET_KEY\"); started as it is, each of those users would fail at the code step"
+         (docs/sign-in.md, \"Rotating AUTHGATE_SECRET_KEY\"); started as it is, each of those users would fail at the code step"
     );
     Ok(())
 }

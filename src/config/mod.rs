@@ -408,7 +408,7 @@ pub struct Config {
     pub public_url: String,
 
     /// OAuth providers to offer (comma-separated names, e.g. `github,google`);
-    /// each is set up by `AUTHGATE_OAUTH_<NAME>_*` variables (see the README).
+    /// each is set up by `AUTHGATE_OAUTH_<NAME>_*` variables (see docs/sign-in.md).
     #[arg(long, env = "AUTHGATE_OAUTH_PROVIDERS", value_delimiter = ',')]
     pub oauth_providers: Vec<String>,
 

@@ -2,7 +2,7 @@
 //! the one table naming each rule's counter, variable, default and meaning.
 //! The configuration parses its variables from it, the limiter counts by
 //! it, the benchmark turns every rule off through it, and a test holds the
-//! README's table to it. Adding a rule: a `Rule` variant and a row here.
+//! the table in docs/security.md to it. Adding a rule: a `Rule` variant and a row here.
 
 use std::{collections::BTreeMap, fmt, str::FromStr, time::Duration};
 

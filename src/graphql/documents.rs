@@ -1,7 +1,7 @@
 //! Parsed and validated documents, kept by their text. Every client sends
 //! the same few documents (`me` above all); parsing one with async-graphql's
 //! pest grammar and validating it took a quarter of a `me` request's CPU
-//! (profile in the README). A document seen before is cloned instead of
+//! (profile in docs/performance.md). A document seen before is cloned instead of
 //! parsed, and one sent without variables skips validation too: the result
 //! of validating a document depends only on its text, the operation chosen
 //! and the variables, and the schema and its limits are fixed while the

@@ -1,10 +1,19 @@
-//! The README's tables are derived from the code's own lists: each test
-//! fails when a row is missing, extra or different.
+//! The documentation's tables (README.md and docs/) are derived from the
+//! code's own lists: each test fails when a row is missing, extra or different.
 
 use authgate::{config::RULES, error::Code};
 
+/// README.md and every page of docs/, as one text.
 fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    pages.insert(0, root.join("README.md"));
+    pages.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect::<Vec<_>>().join("\n")
 }
 
 /// The rows of the README table whose first cell starts with `prefix`.
@@ -65,5 +74,5 @@ fn every_setting_is_documented() {
         .filter_map(|arg| arg.get_env().and_then(|e| e.to_str()).map(str::to_owned))
         .filter(|env| !readme.contains(&format!("`{env}`")) && !readme.contains(&format!("`{env}` /")))
         .collect();
-    assert!(missing.is_empty(), "not in the README: {missing:?}");
+    assert!(missing.is_empty(), "not in README.md or docs/: {missing:?}");
 }

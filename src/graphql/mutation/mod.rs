@@ -16,7 +16,7 @@ use async_graphql::MergedObject;
 /// `BAD_USER_INPUT` and `extensions.retryAfter` for `RATE_LIMITED`). Field
 /// descriptions name the codes particular to them; any field may also
 /// answer `SERVICE_UNAVAILABLE` (retry later) or `INTERNAL_SERVER_ERROR`,
-/// and those behind a session `UNAUTHENTICATED`. The README lists every code.
+/// and those behind a session `UNAUTHENTICATED`. docs/api.md lists every code.
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     sign_in::SignInMutation,
