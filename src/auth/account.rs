@@ -206,7 +206,7 @@ pub async fn login(
         rehash_password(auth, account_id, &old, password).await;
     }
     // The gate, after the password, so it tells nothing to someone without it.
-    if let Err(refused) = admission::check(auth, &user) {
+    if let Err(refused) = admission::may_hold_session(auth, &user) {
         return Err(refused_after_password(auth, &user, refused).await?);
     }
     if user.two_factor_enabled {
@@ -709,11 +709,11 @@ async fn send_notice(
     notice: Notice,
     by: Option<Uuid>,
 ) -> Result<(), AuthError> {
-    let methods = sign_in_methods(auth, user.id).await?;
+    let WaysIn { labels: methods, identity } = ways_in(auth, user.id).await?;
     // The ways in by identity, not only by kind: a link removed and made
     // again (or a passkey removed and added again) is news, even though the
     // list reads the same as in the notice before.
-    let said = format!("{}|{:?}|{}|{}", user.id, by, notice.key(), ways_in_ids(auth, user.id).await?);
+    let said = format!("{}|{:?}|{}|{identity}", user.id, by, notice.key());
     match limits::hit(auth, Rule::NoticeAccount, &said).await {
         Ok(()) => {}
         Err(AuthError::RateLimited { .. }) => {
@@ -755,42 +755,39 @@ async fn send_notice(
     Ok(())
 }
 
-/// The user's ways in, as the owner knows them: "password", "github", ...
-pub async fn sign_in_methods(auth: &AuthContext, user_id: Uuid) -> Result<Vec<String>, AuthError> {
-    let rows = for_users(auth, &[user_id]).await?.remove(&user_id).unwrap_or_default();
-    let mut methods: Vec<String> = rows
+/// The user's ways in, read once: as the owner knows them ("password",
+/// "github", ...), and by identity (ids of the sign-in methods and
+/// passkeys, when the authenticator was confirmed), which is what a
+/// notice's coalescing compares: a way in removed and made again is news
+/// though its label reads the same.
+struct WaysIn {
+    labels: Vec<String>,
+    identity: String,
+}
+
+async fn ways_in(auth: &AuthContext, user_id: Uuid) -> Result<WaysIn, AuthError> {
+    let accounts = for_users(auth, &[user_id]).await?.remove(&user_id).unwrap_or_default();
+    let passkeys = super::passkey::of_user(&auth.db, user_id).await?;
+    let totp = entity::totp_credentials::Entity::find_by_id(user_id).one(&auth.db).await?;
+    let confirmed = totp.as_ref().and_then(|t| t.secret.as_ref().and(t.confirmed_at));
+    let mut ids: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();
+    ids.extend(passkeys.iter().map(|p| p.id.to_string()));
+    ids.push(format!("totp:{confirmed:?}"));
+    let mut labels: Vec<String> = accounts
         .into_iter()
         .map(|a| if a.provider_id == CREDENTIAL_PROVIDER { "password".to_owned() } else { a.provider_id })
         .collect();
-    let two_factor =
-        users::Entity::find_by_id(user_id).one(&auth.db).await?.is_some_and(|u| u.two_factor_enabled);
-    if two_factor {
-        methods.push("an authenticator app (second factor)".to_owned());
+    if confirmed.is_some() {
+        labels.push("an authenticator app (second factor)".to_owned());
     }
     // Counted, not named: a passkey's name is the user's (or an intruder's)
     // text, and a mail client would show a URL in it as a link.
-    match super::passkey::of_user(&auth.db, user_id).await?.len() {
+    match passkeys.len() {
         0 => {}
-        1 => methods.push("a passkey".to_owned()),
-        n => methods.push(format!("{n} passkeys")),
+        1 => labels.push("a passkey".to_owned()),
+        n => labels.push(format!("{n} passkeys")),
     }
-    Ok(methods)
-}
-
-/// The ids of the user's sign-in methods and passkeys, and whether
-/// two-factor is on: what a notice's coalescing compares.
-async fn ways_in_ids(auth: &AuthContext, user_id: Uuid) -> Result<String, AuthError> {
-    let mut ids: Vec<String> = for_users(auth, &[user_id])
-        .await?
-        .remove(&user_id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.id.to_string())
-        .collect();
-    ids.extend(super::passkey::of_user(&auth.db, user_id).await?.into_iter().map(|p| p.id.to_string()));
-    let totp = entity::totp_credentials::Entity::find_by_id(user_id).one(&auth.db).await?;
-    ids.push(format!("totp:{:?}", totp.map(|t| t.confirmed_at)));
-    Ok(ids.join(","))
+    Ok(WaysIn { labels, identity: ids.join(",") })
 }
 
 /// The sign-in methods of each user, oldest first: one query for all of them.

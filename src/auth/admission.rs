@@ -64,20 +64,15 @@ impl Admitted {
 }
 
 /// Whether `user` may hold a session at all, now: the rule itself, for new
-/// sessions and for every use of an existing one (a cached one included).
-/// An address nobody proved gets none while the server requires proof.
+/// sessions (`admit`), for a way in that ends in a second step rather than
+/// a session (the challenge goes only to a user the gate would admit), and
+/// for every use of an existing session (a cached one included). An
+/// address nobody proved gets none while the server requires proof.
 pub fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
     if auth.config.verification_required() && !user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }
     Ok(())
-}
-
-/// The gate, before anything is written: the rule alone, for a way in
-/// that ends in a second step rather than a session (the challenge is
-/// issued only to a user the gate would admit).
-pub fn check(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
-    may_hold_session(auth, user)
 }
 
 /// The gate, inside the transaction that will create the session: the

@@ -3,7 +3,7 @@
 //! because the services call `hit` themselves. Counters live in the
 //! database or in Redis (shared by every instance), in fixed windows.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -91,14 +91,9 @@ fn window(auth: &AuthContext, rate: Rate) -> (i64, i64) {
 /// its IPv4 address. Requests without a peer address (never the case over
 /// TCP) share one counter.
 pub fn ip_subject(meta: &super::ClientMeta) -> String {
-    use std::net::IpAddr;
-    let parsed = meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
-    match parsed.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => {
-            let prefix = u128::from(v6) & (u128::MAX << 64);
-            format!("{}/64", std::net::Ipv6Addr::from(prefix))
-        }
+    match parsed(meta) {
+        Some(ip @ IpAddr::V4(_)) => ip.to_string(),
+        Some(ip) => format!("{}/64", client_of(ip)),
         None => "unknown".to_owned(),
     }
 }
@@ -106,13 +101,34 @@ pub fn ip_subject(meta: &super::ClientMeta) -> String {
 /// The network a client is in, for rules that must cost an attacker more
 /// than one host: an IPv4 /24, an IPv6 /48 (a site's usual allocation).
 pub fn network_subject(meta: &super::ClientMeta) -> String {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let parsed = meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
-    match parsed.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V4(v4)) => format!("{}/24", Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
-        Some(IpAddr::V6(v6)) => format!("{}/48", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 80))),
+    match parsed(meta) {
+        Some(ip @ IpAddr::V4(_)) => format!("{}/24", network_of(ip)),
+        Some(ip) => format!("{}/48", network_of(ip)),
         None => "unknown".to_owned(),
     }
+}
+
+/// The client an address belongs to, for every per-client rule and cap:
+/// itself (IPv4; an IPv4-mapped IPv6 address is its IPv4 address), or its
+/// /64 (one host commonly holds a whole /64).
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    masked(ip, 32, 64)
+}
+
+/// The network an address belongs to: its /24 (IPv4), or its /48 (a site).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    masked(ip, 24, 48)
+}
+
+fn masked(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & (u32::MAX << (32 - v4_bits))).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (u128::MAX << (128 - v6_bits))).into()),
+    }
+}
+
+fn parsed(meta: &super::ClientMeta) -> Option<IpAddr> {
+    meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use ipnet::IpNet;
+
+use crate::auth::limits::{client_of, network_of};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -222,23 +224,6 @@ impl Drop for ClientSlot {
                 }
             }
         }
-    }
-}
-
-/// The client an address belongs to: itself (IPv4), or its /64.
-fn client_of(ip: IpAddr) -> IpAddr {
-    masked(ip, 32, 64)
-}
-
-/// The network an address belongs to: its /24 (IPv4), or its /48.
-fn network_of(ip: IpAddr) -> IpAddr {
-    masked(ip, 24, 48)
-}
-
-fn masked(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & (u32::MAX << (32 - v4_bits))).into()),
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (u128::MAX << (128 - v6_bits))).into()),
     }
 }
 

@@ -235,6 +235,23 @@ async fn a_lost_listener_means_no_answers_from_memory_with_an_outage_grace() {
     lost_listener(Duration::from_secs(60)).await;
 }
 
+/// Instance B on `app`'s database, its LISTEN connection through a proxy
+/// the test can cut, with `tweak`ed settings.
+async fn listening_through_a_proxy(
+    app: &TestApp,
+    tweak: impl FnOnce(&mut authgate::config::Config),
+) -> Option<(crate::outage::Proxy, authgate::http::AppState)> {
+    let listener_proxy = crate::outage::Proxy::for_postgres().await?;
+    let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
+    let b = app
+        .second_state(|c| {
+            c.database_listen_url = Some(listen_url.into());
+            tweak(c);
+        })
+        .await;
+    Some((listener_proxy, b))
+}
+
 /// Kills B's listening backend and keeps it from coming back; waits until
 /// B has noticed.
 async fn cut_listener(app: &TestApp, listener_proxy: &crate::outage::Proxy, b: &authgate::http::AppState) {
@@ -256,14 +273,11 @@ async fn cut_listener(app: &TestApp, listener_proxy: &crate::outage::Proxy, b: &
 
 async fn lost_listener(grace: Duration) {
     let Some(app) = TestApp::postgres().await else { return };
-    let Some(listener_proxy) = crate::outage::Proxy::for_postgres().await else { return };
-    let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
-    let b = app
-        .second_state(|c| {
-            c.database_listen_url = Some(listen_url.into());
-            c.session_cache_outage_grace = grace;
-        })
-        .await;
+    let Some((listener_proxy, b)) =
+        listening_through_a_proxy(&app, |c| c.session_cache_outage_grace = grace).await
+    else {
+        return;
+    };
     let b_router = authgate::app(b.clone());
     let (token, _) = app.register("listener@example.com", PW).await;
     let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
@@ -350,17 +364,16 @@ async fn a_dropped_revocation_still_reaches_the_cache() {
 #[tokio::test]
 async fn a_busy_pool_opens_no_outage_grace() {
     let Some(app) = TestApp::postgres().await else { return };
-    let Some(listener_proxy) = crate::outage::Proxy::for_postgres().await else { return };
-    let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
-    let b = app
-        .second_state(|c| {
-            c.database_listen_url = Some(listen_url.into());
-            c.session_cache_outage_grace = Duration::from_secs(60);
-            c.db_max_connections = 1;
-            c.db_min_connections = 0;
-            c.db_acquire_timeout = Duration::from_millis(300);
-        })
-        .await;
+    let Some((listener_proxy, b)) = listening_through_a_proxy(&app, |c| {
+        c.session_cache_outage_grace = Duration::from_secs(60);
+        c.db_max_connections = 1;
+        c.db_min_connections = 0;
+        c.db_acquire_timeout = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
     let b_router = authgate::app(b.clone());
     let (token, _) = app.register("busy@example.com", PW).await;
     let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;

@@ -64,6 +64,19 @@ async fn until_closed(stream: &mut TcpStream) -> (String, Duration) {
     (String::from_utf8_lossy(&seen).into_owned(), started.elapsed())
 }
 
+/// `n` connections that each sent half a request head and hold their slot
+/// (until the header timeout), once the server has accepted them.
+async fn half_sent_heads(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut holders = Vec::new();
+    for _ in 0..n {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holders
+}
+
 async fn served(client: &reqwest::Client, addr: SocketAddr) -> bool {
     let reply = client
         .post(format!("http://{addr}/graphql"))
@@ -126,13 +139,7 @@ async fn slow_clients_are_cut_off_and_others_served() {
 async fn open_connections_are_capped() {
     let app = TestApp::sqlite().await;
     let (addr, _server) = serve(&app, Limits { max_connections: 2, ..limits() }).await;
-    let mut holders = Vec::new();
-    for _ in 0..2 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-        holders.push(stream);
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _holders = half_sent_heads(addr, 2).await;
     let mut waiting = TcpStream::connect(addr).await.unwrap();
     waiting.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut early = [0u8; 16];
@@ -282,13 +289,7 @@ async fn one_client_holds_at_most_its_share_of_connections() {
     let limits =
         Limits { max_connections_per_client: 3, header_read_timeout: Duration::from_secs(30), ..limits() };
     let (addr, _server) = serve(&app, limits).await;
-    let mut holders = Vec::new();
-    for _ in 0..3 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-        holders.push(stream);
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut holders = half_sent_heads(addr, 3).await;
     let mut fourth = TcpStream::connect(addr).await.unwrap();
     let _ = fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut buf = [0u8; 64];

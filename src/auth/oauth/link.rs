@@ -124,7 +124,7 @@ pub async fn complete(
     // on meets the same second step, if the gate would admit them.
     let mut ended_oldest = None;
     let completed = if user.two_factor_enabled {
-        admission::check(auth, &user)?;
+        admission::may_hold_session(auth, &user)?;
         let binding = crate::auth::token::generate();
         let method = format!("oauth:{provider}");
         let challenge = second_step::challenge(auth, &txn, &user, &method, Some(binding.hash)).await?;
