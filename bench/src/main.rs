@@ -164,5 +164,5 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn redacted(url: &str) -> String {
-    authgate::config::redact_url(url)
+    domain::config::redact_url(url)
 }

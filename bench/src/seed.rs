@@ -3,7 +3,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use authgate::{
+use domain::{
     auth::{ClientMeta, account, token},
     clock::{Clock, SystemClock},
     config::Config,
@@ -65,10 +65,10 @@ async fn state_with(
     config.outbox_dir = dir.join("outbox");
     config.secret_key_file = dir.join("data/secret.key");
     config.db_max_connections = 2;
-    config.rates = authgate::config::Rates::off();
+    config.rates = domain::config::Rates::off();
     // Seeding serves no session: no cache, no listening connection.
     config.session_cache_ttl = std::time::Duration::ZERO;
-    let db = authgate::db::connect(&config).await?;
+    let db = domain::db::connect(&config).await?;
     authgate::state(db, config, Arc::new(SystemClock))
 }
 
@@ -121,14 +121,14 @@ impl Seeded {
     /// previous step's code (accepted for clock drift), so the current
     /// step's code is still unused when the scenario sends it.
     pub async fn second_steps(&self, count: usize) -> anyhow::Result<Vec<(String, String)>> {
-        use authgate::auth::{second_step, session, two_factor};
+        use domain::auth::{second_step, session, two_factor};
         let state = state_with(&self.db_url, &self.dir, |c| {
             c.argon2_memory_kib = 256;
             c.argon2_iterations = 1;
         })
         .await?;
         let auth = &state.auth;
-        let fail = |what: &str, e: authgate::error::AuthError| anyhow::anyhow!("{what}: {e}");
+        let fail = |what: &str, e: domain::error::AuthError| anyhow::anyhow!("{what}: {e}");
         let mut steps = Vec::with_capacity(count);
         for i in 0..count {
             let email = format!("bench-{}-2fa-{}-{i}@example.com", self.run, Uuid::new_v4().simple());
@@ -151,7 +151,7 @@ impl Seeded {
                 second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD, None)
                     .await
                     .map_err(|e| fail("challenge", e))?;
-            steps.push((authgate::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));
+            steps.push((domain::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));
         }
         Ok(steps)
     }

@@ -43,7 +43,7 @@ impl Server {
             command.stdout(log.try_clone()?).stderr(log);
         }
         // Every rate-limit rule off: the benchmark signs in from one address.
-        for rule in &authgate::config::RULES {
+        for rule in &domain::config::RULES {
             command.env(rule.variable, "0/1s");
         }
         // For the same reason no per-client or per-network connection cap,

@@ -13,7 +13,7 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
-use crate::error::{AuthError, Code, Input};
+use domain::error::{AuthError, Code, Input};
 
 /// The GraphQL argument field a service's `Input` arrives in.
 fn field_name(input: Input) -> &'static str {
@@ -30,22 +30,21 @@ fn field_name(input: Input) -> &'static str {
     }
 }
 
-impl ErrorExtensions for AuthError {
-    fn extend(&self) -> async_graphql::Error {
-        self.report();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
-            e.set("code", self.code().as_str());
-            match self {
-                Self::BadUserInput { input, .. } => e.set("field", field_name(*input)),
-                Self::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
-                Self::SecondFactorRequired { challenge } => {
-                    e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
-                    e.set("methods", crate::auth::two_factor::METHODS.to_vec());
-                }
-                _ => {}
+/// A service's error as a GraphQL error with its `extensions`.
+pub fn to_graphql(error: &AuthError) -> async_graphql::Error {
+    error.report();
+    async_graphql::Error::new(error.to_string()).extend_with(|_, e| {
+        e.set("code", error.code().as_str());
+        match error {
+            AuthError::BadUserInput { input, .. } => e.set("field", field_name(*input)),
+            AuthError::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
+            AuthError::SecondFactorRequired { challenge } => {
+                e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
+                e.set("methods", domain::auth::two_factor::METHODS.to_vec());
             }
-        })
-    }
+            _ => {}
+        }
+    })
 }
 
 /// Resolvers turn service results into GraphQL results through this, never
@@ -56,7 +55,7 @@ pub trait GqlResult<T> {
 
 impl<T> GqlResult<T> for Result<T, AuthError> {
     fn gql(self) -> async_graphql::Result<T> {
-        self.map_err(|e| e.extend())
+        self.map_err(|e| to_graphql(&e))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::device::Device;
+use domain::auth::device::Device;
 
 /// One thing the client must be told outside the body.
 #[derive(Clone, PartialEq, Eq)]

@@ -3,16 +3,16 @@
 //! user starts with `signed_in` (or `current_session`): the one rule, with
 //! no guard attribute beside it to keep in step.
 
-use async_graphql::{Context, ErrorExtensions};
+use async_graphql::Context;
 use tokio::sync::OnceCell;
 
-use crate::{
+use crate::graphql::effects::{self, Effect};
+use domain::{
     auth::{
         AuthContext, ClientMeta,
         session::{self, CurrentSession},
     },
     error::AuthError,
-    graphql::effects::{self, Effect},
 };
 
 /// How the token arrived: a refreshed cookie session gets a new cookie.
@@ -68,7 +68,7 @@ pub async fn signed_in<'a>(
     ctx: &Context<'a>,
 ) -> async_graphql::Result<(&'a AuthContext, &'a CurrentSession)> {
     let auth = ctx.data::<AuthContext>()?;
-    let current = current_session(ctx).await.map_err(|e| e.extend())?;
+    let current = current_session(ctx).await.map_err(|e| super::codes::to_graphql(&e))?;
     Ok((auth, current))
 }
 

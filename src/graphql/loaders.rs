@@ -12,7 +12,7 @@ use entity::{accounts, sessions};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use crate::auth::{AuthContext, account, session};
+use domain::auth::{AuthContext, account, session};
 
 /// Made when a request first asks for sessions or accounts: most requests
 /// (`me { id email }`) never do.

@@ -3,7 +3,7 @@
 //! `tests/api/layers.rs`): what the HTTP answer must carry, a resolver
 //! records as an `effects::Effect`.
 
-mod codes;
+pub(crate) mod codes;
 mod documents;
 pub mod effects;
 pub mod guard;
@@ -15,7 +15,7 @@ pub mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
-use crate::{auth::AuthContext, config::Config};
+use domain::{auth::AuthContext, config::Config};
 
 pub use codes::{ErrorCodes, GqlResult, refusal};
 pub use documents::Documents;
@@ -45,7 +45,7 @@ pub fn build_schema(auth: AuthContext, config: &Config) -> AppSchema {
         builder = builder.disable_introspection();
     }
     // "Did you mean …" names fields to someone probing the schema.
-    if config.env == crate::config::Environment::Production {
+    if config.env == domain::config::Environment::Production {
         builder = builder.disable_suggestions();
     }
     builder.finish()

@@ -1,7 +1,8 @@
 use async_graphql::{Context, Object};
 
 use super::{guard::current_session, types::User};
-use crate::{auth::AuthContext, graphql::GqlResult};
+use crate::graphql::GqlResult;
+use domain::auth::AuthContext;
 
 pub struct QueryRoot;
 

@@ -9,13 +9,13 @@ use chrono::{SecondsFormat, Utc};
 use entity::{accounts, sessions, users};
 
 use super::{guard::own_session, loaders::Loaders};
-use crate::{
+use crate::graphql::GqlResult;
+use domain::{
     auth::{
         account::{PasswordChange, Registration, SignedIn},
         profile::ProfileUpdate,
     },
     error::AuthError,
-    graphql::GqlResult,
 };
 
 /// An RFC 3339 timestamp in UTC with the `Z` suffix, e.g. `2026-11-29T20:42:56.123Z`.
@@ -103,8 +103,8 @@ impl User {
         let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
             return Ok(Vec::new());
         };
-        let auth = ctx.data::<crate::auth::AuthContext>()?;
-        let rows = crate::auth::passkey::of_user(&auth.db, current.user.id).await.gql()?;
+        let auth = ctx.data::<domain::auth::AuthContext>()?;
+        let rows = domain::auth::passkey::of_user(&auth.db, current.user.id).await.gql()?;
         Ok(rows.into_iter().map(Passkey).collect())
     }
 

@@ -8,7 +8,7 @@ use axum::{
 };
 use ipnet::IpNet;
 
-use crate::auth::{AuthContext, ClientMeta};
+use domain::auth::{AuthContext, ClientMeta};
 
 pub fn meta(parts: &Parts, auth: &AuthContext) -> ClientMeta {
     let trusted = &auth.config.trusted_proxies;

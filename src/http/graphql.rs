@@ -2,7 +2,7 @@
 //! runs queries only (and serves GraphiQL to browsers).
 
 use async_graphql::{
-    ErrorExtensions, Pos,
+    Pos,
     parser::types::{DocumentOperations, OperationType},
 };
 use axum::{
@@ -17,14 +17,12 @@ use super::{
     AppState, client, cookie, observe,
     respond::{self, Format},
 };
-use crate::{
-    error::AuthError,
-    graphql::{
-        self as refusal, Loaders, check_shape,
-        effects::Effects,
-        guard::{PresentedToken, RequestAuth, TokenSource},
-    },
+use crate::graphql::{
+    self as refusal, Loaders, check_shape,
+    effects::Effects,
+    guard::{PresentedToken, RequestAuth, TokenSource},
 };
+use domain::error::AuthError;
 
 /// Why a request was refused before execution: at the HTTP level (a
 /// status and an error), or as a GraphQL request error (over a limit),
@@ -224,7 +222,8 @@ async fn execute(
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
-            let error = AuthError::ServiceUnavailable.extend().into_server_error(Pos::default());
+            let error = crate::graphql::codes::to_graphql(&AuthError::ServiceUnavailable)
+                .into_server_error(Pos::default());
             async_graphql::Response::from_errors(vec![error])
         }
     };
@@ -424,7 +423,7 @@ fn csrf_proof(headers: &HeaderMap) -> bool {
 /// comes from in `Sec-Fetch-Site` (which page script cannot set); without
 /// it, the `Origin` must be this server's or a listed one. Requests without
 /// cookies (bearer clients, servers) are not judged by this.
-fn cross_site_with_cookies(headers: &HeaderMap, config: &crate::config::Config) -> bool {
+fn cross_site_with_cookies(headers: &HeaderMap, config: &domain::config::Config) -> bool {
     if !headers.contains_key(header::COOKIE) {
         return false;
     }

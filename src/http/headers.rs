@@ -9,7 +9,7 @@ use axum::{
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::Config;
+use domain::config::Config;
 
 /// JSON answers need nothing: no scripts, no frames.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";

@@ -16,7 +16,8 @@ pub mod server;
 
 use axum::{Router, routing::get};
 
-use crate::{auth::AuthContext, graphql::AppSchema};
+use crate::graphql::AppSchema;
+use domain::auth::AuthContext;
 
 /// Shared by every request (axum clones it into each: one atomic increment).
 #[derive(Clone)]

@@ -12,10 +12,10 @@ use axum::{
 use serde_json::json;
 
 use super::{AppState, client, cookie};
-use crate::{
+use crate::graphql::effects::Effect;
+use domain::{
     auth::oauth::{self, CallbackError, CallbackParams, Completed},
     error::Code,
-    graphql::effects::Effect,
 };
 
 pub async fn callback(

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::error::{AuthError, Code};
+use domain::error::{AuthError, Code};
 
 /// The media type of the response, chosen from the request's `Accept`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

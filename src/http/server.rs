@@ -26,7 +26,7 @@ use hyper_util::{
 };
 use ipnet::IpNet;
 
-use crate::auth::limits::{client_of, network_of};
+use domain::auth::limits::{client_of, network_of};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -63,7 +63,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    pub fn from_config(config: &domain::config::Config) -> Self {
         Self {
             header_read_timeout: config.header_read_timeout,
             write_timeout: config.write_timeout,

@@ -158,7 +158,7 @@ async fn other_operations_are_limited(app: TestApp) {
 /// `RATE_LIMITED` with the seconds left in the window, and no hash is checked.
 async fn a_stolen_session_gets_few_password_guesses(app: TestApp) {
     let app =
-        app.sibling(|c| c.rates.set(authgate::config::Rule::PasswordAccount, "3/15m".parse().unwrap())).await;
+        app.sibling(|c| c.rates.set(domain::config::Rule::PasswordAccount, "3/15m".parse().unwrap())).await;
     let (stolen, _) = app.register_verified("stolen@example.com", PW).await;
     let (other, _) = app.register("bystander@example.com", PW).await;
     let change = "mutation($i: ChangePasswordInput!) { changePassword(input: $i) }";
@@ -210,10 +210,10 @@ async fn a_counter_lives_until_its_window_ends(app: TestApp) {
         assert!([60, 900, 3600].contains(&length), "a window of 1m, 15m or 1h: {row:?}");
         assert_eq!(row.window_start, now - now.rem_euclid(length), "{row:?}");
     }
-    let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let removed = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(removed.counters, 0, "every window is still open");
     app.clock.advance(chrono::Duration::hours(1));
-    let removed = authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let removed = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(removed.counters, rows.len() as u64, "every window has ended");
 }
 
@@ -271,8 +271,8 @@ async fn graphql_limits_refuse_and_the_server_goes_on(app: TestApp) {
 #[tokio::test]
 async fn per_ip_and_account_wide_ceilings() {
     let app = TestApp::sqlite_with(|c| {
-        c.rates.set(authgate::config::Rule::LoginIp, "5/1m".parse().unwrap());
-        c.rates.set(authgate::config::Rule::LoginAccount, "12/15m".parse().unwrap());
+        c.rates.set(domain::config::Rule::LoginIp, "5/1m".parse().unwrap());
+        c.rates.set(domain::config::Rule::LoginAccount, "12/15m".parse().unwrap());
     })
     .await;
     for i in 0..5 {
@@ -410,7 +410,7 @@ async fn security_headers_on_every_answer() {
     assert!(csp.contains("script-src 'self';") && !csp.contains("https:"), "GraphiQL's own CSP: {csp}");
 
     let open = TestApp::sqlite_with(|c| {
-        c.env = authgate::config::Environment::Production;
+        c.env = domain::config::Environment::Production;
         c.introspection = Some(true);
     })
     .await;
@@ -430,7 +430,7 @@ async fn redis_counters_are_shared_by_instances() {
         return;
     };
     let prefix = format!("authgate-test-{}:", uuid::Uuid::new_v4().simple());
-    let with_redis = |c: &mut authgate::config::Config| {
+    let with_redis = |c: &mut domain::config::Config| {
         c.redis_url = Some(url.clone().into());
         c.redis_prefix = prefix.clone();
     };
@@ -476,7 +476,7 @@ async fn a_one_megabyte_password_is_refused_without_hashing() {
 
 /// Behind a trusted proxy, as in production: the client is the address the
 /// proxy puts in `X-Forwarded-For`.
-async fn behind_proxy(app: &TestApp, tweak: impl FnOnce(&mut authgate::config::Config)) -> TestApp {
+async fn behind_proxy(app: &TestApp, tweak: impl FnOnce(&mut domain::config::Config)) -> TestApp {
     app.sibling(|c| {
         c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         tweak(c);
@@ -492,7 +492,7 @@ fn login_from<'a>(app: &'a TestApp, client: &str, email: &str, password: &str) -
 /// budget, while the neighbouring /64 has its own.
 async fn one_ipv6_64_shares_one_budget(app: TestApp) {
     let app =
-        behind_proxy(&app, |c| c.rates.set(authgate::config::Rule::LoginIp, "10/1m".parse().unwrap())).await;
+        behind_proxy(&app, |c| c.rates.set(domain::config::Rule::LoginIp, "10/1m".parse().unwrap())).await;
     let mut codes = Vec::new();
     for i in 0..50u32 {
         let client = format!("2001:db8:aa:bb:{:x}:{:x}::{:x}", (i * 7919) % 0xffff, i, i + 1);
@@ -536,8 +536,8 @@ pub fn device_cookie(reply: &crate::common::Reply) -> String {
 /// browser, which signed in before and shows its signed device cookie.
 async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
     let app = behind_proxy(&app, |c| {
-        c.rates.set(authgate::config::Rule::LoginAccount, "20/15m".parse().unwrap());
-        c.rates.set(authgate::config::Rule::LoginAccountIp, "5/15m".parse().unwrap());
+        c.rates.set(domain::config::Rule::LoginAccount, "20/15m".parse().unwrap());
+        c.rates.set(domain::config::Rule::LoginAccountIp, "5/15m".parse().unwrap());
     })
     .await;
     app.register("owner@example.com", PW).await;

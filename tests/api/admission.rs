@@ -209,7 +209,7 @@ async fn every_way_to_a_session_passes_the_gate(app: TestApp) {
 
     // From the sources: only the gate makes an `Admitted`, and every file
     // that creates a session asks the gate.
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/src");
     for path in crate::layers::rust_files(&src) {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.strip_prefix(&src).unwrap().display().to_string();

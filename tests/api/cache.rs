@@ -173,7 +173,7 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
 /// Tools that end no live session (`authgate cleanup`) are not held back.
 #[tokio::test]
 async fn a_second_server_on_a_sqlite_file_needs_the_cache_off_everywhere() {
-    use authgate::auth::session_cache::lock_database;
+    use domain::auth::session_cache::lock_database;
     let app = TestApp::sqlite().await;
     let mut config = crate::common::test_config(app.database_url());
     let refused = lock_database(&config).expect_err("a second server with the cache").to_string();
@@ -239,7 +239,7 @@ async fn a_lost_listener_means_no_answers_from_memory_with_an_outage_grace() {
 /// the test can cut, with `tweak`ed settings.
 async fn listening_through_a_proxy(
     app: &TestApp,
-    tweak: impl FnOnce(&mut authgate::config::Config),
+    tweak: impl FnOnce(&mut domain::config::Config),
 ) -> Option<(crate::outage::Proxy, authgate::http::AppState)> {
     let listener_proxy = crate::outage::Proxy::for_postgres().await?;
     let listen_url = crate::outage::via(app.database_url(), listener_proxy.addr);
@@ -315,7 +315,7 @@ async fn without_the_triggers_nothing_is_answered_from_memory() {
     app.execute_sql("DROP TRIGGER sessions_notify_delete ON sessions").await;
     let mut config = crate::common::test_config(app.database_url());
     config.auto_migrate = false;
-    let db = authgate::db::connect(&config).await.expect("connect");
+    let db = domain::db::connect(&config).await.expect("connect");
     let b = authgate::state(db, config, std::sync::Arc::new(app.clock.clone())).expect("state");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(b.auth.sessions.is_on() && !b.auth.sessions.is_live(), "on, but bypassed");

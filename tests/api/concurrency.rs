@@ -59,7 +59,7 @@ async fn at_once(app: &Arc<TestApp>, query: &'static str, variables: Vec<serde_j
 }
 
 async fn one_address_registered_twice_at_once(backend: Backend) {
-    let Some(app) = TestApp::on_with(backend, |c| c.rates = authgate::config::Rates::off()).await else {
+    let Some(app) = TestApp::on_with(backend, |c| c.rates = domain::config::Rates::off()).await else {
         return;
     };
     let app = Arc::new(app);

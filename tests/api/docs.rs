@@ -1,7 +1,7 @@
 //! The documentation's tables (README.md and docs/) are derived from the
 //! code's own lists: each test fails when a row is missing, extra or different.
 
-use authgate::{config::RULES, error::Code};
+use domain::{config::RULES, error::Code};
 
 /// README.md and every page of docs/, as one text.
 fn readme() -> String {
@@ -47,8 +47,8 @@ fn the_error_code_table_is_the_code_list() {
 /// benchmark's "every rule off" turns off every one of them.
 #[test]
 fn every_rule_is_a_flag_and_a_variable() {
-    use authgate::config::{Cli, Rates};
     use clap::{CommandFactory, Parser};
+    use domain::config::{Cli, Rates};
     let command = Cli::command();
     for rule in &RULES {
         let arg =
@@ -68,7 +68,7 @@ fn every_rule_is_a_flag_and_a_variable() {
 fn every_setting_is_documented() {
     use clap::CommandFactory;
     let readme = readme();
-    let command = authgate::config::Cli::command();
+    let command = domain::config::Cli::command();
     let missing: Vec<String> = command
         .get_arguments()
         .filter_map(|arg| arg.get_env().and_then(|e| e.to_str()).map(str::to_owned))

@@ -870,7 +870,7 @@ async fn starting_oauth_is_limited_per_client() {
     let mock = MockProvider::start().await;
     let app = TestApp::sqlite_with(|c| {
         c.oauth = vec![mock.oauth2_config("plain")];
-        c.rates.set(authgate::config::Rule::OAuthIp, "3/1m".parse().unwrap());
+        c.rates.set(domain::config::Rule::OAuthIp, "3/1m".parse().unwrap());
     })
     .await;
     let start_from =

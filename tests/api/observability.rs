@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use authgate::config::ExposeSecret;
+use domain::config::ExposeSecret;
 
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
@@ -294,7 +294,7 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     let smtp_app = TestApp::sqlite_with(|c| {
         c.smtp_host = Some("127.0.0.1".into());
         c.smtp_port = port;
-        c.smtp_tls = authgate::config::SmtpTls::None;
+        c.smtp_tls = domain::config::SmtpTls::None;
         c.smtp_username = Some("mailer".into());
         c.smtp_password = Some(smtp_password.to_owned().into());
     })
@@ -319,7 +319,7 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     let mut settings =
         crate::common::test_config(&format!("postgres://alice:{unreachable_password}@127.0.0.1:{port}/db"));
     settings.db_connect_deadline = std::time::Duration::from_secs(1);
-    authgate::db::connect(&settings).await.expect_err("nothing listens");
+    domain::db::connect(&settings).await.expect_err("nothing listens");
 
     let mine = logs.mine();
     assert!(mine.contains("login failed") && mine.contains("password reset"), "logs were captured:\n{mine}");

@@ -1,7 +1,7 @@
 //! PostgreSQL going away and coming back, through a fault-injecting TCP
 //! proxy between authgate and the database.
 
-use authgate::config::ExposeSecret;
+use domain::config::ExposeSecret;
 use std::{
     net::SocketAddr,
     sync::{
@@ -110,7 +110,7 @@ pub fn via(url: &str, addr: SocketAddr) -> String {
     format!("{scheme}://{userinfo}{addr}{tail}")
 }
 
-fn config(url: &str) -> authgate::config::Config {
+fn config(url: &str) -> domain::config::Config {
     let mut config = crate::common::test_config(url);
     config.db_acquire_timeout = Duration::from_secs(1);
     config.db_connect_deadline = Duration::from_secs(20);
@@ -130,7 +130,7 @@ async fn startup_waits_for_a_database_that_is_not_there_yet() {
         Proxy::serve(socket.listen(64).expect("listen"), upstream)
     });
     let started = Instant::now();
-    let db = authgate::db::connect(&config(&via(&url, format!("127.0.0.1:{port}").parse().unwrap())))
+    let db = domain::db::connect(&config(&via(&url, format!("127.0.0.1:{port}").parse().unwrap())))
         .await
         .expect("connects once the database answers");
     assert!(started.elapsed() >= Duration::from_millis(1400), "it waited: {:?}", started.elapsed());
@@ -146,7 +146,7 @@ async fn a_cold_start_delay_is_waited_out() {
     let started = Instant::now();
     let mut settings = config(&via(&url, proxy.addr));
     settings.db_acquire_timeout = Duration::from_secs(5);
-    let db = authgate::db::connect(&settings).await.expect("connects after the delay");
+    let db = domain::db::connect(&settings).await.expect("connects after the delay");
     assert!(started.elapsed() >= Duration::from_secs(2));
     db.ping().await.unwrap();
 }
@@ -160,7 +160,7 @@ async fn startup_gives_up_with_a_clear_message_and_no_password() {
     let mut settings = config(&format!("postgres://alice:s3cr3t-pw@127.0.0.1:{port}/db"));
     settings.db_connect_deadline = Duration::from_secs(1);
     let started = Instant::now();
-    let error = format!("{:#}", authgate::db::connect(&settings).await.expect_err("nothing listens"));
+    let error = format!("{:#}", domain::db::connect(&settings).await.expect_err("nothing listens"));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(error.contains("tcp connection refused"), "{error}");
     assert!(error.contains("alice:***@127.0.0.1"), "{error}");
@@ -173,8 +173,7 @@ async fn errors_that_waiting_cannot_fix_fail_at_once() {
     let missing =
         format!("{}/authgate_no_such_database_{}", url.rsplit_once('/').unwrap().0, std::process::id());
     let started = Instant::now();
-    let error =
-        format!("{:#}", authgate::db::connect(&config(&missing)).await.expect_err("no such database"));
+    let error = format!("{:#}", domain::db::connect(&config(&missing)).await.expect_err("no such database"));
     assert!(started.elapsed() < Duration::from_secs(5), "no retrying: {:?}", started.elapsed());
     assert!(error.contains("database does not exist"), "{error}");
 }
@@ -354,7 +353,7 @@ async fn tls_is_used_when_required() {
     let Some((_, url)) = postgres() else { return };
     let secure =
         if url.contains('?') { format!("{url}&sslmode=require") } else { format!("{url}?sslmode=require") };
-    let db = authgate::db::connect(&config(&secure)).await.expect("the local server offers TLS");
+    let db = domain::db::connect(&config(&secure)).await.expect("the local server offers TLS");
     assert!(encrypted(&db).await, "the session is encrypted");
 }
 
@@ -375,7 +374,7 @@ async fn requiring_tls_from_a_server_without_it_fails_clearly() {
     let started = Instant::now();
     let error = format!(
         "{:#}",
-        authgate::db::connect(&config(&format!("postgres://postgres@{addr}/postgres?sslmode=require")))
+        domain::db::connect(&config(&format!("postgres://postgres@{addr}/postgres?sslmode=require")))
             .await
             .expect_err("TLS is required")
     );
@@ -396,7 +395,7 @@ async fn verify_full_accepts_the_right_certificate_and_refuses_another() {
         eprintln!("TEST_TLS_DATABASE_URL unset: skipping verify-full");
         return;
     };
-    let db = authgate::db::connect(&config(&url)).await.expect("the certificate verifies against its CA");
+    let db = domain::db::connect(&config(&url)).await.expect("the certificate verifies against its CA");
     assert!(encrypted(&db).await);
 
     // The same server checked against a CA that did not sign its
@@ -409,7 +408,7 @@ async fn verify_full_accepts_the_right_certificate_and_refuses_another() {
     assert!(pem.contains("BEGIN CERTIFICATE"), "{}", other.display());
     let wrong = format!("{base}sslrootcert={}", other.display());
     let started = Instant::now();
-    let error = format!("{:#}", authgate::db::connect(&config(&wrong)).await.expect_err("an unknown CA"));
+    let error = format!("{:#}", domain::db::connect(&config(&wrong)).await.expect_err("an unknown CA"));
     assert!(started.elapsed() < Duration::from_secs(5), "no retrying: {:?}", started.elapsed());
     assert!(error.contains("tls"), "{error}");
     assert!(error.contains("UnknownIssuer") || error.to_lowercase().contains("unknown issuer"), "{error}");

@@ -190,7 +190,7 @@ async fn ceremonies_are_single_use_short_lived_and_bound(app: TestApp) {
     let (_, credential) = Authenticator::register(&options, APP);
     assert_eq!(finish_registration(&app, &token, credential, "Late").await.code(), Some("INVALID_TOKEN"));
     // Spent and expired ceremonies leave no rows behind after cleanup.
-    authgate::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(app.count(passkey_challenges::Entity).await, 0);
 }
 
@@ -429,7 +429,7 @@ async fn an_account_holds_at_most_twenty_passkeys(app: TestApp) {
     assert_eq!((added, refused.code()), (10, Some("RATE_LIMITED")), "ten changes an hour: {}", refused.body);
 
     let roomy = app
-        .sibling(|c| c.rates.set(authgate::config::Rule::FactorChangeAccount, "0/1m".parse().unwrap()))
+        .sibling(|c| c.rates.set(domain::config::Rule::FactorChangeAccount, "0/1m".parse().unwrap()))
         .await;
     let (token, _) = roomy.register_verified("collector@example.com", PW).await;
     for _ in 0..20 {
@@ -450,7 +450,7 @@ async fn an_account_holds_at_most_twenty_passkeys(app: TestApp) {
 /// server bounds the rows many addresses can make.
 async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
     let app = app
-        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInGlobal, "3/5m".parse().unwrap()))
+        .sibling(|c| c.rates.set(domain::config::Rule::PasskeySignInGlobal, "3/5m".parse().unwrap()))
         .await;
     let from = |ip: &'static str| app.post().graphql(START_SIGN_IN, json!({})).peer_ip(ip).send();
     for ip in ["192.0.2.1", "198.51.100.1", "203.0.113.1"] {
@@ -465,7 +465,7 @@ async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
         app.post().graphql(START_SIGN_IN, json!({})).bearer(&token).peer_ip("2001:db8::2").send().await;
     assert!(reply.body["data"]["startPasskeySignIn"].is_object(), "{}", reply.body);
     let per_user = app
-        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
+        .sibling(|c| c.rates.set(domain::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
         .await;
     let (token, _) = per_user.register("present@example.com", PW).await;
     for ip in ["2001:db8:a::1", "2001:db8:b::1"] {
@@ -482,7 +482,7 @@ async fn anonymous_ceremonies_are_bounded_for_the_whole_server(app: TestApp) {
     assert_eq!(third.code(), Some("RATE_LIMITED"), "one user's starts are bounded too: {}", third.body);
     // And one network gets its own ceiling (an IPv4 /24, an IPv6 /48).
     let app = app
-        .sibling(|c| c.rates.set(authgate::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
+        .sibling(|c| c.rates.set(domain::config::Rule::PasskeySignInNetwork, "2/5m".parse().unwrap()))
         .await;
     let from = |ip: &'static str| app.post().graphql(START_SIGN_IN, json!({})).peer_ip(ip).send();
     for ip in ["2001:db8:7:1::1", "2001:db8:7:2::1"] {

@@ -203,9 +203,9 @@ async fn verification_required_means_no_session_from_register(app: TestApp) {
 async fn registration_probes_are_limited_per_address_and_in_all(app: TestApp) {
     let app = app
         .sibling(|c| {
-            c.rates.set(authgate::config::Rule::RegisterEmail, "3/1h".parse().unwrap());
+            c.rates.set(domain::config::Rule::RegisterEmail, "3/1h".parse().unwrap());
             // Refused attempts (per address) do not count: 6 pass the per-address rule.
-            c.rates.set(authgate::config::Rule::RegisterGlobal, "6/1h".parse().unwrap());
+            c.rates.set(domain::config::Rule::RegisterGlobal, "6/1h".parse().unwrap());
         })
         .await;
     let from =
@@ -402,7 +402,7 @@ async fn secure_cookies_are_host_prefixed_and_the_old_name_still_reads() {
 
 #[tokio::test]
 async fn production_errors_suggest_no_field_names() {
-    let app = TestApp::sqlite_with(|c| c.env = authgate::config::Environment::Production).await;
+    let app = TestApp::sqlite_with(|c| c.env = domain::config::Environment::Production).await;
     let reply = app.gql("{ providerz }", json!({})).await;
     assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "{}", reply.body);
     assert!(!reply.text.contains("Did you mean"), "{}", reply.text);

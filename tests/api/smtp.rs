@@ -76,7 +76,7 @@ async fn verification_mail_goes_out_over_smtp() {
     let app = TestApp::sqlite_with(|c| {
         c.smtp_host = Some("127.0.0.1".into());
         c.smtp_port = port;
-        c.smtp_tls = authgate::config::SmtpTls::None;
+        c.smtp_tls = domain::config::SmtpTls::None;
         c.app_url = "https://app.example.com/".into();
     })
     .await;

@@ -40,7 +40,7 @@ async fn browsers_get_graphiql(app: TestApp) {
     assert!(page.content_type().starts_with("text/html"));
     assert!(page.text.contains("graphiql"), "GraphiQL page");
 
-    let production = TestApp::sqlite_with(|c| c.env = authgate::config::Environment::Production).await;
+    let production = TestApp::sqlite_with(|c| c.env = domain::config::Environment::Production).await;
     let hidden = production.get("/graphql").header("accept", "text/html").send().await;
     assert_eq!(hidden.status, 404, "no GraphiQL in production unless enabled");
     let introspection = production.gql("{ __schema { queryType { name } } }", json!({})).await;
@@ -198,7 +198,7 @@ async fn graphiql_is_served_from_the_binary() {
     let graphiql = app.get("/graphiql/assets/graphiql.min.js").send().await;
     assert!(graphiql.text.contains("createFetcher"), "the real GraphiQL bundle");
 
-    let production = TestApp::sqlite_with(|c| c.env = authgate::config::Environment::Production).await;
+    let production = TestApp::sqlite_with(|c| c.env = domain::config::Environment::Production).await;
     assert_eq!(production.get("/graphiql/assets/init.js").send().await.status, 404, "off with the page");
 }
 

@@ -614,7 +614,7 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
     let (secret, _) = enable(&app, &token).await;
     let sealed_before = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
     let new_key = "bmV3LXNlY3JldC1rZXktb2YtMzItYnl0ZXMtdGVzdHM=";
-    let only_new = |c: &mut authgate::config::Config| c.secret_key = Some(new_key.into());
+    let only_new = |c: &mut domain::config::Config| c.secret_key = Some(new_key.into());
 
     // Only the new key: the secret does not open; the sign-in fails, closed.
     let lost = app.second_instance_with(only_new).await;
@@ -640,8 +640,8 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
             c.secret_key_previous = old_key.clone();
         })
         .await;
-    assert_eq!(authgate::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
-    assert_eq!(authgate::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    assert_eq!(domain::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
+    assert_eq!(domain::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
     let sealed_after = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
     assert_ne!(sealed_after, sealed_before);
 
@@ -653,7 +653,7 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
     assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
     // And the old key alone no longer opens it: reseal reports it, and
     // a server with the old key alone would not start.
-    assert_eq!(authgate::auth::two_factor::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
+    assert_eq!(domain::auth::two_factor::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
     assert!(authgate::preflight(&app.state.auth).await.is_err());
     authgate::preflight(&lost_state.auth).await.expect("the new key opens every secret now");
 }
@@ -676,12 +676,15 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     returning_tokens.sort();
     assert_eq!(returning_tokens, ["completeSignIn", "finishPasskeySignIn", "login", "register"]);
     // 2. The code's session creations and session cookies, by file.
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut creating = Vec::new();
     let mut cookies = Vec::new();
-    for path in crate::layers::rust_files(&src) {
+    for path in crate::layers::rust_files(&root.join("domain/src"))
+        .into_iter()
+        .chain(crate::layers::rust_files(&root.join("src")))
+    {
         let text = std::fs::read_to_string(&path).unwrap();
-        let name = path.strip_prefix(&src).unwrap().display().to_string();
+        let name = path.strip_prefix(root).unwrap().display().to_string();
         for _ in text.matches("session::create(") {
             creating.push(name.clone());
         }
@@ -694,11 +697,11 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     assert_eq!(
         creating,
         [
-            "auth/account.rs",
-            "auth/account.rs",
-            "auth/oauth/link.rs",
-            "auth/passkey.rs",
-            "auth/second_step.rs"
+            "domain/src/auth/account.rs",
+            "domain/src/auth/account.rs",
+            "domain/src/auth/oauth/link.rs",
+            "domain/src/auth/passkey.rs",
+            "domain/src/auth/second_step.rs"
         ],
         "register, login, the OAuth callback, finishPasskeySignIn (two factors by itself) and completeSignIn"
     );
@@ -706,7 +709,12 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     // turned into the header, the OAuth callback.
     assert_eq!(
         cookies,
-        ["graphql/guard.rs", "graphql/mutation/sign_in.rs", "http/cookie.rs", "http/oauth.rs"]
+        [
+            "src/graphql/guard.rs",
+            "src/graphql/mutation/sign_in.rs",
+            "src/http/cookie.rs",
+            "src/http/oauth.rs"
+        ]
     );
 
     // Each, for a two-factor user:
@@ -751,8 +759,8 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     // The OAuth callback: `oauth::a_two_factor_user_meets_the_second_step_after_a_provider`.
 }
 
-fn code_budget(n: u32) -> impl FnOnce(&mut authgate::config::Config) {
-    move |c| c.rates.set(authgate::config::Rule::SecondFactorAccount, format!("{n}/1h").parse().unwrap())
+fn code_budget(n: u32) -> impl FnOnce(&mut domain::config::Config) {
+    move |c| c.rates.set(domain::config::Rule::SecondFactorAccount, format!("{n}/1h").parse().unwrap())
 }
 
 /// A thief who had the password before the owner turned two-factor on

@@ -1,13 +1,11 @@
 use async_graphql::{Context, Object};
 
-use crate::{
-    auth::{account, profile},
-    graphql::{
-        GqlResult,
-        guard::signed_in,
-        types::{ChangePasswordInput, UpdateProfileInput, User},
-    },
+use crate::graphql::{
+    GqlResult,
+    guard::signed_in,
+    types::{ChangePasswordInput, UpdateProfileInput, User},
 };
+use domain::auth::{account, profile};
 
 #[derive(Default)]
 pub struct AccountMutation;

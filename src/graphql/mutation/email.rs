@@ -1,13 +1,11 @@
 use async_graphql::{Context, Object};
 
-use crate::{
-    auth::{AuthContext, recovery},
-    graphql::{
-        GqlResult,
-        guard::{client_meta, signed_in},
-        types::{ResetPasswordInput, User},
-    },
+use crate::graphql::{
+    GqlResult,
+    guard::{client_meta, signed_in},
+    types::{ResetPasswordInput, User},
 };
+use domain::auth::{AuthContext, recovery};
 
 #[derive(Default)]
 pub struct EmailMutation;

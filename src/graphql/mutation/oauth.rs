@@ -1,13 +1,11 @@
 use async_graphql::{Context, ID, Object};
 
-use crate::{
-    auth::{AuthContext, account, oauth},
-    graphql::{
-        GqlResult,
-        effects::{self, Effect},
-        guard::{client_meta, signed_in},
-    },
+use crate::graphql::{
+    GqlResult,
+    effects::{self, Effect},
+    guard::{client_meta, signed_in},
 };
+use domain::auth::{AuthContext, account, oauth};
 
 #[derive(Default)]
 pub struct OAuthMutation;

@@ -3,14 +3,12 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::sign_in::started_session;
-use crate::{
-    auth::{AuthContext, passkey},
-    graphql::{
-        GqlResult,
-        guard::{client_meta, signed_in},
-        types::{AuthPayload, Passkey},
-    },
+use crate::graphql::{
+    GqlResult,
+    guard::{client_meta, signed_in},
+    types::{AuthPayload, Passkey},
 };
+use domain::auth::{AuthContext, passkey};
 
 #[derive(Default)]
 pub struct PasskeyMutation;

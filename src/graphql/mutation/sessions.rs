@@ -1,10 +1,8 @@
 use async_graphql::{Context, ID, Object};
 use uuid::Uuid;
 
-use crate::{
-    auth::session,
-    graphql::{GqlResult, guard::signed_in},
-};
+use crate::graphql::{GqlResult, guard::signed_in};
+use domain::auth::session;
 
 #[derive(Default)]
 pub struct SessionMutation;

@@ -1,14 +1,12 @@
 use async_graphql::{Context, Object};
 
-use crate::{
-    auth::{AuthContext, account},
-    graphql::{
-        GqlResult,
-        effects::{self, Effect},
-        guard::client_meta,
-        types::{AuthPayload, LoginInput, RegisterInput},
-    },
+use crate::graphql::{
+    GqlResult,
+    effects::{self, Effect},
+    guard::client_meta,
+    types::{AuthPayload, LoginInput, RegisterInput},
 };
+use domain::auth::{AuthContext, account};
 
 #[derive(Default)]
 pub struct SignInMutation;

@@ -2,14 +2,14 @@ use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use serde_json::Value;
 
 use super::sign_in::started_session;
-use crate::{
+use crate::graphql::{
+    GqlResult,
+    guard::{client_meta, signed_in},
+    types::AuthPayload,
+};
+use domain::{
     auth::{AuthContext, second_step, step_up, two_factor},
     error::{AuthError, Input},
-    graphql::{
-        GqlResult,
-        guard::{client_meta, signed_in},
-        types::AuthPayload,
-    },
 };
 
 #[derive(Default)]

@@ -12,13 +12,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use authgate::{clock::ManualClock, config::Config, http::AppState};
+use authgate::http::AppState;
 use axum::{
     Router,
     body::Body,
     extract::ConnectInfo,
     http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
 };
+use domain::{clock::ManualClock, config::Config};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -152,15 +153,15 @@ impl TestApp {
             config.database_listen_url = Some(with_database(admin_url, name).into());
         }
         tweak(&mut config);
-        let mut db = authgate::db::connect(&config).await.expect("connect");
-        authgate::db::migrate(&db).await.expect("migrate");
+        let mut db = domain::db::connect(&config).await.expect("connect");
+        domain::db::migrate(&db).await.expect("migrate");
         let statements = Arc::new(Mutex::new(Vec::new()));
         let recorder = statements.clone();
         db.set_metric_callback(move |info| {
             recorder.lock().unwrap().push(info.statement.sql.clone());
         });
         let clock = ManualClock::new();
-        let _lock = authgate::auth::session_cache::lock_database(&config).expect("database lock");
+        let _lock = domain::auth::session_cache::lock_database(&config).expect("database lock");
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
         wait_until_live(&state).await;
         let router = authgate::app(state.clone());
@@ -196,9 +197,9 @@ impl TestApp {
         config.database_listen_url = self.state.auth.config.database_listen_url.clone();
         config.session_cache_ttl = self.state.auth.config.session_cache_ttl;
         tweak(&mut config);
-        let db = authgate::db::connect(&config).await.expect("connect");
+        let db = domain::db::connect(&config).await.expect("connect");
         // Would a second `authgate serve` start here? (Released at once.)
-        authgate::auth::session_cache::lock_database(&config).expect("a second server on this database");
+        domain::auth::session_cache::lock_database(&config).expect("a second server on this database");
         let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
         wait_until_live(&state).await;
         state
@@ -249,7 +250,7 @@ impl TestApp {
     }
 
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
-        use authgate::clock::Clock;
+        use domain::clock::Clock;
         self.clock.now()
     }
 

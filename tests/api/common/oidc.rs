@@ -155,28 +155,28 @@ impl MockProvider {
     }
 
     /// authgate's provider settings for this mock, as OpenID Connect.
-    pub fn oidc_config(&self, name: &str) -> authgate::config::ProviderConfig {
-        authgate::config::ProviderConfig {
+    pub fn oidc_config(&self, name: &str) -> domain::config::ProviderConfig {
+        domain::config::ProviderConfig {
             name: name.into(),
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             scopes: vec!["email".into(), "profile".into()],
-            kind: authgate::config::ProviderKind::Oidc { issuer: self.issuer.clone() },
+            kind: domain::config::ProviderKind::Oidc { issuer: self.issuer.clone() },
         }
     }
 
     /// The same mock as a plain OAuth 2.0 provider with a userinfo endpoint.
-    pub fn oauth2_config(&self, name: &str) -> authgate::config::ProviderConfig {
-        authgate::config::ProviderConfig {
+    pub fn oauth2_config(&self, name: &str) -> domain::config::ProviderConfig {
+        domain::config::ProviderConfig {
             name: name.into(),
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             scopes: vec!["email".into()],
-            kind: authgate::config::ProviderKind::OAuth2 {
+            kind: domain::config::ProviderKind::OAuth2 {
                 auth_url: format!("{}/authorize", self.issuer),
                 token_url: format!("{}/token", self.issuer),
                 userinfo_url: format!("{}/userinfo", self.issuer),
-                style: authgate::config::UserinfoStyle::Standard,
+                style: domain::config::UserinfoStyle::Standard,
             },
         }
     }

@@ -1,0 +1,69 @@
+//! authgate's domain: the auth services, the database, mail, settings and
+//! errors. It knows nothing of GraphQL or HTTP (Cargo enforces it: this
+//! crate does not depend on the server crate, nor on axum or
+//! async-graphql); the server crate calls in, never the other way.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod keys;
+pub mod mail;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{AuthContext, Limiter, PasswordHasher},
+    clock::Clock,
+    config::Config,
+    jobs::Jobs,
+    mail::Postman,
+};
+
+/// The services over a connected database, with a given mailer (tests
+/// capture mail this way). The settings must be validated.
+pub fn services(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    mail: Postman,
+) -> anyhow::Result<AuthContext> {
+    let hasher =
+        PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+    let limiter = Limiter::from_config(&config, &db)?;
+    Ok(AuthContext::new(auth::Services {
+        db: db.clone(),
+        config: config.clone(),
+        clock,
+        hasher: Arc::new(hasher),
+        mail,
+        jobs: Jobs::start(),
+        limiter,
+        oauth: Arc::new(auth::oauth::OAuth::from_config(&config)?),
+        keys: Arc::new(keys::Keys::from_config(&config)?),
+        checkpoints: Default::default(),
+        sessions: auth::session_cache::SessionCache::start(&config, &db)?,
+        webauthn: Arc::new(auth::passkey::relying_party(&config)?),
+    }))
+}
+
+/// What `authgate serve` does before it listens: checks unknown emails
+/// at the cost most stored hashes have, and checks that every sealed
+/// secret opens. A server key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS`
+/// (or a lost key) fails here, once, with the reason, instead of as an
+/// internal error at every two-factor sign-in.
+pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
+    auth::account::calibrate_dummy(auth).await.inspect_err(|e| e.report())?;
+    let unopened = auth::two_factor::unopenable_secrets(auth).await.inspect_err(|e| e.report())?;
+    anyhow::ensure!(
+        unopened == 0,
+        "{unopened} two-factor secrets do not open with AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \
+         set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run `authgate reseal` \
+         (docs/sign-in.md, \"Rotating AUTHGATE_SECRET_KEY\"); started as it is, each of those users would fail at the code step"
+    );
+    Ok(())
+}
