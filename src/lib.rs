@@ -9,9 +9,8 @@ pub mod http;
 use std::sync::Arc;
 
 use axum::Router;
-use sea_orm::DatabaseConnection;
-
 use domain::{clock::Clock, config::Config, mail::Postman};
+use sea_orm::DatabaseConnection;
 
 use crate::http::AppState;
 

@@ -3,7 +3,7 @@ use std::{process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use clap::Parser;
 use domain::{
-    auth::cleanup,
+    cleanup,
     clock::SystemClock,
     config::{Cli, Command, Config, Environment, LogFormat},
     db,
@@ -62,7 +62,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     let cleanup_every = config.cleanup_interval;
     // Held until the server stops (SQLite: see `lock_database`).
     let _lock = match command {
-        Command::Serve => domain::auth::session_cache::lock_database(&config)?,
+        Command::Serve => domain::session::cache::lock_database(&config)?,
         _ => None,
     };
     let state = authgate::state(db.clone(), config, Arc::new(SystemClock))?;
@@ -75,7 +75,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         return Ok(());
     }
     if matches!(command, Command::Reseal) {
-        let (resealed, unopened) = domain::auth::two_factor::reseal_all(&state.auth).await?;
+        let (resealed, unopened) = domain::factors::totp::reseal_all(&state.auth).await?;
         println!(
             "re-encrypted {resealed} TOTP secrets with the current key; {unopened} did not open with any key"
         );

@@ -4,9 +4,13 @@
 use std::{path::Path, sync::Arc};
 
 use domain::{
-    auth::{ClientMeta, account, token},
+    ClientMeta,
     clock::{Clock, SystemClock},
     config::Config,
+    factors::totp,
+    session,
+    sign_in::{register, second_step},
+    token, user,
 };
 use entity::sessions;
 use sea_orm::{ActiveValue::Set, EntityTrait};
@@ -30,12 +34,12 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize)
     let mut seeded = Vec::with_capacity(users);
     for i in 0..users {
         let email = format!("bench-{run}-{i}@example.com");
-        let registration = account::Registration {
+        let registration = register::Registration {
             email: email.clone(),
             password: PASSWORD.into(),
             name: Some(format!("User {i}")),
         };
-        let signed = account::register(&state.auth, registration, &ClientMeta::default())
+        let signed = register::register(&state.auth, registration, &ClientMeta::default())
             .await
             .map_err(|e| anyhow::anyhow!("seeding user {i}: {e}"))?;
         seeded.push((email, signed.token));
@@ -121,7 +125,6 @@ impl Seeded {
     /// previous step's code (accepted for clock drift), so the current
     /// step's code is still unused when the scenario sends it.
     pub async fn second_steps(&self, count: usize) -> anyhow::Result<Vec<(String, String)>> {
-        use domain::auth::{second_step, session, two_factor};
         let state = state_with(&self.db_url, &self.dir, |c| {
             c.argon2_memory_kib = 256;
             c.argon2_iterations = 1;
@@ -132,18 +135,18 @@ impl Seeded {
         let mut steps = Vec::with_capacity(count);
         for i in 0..count {
             let email = format!("bench-{}-2fa-{}-{i}@example.com", self.run, Uuid::new_v4().simple());
-            let registration = account::Registration { email, password: PASSWORD.into(), name: None };
-            let signed = account::register(auth, registration, &ClientMeta::default())
+            let registration = register::Registration { email, password: PASSWORD.into(), name: None };
+            let signed = register::register(auth, registration, &ClientMeta::default())
                 .await
                 .map_err(|e| fail("registering", e))?;
             // Only a proved address may add a factor (as if the mailed link was followed).
-            account::mark_email_verified(&auth.db, signed.user.id, SystemClock.now())
+            user::mark_email_verified(&auth.db, signed.user.id, SystemClock.now())
                 .await
                 .map_err(|e| fail("verifying", e))?;
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
-            let setup = two_factor::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
+            let setup = totp::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
             let previous = code_at(&setup.secret, SystemClock.now().timestamp() as u64 - 30);
-            two_factor::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
+            totp::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
             // Turning two-factor on started a new credentials version: the
             // challenge is issued under it, as `login` would.
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;

@@ -3,26 +3,36 @@
 //! crate does not depend on the server crate, nor on axum or
 //! async-graphql); the server crate calls in, never the other way.
 
-pub mod auth;
+// Infrastructure, read by every room.
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod token;
+
+// The rooms. Each imports only rooms before it in this order, bottom
+// first (`tests/api/layers.rs` checks; ARCHITECTURE.md draws them):
+// order: user, limits, notices, session, factors, mailed, sign_in, account, cleanup.
+pub mod account;
+pub mod cleanup;
+pub mod factors;
+pub mod limits;
+pub mod mailed;
+pub mod notices;
+pub mod session;
+pub mod sign_in;
+pub mod user;
 
 use std::sync::Arc;
 
+pub use context::{AuthContext, Checkpoints, ClientMeta, Services};
 use sea_orm::DatabaseConnection;
 
-use crate::{
-    auth::{AuthContext, Limiter, PasswordHasher},
-    clock::Clock,
-    config::Config,
-    jobs::Jobs,
-    mail::Postman,
-};
+use crate::{clock::Clock, config::Config, jobs::Jobs, mail::Postman};
 
 /// The services over a connected database, with a given mailer (tests
 /// capture mail this way). The settings must be validated.
@@ -32,10 +42,10 @@ pub fn services(
     clock: Arc<dyn Clock>,
     mail: Postman,
 ) -> anyhow::Result<AuthContext> {
-    let hasher =
-        PasswordHasher::new(&config).map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-    let limiter = Limiter::from_config(&config, &db)?;
-    Ok(AuthContext::new(auth::Services {
+    let hasher = user::hasher::PasswordHasher::new(&config)
+        .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+    let limiter = limits::Limiter::from_config(&config, &db)?;
+    Ok(AuthContext::new(Services {
         db: db.clone(),
         config: config.clone(),
         clock,
@@ -43,11 +53,11 @@ pub fn services(
         mail,
         jobs: Jobs::start(),
         limiter,
-        oauth: Arc::new(auth::oauth::OAuth::from_config(&config)?),
+        oauth: Arc::new(sign_in::oauth::OAuth::from_config(&config)?),
         keys: Arc::new(keys::Keys::from_config(&config)?),
         checkpoints: Default::default(),
-        sessions: auth::session_cache::SessionCache::start(&config, &db)?,
-        webauthn: Arc::new(auth::passkey::relying_party(&config)?),
+        sessions: session::cache::SessionCache::start(&config, &db)?,
+        webauthn: Arc::new(factors::passkey::relying_party(&config)?),
     }))
 }
 
@@ -57,8 +67,8 @@ pub fn services(
 /// (or a lost key) fails here, once, with the reason, instead of as an
 /// internal error at every two-factor sign-in.
 pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
-    auth::account::calibrate_dummy(auth).await.inspect_err(|e| e.report())?;
-    let unopened = auth::two_factor::unopenable_secrets(auth).await.inspect_err(|e| e.report())?;
+    user::credential::calibrate_dummy(auth).await.inspect_err(|e| e.report())?;
+    let unopened = factors::totp::unopenable_secrets(auth).await.inspect_err(|e| e.report())?;
     anyhow::ensure!(
         unopened == 0,
         "{unopened} two-factor secrets do not open with AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \

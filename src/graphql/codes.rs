@@ -12,7 +12,6 @@ use async_graphql::{
     },
     parser::types::ExecutableDocument,
 };
-
 use domain::error::{AuthError, Code, Input};
 
 /// The GraphQL argument field a service's `Input` arrives in.
@@ -40,7 +39,7 @@ pub fn to_graphql(error: &AuthError) -> async_graphql::Error {
             AuthError::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
             AuthError::SecondFactorRequired { challenge } => {
                 e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
-                e.set("methods", domain::auth::two_factor::METHODS.to_vec());
+                e.set("methods", domain::factors::METHODS.to_vec());
             }
             _ => {}
         }

@@ -5,8 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-
-use domain::auth::device::Device;
+use domain::limits::device::Device;
 
 /// One thing the client must be told outside the body.
 #[derive(Clone, PartialEq, Eq)]

@@ -4,16 +4,14 @@
 //! no guard attribute beside it to keep in step.
 
 use async_graphql::Context;
+use domain::{
+    AuthContext, ClientMeta,
+    error::AuthError,
+    session::{self, CurrentSession},
+};
 use tokio::sync::OnceCell;
 
 use crate::graphql::effects::{self, Effect};
-use domain::{
-    auth::{
-        AuthContext, ClientMeta,
-        session::{self, CurrentSession},
-    },
-    error::AuthError,
-};
 
 /// How the token arrived: a refreshed cookie session gets a new cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,11 +8,10 @@ use std::{
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
+use domain::{AuthContext, session, user};
 use entity::{accounts, sessions};
 use sea_orm::DbErr;
 use uuid::Uuid;
-
-use domain::auth::{AuthContext, account, session};
 
 /// Made when a request first asks for sessions or accounts: most requests
 /// (`me { id email }`) never do.
@@ -54,6 +53,6 @@ impl Loader<Uuid> for AccountsByUser {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        account::for_users(&self.0, keys).await.map_err(Arc::new)
+        user::for_users(&self.0, keys).await.map_err(Arc::new)
     }
 }

@@ -7,22 +7,20 @@ pub(crate) mod codes;
 mod documents;
 pub mod effects;
 pub mod guard;
-mod limits;
 mod loaders;
 mod mutation;
 mod query;
+mod shape;
 pub mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
-
-use domain::{auth::AuthContext, config::Config};
-
 pub use codes::{ErrorCodes, GqlResult, refusal};
 pub use documents::Documents;
-pub use limits::check_shape;
+use domain::{AuthContext, config::Config};
 pub use loaders::Loaders;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use shape::check_shape;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

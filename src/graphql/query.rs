@@ -1,8 +1,8 @@
 use async_graphql::{Context, Object};
+use domain::AuthContext;
 
 use super::{guard::current_session, types::User};
 use crate::graphql::GqlResult;
-use domain::auth::AuthContext;
 
 pub struct QueryRoot;
 

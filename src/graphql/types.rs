@@ -6,17 +6,15 @@ use async_graphql::{
     SimpleObject, Value,
 };
 use chrono::{SecondsFormat, Utc};
+use domain::{
+    account::{PasswordChange, profile::ProfileUpdate},
+    error::AuthError,
+    sign_in::{SignedIn, register::Registration},
+};
 use entity::{accounts, sessions, users};
 
 use super::{guard::own_session, loaders::Loaders};
 use crate::graphql::GqlResult;
-use domain::{
-    auth::{
-        account::{PasswordChange, Registration, SignedIn},
-        profile::ProfileUpdate,
-    },
-    error::AuthError,
-};
 
 /// An RFC 3339 timestamp in UTC with the `Z` suffix, e.g. `2026-11-29T20:42:56.123Z`.
 #[derive(Clone, Copy, Debug)]
@@ -103,8 +101,8 @@ impl User {
         let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
             return Ok(Vec::new());
         };
-        let auth = ctx.data::<domain::auth::AuthContext>()?;
-        let rows = domain::auth::passkey::of_user(&auth.db, current.user.id).await.gql()?;
+        let auth = ctx.data::<domain::AuthContext>()?;
+        let rows = domain::user::ways_in::passkeys_of(&auth.db, current.user.id).await.gql()?;
         Ok(rows.into_iter().map(Passkey).collect())
     }
 

@@ -6,9 +6,8 @@ use axum::{
     extract::ConnectInfo,
     http::{HeaderMap, header, request::Parts},
 };
+use domain::{AuthContext, ClientMeta};
 use ipnet::IpNet;
-
-use domain::auth::{AuthContext, ClientMeta};
 
 pub fn meta(parts: &Parts, auth: &AuthContext) -> ClientMeta {
     let trusted = &auth.config.trusted_proxies;

@@ -5,9 +5,9 @@
 use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite, time::Duration};
+use domain::{AuthContext, limits::device::Device};
 
 use crate::graphql::effects::Effect;
-use domain::auth::{AuthContext, device::Device};
 
 /// The session cookie's name over plain HTTP (development).
 pub const NAME: &str = "session_token";
@@ -107,7 +107,7 @@ pub fn sign_in_binding_name(secure: bool) -> &'static str {
 /// The `signin_binding` cookie for a challenge the callback just issued
 /// (as long as the challenge lives).
 pub fn sign_in_binding(value: &str, auth: &AuthContext) -> String {
-    let ttl = domain::auth::second_step::CHALLENGE_TTL.num_seconds();
+    let ttl = domain::sign_in::second_step::CHALLENGE_TTL.num_seconds();
     let secure = auth.config.cookie_secure();
     build_named(sign_in_binding_name(secure), "/", value, ttl, secure)
 }

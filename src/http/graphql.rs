@@ -11,6 +11,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
+use domain::error::AuthError;
 use serde_json::Value;
 
 use super::{
@@ -22,7 +23,6 @@ use crate::graphql::{
     effects::Effects,
     guard::{PresentedToken, RequestAuth, TokenSource},
 };
-use domain::error::AuthError;
 
 /// Why a request was refused before execution: at the HTTP level (a
 /// status and an error), or as a GraphQL request error (over a limit),

@@ -7,9 +7,8 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, Method, header},
     response::Response,
 };
-use tower_http::cors::{AllowOrigin, CorsLayer};
-
 use domain::config::Config;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// JSON answers need nothing: no scripts, no frames.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";

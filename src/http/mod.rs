@@ -15,9 +15,9 @@ mod respond;
 pub mod server;
 
 use axum::{Router, routing::get};
+use domain::AuthContext;
 
 use crate::graphql::AppSchema;
-use domain::auth::AuthContext;
 
 /// Shared by every request (axum clones it into each: one atomic increment).
 #[derive(Clone)]

@@ -9,14 +9,14 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use domain::{
+    error::Code,
+    sign_in::oauth::{self, CallbackError, CallbackParams, Completed},
+};
 use serde_json::json;
 
 use super::{AppState, client, cookie};
 use crate::graphql::effects::Effect;
-use domain::{
-    auth::oauth::{self, CallbackError, CallbackParams, Completed},
-    error::Code,
-};
 
 pub async fn callback(
     State(state): State<AppState>,

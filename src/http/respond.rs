@@ -5,9 +5,8 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
-
 use domain::error::{AuthError, Code};
+use serde_json::json;
 
 /// The media type of the response, chosen from the request's `Accept`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,14 +19,13 @@ use std::{
 };
 
 use axum::{Router, extract::ConnectInfo, http::Request};
+use domain::limits::{client_of, network_of};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use ipnet::IpNet;
-
-use domain::auth::limits::{client_of, network_of};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},

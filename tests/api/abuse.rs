@@ -210,10 +210,10 @@ async fn a_counter_lives_until_its_window_ends(app: TestApp) {
         assert!([60, 900, 3600].contains(&length), "a window of 1m, 15m or 1h: {row:?}");
         assert_eq!(row.window_start, now - now.rem_euclid(length), "{row:?}");
     }
-    let removed = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(removed.counters, 0, "every window is still open");
     app.clock.advance(chrono::Duration::hours(1));
-    let removed = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(removed.counters, rows.len() as u64, "every window has ended");
 }
 

@@ -106,8 +106,7 @@ async fn register_rejects_invalid_input_and_writes_nothing(app: TestApp) {
     assert_eq!(app.count(sessions::Entity).await, 0);
     // Limits are in code points, and passwords are not trimmed or folded.
     app.register("unicode@example.com", "ñé水ü🔑ßøλ").await;
-    let long: String =
-        (0..4).map(|_| domain::auth::token::generate().secret).collect::<String>()[..128].to_owned();
+    let long: String = (0..4).map(|_| domain::token::generate().secret).collect::<String>()[..128].to_owned();
     app.register("long@example.com", &long).await;
     assert_eq!(app.login("unicode@example.com", "ÑÉ水Ü🔑SSØΛ").await.code(), Some("INVALID_CREDENTIALS"));
     assert_eq!(app.login("long@example.com", &long[..127]).await.code(), Some("INVALID_CREDENTIALS"));
@@ -199,7 +198,7 @@ async fn me_requires_a_live_session(app: TestApp) {
     let mut tampered = token.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let unknown = domain::auth::token::generate().secret;
+    let unknown = domain::token::generate().secret;
     for bad in [tampered.as_str(), unknown.as_str(), "", "short", &format!("{token}x"), "../../etc/passwd"] {
         let reply = app.me(bad).await;
         assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{bad:?}");

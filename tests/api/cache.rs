@@ -173,7 +173,7 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
 /// Tools that end no live session (`authgate cleanup`) are not held back.
 #[tokio::test]
 async fn a_second_server_on_a_sqlite_file_needs_the_cache_off_everywhere() {
-    use domain::auth::session_cache::lock_database;
+    use domain::session::cache::lock_database;
     let app = TestApp::sqlite().await;
     let mut config = crate::common::test_config(app.database_url());
     let refused = lock_database(&config).expect_err("a second server with the cache").to_string();

@@ -75,7 +75,7 @@ async fn verify_email_is_single_use_and_needs_no_session(app: TestApp) {
     );
     let again = app.gql(VERIFY, json!({ "token": token })).await;
     assert_eq!(again.code(), Some("INVALID_TOKEN"));
-    for bad in ["", "garbage", &domain::auth::token::generate().secret] {
+    for bad in ["", "garbage", &domain::token::generate().secret] {
         assert_eq!(app.gql(VERIFY, json!({ "token": bad })).await.code(), Some("INVALID_TOKEN"), "{bad:?}");
     }
     // Already verified: true, and no new token is issued.

@@ -65,43 +65,181 @@ fn domain(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("domain/src").join(path)
 }
 
-/// `(files, crate modules they must not name, outside crates they must not use)`.
-fn rules() -> Vec<(Vec<std::path::PathBuf>, &'static [&'static str], &'static [&'static str])> {
-    let services: Vec<_> = ["auth", "mail"]
-        .iter()
-        .flat_map(|d| rust_files(&domain(d)))
-        .chain(["db.rs", "keys.rs", "error.rs", "clock.rs", "jobs.rs"].iter().map(|f| domain(f)))
-        .collect();
-    vec![
-        (rust_files(&src("graphql")), &["http"], &["axum::", "tower", "hyper"]),
-        (services, &["http", "graphql"], &["axum::", "async_graphql", "hyper"]),
-        // Configuration is read by every layer and reads none of them.
-        (
-            rust_files(&domain("config")),
-            &["http", "graphql", "auth", "mail", "db"],
-            &["axum::", "async_graphql"],
-        ),
-    ]
-}
-
+/// The server crate's own direction: GraphQL never reaches into HTTP. (The
+/// domain cannot reach either: it is another crate that does not depend
+/// on this one, which `the_domain_depends_on_no_server_crate` keeps so.)
 #[test]
 fn imports_run_one_way() {
     let mut violations = Vec::new();
-    for (files, modules, crates) in rules() {
-        assert!(!files.is_empty());
-        for file in files {
-            let source = std::fs::read_to_string(&file).unwrap();
-            let named = crate_modules(&source);
-            for module in modules.iter().filter(|m| named.contains(**m)) {
-                violations.push(format!("{} names crate::{module}", file.display()));
-            }
-            let code = code_of(&source);
-            for outside in crates.iter().filter(|c| code.contains(**c)) {
-                violations.push(format!("{} uses {outside}", file.display()));
-            }
+    for file in rust_files(&src("graphql")) {
+        let source = std::fs::read_to_string(&file).unwrap();
+        if crate_modules(&source).contains("http") {
+            violations.push(format!("{} names crate::http", file.display()));
+        }
+        let code = code_of(&source);
+        for outside in ["axum::", "tower", "hyper"].iter().filter(|c| code.contains(**c)) {
+            violations.push(format!("{} uses {outside}", file.display()));
+        }
+    }
+    // Configuration is read by every room and reads none of them.
+    for file in rust_files(&domain("config")) {
+        let named = crate_modules(&std::fs::read_to_string(&file).unwrap());
+        let rooms: Vec<_> = named.iter().filter(|m| !["error", "config"].contains(&m.as_str())).collect();
+        if !rooms.is_empty() {
+            violations.push(format!("{} names {rooms:?}", file.display()));
         }
     }
     assert!(violations.is_empty(), "imports against the flow:\n{}", violations.join("\n"));
+}
+
+/// The domain is a crate of its own so that Cargo refuses a dependency
+/// running back up; this keeps anyone from adding one.
+#[test]
+fn the_domain_depends_on_no_server_crate() {
+    let manifest = std::fs::read_to_string(domain("../Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+    for server_crate in ["authgate", "axum", "async-graphql", "hyper", "tower"] {
+        assert!(
+            !deps.lines().any(|l| l.trim_start().starts_with(&format!("{server_crate} "))
+                || l.trim_start().starts_with(&format!("{server_crate}."))),
+            "domain/Cargo.toml depends on {server_crate}"
+        );
+    }
+}
+
+/// A module's path in the domain crate (`["session", "cache"]`) from its file.
+fn module_of(file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(domain("")).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    if parts.last().is_some_and(|p| p == "mod" || p == "lib") {
+        parts.pop();
+    }
+    parts
+}
+
+/// Every module path a file of the domain names: `crate::a::b::…` and
+/// `super::…`, resolved, each cut to the first segment that is not a module.
+fn named_paths(file: &Path) -> BTreeSet<Vec<String>> {
+    let code = code_of(&std::fs::read_to_string(file).unwrap());
+    let me = module_of(file);
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
+        let before = code[..at].chars().last();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &code[at..];
+        let path: String =
+            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '{').collect();
+        let mut segments: Vec<&str> = path.split("::").collect();
+        let mut base = match segments.remove(0) {
+            "crate" => Vec::new(),
+            _ => {
+                // `super` is the parent module (the file's own module for a `mod tests` inside it).
+                let mut parent = me.clone();
+                parent.pop();
+                while segments.first() == Some(&"super") {
+                    segments.remove(0);
+                    parent.pop();
+                }
+                parent
+            }
+        };
+        if let Some(brace) = segments.iter().position(|s| s.starts_with('{')) {
+            // `crate::a::{b, c::d}`: the top-level names of the group.
+            segments.truncate(brace);
+            let group = &rest[rest.find('{').unwrap() + 1..];
+            let (mut depth, mut item, mut names) = (0, String::new(), Vec::new());
+            for ch in group.chars() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => names.push(std::mem::take(&mut item)),
+                    c if depth == 0 => item.push(c),
+                    _ => {}
+                }
+            }
+            names.push(item);
+            base.extend(segments.iter().map(|s| s.to_string()));
+            for name in names {
+                let mut full = base.clone();
+                full.extend(name.trim().split("::").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+                found.insert(full);
+            }
+        } else {
+            base.extend(segments.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()));
+            found.insert(base);
+        }
+    }
+    found
+}
+
+/// The rooms of the domain, in `lib.rs`'s order (bottom first).
+fn rooms_in_order() -> Vec<String> {
+    let lib = std::fs::read_to_string(domain("lib.rs")).unwrap();
+    let order = lib.split("// order: ").nth(1).expect("lib.rs lists the rooms in order");
+    let rooms: Vec<String> = order[..order.find('.').unwrap()].split(", ").map(String::from).collect();
+    for room in &rooms {
+        assert!(lib.contains(&format!("pub mod {room};")), "{room} is a module");
+    }
+    rooms
+}
+
+/// "No two sibling modules import each other": among the modules of one
+/// parent in the domain, the imports form no cycle; and the rooms import
+/// only rooms listed before them in `lib.rs`.
+#[test]
+fn the_domains_rooms_import_one_way() {
+    let files = rust_files(&domain(""));
+    // (parent, from child, to child) for every sibling import.
+    let mut edges: BTreeSet<(Vec<String>, String, String)> = BTreeSet::new();
+    for file in &files {
+        let me = module_of(file);
+        for path in named_paths(file) {
+            // The nearest common parent; the children of it on each side.
+            let common = me.iter().zip(&path).take_while(|(a, b)| a == b).count();
+            if common < me.len() && common < path.len() {
+                edges.insert((me[..common].to_vec(), me[common].clone(), path[common].clone()));
+            }
+        }
+    }
+    let rooms = rooms_in_order();
+    assert!(rooms.len() >= 8 && rooms[0] == "user", "{rooms:?}");
+    let mut violations = Vec::new();
+    for (parent, from, to) in &edges {
+        if edges.contains(&(parent.clone(), to.clone(), from.clone())) && from < to {
+            violations.push(format!("{}: {from} and {to} import each other", parent.join("::")));
+        }
+        if parent.is_empty() {
+            let (f, t) = (rooms.iter().position(|r| r == from), rooms.iter().position(|r| r == to));
+            if let (Some(f), Some(t)) = (f, t)
+                && t > f
+            {
+                violations.push(format!("room {from} imports {to}, listed after it in lib.rs"));
+            }
+        }
+    }
+    // Longer cycles among siblings (a → b → c → a).
+    let parents: BTreeSet<_> = edges.iter().map(|(p, _, _)| p.clone()).collect();
+    for parent in parents {
+        let mut left: BTreeSet<String> = edges
+            .iter()
+            .filter(|(p, _, _)| *p == parent)
+            .flat_map(|(_, a, b)| [a.clone(), b.clone()])
+            .collect();
+        while let Some(leaf) = left
+            .iter()
+            .find(|m| !edges.iter().any(|(p, a, b)| *p == parent && a == *m && b != *m && left.contains(b)))
+            .cloned()
+        {
+            left.remove(&leaf);
+        }
+        if !left.is_empty() {
+            violations.push(format!("{}: a cycle among (or leading to) {left:?}", parent.join("::")));
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
 #[test]
@@ -127,7 +265,7 @@ fn services_name_no_graphql_fields() {
         .collect();
     assert!(graphql_names.contains("newPassword"), "the SDL's camelCase names were read");
     let mut found = Vec::new();
-    for file in ["auth", "mail"].iter().flat_map(|d| rust_files(&domain(d))) {
+    for file in rust_files(&domain("")).into_iter().filter(|f| !f.starts_with(domain("config"))) {
         let source = std::fs::read_to_string(&file).unwrap();
         for name in &graphql_names {
             if source.contains(&format!("\"{name}\"")) {

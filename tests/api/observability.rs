@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 
 use domain::config::ExposeSecret;
-
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 

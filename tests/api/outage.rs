@@ -1,7 +1,6 @@
 //! PostgreSQL going away and coming back, through a fault-injecting TCP
 //! proxy between authgate and the database.
 
-use domain::config::ExposeSecret;
 use std::{
     net::SocketAddr,
     sync::{
@@ -11,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use domain::config::ExposeSecret;
 use serde_json::json;
 use tokio::{
     io::copy_bidirectional,

@@ -190,7 +190,7 @@ async fn ceremonies_are_single_use_short_lived_and_bound(app: TestApp) {
     let (_, credential) = Authenticator::register(&options, APP);
     assert_eq!(finish_registration(&app, &token, credential, "Late").await.code(), Some("INVALID_TOKEN"));
     // Spent and expired ceremonies leave no rows behind after cleanup.
-    domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(app.count(passkey_challenges::Entity).await, 0);
 }
 

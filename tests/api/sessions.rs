@@ -335,7 +335,7 @@ async fn delete_account_removes_everything(app: TestApp) {
     app.register("leaving@example.com", "a new beginning").await;
 }
 
-/// `account::USER_TABLES` is what deletion and claims remove: every foreign
+/// `user::USER_TABLES` is what deletion and claims remove: every foreign
 /// key to `users` in the real schema must be in it.
 async fn every_table_naming_a_user_is_in_the_one_list(app: TestApp) {
     use sea_orm::{ConnectionTrait, Statement};
@@ -358,7 +358,7 @@ async fn every_table_naming_a_user_is_in_the_one_list(app: TestApp) {
     assert!(found.len() >= 4, "the schema was read: {found:?}");
     for (table, column) in &found {
         assert!(
-            domain::auth::account::USER_TABLES.contains(&(table.as_str(), column.as_str())),
+            domain::user::USER_TABLES.contains(&(table.as_str(), column.as_str())),
             "{table}.{column} names a user but deletion would leave it"
         );
     }
@@ -426,7 +426,7 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
     }
 
     app.take_statements();
-    let removed = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!((removed.sessions, removed.tokens, removed.oauth_flows), (1_100, 2, 1));
     assert_eq!(removed.counters, 0, "the registration's rate-limit window is still open");
     // Bounded statements: 1 100 sessions go in three DELETEs of at most 500 ids.
@@ -441,10 +441,10 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
     assert_eq!(app.me(&session).await.body["data"]["me"]["email"], "clean@example.com");
     assert_eq!(app.count(oauth_flows::Entity).await, 1, "the flow still under way stays");
     assert_eq!(app.count(verification_tokens::Entity).await, 2, "the live tokens stay");
-    let again = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let again = domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!((again.sessions, again.tokens), (0, 0));
     app.clock.advance(Duration::hours(2));
-    let later = domain::auth::cleanup::run_once(&app.state.auth).await.unwrap();
+    let later = domain::cleanup::run_once(&app.state.auth).await.unwrap();
     assert_eq!(
         (later.sessions, later.tokens, later.counters, later.oauth_flows),
         (1, 1, 3, 1),

@@ -6,14 +6,13 @@ use std::{
 };
 
 use authgate::http::server::Limits;
+use entity::sessions;
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-use entity::sessions;
-use sea_orm::EntityTrait;
-use serde_json::{Value, json};
 
 use crate::{
     both_backends,

@@ -640,8 +640,8 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
             c.secret_key_previous = old_key.clone();
         })
         .await;
-    assert_eq!(domain::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
-    assert_eq!(domain::auth::two_factor::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    assert_eq!(domain::factors::totp::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
+    assert_eq!(domain::factors::totp::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
     let sealed_after = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
     assert_ne!(sealed_after, sealed_before);
 
@@ -653,7 +653,7 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
     assert!(signed.body["data"]["completeSignIn"]["token"].is_string(), "{}", signed.body);
     // And the old key alone no longer opens it: reseal reports it, and
     // a server with the old key alone would not start.
-    assert_eq!(domain::auth::two_factor::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
+    assert_eq!(domain::factors::totp::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
     assert!(authgate::preflight(&app.state.auth).await.is_err());
     authgate::preflight(&lost_state.auth).await.expect("the new key opens every secret now");
 }
@@ -697,11 +697,11 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     assert_eq!(
         creating,
         [
-            "domain/src/auth/account.rs",
-            "domain/src/auth/account.rs",
-            "domain/src/auth/oauth/link.rs",
-            "domain/src/auth/passkey.rs",
-            "domain/src/auth/second_step.rs"
+            "domain/src/sign_in/oauth/link.rs",
+            "domain/src/sign_in/passkey.rs",
+            "domain/src/sign_in/password.rs",
+            "domain/src/sign_in/register.rs",
+            "domain/src/sign_in/second_step.rs"
         ],
         "register, login, the OAuth callback, finishPasskeySignIn (two factors by itself) and completeSignIn"
     );

@@ -621,8 +621,9 @@ pub fn redact_url(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cli, redact_url};
     use clap::Parser;
+
+    use super::{Cli, redact_url};
 
     #[test]
     fn absurd_durations_are_refused_with_the_variable_name() {

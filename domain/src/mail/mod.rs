@@ -15,7 +15,6 @@ use std::{
 };
 
 use lettre::message::{Mailbox, MultiPart};
-
 pub use outbox::Outbox;
 pub use smtp::Smtp;
 

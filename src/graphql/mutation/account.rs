@@ -1,11 +1,11 @@
 use async_graphql::{Context, Object};
+use domain::{account, account::profile};
 
 use crate::graphql::{
     GqlResult,
     guard::signed_in,
     types::{ChangePasswordInput, UpdateProfileInput, User},
 };
-use domain::auth::{account, profile};
 
 #[derive(Default)]
 pub struct AccountMutation;

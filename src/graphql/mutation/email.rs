@@ -1,11 +1,14 @@
 use async_graphql::{Context, Object};
+use domain::{
+    AuthContext,
+    mailed::{reset, verification},
+};
 
 use crate::graphql::{
     GqlResult,
     guard::{client_meta, signed_in},
     types::{ResetPasswordInput, User},
 };
-use domain::auth::{AuthContext, recovery};
 
 #[derive(Default)]
 pub struct EmailMutation;
@@ -17,7 +20,7 @@ impl EmailMutation {
     /// anything when the address is already verified.
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
-        recovery::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;
+        verification::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 
@@ -30,7 +33,7 @@ impl EmailMutation {
         #[graphql(desc = "The token from the verification link.")] token: String,
     ) -> async_graphql::Result<User> {
         let auth = ctx.data::<AuthContext>()?;
-        let user = recovery::verify_email(auth, &token, &client_meta(ctx)).await.gql()?;
+        let user = verification::verify_email(auth, &token, &client_meta(ctx)).await.gql()?;
         Ok(User(user))
     }
 
@@ -43,7 +46,7 @@ impl EmailMutation {
         #[graphql(desc = "The account's email address (any case).")] email: String,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
-        recovery::request_password_reset(auth, &email, &client_meta(ctx)).await.gql()?;
+        reset::request_password_reset(auth, &email, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 
@@ -59,12 +62,12 @@ impl EmailMutation {
         #[graphql(desc = "The token from the reset link and the new password.")] input: ResetPasswordInput,
     ) -> async_graphql::Result<bool> {
         let auth = ctx.data::<AuthContext>()?;
-        let reset = recovery::Reset {
+        let reset = reset::Reset {
             token: input.token,
             new_password: input.new_password,
             remove_provider_links: input.remove_provider_links,
         };
-        recovery::reset_password(auth, reset, &client_meta(ctx)).await.gql()?;
+        reset::reset_password(auth, reset, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }
 }

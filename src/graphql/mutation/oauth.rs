@@ -1,11 +1,11 @@
 use async_graphql::{Context, ID, Object};
+use domain::{AuthContext, account, sign_in::oauth};
 
 use crate::graphql::{
     GqlResult,
     effects::{self, Effect},
     guard::{client_meta, signed_in},
 };
-use domain::auth::{AuthContext, account, oauth};
 
 #[derive(Default)]
 pub struct OAuthMutation;

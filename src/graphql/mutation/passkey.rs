@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use domain::{AuthContext, factors::passkey, sign_in};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
@@ -8,7 +9,6 @@ use crate::graphql::{
     guard::{client_meta, signed_in},
     types::{AuthPayload, Passkey},
 };
-use domain::auth::{AuthContext, passkey};
 
 #[derive(Default)]
 pub struct PasskeyMutation;
@@ -79,7 +79,7 @@ impl PasskeyMutation {
         let auth = ctx.data::<AuthContext>()?;
         let signed_in =
             crate::graphql::guard::current_session(ctx).await.ok().map(|c| (c.user.id, c.session.id));
-        let started = passkey::start_sign_in(auth, &client_meta(ctx), signed_in).await.gql()?;
+        let started = sign_in::passkey::start_sign_in(auth, &client_meta(ctx), signed_in).await.gql()?;
         Ok(PasskeyChallenge {
             challenge: started.challenge.expose_secret().to_owned(),
             options: Json(started.options),
@@ -101,8 +101,9 @@ impl PasskeyMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
-        let signed =
-            passkey::finish_sign_in(auth, &input.challenge, input.credential.0, &meta).await.gql()?;
+        let signed = sign_in::passkey::finish_sign_in(auth, &input.challenge, input.credential.0, &meta)
+            .await
+            .gql()?;
         Ok(started_session(ctx, signed))
     }
 

@@ -1,8 +1,8 @@
 use async_graphql::{Context, ID, Object};
+use domain::session;
 use uuid::Uuid;
 
 use crate::graphql::{GqlResult, guard::signed_in};
-use domain::auth::session;
 
 #[derive(Default)]
 pub struct SessionMutation;

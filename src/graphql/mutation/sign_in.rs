@@ -1,4 +1,8 @@
 use async_graphql::{Context, Object};
+use domain::{
+    AuthContext, sign_in,
+    sign_in::{password, register},
+};
 
 use crate::graphql::{
     GqlResult,
@@ -6,7 +10,6 @@ use crate::graphql::{
     guard::client_meta,
     types::{AuthPayload, LoginInput, RegisterInput},
 };
-use domain::auth::{AuthContext, account};
 
 #[derive(Default)]
 pub struct SignInMutation;
@@ -30,7 +33,7 @@ impl SignInMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
-        let signed = account::register(auth, input.into(), &meta).await.gql()?;
+        let signed = register::register(auth, input.into(), &meta).await.gql()?;
         Ok(started_session(ctx, signed))
     }
 
@@ -50,14 +53,14 @@ impl SignInMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let auth = ctx.data::<AuthContext>()?;
         let meta = client_meta(ctx);
-        let signed = account::login(auth, &input.email, input.password, &meta).await.gql()?;
+        let signed = password::login(auth, &input.email, input.password, &meta).await.gql()?;
         Ok(started_session(ctx, signed))
     }
 }
 
 /// The session cookie (and the device cookie) alongside the token returned
 /// in the payload.
-pub(super) fn started_session(ctx: &Context<'_>, signed: account::SignedIn) -> AuthPayload {
+pub(super) fn started_session(ctx: &Context<'_>, signed: sign_in::SignedIn) -> AuthPayload {
     let (token, expires_at) = (signed.token.clone(), signed.session.expires_at);
     effects::record(ctx, Effect::SessionCookie { token, expires_at });
     if let Some(device) = &signed.device {

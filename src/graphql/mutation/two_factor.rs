@@ -1,4 +1,10 @@
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use domain::{
+    AuthContext,
+    error::{AuthError, Input},
+    factors::{recovery, totp},
+    sign_in::{reauthenticate, second_step},
+};
 use serde_json::Value;
 
 use super::sign_in::started_session;
@@ -6,10 +12,6 @@ use crate::graphql::{
     GqlResult,
     guard::{client_meta, signed_in},
     types::AuthPayload,
-};
-use domain::{
-    auth::{AuthContext, second_step, step_up, two_factor},
-    error::{AuthError, Input},
 };
 
 #[derive(Default)]
@@ -61,7 +63,7 @@ impl TwoFactorMutation {
     /// is proved; `RATE_LIMITED` past the factor-change budget.
     async fn start_totp_setup(&self, ctx: &Context<'_>) -> async_graphql::Result<TotpSetup> {
         let (auth, current) = signed_in(ctx).await?;
-        let setup = two_factor::start_setup(auth, current).await.gql()?;
+        let setup = totp::start_setup(auth, current).await.gql()?;
         Ok(TotpSetup { secret: setup.secret, uri: setup.uri, qr_code_svg: setup.qr_code_svg })
     }
 
@@ -77,7 +79,7 @@ impl TwoFactorMutation {
         #[graphql(desc = "The app's current 6-digit code.")] code: String,
     ) -> async_graphql::Result<Vec<String>> {
         let (auth, current) = signed_in(ctx).await?;
-        two_factor::confirm_setup(auth, current, &code).await.gql()
+        totp::confirm_setup(auth, current, &code).await.gql()
     }
 
     /// Turns two-factor off: the authenticator and recovery codes are
@@ -85,7 +87,7 @@ impl TwoFactorMutation {
     /// device cookie; mails the owner a notice.
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx).await?;
-        two_factor::disable(auth, current).await.gql()
+        totp::disable(auth, current).await.gql()
     }
 
     /// Replaces every recovery code with 10 new ones, shown only now.
@@ -94,7 +96,7 @@ impl TwoFactorMutation {
     /// notice (repeats within a window: one).
     async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         let (auth, current) = signed_in(ctx).await?;
-        two_factor::regenerate_recovery_codes(auth, current).await.gql()
+        recovery::regenerate_recovery_codes(auth, current).await.gql()
     }
 
     /// Finishes a sign-in that answered `SECOND_FACTOR_REQUIRED`: returns
@@ -130,14 +132,16 @@ impl TwoFactorMutation {
         let meta = client_meta(ctx);
         let passkey = match (input.passkey, input.challenge) {
             (Some(Json(credential)), Some(challenge)) => {
-                Some(step_up::PasskeyProof { challenge, credential })
+                Some(reauthenticate::PasskeyProof { challenge, credential })
             }
             (Some(_), None) => {
                 return Err(AuthError::bad_input(Input::Challenge, "a passkey needs its challenge")).gql();
             }
             (None, _) => None,
         };
-        step_up::reauthenticate(auth, current, input.password, input.code, passkey, &meta).await.gql()?;
+        reauthenticate::reauthenticate(auth, current, input.password, input.code, passkey, &meta)
+            .await
+            .gql()?;
         Ok(true)
     }
 }

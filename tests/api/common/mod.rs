@@ -161,7 +161,7 @@ impl TestApp {
             recorder.lock().unwrap().push(info.statement.sql.clone());
         });
         let clock = ManualClock::new();
-        let _lock = domain::auth::session_cache::lock_database(&config).expect("database lock");
+        let _lock = domain::session::cache::lock_database(&config).expect("database lock");
         let state = authgate::state(db, config, Arc::new(clock.clone())).expect("state");
         wait_until_live(&state).await;
         let router = authgate::app(state.clone());
@@ -171,7 +171,7 @@ impl TestApp {
     /// This app, or (on SQLite) a fresh one with the session cache off, so
     /// that a second instance may share its database: on SQLite a second
     /// process must not run beside one with the cache (see
-    /// `session_cache::lock_sqlite`); PostgreSQL instances keep their caches
+    /// `cache::lock_sqlite`); PostgreSQL instances keep their caches
     /// in step through LISTEN/NOTIFY.
     pub async fn shareable(self) -> Self {
         match self.backend {
@@ -199,7 +199,7 @@ impl TestApp {
         tweak(&mut config);
         let db = domain::db::connect(&config).await.expect("connect");
         // Would a second `authgate serve` start here? (Released at once.)
-        domain::auth::session_cache::lock_database(&config).expect("a second server on this database");
+        domain::session::cache::lock_database(&config).expect("a second server on this database");
         let state = authgate::state(db, config, Arc::new(self.clock.clone())).expect("state");
         wait_until_live(&state).await;
         state

@@ -18,15 +18,16 @@ use secrecy::ExposeSecret;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{
+use crate::{
     AuthContext, ClientMeta,
-    account::{LoginCounters, SignedIn},
-    admission::{self, Way},
-    limits::{self, Rule},
-    session::{self, Assurance},
-    token, two_factor,
+    error::AuthError,
+    factors, limits,
+    limits::Rule,
+    session,
+    session::{Assurance, admission, admission::Way},
+    sign_in::{LoginCounters, SignedIn},
+    token,
 };
-use crate::error::AuthError;
 
 /// A challenge's lifetime.
 pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
@@ -134,7 +135,7 @@ pub async fn complete(
     let version = found.credentials_version;
     let admitted =
         admission::admit(&txn, auth, user.id, version, Way::SecondStep, Assurance::TwoFactors).await?;
-    if !two_factor::spend_code(&txn, auth, user.id, code).await? {
+    if !factors::spend_code(&txn, auth, user.id, code).await? {
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
         metrics::counter!("authgate_auth_events_total", "event" => "second_factor_failure").increment(1);
         return Err(AuthError::InvalidCredentials);

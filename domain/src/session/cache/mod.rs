@@ -21,6 +21,8 @@
 //! the database file, so a second one cannot start beside one with the
 //! cache on (see `lock_database`).
 
+pub mod channel;
+
 use std::{
     sync::{
         Arc,
@@ -133,7 +135,7 @@ impl SessionCache {
             return Ok(Self::off());
         };
         let cache = Self::new(entries, ttl, grace, false);
-        super::session_channel::spawn(&cache, options, db.clone());
+        channel::spawn(&cache, options, db.clone());
         Ok(cache)
     }
 

@@ -1,37 +1,29 @@
-//! The second factor: a TOTP authenticator (RFC 6238: SHA-1, 6 digits,
-//! 30 s, one step either side) and ten single-use recovery codes. Setting
-//! it up, turning it off, new recovery codes, and checking a code.
-//!
-//! A code is accepted at most once: a TOTP code only for a step newer than
-//! the last one accepted, a recovery code only while unused; each decided
-//! by a conditional update, so of two requests racing with one code, one
-//! wins.
+//! The TOTP authenticator (RFC 6238: SHA-1, 6 digits, 30 s, one step
+//! either side): setting it up, confirming it (which turns two-factor on),
+//! turning it off, and its secrets sealed at rest.
 
 use chrono::{DateTime, Utc};
-use entity::{recovery_codes, totp_credentials, users};
+use entity::{recovery_codes, totp_credentials};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{
+use crate::{
     AuthContext,
-    account::{self, Notice},
-    limits::{self, Rule},
-    session::{self, Assurance, CurrentSession},
-    step_up::{self, Presence},
+    error::{AuthError, Input},
+    factors::recovery::replace_recovery_codes,
+    limits,
+    limits::Rule,
+    notices,
+    notices::Notice,
+    session,
+    session::{Assurance, CurrentSession, step_up, step_up::Presence},
+    user,
 };
-use crate::error::{AuthError, Input};
-
-/// The codes `completeSignIn` and `reauthenticate` accept (`extensions.methods`).
-pub const METHODS: [&str; 2] = ["totp", "recovery_code"];
-
-/// How many recovery codes a user gets.
-pub const RECOVERY_CODES: usize = 10;
 
 /// What an authenticator app needs: shown once, while setting up.
 pub struct Setup {
@@ -44,7 +36,7 @@ pub struct Setup {
 }
 
 /// The RFC 6238 generator for `secret` (`account` names it in the app).
-fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, AuthError> {
+pub(crate) fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result<totp_rs::Totp, AuthError> {
     totp_rs::Builder::new()
         .with_secret(secret)
         .with_account_name(account.replace(':', "."))
@@ -124,10 +116,10 @@ pub async fn confirm_setup(
     let wrong = || AuthError::bad_input(Input::Code, "the code is not the authenticator's current one");
     let code = totp_code(code).ok_or_else(wrong)?;
     let step = matching_step(auth, secret, &code, now)?.ok_or_else(wrong)?;
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
-    account::hold_session(&txn, auth, current).await?;
+    session::hold_session(&txn, auth, current).await?;
     // Only the setup that was read: a restart meanwhile wins.
     let confirmed = totp_credentials::Entity::update_many()
         .col_expr(totp_credentials::Column::Secret, Expr::value(pending.clone()))
@@ -145,11 +137,11 @@ pub async fn confirm_setup(
             "the setup was restarted meanwhile: use the new secret",
         ));
     }
-    set_enabled(&txn, user.id, true).await?;
+    user::set_two_factor(&txn, user.id, true).await?;
     // A new credentials version: devices trusted before (whose trust
     // skips the per-account code budget) must earn it again with a code,
     // and sign-ins half-way under the old factors do not land.
-    account::bump_credentials(&txn, user.id).await?;
+    user::bump_credentials(&txn, user.id).await?;
     let codes = replace_recovery_codes(&txn, user.id, now).await?;
     // The code just proved the second factor for this session.
     session::proved_presence(&txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
@@ -157,7 +149,7 @@ pub async fn confirm_setup(
     txn.commit().await?;
     forget.done();
     tracing::info!("two-factor turned on");
-    account::notify(notice, auth, user, Notice::TwoFactorOn, Some(current.session.id));
+    notices::notify(notice, auth, user, Notice::TwoFactorOn, Some(current.session.id));
     Ok(codes)
 }
 
@@ -170,24 +162,24 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent
     // it must not keep the owner from turning their authenticator off.
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // The user's row first: a confirmTotpSetup racing this one is wholly
     // before or after it (not a factor removed under a two-factor flag).
-    account::hold_session(&txn, auth, current).await?;
+    session::hold_session(&txn, auth, current).await?;
     let was_on = remove(&txn, user_id).await?;
     if was_on {
         // As for turning it on: trust earned under the old factors ends
         // (not when nothing changed: a loop of calls must not keep ending
         // the owner's sign-ins in progress).
-        account::bump_credentials(&txn, user_id).await?;
+        user::bump_credentials(&txn, user_id).await?;
     }
     txn.commit().await?;
     forget.done();
     if was_on {
         tracing::info!("two-factor turned off");
-        account::notify(notice, auth, &current.user, Notice::TwoFactorOff, Some(current.session.id));
+        notices::notify(notice, auth, &current.user, Notice::TwoFactorOff, Some(current.session.id));
     }
     Ok(was_on)
 }
@@ -195,7 +187,7 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
 /// Removes every trace of a second factor of `user_id` (inside the
 /// caller's transaction); whether it was on.
 pub async fn remove(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, AuthError> {
-    let was_on = set_enabled(conn, user_id, false).await?;
+    let was_on = user::set_two_factor(conn, user_id, false).await?;
     totp_credentials::Entity::delete_by_id(user_id).exec(conn).await?;
     recovery_codes::Entity::delete_many()
         .filter(recovery_codes::Column::UserId.eq(user_id))
@@ -208,101 +200,15 @@ pub async fn remove(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, 
     Ok(was_on)
 }
 
-/// New recovery codes, replacing all earlier ones (used or not). Step-up;
-/// `TWO_FACTOR_NOT_ENABLED` when two-factor is off.
-#[instrument(skip_all, fields(user_id = %current.user.id))]
-pub async fn regenerate_recovery_codes(
-    auth: &AuthContext,
-    current: &CurrentSession,
-) -> Result<Vec<String>, AuthError> {
-    step_up::require(auth, current, Presence::Recent)?;
-    let user_id = current.user.id;
-    limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
-    let notice = account::notice_slot(auth).await;
-    let txn = auth.db.begin().await?;
-    // Read inside the transaction, after a write that holds the user's row:
-    // a concurrent `disableTwoFactor` is wholly before or after.
-    account::hold_session(&txn, auth, current).await?;
-    let on = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| u.two_factor_enabled);
-    if !on {
-        return Err(AuthError::TwoFactorNotEnabled);
-    }
-    let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
-    txn.commit().await?;
-    tracing::info!("recovery codes replaced");
-    account::notify(notice, auth, &current.user, Notice::RecoveryCodesReplaced, Some(current.session.id));
-    Ok(codes)
-}
-
-/// Sets `users.two_factor_enabled`; whether it was on before.
-pub(super) async fn set_enabled(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    on: bool,
-) -> Result<bool, AuthError> {
-    let changed = users::Entity::update_many()
-        .col_expr(users::Column::TwoFactorEnabled, Expr::value(on))
-        .filter(users::Column::Id.eq(user_id))
-        .filter(users::Column::TwoFactorEnabled.eq(!on))
-        .exec(conn)
-        .await?;
-    // Turning on: a change means it was off. Turning off: a change means it was on.
-    Ok((changed.rows_affected == 1) != on)
-}
-
-/// Ten new codes of 60 random bits each (`xxxx-xxxx-xxxx`, lower-case
-/// base32), stored as SHA-256.
-async fn replace_recovery_codes(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>, AuthError> {
-    recovery_codes::Entity::delete_many()
-        .filter(recovery_codes::Column::UserId.eq(user_id))
-        .exec(conn)
-        .await?;
-    let (codes, hashes): (Vec<String>, Vec<Vec<u8>>) =
-        (0..RECOVERY_CODES).map(|_| new_recovery_code()).unzip();
-    let rows = hashes.into_iter().map(|hash| recovery_codes::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(user_id),
-        code_hash: Set(hash),
-        used_at: Set(None),
-        created_at: Set(now),
-    });
-    recovery_codes::Entity::insert_many(rows).exec_without_returning(conn).await?;
-    Ok(codes)
-}
-
-const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-/// A new code as shown (`xxxx-xxxx-xxxx`) and as stored.
-fn new_recovery_code() -> (String, Vec<u8>) {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    let normal: String = (0..12).map(|_| ALPHABET[rng.gen_range(0..32)] as char).collect();
-    let shown = [&normal[..4], &normal[4..8], &normal[8..]].join("-");
-    (shown, Sha256::digest(normal.as_bytes()).to_vec())
-}
-
-/// The stored form of a presented recovery code: case, spaces and dashes
-/// do not matter; anything but 12 base32 characters is no code of ours.
-fn recovery_hash(code: &str) -> Option<Vec<u8>> {
-    let normal: String =
-        code.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_lowercase()).collect();
-    let well_formed = normal.len() == 12 && normal.bytes().all(|b| ALPHABET.contains(&b));
-    well_formed.then(|| Sha256::digest(normal.as_bytes()).to_vec())
-}
-
 /// A presented TOTP code without its spaces, if it is six digits.
-fn totp_code(code: &str) -> Option<String> {
+pub(crate) fn totp_code(code: &str) -> Option<String> {
     let code: String = code.chars().filter(|c| *c != ' ').take(7).collect();
     (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
 /// The step a well-formed `code` is the TOTP code of (now, or one step
 /// either side).
-fn matching_step(
+pub(crate) fn matching_step(
     auth: &AuthContext,
     secret: Vec<u8>,
     code: &str,
@@ -319,62 +225,12 @@ fn seal(auth: &AuthContext, secret: &[u8], user_id: Uuid) -> Result<String, Auth
     })
 }
 
-fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Vec<u8>, AuthError> {
+pub(crate) fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Vec<u8>, AuthError> {
     auth.keys.sealer.open(sealed, user_id.as_bytes()).map(|(plain, _)| plain).map_err(|e| {
         // A rotated key removed too early, or a row copied between users.
         tracing::error!(%user_id, error = %e, "a TOTP secret does not open");
         AuthError::Internal
     })
-}
-
-/// Checks a second-factor code of `user_id` and spends it (inside the
-/// caller's transaction, so it is spent only if what it unlocks happens):
-/// a TOTP code of a step newer than the last accepted, or an unused
-/// recovery code. `false` for anything else.
-pub async fn spend_code(
-    conn: &impl ConnectionTrait,
-    auth: &AuthContext,
-    user_id: Uuid,
-    code: &str,
-) -> Result<bool, AuthError> {
-    let now = auth.clock.now();
-    if let Some(hash) = recovery_hash(code) {
-        let spent = recovery_codes::Entity::update_many()
-            .col_expr(recovery_codes::Column::UsedAt, Expr::value(now))
-            .filter(recovery_codes::Column::UserId.eq(user_id))
-            .filter(recovery_codes::Column::CodeHash.eq(hash))
-            .filter(recovery_codes::Column::UsedAt.is_null())
-            .exec(conn)
-            .await?;
-        if spent.rows_affected == 1 {
-            tracing::info!(%user_id, "recovery code used");
-        }
-        return Ok(spent.rows_affected == 1);
-    }
-    // Anything else that is not six digits is no code: no look at the secret.
-    let Some(code) = totp_code(code) else { return Ok(false) };
-    let Some(row) = totp_credentials::Entity::find_by_id(user_id).one(conn).await? else {
-        return Ok(false);
-    };
-    let Some(sealed) = row.secret else { return Ok(false) };
-    let Some(step) = matching_step(auth, open(auth, &sealed, user_id)?, &code, now)? else {
-        return Ok(false);
-    };
-    let spent = totp_credentials::Entity::update_many()
-        .col_expr(totp_credentials::Column::LastStep, Expr::value(step))
-        .filter(totp_credentials::Column::UserId.eq(user_id))
-        .filter(totp_credentials::Column::Secret.eq(sealed))
-        .filter(
-            Condition::any()
-                .add(totp_credentials::Column::LastStep.is_null())
-                .add(totp_credentials::Column::LastStep.lt(step)),
-        )
-        .exec(conn)
-        .await?;
-    if spent.rows_affected == 0 {
-        tracing::info!(%user_id, "a TOTP code was replayed");
-    }
-    Ok(spent.rows_affected == 1)
 }
 
 /// How many stored TOTP secrets (confirmed or pending) no configured key
@@ -432,27 +288,4 @@ pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
         }
     }
     Ok((resealed, unopened))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recovery_codes_are_long_and_forgive_case_and_dashes() {
-        let (code, stored) = new_recovery_code();
-        assert_eq!(code.len(), 14, "{code}");
-        assert_ne!(code, new_recovery_code().0);
-        let hash = recovery_hash(&code).unwrap();
-        assert_eq!(hash, stored, "a presented code finds the stored one");
-        assert_eq!(recovery_hash(&code.to_uppercase().replace('-', " ")), Some(hash.clone()));
-        assert_eq!(recovery_hash(&code.replace('-', "")), Some(hash));
-        assert_eq!(recovery_hash("abcd-efgh-ijk"), None, "11 characters");
-        assert_eq!(recovery_hash("abcd-efgh-ijk1"), None, "1 is not base32");
-        assert_eq!(recovery_hash("123456"), None, "a TOTP code is not a recovery code");
-        assert_eq!(totp_code("123 456").as_deref(), Some("123456"));
-        for not_totp in ["12345", "1234567", "abcdef", "12345x", &"9".repeat(10_000)] {
-            assert_eq!(totp_code(not_totp), None, "{not_totp:.10}");
-        }
-    }
 }

@@ -3,18 +3,21 @@
 //! because the services call `hit` themselves. Counters live in the
 //! database or in Redis (shared by every instance), in fixed windows.
 
+pub mod counters;
+pub mod device;
+
 use std::{net::IpAddr, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{
-    AuthContext,
-    counters::{CounterStore, DbCounters, RedisCounters},
-};
-use crate::config::ExposeSecret;
 pub use crate::config::{Rate, Rule};
-use crate::error::AuthError;
+use crate::{
+    AuthContext,
+    config::ExposeSecret,
+    error::AuthError,
+    limits::counters::{CounterStore, DbCounters, RedisCounters},
+};
 
 /// The counter's key: the rule and a hash of the subject (an IP or an
 /// email), so the table holds no addresses in clear.
@@ -90,7 +93,7 @@ fn window(auth: &AuthContext, rate: Rate) -> (i64, i64) {
 /// by the address would hand it 2^64 budgets). IPv4-mapped IPv6 counts as
 /// its IPv4 address. Requests without a peer address (never the case over
 /// TCP) share one counter.
-pub fn ip_subject(meta: &super::ClientMeta) -> String {
+pub fn ip_subject(meta: &crate::ClientMeta) -> String {
     match parsed(meta) {
         Some(ip @ IpAddr::V4(_)) => ip.to_string(),
         Some(ip) => format!("{}/64", client_of(ip)),
@@ -100,7 +103,7 @@ pub fn ip_subject(meta: &super::ClientMeta) -> String {
 
 /// The network a client is in, for rules that must cost an attacker more
 /// than one host: an IPv4 /24, an IPv6 /48 (a site's usual allocation).
-pub fn network_subject(meta: &super::ClientMeta) -> String {
+pub fn network_subject(meta: &crate::ClientMeta) -> String {
     match parsed(meta) {
         Some(ip @ IpAddr::V4(_)) => format!("{}/24", network_of(ip)),
         Some(ip) => format!("{}/48", network_of(ip)),
@@ -127,7 +130,7 @@ fn masked(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> IpAddr {
     }
 }
 
-fn parsed(meta: &super::ClientMeta) -> Option<IpAddr> {
+fn parsed(meta: &crate::ClientMeta) -> Option<IpAddr> {
     meta.ip_address.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical())
 }
 
@@ -145,7 +148,7 @@ mod tests {
         assert_eq!(subject("2001:db8:1:ffff::1"), subject("2001:db8:1::9"));
         assert_ne!(subject("2001:db8:2::1"), subject("2001:db8:1::1"));
     }
-    use crate::auth::ClientMeta;
+    use crate::ClientMeta;
 
     #[test]
     fn ipv6_clients_are_keyed_by_their_64() {

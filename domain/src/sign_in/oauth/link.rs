@@ -12,13 +12,13 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::{
-    auth::{
-        AuthContext, ClientMeta,
-        account::{self, SignedIn},
-        admission::{self, Way},
-        second_step, session, validate,
-    },
+    AuthContext, ClientMeta,
     error::AuthError,
+    notices, session,
+    session::{admission, admission::Way, step_up},
+    sign_in::{SignedIn, second_step},
+    token, user,
+    user::{validate, ways_in},
 };
 
 /// How a callback ended.
@@ -51,7 +51,7 @@ pub async fn complete(
     // mails the owner: its place is taken before any write. A sign-in
     // through an existing link mails nobody and waits for nothing.
     let notice = match (link.is_some(), linked.is_none()) {
-        (true, _) | (_, true) => Some(account::notice_slot(auth).await),
+        (true, _) | (_, true) => Some(notices::notice_slot(auth).await),
         _ => None,
     };
     if let Some((user_id, session_id)) = link {
@@ -65,11 +65,11 @@ pub async fn complete(
                 // or reset (which ends sessions) is either wholly before
                 // this check or waits until the link is written.
                 let txn = auth.db.begin().await?;
-                account::lock_user(&txn, user_id, None).await?;
+                user::lock_user(&txn, user_id, None).await?;
                 if !session::is_alive(&txn, auth, user_id, session_id).await? {
                     return Err(AuthError::Unauthenticated);
                 }
-                account::account_row(user_id, provider, &identity.subject, None, now)
+                user::account_row(user_id, provider, &identity.subject, None, now)
                     .insert(&txn)
                     .await
                     .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
@@ -112,7 +112,7 @@ pub async fn complete(
                 }
                 None => create_user(&txn, email, &identity, now).await?,
             };
-            account::account_row(user.id, provider, &identity.subject, None, now)
+            user::account_row(user.id, provider, &identity.subject, None, now)
                 .insert(&txn)
                 .await
                 .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
@@ -125,7 +125,7 @@ pub async fn complete(
     let mut ended_oldest = None;
     let completed = if user.two_factor_enabled {
         admission::may_hold_session(auth, &user)?;
-        let binding = crate::auth::token::generate();
+        let binding = token::generate();
         let method = format!("oauth:{provider}");
         let challenge = second_step::challenge(auth, &txn, &user, &method, Some(binding.hash)).await?;
         Completed::SecondFactor { challenge, binding: binding.secret.into() }
@@ -174,7 +174,7 @@ fn notify_linked(
     provider: &str,
     by: Option<Uuid>,
 ) {
-    account::notify(slot, auth, user, account::Notice::MethodAdded(format!("Sign-in with {provider}")), by);
+    notices::notify(slot, auth, user, notices::Notice::MethodAdded(format!("Sign-in with {provider}")), by);
 }
 
 /// The provider just proved the address belongs to this person. If the
@@ -192,10 +192,10 @@ async fn mark_verified(
     // The new credentials version first: it waits for a sign-in holding the
     // row, whose session the deletes below then see and remove (or that
     // sign-in sees the new version and does not land).
-    account::bump_credentials(conn, user.id).await?;
-    let ended = account::adopt(conn, user.id).await?;
+    user::bump_credentials(conn, user.id).await?;
+    let ended = ways_in::adopt(conn, user.id).await?;
     tracing::warn!(user_id = %user.id, sessions_ended = ended, "unverified account claimed through a verified provider email");
-    account::mark_email_verified(conn, user.id, now).await
+    user::mark_email_verified(conn, user.id, now).await
 }
 
 async fn create_user(
@@ -233,22 +233,22 @@ pub async fn unlink(
     current: &session::CurrentSession,
     account_id: Uuid,
 ) -> Result<bool, AuthError> {
-    crate::auth::step_up::require(auth, current, crate::auth::step_up::Presence::Recent)?;
+    step_up::require(auth, current, step_up::Presence::Recent)?;
     let user_id = current.user.id;
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
     // A new credentials version, written first: it serializes concurrent
     // unlinks of one user (a row lock on PostgreSQL, the write lock on
     // SQLite), so two of them cannot each remove "one of two" and leave
     // none, and a sign-in with the way in being removed does not land.
-    account::hold_session(&txn, auth, current).await?;
-    account::bump_credentials(&txn, user_id).await?;
+    session::hold_session(&txn, auth, current).await?;
+    user::bump_credentials(&txn, user_id).await?;
     let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
     let Some(removed) = mine.clone().filter(accounts::Column::Id.eq(account_id)).one(&txn).await? else {
         return Ok(false);
     };
-    if crate::auth::passkey::ways_in(&txn, user_id).await? <= 1 {
+    if ways_in::count(&txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
     accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
@@ -257,14 +257,14 @@ pub async fn unlink(
     tracing::info!(%account_id, "sign-in method removed");
     // The owner hears of it as of every other change to a way in.
     let what = match removed.provider_id.as_str() {
-        crate::auth::CREDENTIAL_PROVIDER => "The password".to_owned(),
+        crate::config::CREDENTIAL_PROVIDER => "The password".to_owned(),
         provider => format!("Sign-in with {provider}"),
     };
-    account::notify(
+    notices::notify(
         notice,
         auth,
         &current.user,
-        account::Notice::MethodRemoved(what),
+        notices::Notice::MethodRemoved(what),
         Some(current.session.id),
     );
     Ok(true)

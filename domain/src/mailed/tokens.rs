@@ -10,8 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{AuthContext, token};
-use crate::error::AuthError;
+use crate::{AuthContext, error::AuthError, token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {

@@ -7,13 +7,11 @@
 //! session still counts, so a rule added here (a ban, say) reaches the
 //! sessions already out as well as the ones about to be made.
 
+use entity::users;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use entity::users;
-
-use super::{AuthContext, account, session::Assurance};
-use crate::error::AuthError;
+use crate::{AuthContext, error::AuthError, session::Assurance, user};
 
 /// How a user is coming in (what a lost race answers, what the logs say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +89,7 @@ pub async fn admit(
     assurance: Assurance,
 ) -> Result<Admitted, AuthError> {
     use sea_orm::EntityTrait;
-    if !account::lock_user(conn, user_id, Some(version)).await? {
+    if !user::lock_user(conn, user_id, Some(version)).await? {
         tracing::info!(%user_id, ?way, "a sign-in lost a race with a change of credentials");
         return Err(way.lost_race());
     }

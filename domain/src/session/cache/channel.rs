@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::session_cache::{Inner, SessionCache};
+use crate::session::cache::{Inner, SessionCache};
 
 /// The channel the triggers notify on.
 pub const CHANNEL: &str = "authgate_sessions";

@@ -7,8 +7,7 @@ use entity::{
 use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use super::AuthContext;
-use crate::error::AuthError;
+use crate::{AuthContext, error::AuthError, user::credential};
 
 /// Rows deleted per statement.
 pub const BATCH: u64 = 500;
@@ -115,7 +114,7 @@ pub async fn run_periodically(auth: AuthContext, interval: std::time::Duration) 
             tracing::warn!(error = %e, "cleanup failed; retrying at the next interval");
         }
         // As stored hashes are rehashed at today's cost, the dummy follows.
-        if let Err(e) = super::account::calibrate_dummy(&auth).await {
+        if let Err(e) = credential::calibrate_dummy(&auth).await {
             e.report();
         }
     }

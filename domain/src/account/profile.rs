@@ -4,8 +4,7 @@ use entity::users;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
-use super::{AuthContext, validate};
-use crate::error::AuthError;
+use crate::{AuthContext, error::AuthError, user::validate};
 
 /// `None`: leave as it is; `Some(None)`: clear; `Some(Some(v))`: set.
 #[derive(Default)]

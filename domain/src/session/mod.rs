@@ -1,6 +1,10 @@
 //! Sessions: created at sign-in, resolved from a presented token, extended
 //! when used (sliding), revoked at sign-out.
 
+pub mod admission;
+pub mod cache;
+pub mod step_up;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -12,13 +16,33 @@ use sea_orm::{
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{
+use crate::{
     AuthContext, ClientMeta,
-    admission::{self, Admitted},
-    session_cache::Ticket,
-    token,
+    error::AuthError,
+    session::{admission::Admitted, cache::Ticket},
+    token, user,
+    user::lock_user,
 };
-use crate::error::AuthError;
+
+/// First in a change made through a session: holds the user's row on the
+/// credentials version the session was read with, and checks the session
+/// still lives. A reset, claim or password change that committed since
+/// wins: the change answers `UNAUTHENTICATED`, as it would a moment later
+/// (a thief's request in flight does not land after the owner's reset).
+pub async fn hold_session(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    current: &CurrentSession,
+) -> Result<(), AuthError> {
+    let user_id = current.user.id;
+    if !lock_user(conn, user_id, Some(current.user.credentials_version)).await?
+        || !is_alive(conn, auth, user_id, current.session.id).await?
+    {
+        tracing::info!(%user_id, "a change lost a race with a change of credentials or the session's end");
+        return Err(AuthError::Unauthenticated);
+    }
+    Ok(())
+}
 
 /// A live session and its user, as resolved from a request's token.
 #[derive(Clone, Debug)]
@@ -37,7 +61,7 @@ pub struct NewSession {
     /// `AUTHGATE_MAX_SESSIONS_PER_USER`: it forgets the user in the session
     /// cache when the caller's `NewSession` goes out of scope, which is
     /// after the caller's commit.
-    pub ended_oldest: Option<crate::auth::session_cache::Forget>,
+    pub ended_oldest: Option<cache::Forget>,
 }
 
 impl NewSession {
@@ -333,7 +357,7 @@ pub async fn live_for_users(
         .order_by_desc(sessions::Column::Id)
         .all(&auth.db)
         .await?;
-    Ok(super::group_by_user(rows, |row| row.user_id))
+    Ok(user::group_by_user(rows, |row| row.user_id))
 }
 
 /// Records that `session_id` proved the user's presence now (with

@@ -1,39 +1,14 @@
-//! The auth services: plain async functions over the database. They know
-//! nothing of GraphQL or HTTP (no `crate::graphql`, `crate::http`, axum or
-//! async-graphql here; `tests/api/layers.rs` checks), return `AuthError`,
-//! and name inputs by `error::Input`, never by a GraphQL field name.
+//! What every service is given: the shared services (`AuthContext`), the
+//! checkpoints tests hold requests at, and where a request came from
+//! (`ClientMeta`).
 
-pub mod account;
-pub mod admission;
-pub mod cleanup;
-pub mod counters;
-pub mod device;
-pub mod limits;
-pub mod oauth;
-pub mod passkey;
-pub mod password;
-pub mod profile;
-pub mod recovery;
-pub mod second_step;
-pub mod session;
-pub mod session_cache;
-pub mod session_channel;
-pub mod step_up;
-pub mod token;
-pub mod two_factor;
-pub mod validate;
-pub mod verification;
-
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{clock::Clock, config::Config, jobs::Jobs, mail::Postman};
-
-pub use limits::Limiter;
-pub use password::PasswordHasher;
-
-pub use crate::config::CREDENTIAL_PROVIDER;
+use crate::{
+    clock::Clock, config::Config, jobs::Jobs, limits::device, mail::Postman, session::cache, sign_in::oauth,
+};
 
 /// What every service needs: the database, the settings, the time, the
 /// hasher. One allocation shared by every request: a clone is one atomic
@@ -60,15 +35,15 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
-    pub hasher: Arc<PasswordHasher>,
+    pub hasher: Arc<crate::user::hasher::PasswordHasher>,
     pub mail: Postman,
     pub jobs: Jobs,
-    pub limiter: Limiter,
+    pub limiter: crate::limits::Limiter,
     pub oauth: Arc<oauth::OAuth>,
     pub keys: Arc<crate::keys::Keys>,
     pub checkpoints: Checkpoints,
     /// Live sessions in memory (`SessionCache::off()` when turned off).
-    pub sessions: session_cache::SessionCache,
+    pub sessions: cache::SessionCache,
     /// The WebAuthn relying party (passkeys).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
@@ -93,15 +68,6 @@ impl Checkpoints {
             hook(point).await;
         }
     }
-}
-
-/// Rows keyed by their user, in their original order (for the DataLoaders).
-pub fn group_by_user<T>(rows: Vec<T>, user_of: impl Fn(&T) -> uuid::Uuid) -> HashMap<uuid::Uuid, Vec<T>> {
-    let mut by_user: HashMap<uuid::Uuid, Vec<T>> = HashMap::new();
-    for row in rows {
-        by_user.entry(user_of(&row)).or_default().push(row);
-    }
-    by_user
 }
 
 /// Where a sign-in came from, recorded on the session.

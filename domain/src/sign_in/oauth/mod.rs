@@ -3,32 +3,32 @@
 //! `finish` runs when the provider sends the browser back, spends the flow
 //! once, and signs the user in (or links the provider to a signed-in user).
 
-mod link;
-mod provider;
-
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context as _;
 use entity::oauth_flows;
 use openidconnect::{PkceCodeChallenge, reqwest};
+use provider::Provider;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 use uuid::Uuid;
 
-pub use link::{Completed, unlink};
-pub use provider::Identity;
-
-use super::{
-    AuthContext, ClientMeta,
-    limits::{self, Rule},
-    session::CurrentSession,
-    token,
-};
 use crate::{
+    AuthContext, ClientMeta,
     config::Config,
     error::{AuthError, Input},
+    limits,
+    limits::Rule,
+    session,
+    session::{CurrentSession, step_up},
+    token,
 };
-use provider::Provider;
+
+mod link;
+mod provider;
+
+pub use link::{Completed, unlink};
+pub use provider::Identity;
 
 /// The configured providers and where their flows may end.
 pub struct OAuth {
@@ -125,7 +125,7 @@ pub async fn start(
     // A new way in needs a proved address and a recent sign-in, not merely
     // a (possibly stolen) session.
     if let Some(current) = link {
-        crate::auth::step_up::require_to_add(auth, current)?;
+        step_up::require_to_add(auth, current)?;
     }
     limits::hit(auth, Rule::OAuthIp, &limits::ip_subject(meta)).await?;
     let state = token::generate();
@@ -211,8 +211,7 @@ pub async fn finish(
     if let (Some(user_id), Some(session_id)) = (flow.link_user_id, flow.link_session_id) {
         // Signed out (or every session ended by a password reset) since the
         // link began: a stolen session's pending link dies with it.
-        let alive =
-            crate::auth::session::is_alive(&auth.db, auth, user_id, session_id).await.map_err(fail)?;
+        let alive = session::is_alive(&auth.db, auth, user_id, session_id).await.map_err(fail)?;
         if !alive {
             return Err(fail(AuthError::Unauthenticated));
         }

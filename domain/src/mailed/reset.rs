@@ -1,86 +1,23 @@
-//! Email verification and password reset: the flows around mailed tokens.
+//! Resetting a forgotten password through a mailed link. The same answer
+//! whether or not the address has an account; a reset of an account whose
+//! address nobody had proved adopts it.
 
 use entity::{accounts, users};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
 use tracing::instrument;
 
-use super::{
-    AuthContext, CREDENTIAL_PROVIDER, ClientMeta, account,
-    limits::{self, Rule},
-    session, validate,
-    verification::{self, Purpose},
-};
 use crate::{
+    AuthContext, ClientMeta,
+    config::CREDENTIAL_PROVIDER,
     error::{AuthError, Input},
-    jobs::{Lane, Slot},
+    jobs::Lane,
+    limits,
+    limits::Rule,
     mail::templates,
+    mailed::{queue_link, tokens, tokens::Purpose},
+    notices, session, user,
+    user::{validate, ways_in},
 };
-
-/// Mails a verification link to `user` (a new token; earlier ones stop working).
-#[instrument(skip_all, fields(user_id = %user.id))]
-pub async fn send_verification(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
-    let secret = verification::issue(auth, user.id, Purpose::EmailVerification).await?;
-    let hours = auth.config.email_verification_ttl.as_secs().div_ceil(3600);
-    auth.mail.send(templates::verify_email(&user.email, &auth.config.app_url, &secret, hours));
-    Ok(())
-}
-
-/// Queues a verification mail after the answer; nothing when already verified.
-pub async fn request_verification(
-    auth: &AuthContext,
-    user: &users::Model,
-    meta: &ClientMeta,
-) -> Result<(), AuthError> {
-    limits::hit(auth, Rule::MailIp, &limits::ip_subject(meta)).await?;
-    limits::hit(auth, Rule::MailAccount, &user.email).await?;
-    queue_verification(auth.jobs.reserve(Lane::Links).await, auth, user);
-    Ok(())
-}
-
-/// Queues a verification mail (unless the address is verified already).
-/// (In `slot`, a place in the links lane reserved before any write.)
-pub fn queue_verification(slot: Slot, auth: &AuthContext, user: &users::Model) {
-    if user.email_verified {
-        return;
-    }
-    let (worker, user) = (auth.clone(), user.clone());
-    queue_link(slot, "verification", async move { send_verification(&worker, &user).await });
-}
-
-/// Queues the mailing of a link the user waits for; a failure is logged.
-fn queue_link(
-    slot: Slot,
-    what: &'static str,
-    mail: impl std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
-) {
-    slot.run(async move {
-        if let Err(e) = mail.await {
-            e.report();
-            tracing::warn!(error = %e, "{what} mail not sent");
-        }
-    });
-}
-
-/// Spends a verification token and marks the email verified.
-#[instrument(skip_all, fields(user_id))]
-pub async fn verify_email(
-    auth: &AuthContext,
-    secret: &str,
-    meta: &ClientMeta,
-) -> Result<users::Model, AuthError> {
-    limits::hit(auth, Rule::TokenIp, &limits::ip_subject(meta)).await?;
-    let txn = auth.db.begin().await?;
-    let user_id = verification::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
-    tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    // Taken as soon as the user is known (inside the transaction: a
-    // cancellation before the commit rolls it back, and forgets anyway).
-    let forget = auth.sessions.changing(user_id);
-    let user = super::account::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
-    txn.commit().await?;
-    forget.done();
-    tracing::info!("email verified");
-    Ok(user)
-}
 
 /// Validates the address, then answers; the lookup and the mail happen
 /// after the answer, so known and unknown emails take the same time.
@@ -103,7 +40,7 @@ async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), Auth
         tracing::info!("password reset requested for an unknown email; nothing sent");
         return Ok(());
     };
-    let secret = verification::issue(auth, user.id, Purpose::PasswordReset).await?;
+    let secret = tokens::issue(auth, user.id, Purpose::PasswordReset).await?;
     let minutes = auth.config.password_reset_ttl.as_secs().div_ceil(60);
     auth.mail.send(templates::reset_password(&user.email, &auth.config.app_url, &secret, minutes));
     Ok(())
@@ -129,18 +66,18 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let secret = secret.as_str();
     limits::hit(auth, Rule::TokenIp, &limits::ip_subject(meta)).await?;
     // Refuse a bad token before paying for a hash.
-    let token = verification::peek(auth, secret, Purpose::PasswordReset).await?;
+    let token = tokens::peek(auth, secret, Purpose::PasswordReset).await?;
     let user =
         users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
     let txn = auth.db.begin().await?;
-    let user_id = verification::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
+    let user_id = tokens::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    account::bump_credentials(&txn, user_id).await?;
+    user::bump_credentials(&txn, user_id).await?;
     // Read under the hold the new version took: a verification that
     // committed meanwhile is seen.
     let adopted = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| !u.email_verified);
@@ -151,7 +88,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         // recovery codes, flows, tokens, sessions; device trust ends with
         // the new credentials version; their name and picture too), as when
         // a provider claims it.
-        let ended = account::adopt(&txn, user_id).await?;
+        let ended = ways_in::adopt(&txn, user_id).await?;
         tracing::warn!(
             sessions_ended = ended,
             "unverified account adopted by its address's owner through a reset"
@@ -166,10 +103,10 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         .await?;
     if updated.rows_affected == 0 {
         // A user without a password (e.g. signed up through OAuth) gets one.
-        account::credential_account(user_id, hash, now).insert(&txn).await?;
+        user::credential_account(user_id, hash, now).insert(&txn).await?;
     }
     // The link reached the owner of the address: it is verified.
-    super::account::mark_email_verified(&txn, user_id, now).await?;
+    user::mark_email_verified(&txn, user_id, now).await?;
     let ended = session::revoke_others(&txn, user_id, None).await?;
     let unlinked = if remove_provider_links && !adopted {
         accounts::Entity::delete_many()
@@ -191,6 +128,6 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     tracing::info!(sessions_ended = ended, unlinked, "password reset");
     // The link proved the address: its owner hears of the reset.
     let user = users::Model { email_verified: true, ..user };
-    account::notify(notice, auth, &user, account::Notice::PasswordReset, None);
+    notices::notify(notice, auth, &user, notices::Notice::PasswordReset, None);
     Ok(())
 }

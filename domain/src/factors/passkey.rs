@@ -1,21 +1,13 @@
-//! Passkeys: WebAuthn by webauthn-rs (no CBOR, COSE or signature code of
-//! our own). A signed-in user registers one (step-up); anybody signs in
-//! with one without typing an email (a discoverable credential names its
-//! user); a signed-in user proves presence with one (`reauthenticate`).
-//!
-//! Every ceremony is a row of `passkey_challenges`: the library's state,
-//! 5 minutes, spent by the first attempt to finish it whatever its outcome
-//! (a DELETE decides between racers). A registration is bound to the
-//! session that began it; a sign-in to a handle the client sends back
-//! (SHA-256 stored). User verification is required throughout, so a
-//! passkey is two factors by itself (assurance level 2).
+//! Passkeys (WebAuthn, through webauthn-rs) as a factor: registering one,
+//! removing one, and verifying an assertion (shared by the passkey
+//! sign-in and reauthentication). A ceremony's state lives in
+//! `passkey_challenges` between its two requests, spent once.
 
-use entity::{accounts, passkey_challenges, passkeys, users};
+use entity::{passkey_challenges, passkeys, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionTrait, sea_query::Expr,
+    QueryFilter, TransactionTrait, sea_query::Expr,
 };
-use secrecy::SecretString;
 use serde_json::Value;
 use tracing::instrument;
 use uuid::Uuid;
@@ -24,18 +16,18 @@ use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
 };
 
-use super::{
-    AuthContext, ClientMeta,
-    account::{self, Notice, SignedIn},
-    admission::{self, Way},
-    limits::{self, Rule},
-    session::{self, Assurance, CurrentSession},
-    step_up::{self, Presence},
-    token, validate,
-};
 use crate::{
+    AuthContext,
     config::Config,
     error::{AuthError, Input},
+    limits,
+    limits::Rule,
+    notices,
+    notices::Notice,
+    session,
+    session::{Assurance, CurrentSession, step_up, step_up::Presence},
+    token, user,
+    user::{validate, ways_in},
 };
 
 /// How long a ceremony may take.
@@ -46,7 +38,8 @@ pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 pub const MAX_PER_USER: usize = 20;
 
 const REGISTER: &str = "register";
-const SIGN_IN: &str = "sign_in";
+
+pub(crate) const SIGN_IN: &str = "sign_in";
 
 /// The relying party the configuration describes (checked at start-up).
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -75,8 +68,11 @@ pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) ->
     step_up::require_to_add(auth, current)?;
     let user = &current.user;
     limits::hit(auth, Rule::FactorChangeAccount, &user.id.to_string()).await?;
-    let existing: Vec<CredentialID> =
-        of_user(&auth.db, user.id).await?.into_iter().map(|p| CredentialID::from(p.credential_id)).collect();
+    let existing: Vec<CredentialID> = ways_in::passkeys_of(&auth.db, user.id)
+        .await?
+        .into_iter()
+        .map(|p| CredentialID::from(p.credential_id))
+        .collect();
     if existing.len() >= MAX_PER_USER {
         return Err(too_many());
     }
@@ -150,15 +146,15 @@ pub async fn finish_registration(
     // The library keeps transports only from an attestation it trusts; the
     // browser's report is kept as the hint it is (parsed: known names only).
     let reported = credential.response.transports.as_ref().map(to_json).transpose()?;
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     // Under the user's row, on the credentials the session was read with,
     // and only while that session lives: a password change, reset or claim
     // that committed meanwhile wins (a stolen session's passkey does not
     // land after the owner took the account back). Counted again there:
     // two ceremonies may have begun under the cap, and finish at once.
     let txn = auth.db.begin().await?;
-    account::hold_session(&txn, auth, current).await?;
-    if of_user(&txn, current.user.id).await?.len() >= MAX_PER_USER {
+    session::hold_session(&txn, auth, current).await?;
+    if ways_in::passkeys_of(&txn, current.user.id).await?.len() >= MAX_PER_USER {
         return Err(too_many());
     }
     let row = passkeys::ActiveModel {
@@ -180,107 +176,8 @@ pub async fn finish_registration(
     txn.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
     let added = Notice::MethodAdded("A passkey".to_owned());
-    account::notify(notice, auth, &current.user, added, Some(current.session.id));
+    notices::notify(notice, auth, &current.user, added, Some(current.session.id));
     Ok(row)
-}
-
-/// A sign-in ceremony: the handle the client sends back with its answer,
-/// and the request options (`PublicKeyCredential.parseRequestOptionsFromJSON`).
-pub struct SignInChallenge {
-    pub challenge: SecretString,
-    pub options: Value,
-}
-
-/// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
-/// email asked: the authenticator offers the passkeys it holds for this
-/// relying party. Counted per client like `login` (every start is a row).
-/// `signed_in`: the live session the request carries, as `(user, session)`
-/// (a `reauthenticate` with a passkey). Its ceremony is bound to the
-/// session, one at a time (a new start replaces it), so its rows are
-/// bounded by live sessions; it is counted per user instead of against the
-/// ceilings on anonymous starts, so a flood of those cannot keep a user
-/// from proving presence.
-pub async fn start_sign_in(
-    auth: &AuthContext,
-    meta: &ClientMeta,
-    signed_in: Option<(Uuid, Uuid)>,
-) -> Result<SignInChallenge, AuthError> {
-    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
-    // Anyone may start one without an account: ceilings per network and
-    // for the whole server bound the rows many addresses can make.
-    match signed_in {
-        Some((user_id, _)) => {
-            limits::hit(auth, Rule::PasskeySignInNetwork, &format!("user:{user_id}")).await?
-        }
-        None => {
-            limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
-            limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
-        }
-    }
-    let (options, state) = auth
-        .webauthn
-        .start_discoverable_authentication()
-        .map_err(|e| internal("starting a passkey sign-in", e))?;
-    let now = auth.clock.now();
-    let handle = token::generate();
-    let txn = auth.db.begin().await?;
-    if let Some((_, session_id)) = signed_in {
-        passkey_challenges::Entity::delete_many()
-            .filter(passkey_challenges::Column::SessionId.eq(session_id))
-            .filter(passkey_challenges::Column::Purpose.eq(SIGN_IN))
-            .exec(&txn)
-            .await?;
-    }
-    passkey_challenges::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        purpose: Set(SIGN_IN.into()),
-        token_hash: Set(Some(handle.hash)),
-        user_id: Set(signed_in.map(|(user_id, _)| user_id)),
-        session_id: Set(signed_in.map(|(_, session_id)| session_id)),
-        state: Set(to_json(&state)?),
-        expires_at: Set(now + CHALLENGE_TTL),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    // The options without `mediation: conditional` (the library's default
-    // for discoverable sign-ins): the page decides how to ask.
-    let options =
-        serde_json::to_value(&options.public_key).map_err(|e| internal("encoding request options", e))?;
-    Ok(SignInChallenge { challenge: handle.secret.into(), options })
-}
-
-/// Finishes a passkey sign-in: a session with two factors. `INVALID_TOKEN`
-/// for a handle that is unknown, expired or spent; `INVALID_CREDENTIALS`
-/// for any assertion that does not verify.
-#[instrument(skip_all, fields(user_id))]
-pub async fn finish_sign_in(
-    auth: &AuthContext,
-    challenge: &str,
-    credential: Value,
-    meta: &ClientMeta,
-) -> Result<SignedIn, AuthError> {
-    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
-    let asserted = verify(auth, challenge, credential).await?;
-    let user = asserted.user.clone();
-    tracing::Span::current().record("user_id", tracing::field::display(user.id));
-    auth.checkpoints.reach("passkey_sign_in:verified").await;
-    // Writes first (SQLite takes its write lock at once); the gate holds
-    // the user on the credentials read with the passkey, so a password
-    // change, a removal of this passkey or a claim that committed since
-    // wins.
-    let txn = auth.db.begin().await?;
-    asserted.record_use(&txn, auth).await?;
-    let version = user.credentials_version;
-    let admitted =
-        admission::admit(&txn, auth, user.id, version, Way::Passkey, Assurance::TwoFactors).await?;
-    let new = session::create(&txn, auth, admitted, meta).await?;
-    txn.commit().await?;
-    let (token, session) = new.committed();
-    tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
-    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
-    Ok(SignedIn { token, session, user, device: None })
 }
 
 /// Proves presence for the caller's session with a passkey of theirs:
@@ -308,23 +205,6 @@ pub async fn reauthenticate(
     Ok(())
 }
 
-/// The caller's passkeys, oldest first.
-pub async fn of_user(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<passkeys::Model>, AuthError> {
-    Ok(passkeys::Entity::find()
-        .filter(passkeys::Column::UserId.eq(user_id))
-        .order_by_asc(passkeys::Column::CreatedAt)
-        .all(conn)
-        .await?)
-}
-
-/// How many ways into the account `user_id` has: sign-in methods
-/// (password, providers) and passkeys.
-pub async fn ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
-    let methods = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id)).count(conn).await?;
-    let passkeys = passkeys::Entity::find().filter(passkeys::Column::UserId.eq(user_id)).count(conn).await?;
-    Ok(methods + passkeys)
-}
-
 /// Removes one of the caller's passkeys (step-up): `false` for an id that
 /// is not theirs, `LAST_SIGN_IN_METHOD` when it is their last way in.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
@@ -333,12 +213,12 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent
     // it must not keep the owner from removing what they added.
-    let notice = account::notice_slot(auth).await;
+    let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user_id);
     let txn = auth.db.begin().await?;
-    account::hold_session(&txn, auth, current).await?;
+    session::hold_session(&txn, auth, current).await?;
     // Serializes with unlinks and other removals of this user (see `unlink`).
-    account::bump_credentials(&txn, user_id).await?;
+    user::bump_credentials(&txn, user_id).await?;
     let mine = passkeys::Entity::find()
         .filter(passkeys::Column::UserId.eq(user_id))
         .filter(passkeys::Column::Id.eq(id))
@@ -347,22 +227,22 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     if mine == 0 {
         return Ok(false);
     }
-    if ways_in(&txn, user_id).await? <= 1 {
+    if ways_in::count(&txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
     passkeys::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
     forget.done();
     tracing::info!(passkey_id = %id, "passkey removed");
-    account::notify(notice, auth, &current.user, Notice::PasskeyRemoved, Some(current.session.id));
+    notices::notify(notice, auth, &current.user, Notice::PasskeyRemoved, Some(current.session.id));
     Ok(true)
 }
 
 /// An assertion that verified: the user, the passkey's row, the passkey
 /// with its new counter and flags.
-struct Asserted {
-    user: users::Model,
-    row: passkeys::Model,
+pub(crate) struct Asserted {
+    pub(crate) user: users::Model,
+    pub(crate) row: passkeys::Model,
     passkey: Passkey,
     result: AuthenticationResult,
 }
@@ -371,7 +251,11 @@ impl Asserted {
     /// Stores the new counter and flags, if no other assertion of this
     /// passkey got there first (the counter it was checked against is
     /// still the stored one): `INVALID_CREDENTIALS` otherwise.
-    async fn record_use(&self, conn: &impl ConnectionTrait, auth: &AuthContext) -> Result<(), AuthError> {
+    pub(crate) async fn record_use(
+        &self,
+        conn: &impl ConnectionTrait,
+        auth: &AuthContext,
+    ) -> Result<(), AuthError> {
         let updated = passkeys::Entity::update_many()
             .col_expr(passkeys::Column::Counter, Expr::value(i64::from(self.result.counter())))
             .col_expr(passkeys::Column::BackupState, Expr::value(self.result.backup_state()))
@@ -394,7 +278,11 @@ impl Asserted {
 /// (the form `PublicKeyCredential.toJSON()` produces) against it and the
 /// passkey it names: signature, challenge, origin, relying party, user
 /// verification, a signature counter that moved forward.
-async fn verify(auth: &AuthContext, challenge: &str, credential: Value) -> Result<Asserted, AuthError> {
+pub(crate) async fn verify(
+    auth: &AuthContext,
+    challenge: &str,
+    credential: Value,
+) -> Result<Asserted, AuthError> {
     let hash = token::hash_presented(challenge).ok_or(AuthError::InvalidToken)?;
     let found = passkey_challenges::Entity::find()
         .filter(passkey_challenges::Column::TokenHash.eq(hash))
@@ -434,7 +322,7 @@ async fn verify(auth: &AuthContext, challenge: &str, credential: Value) -> Resul
 /// The library's state of a live ceremony, spent now (whatever comes of
 /// it): `INVALID_TOKEN` when there is none, it expired, or a concurrent
 /// attempt spent it first.
-async fn spend<S: serde::de::DeserializeOwned>(
+pub(crate) async fn spend<S: serde::de::DeserializeOwned>(
     auth: &AuthContext,
     found: Option<passkey_challenges::Model>,
 ) -> Result<S, AuthError> {
@@ -447,7 +335,7 @@ async fn spend<S: serde::de::DeserializeOwned>(
 }
 
 /// What the row keeps beside the library's own serialisation.
-struct Facts {
+pub(crate) struct Facts {
     counter: i64,
     backup_eligible: bool,
     backup_state: bool,
@@ -469,26 +357,26 @@ impl Facts {
     }
 }
 
-fn too_many() -> AuthError {
+pub(crate) fn too_many() -> AuthError {
     AuthError::bad_input(
         Input::Credential,
         format!("an account holds at most {MAX_PER_USER} passkeys: remove one first"),
     )
 }
 
-fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError> {
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError> {
     serde_json::to_string(value).map_err(|e| internal("encoding WebAuthn state", e))
 }
 
 /// A ceremony that did not verify: logged with its reason (never the
 /// credential), answered `INVALID_CREDENTIALS`.
-fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
+pub(crate) fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
     tracing::info!(%reason, "{what} refused");
     metrics::counter!("authgate_auth_events_total", "event" => "passkey_failure").increment(1);
     AuthError::PasskeyRefused
 }
 
-fn internal(what: &str, error: impl std::fmt::Display) -> AuthError {
+pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> AuthError {
     tracing::error!(%error, "{what} failed");
     AuthError::Internal
 }

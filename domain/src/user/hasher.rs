@@ -17,7 +17,7 @@ use argon2::{
 use rand::rngs::OsRng;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::{config::Config, error::AuthError};
+use crate::{config::Config, error::AuthError, token};
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -41,7 +41,7 @@ impl PasswordHasher {
         let params =
             Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)?;
         let mut scratch = Vec::new();
-        let random = crate::auth::token::generate().secret;
+        let random = token::generate().secret;
         let dummy_hash = hash_with(&params, random.as_bytes(), &mut scratch)
             .map_err(|_| argon2::Error::AlgorithmInvalid)?;
         drop(scratch);
@@ -135,7 +135,7 @@ impl PasswordHasher {
         if cost_string(&params) == self.dummy_cost() {
             return Ok(());
         }
-        let random = crate::auth::token::generate().secret;
+        let random = token::generate().secret;
         let dummy = self
             .run(move |memory| hash_with(&params, random.as_bytes(), memory))
             .await?

@@ -1,0 +1,120 @@
+//! Signing in with a passkey (two factors by itself): the ceremony's two
+//! requests.
+
+use entity::passkey_challenges;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::Value;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{
+    AuthContext, ClientMeta,
+    error::AuthError,
+    factors::passkey::{CHALLENGE_TTL, SIGN_IN, internal, to_json, verify},
+    limits,
+    limits::Rule,
+    session,
+    session::{Assurance, admission, admission::Way},
+    sign_in::SignedIn,
+    token,
+};
+
+/// A sign-in ceremony: the handle the client sends back with its answer,
+/// and the request options (`PublicKeyCredential.parseRequestOptionsFromJSON`).
+pub struct SignInChallenge {
+    pub challenge: SecretString,
+    pub options: Value,
+}
+
+/// Begins a passkey sign-in (or a `reauthenticate` with a passkey). No
+/// email asked: the authenticator offers the passkeys it holds for this
+/// relying party. Counted per client like `login` (every start is a row).
+/// `signed_in`: the live session the request carries, as `(user, session)`
+/// (a `reauthenticate` with a passkey). Its ceremony is bound to the
+/// session, one at a time (a new start replaces it), so its rows are
+/// bounded by live sessions; it is counted per user instead of against the
+/// ceilings on anonymous starts, so a flood of those cannot keep a user
+/// from proving presence.
+pub async fn start_sign_in(
+    auth: &AuthContext,
+    meta: &ClientMeta,
+    signed_in: Option<(Uuid, Uuid)>,
+) -> Result<SignInChallenge, AuthError> {
+    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    // Anyone may start one without an account: ceilings per network and
+    // for the whole server bound the rows many addresses can make.
+    match signed_in {
+        Some((user_id, _)) => {
+            limits::hit(auth, Rule::PasskeySignInNetwork, &format!("user:{user_id}")).await?
+        }
+        None => {
+            limits::hit(auth, Rule::PasskeySignInNetwork, &limits::network_subject(meta)).await?;
+            limits::hit(auth, Rule::PasskeySignInGlobal, "all").await?;
+        }
+    }
+    let (options, state) = auth
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(|e| internal("starting a passkey sign-in", e))?;
+    let now = auth.clock.now();
+    let handle = token::generate();
+    let txn = auth.db.begin().await?;
+    if let Some((_, session_id)) = signed_in {
+        passkey_challenges::Entity::delete_many()
+            .filter(passkey_challenges::Column::SessionId.eq(session_id))
+            .filter(passkey_challenges::Column::Purpose.eq(SIGN_IN))
+            .exec(&txn)
+            .await?;
+    }
+    passkey_challenges::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        purpose: Set(SIGN_IN.into()),
+        token_hash: Set(Some(handle.hash)),
+        user_id: Set(signed_in.map(|(user_id, _)| user_id)),
+        session_id: Set(signed_in.map(|(_, session_id)| session_id)),
+        state: Set(to_json(&state)?),
+        expires_at: Set(now + CHALLENGE_TTL),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    // The options without `mediation: conditional` (the library's default
+    // for discoverable sign-ins): the page decides how to ask.
+    let options =
+        serde_json::to_value(&options.public_key).map_err(|e| internal("encoding request options", e))?;
+    Ok(SignInChallenge { challenge: handle.secret.into(), options })
+}
+
+/// Finishes a passkey sign-in: a session with two factors. `INVALID_TOKEN`
+/// for a handle that is unknown, expired or spent; `INVALID_CREDENTIALS`
+/// for any assertion that does not verify.
+#[instrument(skip_all, fields(user_id))]
+pub async fn finish_sign_in(
+    auth: &AuthContext,
+    challenge: &str,
+    credential: Value,
+    meta: &ClientMeta,
+) -> Result<SignedIn, AuthError> {
+    limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
+    let asserted = verify(auth, challenge, credential).await?;
+    let user = asserted.user.clone();
+    tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    auth.checkpoints.reach("passkey_sign_in:verified").await;
+    // Writes first (SQLite takes its write lock at once); the gate holds
+    // the user on the credentials read with the passkey, so a password
+    // change, a removal of this passkey or a claim that committed since
+    // wins.
+    let txn = auth.db.begin().await?;
+    asserted.record_use(&txn, auth).await?;
+    let version = user.credentials_version;
+    let admitted =
+        admission::admit(&txn, auth, user.id, version, Way::Passkey, Assurance::TwoFactors).await?;
+    let new = session::create(&txn, auth, admitted, meta).await?;
+    txn.commit().await?;
+    let (token, session) = new.committed();
+    tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
+    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    Ok(SignedIn { token, session, user, device: None })
+}
