@@ -222,6 +222,17 @@ impl AuthError {
         }
     }
 
+    /// An internal error (a bug, or a broken invariant), logged here in
+    /// full with what was being done and why; the client sees only
+    /// `INTERNAL_SERVER_ERROR`. The one way to make one, so none goes
+    /// unlogged (tests/api/layers.rs refuses a bare `AuthError::Internal`).
+    #[track_caller]
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> AuthError {
+        let at = std::panic::Location::caller();
+        tracing::error!(%cause, at = %at, "internal error: {context}");
+        AuthError::Internal
+    }
+
     /// A unique index refused the row: `conflict` (e.g. `EmailTaken`); any
     /// other failure as it is.
     pub fn unique_or(err: DbErr, conflict: AuthError) -> AuthError {

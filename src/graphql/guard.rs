@@ -44,7 +44,9 @@ impl RequestAuth {
 /// rest of the request. `UNAUTHENTICATED` without one.
 pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession, AuthError> {
     let request = ctx.data::<RequestAuth>().map_err(|_| AuthError::Unauthenticated)?;
-    let auth = ctx.data::<AuthContext>().map_err(|_| AuthError::Internal)?;
+    let auth = ctx
+        .data::<AuthContext>()
+        .map_err(|e| AuthError::internal("the schema has no AuthContext", e.message))?;
     let token = request.token.as_ref().ok_or(AuthError::Unauthenticated)?;
     request
         .session

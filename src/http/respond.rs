@@ -51,7 +51,7 @@ pub fn single(format: Format, response: async_graphql::Response) -> Response {
     let headers = response.http_headers.clone();
     if !request_error {
         // The common case is written straight to text, without a JSON tree.
-        let body = serde_json::to_string(&response).unwrap_or_else(|_| internal_body());
+        let body = serde_json::to_string(&response).unwrap_or_else(internal_body);
         return finish(StatusCode::OK, format, body, headers);
     }
     let body = json!({ "errors": response.errors });
@@ -68,12 +68,12 @@ pub fn batch(format: Format, responses: Vec<async_graphql::Response>) -> Respons
     for (name, value) in responses.iter().flat_map(|r| r.http_headers.iter()) {
         headers.append(name, value.clone());
     }
-    let body = serde_json::to_string(&responses).unwrap_or_else(|_| internal_body());
+    let body = serde_json::to_string(&responses).unwrap_or_else(internal_body);
     finish(StatusCode::OK, format, body, headers)
 }
 
-fn internal_body() -> String {
-    let internal = AuthError::Internal;
+fn internal_body(cause: serde_json::Error) -> String {
+    let internal = AuthError::internal("serialising the answer", cause);
     json!({ "errors": [{ "message": internal.to_string(), "extensions": { "code": internal.code().as_str() } }] })
         .to_string()
 }

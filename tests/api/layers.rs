@@ -292,3 +292,19 @@ fn effects_print_no_secret() {
     );
     assert!(!shown.contains("s3cret"), "{shown}");
 }
+
+/// The docs promise internal errors are "logged in full": each is made by
+/// `AuthError::internal(context, cause)`, which logs where it arises; a
+/// bare `AuthError::Internal` outside `error.rs` would reach the client
+/// with nothing in the log.
+#[test]
+fn internal_errors_are_made_by_the_logging_constructor() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = rust_files(&root.join("src")).into_iter().chain(rust_files(&root.join("domain/src")));
+    let bare: Vec<String> = files
+        .filter(|f| !f.ends_with("domain/src/error.rs"))
+        .filter(|f| code_of(&std::fs::read_to_string(f).unwrap()).contains("AuthError::Internal"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(bare.is_empty(), "a bare AuthError::Internal (use AuthError::internal): {bare:?}");
+}

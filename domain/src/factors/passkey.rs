@@ -376,7 +376,7 @@ pub(crate) fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
     AuthError::PasskeyRefused
 }
 
+#[track_caller]
 pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> AuthError {
-    tracing::error!(%error, "{what} failed");
-    AuthError::Internal
+    AuthError::internal(&format!("{what} failed"), error)
 }

@@ -42,10 +42,7 @@ pub(crate) fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result
         .with_account_name(account.replace(':', "."))
         .with_issuer(Some(auth.config.totp_issuer.as_str()))
         .build()
-        .map_err(|e| {
-            tracing::error!(error = %e, "TOTP generator refused its settings");
-            AuthError::Internal
-        })
+        .map_err(|e| AuthError::internal("the TOTP generator refused its settings", e))
 }
 
 /// Starts (or restarts) setting up an authenticator for the caller: a new
@@ -82,9 +79,9 @@ pub async fn start_setup(auth: &AuthContext, current: &CurrentSession) -> Result
         )
         .exec_without_returning(&auth.db)
         .await?;
-    let uri = generator.to_url().map_err(|_| AuthError::Internal)?;
+    let uri = generator.to_url().map_err(|e| AuthError::internal("an otpauth URI", e))?;
     let qr_code_svg = qrcode::QrCode::new(uri.as_bytes())
-        .map_err(|_| AuthError::Internal)?
+        .map_err(|e| AuthError::internal("the setup's QR code", e))?
         .render::<qrcode::render::svg::Color>()
         .min_dimensions(200, 200)
         .build();
@@ -214,23 +211,24 @@ pub(crate) fn matching_step(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, AuthError> {
-    let time = u64::try_from(now.timestamp()).map_err(|_| AuthError::Internal)?;
+    let time = u64::try_from(now.timestamp()).map_err(|e| AuthError::internal("a time before 1970", e))?;
     Ok(totp(auth, secret, "")?.check(code, time).map(|step| step as i64))
 }
 
 fn seal(auth: &AuthContext, secret: &[u8], user_id: Uuid) -> Result<String, AuthError> {
-    auth.keys.sealer.seal(secret, user_id.as_bytes()).map_err(|_| {
-        tracing::error!(%user_id, "a TOTP secret could not be sealed");
-        AuthError::Internal
-    })
+    auth.keys
+        .sealer
+        .seal(secret, user_id.as_bytes())
+        .map_err(|e| AuthError::internal(&format!("sealing the TOTP secret of user {user_id}"), e))
 }
 
 pub(crate) fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Vec<u8>, AuthError> {
-    auth.keys.sealer.open(sealed, user_id.as_bytes()).map(|(plain, _)| plain).map_err(|e| {
-        // A rotated key removed too early, or a row copied between users.
-        tracing::error!(%user_id, error = %e, "a TOTP secret does not open");
-        AuthError::Internal
-    })
+    // Fails for a rotated key removed too early, or a row copied between users.
+    auth.keys
+        .sealer
+        .open(sealed, user_id.as_bytes())
+        .map(|(plain, _)| plain)
+        .map_err(|e| AuthError::internal(&format!("the TOTP secret of user {user_id} does not open"), e))
 }
 
 /// How many stored TOTP secrets (confirmed or pending) no configured key

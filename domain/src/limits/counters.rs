@@ -54,7 +54,11 @@ impl CounterStore for DbCounters {
             .returning_col(Column::Count)
             .to_owned();
         let statement = self.0.get_database_backend().build(&insert);
-        let row = self.0.query_one(statement).await?.ok_or(AuthError::Internal)?;
+        let row = self
+            .0
+            .query_one(statement)
+            .await?
+            .ok_or_else(|| AuthError::internal("counting an attempt", "the upsert returned no row"))?;
         let count: i64 = row.try_get("", "count")?;
         Ok(count.max(0) as u64)
     }

@@ -80,10 +80,8 @@ impl PasswordHasher {
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let params = self.params.clone();
         self.run(move |memory| {
-            hash_with(&params, password.as_bytes(), memory).map_err(|e| {
-                tracing::error!(error = %e, "password hashing failed");
-                AuthError::Internal
-            })
+            hash_with(&params, password.as_bytes(), memory)
+                .map_err(|e| AuthError::internal("password hashing failed", e))
         })
         .await?
     }
@@ -139,7 +137,7 @@ impl PasswordHasher {
         let dummy = self
             .run(move |memory| hash_with(&params, random.as_bytes(), memory))
             .await?
-            .map_err(|_| AuthError::Internal)?;
+            .map_err(|e| AuthError::internal("hashing the dummy password", e))?;
         tracing::info!(cost = %mode, "unknown emails are checked at the cost most stored hashes have");
         match self.dummy_hash.write() {
             Ok(mut slot) => *slot = Arc::from(dummy),
@@ -175,12 +173,11 @@ impl PasswordHasher {
                 tracing::warn!("password hashing queue full; shedding load");
                 AuthError::ServiceUnavailable
             }
-            mpsc::TrySendError::Disconnected(_) => AuthError::Internal,
+            mpsc::TrySendError::Disconnected(_) => {
+                AuthError::internal("password hashing", "the workers are gone")
+            }
         })?;
-        answer.await.map_err(|_| {
-            tracing::error!("password hashing worker stopped");
-            AuthError::Internal
-        })
+        answer.await.map_err(|e| AuthError::internal("password hashing worker stopped", e))
     }
 }
 

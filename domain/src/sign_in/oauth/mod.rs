@@ -24,10 +24,12 @@ use crate::{
     token,
 };
 
+mod callback;
 mod link;
 mod provider;
 
-pub use link::{Completed, unlink};
+pub use callback::Completed;
+pub use link::unlink;
 pub use provider::Identity;
 
 /// The configured providers and where their flows may end.
@@ -220,7 +222,7 @@ pub async fn finish(
     let identity = target.identity(code, flow.pkce_verifier, &flow.nonce).await.map_err(fail)?;
     auth.checkpoints.reach("oauth:identity_checked").await;
     let link = flow.link_user_id.zip(flow.link_session_id);
-    let completed = link::complete(auth, provider, identity, link, meta).await.map_err(fail)?;
+    let completed = callback::complete(auth, provider, identity, link, meta).await.map_err(fail)?;
     Ok((completed, redirect_to))
 }
 

@@ -222,7 +222,12 @@ impl Provider {
     /// once per `DISCOVERY_RETRY`. An unreachable provider is
     /// `SERVICE_UNAVAILABLE` unless an older document is at hand.
     async fn oidc(&self, fresh: bool) -> Result<Arc<OidcClient>, AuthError> {
-        let ProviderKind::Oidc { issuer } = &self.config.kind else { return Err(AuthError::Internal) };
+        let ProviderKind::Oidc { issuer } = &self.config.kind else {
+            return Err(AuthError::internal(
+                "OpenID discovery",
+                format!("{} is not an OpenID provider", self.config.name),
+            ));
+        };
         let mut cached = self.discovered.lock().await;
         let forced_at = if fresh { Some(Instant::now()) } else { cached.as_ref().and_then(|k| k.forced_at) };
         if let Some(known) = cached.as_ref() {
