@@ -83,7 +83,7 @@ impl Seeded {
         let state = state(&self.db_url, &self.dir).await?;
         let emails: Vec<&str> = self.users.iter().map(|(email, _)| email.as_str()).collect();
         let owners: Vec<Uuid> = entity::users::Entity::find()
-            .all(&state.auth.db)
+            .all(state.auth.db())
             .await?
             .into_iter()
             .filter(|u| if spread { emails.contains(&u.email.as_str()) } else { u.email == emails[0] })
@@ -109,11 +109,11 @@ impl Seeded {
                 assurance_level: Set(1),
             });
             if rows.len() == 500 {
-                sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&state.auth.db).await?;
+                sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(state.auth.db()).await?;
             }
         }
         if !rows.is_empty() {
-            sessions::Entity::insert_many(rows).exec(&state.auth.db).await?;
+            sessions::Entity::insert_many(rows).exec(state.auth.db()).await?;
         }
         Ok(tokens)
     }
@@ -140,7 +140,7 @@ impl Seeded {
                 .await
                 .map_err(|e| fail("registering", e))?;
             // Only a proved address may add a factor (as if the mailed link was followed).
-            user::mark_email_verified(&auth.db, signed.user.id, SystemClock.now())
+            user::mark_email_verified(auth.db(), signed.user.id, SystemClock.now())
                 .await
                 .map_err(|e| fail("verifying", e))?;
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
@@ -151,7 +151,7 @@ impl Seeded {
             // challenge is issued under it, as `login` would.
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
             let challenge =
-                second_step::challenge(auth, &auth.db, &current.user, second_step::PASSWORD, None)
+                second_step::challenge(auth, auth.db(), &current.user, second_step::PASSWORD, None)
                     .await
                     .map_err(|e| fail("challenge", e))?;
             steps.push((domain::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{AuthContext, error::AuthError, user::credential};
 
 /// Rows deleted per statement.
-pub const BATCH: u64 = 500;
+pub(crate) const BATCH: u64 = 500;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {

@@ -1,8 +1,6 @@
 //! Time comes from here, so tests move time instead of sleeping.
 
-use std::sync::{Arc, Mutex};
-
-use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -19,29 +17,41 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to (for tests).
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+#[cfg(any(test, feature = "test-support"))]
+pub use manual::ManualClock;
 
-impl ManualClock {
-    pub fn new() -> Self {
-        Self(Arc::new(Mutex::new(SystemClock.now())))
+#[cfg(any(test, feature = "test-support"))]
+mod manual {
+    use std::sync::{Arc, Mutex};
+
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::{Clock, SystemClock};
+
+    /// A clock that only moves when told to (for tests).
+    #[derive(Clone)]
+    pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+    impl ManualClock {
+        pub fn new() -> Self {
+            Self(Arc::new(Mutex::new(SystemClock.now())))
+        }
+
+        pub fn advance(&self, by: Duration) {
+            let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            *now += by;
+        }
     }
 
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+    impl Default for ManualClock {
+        fn default() -> Self {
+            Self::new()
+        }
     }
-}
 
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
     }
 }

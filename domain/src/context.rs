@@ -17,7 +17,7 @@ use crate::{
 pub struct AuthContext(Arc<Services>);
 
 impl AuthContext {
-    pub fn new(services: Services) -> Self {
+    pub(crate) fn new(services: Services) -> Self {
         Self(Arc::new(services))
     }
 }
@@ -32,20 +32,20 @@ impl std::ops::Deref for AuthContext {
 
 /// The parts of an `AuthContext`.
 pub struct Services {
-    pub db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
-    pub hasher: Arc<crate::user::hasher::PasswordHasher>,
-    pub mail: Postman,
-    pub jobs: Jobs,
-    pub limiter: crate::limits::Limiter,
-    pub oauth: Arc<oauth::OAuth>,
+    pub(crate) hasher: Arc<crate::user::hasher::PasswordHasher>,
+    pub(crate) mail: Postman,
+    pub(crate) jobs: Jobs,
+    pub(crate) limiter: crate::limits::Limiter,
+    pub(crate) oauth: Arc<oauth::OAuth>,
     pub keys: Arc<crate::keys::Keys>,
-    pub checkpoints: Checkpoints,
+    pub(crate) checkpoints: Checkpoints,
     /// Live sessions in memory (`SessionCache::off()` when turned off).
-    pub sessions: cache::SessionCache,
+    pub(crate) sessions: cache::SessionCache,
     /// The WebAuthn relying party (passkeys).
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    pub(crate) webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 type Hook = Arc<dyn Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
@@ -58,12 +58,13 @@ type Hook = Arc<dyn Fn(&'static str) -> futures_util::future::BoxFuture<'static,
 pub struct Checkpoints(Arc<std::sync::OnceLock<Hook>>);
 
 impl Checkpoints {
+    #[cfg(any(test, feature = "test-support"))]
     /// Runs `hook` at every point reached from now on (once per process).
     pub fn install(&self, hook: Hook) -> bool {
         self.0.set(hook).is_ok()
     }
 
-    pub async fn reach(&self, point: &'static str) {
+    pub(crate) async fn reach(&self, point: &'static str) {
         if let Some(hook) = self.0.get() {
             hook(point).await;
         }

@@ -232,7 +232,7 @@ struct Failed {
 /// long work looks, from a request that waited for one, just like a
 /// database whose connects hang; this tells them apart. A SQLite file is
 /// always there.
-pub async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
+pub(crate) async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
     use sqlx::{ConnectOptions, Connection};
     let DatabaseConnection::SqlxPostgresPoolConnection(_) = db else { return true };
     let options = db.get_postgres_connection_pool().connect_options();
@@ -251,7 +251,7 @@ pub async fn answers(db: &DatabaseConnection, within: Duration) -> bool {
 }
 
 /// The class of a connection error, whether waiting may help, and a hint.
-pub fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
+pub(crate) fn classify(error: &sqlx::Error) -> (&'static str, bool, &'static str) {
     match error {
         sqlx::Error::Io(e) => {
             if rustls_rejected_certificate(e) {
@@ -294,7 +294,7 @@ fn name_not_resolved(e: &std::io::Error) -> bool {
 }
 
 /// The SQLite file `DATABASE_URL` names (`None` for PostgreSQL).
-pub fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
     let url = config.database_url.expose_secret();
     let options = url.starts_with("sqlite:").then(|| SqliteConnectOptions::from_str(url).ok())??;
     Some(options.get_filename().to_owned())
@@ -305,7 +305,7 @@ pub fn sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
 /// host becomes its direct host, as Neon names them). `None` when only a
 /// transaction-mode pooler is known: it cannot carry `LISTEN` (a session's
 /// `LISTEN` ends with its transaction's server connection).
-pub fn listen_options(config: &Config) -> anyhow::Result<Option<PgConnectOptions>> {
+pub(crate) fn listen_options(config: &Config) -> anyhow::Result<Option<PgConnectOptions>> {
     let given = config.database_listen_url.as_ref();
     let url = given.unwrap_or(&config.database_url).expose_secret();
     let (stripped, extras) = split_extras(url);
@@ -325,6 +325,28 @@ pub fn listen_options(config: &Config) -> anyhow::Result<Option<PgConnectOptions
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("database migration failed")
+}
+
+/// Whether the database answers a ping within `within` (`/health/ready`).
+pub async fn ready(auth: &crate::AuthContext, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, auth.db.ping()).await, Ok(Ok(())))
+}
+
+/// The pool's connections: (open, idle), for the metrics.
+pub fn pool_stats(auth: &crate::AuthContext) -> (u32, u32) {
+    use sea_orm::ConnectionTrait;
+    let db = &auth.db;
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+        sea_orm::DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+        _ => (0, 0),
+    }
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ impl AuthError {
     /// answering other requests (`answered_meanwhile`: a saturated pool, a
     /// flood) is busy; so is a SQLite file locked by a writer. Only the
     /// first may let the session cache answer from memory.
-    pub fn database_unreachable(&self, answered_meanwhile: bool) -> bool {
+    pub(crate) fn database_unreachable(&self, answered_meanwhile: bool) -> bool {
         let Self::Database(err) = self else { return false };
         if !unavailable(err) || (timed_out(err) && answered_meanwhile) {
             return false;
@@ -205,7 +205,7 @@ impl AuthError {
     }
 
     /// Whether this is a wait for a pooled connection that timed out.
-    pub fn is_pool_timeout(&self) -> bool {
+    pub(crate) fn is_pool_timeout(&self) -> bool {
         matches!(self, Self::Database(err) if timed_out(err))
     }
 
@@ -235,7 +235,7 @@ impl AuthError {
 
     /// A unique index refused the row: `conflict` (e.g. `EmailTaken`); any
     /// other failure as it is.
-    pub fn unique_or(err: DbErr, conflict: AuthError) -> AuthError {
+    pub(crate) fn unique_or(err: DbErr, conflict: AuthError) -> AuthError {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => conflict,
             _ => err.into(),

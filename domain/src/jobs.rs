@@ -22,7 +22,7 @@ const JOB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Which queue a job waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lane {
+pub(crate) enum Lane {
     /// Links a user asked for and waits on (verification, password reset).
     Links,
     /// Notices to an account's owner (a password changed, a factor added).
@@ -37,7 +37,7 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts one worker per lane; needs a Tokio runtime.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::with_capacity(CAPACITY)
     }
 
@@ -46,7 +46,8 @@ impl Jobs {
     }
 
     /// Queues `job` in `lane`, waiting for a slot while the lane is full.
-    pub async fn run(&self, lane: Lane, job: impl Future<Output = ()> + Send + 'static) {
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) async fn run(&self, lane: Lane, job: impl Future<Output = ()> + Send + 'static) {
         self.reserve(lane).await.run(job);
     }
 
@@ -54,7 +55,7 @@ impl Jobs {
     /// queues work after a commit takes its place *before* the
     /// transaction: a request cancelled while it waits has written
     /// nothing, and once the change is committed, queueing cannot wait.
-    pub async fn reserve(&self, lane: Lane) -> Slot {
+    pub(crate) async fn reserve(&self, lane: Lane) -> Slot {
         let tx = match lane {
             Lane::Links => &self.links,
             Lane::Notices => &self.notices,
@@ -65,6 +66,7 @@ impl Jobs {
         Slot { lane, permit: tx.clone().reserve_owned().await.ok() }
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Resolves once every job queued in every lane before the call has run.
     pub async fn drained(&self) {
         for lane in [Lane::Links, Lane::Notices] {
@@ -79,14 +81,14 @@ impl Jobs {
 }
 
 /// A reserved place in a lane (`Jobs::reserve`); given back if dropped unused.
-pub struct Slot {
+pub(crate) struct Slot {
     lane: Lane,
     permit: Option<mpsc::OwnedPermit<BoxFuture<'static, ()>>>,
 }
 
 impl Slot {
     /// Queues `job` in the reserved place: never waits.
-    pub fn run(self, job: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn run(self, job: impl Future<Output = ()> + Send + 'static) {
         match self.permit {
             Some(permit) => {
                 permit.send(Box::pin(job));

@@ -26,7 +26,7 @@ impl fmt::Debug for Keys {
 }
 
 impl Keys {
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(config: &Config) -> anyhow::Result<Self> {
         let master = match &config.secret_key {
             Some(encoded) => decode(encoded.expose_secret()).context("AUTHGATE_SECRET_KEY")?,
             None if config.env == Environment::Production => {
@@ -49,7 +49,8 @@ impl Keys {
         Self::with_previous(&master, &previous)
     }
 
-    pub fn from_master(master: &[u8; 32]) -> anyhow::Result<Self> {
+    #[cfg(test)]
+    pub(crate) fn from_master(master: &[u8; 32]) -> anyhow::Result<Self> {
         Self::with_previous(master, &[])
     }
 
@@ -92,7 +93,7 @@ impl SealKey {
 /// owner, or sealed under a key this server no longer has.
 #[derive(Debug, thiserror::Error)]
 #[error("the sealed value does not open with any configured key")]
-pub struct Unsealable;
+pub(crate) struct Unsealable;
 
 impl Sealer {
     fn new(master: &[u8; 32], previous: &[[u8; 32]]) -> anyhow::Result<Self> {
@@ -102,7 +103,7 @@ impl Sealer {
 
     /// `plain` sealed under the current key; `Err` only if AES-GCM refuses
     /// the message (over 64 GiB).
-    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Result<String, aes_gcm::Error> {
+    pub(crate) fn seal(&self, plain: &[u8], context: &[u8]) -> Result<String, aes_gcm::Error> {
         use aes_gcm::aead::{Aead, AeadCore, Payload};
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut rand::rngs::OsRng);
@@ -113,7 +114,7 @@ impl Sealer {
     }
 
     /// The plain value, and whether it was sealed under a previous key.
-    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<(Vec<u8>, bool), Unsealable> {
+    pub(crate) fn open(&self, sealed: &str, context: &[u8]) -> Result<(Vec<u8>, bool), Unsealable> {
         use aes_gcm::aead::{Aead, Payload};
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut parts = sealed.splitn(3, '.');

@@ -12,6 +12,8 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod token;
 
 // The rooms. Each imports only rooms before it in this order, bottom

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// What a notice to the owner is about.
-pub enum Notice {
+pub(crate) enum Notice {
     /// A sign-in method was added ("A password", "Sign-in with github",
     /// "A passkey"): never a name the user (or an intruder) chose, which a
     /// mail client could show as a link.
@@ -67,7 +67,7 @@ impl Notice {
 /// An address nobody proved gets none: it may not be the account's owner's,
 /// and notices would let whoever registered it mail it at will (the
 /// verification mail, within its own limit, is all it gets).
-pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice, by: Option<Uuid>) {
+pub(crate) fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice, by: Option<Uuid>) {
     if !user.email_verified {
         return tracing::info!(user_id = %user.id, notice = %notice.key(), "no notice to an address nobody proved");
     }
@@ -81,7 +81,7 @@ pub fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notic
 }
 
 /// A place for a notice, reserved before the change it will tell of.
-pub async fn notice_slot(auth: &AuthContext) -> Slot {
+pub(crate) async fn notice_slot(auth: &AuthContext) -> Slot {
     auth.jobs.reserve(Lane::Notices).await
 }
 

@@ -6,7 +6,7 @@ use rand::{RngCore, rngs::OsRng};
 use sha2::{Digest, Sha256};
 
 /// Length of an encoded token: 32 bytes in unpadded base64url.
-pub const TOKEN_LEN: usize = 43;
+pub(crate) const TOKEN_LEN: usize = 43;
 
 pub struct NewToken {
     /// Given to the client once; never stored or logged.
@@ -24,7 +24,7 @@ pub fn generate() -> NewToken {
 
 /// The stored form of a presented token, or `None` when it cannot be one of
 /// ours (wrong length or alphabet): such a token is refused without a query.
-pub fn hash_presented(token: &str) -> Option<Vec<u8>> {
+pub(crate) fn hash_presented(token: &str) -> Option<Vec<u8>> {
     let well_formed =
         token.len() == TOKEN_LEN && URL_SAFE_NO_PAD.decode(token).is_ok_and(|bytes| bytes.len() == 32);
     well_formed.then(|| digest(token))

@@ -21,6 +21,6 @@ impl QueryRoot {
     /// Names of the OAuth providers this server offers (for `startOAuth`),
     /// sorted; empty when none is configured.
     async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
-        Ok(ctx.data::<AuthContext>()?.oauth.names())
+        Ok(domain::sign_in::oauth::providers(ctx.data::<AuthContext>()?))
     }
 }

@@ -102,7 +102,7 @@ impl User {
             return Ok(Vec::new());
         };
         let auth = ctx.data::<domain::AuthContext>()?;
-        let rows = domain::user::ways_in::passkeys_of(&auth.db, current.user.id).await.gql()?;
+        let rows = domain::factors::passkey::of_user(auth, current.user.id).await.gql()?;
         Ok(rows.into_iter().map(Passkey).collect())
     }
 

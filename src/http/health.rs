@@ -11,9 +11,8 @@ pub async fn alive() -> &'static str {
 
 /// The database answers; otherwise 503 so a load balancer routes elsewhere.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.auth.db.ping()).await;
-    match ping {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    match domain::db::ready(&state.auth, Duration::from_secs(2)).await {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
 }

@@ -123,26 +123,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let Some(handle) = prometheus() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (size, idle) = pool_stats(&state);
+    let (size, idle) = domain::db::pool_stats(&state.auth);
     metrics::gauge!("authgate_db_pool_connections", "state" => "in_use")
         .set(size.saturating_sub(idle) as f64);
     metrics::gauge!("authgate_db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("authgate_db_pool_max_connections").set(state.auth.config.db_max_connections as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
-}
-
-fn pool_stats(state: &AppState) -> (u32, u32) {
-    use sea_orm::ConnectionTrait;
-    let db = &state.auth.db;
-    match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle() as u32)
-        }
-        sea_orm::DatabaseBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle() as u32)
-        }
-        _ => (0, 0),
-    }
 }

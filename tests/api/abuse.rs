@@ -36,7 +36,7 @@ fn retry_after(reply: &Value) -> u64 {
 
 async fn sequential_brute_force_stops_at_the_limit(app: TestApp) {
     app.register("victim@example.com", PW).await;
-    let hashes = app.state.auth.hasher.clone();
+    let hashes = app.state.auth.hasher().clone();
     let before = hashes.verifications();
     for attempt in 1..=10 {
         let reply = app.login("victim@example.com", WRONG).await;
@@ -64,7 +64,7 @@ async fn sequential_brute_force_stops_at_the_limit(app: TestApp) {
 
 async fn aliased_brute_force_stops_at_the_same_limit(app: TestApp) {
     app.register("alias@example.com", PW).await;
-    let before = app.state.auth.hasher.verifications();
+    let before = app.state.auth.hasher().verifications();
     let fields: String = (0..50)
         .map(|i| format!(r#"a{i}: login(input: {{email: "alias@example.com", password: "guess number {i}"}}) {{ token }} "#))
         .collect();
@@ -73,7 +73,7 @@ async fn aliased_brute_force_stops_at_the_same_limit(app: TestApp) {
     let count = |code: &str| errors.iter().filter(|e| e["extensions"]["code"] == code).count();
     assert_eq!(count("INVALID_CREDENTIALS"), 10, "{}", reply.body);
     assert_eq!(count("RATE_LIMITED"), 40);
-    assert_eq!(app.state.auth.hasher.verifications(), before + 10);
+    assert_eq!(app.state.auth.hasher().verifications(), before + 10);
 }
 
 async fn batched_brute_force_stops_at_the_same_limit(app: TestApp) {
@@ -165,7 +165,7 @@ async fn a_stolen_session_gets_few_password_guesses(app: TestApp) {
     let guess = |password: &str| json!({ "i": { "currentPassword": password, "newPassword": "violet thunder maps 7319" } });
     let delete = "mutation($p: String!) { deleteAccount(password: $p) }";
     let set = "mutation($p: String!) { setPassword(newPassword: $p) }";
-    let hashes = app.state.auth.hasher.clone();
+    let hashes = app.state.auth.hasher().clone();
     for (i, (query, vars)) in
         [(change, guess("guess one")), (delete, json!({ "p": "guess two" })), (change, guess("guess three"))]
             .into_iter()
@@ -462,7 +462,7 @@ async fn an_unreachable_counter_store_fails_closed() {
 async fn a_one_megabyte_password_is_refused_without_hashing() {
     let app = TestApp::sqlite().await;
     app.register("big@example.com", PW).await;
-    let before = app.state.auth.hasher.verifications();
+    let before = app.state.auth.hasher().verifications();
     let reply = app.login("big@example.com", &"p".repeat(1024 * 1024)).await;
     assert_eq!(reply.status, 413, "the body limit stops it before parsing");
     // Under a larger body limit it still never reaches argon2.
@@ -470,8 +470,8 @@ async fn a_one_megabyte_password_is_refused_without_hashing() {
     roomy.register("big@example.com", PW).await;
     let reply = roomy.login("big@example.com", &"p".repeat(1024 * 1024)).await;
     assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"));
-    assert_eq!(app.state.auth.hasher.verifications(), before);
-    assert_eq!(roomy.state.auth.hasher.verifications(), 0, "no hash for the 1 MB password");
+    assert_eq!(app.state.auth.hasher().verifications(), before);
+    assert_eq!(roomy.state.auth.hasher().verifications(), 0, "no hash for the 1 MB password");
 }
 
 /// Behind a trusted proxy, as in production: the client is the address the

@@ -160,7 +160,7 @@ async fn login_accepts_any_case_and_sets_cookie(app: TestApp) {
 
 async fn login_failures_are_indistinguishable(app: TestApp) {
     app.register("known@example.com", PASSWORD).await;
-    let hasher = app.state.auth.hasher.clone();
+    let hasher = app.state.auth.hasher().clone();
 
     let before = hasher.verifications();
     let wrong = app.login("known@example.com", "wrong password").await;
@@ -178,7 +178,7 @@ async fn login_failures_are_indistinguishable(app: TestApp) {
 
 async fn login_rejects_without_hashing(app: TestApp) {
     app.register("quick@example.com", PASSWORD).await;
-    let hasher = app.state.auth.hasher.clone();
+    let hasher = app.state.auth.hasher().clone();
     let before = hasher.verifications();
     // Over the maximum (the body limit stops a 1 MB one even earlier, with 413).
     let huge = "p".repeat(10_000);
@@ -343,9 +343,9 @@ async fn a_sign_in_stores_the_password_again_at_todays_cost(app: TestApp) {
             c.argon2_iterations = 2;
         })
         .await;
-    assert_eq!(stronger.auth.hasher.dummy_cost(), "m=512,t=2,p=1", "before start-up: today's");
+    assert_eq!(stronger.auth.hasher().dummy_cost(), "m=512,t=2,p=1", "before start-up: today's");
     authgate::preflight(&stronger.auth).await.expect("starts");
-    assert_eq!(stronger.auth.hasher.dummy_cost(), "m=256,t=1,p=1", "the cost of the stored hashes");
+    assert_eq!(stronger.auth.hasher().dummy_cost(), "m=256,t=1,p=1", "the cost of the stored hashes");
 
     let router = authgate::app(stronger.clone());
     let login = "mutation L($input: LoginInput!) { login(input: $input) { token } }";

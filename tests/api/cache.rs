@@ -93,7 +93,7 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
     for token in [&main, &second, &third] {
         assert_eq!(me_field(&app.me(token).await, "email"), email);
     }
-    assert!(app.state.auth.sessions.len() >= 3 || !app.state.auth.sessions.is_on(), "warm");
+    assert!(app.state.auth.sessions().len() >= 3 || !app.state.auth.sessions().is_on(), "warm");
 
     let renamed = app.authed(&main, UPDATE, json!({ "input": { "name": "New Name" } })).await;
     assert_eq!(renamed.body["data"]["updateProfile"]["name"], "New Name");
@@ -263,12 +263,12 @@ async fn cut_listener(app: &TestApp, listener_proxy: &crate::outage::Proxy, b: &
     ))
     .await;
     for _ in 0..500 {
-        if !b.auth.sessions.is_live() {
+        if !b.auth.sessions().is_live() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(!b.auth.sessions.is_live(), "B noticed its listener is gone");
+    assert!(!b.auth.sessions().is_live(), "B noticed its listener is gone");
 }
 
 async fn lost_listener(grace: Duration) {
@@ -282,11 +282,11 @@ async fn lost_listener(grace: Duration) {
     let (token, _) = app.register("listener@example.com", PW).await;
     let warm = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
     assert_eq!(me_field(&warm, "email"), "listener@example.com");
-    assert_eq!(b.auth.sessions.len(), 1, "B holds the session");
+    assert_eq!(b.auth.sessions().len(), 1, "B holds the session");
 
     cut_listener(&app, &listener_proxy, &b).await;
     if grace.is_zero() {
-        assert!(b.auth.sessions.is_empty(), "and flushed what it held");
+        assert!(b.auth.sessions().is_empty(), "and flushed what it held");
     }
 
     app.authed(&token, LOGOUT, json!({})).await;
@@ -296,14 +296,14 @@ async fn lost_listener(grace: Duration) {
     let (fresh, _) = app.register("listener2@example.com", PW).await;
     app.post_to(&b_router).graphql(ME, json!({})).bearer(&fresh).send().await;
     if grace.is_zero() {
-        assert!(b.auth.sessions.is_empty(), "bypassed while down: nothing kept");
+        assert!(b.auth.sessions().is_empty(), "bypassed while down: nothing kept");
     }
 
     listener_proxy.stall.store(false, std::sync::atomic::Ordering::SeqCst);
     wait_until_live(&b).await;
     let again = app.post_to(&b_router).graphql(ME, json!({})).bearer(&fresh).send().await;
     assert_eq!(me_field(&again, "email"), "listener2@example.com");
-    assert_eq!(b.auth.sessions.len(), 1, "serving from memory again, starting empty");
+    assert_eq!(b.auth.sessions().len(), 1, "serving from memory again, starting empty");
 }
 
 /// A database without the triggers (not migrated yet, with
@@ -318,7 +318,7 @@ async fn without_the_triggers_nothing_is_answered_from_memory() {
     let db = domain::db::connect(&config).await.expect("connect");
     let b = authgate::state(db, config, std::sync::Arc::new(app.clock.clone())).expect("state");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(b.auth.sessions.is_on() && !b.auth.sessions.is_live(), "on, but bypassed");
+    assert!(b.auth.sessions().is_on() && !b.auth.sessions().is_live(), "on, but bypassed");
     let b_router = authgate::app(b.clone());
     let (token, _) = app.register("untriggered@example.com", PW).await;
     let served = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
@@ -384,7 +384,7 @@ async fn a_busy_pool_opens_no_outage_grace() {
 
     // B's only connection is held by long work: its requests time out waiting.
     use sea_orm::TransactionTrait;
-    let held = b.auth.db.begin().await.expect("B's one connection");
+    let held = b.auth.db().begin().await.expect("B's one connection");
     for attempt in 0..3 {
         let reply = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
         assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "attempt {attempt}: {}", reply.body);

@@ -85,7 +85,7 @@ async fn wrong_logins_at_once_stop_at_the_limit(backend: Backend) {
     let Some(app) = TestApp::on_with(backend, |_| {}).await else { return };
     let app = Arc::new(app);
     app.register("raced@example.com", PW).await;
-    let hashes = app.state.auth.hasher.clone();
+    let hashes = app.state.auth.hasher().clone();
     let before = hashes.verifications();
     let wrong = json!({ "input": { "email": "raced@example.com", "password": "not the password" } });
     let replies = at_once(&app, LOGIN, vec![wrong; 30]).await;

@@ -22,9 +22,9 @@ const NOTICE: &str = "Two-factor sign-in changed on your account";
 /// Waits until every queued job has run and every mail it handed over is
 /// delivered: what the outbox holds then is all there will be.
 async fn settled(app: &TestApp) {
-    app.state.auth.jobs.drained().await;
+    app.state.auth.jobs().drained().await;
     for _ in 0..400 {
-        if app.state.auth.mail.in_flight() == 0 {
+        if app.state.auth.mail().in_flight() == 0 {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

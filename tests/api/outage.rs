@@ -85,7 +85,7 @@ impl Drop for Proxy {
 /// connection is gone and stopped answering from memory.
 async fn wait_until_bypassed(app: &TestApp) {
     for _ in 0..500 {
-        if !app.state.auth.sessions.is_live() {
+        if !app.state.auth.sessions().is_live() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

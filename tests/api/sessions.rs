@@ -460,8 +460,8 @@ async fn revocation_is_seen_by_every_instance(app: TestApp) {
     let me = app.post_to(&other).graphql(ME, json!({})).bearer(&token).send().await;
     assert_eq!(me.body["data"]["me"]["email"], "everywhere@example.com");
     assert_eq!(
-        other_state.auth.sessions.len(),
-        u64::from(other_state.auth.sessions.is_on()),
+        other_state.auth.sessions().len(),
+        u64::from(other_state.auth.sessions().is_on()),
         "held in memory"
     );
     app.authed(&token, LOGOUT, json!({})).await;

@@ -697,7 +697,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     assert_eq!(
         creating,
         [
-            "domain/src/sign_in/oauth/link.rs",
+            "domain/src/sign_in/oauth/callback.rs",
             "domain/src/sign_in/passkey.rs",
             "domain/src/sign_in/password.rs",
             "domain/src/sign_in/register.rs",

@@ -458,7 +458,7 @@ impl Config {
 
     /// Sign-in needs a verified address (also implied by privacy mode, where
     /// a session right after `register` would tell a new address from a taken one).
-    pub fn verification_required(&self) -> bool {
+    pub(crate) fn verification_required(&self) -> bool {
         self.require_email_verification || self.register_privacy
     }
 
@@ -524,7 +524,7 @@ impl Config {
     /// The relying party id: configured, else the domain the app's and
     /// this server's hosts share (at least two labels, or one host when
     /// both are the same, such as `localhost`), else the app's host.
-    pub fn webauthn_rp_id(&self) -> String {
+    pub(crate) fn webauthn_rp_id(&self) -> String {
         if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
             return id.to_ascii_lowercase();
         }
@@ -540,7 +540,7 @@ impl Config {
 
     /// The origins allowed to run passkey ceremonies: configured, else the
     /// app's and this server's.
-    pub fn webauthn_origins(&self) -> Vec<String> {
+    pub(crate) fn webauthn_origins(&self) -> Vec<String> {
         let configured: Vec<String> =
             self.webauthn_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
         if !configured.is_empty() {
@@ -565,7 +565,7 @@ impl Config {
 
     /// Whether live sessions are kept in memory (`session_cache_ttl` and
     /// `session_cache_entries` both non-zero).
-    pub fn session_cache_enabled(&self) -> bool {
+    pub(crate) fn session_cache_enabled(&self) -> bool {
         !self.session_cache_ttl.is_zero() && self.session_cache_entries > 0
     }
 
@@ -577,7 +577,7 @@ impl Config {
         self.introspection.unwrap_or(self.env == Environment::Development)
     }
 
-    pub fn hash_concurrency(&self) -> usize {
+    pub(crate) fn hash_concurrency(&self) -> usize {
         self.hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1)

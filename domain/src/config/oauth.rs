@@ -43,7 +43,7 @@ impl ProviderConfig {
     /// Reads `AUTHGATE_OAUTH_<NAME>_{CLIENT_ID,CLIENT_SECRET,ISSUER,AUTH_URL,
     /// TOKEN_URL,USERINFO_URL,SCOPES,PRESET}` through `var`. `github` and
     /// `google` (or `PRESET=github|google`) need only the client id and secret.
-    pub fn from_env(name: &str, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    pub(crate) fn from_env(name: &str, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let name = name.to_lowercase();
         if name.is_empty()
             || name.len() > 32

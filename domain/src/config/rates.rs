@@ -192,11 +192,11 @@ pub const RULES: [RuleSpec; 17] = [
 
 impl Rule {
     /// Its row: `RULES` is in the order of the variants (a unit test checks).
-    pub fn spec(self) -> &'static RuleSpec {
+    pub(crate) fn spec(self) -> &'static RuleSpec {
         &RULES[self as usize]
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.spec().name
     }
 }
@@ -228,7 +228,7 @@ impl Rates {
     }
 
     /// `(variable, rate)` for each variable.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Rate)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, Rate)> + '_ {
         RULES.iter().map(|spec| (spec.variable, self.get(spec.rule)))
     }
 }

@@ -32,7 +32,7 @@ pub const METHODS: [&str; 2] = ["totp", "recovery_code"];
 /// caller's transaction, so it is spent only if what it unlocks happens):
 /// a TOTP code of a step newer than the last accepted, or an unused
 /// recovery code. `false` for anything else.
-pub async fn spend_code(
+pub(crate) async fn spend_code(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     user_id: Uuid,

@@ -31,18 +31,18 @@ use crate::{
 };
 
 /// How long a ceremony may take.
-pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
+pub(crate) const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Most passkeys one account may hold (each is a way in to list, mail
 /// about and check; a real person has a handful).
-pub const MAX_PER_USER: usize = 20;
+pub(crate) const MAX_PER_USER: usize = 20;
 
 const REGISTER: &str = "register";
 
 pub(crate) const SIGN_IN: &str = "sign_in";
 
 /// The relying party the configuration describes (checked at start-up).
-pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
+pub(crate) fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
     let rp_id = config.webauthn_rp_id();
     let origins = config
         .webauthn_origins()
@@ -63,6 +63,11 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
 /// Creation options for a new passkey of the caller, in the JSON form
 /// `PublicKeyCredential.parseCreationOptionsFromJSON` reads. Step-up; the
 /// caller's passkeys are excluded (an authenticator holds one per account).
+/// The user's passkeys, oldest first (`me { passkeys }`).
+pub async fn of_user(auth: &AuthContext, user_id: Uuid) -> Result<Vec<passkeys::Model>, AuthError> {
+    ways_in::passkeys_of(&auth.db, user_id).await
+}
+
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) -> Result<Value, AuthError> {
     step_up::require_to_add(auth, current)?;
@@ -182,7 +187,7 @@ pub async fn finish_registration(
 
 /// Proves presence for the caller's session with a passkey of theirs:
 /// raises it to two factors. Another user's passkey is `INVALID_CREDENTIALS`.
-pub async fn reauthenticate(
+pub(crate) async fn reauthenticate(
     auth: &AuthContext,
     current: &CurrentSession,
     challenge: &str,

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// How many recovery codes a user gets.
-pub const RECOVERY_CODES: usize = 10;
+pub(crate) const RECOVERY_CODES: usize = 10;
 
 /// New recovery codes, replacing all earlier ones (used or not). Step-up;
 /// `TWO_FACTOR_NOT_ENABLED` when two-factor is off.

@@ -183,7 +183,7 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
 
 /// Removes every trace of a second factor of `user_id` (inside the
 /// caller's transaction); whether it was on.
-pub async fn remove(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, AuthError> {
+pub(crate) async fn remove(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, AuthError> {
     let was_on = user::set_two_factor(conn, user_id, false).await?;
     totp_credentials::Entity::delete_by_id(user_id).exec(conn).await?;
     recovery_codes::Entity::delete_many()
@@ -238,7 +238,7 @@ pub(crate) fn open(auth: &AuthContext, sealed: &str, user_id: Uuid) -> Result<Ve
 /// at every two-factor sign-in.
 /// Only confirmed secrets count (a pending one from an abandoned setup
 /// fails nobody's sign-in), read a page at a time.
-pub async fn unopenable_secrets(auth: &AuthContext) -> Result<u64, AuthError> {
+pub(crate) async fn unopenable_secrets(auth: &AuthContext) -> Result<u64, AuthError> {
     use sea_orm::{PaginatorTrait, QueryOrder};
     let mut pages = totp_credentials::Entity::find()
         .filter(totp_credentials::Column::Secret.is_not_null())

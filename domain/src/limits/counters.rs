@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::error::AuthError;
 
 #[async_trait::async_trait]
-pub trait CounterStore: Send + Sync + 'static {
+pub(crate) trait CounterStore: Send + Sync + 'static {
     /// Adds one to the counter of `key` in the window of `window_secs` opened
     /// at `start` (unix seconds) and returns the new count.
     async fn increment(
@@ -30,7 +30,7 @@ pub trait CounterStore: Send + Sync + 'static {
 }
 
 /// Counters in the `rate_limits` table: one atomic upsert per attempt.
-pub struct DbCounters(pub DatabaseConnection);
+pub(crate) struct DbCounters(pub DatabaseConnection);
 
 #[async_trait::async_trait]
 impl CounterStore for DbCounters {
@@ -71,7 +71,7 @@ impl CounterStore for DbCounters {
 
 /// Counters in Redis: `INCR` and `EXPIREAT` in one transaction; keys
 /// vanish by themselves when their window ends.
-pub struct RedisCounters {
+pub(crate) struct RedisCounters {
     client: redis::Client,
     prefix: String,
     /// Connected on first use; reconnects by itself after a failure.
@@ -79,7 +79,7 @@ pub struct RedisCounters {
 }
 
 impl RedisCounters {
-    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+    pub(crate) fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
         Ok(Self { client: redis::Client::open(url)?, prefix: prefix.to_owned(), connection: OnceCell::new() })
     }
 

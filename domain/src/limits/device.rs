@@ -22,7 +22,7 @@ pub struct Device {
 impl Device {
     /// A new device cookie for the account signed in as `email` under its
     /// credentials `version`.
-    pub fn issue(email: &str, version: i64) -> Self {
+    pub(crate) fn issue(email: &str, version: i64) -> Self {
         let mut nonce = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
         Self { nonce: hex(&nonce), account: account_tag(email, version) }
@@ -32,7 +32,7 @@ impl Device {
     /// current credentials: a password change, reset or claim (which bump
     /// the version) ends the trust of every device that signed in before,
     /// so devices collected with an old password are worth nothing.
-    pub fn trusted_for(&self, email: &str, version: i64) -> bool {
+    pub(crate) fn trusted_for(&self, email: &str, version: i64) -> bool {
         self.account == account_tag(email, version)
     }
 

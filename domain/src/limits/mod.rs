@@ -34,12 +34,12 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(store: Arc<dyn CounterStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn CounterStore>) -> Self {
         Self { store }
     }
 
     /// Redis when `REDIS_URL` is set, else the database.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: &crate::config::Config,
         db: &sea_orm::DatabaseConnection,
     ) -> anyhow::Result<Self> {
@@ -53,7 +53,7 @@ impl Limiter {
 
 /// Counts one attempt against `rule` for `subject`; `RATE_LIMITED` (with the
 /// seconds until the window ends) once the count passes the limit.
-pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
+pub(crate) async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
     let rate = auth.config.rates.get(rule);
     if rate.limit == 0 {
         return Ok(());
@@ -72,7 +72,7 @@ pub async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), Au
 }
 
 /// Forgets the attempts of `subject` under `rule` (a successful sign-in).
-pub async fn clear(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
+pub(crate) async fn clear(auth: &AuthContext, rule: Rule, subject: &str) -> Result<(), AuthError> {
     let rate = auth.config.rates.get(rule);
     if rate.limit == 0 {
         return Ok(());
@@ -93,7 +93,7 @@ fn window(auth: &AuthContext, rate: Rate) -> (i64, i64) {
 /// by the address would hand it 2^64 budgets). IPv4-mapped IPv6 counts as
 /// its IPv4 address. Requests without a peer address (never the case over
 /// TCP) share one counter.
-pub fn ip_subject(meta: &crate::ClientMeta) -> String {
+pub(crate) fn ip_subject(meta: &crate::ClientMeta) -> String {
     match parsed(meta) {
         Some(ip @ IpAddr::V4(_)) => ip.to_string(),
         Some(ip) => format!("{}/64", client_of(ip)),
@@ -103,7 +103,7 @@ pub fn ip_subject(meta: &crate::ClientMeta) -> String {
 
 /// The network a client is in, for rules that must cost an attacker more
 /// than one host: an IPv4 /24, an IPv6 /48 (a site's usual allocation).
-pub fn network_subject(meta: &crate::ClientMeta) -> String {
+pub(crate) fn network_subject(meta: &crate::ClientMeta) -> String {
     match parsed(meta) {
         Some(ip @ IpAddr::V4(_)) => format!("{}/24", network_of(ip)),
         Some(ip) => format!("{}/48", network_of(ip)),

@@ -22,7 +22,7 @@ use crate::config::Config;
 
 /// A message to one recipient, with a plain-text and an HTML part.
 #[derive(Clone, Debug)]
-pub struct Email {
+pub(crate) struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -30,7 +30,7 @@ pub struct Email {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MailError {
+pub(crate) enum MailError {
     #[error("invalid message: {0}")]
     Build(String),
     #[error("outbox: {0}")]
@@ -40,13 +40,13 @@ pub enum MailError {
 }
 
 #[async_trait::async_trait]
-pub trait Mailer: Send + Sync + 'static {
+pub(crate) trait Mailer: Send + Sync + 'static {
     /// One delivery attempt.
     async fn deliver(&self, email: &Email) -> Result<(), MailError>;
 }
 
 /// The RFC 5322 message for `email`.
-pub fn build(from: &Mailbox, email: &Email) -> Result<lettre::Message, MailError> {
+pub(crate) fn build(from: &Mailbox, email: &Email) -> Result<lettre::Message, MailError> {
     let to: Mailbox = email.to.parse().map_err(|e| MailError::Build(format!("recipient: {e}")))?;
     lettre::Message::builder()
         .from(from.clone())
@@ -75,7 +75,7 @@ fn backoff() -> backon::ExponentialBuilder {
 }
 
 impl Postman {
-    pub fn new(mailer: Arc<dyn Mailer>) -> Self {
+    pub(crate) fn new(mailer: Arc<dyn Mailer>) -> Self {
         Self { mailer, delivered: Arc::default(), failed: Arc::default(), in_flight: Arc::default() }
     }
 
@@ -89,7 +89,7 @@ impl Postman {
     }
 
     /// Queues `email` for delivery and returns at once.
-    pub fn send(&self, email: Email) {
+    pub(crate) fn send(&self, email: Email) {
         let this = self.clone();
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -109,13 +109,9 @@ impl Postman {
         });
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Messages handed over and not yet delivered or given up on.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::SeqCst)
-    }
-
-    /// Messages delivered so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
     }
 }

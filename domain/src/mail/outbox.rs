@@ -14,7 +14,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.outbox_dir)?;
         tracing::info!(dir = %config.outbox_dir.display(), "no SMTP host set: mail goes to the outbox directory");
         Ok(Self { dir: config.outbox_dir.clone(), from: config.mail_from.parse()? })

@@ -16,7 +16,7 @@ pub struct Smtp {
 }
 
 impl Smtp {
-    pub fn new(config: &Config, host: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &Config, host: &str) -> anyhow::Result<Self> {
         let builder = match config.smtp_tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,

@@ -26,7 +26,7 @@ fn compose(to: &str, subject: &str, intro: &str, action: &str, url: &str, outro:
     Email { to: to.to_owned(), subject: subject.to_owned(), text, html }
 }
 
-pub fn verify_email(to: &str, app_url: &str, token: &str, valid_hours: u64) -> Email {
+pub(crate) fn verify_email(to: &str, app_url: &str, token: &str, valid_hours: u64) -> Email {
     compose(
         to,
         "Confirm your email address",
@@ -39,7 +39,7 @@ pub fn verify_email(to: &str, app_url: &str, token: &str, valid_hours: u64) -> E
     )
 }
 
-pub fn reset_password(to: &str, app_url: &str, token: &str, valid_minutes: u64) -> Email {
+pub(crate) fn reset_password(to: &str, app_url: &str, token: &str, valid_minutes: u64) -> Email {
     compose(
         to,
         "Reset your password",
@@ -63,7 +63,7 @@ fn methods_line(methods: &[String]) -> String {
 /// Tells the owner that a new way into the account was added, so a stolen
 /// session cannot quietly set itself up a lasting one. Every way in is
 /// listed, so one the owner does not know stands out.
-pub fn sign_in_method_added(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
+pub(crate) fn sign_in_method_added(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
     compose(
         to,
         "A new way to sign in was added to your account",
@@ -75,7 +75,7 @@ pub fn sign_in_method_added(to: &str, app_url: &str, what: &str, methods: &[Stri
 }
 
 /// Tells the owner a passkey left their account.
-pub fn passkey_removed(to: &str, app_url: &str, methods: &[String]) -> Email {
+pub(crate) fn passkey_removed(to: &str, app_url: &str, methods: &[String]) -> Email {
     compose(
         to,
         "A passkey was removed from your account",
@@ -87,7 +87,7 @@ pub fn passkey_removed(to: &str, app_url: &str, methods: &[String]) -> Email {
 }
 
 /// Tells the owner a sign-in method (a provider) left their account.
-pub fn sign_in_method_removed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
+pub(crate) fn sign_in_method_removed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
     compose(
         to,
         "A way to sign in was removed from your account",
@@ -99,7 +99,7 @@ pub fn sign_in_method_removed(to: &str, app_url: &str, what: &str, methods: &[St
 }
 
 /// Tells the owner their password was changed or reset (ASVS 2.2.3).
-pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) -> Email {
+pub(crate) fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) -> Email {
     compose(
         to,
         "Your password was changed",
@@ -113,7 +113,7 @@ pub fn password_changed(to: &str, app_url: &str, how: &str, methods: &[String]) 
 /// Tells the owner two-factor was turned on or off, or recovery codes
 /// replaced: a stolen session must not quietly weaken (or take over) the
 /// second factor.
-pub fn two_factor_changed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
+pub(crate) fn two_factor_changed(to: &str, app_url: &str, what: &str, methods: &[String]) -> Email {
     compose(
         to,
         "Two-factor sign-in changed on your account",
@@ -126,7 +126,7 @@ pub fn two_factor_changed(to: &str, app_url: &str, what: &str, methods: &[String
 
 /// Sent instead of an answer that would reveal the address has an account
 /// (`AUTHGATE_REGISTER_PRIVACY`).
-pub fn registration_attempted(to: &str, app_url: &str) -> Email {
+pub(crate) fn registration_attempted(to: &str, app_url: &str) -> Email {
     compose(
         to,
         "Someone tried to register with your address",

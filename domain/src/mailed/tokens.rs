@@ -13,20 +13,20 @@ use uuid::Uuid;
 use crate::{AuthContext, error::AuthError, token};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     EmailVerification,
     PasswordReset,
 }
 
 impl Purpose {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::EmailVerification => "email_verification",
             Self::PasswordReset => "password_reset",
         }
     }
 
-    pub fn ttl(self, auth: &AuthContext) -> Duration {
+    pub(crate) fn ttl(self, auth: &AuthContext) -> Duration {
         match self {
             Self::EmailVerification => auth.config.email_verification_ttl,
             Self::PasswordReset => auth.config.password_reset_ttl,
@@ -36,7 +36,7 @@ impl Purpose {
 
 /// A fresh token for `user_id`; earlier unspent tokens of the same purpose
 /// stop working. Returns the secret, to be mailed and then forgotten.
-pub async fn issue(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<String, AuthError> {
+pub(crate) async fn issue(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<String, AuthError> {
     let now = auth.clock.now();
     let token = token::generate();
     let txn = auth.db.begin().await?;
@@ -63,7 +63,7 @@ pub async fn issue(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Resul
 }
 
 /// Whether `user_id` holds a live (unspent, unexpired) token for `purpose`.
-pub async fn has_live(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<bool, AuthError> {
+pub(crate) async fn has_live(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<bool, AuthError> {
     use sea_orm::PaginatorTrait;
     let live = verification_tokens::Entity::find()
         .filter(verification_tokens::Column::UserId.eq(user_id))
@@ -77,7 +77,7 @@ pub async fn has_live(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Re
 
 /// The live (unspent, unexpired) token row for `secret`, without spending it.
 /// `INVALID_TOKEN` for unknown, expired, spent or wrong-purpose tokens.
-pub async fn peek(
+pub(crate) async fn peek(
     auth: &AuthContext,
     secret: &str,
     purpose: Purpose,
@@ -97,7 +97,7 @@ pub async fn peek(
 
 /// Spends the token in one conditional UPDATE: of two concurrent uses,
 /// exactly one changes the row and wins. Returns the token's user.
-pub async fn spend(
+pub(crate) async fn spend(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     secret: &str,

@@ -17,7 +17,7 @@ use crate::{
 
 /// Mails a verification link to `user` (a new token; earlier ones stop working).
 #[instrument(skip_all, fields(user_id = %user.id))]
-pub async fn send_verification(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+pub(crate) async fn send_verification(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
     let secret = tokens::issue(auth, user.id, Purpose::EmailVerification).await?;
     let hours = auth.config.email_verification_ttl.as_secs().div_ceil(3600);
     auth.mail.send(templates::verify_email(&user.email, &auth.config.app_url, &secret, hours));
@@ -38,7 +38,7 @@ pub async fn request_verification(
 
 /// Queues a verification mail (unless the address is verified already).
 /// (In `slot`, a place in the links lane reserved before any write.)
-pub fn queue_verification(slot: Slot, auth: &AuthContext, user: &users::Model) {
+pub(crate) fn queue_verification(slot: Slot, auth: &AuthContext, user: &users::Model) {
     if user.email_verified {
         return;
     }

@@ -15,7 +15,7 @@ use crate::{AuthContext, error::AuthError, session::Assurance, user};
 
 /// How a user is coming in (what a lost race answers, what the logs say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Way {
+pub(crate) enum Way {
     /// `register`: the user row was written in this very transaction.
     Registration,
     /// `login` with email and password.
@@ -46,17 +46,17 @@ impl Way {
 /// Proof that the gate let `user_id` in, inside the transaction that
 /// creates the session. Its fields are private: only [`admit`] makes one.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     user_id: Uuid,
     assurance: Assurance,
 }
 
 impl Admitted {
-    pub fn user_id(&self) -> Uuid {
+    pub(crate) fn user_id(&self) -> Uuid {
         self.user_id
     }
 
-    pub fn assurance(&self) -> Assurance {
+    pub(crate) fn assurance(&self) -> Assurance {
         self.assurance
     }
 }
@@ -66,7 +66,7 @@ impl Admitted {
 /// a session (the challenge goes only to a user the gate would admit), and
 /// for every use of an existing session (a cached one included). An
 /// address nobody proved gets none while the server requires proof.
-pub fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+pub(crate) fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
     if auth.config.verification_required() && !user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }
@@ -80,7 +80,7 @@ pub fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), A
 /// A change that committed meanwhile wins (the way in answers as if it
 /// came later); one that comes after waits for this commit and then
 /// sees, and ends, the new session.
-pub async fn admit(
+pub(crate) async fn admit(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     user_id: Uuid,

@@ -29,7 +29,7 @@ use crate::{
 /// still lives. A reset, claim or password change that committed since
 /// wins: the change answers `UNAUTHENTICATED`, as it would a moment later
 /// (a thief's request in flight does not land after the owner's reset).
-pub async fn hold_session(
+pub(crate) async fn hold_session(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     current: &CurrentSession,
@@ -54,7 +54,7 @@ pub struct CurrentSession {
 }
 
 /// A new session: the secret token goes to the client once.
-pub struct NewSession {
+pub(crate) struct NewSession {
     pub token: String,
     pub session: sessions::Model,
     /// Set when older sessions of the user were ended to stay within
@@ -67,7 +67,7 @@ pub struct NewSession {
 impl NewSession {
     /// After the caller's commit: the token and the row, and the cache told
     /// of the sessions ended to stay within the cap.
-    pub fn committed(self) -> (String, sessions::Model) {
+    pub(crate) fn committed(self) -> (String, sessions::Model) {
         if let Some(forget) = self.ended_oldest {
             forget.done();
         }
@@ -88,7 +88,7 @@ fn expiry(auth: &AuthContext, created_at: DateTime<Utc>, now: DateTime<Utc>) -> 
 
 /// How many factors a session's sign-in proved (`Session.assuranceLevel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Assurance {
+pub(crate) enum Assurance {
     /// A password, or a provider's word.
     OneFactor = 1,
     /// One of those and a second factor (a TOTP or recovery code).
@@ -98,7 +98,7 @@ pub enum Assurance {
 /// A new session for the user the gate let in (`admission::admit`, in
 /// the same transaction), proved with the assurance it names, now.
 #[instrument(skip_all, fields(user_id = %admitted.user_id()))]
-pub async fn create(
+pub(crate) async fn create(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     admitted: Admitted,
@@ -292,7 +292,7 @@ async fn slide(
 
 /// Whether `session_id` is a live session of `user_id` (an OAuth link
 /// checks that the session that began it still is).
-pub async fn is_alive(
+pub(crate) async fn is_alive(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     user_id: Uuid,
@@ -333,7 +333,7 @@ pub async fn revoke_all_but(auth: &AuthContext, user_id: Uuid, keep: Uuid) -> Re
 /// transaction: the caller forgets the user in the session cache after
 /// its commit); returns how many.
 #[instrument(skip_all, fields(user_id = %user_id))]
-pub async fn revoke_others(
+pub(crate) async fn revoke_others(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     keep: Option<Uuid>,
@@ -362,7 +362,7 @@ pub async fn live_for_users(
 
 /// Records that `session_id` proved the user's presence now (with
 /// `assurance`, never lowering it). `false` when the session is gone.
-pub async fn proved_presence(
+pub(crate) async fn proved_presence(
     conn: &impl ConnectionTrait,
     session: &sessions::Model,
     now: DateTime<Utc>,

@@ -10,7 +10,7 @@ use crate::{
 
 /// What the operation itself proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
+pub(crate) enum Presence {
     /// Nothing: the session must have proved presence within the window
     /// (`AUTHGATE_REAUTH_WINDOW`).
     Recent,
@@ -22,7 +22,11 @@ pub enum Presence {
 /// `REAUTHENTICATION_REQUIRED` unless `current` may make a step-up change:
 /// two factors when two-factor is on, and, unless the operation takes the
 /// password itself, a proof of presence within the window.
-pub fn require(auth: &AuthContext, current: &CurrentSession, presence: Presence) -> Result<(), AuthError> {
+pub(crate) fn require(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    presence: Presence,
+) -> Result<(), AuthError> {
     if current.user.two_factor_enabled && current.session.assurance_level < Assurance::TwoFactors as i16 {
         return Err(AuthError::ReauthenticationRequired);
     }
@@ -39,7 +43,7 @@ pub fn require(auth: &AuthContext, current: &CurrentSession, presence: Presence)
 /// be a squatter's; what they add would be there when the owner arrives
 /// (the owner's reset or claim removes it, but a factor that cannot be
 /// added cannot be left behind either): `EMAIL_NOT_VERIFIED`.
-pub fn require_to_add(auth: &AuthContext, current: &CurrentSession) -> Result<(), AuthError> {
+pub(crate) fn require_to_add(auth: &AuthContext, current: &CurrentSession) -> Result<(), AuthError> {
     if !current.user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }

@@ -37,7 +37,7 @@ pub struct SignedIn {
 /// the account-wide ceiling, which anyone can exhaust to lock the owner
 /// out. Wrong passwords and wrong second-factor codes count alike; only a
 /// completed sign-in clears them.
-pub struct LoginCounters {
+pub(crate) struct LoginCounters {
     device: Option<Device>,
     account: String,
     account_ip: String,
@@ -46,7 +46,7 @@ pub struct LoginCounters {
 impl LoginCounters {
     /// For the account `account_key` names (a normalised address), tried
     /// from `ip` by the client `meta` describes; `user` when it exists.
-    pub fn new(account_key: &str, ip: &str, meta: &ClientMeta, user: Option<&users::Model>) -> Self {
+    pub(crate) fn new(account_key: &str, ip: &str, meta: &ClientMeta, user: Option<&users::Model>) -> Self {
         let device = meta
             .device
             .as_ref()
@@ -55,7 +55,7 @@ impl LoginCounters {
         Self { device, account: account_key.to_owned(), account_ip: format!("{account_key}|{ip}") }
     }
 
-    pub async fn hit(&self, auth: &AuthContext) -> Result<(), AuthError> {
+    pub(crate) async fn hit(&self, auth: &AuthContext) -> Result<(), AuthError> {
         match &self.device {
             Some(device) => limits::hit(auth, Rule::LoginDevice, &device.nonce).await,
             None => {
@@ -65,7 +65,7 @@ impl LoginCounters {
         }
     }
 
-    pub async fn clear(&self, auth: &AuthContext) -> Result<(), AuthError> {
+    pub(crate) async fn clear(&self, auth: &AuthContext) -> Result<(), AuthError> {
         match &self.device {
             Some(device) => limits::clear(auth, Rule::LoginDevice, &device.nonce).await,
             None => {
@@ -78,7 +78,7 @@ impl LoginCounters {
     /// A second-factor code for `user_id`: counted like a password and, but
     /// for the owner's trusted device, against a tighter per-account budget
     /// (a 6-digit code is far easier to guess than a password).
-    pub async fn hit_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
+    pub(crate) async fn hit_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
         self.hit(auth).await?;
         match self.device {
             Some(_) => Ok(()),
@@ -87,14 +87,14 @@ impl LoginCounters {
     }
 
     /// A sign-in completed with a second factor: every budget it spent is whole again.
-    pub async fn clear_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
+    pub(crate) async fn clear_code(&self, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
         self.clear(auth).await?;
         limits::clear(auth, Rule::SecondFactorAccount, &user_id.to_string()).await
     }
 
     /// The device cookie for a completed password sign-in: the one it came
     /// with, or a new one.
-    pub fn device_for(&self, user: &users::Model) -> Device {
+    pub(crate) fn device_for(&self, user: &users::Model) -> Device {
         self.device.clone().unwrap_or_else(|| Device::issue(&user.email, user.credentials_version))
     }
 }

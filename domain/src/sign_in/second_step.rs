@@ -33,7 +33,7 @@ use crate::{
 pub const CHALLENGE_TTL: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Codes one challenge accepts before it ends.
-pub const MAX_ATTEMPTS: i32 = 5;
+pub(crate) const MAX_ATTEMPTS: i32 = 5;
 
 /// The first factor was the password (the completed sign-in gets a device cookie).
 pub const PASSWORD: &str = "password";

@@ -75,7 +75,7 @@ pub(crate) async fn rehash_password(auth: &AuthContext, account_id: Uuid, old: &
 /// are the active users', already rehashed, while dormant accounts keep
 /// the old cost), for the hasher to check unknown emails at the cost most
 /// of them have.
-pub async fn calibrate_dummy(auth: &AuthContext) -> Result<(), AuthError> {
+pub(crate) async fn calibrate_dummy(auth: &AuthContext) -> Result<(), AuthError> {
     use sea_orm::{
         QuerySelect,
         sea_query::{Expr, Func, SimpleExpr},

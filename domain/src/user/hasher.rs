@@ -37,7 +37,7 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(config: &Config) -> Result<Self, argon2::Error> {
+    pub(crate) fn new(config: &Config) -> Result<Self, argon2::Error> {
         let params =
             Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)?;
         let mut scratch = Vec::new();
@@ -77,7 +77,7 @@ impl PasswordHasher {
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) for a password that passed the policy.
-    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+    pub(crate) async fn hash(&self, password: String) -> Result<String, AuthError> {
         let params = self.params.clone();
         self.run(move |memory| {
             hash_with(&params, password.as_bytes(), memory)
@@ -88,7 +88,7 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`, or against the dummy hash when there
     /// is none, so both cases take one full verification.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
+    pub(crate) async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, AuthError> {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy().to_string());
         self.verifications.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +103,7 @@ impl PasswordHasher {
     /// Whether `stored` was made with other parameters than today's (the
     /// settings changed since): a sign-in that proves the password then
     /// stores it again at today's cost.
-    pub fn needs_rehash(&self, stored: &str) -> bool {
+    pub(crate) fn needs_rehash(&self, stored: &str) -> bool {
         cost_of(stored).is_some_and(|cost| cost != cost_string(&self.params))
     }
 
@@ -116,7 +116,7 @@ impl PasswordHasher {
     /// stored hashes) have, so an unknown email costs what a known one
     /// most likely costs: after a change of the argon2 settings, stored
     /// hashes keep their old cost until their owners sign in again.
-    pub async fn calibrate(&self, stored: &[String]) -> Result<(), AuthError> {
+    pub(crate) async fn calibrate(&self, stored: &[String]) -> Result<(), AuthError> {
         let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for cost in stored.iter().filter_map(|h| cost_of(h)) {
             *counts.entry(cost).or_default() += 1;
@@ -146,6 +146,7 @@ impl PasswordHasher {
         Ok(())
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Full verifications done so far (known and unknown accounts alike).
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)

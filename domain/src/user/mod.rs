@@ -21,7 +21,10 @@ use uuid::Uuid;
 use crate::{AuthContext, config::CREDENTIAL_PROVIDER, error::AuthError};
 
 /// Rows keyed by their user, in their original order (for the DataLoaders).
-pub fn group_by_user<T>(rows: Vec<T>, user_of: impl Fn(&T) -> uuid::Uuid) -> HashMap<uuid::Uuid, Vec<T>> {
+pub(crate) fn group_by_user<T>(
+    rows: Vec<T>,
+    user_of: impl Fn(&T) -> uuid::Uuid,
+) -> HashMap<uuid::Uuid, Vec<T>> {
     let mut by_user: HashMap<uuid::Uuid, Vec<T>> = HashMap::new();
     for row in rows {
         by_user.entry(user_of(&row)).or_default().push(row);
@@ -30,13 +33,17 @@ pub fn group_by_user<T>(rows: Vec<T>, user_of: impl Fn(&T) -> uuid::Uuid) -> Has
 }
 
 /// The email-and-password sign-in method of a user: `account_id` is the user's id.
-pub fn credential_account(user_id: Uuid, password_hash: String, now: DateTime<Utc>) -> accounts::ActiveModel {
+pub(crate) fn credential_account(
+    user_id: Uuid,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> accounts::ActiveModel {
     account_row(user_id, CREDENTIAL_PROVIDER, &user_id.to_string(), Some(password_hash), now)
 }
 
 /// A sign-in method row. Provider tokens are never stored: authgate needs
 /// them only during the OAuth callback, and a token it does not keep cannot leak.
-pub fn account_row(
+pub(crate) fn account_row(
     user_id: Uuid,
     provider: &str,
     account_id: &str,
@@ -58,7 +65,7 @@ pub fn account_row(
 /// nothing visible: a row lock on PostgreSQL, the write lock on SQLite),
 /// if its credentials are still `version` (any version when `None`).
 /// `false` when the row is gone or its credentials changed since.
-pub async fn lock_user(
+pub(crate) async fn lock_user(
     conn: &impl sea_orm::ConnectionTrait,
     user_id: Uuid,
     version: Option<i64>,
@@ -76,7 +83,10 @@ pub async fn lock_user(
 /// Starts a new credentials version for `user_id` (a password change, a
 /// reset, a claim): sign-ins that checked the old password no longer land.
 /// First in its transaction, so it waits for a sign-in holding the row.
-pub async fn bump_credentials(conn: &impl sea_orm::ConnectionTrait, user_id: Uuid) -> Result<(), AuthError> {
+pub(crate) async fn bump_credentials(
+    conn: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
     use sea_orm::sea_query::Expr;
     users::Entity::update_many()
         .col_expr(users::Column::CredentialsVersion, Expr::col(users::Column::CredentialsVersion).add(1))

@@ -2,8 +2,8 @@
 
 use crate::error::{AuthError, Input};
 
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 128;
+pub(crate) const PASSWORD_MIN: usize = 8;
+pub(crate) const PASSWORD_MAX: usize = 128;
 
 /// The one normalisation of an email address, for every entry point
 /// (register, login, reset, OAuth): trimmed, the WHATWG "valid email
@@ -12,7 +12,7 @@ pub const PASSWORD_MAX: usize = 128;
 /// domain turned into punycode, and ASCII-only lower-casing (Unicode case
 /// folding would map a Kelvin sign `K` onto `k` and so merge two
 /// addresses). `None` if invalid.
-pub fn normalize_email(raw: &str) -> Option<String> {
+pub(crate) fn normalize_email(raw: &str) -> Option<String> {
     let (local, domain) = raw.trim().rsplit_once('@')?;
     let local_ok = !local.is_empty()
         && local.len() <= 64
@@ -36,12 +36,12 @@ pub fn normalize_email(raw: &str) -> Option<String> {
 }
 
 /// The email of a new account, or `BAD_USER_INPUT` on `field`.
-pub fn email_for_signup(raw: &str, field: Input) -> Result<String, AuthError> {
+pub(crate) fn email_for_signup(raw: &str, field: Input) -> Result<String, AuthError> {
     normalize_email(raw).ok_or_else(|| AuthError::bad_input(field, "invalid email address"))
 }
 
 /// Length in Unicode code points, within the policy. Never truncated or case-folded.
-pub fn password_length_ok(password: &str) -> bool {
+pub(crate) fn password_length_ok(password: &str) -> bool {
     (PASSWORD_MIN..=PASSWORD_MAX).contains(&password.chars().count())
 }
 
@@ -49,7 +49,12 @@ pub fn password_length_ok(password: &str) -> bool {
 /// owner of `email`: length first (so no estimator sees an over-long
 /// input), then no email name inside, then a strength estimate (zxcvbn;
 /// `min_score` 0 turns it off).
-pub fn new_password(password: &str, email: &str, min_score: u8, field: Input) -> Result<(), AuthError> {
+pub(crate) fn new_password(
+    password: &str,
+    email: &str,
+    min_score: u8,
+    field: Input,
+) -> Result<(), AuthError> {
     if !password_length_ok(password) {
         return Err(AuthError::bad_input(
             field,
@@ -81,10 +86,10 @@ pub fn new_password(password: &str, email: &str, min_score: u8, field: Input) ->
     Ok(())
 }
 
-pub const NAME_MAX: usize = 100;
+pub(crate) const NAME_MAX: usize = 100;
 
 /// A display name: trimmed, empty means none, at most 100 characters.
-pub fn profile_name(name: Option<String>) -> Result<Option<String>, AuthError> {
+pub(crate) fn profile_name(name: Option<String>) -> Result<Option<String>, AuthError> {
     let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -119,10 +124,10 @@ fn spoofs(c: char) -> bool {
     )
 }
 
-pub const IMAGE_URL_MAX: usize = 2048;
+pub(crate) const IMAGE_URL_MAX: usize = 2048;
 
 /// An avatar URL: absolute `http` or `https` with a host, at most 2048 characters.
-pub fn image_url(raw: &str) -> Result<String, AuthError> {
+pub(crate) fn image_url(raw: &str) -> Result<String, AuthError> {
     let raw = raw.trim();
     let invalid = || {
         AuthError::bad_input(

@@ -12,7 +12,7 @@ use crate::{error::AuthError, user, user::USER_TABLES};
 /// row of `USER_TABLES`). Explicit deletes, not only ON DELETE CASCADE:
 /// correct even where a connection runs with foreign keys off. Returns how
 /// many sessions ended.
-pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+pub(crate) async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
     use sea_orm::sea_query::{Alias, Expr, Query};
     let mut sessions_ended = 0;
     for (table, column) in USER_TABLES {
@@ -37,7 +37,7 @@ pub async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Resul
 /// up goes (`remove_ways_in`), and so do the name and picture they chose
 /// (a picture URL on their server would tell them when the owner looks).
 /// The caller has started a new credentials version first.
-pub async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+pub(crate) async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
     use sea_orm::sea_query::Expr;
     let ended = remove_ways_in(conn, user_id).await?;
     users::Entity::update_many()
@@ -63,7 +63,7 @@ pub async fn passkeys_of(
 
 /// How many ways into the account `user_id` has: sign-in methods
 /// (password, providers) and passkeys.
-pub async fn count(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+pub(crate) async fn count(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
     let methods = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id)).count(conn).await?;
     let passkeys = passkeys::Entity::find().filter(passkeys::Column::UserId.eq(user_id)).count(conn).await?;
     Ok(methods + passkeys)

@@ -259,7 +259,7 @@ impl TestApp {
     }
 
     pub fn db(&self) -> &DatabaseConnection {
-        &self.state.auth.db
+        self.state.auth.db()
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -300,7 +300,7 @@ impl TestApp {
             release: Arc::new(tokio::sync::Semaphore::new(0)),
         };
         let (reached, release) = (hold.reached.clone(), hold.release.clone());
-        let installed = self.state.auth.checkpoints.install(Arc::new(move |at| {
+        let installed = self.state.auth.checkpoints().install(Arc::new(move |at| {
             let (reached, release) = (reached.clone(), release.clone());
             Box::pin(async move {
                 if at == point {
@@ -365,7 +365,7 @@ impl TestApp {
             .exec(self.db())
             .await
             .expect("update");
-        self.state.auth.sessions.forget_user(id);
+        self.state.auth.sessions().forget_user(id);
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
@@ -420,7 +420,7 @@ impl Hold {
 /// Waits (at most 10 s) until the session cache serves: on PostgreSQL it
 /// starts bypassed until its LISTEN is in place.
 pub async fn wait_until_live(state: &AppState) {
-    let cache = &state.auth.sessions;
+    let cache = &state.auth.sessions();
     for _ in 0..1000 {
         if !cache.is_on() || cache.is_live() {
             return;

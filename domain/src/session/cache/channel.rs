@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::session::cache::{Inner, SessionCache};
 
 /// The channel the triggers notify on.
-pub const CHANNEL: &str = "authgate_sessions";
+pub(crate) const CHANNEL: &str = "authgate_sessions";
 
 /// How many of migration 9's triggers exist.
 const TRIGGERS: &str = "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname IN \
@@ -34,7 +34,7 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts listening for `cache`; the task ends when the cache is dropped.
-pub fn spawn(cache: &SessionCache, options: PgConnectOptions, db: DatabaseConnection) {
+pub(crate) fn spawn(cache: &SessionCache, options: PgConnectOptions, db: DatabaseConnection) {
     let Some(inner) = cache.inner() else { return };
     let (stop, stopped) = oneshot::channel();
     if let Ok(mut slot) = inner.stop.lock() {

@@ -38,10 +38,10 @@ use crate::config::Config;
 
 /// When a database read began, in the cache's own clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(u64);
+pub(crate) struct Ticket(u64);
 
 /// A session as it was read, and when that read began.
-pub struct Cached {
+pub(crate) struct Cached {
     pub session: sessions::Model,
     pub user: users::Model,
     loaded: Ticket,
@@ -49,7 +49,7 @@ pub struct Cached {
 
 impl Cached {
     /// When the read this entry holds began.
-    pub fn ticket(&self) -> Ticket {
+    pub(crate) fn ticket(&self) -> Ticket {
         self.loaded
     }
 }
@@ -88,7 +88,7 @@ pub(crate) struct Inner {
 
 impl SessionCache {
     /// A cache that keeps nothing.
-    pub fn off() -> Self {
+    pub(crate) fn off() -> Self {
         Self(None)
     }
 
@@ -117,7 +117,7 @@ impl SessionCache {
     /// The cache the configuration asks for, on this database: off when
     /// `AUTHGATE_SESSION_CACHE_TTL` or `_ENTRIES` is 0, or when only a
     /// transaction pooler is known on PostgreSQL (warned).
-    pub fn start(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<Self> {
+    pub(crate) fn start(config: &Config, db: &sea_orm::DatabaseConnection) -> anyhow::Result<Self> {
         let on = config.session_cache_enabled();
         let (entries, ttl) = (config.session_cache_entries, config.session_cache_ttl);
         let grace = config.session_cache_outage_grace;
@@ -139,6 +139,7 @@ impl SessionCache {
         Ok(cache)
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn is_on(&self) -> bool {
         self.0.is_some()
     }
@@ -148,12 +149,12 @@ impl SessionCache {
     }
 
     /// Take before reading a session from the database; hand to `put`.
-    pub fn ticket(&self) -> Ticket {
+    pub(crate) fn ticket(&self) -> Ticket {
         Ticket(self.0.as_ref().map_or(0, |inner| inner.now()))
     }
 
     /// The session read for `hash`, if it is still known to be current.
-    pub fn get(&self, hash: &[u8]) -> Option<Arc<Cached>> {
+    pub(crate) fn get(&self, hash: &[u8]) -> Option<Arc<Cached>> {
         let inner = self.0.as_ref()?;
         let cached = inner.entries.get(hash)?;
         inner.current(&cached).then_some(cached)
@@ -161,7 +162,7 @@ impl SessionCache {
 
     /// Keeps what a read that began at `ticket` found (unless something
     /// changed since it began, or the channel is down).
-    pub fn put(&self, hash: Vec<u8>, session: sessions::Model, user: users::Model, ticket: Ticket) {
+    pub(crate) fn put(&self, hash: Vec<u8>, session: sessions::Model, user: users::Model, ticket: Ticket) {
         let Some(inner) = &self.0 else { return };
         let cached = Arc::new(Cached { session, user, loaded: ticket });
         if inner.current(&cached) {
@@ -170,7 +171,7 @@ impl SessionCache {
     }
 
     /// The database answered a read: the outage grace counts from here.
-    pub fn reached(&self) {
+    pub(crate) fn reached(&self) {
         if let Some(inner) = &self.0 {
             inner.reached.store(inner.now(), SeqCst);
             inner.unreachable.store(0, SeqCst);
@@ -179,24 +180,24 @@ impl SessionCache {
 
     /// Whether an outage may be answered from memory at all (on, with a
     /// grace): only then is it worth telling an outage from a busy pool.
-    pub fn has_grace(&self) -> bool {
+    pub(crate) fn has_grace(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| !inner.grace.is_zero())
     }
 
     /// The right to probe the database beside the pool, if no other
     /// request holds it: one probe at a time, the others count as busy.
-    pub fn probe(&self) -> Option<Probe> {
+    pub(crate) fn probe(&self) -> Option<Probe> {
         let inner = self.0.as_ref()?;
         (!inner.probing.swap(true, SeqCst)).then(|| Probe(inner.clone()))
     }
 
     /// Whether the database answered a read that began after `ticket`.
-    pub fn reached_since(&self, ticket: Ticket) -> bool {
+    pub(crate) fn reached_since(&self, ticket: Ticket) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.reached.load(SeqCst) > ticket.0)
     }
 
     /// The database could not be reached (a check fell back on the grace).
-    pub fn unreachable(&self) {
+    pub(crate) fn unreachable(&self) {
         if let Some(inner) = &self.0 {
             inner.unreachable.store(inner.now(), SeqCst);
         }
@@ -205,7 +206,7 @@ impl SessionCache {
     /// Whether the database failed to answer within the last second: a
     /// check then tries the grace first instead of waiting for the pool's
     /// acquire timeout on every request.
-    pub fn recently_unreachable(&self) -> bool {
+    pub(crate) fn recently_unreachable(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| {
             let at = inner.unreachable.load(SeqCst);
             at != 0 && inner.now() - at < 1_000_000_000
@@ -216,7 +217,7 @@ impl SessionCache {
     /// outage grace allows it (on, the database answered within the grace,
     /// nothing known to have changed for the user since the read, and the
     /// entry younger than `ttl` + grace).
-    pub fn during_outage(&self, hash: &[u8]) -> Option<Arc<Cached>> {
+    pub(crate) fn during_outage(&self, hash: &[u8]) -> Option<Arc<Cached>> {
         let inner = self.0.as_ref().filter(|inner| !inner.grace.is_zero())?;
         let now = inner.now();
         if now - inner.reached.load(SeqCst) >= inner.grace.as_nanos() as u64 {
@@ -233,7 +234,7 @@ impl SessionCache {
 
     /// The database says `hash` names no session: not even an outage may
     /// bring the entry back.
-    pub fn remove(&self, hash: &[u8]) {
+    pub(crate) fn remove(&self, hash: &[u8]) {
         if let Some(inner) = &self.0 {
             inner.entries.invalidate(hash);
         }
@@ -254,10 +255,11 @@ impl SessionCache {
     /// perhaps while its commit is still on the wire: the user is forgotten
     /// at once and nothing read for them is served for one TTL after, so
     /// a change that lands a moment later is not hidden either.
-    pub fn changing(&self, user_id: Uuid) -> Forget {
+    pub(crate) fn changing(&self, user_id: Uuid) -> Forget {
         Forget { cache: self.clone(), user_id, settled: false }
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     /// Whether the cache is serving (on, and its channel up).
     pub fn is_live(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.live.load(SeqCst))
@@ -277,7 +279,7 @@ impl SessionCache {
 }
 
 /// The one probe running (`SessionCache::probe`); lets the next one go when dropped.
-pub struct Probe(Arc<Inner>);
+pub(crate) struct Probe(Arc<Inner>);
 
 impl Drop for Probe {
     fn drop(&mut self) {
@@ -287,7 +289,7 @@ impl Drop for Probe {
 
 /// Forgets its user in the session cache (`SessionCache::changing`).
 #[must_use = "dropped at once, it forgets before the change is committed"]
-pub struct Forget {
+pub(crate) struct Forget {
     cache: SessionCache,
     user_id: Uuid,
     /// `done` was called: the change is committed (or never will be).
@@ -296,7 +298,7 @@ pub struct Forget {
 
 impl Forget {
     /// The change is committed: forget the user now.
-    pub fn done(mut self) {
+    pub(crate) fn done(mut self) {
         self.settled = true;
     }
 }

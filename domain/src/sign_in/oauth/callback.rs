@@ -37,7 +37,7 @@ pub enum Completed {
 
 /// `link`: the user and session that started a `linkOAuth` flow.
 #[instrument(skip_all, fields(user_id))]
-pub async fn complete(
+pub(crate) async fn complete(
     auth: &AuthContext,
     provider: &str,
     identity: Identity,

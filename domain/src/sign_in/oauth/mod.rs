@@ -41,7 +41,7 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(config: &Config) -> anyhow::Result<Self> {
         // No redirects followed: a provider endpoint must answer itself.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -114,6 +114,11 @@ pub struct Started {
 }
 
 /// Starts a sign-in (or, for the caller's session `link`, a link) with `provider`.
+/// The names of the providers this server offers, sorted.
+pub fn providers(auth: &AuthContext) -> Vec<String> {
+    auth.oauth.names()
+}
+
 #[instrument(skip_all, fields(provider = %provider))]
 pub async fn start(
     auth: &AuthContext,

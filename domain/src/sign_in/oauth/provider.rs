@@ -63,7 +63,7 @@ struct Discovered {
     refresh_at: Instant,
 }
 
-pub struct Provider {
+pub(crate) struct Provider {
     pub config: ProviderConfig,
     redirect_url: RedirectUrl,
     http: reqwest::Client,
@@ -71,13 +71,17 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(config: ProviderConfig, public_url: &str, http: reqwest::Client) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: ProviderConfig,
+        public_url: &str,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Self> {
         let callback = format!("{}/auth/callback/{}", public_url.trim_end_matches('/'), config.name);
         let redirect_url = RedirectUrl::new(callback).context("AUTHGATE_PUBLIC_URL is not a URL")?;
         Ok(Self { config, redirect_url, http, discovered: Mutex::new(None) })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
@@ -86,7 +90,7 @@ impl Provider {
     }
 
     /// The provider's authorization URL for this flow.
-    pub async fn authorize_url(
+    pub(crate) async fn authorize_url(
         &self,
         state: &str,
         nonce: &str,
@@ -120,7 +124,12 @@ impl Provider {
     /// Exchanges the code (with the PKCE verifier) and returns who signed in.
     /// `OAUTH_FAILED` for anything the provider got wrong or we cannot verify;
     /// the reason is logged, never shown.
-    pub async fn identity(&self, code: String, verifier: String, nonce: &str) -> Result<Identity, AuthError> {
+    pub(crate) async fn identity(
+        &self,
+        code: String,
+        verifier: String,
+        nonce: &str,
+    ) -> Result<Identity, AuthError> {
         let code = AuthorizationCode::new(code);
         let verifier = PkceCodeVerifier::new(verifier);
         match &self.config.kind {
