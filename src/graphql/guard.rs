@@ -1,7 +1,11 @@
 //! The request's credentials, as the HTTP layer found them, resolved to a
-//! live session once per request. Every resolver that acts for a signed-in
-//! user starts with `signed_in` (or `current_session`): the one rule, with
-//! no guard attribute beside it to keep in step.
+//! live session once per request. Every field that acts for a signed-in
+//! user carries `#[graphql(guard = "SignedIn")]` (the admin fields to come
+//! add a permission guard the same way), and its resolver takes the
+//! session the guard resolved with `signed_in`. A resolver that calls
+//! `signed_in` without the guard fails every time (`INTERNAL_SERVER_ERROR`,
+//! logged), so a missing guard cannot go unnoticed; the suite also calls
+//! every field of the schema without a session (`security.rs`).
 
 use async_graphql::Context;
 use domain::{
@@ -62,13 +66,28 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
         .await
 }
 
-/// The services and the caller's live session: the start of every resolver
-/// that acts for a signed-in user.
-pub async fn signed_in<'a>(
-    ctx: &Context<'a>,
-) -> async_graphql::Result<(&'a AuthContext, &'a CurrentSession)> {
+/// The guard of every field that acts for a signed-in user: resolves the
+/// caller's session (kept for the rest of the request) or answers
+/// `UNAUTHENTICATED` before the resolver runs.
+pub struct SignedIn;
+
+impl async_graphql::Guard for SignedIn {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        current_session(ctx).await.map(|_| ()).map_err(|e| super::codes::to_graphql(&e))
+    }
+}
+
+/// The services and the session `SignedIn` resolved: the start of every
+/// resolver behind that guard. Without the guard there is no session yet,
+/// and this refuses (a bug, logged) rather than resolve one itself.
+pub fn signed_in<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a AuthContext, &'a CurrentSession)> {
     let auth = ctx.data::<AuthContext>()?;
-    let current = current_session(ctx).await.map_err(|e| super::codes::to_graphql(&e))?;
+    let current =
+        ctx.data::<RequestAuth>().ok().and_then(|request| request.session.get()).ok_or_else(|| {
+            let field = ctx.path_node.map(|node| node.field_name().to_owned()).unwrap_or_default();
+            let missing = AuthError::internal("a resolver acting for a user has no SignedIn guard", field);
+            super::codes::to_graphql(&missing)
+        })?;
     Ok((auth, current))
 }
 

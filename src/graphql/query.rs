@@ -1,8 +1,10 @@
 use async_graphql::{Context, Object};
 use domain::AuthContext;
 
-use super::{guard::current_session, types::User};
-use crate::graphql::GqlResult;
+use super::{
+    guard::{SignedIn, signed_in},
+    types::User,
+};
 
 pub struct QueryRoot;
 
@@ -13,8 +15,9 @@ pub struct QueryRoot;
 #[Object]
 impl QueryRoot {
     /// The signed-in user. `UNAUTHENTICATED` without a live session.
+    #[graphql(guard = "SignedIn")]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let current = current_session(ctx).await.gql()?;
+        let (_, current) = signed_in(ctx)?;
         Ok(User(current.user.clone()))
     }
 

@@ -308,3 +308,31 @@ fn internal_errors_are_made_by_the_logging_constructor() {
         .collect();
     assert!(bare.is_empty(), "a bare AuthError::Internal (use AuthError::internal): {bare:?}");
 }
+
+/// Every resolver that acts for a signed-in user declares it: the fields
+/// whose resolver calls `signed_in` carry `#[graphql(guard = "SignedIn")]`
+/// (without it `signed_in` refuses at run time; this says where, at once).
+#[test]
+fn every_resolver_acting_for_a_user_has_the_guard() {
+    let mut guarded = 0;
+    for file in rust_files(&src("graphql")) {
+        let source = std::fs::read_to_string(&file).unwrap();
+        // Each resolver: its attributes (the lines above it) and its body.
+        let pieces: Vec<&str> = source.split("\n    async fn ").collect();
+        for (i, body) in pieces.iter().enumerate().skip(1) {
+            let body = body.split("\n    }\n").next().unwrap();
+            if !body.contains("signed_in(ctx)") {
+                continue;
+            }
+            let above = pieces[i - 1].lines().rev().take_while(|l| l.trim_start().starts_with(['#', '/']));
+            let name = body.split('(').next().unwrap();
+            assert!(
+                above.clone().any(|l| l.contains("guard = \"SignedIn\"")),
+                "{}: {name} calls signed_in without #[graphql(guard = \"SignedIn\")]",
+                file.display()
+            );
+            guarded += 1;
+        }
+    }
+    assert!(guarded >= 15, "the resolvers were read ({guarded})");
+}

@@ -3,7 +3,7 @@ use domain::{account, account::profile};
 
 use crate::graphql::{
     GqlResult,
-    guard::signed_in,
+    guard::{SignedIn, signed_in},
     types::{ChangePasswordInput, UpdateProfileInput, User},
 };
 
@@ -18,12 +18,13 @@ impl AccountMutation {
     /// two-factor is on and the session has one factor. Signs out the other sessions
     /// unless `revokeOtherSessions` is false, spends outstanding reset links
     /// and mails the owner a notice.
+    #[graphql(guard = "SignedIn")]
     async fn change_password(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The current and the new password.")] input: ChangePasswordInput,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         account::change_password(auth, current, input.into()).await.gql()?;
         Ok(true)
     }
@@ -31,12 +32,13 @@ impl AccountMutation {
     /// Edits the caller's profile: an omitted field stays, `null` clears it.
     /// `BAD_USER_INPUT` (field `name` or `image`) for a name over 100
     /// characters or an image that is not an http(s) URL of at most 2048.
+    #[graphql(guard = "SignedIn")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The fields to change: omitted stays, null clears.")] input: UpdateProfileInput,
     ) -> async_graphql::Result<User> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let user = profile::update(auth, &current.user, input.into()).await.gql()?;
         Ok(User(user))
     }
@@ -47,12 +49,13 @@ impl AccountMutation {
     /// session that proved presence within the re-authentication window
     /// instead (`REAUTHENTICATION_REQUIRED`); `password` is then ignored.
     /// With two-factor on, the session needs two factors either way.
+    #[graphql(guard = "SignedIn")]
     async fn delete_account(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The account's current password.")] password: String,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         account::delete(auth, current, password).await.gql()?;
         super::forget_session_cookie(ctx);
         Ok(true)

@@ -6,7 +6,7 @@ use domain::{
 
 use crate::graphql::{
     GqlResult,
-    guard::{client_meta, signed_in},
+    guard::{SignedIn, client_meta, signed_in},
     types::{ResetPasswordInput, User},
 };
 
@@ -18,8 +18,9 @@ impl EmailMutation {
     /// Mails the signed-in user a link to confirm their email address (a new
     /// single-use token; earlier ones stop working). `true` without sending
     /// anything when the address is already verified.
+    #[graphql(guard = "SignedIn")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         verification::request_verification(auth, &current.user, &client_meta(ctx)).await.gql()?;
         Ok(true)
     }

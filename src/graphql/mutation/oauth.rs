@@ -4,7 +4,7 @@ use domain::{AuthContext, account, sign_in::oauth};
 use crate::graphql::{
     GqlResult,
     effects::{self, Effect},
-    guard::{client_meta, signed_in},
+    guard::{SignedIn, client_meta, signed_in},
 };
 
 #[derive(Default)]
@@ -43,7 +43,7 @@ impl OAuthMutation {
     /// the re-authentication window (and has two factors when two-factor is on);
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
     /// belongs to another user.
-    #[graphql(name = "linkOAuth")]
+    #[graphql(guard = "SignedIn", name = "linkOAuth")]
     async fn link_oauth(
         &self,
         ctx: &Context<'_>,
@@ -51,7 +51,7 @@ impl OAuthMutation {
         #[graphql(desc = "Absolute URL to land on afterwards; the app's URL when omitted.")]
         redirect_to: Option<String>,
     ) -> async_graphql::Result<String> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let meta = client_meta(ctx);
         let started =
             oauth::start(auth, &provider, redirect_to.as_deref(), Some(current), &meta).await.gql()?;
@@ -63,12 +63,13 @@ impl OAuthMutation {
     /// account; `LAST_SIGN_IN_METHOD` when it is the only one left;
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
     /// the re-authentication window (and has two factors when two-factor is on).
+    #[graphql(guard = "SignedIn")]
     async fn unlink_account(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The account's id.")] id: ID,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let Ok(account_id) = uuid::Uuid::parse_str(&id) else { return Ok(false) };
         oauth::unlink(auth, current, account_id).await.gql()
     }
@@ -81,12 +82,13 @@ impl OAuthMutation {
     /// the re-authentication window (and has two factors when two-factor is
     /// on); `EMAIL_NOT_VERIFIED` until the address is proved. The owner is
     /// mailed a notice listing every way in.
+    #[graphql(guard = "SignedIn")]
     async fn set_password(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The password to set.")] new_password: String,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         account::set_password(auth, current, new_password).await.gql()?;
         Ok(true)
     }

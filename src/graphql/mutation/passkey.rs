@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, Json, Object};
 use domain::{AuthContext, factors::passkey, sign_in};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -6,39 +6,14 @@ use serde_json::Value;
 use super::sign_in::started_session;
 use crate::graphql::{
     GqlResult,
-    guard::{client_meta, signed_in},
-    types::{AuthPayload, Passkey},
+    guard::{SignedIn, client_meta, signed_in},
+    types::{
+        AuthPayload, FinishPasskeyRegistrationInput, FinishPasskeySignInInput, Passkey, PasskeyChallenge,
+    },
 };
 
 #[derive(Default)]
 pub struct PasskeyMutation;
-
-/// A passkey sign-in under way.
-#[derive(SimpleObject)]
-pub struct PasskeyChallenge {
-    /// The ceremony's handle: send it back with the answer (single use, 5 minutes).
-    pub challenge: String,
-    /// Request options for `PublicKeyCredential.parseRequestOptionsFromJSON`.
-    pub options: Json<Value>,
-}
-
-/// The browser's answer to `startPasskeyRegistration`.
-#[derive(InputObject)]
-pub struct FinishPasskeyRegistrationInput {
-    /// `PublicKeyCredential.toJSON()` of `navigator.credentials.create`.
-    pub credential: Json<Value>,
-    /// A name to tell it apart ("Phone", "Laptop"); at most 100 characters.
-    pub name: Option<String>,
-}
-
-/// The browser's answer to `startPasskeySignIn`.
-#[derive(InputObject)]
-pub struct FinishPasskeySignInInput {
-    /// `startPasskeySignIn`'s `challenge`.
-    pub challenge: String,
-    /// `PublicKeyCredential.toJSON()` of `navigator.credentials.get`.
-    pub credential: Json<Value>,
-}
 
 #[Object]
 impl PasskeyMutation {
@@ -49,8 +24,9 @@ impl PasskeyMutation {
     /// (`REAUTHENTICATION_REQUIRED`); `EMAIL_NOT_VERIFIED` until the address
     /// is proved; `RATE_LIMITED` past the factor-change budget;
     /// `BAD_USER_INPUT` (field `credential`) at 20 passkeys.
+    #[graphql(guard = "SignedIn")]
     async fn start_passkey_registration(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<Value>> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         passkey::start_registration(auth, current).await.map(Json).gql()
     }
 
@@ -61,12 +37,13 @@ impl PasskeyMutation {
     /// relying party, challenge, user verification) or is registered
     /// already; `BAD_USER_INPUT` (field `credential` or `name`; also at 20
     /// passkeys); `EMAIL_NOT_VERIFIED` until the address is proved.
+    #[graphql(guard = "SignedIn")]
     async fn finish_passkey_registration(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The credential and a name.")] input: FinishPasskeyRegistrationInput,
     ) -> async_graphql::Result<Passkey> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let row = passkey::finish_registration(auth, current, input.credential.0, input.name).await.gql()?;
         Ok(Passkey(row))
     }
@@ -110,12 +87,13 @@ impl PasskeyMutation {
     /// Removes one of the caller's passkeys; mails the owner a notice.
     /// `false` for an id that is not the caller's; `LAST_SIGN_IN_METHOD`
     /// when it is the last way in. Step-up (`REAUTHENTICATION_REQUIRED`).
+    #[graphql(guard = "SignedIn")]
     async fn remove_passkey(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The `Passkey.id` to remove.")] id: ID,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let Ok(id) = uuid::Uuid::parse_str(&id) else { return Ok(false) };
         passkey::remove(auth, current, id).await.gql()
     }

@@ -2,7 +2,10 @@ use async_graphql::{Context, ID, Object};
 use domain::session;
 use uuid::Uuid;
 
-use crate::graphql::{GqlResult, guard::signed_in};
+use crate::graphql::{
+    GqlResult,
+    guard::{SignedIn, signed_in},
+};
 
 #[derive(Default)]
 pub struct SessionMutation;
@@ -11,8 +14,9 @@ pub struct SessionMutation;
 impl SessionMutation {
     /// Ends the current session at once (its token stops working everywhere)
     /// and clears the cookie. `UNAUTHENTICATED` without a live session.
+    #[graphql(guard = "SignedIn")]
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
         super::forget_session_cookie(ctx);
         metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
@@ -23,12 +27,13 @@ impl SessionMutation {
     /// is now revoked, `false` when the caller has no such session (another
     /// user's session id answers exactly like an unknown one). Revoking the
     /// current session works like `logout`.
+    #[graphql(guard = "SignedIn")]
     async fn revoke_session(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The `Session.id` to sign out.")] id: ID,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let Ok(session_id) = Uuid::parse_str(&id) else {
             return Ok(false);
         };
@@ -40,8 +45,9 @@ impl SessionMutation {
     }
 
     /// Signs out every session of the caller but the current one; returns how many.
+    #[graphql(guard = "SignedIn")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let revoked = session::revoke_all_but(auth, current.user.id, current.session.id).await.gql()?;
         Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
     }

@@ -1,58 +1,20 @@
-use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Json, Object};
 use domain::{
     AuthContext,
     error::{AuthError, Input},
     factors::{recovery, totp},
     sign_in::{reauthenticate, second_step},
 };
-use serde_json::Value;
 
 use super::sign_in::started_session;
 use crate::graphql::{
     GqlResult,
-    guard::{client_meta, signed_in},
-    types::AuthPayload,
+    guard::{SignedIn, client_meta, signed_in},
+    types::{AuthPayload, CompleteSignInInput, ReauthenticateInput, TotpSetup},
 };
 
 #[derive(Default)]
 pub struct TwoFactorMutation;
-
-/// What an authenticator app needs to be set up; shown only while setting up.
-#[derive(SimpleObject)]
-pub struct TotpSetup {
-    /// The secret in base32, for typing into the app by hand.
-    pub secret: String,
-    /// An `otpauth://totp/…` URI (SHA-1, 6 digits, 30 seconds).
-    pub uri: String,
-    /// The URI as a QR code, an SVG image.
-    pub qr_code_svg: String,
-}
-
-/// The second step of a sign-in.
-#[derive(InputObject)]
-pub struct CompleteSignInInput {
-    /// `extensions.challenge` of the `SECOND_FACTOR_REQUIRED` error (or
-    /// the `challenge` query parameter after an OAuth sign-in).
-    pub challenge: String,
-    /// A current 6-digit code from the authenticator app, or an unused
-    /// recovery code.
-    pub code: String,
-}
-
-/// Proof of presence for the current session: a passkey (with the
-/// `challenge` of `startPasskeySignIn`), or the password and/or a code.
-#[derive(InputObject)]
-pub struct ReauthenticateInput {
-    /// The account's password (required when it has one, unless a passkey is given).
-    pub password: Option<String>,
-    /// A TOTP or recovery code (required when two-factor is on, unless a passkey is given).
-    pub code: Option<String>,
-    /// A passkey assertion (`PublicKeyCredential.toJSON()` of
-    /// `navigator.credentials.get` with `startPasskeySignIn`'s options).
-    pub passkey: Option<Json<Value>>,
-    /// `startPasskeySignIn`'s `challenge`, with `passkey`.
-    pub challenge: Option<String>,
-}
 
 #[Object]
 impl TwoFactorMutation {
@@ -61,8 +23,9 @@ impl TwoFactorMutation {
     /// `confirmTotpSetup`; calling it again starts over. Step-up
     /// (`REAUTHENTICATION_REQUIRED`); `EMAIL_NOT_VERIFIED` until the address
     /// is proved; `RATE_LIMITED` past the factor-change budget.
+    #[graphql(guard = "SignedIn")]
     async fn start_totp_setup(&self, ctx: &Context<'_>) -> async_graphql::Result<TotpSetup> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let setup = totp::start_setup(auth, current).await.gql()?;
         Ok(TotpSetup { secret: setup.secret, uri: setup.uri, qr_code_svg: setup.qr_code_svg })
     }
@@ -73,20 +36,22 @@ impl TwoFactorMutation {
     /// `BAD_USER_INPUT` (field `code`) for a wrong code or no setup
     /// started; `EMAIL_NOT_VERIFIED` until the address is proved. Ends the
     /// trust of every device cookie; mails the owner a notice.
+    #[graphql(guard = "SignedIn")]
     async fn confirm_totp_setup(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The app's current 6-digit code.")] code: String,
     ) -> async_graphql::Result<Vec<String>> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         totp::confirm_setup(auth, current, &code).await.gql()
     }
 
     /// Turns two-factor off: the authenticator and recovery codes are
     /// removed. `false` when it was not on. Step-up. Ends the trust of every
     /// device cookie; mails the owner a notice.
+    #[graphql(guard = "SignedIn")]
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         totp::disable(auth, current).await.gql()
     }
 
@@ -94,8 +59,9 @@ impl TwoFactorMutation {
     /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off;
     /// `RATE_LIMITED` past the factor-change budget; mails the owner a
     /// notice (repeats within a window: one).
+    #[graphql(guard = "SignedIn")]
     async fn regenerate_recovery_codes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         recovery::regenerate_recovery_codes(auth, current).await.gql()
     }
 
@@ -123,12 +89,13 @@ impl TwoFactorMutation {
     /// `INVALID_CREDENTIALS` when wrong; `BAD_USER_INPUT` when a required
     /// part is missing; `REAUTHENTICATION_REQUIRED` for an account with
     /// neither (sign in again through its provider); `RATE_LIMITED`.
+    #[graphql(guard = "SignedIn")]
     async fn reauthenticate(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The password and/or a code.")] input: ReauthenticateInput,
     ) -> async_graphql::Result<bool> {
-        let (auth, current) = signed_in(ctx).await?;
+        let (auth, current) = signed_in(ctx)?;
         let meta = client_meta(ctx);
         let passkey = match (input.passkey, input.challenge) {
             (Some(Json(credential)), Some(challenge)) => {

@@ -1,0 +1,193 @@
+//! What `me` answers: the user, their sessions, sign-in methods and
+//! passkeys. Resolvers of a user's private fields answer only to that
+//! user's own session.
+
+use async_graphql::{Context, ID, Object};
+use domain::error::AuthError;
+use entity::{accounts, sessions, users};
+
+use super::DateTime;
+use crate::graphql::{GqlResult, guard::own_session, loaders::Loaders};
+
+pub struct User(pub users::Model);
+
+/// A person who can sign in.
+#[Object]
+impl User {
+    /// Stable unique identifier (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The sign-in email, trimmed and lower-cased.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    /// Display name, if the user gave one.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// Avatar URL (http or https), if any.
+    async fn image(&self) -> Option<&str> {
+        self.0.image.as_deref()
+    }
+
+    /// Whether the user proved they own the email address.
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified
+    }
+
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When the profile last changed.
+    async fn updated_at(&self) -> DateTime {
+        DateTime(self.0.updated_at)
+    }
+
+    /// Whether sign-in needs a second factor (a TOTP or recovery code).
+    async fn two_factor_enabled(&self) -> bool {
+        self.0.two_factor_enabled
+    }
+
+    /// The user's live (unexpired, unrevoked) sessions, newest first. Visible
+    /// only to the user's own session: empty for anyone else (a `User`
+    /// returned by `verifyEmail` may be read without a session).
+    async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
+        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+            return Ok(Vec::new());
+        };
+        let rows = ctx.data::<Loaders>()?.sessions().load_one(self.0.id).await;
+        let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
+        Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
+    }
+
+    /// The user's passkeys, oldest first. Visible only to the user's own
+    /// session: empty for anyone else.
+    async fn passkeys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Passkey>> {
+        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+            return Ok(Vec::new());
+        };
+        let auth = ctx.data::<domain::AuthContext>()?;
+        let rows = domain::factors::passkey::of_user(auth, current.user.id).await.gql()?;
+        Ok(rows.into_iter().map(Passkey).collect())
+    }
+
+    /// The ways this user can sign in (`providerId` `"credential"` is email
+    /// and password). Visible only to the user's own session: empty for anyone else.
+    async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
+        if own_session(ctx, self.0.id).await.gql()?.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = ctx.data::<Loaders>()?.accounts().load_one(self.0.id).await;
+        let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
+        Ok(rows.into_iter().map(Account).collect())
+    }
+}
+
+pub struct Session {
+    row: sessions::Model,
+    current: bool,
+}
+
+/// A signed-in device or browser.
+#[Object]
+impl Session {
+    /// Pass it to `revokeSession` to sign that device out.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// When the session was signed in.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.row.created_at)
+    }
+
+    /// When it ends unless used again (never past 30 days after sign-in by default).
+    async fn expires_at(&self) -> DateTime {
+        DateTime(self.row.expires_at)
+    }
+
+    /// The client's address at sign-in.
+    async fn ip_address(&self) -> Option<&str> {
+        self.row.ip_address.as_deref()
+    }
+
+    /// The client's `User-Agent` at sign-in.
+    async fn user_agent(&self) -> Option<&str> {
+        self.row.user_agent.as_deref()
+    }
+
+    /// Whether this is the session making the request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+
+    /// The last time this session proved the user's presence: its sign-in
+    /// or a `reauthenticate`. Step-up operations need it recent.
+    async fn authenticated_at(&self) -> DateTime {
+        DateTime(self.row.authenticated_at)
+    }
+
+    /// 1: signed in with one factor (a password or a provider); 2: with
+    /// two (a second-factor code as well).
+    async fn assurance_level(&self) -> i32 {
+        i32::from(self.row.assurance_level)
+    }
+}
+
+pub struct Passkey(pub entity::passkeys::Model);
+
+/// A passkey (WebAuthn credential) that signs the user in.
+#[Object]
+impl Passkey {
+    /// Stable unique identifier (a UUID), for `removePasskey`.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The name given at registration, if any.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// When it was registered.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+
+    /// When it last signed in or proved presence; `null` if never.
+    async fn last_used_at(&self) -> Option<DateTime> {
+        self.0.last_used_at.map(DateTime)
+    }
+}
+
+pub struct Account(accounts::Model);
+
+/// A way to sign in, linked to a user.
+#[Object]
+impl Account {
+    /// Identifier of the link.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// `"credential"` for email and password, else the OAuth provider's name.
+    async fn provider_id(&self) -> &str {
+        &self.0.provider_id
+    }
+
+    /// The user's id at the provider (for `credential`, the user's own id).
+    async fn account_id(&self) -> &str {
+        &self.0.account_id
+    }
+
+    /// When the sign-in method was linked.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+}
