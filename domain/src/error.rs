@@ -37,10 +37,10 @@ codes! {
     InvalidCredentials => "INVALID_CREDENTIALS", "unknown email or wrong password (never says which), a wrong code, or a passkey that did not verify";
     EmailTaken => "EMAIL_TAKEN", "an account with this email exists";
     EmailNotVerified => "EMAIL_NOT_VERIFIED", "the email must be verified first";
-    InvalidToken => "INVALID_TOKEN", "a mailed token is unknown, expired or spent";
+    InvalidToken => "INVALID_TOKEN", "a mailed token, a sign-in challenge (`completeSignIn`) or a passkey ceremony is unknown, expired or spent, or a provider's challenge came without its browser's `signin_binding` cookie";
     RateLimited => "RATE_LIMITED", "too many attempts; `extensions.retryAfter` says when to retry (seconds)";
-    ServiceUnavailable => "SERVICE_UNAVAILABLE", "the database or a provider is unreachable (PostgreSQL ending the connection included: a restart, a failover, Neon suspending its compute), or the request timed out; retry: nothing was half written";
-    Forbidden => "FORBIDDEN", "refused: a cross-site request carrying the session cookie";
+    ServiceUnavailable => "SERVICE_UNAVAILABLE", "the database, Redis (the rate-limit counters) or a provider is unreachable (PostgreSQL ending the connection included: a restart, a failover, Neon suspending its compute), the password-hashing queue is full (`AUTHGATE_HASH_QUEUE`), or the request timed out; retry: nothing was half written";
+    Forbidden => "FORBIDDEN", "refused before anything ran, as a possible cross-site request: cookies sent from a page of another site not in `AUTHGATE_CORS_ORIGINS`, or a non-JSON POST without `X-Requested-With` carrying the session cookie";
     RedirectNotAllowed => "REDIRECT_NOT_ALLOWED", "`redirectTo` is not on an allowed origin";
     OAuthStateInvalid => "OAUTH_STATE_INVALID", "the OAuth callback's state is unknown, spent or from another browser";
     OAuthDenied => "OAUTH_DENIED", "the user or the provider refused at the provider";
@@ -50,7 +50,7 @@ codes! {
     AccountAlreadyLinked => "ACCOUNT_ALREADY_LINKED", "that provider account belongs to another user";
     LastSignInMethod => "LAST_SIGN_IN_METHOD", "the last way to sign in cannot be removed";
     PasswordAlreadySet => "PASSWORD_ALREADY_SET", "the account has a password; use `changePassword`";
-    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "prove presence again first (`reauthenticate`): the session's sign-in is older than the window, or two-factor is on and the session has one factor";
+    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "prove presence again first (`reauthenticate`): the session's sign-in is older than the window, or two-factor is on and the session has one factor; from `reauthenticate`, the account has neither a password nor two-factor (sign in again through its provider)";
     TwoFactorNotEnabled => "TWO_FACTOR_NOT_ENABLED", "two-factor is off for this account (`regenerateRecoveryCodes`)";
     SecondFactorRequired => "SECOND_FACTOR_REQUIRED", "the password (or provider) checked out; finish with `completeSignIn` and `extensions.challenge` (`extensions.methods` lists the codes accepted)";
     Internal => "INTERNAL_SERVER_ERROR", "a bug; logged in full, never detailed to the client";
@@ -182,10 +182,6 @@ impl AuthError {
         }
     }
 
-    /// Logs a database failure in full and counts it: called once per
-    /// error, where it leaves the server (a GraphQL answer, the OAuth
-    /// callback's redirect, a background task). Other errors were logged
-    /// where they arose, or are the client's.
     /// Whether this is the database out of reach (refused, reset, gone
     /// away, or no connection could be opened), not merely busy. A wait
     /// for a pooled connection that timed out while the database went on
@@ -209,6 +205,10 @@ impl AuthError {
         matches!(self, Self::Database(err) if timed_out(err))
     }
 
+    /// Logs a database failure in full and counts it: called once per
+    /// error, where it leaves the server (a GraphQL answer, the OAuth
+    /// callback's redirect, a background task). Other errors were logged
+    /// where they arose, or are the client's.
     pub fn report(&self) {
         let Self::Database(err) = self else { return };
         if unavailable(err) {

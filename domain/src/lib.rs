@@ -12,6 +12,7 @@ pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod token;

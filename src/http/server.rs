@@ -121,11 +121,14 @@ pub async fn serve(
         let ip = peer.ip().to_canonical();
         let proxy = limits.trusted_proxies.iter().any(|net| net.contains(&ip));
         let caps = (limits.max_connections_per_client, limits.max_connections_per_network);
-        let Some(client_slot) = per_client.take(ip, caps, proxy) else {
-            // Debug, not info: a client looping on connect must not flood the log (the metric counts).
-            tracing::debug!(%peer, limit = limits.max_connections_per_client, "too many connections from one client; closed");
-            metrics::counter!("authgate_connections_refused_total", "reason" => "per_client").increment(1);
-            continue;
+        let client_slot = match per_client.take(ip, caps, proxy) {
+            Ok(slot) => slot,
+            Err(Full { reason, limit }) => {
+                // Debug, not info: a client looping on connect must not flood the log (the metric counts).
+                tracing::debug!(%peer, limit, reason, "too many connections from one client or network; closed");
+                metrics::counter!("authgate_connections_refused_total", "reason" => reason).increment(1);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
@@ -185,13 +188,26 @@ struct ClientSlot {
     counted: Vec<Key>,
 }
 
+/// Why a connection was refused: which cap was full (the metric's
+/// `reason`), and that cap.
+#[derive(Debug)]
+struct Full {
+    reason: &'static str,
+    limit: usize,
+}
+
 impl PerClient {
     /// A slot for a new connection from `ip`, unless its client or its
     /// network holds its cap already (`(client, network)`; 0: no cap). A
     /// trusted proxy is not counted.
-    fn take(&self, ip: IpAddr, (client_cap, network_cap): (usize, usize), proxy: bool) -> Option<ClientSlot> {
+    fn take(
+        &self,
+        ip: IpAddr,
+        (client_cap, network_cap): (usize, usize),
+        proxy: bool,
+    ) -> Result<ClientSlot, Full> {
         if proxy {
-            return Some(ClientSlot { table: self.clone(), counted: Vec::new() });
+            return Ok(ClientSlot { table: self.clone(), counted: Vec::new() });
         }
         let keys: Vec<(Key, usize)> =
             [(Key::Client(client_of(ip)), client_cap), (Key::Network(network_of(ip)), network_cap)]
@@ -199,13 +215,19 @@ impl PerClient {
                 .filter(|(_, cap)| *cap > 0)
                 .collect();
         let mut table = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if keys.iter().any(|(key, cap)| table.get(key).is_some_and(|open| open >= cap)) {
-            return None;
+        if let Some((key, cap)) =
+            keys.iter().find(|(key, cap)| table.get(key).is_some_and(|open| open >= cap))
+        {
+            let reason = match key {
+                Key::Client(_) => "per_client",
+                Key::Network(_) => "per_network",
+            };
+            return Err(Full { reason, limit: *cap });
         }
         for (key, _) in &keys {
             *table.entry(*key).or_insert(0) += 1;
         }
-        Some(ClientSlot { table: self.clone(), counted: keys.into_iter().map(|(key, _)| key).collect() })
+        Ok(ClientSlot { table: self.clone(), counted: keys.into_iter().map(|(key, _)| key).collect() })
     }
 }
 
@@ -332,12 +354,16 @@ mod tests {
         let neighbour: IpAddr = "2001:db8::2".parse().unwrap();
         let first = table.take(ip, (2, 0), false).expect("one");
         let _second = table.take(neighbour, (2, 0), false).expect("two, from the same /64");
-        assert!(table.take(ip, (2, 0), false).is_none(), "a third from the /64 is refused");
-        assert!(table.take("192.0.2.1".parse().unwrap(), (2, 0), false).is_some(), "another client is not");
-        assert!(table.take(ip, (2, 0), true).is_some(), "a trusted proxy is not counted");
-        assert!(table.take(ip, (0, 0), false).is_some(), "0: no limit");
+        assert_eq!(
+            table.take(ip, (2, 0), false).err().map(|f| f.reason),
+            Some("per_client"),
+            "a third from the /64"
+        );
+        assert!(table.take("192.0.2.1".parse().unwrap(), (2, 0), false).is_ok(), "another client is not");
+        assert!(table.take(ip, (2, 0), true).is_ok(), "a trusted proxy is not counted");
+        assert!(table.take(ip, (0, 0), false).is_ok(), "0: no limit");
         drop(first);
-        assert!(table.take(ip, (2, 0), false).is_some(), "a closed connection gives its slot back");
+        assert!(table.take(ip, (2, 0), false).is_ok(), "a closed connection gives its slot back");
     }
 
     #[test]
@@ -349,14 +375,15 @@ mod tests {
             .iter()
             .map(|ip| table.take(ip.parse().unwrap(), caps, false).expect("under both caps"))
             .collect();
-        assert!(
-            table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).is_none(),
+        assert_eq!(
+            table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).err().map(|f| (f.reason, f.limit)),
+            Some(("per_network", 3)),
             "a fourth /64 of the /48"
         );
-        assert!(table.take("2001:db8:6::1".parse().unwrap(), caps, false).is_some(), "another /48");
-        assert!(table.take("192.0.2.9".parse().unwrap(), caps, false).is_some());
+        assert!(table.take("2001:db8:6::1".parse().unwrap(), caps, false).is_ok(), "another /48");
+        assert!(table.take("192.0.2.9".parse().unwrap(), caps, false).is_ok());
         drop(slots);
-        assert!(table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).is_some(), "slots come back");
+        assert!(table.take("2001:db8:5:3::1".parse().unwrap(), caps, false).is_ok(), "slots come back");
         assert_eq!(network_of("192.0.2.77".parse().unwrap()), "192.0.2.0".parse::<IpAddr>().unwrap());
     }
 }

@@ -33,6 +33,11 @@ const IMPLEMENTED: &[&str] = &[
     "StartPasskeySignIn",
     "FinishPasskeySignIn",
     "RemovePasskey",
+    "Providers",
+    "StartOAuth",
+    "LinkOAuth",
+    "UnlinkAccount",
+    "SetPassword",
 ];
 
 fn root() -> PathBuf {
@@ -129,4 +134,32 @@ fn every_schema_element_is_documented() {
         }
     }
     assert!(missing.is_empty(), "undocumented in schema.graphql: {missing:#?}");
+}
+
+/// The contract's document uses every root field of the schema: a field a
+/// client may send has an operation clients can copy (and the flow runs).
+#[test]
+fn the_contract_covers_every_root_field() {
+    let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    let schema = Schema::parse_and_validate(sdl, "schema.graphql").expect("valid");
+    let source = std::fs::read_to_string(root().join("contract/operations.graphql")).unwrap();
+    let document = ast::Document::parse(&source, "operations.graphql").expect("operations parse");
+    let mut used = std::collections::BTreeSet::new();
+    for definition in &document.definitions {
+        if let ast::Definition::OperationDefinition(op) = definition {
+            for selection in &op.selection_set {
+                if let ast::Selection::Field(field) = selection {
+                    used.insert(field.name.to_string());
+                }
+            }
+        }
+    }
+    let mut roots = std::collections::BTreeSet::new();
+    for root_type in ["QueryRoot", "MutationRoot"] {
+        let apollo_compiler::schema::ExtendedType::Object(object) = &schema.types[root_type] else {
+            panic!("{root_type} is an object type")
+        };
+        roots.extend(object.fields.keys().map(|f| f.to_string()));
+    }
+    assert_eq!(used, roots, "root fields and the contract's operations");
 }

@@ -1,5 +1,8 @@
 //! The contract's own document, sent as it is with each `operationName`,
-//! runs every operation against the real server with its documented result.
+//! runs every operation against the real server with its documented result
+//! (the test fails if one of the document's operations was not run).
+
+use std::{collections::BTreeSet, sync::Mutex};
 
 use serde_json::{Value, json};
 
@@ -8,6 +11,8 @@ use crate::{
     common::{Reply, TestApp, str_of, token_in},
 };
 
+const APP: &str = "http://localhost:3000";
+
 both_backends!(every_contract_operation_behaves_as_documented);
 
 fn contract() -> String {
@@ -15,7 +20,11 @@ fn contract() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The operations run so far, by this test on every backend.
+static RUN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
 async fn run(app: &TestApp, document: &str, operation: &str, variables: Value, token: Option<&str>) -> Reply {
+    RUN.lock().unwrap().push((app.outbox.path().display().to_string(), operation.to_owned()));
     let body = json!({ "query": document, "operationName": operation, "variables": variables });
     let call = app.post().json(&body);
     let call = match token {
@@ -94,6 +103,72 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
         Some("INVALID_TOKEN")
     );
 
+    // Two-factor, from setup to off, through the document's own operations.
+    let password = "contract password two";
+    let signed = str_of(&app.login(email, password).await.body["data"]["login"]["token"]);
+    let setup = run(&app, &doc, "StartTotpSetup", json!({}), Some(&signed)).await;
+    let secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
+    let code = crate::two_factor::code_at(&secret, app.clock_now());
+    let confirmed = run(&app, &doc, "ConfirmTotpSetup", json!({ "code": code }), Some(&signed)).await;
+    let codes: Vec<String> = confirmed.body["data"]["confirmTotpSetup"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", confirmed.body))
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let overview = run(&app, &doc, "SecurityOverview", json!({}), Some(&signed)).await;
+    assert_eq!(overview.body["data"]["me"]["twoFactorEnabled"], true, "{}", overview.body);
+    let renewed = run(&app, &doc, "RegenerateRecoveryCodes", json!({}), Some(&signed)).await;
+    let codes: Vec<String> =
+        renewed.body["data"]["regenerateRecoveryCodes"].as_array().unwrap().iter().map(str_of).collect();
+    let login =
+        run(&app, &doc, "Login", json!({ "input": { "email": email, "password": password } }), None).await;
+    assert_eq!(login.code(), Some("SECOND_FACTOR_REQUIRED"));
+    let challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
+    let complete = json!({ "input": { "challenge": challenge, "code": codes[0] } });
+    let completed = run(&app, &doc, "CompleteSignIn", complete, None).await;
+    let two = str_of(&completed.body["data"]["completeSignIn"]["token"]);
+    let again = json!({ "input": { "password": password, "code": codes[1] } });
+    assert_eq!(
+        run(&app, &doc, "Reauthenticate", again, Some(&two)).await.body["data"]["reauthenticate"],
+        true
+    );
+    let off = run(&app, &doc, "DisableTwoFactor", json!({}), Some(&two)).await;
+    assert_eq!(off.body["data"]["disableTwoFactor"], true, "{}", off.body);
+
+    // A passkey: registered, signed in with, removed.
+    let signed = str_of(&app.login(email, password).await.body["data"]["login"]["token"]);
+    let options = run(&app, &doc, "StartPasskeyRegistration", json!({}), Some(&signed)).await;
+    let options = options.body["data"]["startPasskeyRegistration"].clone();
+    let (mut passkey, credential) = crate::common::authenticator::Authenticator::register(&options, APP);
+    let finish = json!({ "input": { "credential": credential, "name": "Contract key" } });
+    let added = run(&app, &doc, "FinishPasskeyRegistration", finish, Some(&signed)).await;
+    let passkey_id = str_of(&added.body["data"]["finishPasskeyRegistration"]["id"]);
+    let started = run(&app, &doc, "StartPasskeySignIn", json!({}), None).await;
+    let started = &started.body["data"]["startPasskeySignIn"];
+    let assertion = passkey.assert(&started["options"], APP);
+    let finish = json!({ "input": { "challenge": str_of(&started["challenge"]), "credential": assertion } });
+    let by_passkey = run(&app, &doc, "FinishPasskeySignIn", finish, None).await;
+    let by_passkey = str_of(&by_passkey.body["data"]["finishPasskeySignIn"]["token"]);
+    let removed = run(&app, &doc, "RemovePasskey", json!({ "id": passkey_id }), Some(&by_passkey)).await;
+    assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
+
+    // Providers: none configured here; the signed-in ways to them still answer.
+    assert_eq!(run(&app, &doc, "Providers", json!({}), None).await.body["data"]["providers"], json!([]));
+    let start = run(&app, &doc, "StartOAuth", json!({ "provider": "nowhere" }), None).await;
+    assert_eq!(start.code(), Some("BAD_USER_INPUT"), "{}", start.body);
+    let link = run(&app, &doc, "LinkOAuth", json!({ "provider": "nowhere" }), Some(&signed)).await;
+    assert_eq!(link.code(), Some("BAD_USER_INPUT"), "{}", link.body);
+    let me = run(&app, &doc, "MySessions", json!({}), Some(&signed)).await;
+    let account = str_of(&me.body["data"]["me"]["accounts"][0]["id"]);
+    let unlink = run(&app, &doc, "UnlinkAccount", json!({ "id": account }), Some(&signed)).await;
+    assert_eq!(unlink.code(), Some("LAST_SIGN_IN_METHOD"), "{}", unlink.body);
+    let set =
+        run(&app, &doc, "SetPassword", json!({ "newPassword": "contract password four" }), Some(&signed))
+            .await;
+    assert_eq!(set.code(), Some("PASSWORD_ALREADY_SET"), "{}", set.body);
+
     let asked = run(&app, &doc, "RequestPasswordReset", json!({ "email": email }), None).await;
     assert_eq!(asked.body["data"]["requestPasswordReset"], true);
     let unknown =
@@ -114,4 +189,25 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
         run(&app, &doc, "DeleteAccount", json!({ "password": "contract password three" }), Some(&last)).await;
     assert_eq!(deleted.body["data"]["deleteAccount"], true);
     assert_eq!(app.login(email, "contract password three").await.code(), Some("INVALID_CREDENTIALS"));
+
+    // Every operation of the document ran here, on this backend.
+    let ran: BTreeSet<String> = RUN
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(outbox, _)| *outbox == app.outbox.path().display().to_string())
+        .map(|(_, op)| op.clone())
+        .collect();
+    let document = apollo_compiler::ast::Document::parse(&doc, "operations.graphql").expect("parses");
+    let listed: BTreeSet<String> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            apollo_compiler::ast::Definition::OperationDefinition(op) => {
+                op.name.as_ref().map(|n| n.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran, listed, "the contract's operations and the ones this flow ran");
 }

@@ -76,3 +76,79 @@ fn every_setting_is_documented() {
         .collect();
     assert!(missing.is_empty(), "not in README.md or docs/: {missing:?}");
 }
+
+/// Every metric the code emits, and every value of `event`, is in the
+/// metrics list of docs/deployment.md (a dashboard built from the docs
+/// finds everything); the `event` values come from one enum.
+#[test]
+fn every_metric_and_event_is_documented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/deployment.md")).unwrap();
+    let sources: Vec<_> = crate::layers::rust_files(&root.join("src"))
+        .into_iter()
+        .chain(crate::layers::rust_files(&root.join("domain/src")))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    for file in &sources {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (at, _) in text.match_indices("\"authgate_") {
+            let name: String =
+                text[at + 1..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            names.insert(name);
+        }
+        assert!(
+            !text.contains("\"event\" => \""),
+            "{}: an event label outside domain::telemetry::AuthEvent",
+            file.display()
+        );
+    }
+    assert!(names.len() >= 10 && names.contains("authgate_auth_events_total"), "{names:?}");
+    let missing: Vec<_> = names.iter().filter(|n| !docs.contains(&format!("`{n}"))).collect();
+    assert!(missing.is_empty(), "metrics missing from docs/deployment.md: {missing:?}");
+    let events: Vec<_> = domain::telemetry::AuthEvent::ALL
+        .iter()
+        .map(|e| e.label())
+        .filter(|label| !docs.contains(&format!("`{label}`")))
+        .collect();
+    assert!(events.is_empty(), "event values missing from docs/deployment.md: {events:?}");
+}
+
+/// The README's Rust version is the one Cargo.toml requires.
+#[test]
+fn the_readme_names_the_rust_version_cargo_needs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in the workspace");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains(&format!("Rust ≥ {version}")), "README.md should say Rust ≥ {version}");
+}
+
+/// Every setting that takes a duration is checked by `Config::validate`
+/// (a window beyond 100 years would overflow at a sign-in, not at start):
+/// found from the settings themselves, so a new one cannot be left out.
+#[test]
+fn every_duration_setting_is_validated() {
+    use clap::{CommandFactory, Parser};
+    use domain::config::Cli;
+    let mut durations = 0;
+    for arg in Cli::command().get_arguments() {
+        let (Some(env), Some(long)) = (arg.get_env().and_then(|e| e.to_str()), arg.get_long()) else {
+            continue;
+        };
+        let flag = format!("--{long}");
+        let value = if env.starts_with("AUTHGATE_RATE_") { "5/300000y" } else { "300000y" };
+        // A duration takes `300000y` and refuses what is not one (a text setting takes both).
+        let Ok(cli) = Cli::try_parse_from(["authgate", flag.as_str(), value]) else { continue };
+        if Cli::try_parse_from(["authgate", flag.as_str(), "not-a-duration"]).is_ok() {
+            continue;
+        }
+        durations += 1;
+        let refused = cli.config.validate().expect_err(&format!("{env}={value} must be refused"));
+        assert!(refused.to_string().contains(env), "{env}: {refused}");
+    }
+    assert!(durations >= 30, "the duration settings were found ({durations})");
+}

@@ -22,6 +22,7 @@ both_backends!(
     update_profile_edits_only_given_fields,
     delete_account_removes_everything,
     every_table_naming_a_user_is_in_the_one_list,
+    every_table_is_in_the_docs,
     cleanup_deletes_expired_rows_in_batches,
     revocation_is_seen_by_every_instance,
     forwarded_for_only_from_trusted_proxies,
@@ -521,4 +522,25 @@ async fn a_user_holds_at_most_the_cap_of_sessions(app: TestApp) {
         "another user's sign-in ends none"
     );
     assert_eq!(app.me(&other).await.body["data"]["me"]["email"], "someone-else@example.com");
+}
+
+/// Every table of the schema is named in docs/deployment.md's list of
+/// tables (what an operator backing up or inspecting the database reads).
+async fn every_table_is_in_the_docs(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = if app.is_postgres() {
+        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema()"
+    } else {
+        "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    };
+    let backend = app.db().get_database_backend();
+    let rows = app.db().query_all(Statement::from_string(backend, sql)).await.unwrap();
+    let tables: Vec<String> = rows.iter().map(|r| r.try_get("", "t").unwrap()).collect();
+    let docs =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deployment.md"))
+            .unwrap();
+    let missing: Vec<_> =
+        tables.iter().filter(|t| *t != "seaql_migrations" && !docs.contains(&format!("`{t}`"))).collect();
+    assert!(tables.len() >= 11, "the schema was read: {tables:?}");
+    assert!(missing.is_empty(), "tables missing from docs/deployment.md: {missing:?}");
 }

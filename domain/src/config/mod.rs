@@ -85,7 +85,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
 
     /// The server's secret: 32 random bytes, base64 (`openssl rand -base64 32`).
-    /// Signs the device cookie. Required in production; in development it is
+    /// Signs the device cookie and encrypts TOTP secrets (rotate with
+    /// `AUTHGATE_SECRET_KEY_PREVIOUS` and `authgate reseal`). Required in production; in development it is
     /// generated into `--secret-key-file` when unset.
     #[arg(long, env = "AUTHGATE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<SecretString>,
@@ -384,7 +385,8 @@ pub struct Config {
     pub max_connections_per_client: usize,
 
     /// Most connections open at once from one network (an IPv4 /24, an
-    /// IPv6 /48), however many clients it has. 0: no limit.
+    /// IPv6 /48), however many clients it has. Not applied to
+    /// `AUTHGATE_TRUSTED_PROXIES`. 0: no limit.
     #[arg(long, env = "AUTHGATE_MAX_CONNECTIONS_PER_NETWORK", default_value_t = 128)]
     pub max_connections_per_network: usize,
 
@@ -462,9 +464,13 @@ impl Config {
         self.require_email_verification || self.register_privacy
     }
 
-    /// Refuses settings that would fail later, at a sign-in: durations and
-    /// rate windows beyond 100 years (`300000y` overflows date arithmetic).
-    /// The error names the variable.
+    /// Refuses settings that cannot work, at start instead of later: an
+    /// empty `AUTHGATE_TOTP_ISSUER` or one with ':'; privacy mode without
+    /// `AUTHGATE_METRICS_BIND`; `0s` for the three connection timeouts; a
+    /// duration or rate window beyond 100 years (`300000y` overflows date
+    /// arithmetic at a sign-in; `tests/api/docs.rs` finds every duration
+    /// setting from the flags, so none is left out of the list below). The
+    /// error names the variable.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.totp_issuer.contains(':') || self.totp_issuer.trim().is_empty() {
             anyhow::bail!("AUTHGATE_TOTP_ISSUER must be a non-empty name without ':'");
@@ -519,8 +525,6 @@ impl Config {
         Ok(())
     }
 
-    /// Cookies are `Secure` (and `__Host-` named) when asked, or by default
-    /// when the public URL is https.
     /// The relying party id: configured, else the domain the app's and
     /// this server's hosts share (at least two labels, or one host when
     /// both are the same, such as `localhost`), else the app's host.
@@ -558,6 +562,8 @@ impl Config {
         origins
     }
 
+    /// Cookies are `Secure` (and `__Host-` named) when asked, or by default
+    /// when the public URL is https.
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure
             .unwrap_or_else(|| self.public_url.trim().to_ascii_lowercase().starts_with("https://"))

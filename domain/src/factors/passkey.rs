@@ -377,7 +377,7 @@ pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, AuthError
 /// credential), answered `INVALID_CREDENTIALS`.
 pub(crate) fn refused(what: &str, reason: impl std::fmt::Display) -> AuthError {
     tracing::info!(%reason, "{what} refused");
-    metrics::counter!("authgate_auth_events_total", "event" => "passkey_failure").increment(1);
+    crate::telemetry::AuthEvent::PasskeyFailure.count();
     AuthError::PasskeyRefused
 }
 

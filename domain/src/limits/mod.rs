@@ -64,7 +64,7 @@ pub(crate) async fn hit(auth: &AuthContext, rule: Rule, subject: &str) -> Result
     if count > rate.limit {
         let retry_after = (start + length - auth.clock.now().timestamp()).max(1) as u64;
         tracing::info!(rule = rule.name(), retry_after, "rate limited");
-        metrics::counter!("authgate_auth_events_total", "event" => "rate_limited", "rule" => rule.name())
+        metrics::counter!("authgate_auth_events_total", "event" => crate::telemetry::AuthEvent::RateLimited.label(), "rule" => rule.name())
             .increment(1);
         return Err(AuthError::RateLimited { retry_after });
     }

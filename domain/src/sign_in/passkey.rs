@@ -115,6 +115,6 @@ pub async fn finish_sign_in(
     txn.commit().await?;
     let (token, session) = new.committed();
     tracing::info!(passkey_id = %asserted.row.id, "signed in with a passkey");
-    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    crate::telemetry::AuthEvent::LoginSuccess.count();
     Ok(SignedIn { token, session, user, device: None })
 }

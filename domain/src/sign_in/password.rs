@@ -72,7 +72,7 @@ pub async fn login(
         Some(user) if matched => user,
         _ => {
             tracing::info!("login failed");
-            metrics::counter!("authgate_auth_events_total", "event" => "login_failure").increment(1);
+            crate::telemetry::AuthEvent::LoginFailure.count();
             return Err(AuthError::InvalidCredentials);
         }
     };
@@ -107,7 +107,7 @@ pub async fn login(
     let (token, session) = new.committed();
     counters.clear(auth).await?;
     tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");
-    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    crate::telemetry::AuthEvent::LoginSuccess.count();
     let device = Some(counters.device_for(&user));
     Ok(SignedIn { token, session, user, device })
 }

@@ -91,7 +91,7 @@ pub async fn register(
     };
     txn.commit().await?;
     tracing::info!(signed_in = new.is_some(), "user registered");
-    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
+    crate::telemetry::AuthEvent::Register.count();
     verification::queue_verification(link, auth, &user);
     let (token, session) = new.ok_or(AuthError::EmailNotVerified)?.committed();
     let device = Some(Device::issue(&user.email, user.credentials_version));

@@ -64,7 +64,7 @@ pub async fn challenge(
     }
     .insert(conn)
     .await?;
-    metrics::counter!("authgate_auth_events_total", "event" => "second_factor_required").increment(1);
+    crate::telemetry::AuthEvent::SecondFactorRequired.count();
     Ok(token.secret.into())
 }
 
@@ -137,7 +137,7 @@ pub async fn complete(
         admission::admit(&txn, auth, user.id, version, Way::SecondStep, Assurance::TwoFactors).await?;
     if !factors::spend_code(&txn, auth, user.id, code).await? {
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
-        metrics::counter!("authgate_auth_events_total", "event" => "second_factor_failure").increment(1);
+        crate::telemetry::AuthEvent::SecondFactorFailure.count();
         return Err(AuthError::InvalidCredentials);
     }
     let new = session::create(&txn, auth, admitted, meta).await?;
@@ -145,7 +145,7 @@ pub async fn complete(
     let (token, session) = new.committed();
     counters.clear_code(auth, user.id).await?;
     tracing::info!(first_factor = %found.method, "sign-in completed with a second factor");
-    metrics::counter!("authgate_auth_events_total", "event" => "login_success").increment(1);
+    crate::telemetry::AuthEvent::LoginSuccess.count();
     let device = (found.method == PASSWORD).then(|| counters.device_for(&user));
     Ok(SignedIn { token, session, user, device })
 }

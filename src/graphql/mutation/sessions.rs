@@ -19,7 +19,7 @@ impl SessionMutation {
         let (auth, current) = signed_in(ctx)?;
         session::revoke(auth, current.user.id, current.session.id).await.gql()?;
         super::forget_session_cookie(ctx);
-        metrics::counter!("authgate_auth_events_total", "event" => "logout").increment(1);
+        domain::telemetry::AuthEvent::Logout.count();
         Ok(true)
     }
 

@@ -60,7 +60,7 @@ pub(crate) async fn complete(
         Completed::SecondFactor { .. } => tracing::info!("provider sign-in checked; second factor required"),
         _ => {
             tracing::info!("signed in through OAuth");
-            metrics::counter!("authgate_auth_events_total", "event" => "oauth_login").increment(1);
+            crate::telemetry::AuthEvent::OAuthLogin.count();
         }
     }
     Ok(completed)
@@ -218,6 +218,6 @@ async fn create_user(
     .insert(conn)
     .await?;
     tracing::info!(user_id = %user.id, "user registered through OAuth");
-    metrics::counter!("authgate_auth_events_total", "event" => "register").increment(1);
+    crate::telemetry::AuthEvent::Register.count();
     Ok(user)
 }
