@@ -78,3 +78,22 @@ pub fn operation_labels() -> std::collections::HashSet<String> {
 pub fn sdl() -> String {
     builder().finish().sdl()
 }
+
+/// The operations that add, remove or weaken a way in, and so need a
+/// session that proved presence recently (step-up; `changePassword`, and
+/// `deleteAccount` with a password, need only two factors when two-factor
+/// is on). The one list: the docs' lists and the resolvers' descriptions
+/// are checked against it (`tests/api/contract.rs`, `tests/api/docs.rs`),
+/// and `tests/api/two_factor.rs` drives each with a stale session.
+pub const STEP_UP_OPERATIONS: [&str; 10] = [
+    "changePassword",
+    "deleteAccount",
+    "setPassword",
+    "linkOAuth",
+    "unlinkAccount",
+    "startTotpSetup",
+    "disableTwoFactor",
+    "regenerateRecoveryCodes",
+    "startPasskeyRegistration",
+    "removePasskey",
+];

@@ -163,3 +163,19 @@ fn the_contract_covers_every_root_field() {
     }
     assert_eq!(used, roots, "root fields and the contract's operations");
 }
+
+/// Each step-up operation says so in its description (what a client's
+/// generated types show), and every such operation is in the one list.
+#[test]
+fn step_up_operations_name_the_code() {
+    let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    let schema = Schema::parse_and_validate(sdl, "schema.graphql").expect("valid");
+    let apollo_compiler::schema::ExtendedType::Object(mutation) = &schema.types["MutationRoot"] else {
+        panic!("MutationRoot is an object type")
+    };
+    for name in authgate::graphql::STEP_UP_OPERATIONS {
+        let field = mutation.fields.get(name).unwrap_or_else(|| panic!("{name} is a mutation"));
+        let description = field.description.as_deref().unwrap_or_default();
+        assert!(description.contains("REAUTHENTICATION_REQUIRED"), "{name}: {description}");
+    }
+}

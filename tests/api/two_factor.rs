@@ -459,6 +459,18 @@ fn step_up_operations(account: &str) -> Vec<(&'static str, &'static str, Value)>
     ]
 }
 
+/// The operations driven here, and `linkOAuth` (in oauth.rs, it needs a
+/// provider), are the one list of step-up operations.
+#[test]
+fn the_step_up_operations_driven_are_the_list() {
+    let mut driven: Vec<&str> = step_up_operations("x").iter().map(|(name, _, _)| *name).collect();
+    driven.push("linkOAuth");
+    driven.sort();
+    let mut listed = authgate::graphql::STEP_UP_OPERATIONS.to_vec();
+    listed.sort();
+    assert_eq!(driven, listed);
+}
+
 async fn every_step_up_operation_needs_a_recent_proof(app: TestApp) {
     // A two-factor user with a second session signed in before two-factor
     // was on: one factor. (linkOAuth, which needs a provider, is in oauth.rs.)

@@ -17,7 +17,8 @@ impl AccountMutation {
     /// the policy or equals the current one; `REAUTHENTICATION_REQUIRED` when
     /// two-factor is on and the session has one factor. Signs out the other sessions
     /// unless `revokeOtherSessions` is false, spends outstanding reset links
-    /// and mails the owner a notice.
+    /// and mails the owner a notice. `RATE_LIMITED` past the account's
+    /// budget of password checks.
     #[graphql(guard = "SignedIn")]
     async fn change_password(
         &self,
@@ -49,6 +50,7 @@ impl AccountMutation {
     /// session that proved presence within the re-authentication window
     /// instead (`REAUTHENTICATION_REQUIRED`); `password` is then ignored.
     /// With two-factor on, the session needs two factors either way.
+    /// `RATE_LIMITED` past the account's budget of password checks.
     #[graphql(guard = "SignedIn")]
     async fn delete_account(
         &self,

@@ -17,7 +17,8 @@ pub struct EmailMutation;
 impl EmailMutation {
     /// Mails the signed-in user a link to confirm their email address (a new
     /// single-use token; earlier ones stop working). `true` without sending
-    /// anything when the address is already verified.
+    /// anything when the address is already verified. `RATE_LIMITED` past
+    /// the mail budget of the client or the address.
     #[graphql(guard = "SignedIn")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx)?;
@@ -27,7 +28,8 @@ impl EmailMutation {
 
     /// Confirms the email address with the token from the mailed link (no
     /// session needed: the link may be opened on another device).
-    /// `INVALID_TOKEN` when the token is unknown, expired or already used.
+    /// `INVALID_TOKEN` when the token is unknown, expired or already used;
+    /// `RATE_LIMITED` past the client's budget of token redemptions.
     async fn verify_email(
         &self,
         ctx: &Context<'_>,
@@ -40,7 +42,8 @@ impl EmailMutation {
 
     /// Mails a password reset link when an account has this email. Always
     /// `true`, whether or not it exists, in the same time. `BAD_USER_INPUT`
-    /// (field `email`) only for a malformed address.
+    /// (field `email`) only for a malformed address; `RATE_LIMITED` past the
+    /// mail budget of the client or the address.
     async fn request_password_reset(
         &self,
         ctx: &Context<'_>,
@@ -54,9 +57,10 @@ impl EmailMutation {
     /// Sets a new password with the token from the mailed link: spends the
     /// token, marks the email verified, signs out every session and mails
     /// the owner a notice; with `removeProviderLinks`, also removes every
-    /// provider link.
+    /// provider link and every passkey.
     /// `INVALID_TOKEN` for a bad token; `BAD_USER_INPUT` (field `newPassword`)
-    /// for a password outside the policy.
+    /// for a password outside the policy; `RATE_LIMITED` past the client's
+    /// budget of token redemptions.
     async fn reset_password(
         &self,
         ctx: &Context<'_>,

@@ -21,7 +21,8 @@ impl OAuthMutation {
     /// redirects to `redirectTo?challenge=…`, to finish with
     /// `completeSignIn`. `BAD_USER_INPUT` (field `provider`) for a provider that is
     /// not configured; `REDIRECT_NOT_ALLOWED` when `redirectTo` is not on an
-    /// allowed origin; `SERVICE_UNAVAILABLE` when the provider cannot be reached.
+    /// allowed origin; `SERVICE_UNAVAILABLE` when the provider cannot be reached;
+    /// `RATE_LIMITED` past the client's budget of OAuth sign-ins.
     #[graphql(name = "startOAuth")]
     async fn start_oauth(
         &self,
@@ -42,7 +43,7 @@ impl OAuthMutation {
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
     /// the re-authentication window (and has two factors when two-factor is on);
     /// `ACCOUNT_ALREADY_LINKED` (on the callback) when that provider account
-    /// belongs to another user.
+    /// belongs to another user; `RATE_LIMITED` like `startOAuth`.
     #[graphql(guard = "SignedIn", name = "linkOAuth")]
     async fn link_oauth(
         &self,
@@ -80,7 +81,8 @@ impl OAuthMutation {
     /// `newPassword`) when it is outside the policy;
     /// `REAUTHENTICATION_REQUIRED` unless the session proved presence within
     /// the re-authentication window (and has two factors when two-factor is
-    /// on); `EMAIL_NOT_VERIFIED` until the address is proved. The owner is
+    /// on); `EMAIL_NOT_VERIFIED` until the address is proved; `RATE_LIMITED`
+    /// past the account's budget of password checks. The owner is
     /// mailed a notice listing every way in.
     #[graphql(guard = "SignedIn")]
     async fn set_password(

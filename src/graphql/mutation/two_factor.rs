@@ -34,7 +34,8 @@ impl TwoFactorMutation {
     /// and returns 10 recovery codes: the only time they are shown. The
     /// session making the call counts as two factors from now on.
     /// `BAD_USER_INPUT` (field `code`) for a wrong code or no setup
-    /// started; `EMAIL_NOT_VERIFIED` until the address is proved. Ends the
+    /// started; `EMAIL_NOT_VERIFIED` until the address is proved;
+    /// `RATE_LIMITED` past the account's budget of code checks. Ends the
     /// trust of every device cookie; mails the owner a notice.
     #[graphql(guard = "SignedIn")]
     async fn confirm_totp_setup(
@@ -47,7 +48,8 @@ impl TwoFactorMutation {
     }
 
     /// Turns two-factor off: the authenticator and recovery codes are
-    /// removed. `false` when it was not on. Step-up. Ends the trust of every
+    /// removed. `false` when it was not on. Step-up
+    /// (`REAUTHENTICATION_REQUIRED`). Ends the trust of every
     /// device cookie; mails the owner a notice.
     #[graphql(guard = "SignedIn")]
     async fn disable_two_factor(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
@@ -56,7 +58,7 @@ impl TwoFactorMutation {
     }
 
     /// Replaces every recovery code with 10 new ones, shown only now.
-    /// Step-up; `TWO_FACTOR_NOT_ENABLED` when two-factor is off;
+    /// Step-up (`REAUTHENTICATION_REQUIRED`); `TWO_FACTOR_NOT_ENABLED` when two-factor is off;
     /// `RATE_LIMITED` past the factor-change budget; mails the owner a
     /// notice (repeats within a window: one).
     #[graphql(guard = "SignedIn")]
@@ -87,7 +89,8 @@ impl TwoFactorMutation {
     /// or the password when the account has one, plus a code when
     /// two-factor is on (which raises `assuranceLevel` to 2).
     /// `INVALID_CREDENTIALS` when wrong; `BAD_USER_INPUT` when a required
-    /// part is missing; `REAUTHENTICATION_REQUIRED` for an account with
+    /// part is missing; `INVALID_TOKEN` for a passkey ceremony that is
+    /// unknown, expired or spent; `REAUTHENTICATION_REQUIRED` for an account with
     /// neither (sign in again through its provider); `RATE_LIMITED`.
     #[graphql(guard = "SignedIn")]
     async fn reauthenticate(
