@@ -7,7 +7,7 @@ use sea_orm_migration::prelude::*;
 /// SQLite drops one column per statement, outside a transaction, so each
 /// drop first checks the column is still there (a run stopped half-way can
 /// be run again). Binaries from before this migration still name these
-/// columns: stop them before it runs (README, Migrations).
+/// columns: stop them before it runs (docs/deployment.md, Migrations).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 

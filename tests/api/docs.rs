@@ -152,3 +152,27 @@ fn every_duration_setting_is_validated() {
     }
     assert!(durations >= 30, "the duration settings were found ({durations})");
 }
+
+/// Every test ARCHITECTURE.md's checklists name (`file::test`) exists, so
+/// "the test that fails when a step is skipped" is a real one.
+#[test]
+fn the_tests_architecture_names_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut named = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let Some((file, test)) = quoted.split_once("::") else { continue };
+        let path = root.join("tests/api").join(format!("{file}.rs"));
+        if test.contains("::") || !test.chars().all(|c| c.is_ascii_lowercase() || c == '_') || !path.exists()
+        {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            source.contains(&format!("fn {test}(")),
+            "ARCHITECTURE.md names {file}::{test}, which does not exist"
+        );
+        named += 1;
+    }
+    assert!(named >= 15, "the checklists name their tests ({named})");
+}
