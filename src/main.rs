@@ -69,7 +69,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;
         println!(
-            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows, {} abandoned OAuth flows and {} abandoned two-factor sign-ins",
+            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows, {} abandoned OAuth flows and {} abandoned two-factor sign-ins and passkey ceremonies",
             removed.sessions, removed.tokens, removed.counters, removed.oauth_flows, removed.challenges
         );
         return Ok(());

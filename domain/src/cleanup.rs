@@ -1,5 +1,7 @@
-//! Deleting expired sessions and expired or spent verification tokens, in
-//! bounded batches so no statement holds locks for long.
+//! Deleting what has expired: sessions and spent or expired mailed tokens
+//! (in bounded batches, so no statement holds locks for long), ended
+//! rate-limit windows, and abandoned OAuth flows, two-factor sign-ins and
+//! passkey ceremonies.
 
 use entity::{
     oauth_flows, passkey_challenges, rate_limits, sessions, sign_in_challenges, verification_tokens,

@@ -91,10 +91,14 @@ fn every_metric_and_event_is_documented() {
     let mut names = std::collections::BTreeSet::new();
     for file in &sources {
         let text = std::fs::read_to_string(file).unwrap();
-        for (at, _) in text.match_indices("\"authgate_") {
-            let name: String =
-                text[at + 1..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
-            names.insert(name);
+        // The name is the first argument of a `metrics::` macro.
+        for macro_call in ["counter!(", "gauge!(", "histogram!("] {
+            for (at, _) in text.match_indices(macro_call) {
+                let args = text[at + macro_call.len()..].trim_start();
+                if let Some(name) = args.strip_prefix('"').and_then(|a| a.split('"').next()) {
+                    names.insert(name.to_owned());
+                }
+            }
         }
         assert!(
             !text.contains("\"event\" => \""),
@@ -175,4 +179,44 @@ fn the_tests_architecture_names_exist() {
         named += 1;
     }
     assert!(named >= 15, "the checklists name their tests ({named})");
+}
+
+/// Every place the docs list the step-up operations lists exactly
+/// `graphql::STEP_UP_OPERATIONS` (a new one, or one no longer step-up,
+/// fails here until each list says so).
+#[test]
+fn every_step_up_list_is_the_one_list() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sdl = std::fs::read_to_string(root.join("schema.graphql")).unwrap();
+    let mutations = sdl.split("type MutationRoot {").nth(1).unwrap().split("\n}").next().unwrap();
+    let expected: std::collections::BTreeSet<&str> =
+        authgate::graphql::STEP_UP_OPERATIONS.iter().copied().collect();
+    let places = [
+        ("docs/sign-in.md", "- **Step-up**:"),
+        ("docs/security.md", "| step-up for changes to the ways in |"),
+        ("docs/security.md", "**Step-up for changes to the ways in.**"),
+        ("docs/configuration.md", "| `AUTHGATE_REAUTH_WINDOW` |"),
+        ("contract/README.md", "- Step-up:"),
+    ];
+    for (file, marker) in places {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let start = text.find(marker).unwrap_or_else(|| panic!("{file} has no {marker:?}"));
+        let rest = &text[start..];
+        // The list ends where the rule begins ("… need a session that …").
+        let end =
+            [rest.find("\n\n"), rest[1..].find("\n- ").map(|i| i + 1), rest.find(" |\n"), rest.find(" need")]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(rest.len());
+        let listed: std::collections::BTreeSet<&str> = rest[..end]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| mutations.contains(&format!("\t{name}")))
+            // How a session proves presence, named beside the list.
+            .filter(|name| *name != "reauthenticate")
+            .collect();
+        assert_eq!(listed, expected, "{file}, {marker}");
+    }
 }

@@ -34,7 +34,7 @@ pub enum Command {
     Schema,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Delete expired sessions and spent or expired tokens once, then exit.
+    /// Delete expired sessions, spent or expired mailed tokens, ended rate-limit windows, and abandoned OAuth flows, two-factor sign-ins and passkey ceremonies once, then exit.
     Cleanup,
     /// Re-encrypt every TOTP secret with `AUTHGATE_SECRET_KEY` (after a
     /// rotation, with the old key in `AUTHGATE_SECRET_KEY_PREVIOUS`), then exit.
@@ -140,8 +140,10 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
 
     /// Step-up: how long after a session's sign-in (or `reauthenticate`) it
-    /// may still change a password, a sign-in method or two-factor, or
-    /// delete the account; later it answers `REAUTHENTICATION_REQUIRED`.
+    /// may still set a password, link or unlink a provider, add or remove a
+    /// passkey, change two-factor, or delete an account without a password;
+    /// later it answers `REAUTHENTICATION_REQUIRED` (`changePassword`, and
+    /// `deleteAccount` with the password, need no window).
     #[arg(long, env = "AUTHGATE_REAUTH_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub reauth_window: Duration,
 
@@ -235,7 +237,7 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_HASH_QUEUE", default_value_t = 128)]
     pub hash_queue: usize,
 
-    /// How often expired sessions and tokens are deleted in the background (0s = never).
+    /// How often expired sessions, spent or expired mailed tokens, ended rate-limit windows, and abandoned OAuth flows, two-factor sign-ins and passkey ceremonies are deleted in the background (0s = never).
     #[arg(long, env = "AUTHGATE_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub cleanup_interval: Duration,
 

@@ -31,7 +31,7 @@ pub(crate) enum Way {
 impl Way {
     /// The answer when the user's credentials changed between the check
     /// of the way in and the session (a password change, a reset, a claim,
-    /// a factor added or removed): what the client would have got had it
+    /// two-factor turned on or off, a way in removed): what the client would have got had it
     /// come a moment later.
     fn lost_race(self) -> AuthError {
         match self {

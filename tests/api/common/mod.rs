@@ -447,7 +447,7 @@ pub fn required_env(var: &str) -> Option<String> {
                 said.push(var.to_owned());
                 let note = format!(
                     "\nSKIPPED: {var} is unset, so every test variant that needs it reports `ok` \
-                     without running. Set it (see README, \"Tests\") or run with CI=true to require it.\n"
+                     without running. Set it (see docs/development.md, \"Testing\") or run with CI=true to require it.\n"
                 );
                 let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
             }
