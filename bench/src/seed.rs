@@ -13,7 +13,7 @@ use domain::{
     token, user,
 };
 use entity::sessions;
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "steady load with reasonable strength";
@@ -29,7 +29,7 @@ pub struct Seeded {
 }
 
 pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize) -> anyhow::Result<Seeded> {
-    let state = state(database_url, dir).await?;
+    let (state, _db) = state(database_url, dir).await?;
     let run = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let mut seeded = Vec::with_capacity(users);
     for i in 0..users {
@@ -55,7 +55,12 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize)
     Ok(seeded)
 }
 
-async fn state(database_url: &str, dir: &Path) -> anyhow::Result<authgate::http::AppState> {
+/// The server's state for seeding, and its database connection (the
+/// seeding writes rows in bulk beside the services).
+async fn state(
+    database_url: &str,
+    dir: &Path,
+) -> anyhow::Result<(authgate::http::AppState, DatabaseConnection)> {
     state_with(database_url, dir, |_| {}).await
 }
 
@@ -63,7 +68,7 @@ async fn state_with(
     database_url: &str,
     dir: &Path,
     tweak: impl FnOnce(&mut Config),
-) -> anyhow::Result<authgate::http::AppState> {
+) -> anyhow::Result<(authgate::http::AppState, DatabaseConnection)> {
     let mut config = Config::for_database(database_url);
     tweak(&mut config);
     config.outbox_dir = dir.join("outbox");
@@ -73,17 +78,17 @@ async fn state_with(
     // Seeding serves no session: no cache, no listening connection.
     config.session_cache_ttl = std::time::Duration::ZERO;
     let db = domain::db::connect(&config).await?;
-    authgate::state(db, config, Arc::new(SystemClock))
+    Ok((authgate::state(db.clone(), config, Arc::new(SystemClock))?, db))
 }
 
 impl Seeded {
     /// `count` fresh session tokens, inserted in bulk: of the first user
     /// (`spread` false, for `logout`) or round the seeded users.
     pub async fn sessions(&self, count: usize, spread: bool) -> anyhow::Result<Vec<String>> {
-        let state = state(&self.db_url, &self.dir).await?;
+        let (_state, db) = state(&self.db_url, &self.dir).await?;
         let emails: Vec<&str> = self.users.iter().map(|(email, _)| email.as_str()).collect();
         let owners: Vec<Uuid> = entity::users::Entity::find()
-            .all(state.auth.db())
+            .all(&db)
             .await?
             .into_iter()
             .filter(|u| if spread { emails.contains(&u.email.as_str()) } else { u.email == emails[0] })
@@ -109,11 +114,11 @@ impl Seeded {
                 assurance_level: Set(1),
             });
             if rows.len() == 500 {
-                sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(state.auth.db()).await?;
+                sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&db).await?;
             }
         }
         if !rows.is_empty() {
-            sessions::Entity::insert_many(rows).exec(state.auth.db()).await?;
+            sessions::Entity::insert_many(rows).exec(&db).await?;
         }
         Ok(tokens)
     }
@@ -125,7 +130,7 @@ impl Seeded {
     /// previous step's code (accepted for clock drift), so the current
     /// step's code is still unused when the scenario sends it.
     pub async fn second_steps(&self, count: usize) -> anyhow::Result<Vec<(String, String)>> {
-        let state = state_with(&self.db_url, &self.dir, |c| {
+        let (state, db) = state_with(&self.db_url, &self.dir, |c| {
             c.argon2_memory_kib = 256;
             c.argon2_iterations = 1;
         })
@@ -140,7 +145,7 @@ impl Seeded {
                 .await
                 .map_err(|e| fail("registering", e))?;
             // Only a proved address may add a factor (as if the mailed link was followed).
-            user::mark_email_verified(auth.db(), signed.user.id, SystemClock.now())
+            user::mark_email_verified(&db, signed.user.id, SystemClock.now())
                 .await
                 .map_err(|e| fail("verifying", e))?;
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
@@ -150,10 +155,9 @@ impl Seeded {
             // Turning two-factor on started a new credentials version: the
             // challenge is issued under it, as `login` would.
             let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
-            let challenge =
-                second_step::challenge(auth, auth.db(), &current.user, second_step::PASSWORD, None)
-                    .await
-                    .map_err(|e| fail("challenge", e))?;
+            let challenge = second_step::challenge(auth, &db, &current.user, second_step::PASSWORD, None)
+                .await
+                .map_err(|e| fail("challenge", e))?;
             steps.push((domain::config::ExposeSecret::expose_secret(&challenge).to_owned(), setup.secret));
         }
         Ok(steps)

@@ -1,7 +1,8 @@
-//! The handles the integration tests (and the benchmark's seeding) reach
-//! inside the domain. Built only with the `test-support` feature, which
-//! the server crate's dev-dependency turns on for `cargo test`; a release
-//! build has none of it. Everything else a test does goes through HTTP.
+//! The handles the integration tests reach inside the domain. Built only
+//! with the `test-support` feature, which the server crate's
+//! dev-dependency turns on for `cargo test`; `cargo build --release` (of
+//! the server, or of the server and the benchmark) has none of it.
+//! Everything else a test does goes through HTTP.
 
 use std::sync::Arc;
 

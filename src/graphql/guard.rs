@@ -2,10 +2,14 @@
 //! live session once per request. Every field that acts for a signed-in
 //! user carries `#[graphql(guard = "SignedIn")]` (the admin fields to come
 //! add a permission guard the same way), and its resolver takes the
-//! session the guard resolved with `signed_in`. A resolver that calls
-//! `signed_in` without the guard fails every time (`INTERNAL_SERVER_ERROR`,
-//! logged), so a missing guard cannot go unnoticed; the suite also calls
-//! every field of the schema without a session (`security.rs`).
+//! session the guard resolved with `signed_in`. What enforces the guard is
+//! `layers::every_resolver_acting_for_a_user_has_the_guard` (it reads the
+//! resolvers) and `security::every_operation_but_the_public_ones_needs_a_session`
+//! (it calls every field without a session). Besides, `signed_in` only
+//! hands out a session already resolved in this request: called alone, a
+//! field missing its guard fails (`INTERNAL_SERVER_ERROR`, logged); beside
+//! another field that resolved the request's session it would not fail,
+//! but it never gets a session other than the one of this request's token.
 
 use async_graphql::Context;
 use domain::{
@@ -78,8 +82,9 @@ impl async_graphql::Guard for SignedIn {
 }
 
 /// The services and the session `SignedIn` resolved: the start of every
-/// resolver behind that guard. Without the guard there is no session yet,
-/// and this refuses (a bug, logged) rather than resolve one itself.
+/// resolver behind that guard. When no session was resolved in this
+/// request (the guard is missing), this refuses (a bug, logged) rather
+/// than resolve one itself.
 pub fn signed_in<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a AuthContext, &'a CurrentSession)> {
     let auth = ctx.data::<AuthContext>()?;
     let current =

@@ -4,7 +4,7 @@
 pub mod profile;
 
 use entity::{accounts, users, verification_tokens};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
     mailed::tokens,
     notices::{Notice, notice_slot, notify},
     session,
-    session::{CurrentSession, hold_session, step_up, step_up::Presence},
+    session::{CurrentSession, change::Change, step_up, step_up::Presence},
     user::{
         bump_credentials,
         credential::{check_password, credential_of, verify},
@@ -55,22 +55,21 @@ pub async fn change_password(
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     let account = check_password(auth, user_id, change.current_password).await?;
     let hash = auth.hasher.hash(change.new_password).await?;
-    let notice = notice_slot(auth).await;
+    let revoke_other_sessions = change.revoke_other_sessions;
     auth.checkpoints.reach("change_password:hashed").await;
-    let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
-    hold_session(&txn, auth, current).await?;
-    bump_credentials(&txn, user_id).await?;
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
+    bump_credentials(txn, user_id).await?;
     accounts::ActiveModel {
         id: Set(account.id),
         password_hash: Set(Some(hash)),
         updated_at: Set(auth.clock.now()),
         ..Default::default()
     }
-    .update(&txn)
+    .update(txn)
     .await?;
-    let revoked = if change.revoke_other_sessions {
-        session::revoke_others(&txn, user_id, Some(current.session.id)).await?
+    let revoked = if revoke_other_sessions {
+        session::revoke_others(txn, user_id, Some(current.session.id)).await?
     } else {
         0
     };
@@ -78,12 +77,10 @@ pub async fn change_password(
     verification_tokens::Entity::delete_many()
         .filter(verification_tokens::Column::UserId.eq(user_id))
         .filter(verification_tokens::Column::Purpose.eq(tokens::Purpose::PasswordReset.as_str()))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    txn.commit().await?;
-    forget.done();
+    change.commit().await?.notify(Notice::PasswordChanged);
     tracing::info!(revoked, "password changed");
-    notify(notice, auth, &current.user, Notice::PasswordChanged, Some(current.session.id));
     Ok(revoked)
 }
 
@@ -103,13 +100,10 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
     } else {
         step_up::require(auth, current, Presence::Recent)?;
     }
-    let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
-    hold_session(&txn, auth, current).await?;
-    remove_ways_in(&txn, user_id).await?;
-    users::Entity::delete_by_id(user_id).exec(&txn).await?;
-    txn.commit().await?;
-    forget.done();
+    let change = Change::begin(auth, current).await?;
+    remove_ways_in(change.txn(), user_id).await?;
+    users::Entity::delete_by_id(user_id).exec(change.txn()).await?;
+    change.commit().await?;
     tracing::info!("account deleted");
     Ok(())
 }

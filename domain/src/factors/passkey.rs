@@ -22,10 +22,9 @@ use crate::{
     error::{AuthError, Input},
     limits,
     limits::Rule,
-    notices,
     notices::Notice,
     session,
-    session::{Assurance, CurrentSession, step_up, step_up::Presence},
+    session::{Assurance, CurrentSession, change::Change, step_up, step_up::Presence},
     token, user,
     user::{validate, ways_in},
 };
@@ -151,15 +150,14 @@ pub async fn finish_registration(
     // The library keeps transports only from an attestation it trusts; the
     // browser's report is kept as the hint it is (parsed: known names only).
     let reported = credential.response.transports.as_ref().map(to_json).transpose()?;
-    let notice = notices::notice_slot(auth).await;
     // Under the user's row, on the credentials the session was read with,
     // and only while that session lives: a password change, reset or claim
     // that committed meanwhile wins (a stolen session's passkey does not
     // land after the owner took the account back). Counted again there:
     // two ceremonies may have begun under the cap, and finish at once.
-    let txn = auth.db.begin().await?;
-    session::hold_session(&txn, auth, current).await?;
-    if ways_in::passkeys_of(&txn, current.user.id).await?.len() >= MAX_PER_USER {
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
+    if ways_in::passkeys_of(txn, current.user.id).await?.len() >= MAX_PER_USER {
         return Err(too_many());
     }
     let row = passkeys::ActiveModel {
@@ -175,13 +173,12 @@ pub async fn finish_registration(
         created_at: Set(now),
         last_used_at: Set(None),
     }
-    .insert(&txn)
+    .insert(txn)
     .await
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
-    txn.commit().await?;
+    let committed = change.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    let added = Notice::MethodAdded("A passkey".to_owned());
-    notices::notify(notice, auth, &current.user, added, Some(current.session.id));
+    committed.notify(Notice::MethodAdded("A passkey".to_owned()));
     Ok(row)
 }
 
@@ -218,28 +215,24 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent
     // it must not keep the owner from removing what they added.
-    let notice = notices::notice_slot(auth).await;
-    let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
-    session::hold_session(&txn, auth, current).await?;
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
     // Serializes with unlinks and other removals of this user (see `unlink`).
-    user::bump_credentials(&txn, user_id).await?;
+    user::bump_credentials(txn, user_id).await?;
     let mine = passkeys::Entity::find()
         .filter(passkeys::Column::UserId.eq(user_id))
         .filter(passkeys::Column::Id.eq(id))
-        .count(&txn)
+        .count(txn)
         .await?;
     if mine == 0 {
         return Ok(false);
     }
-    if ways_in::count(&txn, user_id).await? <= 1 {
+    if ways_in::count(txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
-    passkeys::Entity::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await?;
-    forget.done();
+    passkeys::Entity::delete_by_id(id).exec(txn).await?;
+    change.commit().await?.notify(Notice::PasskeyRemoved);
     tracing::info!(passkey_id = %id, "passkey removed");
-    notices::notify(notice, auth, &current.user, Notice::PasskeyRemoved, Some(current.session.id));
     Ok(true)
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{recovery_codes, users};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 use uuid::Uuid;
@@ -13,10 +13,8 @@ use crate::{
     error::AuthError,
     limits,
     limits::Rule,
-    notices,
     notices::Notice,
-    session,
-    session::{CurrentSession, step_up, step_up::Presence},
+    session::{CurrentSession, change::Change, step_up, step_up::Presence},
 };
 
 /// How many recovery codes a user gets.
@@ -32,19 +30,17 @@ pub async fn regenerate_recovery_codes(
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;
-    let notice = notices::notice_slot(auth).await;
-    let txn = auth.db.begin().await?;
     // Read inside the transaction, after a write that holds the user's row:
     // a concurrent `disableTwoFactor` is wholly before or after.
-    session::hold_session(&txn, auth, current).await?;
-    let on = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| u.two_factor_enabled);
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
+    let on = users::Entity::find_by_id(user_id).one(txn).await?.is_some_and(|u| u.two_factor_enabled);
     if !on {
         return Err(AuthError::TwoFactorNotEnabled);
     }
-    let codes = replace_recovery_codes(&txn, user_id, auth.clock.now()).await?;
-    txn.commit().await?;
+    let codes = replace_recovery_codes(txn, user_id, auth.clock.now()).await?;
+    change.commit().await?.notify(Notice::RecoveryCodesReplaced);
     tracing::info!("recovery codes replaced");
-    notices::notify(notice, auth, &current.user, Notice::RecoveryCodesReplaced, Some(current.session.id));
     Ok(codes)
 }
 

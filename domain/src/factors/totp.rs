@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{recovery_codes, totp_credentials};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use tracing::instrument;
@@ -18,10 +18,9 @@ use crate::{
     factors::recovery::replace_recovery_codes,
     limits,
     limits::Rule,
-    notices,
     notices::Notice,
     session,
-    session::{Assurance, CurrentSession, step_up, step_up::Presence},
+    session::{Assurance, CurrentSession, change::Change, step_up, step_up::Presence},
     user,
 };
 
@@ -113,10 +112,8 @@ pub async fn confirm_setup(
     let wrong = || AuthError::bad_input(Input::Code, "the code is not the authenticator's current one");
     let code = totp_code(code).ok_or_else(wrong)?;
     let step = matching_step(auth, secret, &code, now)?.ok_or_else(wrong)?;
-    let notice = notices::notice_slot(auth).await;
-    let forget = auth.sessions.changing(user.id);
-    let txn = auth.db.begin().await?;
-    session::hold_session(&txn, auth, current).await?;
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
     // Only the setup that was read: a restart meanwhile wins.
     let confirmed = totp_credentials::Entity::update_many()
         .col_expr(totp_credentials::Column::Secret, Expr::value(pending.clone()))
@@ -126,7 +123,7 @@ pub async fn confirm_setup(
         .col_expr(totp_credentials::Column::UpdatedAt, Expr::value(now))
         .filter(totp_credentials::Column::UserId.eq(user.id))
         .filter(totp_credentials::Column::PendingSecret.eq(pending))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if confirmed.rows_affected != 1 {
         return Err(AuthError::bad_input(
@@ -134,19 +131,18 @@ pub async fn confirm_setup(
             "the setup was restarted meanwhile: use the new secret",
         ));
     }
-    user::set_two_factor(&txn, user.id, true).await?;
+    user::set_two_factor(txn, user.id, true).await?;
     // A new credentials version: devices trusted before (whose trust
     // skips the per-account code budget) must earn it again with a code,
     // and sign-ins half-way under the old factors do not land.
-    user::bump_credentials(&txn, user.id).await?;
-    let codes = replace_recovery_codes(&txn, user.id, now).await?;
+    user::bump_credentials(txn, user.id).await?;
+    let codes = replace_recovery_codes(txn, user.id, now).await?;
     // The code just proved the second factor for this session.
-    session::proved_presence(&txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
+    session::proved_presence(txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
         .await?;
-    txn.commit().await?;
-    forget.done();
+    let committed = change.commit().await?;
     tracing::info!("two-factor turned on");
-    notices::notify(notice, auth, user, Notice::TwoFactorOn, Some(current.session.id));
+    committed.notify(Notice::TwoFactorOn);
     Ok(codes)
 }
 
@@ -159,24 +155,20 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent
     // it must not keep the owner from turning their authenticator off.
-    let notice = notices::notice_slot(auth).await;
-    let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
     // The user's row first: a confirmTotpSetup racing this one is wholly
     // before or after it (not a factor removed under a two-factor flag).
-    session::hold_session(&txn, auth, current).await?;
-    let was_on = remove(&txn, user_id).await?;
+    let change = Change::begin_noticed(auth, current).await?;
+    let was_on = remove(change.txn(), user_id).await?;
     if was_on {
         // As for turning it on: trust earned under the old factors ends
         // (not when nothing changed: a loop of calls must not keep ending
         // the owner's sign-ins in progress).
-        user::bump_credentials(&txn, user_id).await?;
+        user::bump_credentials(change.txn(), user_id).await?;
     }
-    txn.commit().await?;
-    forget.done();
+    let committed = change.commit().await?;
     if was_on {
         tracing::info!("two-factor turned off");
-        notices::notify(notice, auth, &current.user, Notice::TwoFactorOff, Some(current.session.id));
+        committed.notify(Notice::TwoFactorOff);
     }
     Ok(was_on)
 }

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod cache;
+pub(crate) mod change;
 pub mod step_up;
 
 use std::collections::HashMap;

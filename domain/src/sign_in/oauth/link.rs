@@ -7,7 +7,14 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{Completed, Identity};
-use crate::{AuthContext, error::AuthError, notices, session, session::step_up, user, user::ways_in};
+use crate::{
+    AuthContext,
+    error::AuthError,
+    notices, session,
+    session::{change::Change, step_up},
+    user,
+    user::ways_in,
+};
 
 /// The callback of a `linkOAuth` flow: links the provider to the user who
 /// started it (`user_id`), if the session that started it (`session_id`)
@@ -70,37 +77,28 @@ pub async fn unlink(
 ) -> Result<bool, AuthError> {
     step_up::require(auth, current, step_up::Presence::Recent)?;
     let user_id = current.user.id;
-    let notice = notices::notice_slot(auth).await;
-    let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
     // A new credentials version, written first: it serializes concurrent
     // unlinks of one user (a row lock on PostgreSQL, the write lock on
     // SQLite), so two of them cannot each remove "one of two" and leave
     // none, and a sign-in with the way in being removed does not land.
-    session::hold_session(&txn, auth, current).await?;
-    user::bump_credentials(&txn, user_id).await?;
+    let change = Change::begin_noticed(auth, current).await?;
+    let txn = change.txn();
+    user::bump_credentials(txn, user_id).await?;
     let mine = accounts::Entity::find().filter(accounts::Column::UserId.eq(user_id));
-    let Some(removed) = mine.clone().filter(accounts::Column::Id.eq(account_id)).one(&txn).await? else {
+    let Some(removed) = mine.clone().filter(accounts::Column::Id.eq(account_id)).one(txn).await? else {
         return Ok(false);
     };
-    if ways_in::count(&txn, user_id).await? <= 1 {
+    if ways_in::count(txn, user_id).await? <= 1 {
         return Err(AuthError::LastSignInMethod);
     }
-    accounts::Entity::delete_by_id(account_id).exec(&txn).await?;
-    txn.commit().await?;
-    forget.done();
+    accounts::Entity::delete_by_id(account_id).exec(txn).await?;
+    let committed = change.commit().await?;
     tracing::info!(%account_id, "sign-in method removed");
     // The owner hears of it as of every other change to a way in.
     let what = match removed.provider_id.as_str() {
         crate::config::CREDENTIAL_PROVIDER => "The password".to_owned(),
         provider => format!("Sign-in with {provider}"),
     };
-    notices::notify(
-        notice,
-        auth,
-        &current.user,
-        notices::Notice::MethodRemoved(what),
-        Some(current.session.id),
-    );
+    committed.notify(notices::Notice::MethodRemoved(what));
     Ok(true)
 }

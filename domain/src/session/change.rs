@@ -1,0 +1,93 @@
+//! The one shape of a change made through a session (a password change, a
+//! factor added or removed, a link removed, the account deleted): what
+//! used to be a sequence each operation had to get right is one type.
+//!
+//! 1. A place for the owner's notice is reserved before anything is
+//!    written (`begin_noticed`): queueing it after the commit never waits,
+//!    and a request cancelled while it waits has written nothing.
+//! 2. The session cache is told a change to the user begins
+//!    (`SessionCache::changing`): until it is settled, this instance does
+//!    not answer for the user from before the change; dropped unsettled
+//!    (an error, a cancelled request), it forgets the user all the same.
+//! 3. The transaction first holds the user's row on the credentials
+//!    version the session was read with and checks the session still
+//!    lives (`session::hold_session`): a reset, claim or password change
+//!    that committed meanwhile wins, and this change answers
+//!    `UNAUTHENTICATED`.
+//! 4. `commit` commits and settles the cache; `Committed::notify` mails
+//!    the owner.
+
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+
+use super::{CurrentSession, cache::Forget, hold_session};
+use crate::{
+    AuthContext,
+    error::AuthError,
+    jobs::Slot,
+    notices::{self, Notice},
+};
+
+/// A change under way: write through `txn()`, then `commit`.
+pub(crate) struct Change<'a> {
+    auth: &'a AuthContext,
+    current: &'a CurrentSession,
+    notice: Option<Slot>,
+    forget: Forget,
+    txn: DatabaseTransaction,
+}
+
+impl<'a> Change<'a> {
+    /// Begins a change the owner is mailed about.
+    pub(crate) async fn begin_noticed(
+        auth: &'a AuthContext,
+        current: &'a CurrentSession,
+    ) -> Result<Self, AuthError> {
+        let notice = notices::notice_slot(auth).await;
+        Self::start(auth, current, Some(notice)).await
+    }
+
+    /// Begins a change that mails nobody (the account's deletion).
+    pub(crate) async fn begin(auth: &'a AuthContext, current: &'a CurrentSession) -> Result<Self, AuthError> {
+        Self::start(auth, current, None).await
+    }
+
+    async fn start(
+        auth: &'a AuthContext,
+        current: &'a CurrentSession,
+        notice: Option<Slot>,
+    ) -> Result<Self, AuthError> {
+        let forget = auth.sessions.changing(current.user.id);
+        let txn = auth.db.begin().await?;
+        hold_session(&txn, auth, current).await?;
+        Ok(Self { auth, current, notice, forget, txn })
+    }
+
+    /// The transaction, holding the user's row.
+    pub(crate) fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits the change and settles the session cache.
+    pub(crate) async fn commit(self) -> Result<Committed<'a>, AuthError> {
+        self.txn.commit().await?;
+        self.forget.done();
+        Ok(Committed { auth: self.auth, current: self.current, notice: self.notice })
+    }
+}
+
+/// A committed change: the owner may be told of it.
+pub(crate) struct Committed<'a> {
+    auth: &'a AuthContext,
+    current: &'a CurrentSession,
+    notice: Option<Slot>,
+}
+
+impl Committed<'_> {
+    /// Mails the owner `notice` in the place reserved at the start (as the
+    /// session that made the change).
+    pub(crate) fn notify(self, notice: Notice) {
+        if let Some(slot) = self.notice {
+            notices::notify(slot, self.auth, &self.current.user, notice, Some(self.current.session.id));
+        }
+    }
+}
