@@ -110,18 +110,11 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
     let secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
     let code = crate::two_factor::code_at(&secret, app.clock_now());
     let confirmed = run(&app, &doc, "ConfirmTotpSetup", json!({ "code": code }), Some(&signed)).await;
-    let codes: Vec<String> = confirmed.body["data"]["confirmTotpSetup"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{}", confirmed.body))
-        .iter()
-        .map(str_of)
-        .collect();
-    assert_eq!(codes.len(), 10);
+    assert_eq!(crate::two_factor::codes_in(&confirmed, "confirmTotpSetup").len(), 10);
     let overview = run(&app, &doc, "SecurityOverview", json!({}), Some(&signed)).await;
     assert_eq!(overview.body["data"]["me"]["twoFactorEnabled"], true, "{}", overview.body);
     let renewed = run(&app, &doc, "RegenerateRecoveryCodes", json!({}), Some(&signed)).await;
-    let codes: Vec<String> =
-        renewed.body["data"]["regenerateRecoveryCodes"].as_array().unwrap().iter().map(str_of).collect();
+    let codes = crate::two_factor::codes_in(&renewed, "regenerateRecoveryCodes");
     let login =
         run(&app, &doc, "Login", json!({ "input": { "email": email, "password": password } }), None).await;
     assert_eq!(login.code(), Some("SECOND_FACTOR_REQUIRED"));

@@ -60,14 +60,19 @@ pub async fn enable(app: &TestApp, token: &str) -> (String, Vec<String>) {
     assert!(!secret.is_empty(), "{}", setup.body);
     let code = code_at(&secret, app.clock_now());
     let confirmed = app.authed(token, CONFIRM, json!({ "code": code })).await;
-    let codes: Vec<String> = confirmed.body["data"]["confirmTotpSetup"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{}", confirmed.body))
-        .iter()
-        .map(str_of)
-        .collect();
+    let codes = codes_in(&confirmed, "confirmTotpSetup");
     app.clock.advance(Duration::seconds(30));
     (secret, codes)
+}
+
+/// The recovery codes an answer's `field` lists.
+pub fn codes_in(reply: &Reply, field: &str) -> Vec<String> {
+    reply.body["data"][field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", reply.body))
+        .iter()
+        .map(str_of)
+        .collect()
 }
 
 /// `login` with the right password for a two-factor user: the challenge.

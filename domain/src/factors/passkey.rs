@@ -99,20 +99,36 @@ pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) ->
         .filter(passkey_challenges::Column::SessionId.eq(current.session.id))
         .exec(&txn)
         .await?;
+    store_ceremony(&txn, now, REGISTER, None, Some((user.id, current.session.id)), &state).await?;
+    txn.commit().await?;
+    Ok(options)
+}
+
+/// Keeps a ceremony's state between its two requests (5 minutes, spent
+/// once): `purpose` `REGISTER` or `SIGN_IN`; `handle` the hash of the
+/// handle a sign-in answers with; `owner` the user and session it began
+/// under, if any.
+pub(crate) async fn store_ceremony(
+    conn: &impl ConnectionTrait,
+    now: chrono::DateTime<chrono::Utc>,
+    purpose: &str,
+    handle: Option<Vec<u8>>,
+    owner: Option<(Uuid, Uuid)>,
+    state: &impl serde::Serialize,
+) -> Result<(), AuthError> {
     passkey_challenges::ActiveModel {
         id: Set(Uuid::new_v4()),
-        purpose: Set(REGISTER.into()),
-        token_hash: Set(None),
-        user_id: Set(Some(user.id)),
-        session_id: Set(Some(current.session.id)),
-        state: Set(to_json(&state)?),
+        purpose: Set(purpose.into()),
+        token_hash: Set(handle),
+        user_id: Set(owner.map(|(user_id, _)| user_id)),
+        session_id: Set(owner.map(|(_, session_id)| session_id)),
+        state: Set(to_json(state)?),
         expires_at: Set(now + CHALLENGE_TTL),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(conn)
     .await?;
-    txn.commit().await?;
-    Ok(options)
+    Ok(())
 }
 
 /// Verifies the browser's answer to `start_registration` (the form

@@ -2,7 +2,7 @@
 //! requests.
 
 use entity::passkey_challenges;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::Value;
 use tracing::instrument;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     AuthContext, ClientMeta,
     error::AuthError,
-    factors::passkey::{CHALLENGE_TTL, SIGN_IN, internal, to_json, verify},
+    factors::passkey::{SIGN_IN, internal, store_ceremony, verify},
     limits,
     limits::Rule,
     session,
@@ -67,18 +67,7 @@ pub async fn start_sign_in(
             .exec(&txn)
             .await?;
     }
-    passkey_challenges::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        purpose: Set(SIGN_IN.into()),
-        token_hash: Set(Some(handle.hash)),
-        user_id: Set(signed_in.map(|(user_id, _)| user_id)),
-        session_id: Set(signed_in.map(|(_, session_id)| session_id)),
-        state: Set(to_json(&state)?),
-        expires_at: Set(now + CHALLENGE_TTL),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
+    store_ceremony(&txn, now, SIGN_IN, Some(handle.hash), signed_in, &state).await?;
     txn.commit().await?;
     // The options without `mediation: conditional` (the library's default
     // for discoverable sign-ins): the page decides how to ask.
