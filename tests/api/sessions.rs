@@ -170,7 +170,18 @@ async fn revoke_session_touches_only_own_sessions(app: TestApp) {
     assert!(app.me(&bob).await.body["data"]["me"].is_object(), "bob untouched");
 
     let phone = app.sessions(&alice).await.into_iter().find(|(_, current)| !current).unwrap().0;
-    assert_eq!(app.authed(&alice, REVOKE, json!({ "id": phone })).await.body["data"]["revokeSession"], true);
+    // Signed in by cookie, revoking another session leaves the caller's cookie alone.
+    let reply = app.post().graphql(REVOKE, json!({ "id": phone })).cookie(&alice).send().await;
+    assert_eq!(reply.body["data"]["revokeSession"], true, "{}", reply.body);
+    let cleared: Vec<_> = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|c| c.contains("session_token=") && c.contains("Max-Age=0"))
+        .collect();
+    assert!(cleared.is_empty(), "the caller's own cookie is kept: {cleared:?}");
+    assert!(app.me(&alice).await.body["data"]["me"].is_object(), "the caller is still signed in");
     assert_eq!(app.me(&alice2).await.code(), Some("UNAUTHENTICATED"));
     assert_eq!(app.authed(&alice, REVOKE, json!({ "id": phone })).await.body["data"]["revokeSession"], false);
 

@@ -40,7 +40,7 @@ pub const COMPLETE: &str = "mutation C($input: CompleteSignInInput!) { completeS
 pub const REAUTH: &str = "mutation R($input: ReauthenticateInput!) { reauthenticate(input: $input) }";
 const SECURITY: &str =
     "query { me { id twoFactorEnabled sessions { id current authenticatedAt assuranceLevel } } }";
-const NOTICE: &str = "Two-factor sign-in changed on your account";
+pub const NOTICE: &str = "Two-factor sign-in changed on your account";
 
 /// The code an authenticator app shows for `secret` (base32) at `at`.
 pub fn code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
