@@ -24,6 +24,7 @@ both_backends!(
     every_table_naming_a_user_is_in_the_one_list,
     every_table_is_in_the_docs,
     cleanup_deletes_expired_rows_in_batches,
+    cleanup_removes_abandoned_ceremonies_and_only_those,
     revocation_is_seen_by_every_instance,
     forwarded_for_only_from_trusted_proxies,
     a_user_holds_at_most_the_cap_of_sessions,
@@ -554,4 +555,41 @@ async fn every_table_is_in_the_docs(app: TestApp) {
         tables.iter().filter(|t| *t != "seaql_migrations" && !docs.contains(&format!("`{t}`"))).collect();
     assert!(tables.len() >= 11, "the schema was read: {tables:?}");
     assert!(missing.is_empty(), "tables missing from docs/deployment.md: {missing:?}");
+}
+
+/// Sign-ins stopped at the second step and passkey ceremonies nobody
+/// finished are removed once expired, with their count; ones still under
+/// way stay, and still work.
+async fn cleanup_removes_abandoned_ceremonies_and_only_those(app: TestApp) {
+    use entity::{passkey_challenges, sign_in_challenges};
+    let email = "ceremonies@example.com";
+    let (token, _) = app.register_verified(email, crate::two_factor::PW).await;
+    let (secret, _) = crate::two_factor::enable(&app, &token).await;
+    let start_passkey = "mutation { startPasskeySignIn { challenge } }";
+    // Abandoned: a second step and a passkey sign-in, left for 5 minutes.
+    let _ = crate::two_factor::challenge(&app, email).await;
+    assert!(app.gql(start_passkey, json!({})).await.body["data"]["startPasskeySignIn"].is_object());
+    app.clock.advance(Duration::minutes(5));
+    // Under way: the same, begun now.
+    let live = crate::two_factor::challenge(&app, email).await;
+    assert!(app.gql(start_passkey, json!({})).await.body["data"]["startPasskeySignIn"].is_object());
+    assert_eq!(
+        (app.count(sign_in_challenges::Entity).await, app.count(passkey_challenges::Entity).await),
+        (2, 2)
+    );
+
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(removed.challenges, 2, "one abandoned sign-in and one abandoned ceremony");
+    assert_eq!(
+        (app.count(sign_in_challenges::Entity).await, app.count(passkey_challenges::Entity).await),
+        (1, 1)
+    );
+    let code = crate::two_factor::code_at(&secret, app.clock_now());
+    let done = crate::two_factor::complete(&app, &live, &code).await;
+    assert!(
+        done.body["data"]["completeSignIn"]["token"].is_string(),
+        "the live one still works: {}",
+        done.body
+    );
+    assert_eq!(domain::cleanup::run_once(&app.state.auth).await.unwrap().challenges, 0, "nothing twice");
 }
