@@ -155,7 +155,9 @@ pub struct Config {
     /// The WebAuthn relying party passkeys are bound to (a domain, no
     /// scheme or port). Default: the domain `AUTHGATE_APP_URL`'s and
     /// `AUTHGATE_PUBLIC_URL`'s hosts share (`example.com` for
-    /// `app.example.com` and `auth.example.com`), else the app's host.
+    /// `app.example.com` and `auth.example.com`) when it is a registrable
+    /// domain by the public suffix list, else the app's host (never
+    /// `github.io` or `co.uk`; a public suffix set here is refused).
     /// Changing it later orphans every registered passkey.
     #[arg(long, env = "AUTHGATE_WEBAUTHN_RP_ID")]
     pub webauthn_rp_id: Option<String>,
@@ -484,6 +486,15 @@ impl Config {
                  address): set AUTHGATE_METRICS_BIND to a private address as well"
             );
         }
+        if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty())
+            && id.contains('.')
+            && id.parse::<std::net::IpAddr>().is_err()
+            && registrable_domain(id).is_none()
+        {
+            anyhow::bail!(
+                "AUTHGATE_WEBAUTHN_RP_ID {id} is a public suffix: passkeys need the site's own domain (e.g. example.{id})"
+            );
+        }
         // Zero would close every connection at once (elsewhere 0 means off).
         for (name, value) in [
             ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
@@ -541,7 +552,16 @@ impl Config {
         let Some(public) = public.filter(|p| *p != app) else { return app };
         let shared: Vec<&str> =
             app.rsplit('.').zip(public.rsplit('.')).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
-        if shared.len() >= 2 { shared.into_iter().rev().collect::<Vec<_>>().join(".") } else { app }
+        let shared = shared.into_iter().rev().collect::<Vec<_>>().join(".");
+        // Only a registrable domain (or a name under one) may be shared: two
+        // sites under `github.io` or `co.uk` share a public suffix, which no
+        // browser accepts as an id, and which would name every site under it.
+        match registrable_domain(&app) {
+            Some(registrable) if shared == registrable || shared.ends_with(&format!(".{registrable}")) => {
+                shared
+            }
+            _ => app,
+        }
     }
 
     /// The origins allowed to run passkey ceremonies: configured, else the
@@ -627,11 +647,58 @@ pub fn redact_url(raw: &str) -> String {
     url.to_string()
 }
 
+/// The registrable domain of `host` (its public suffix and one label
+/// more: `example.co.uk` for `app.example.co.uk`), by the public suffix
+/// list; `None` for a public suffix itself, an IP address or a single label.
+pub(crate) fn registrable_domain(host: &str) -> Option<String> {
+    let domain = psl::domain(host.as_bytes())?;
+    std::str::from_utf8(domain.as_bytes()).ok().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, redact_url};
+    use super::{Cli, Config, redact_url};
+
+    fn rp_id(app: &str, public: &str) -> String {
+        let mut config = Config::for_database("sqlite::memory:");
+        (config.app_url, config.public_url) = (app.into(), public.into());
+        config.webauthn_rp_id()
+    }
+
+    /// The relying-party id from the app's and the server's URLs: the
+    /// domain they share when it is a registrable one, else the app's host;
+    /// never a public suffix.
+    #[test]
+    fn the_relying_party_id_is_never_a_public_suffix() {
+        let cases = [
+            ("http://localhost:3000", "http://localhost:8000", "localhost"),
+            ("https://app.example.com", "https://auth.example.com", "example.com"),
+            ("https://app.example.com:3000", "https://id.example.com:8443/auth", "example.com"),
+            ("https://example.com", "https://auth.example.com", "example.com"),
+            ("https://app.eu.example.com", "https://id.eu.example.com", "eu.example.com"),
+            ("https://app.example.co.uk", "https://id.example.co.uk", "example.co.uk"),
+            // Sibling sites under a public suffix share nothing registrable.
+            ("https://alice.github.io", "https://auth.github.io", "alice.github.io"),
+            ("https://shop.co.uk", "https://auth.co.uk", "shop.co.uk"),
+            ("https://app.example.com", "https://auth.other.org", "app.example.com"),
+        ];
+        for (app, public, expected) in cases {
+            assert_eq!(rp_id(app, public), expected, "{app} + {public}");
+        }
+    }
+
+    #[test]
+    fn a_configured_public_suffix_is_refused() {
+        for (id, refused) in
+            [("github.io", true), ("co.uk", true), ("example.com", false), ("localhost", false)]
+        {
+            let mut config = Config::for_database("sqlite::memory:");
+            config.webauthn_rp_id = Some(id.into());
+            assert_eq!(config.validate().is_err(), refused, "{id}");
+        }
+    }
 
     #[test]
     fn absurd_durations_are_refused_with_the_variable_name() {

@@ -59,14 +59,14 @@ pub(crate) fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
     builder.build().map_err(|e| anyhow::anyhow!("WebAuthn relying party {rp_id}: {e}"))
 }
 
-/// Creation options for a new passkey of the caller, in the JSON form
-/// `PublicKeyCredential.parseCreationOptionsFromJSON` reads. Step-up; the
-/// caller's passkeys are excluded (an authenticator holds one per account).
 /// The user's passkeys, oldest first (`me { passkeys }`).
 pub async fn of_user(auth: &AuthContext, user_id: Uuid) -> Result<Vec<passkeys::Model>, AuthError> {
     ways_in::passkeys_of(&auth.db, user_id).await
 }
 
+/// Creation options for a new passkey of the caller, in the JSON form
+/// `PublicKeyCredential.parseCreationOptionsFromJSON` reads. Step-up; the
+/// caller's passkeys are excluded (an authenticator holds one per account).
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) -> Result<Value, AuthError> {
     step_up::require_to_add(auth, current)?;
