@@ -197,9 +197,11 @@ async fn sign_up_then_sign_in_again(backend: Backend) {
     assert_eq!(user["email"], "oauth@example.com");
     assert_eq!(user["name"], "Mock User");
     assert_eq!(user["emailVerified"], true);
+    // The link as stored: its row's id, provider and subject.
+    let link = accounts::Entity::find().one(app.db()).await.unwrap().expect("the provider link");
     assert_eq!(
         user["accounts"],
-        json!([{ "id": user["accounts"][0]["id"], "providerId": "mock", "accountId": "mock-user-1" }])
+        json!([{ "id": link.id.to_string(), "providerId": "mock", "accountId": "mock-user-1" }])
     );
     assert_eq!(oauth_flows::Entity::find().count(app.db()).await.unwrap(), 0, "the flow is spent");
     // No password: email-and-password sign-in fails like any wrong password.

@@ -358,6 +358,13 @@ async fn addresses_and_names_that_spoof_are_refused(app: TestApp) {
 /// duplicate an address in another case.
 async fn case_variants_of_an_email_cannot_coexist(app: TestApp) {
     app.register("case@example.com", PW).await;
+    // Through the API, on every backend: another case is the same address.
+    for variant in ["CASE@example.com", "Case@Example.COM", " case@EXAMPLE.com "] {
+        let reply = app.gql(REGISTER, json!({ "input": { "email": variant, "password": PW } })).await;
+        assert_eq!(reply.code(), Some("EMAIL_TAKEN"), "{variant}: {}", reply.body);
+    }
+    assert_eq!(app.count(entity::users::Entity).await, 1, "one account for every spelling");
+    // PostgreSQL also refuses a case variant written past the application.
     if !app.is_postgres() {
         return;
     }
