@@ -63,10 +63,17 @@ impl Drop for DbGuard {
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async {
-                    let mut conn = PgConnection::connect(&admin_url).await.ok()?;
-                    conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                        .await
-                        .ok()
+                    // Said, not swallowed (a panic in a drop would abort): a
+                    // database left behind is named in the test's output.
+                    let dropped = async {
+                        let mut conn = PgConnection::connect(&admin_url).await?;
+                        conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                            .await
+                    };
+                    if let Err(e) = dropped.await {
+                        eprintln!("LEFT BEHIND: test database {name} was not dropped: {e}");
+                    }
+                    Some(())
                 })
             })
             .join();
@@ -227,7 +234,13 @@ impl TestApp {
     pub async fn wait_for_mails(&self, to: &str, subject: &str, count: usize) -> Vec<String> {
         for _ in 0..400 {
             let mails = self.mails(to, subject);
-            if mails.len() >= count {
+            // Exactly: a duplicate or an extra mail is a failure, not a pass.
+            assert!(
+                mails.len() <= count,
+                "expected {count} mail(s) to {to} about {subject:?}, found {}",
+                mails.len()
+            );
+            if mails.len() == count {
                 return mails;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -577,6 +590,7 @@ impl<'a> Call<'a> {
     }
 
     pub async fn send(self) -> Reply {
+        let graphql = self.uri.starts_with("/graphql");
         let mut request = Request::builder().method(self.method).uri(self.uri);
         *request.headers_mut().expect("builder") = self.headers;
         let mut request = request.body(Body::from(self.body)).expect("request");
@@ -587,7 +601,19 @@ impl<'a> Call<'a> {
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // An answer that is not JSON is `null` here, so a check such as
+        // `body["data"].is_null()` would pass on an error page: the GraphQL
+        // endpoint (but for GraphiQL's page) and anything labelled JSON
+        // must parse.
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let must_parse = content_type.contains("json") || (graphql && !content_type.starts_with("text/html"));
+        let body = match serde_json::from_str(&text) {
+            Ok(body) => body,
+            Err(e) if must_parse && !text.is_empty() => {
+                panic!("{status}: the answer is not JSON ({e}): {text:.300}")
+            }
+            Err(_) => Value::Null,
+        };
         Reply { status, headers, body, text }
     }
 }
@@ -626,6 +652,14 @@ pub const ME: &str = "query Me { me { id email name emailVerified createdAt upda
 pub const LOGOUT: &str = "mutation Logout { logout }";
 pub const MY_SESSIONS: &str = "query MySessions { me { id sessions { id createdAt expiresAt ipAddress userAgent current } accounts { id providerId accountId createdAt } } }";
 
+/// A test's whole run, bounded: a checkpoint nothing reaches, or a lock
+/// never released, fails the test after two minutes instead of hanging CI.
+pub async fn within(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(std::time::Duration::from_secs(120), test)
+        .await
+        .expect("the test did not finish within 120 s (a hold nothing released?)");
+}
+
 /// Runs each named async test fn on SQLite and, when configured, PostgreSQL.
 #[macro_export]
 macro_rules! both_backends {
@@ -634,20 +668,20 @@ macro_rules! both_backends {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    super::$name($crate::common::TestApp::sqlite().await).await;
+                    $crate::common::within(super::$name($crate::common::TestApp::sqlite().await)).await;
                 }
 
                 #[tokio::test]
                 async fn postgres() {
                     if let Some(app) = $crate::common::TestApp::postgres().await {
-                        super::$name(app).await;
+                        $crate::common::within(super::$name(app)).await;
                     }
                 }
 
                 #[tokio::test]
                 async fn pgbouncer() {
                     if let Some(app) = $crate::common::TestApp::on_with($crate::common::Backend::PgBouncer, |_| {}).await {
-                        super::$name(app).await;
+                        $crate::common::within(super::$name(app)).await;
                     }
                 }
             }
