@@ -10,7 +10,11 @@ fn link(app_url: &str, path: &str, token: &str) -> String {
 /// Minimal escaping for text placed in HTML (the link is already URL-safe,
 /// but the app URL comes from configuration).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn compose(to: &str, subject: &str, intro: &str, action: &str, url: &str, outro: &str) -> Email {
@@ -135,4 +139,44 @@ pub(crate) fn registration_attempted(to: &str, app_url: &str) -> Email {
         app_url,
         "If this was you, sign in instead (or reset your password if you forgot it). If not, ignore this message: nothing changed.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value that reaches a mail's HTML part (the configured app URL,
+    /// the token, what changed, the ways in) is escaped there: none can
+    /// close an attribute, open a tag or start an entity.
+    #[test]
+    fn every_value_in_the_html_part_is_escaped() {
+        let hostile = "x\"'><script>alert(1)</script>&amp;";
+        let methods = vec![hostile.to_owned(), "password".to_owned()];
+        let mails = [
+            verify_email("a@example.com", hostile, hostile, 24),
+            reset_password("a@example.com", hostile, hostile, 30),
+            sign_in_method_added("a@example.com", hostile, hostile, &methods),
+            passkey_removed("a@example.com", hostile, &methods),
+            sign_in_method_removed("a@example.com", hostile, hostile, &methods),
+            password_changed("a@example.com", hostile, hostile, &methods),
+            two_factor_changed("a@example.com", hostile, hostile, &methods),
+            registration_attempted("a@example.com", hostile),
+        ];
+        for mail in &mails {
+            let html = &mail.html;
+            assert!(!html.contains("<script"), "{}: {html}", mail.subject);
+            assert!(
+                !html.contains("x\"") && !html.contains("x'"),
+                "{}: an attribute could be closed: {html}",
+                mail.subject
+            );
+            assert!(html.contains("x&quot;&#39;&gt;&lt;script&gt;"), "{}: {html}", mail.subject);
+            assert!(html.contains("&amp;amp;"), "{}: an entity passed through: {html}", mail.subject);
+            assert!(
+                mail.text.contains(hostile),
+                "{}: the plain-text part keeps the value as it is",
+                mail.subject
+            );
+        }
+    }
 }
