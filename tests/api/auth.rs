@@ -271,16 +271,34 @@ async fn cookie_posts_need_csrf_proof(app: TestApp) {
         assert_eq!(reply.code(), Some("FORBIDDEN"));
     }
     assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "csrf@example.com", "logout never ran");
-    // A custom header is proof enough, as is a JSON content type.
-    let custom = app
-        .post()
-        .header("content-type", "text/plain")
-        .header("x-requested-with", "XMLHttpRequest")
-        .cookie(&token)
-        .raw(json!({ "query": ME }).to_string())
-        .send()
-        .await;
-    assert_eq!(custom.body["data"]["me"]["email"], "csrf@example.com");
+    // Each custom header a cross-site form cannot send is proof enough, as
+    // is a JSON content type (any charset, any case).
+    for (name, value) in [
+        ("x-requested-with", "XMLHttpRequest"),
+        ("apollo-require-preflight", "true"),
+        ("x-apollo-operation-name", "Me"),
+        ("graphql-preflight", "1"),
+    ] {
+        let custom = app
+            .post()
+            .header("content-type", "text/plain")
+            .header(name, value)
+            .cookie(&token)
+            .raw(json!({ "query": ME }).to_string())
+            .send()
+            .await;
+        assert_eq!(custom.body["data"]["me"]["email"], "csrf@example.com", "{name}: {}", custom.text);
+    }
+    for content_type in ["application/json; charset=utf-8", "Application/JSON"] {
+        let json = app
+            .post()
+            .header("content-type", content_type)
+            .cookie(&token)
+            .raw(json!({ "query": ME }).to_string())
+            .send()
+            .await;
+        assert_eq!(json.body["data"]["me"]["email"], "csrf@example.com", "{content_type}: {}", json.text);
+    }
     // Every POST needs it, with a bearer token or none (login CSRF needs no cookie).
     let bearer = app
         .post()

@@ -112,6 +112,10 @@ async fn cookies_from_another_site_are_refused(app: TestApp) {
         (Some("http://auth.example.com"), None),
         (Some("http://localhost:8000"), None),
         (None, Some("same-site")),
+        // A sibling site (same site, another origin, not listed): not
+        // cross-site, so not refused here; its form posts meet the CSRF
+        // proof below, and its script cannot send JSON past CORS.
+        (Some("https://blog.example.com"), Some("same-site")),
         (None, None),
     ] {
         let reply = me(origin, site).await;
@@ -121,6 +125,18 @@ async fn cookies_from_another_site_are_refused(app: TestApp) {
             reply.body
         );
     }
+    // What a same-site page can send without a preflight: a form post. Refused.
+    let form = app
+        .post()
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://blog.example.com")
+        .header("sec-fetch-site", "same-site")
+        .cookie(&token)
+        .raw(json!({ "query": "mutation { logout }" }).to_string())
+        .send()
+        .await;
+    assert_eq!((form.status.as_u16(), form.code()), (403, Some("FORBIDDEN")), "{}", form.text);
+    assert_eq!(app.me(&token).await.body["data"]["me"]["email"], "origin@example.com", "still signed in");
     // The server's own origin on a port of its own, known only from Host.
     let ported = app
         .post()
