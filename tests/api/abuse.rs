@@ -21,6 +21,7 @@ both_backends!(
     graphql_limits_refuse_and_the_server_goes_on,
     one_ipv6_64_shares_one_budget,
     a_trusted_device_outlasts_an_account_wide_lockout,
+    device_trust_ends_with_a_reset_and_with_a_removed_passkey,
 );
 
 const PW: &str = "the right password";
@@ -612,4 +613,63 @@ async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
         .send()
         .await;
     assert_eq!(spent.code(), Some("RATE_LIMITED"), "the device's own budget");
+}
+
+/// Device trust is bound to the credentials of the time it was earned: a
+/// reset, or a way in removed (here a passkey), makes every device that
+/// signed in before it a stranger to the account-wide ceiling.
+async fn device_trust_ends_with_a_reset_and_with_a_removed_passkey(app: TestApp) {
+    let app =
+        behind_proxy(&app, |c| c.rates.set(domain::config::Rule::LoginAccount, "2/15m".parse().unwrap()))
+            .await;
+    // A trusted device, then the account-wide ceiling reached by others.
+    let lock_out = |email: &'static str| {
+        let app = &app;
+        async move {
+            let signed = login_from(app, "203.0.113.10", email, PW).send().await;
+            let token = signed.body["data"]["login"]["token"].as_str().expect("signed in").to_owned();
+            let device = device_cookie(&signed);
+            for client in ["2001:db8:1:1::1", "2001:db8:2:1::1"] {
+                assert_eq!(
+                    login_from(app, client, email, WRONG).send().await.code(),
+                    Some("INVALID_CREDENTIALS")
+                );
+            }
+            let fresh = login_from(app, "198.51.100.7", email, PW).send().await;
+            assert_eq!(fresh.code(), Some("RATE_LIMITED"), "the ceiling holds strangers back");
+            (token, device)
+        }
+    };
+    let with_device = |email: &'static str, password: &'static str, device: String| {
+        let app = &app;
+        async move { login_from(app, "203.0.113.10", email, password).header("cookie", &device).send().await }
+    };
+
+    // A reset through the mailed link.
+    let email = "reset-device@example.com";
+    app.register_verified(email, PW).await;
+    let (_, device) = lock_out(email).await;
+    let trusted = with_device(email, PW, device.clone()).await;
+    assert!(trusted.body["data"]["login"].is_object(), "trusted before: {}", trusted.body);
+    app.gql("mutation R($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": email })).await;
+    let link = app.mailed_token(email, "Reset your password", 1).await;
+    let reset = json!({ "input": { "token": link, "newPassword": "a brand new start 2031" } });
+    let done =
+        app.gql("mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }", reset).await;
+    assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    let stale = with_device(email, "a brand new start 2031", device).await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old credentials is a stranger");
+
+    // A passkey removed.
+    let email = "passkey-device@example.com";
+    let (owner, _) = app.register_verified(email, PW).await;
+    let (_, passkey) = crate::passkeys::add_passkey(&app, &owner, "Laptop").await;
+    let (_, device) = lock_out(email).await;
+    assert!(with_device(email, PW, device.clone()).await.body["data"]["login"].is_object(), "trusted before");
+    let removed = app
+        .authed(&owner, "mutation($id: ID!) { removePasskey(id: $id) }", json!({ "id": passkey["id"] }))
+        .await;
+    assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
+    let stale = with_device(email, PW, device).await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old credentials is a stranger");
 }
