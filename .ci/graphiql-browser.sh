@@ -15,7 +15,16 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 work="$(mktemp -d)"
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  status=$?
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  # On failure the server's log is printed before its directory goes.
+  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
+    echo "---- server log ($0 failed with $status) ----" >&2
+    tail -n 200 "$work/server.log" >&2
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 cd tests/browser
