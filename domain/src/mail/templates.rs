@@ -179,4 +179,16 @@ mod tests {
             );
         }
     }
+
+    /// A notice lists every way in the account has now (so one the owner
+    /// does not know stands out), or says there is none left.
+    #[test]
+    fn a_notice_lists_the_ways_in() {
+        let methods = vec!["password".to_owned(), "github".to_owned(), "a passkey".to_owned()];
+        let notice = passkey_removed("a@example.com", "https://app.example.com", &methods);
+        let listed = "Ways to sign in to your account now: password, github, a passkey.";
+        assert!(notice.text.contains(listed) && notice.html.contains(listed), "{}", notice.text);
+        let none = password_changed("a@example.com", "https://app.example.com", "reset", &[]);
+        assert!(none.text.contains("Your account has no way to sign in left."), "{}", none.text);
+    }
 }
