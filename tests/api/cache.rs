@@ -166,6 +166,127 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
     );
     app.authed(&setter, "mutation { disableTwoFactor }", json!({})).await;
     assert_eq!(two_factor_of(&app, &watcher).await["twoFactorEnabled"], false, "disableTwoFactor");
+
+    // A way in removed starts a new credentials version: another session of
+    // the user, warm in the cache, must see it at once, or its next change
+    // (held on the version it read) would be refused as a lost race.
+    let ways = "ways@example.com";
+    let (owner, owner_id) = app.register_verified(ways, PW).await;
+    let (_, passkey) = crate::passkeys::add_passkey(&app, &owner, "Laptop").await;
+    use sea_orm::ActiveModelTrait;
+    let link = entity::accounts::ActiveModel {
+        id: sea_orm::Set(uuid::Uuid::new_v4()),
+        user_id: sea_orm::Set(uuid::Uuid::parse_str(&owner_id).unwrap()),
+        provider_id: sea_orm::Set("github".into()),
+        account_id: sea_orm::Set("gh-ways".into()),
+        password_hash: sea_orm::Set(None),
+        created_at: sea_orm::Set(app.clock_now()),
+        updated_at: sea_orm::Set(app.clock_now()),
+    }
+    .insert(app.db())
+    .await
+    .unwrap();
+    let mut password = PW.to_owned();
+    for (what, change) in [
+        (
+            "removePasskey",
+            json!({ "query": "mutation($id: ID!) { removePasskey(id: $id) }", "variables": { "id": passkey["id"] } }),
+        ),
+        (
+            "unlinkAccount",
+            json!({ "query": "mutation($id: ID!) { unlinkAccount(id: $id) }", "variables": { "id": link.id.to_string() } }),
+        ),
+    ] {
+        let other = login(&app, ways, &password).await;
+        assert_eq!(me_field(&app.me(&other).await, "email"), ways, "warm");
+        let reply = app.post().json(&change).bearer(&owner).send().await;
+        assert!(reply.body["errors"].is_null(), "{what}: {}", reply.body);
+        let next = format!("{password} and more");
+        let change = json!({ "input": { "currentPassword": password, "newPassword": next, "revokeOtherSessions": false } });
+        let changed = app
+            .authed(
+                &other,
+                "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }",
+                change,
+            )
+            .await;
+        assert_eq!(changed.body["data"]["changePassword"], true, "{what}: {}", changed.body);
+        password = next;
+    }
+}
+
+/// What each mutation does to what the session cache holds (a session's
+/// row and its user's row). Each that changes them is driven in
+/// `every_change_reaches_the_cache_before_the_answer` (its name is the
+/// label of the check there); each other one says why nothing cached
+/// changes. A new mutation fails `every_mutation_is_classified_for_the_cache`
+/// until it is put here.
+const MUTATIONS: [(&str, Option<&str>); 27] = [
+    ("register", Some("a new user and session: nothing of theirs is cached yet")),
+    (
+        "login",
+        Some(
+            "a new session; one ended by the per-user cap goes through `session::create`, which tells the cache",
+        ),
+    ),
+    ("logout", None),
+    ("revokeSession", None),
+    ("revokeOtherSessions", None),
+    ("changePassword", None),
+    ("updateProfile", None),
+    ("deleteAccount", None),
+    ("requestEmailVerification", Some("mails a token: no row of users or sessions changes")),
+    ("verifyEmail", None),
+    ("requestPasswordReset", Some("mails a token: no row of users or sessions changes")),
+    ("resetPassword", None),
+    ("startOAuth", Some("stores a flow; the callback's sign-in or claim is tested in oauth.rs")),
+    ("linkOAuth", Some("stores a flow; the link is an accounts row, which me reads from the database")),
+    ("unlinkAccount", None),
+    (
+        "setPassword",
+        Some("adds an accounts row, which me reads from the database; the user row is unchanged"),
+    ),
+    (
+        "startTotpSetup",
+        Some("a pending secret in totp_credentials; the user row is unchanged until confirmed"),
+    ),
+    ("confirmTotpSetup", None),
+    ("disableTwoFactor", None),
+    ("regenerateRecoveryCodes", Some("recovery_codes only; neither row changes")),
+    ("completeSignIn", Some("a new session, made like login's")),
+    ("reauthenticate", None),
+    ("startPasskeyRegistration", Some("a ceremony row only")),
+    (
+        "finishPasskeyRegistration",
+        Some("a passkeys row, which me reads from the database; the user row is unchanged"),
+    ),
+    ("startPasskeySignIn", Some("a ceremony row only")),
+    ("finishPasskeySignIn", Some("a new session, made like login's")),
+    ("removePasskey", None),
+];
+
+#[test]
+fn every_mutation_is_classified_for_the_cache() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sdl = std::fs::read_to_string(root.join("schema.graphql")).unwrap();
+    let schema = apollo_compiler::Schema::parse_and_validate(sdl, "schema.graphql").unwrap();
+    let apollo_compiler::schema::ExtendedType::Object(mutation) = &schema.types["MutationRoot"] else {
+        panic!("MutationRoot is an object type")
+    };
+    let mut fields: Vec<&str> = mutation.fields.keys().map(|f| f.as_str()).collect();
+    let mut listed: Vec<&str> = MUTATIONS.iter().map(|(name, _)| *name).collect();
+    fields.sort();
+    listed.sort();
+    assert_eq!(fields, listed, "every mutation, classified once");
+    let source = std::fs::read_to_string(root.join("tests/api/cache.rs")).unwrap();
+    let driven = source.split("async fn every_change_reaches_the_cache_before_the_answer").nth(1).unwrap();
+    let driven = driven.split("\nconst MUTATIONS").next().unwrap();
+    for (name, _) in MUTATIONS.iter().filter(|(_, unchanged)| unchanged.is_none()) {
+        assert!(
+            driven.contains(&format!("\"{name}\"")),
+            "{name} changes what the cache holds but is not driven"
+        );
+    }
 }
 
 /// On SQLite a second server on the same file could revoke a session the
