@@ -198,27 +198,57 @@ impl<'a> MakeWriter<'a> for Captured {
 /// verbose setting an operator can choose, writing into memory, as `main`
 /// does: with the `log` bridge, so crates that log through `log` (reqwest,
 /// for one) are captured too. (A thread-local subscriber misses events
-/// whose callsites other test threads registered first.)
-fn capture() -> Captured {
-    use tracing_subscriber::util::SubscriberInitExt;
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_env_filter(authgate::log_filter("trace,sea_orm=trace"))
-            .with_ansi(false)
-            .finish()
-            .try_init()
-            .expect("no other global subscriber or log logger");
-        logs
-    })
-    .clone()
+/// whose callsites other test threads registered first.) It records only
+/// while a test holds the returned guard: once the last one drops it, the
+/// filter is set to `off` and the buffer emptied, so the tests that run
+/// later neither format trace events nor fill memory.
+fn capture() -> (Captured, Recording) {
+    use tracing_subscriber::{prelude::*, reload, util::SubscriberInitExt};
+    type Handle = reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+    static LOGS: std::sync::OnceLock<(Captured, Handle)> = std::sync::OnceLock::new();
+    let (logs, handle) = LOGS
+        .get_or_init(|| {
+            let logs = Captured::default();
+            let (filter, handle) = reload::Layer::new(tracing_subscriber::EnvFilter::new("off"));
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_ansi(false))
+                .try_init()
+                .expect("no other global subscriber or log logger");
+            (logs, handle)
+        })
+        .clone();
+    let mut active = RECORDING.lock().unwrap();
+    if *active == 0 {
+        handle.reload(authgate::log_filter("trace,sea_orm=trace")).expect("the filter reloads");
+    }
+    *active += 1;
+    (logs.clone(), Recording { logs, handle })
+}
+
+/// How many tests are recording.
+static RECORDING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// While held, the global subscriber records (see `capture`).
+struct Recording {
+    logs: Captured,
+    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let mut active = RECORDING.lock().unwrap_or_else(|e| e.into_inner());
+        *active -= 1;
+        if *active == 0 {
+            let _ = self.handle.reload(tracing_subscriber::EnvFilter::new("off"));
+            (self.logs.0).lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
 }
 
 #[tokio::test]
 async fn logs_never_contain_passwords_tokens_or_the_database_password() {
-    let logs = capture();
+    let (logs, _recording) = capture();
 
     // Local PostgreSQL trusts loopback, so any password in the URL connects.
     let db_password = "db-pw-7f3a9c";
@@ -360,7 +390,7 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
 /// string: logged escaped, they cannot forge a log line.
 #[tokio::test]
 async fn provider_errors_cannot_forge_log_lines() {
-    let logs = capture();
+    let (logs, _recording) = capture();
     let mock = crate::common::oidc::MockProvider::start().await;
     let app = TestApp::sqlite_with(|c| c.oauth = vec![mock.oidc_config("mock")]).await;
     let start = "mutation { startOAuth(provider: \"mock\") }";
