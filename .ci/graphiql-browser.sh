@@ -13,19 +13,8 @@ root="$PWD"
 if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
 fi
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  status=$?
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  # On failure the server's log is printed before its directory goes.
-  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log ($0 failed with $status) ----" >&2
-    tail -n 200 "$work/server.log" >&2
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=.ci/server-work.sh
+. .ci/server-work.sh
 
 cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error

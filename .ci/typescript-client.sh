@@ -5,19 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  status=$?
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  # On failure the server's log is printed before its directory goes.
-  if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-    echo "---- server log ($0 failed with $status) ----" >&2
-    tail -n 200 "$work/server.log" >&2
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=.ci/server-work.sh
+. .ci/server-work.sh
 
 cd examples/typescript-client
 npm ci --no-audit --no-fund --loglevel=error
