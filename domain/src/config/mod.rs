@@ -486,13 +486,12 @@ impl Config {
                  address): set AUTHGATE_METRICS_BIND to a private address as well"
             );
         }
-        if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty())
-            && id.contains('.')
-            && id.parse::<std::net::IpAddr>().is_err()
-            && registrable_domain(id).is_none()
-        {
+        // The id in use (configured or worked out), as the relying party gets it.
+        let rp_id = self.webauthn_rp_id();
+        if is_public_suffix(&rp_id) {
             anyhow::bail!(
-                "AUTHGATE_WEBAUTHN_RP_ID {id} is a public suffix: passkeys need the site's own domain (e.g. example.{id})"
+                "the WebAuthn relying-party id {rp_id} is a public suffix (set AUTHGATE_WEBAUTHN_RP_ID, or \
+                 AUTHGATE_APP_URL, to the site's own domain, e.g. example.{rp_id})"
             );
         }
         // Zero would close every connection at once (elsewhere 0 means off).
@@ -543,13 +542,15 @@ impl Config {
     /// both are the same, such as `localhost`), else the app's host.
     pub(crate) fn webauthn_rp_id(&self) -> String {
         if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
-            return id.to_ascii_lowercase();
+            return id.trim_end_matches('.').to_ascii_lowercase();
         }
         let host = |raw: &str| url::Url::parse(raw.trim()).ok().and_then(|u| u.host_str().map(str::to_owned));
         let (Some(app), public) = (host(&self.app_url), host(&self.public_url)) else {
             return "localhost".to_owned();
         };
-        let Some(public) = public.filter(|p| *p != app) else { return app };
+        // An address is its own id (the suffix list knows names, not numbers).
+        let address = app.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok();
+        let Some(public) = public.filter(|p| *p != app && !address) else { return app };
         let shared: Vec<&str> =
             app.rsplit('.').zip(public.rsplit('.')).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
         let shared = shared.into_iter().rev().collect::<Vec<_>>().join(".");
@@ -655,6 +656,15 @@ pub(crate) fn registrable_domain(host: &str) -> Option<String> {
     std::str::from_utf8(domain.as_bytes()).ok().map(str::to_owned)
 }
 
+/// `id` (lower case) is on the public suffix list itself: `com`, `co.uk`,
+/// `github.io`. A name the list does not know (`localhost`, `intranet`) is
+/// not, nor is an address.
+pub(crate) fn is_public_suffix(id: &str) -> bool {
+    id.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_err()
+        && psl::suffix(id.as_bytes()).is_some_and(|suffix| suffix.is_known())
+        && registrable_domain(id).is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -683,6 +693,8 @@ mod tests {
             ("https://alice.github.io", "https://auth.github.io", "alice.github.io"),
             ("https://shop.co.uk", "https://auth.co.uk", "shop.co.uk"),
             ("https://app.example.com", "https://auth.other.org", "app.example.com"),
+            // Addresses are their own id, never a made-up "0.1".
+            ("http://10.0.0.1:3000", "http://10.1.0.1:8000", "10.0.0.1"),
         ];
         for (app, public, expected) in cases {
             assert_eq!(rp_id(app, public), expected, "{app} + {public}");
@@ -690,10 +702,26 @@ mod tests {
     }
 
     #[test]
+    fn a_worked_out_public_suffix_is_refused_at_start() {
+        let mut config = Config::for_database("sqlite::memory:");
+        (config.app_url, config.public_url) = ("https://github.io".into(), "https://auth.example.com".into());
+        assert!(config.validate().is_err(), "the app's own host is a public suffix");
+    }
+
+    #[test]
     fn a_configured_public_suffix_is_refused() {
-        for (id, refused) in
-            [("github.io", true), ("co.uk", true), ("example.com", false), ("localhost", false)]
-        {
+        for (id, refused) in [
+            ("github.io", true),
+            ("GITHUB.IO", true),
+            ("co.uk", true),
+            ("Co.Uk", true),
+            ("com", true),
+            ("io", true),
+            ("example.com", false),
+            ("Example.co.uk", false),
+            ("localhost", false),
+            ("app.localhost", false),
+        ] {
             let mut config = Config::for_database("sqlite::memory:");
             config.webauthn_rp_id = Some(id.into());
             assert_eq!(config.validate().is_err(), refused, "{id}");

@@ -5,10 +5,11 @@
 //! 1. A place for the owner's notice is reserved before anything is
 //!    written (`begin_noticed`): queueing it after the commit never waits,
 //!    and a request cancelled while it waits has written nothing.
-//! 2. The session cache is told a change to the user begins
-//!    (`SessionCache::changing`): until it is settled, this instance does
-//!    not answer for the user from before the change; dropped unsettled
-//!    (an error, a cancelled request), it forgets the user all the same.
+//! 2. A cache guard is taken for the user (`SessionCache::changing`):
+//!    settled after the commit, it forgets what this instance holds of the
+//!    user (and anything read while the transaction ran); dropped
+//!    unsettled (an error, a cancelled request), it forgets the user all
+//!    the same, for one cache lifetime.
 //! 3. The transaction first holds the user's row on the credentials
 //!    version the session was read with and checks the session still
 //!    lives (`session::hold_session`): a reset, claim or password change
@@ -32,8 +33,9 @@ pub(crate) struct Change<'a> {
     auth: &'a AuthContext,
     current: &'a CurrentSession,
     notice: Option<Slot>,
-    forget: Forget,
+    // Dropped in this order on an error: the rollback, then the cache guard.
     txn: DatabaseTransaction,
+    forget: Forget,
 }
 
 impl<'a> Change<'a> {
