@@ -17,6 +17,9 @@ fi
 . .ci/server-work.sh
 
 cd tests/browser
+# --no-audit: the registry this machine reaches answers the audit endpoint
+# with 405 (checked 2026-12-06: `npm audit` fails with "audit endpoint
+# returned an error"); the lockfile pins every version instead.
 npm ci --no-audit --no-fund --loglevel=error
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 (cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_PUBLIC_URL="http://localhost:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
