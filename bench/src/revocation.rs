@@ -27,6 +27,19 @@ async fn ask(
     response.text().await.map_err(|e| format!("body: {e}"))
 }
 
+/// B's own word on its cache (`/metrics`).
+async fn serves_from_memory(http: &reqwest::Client, server: &Server) -> Result<bool, String> {
+    let metrics = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .map_err(|e| format!("metrics: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("metrics body: {e}"))?;
+    Ok(metrics.lines().any(|l| l.trim() == "authgate_session_cache_live 1"))
+}
+
 pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
     let http = reqwest::Client::builder().tcp_nodelay(true).build().expect("http client");
     let started = Instant::now();
@@ -42,6 +55,14 @@ pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
             let warm = ask(&http, b, token, ME).await?;
             if !warm.contains("\"me\":{") {
                 return Err(format!("B did not serve the session: {warm}"));
+            }
+            // B must answer from memory: a B that bypasses its cache (its
+            // LISTEN down) reads the database every time and would "see"
+            // every revocation at once, passing for the wrong reason.
+            if i == 0 && !serves_from_memory(&http, b).await? {
+                return Err(
+                    "B's session cache is not serving (authgate_session_cache_live is not 1)".to_owned()
+                );
             }
             let out = ask(&http, a, token, LOGOUT).await?;
             if !out.contains("\"logout\":true") {

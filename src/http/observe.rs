@@ -128,5 +128,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .set(size.saturating_sub(idle) as f64);
     metrics::gauge!("authgate_db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("authgate_db_pool_max_connections").set(state.auth.config.db_max_connections as f64);
+    let (held, live) = domain::session::cache_state(&state.auth);
+    metrics::gauge!("authgate_session_cache_entries").set(held as f64);
+    metrics::gauge!("authgate_session_cache_live").set(if live { 1.0 } else { 0.0 });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
 }

@@ -25,6 +25,12 @@ use crate::{
     user::lock_user,
 };
 
+/// What the session cache holds, and whether it serves from memory (on,
+/// and, on PostgreSQL, listening for revocations): for the metrics.
+pub fn cache_state(auth: &AuthContext) -> (u64, bool) {
+    (auth.sessions.len(), auth.sessions.is_live())
+}
+
 /// First in a change made through a session: holds the user's row on the
 /// credentials version the session was read with, and checks the session
 /// still lives. A reset, claim or password change that committed since

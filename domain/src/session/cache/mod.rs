@@ -259,7 +259,6 @@ impl SessionCache {
         Forget { cache: self.clone(), user_id, settled: false }
     }
 
-    #[cfg(any(test, feature = "test-support"))]
     /// Whether the cache is serving (on, and its channel up).
     pub fn is_live(&self) -> bool {
         self.0.as_ref().is_some_and(|inner| inner.live.load(SeqCst))
