@@ -11,7 +11,7 @@
 //!
 //! Stamps come from this instance's own services (after their commit, before
 //! the mutation answers) and, on PostgreSQL, from the other instances
-//! through `session_channel` (`LISTEN/NOTIFY`). While that channel is down
+//! through its `channel` (`LISTEN/NOTIFY`). While that channel is down
 //! the cache is bypassed (`live` is false) and flushed when it comes back.
 //! With an outage grace (opt-in), entries outlive the channel: while the
 //! database cannot be reached at all, `during_outage` still answers from
