@@ -20,178 +20,159 @@ fn contract() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The operations run so far, by this test on every backend.
-static RUN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// The contract's document, sent with each `operationName`, and the
+/// operations it ran (to prove at the end that it ran every one).
+struct Flow<'a> {
+    app: &'a TestApp,
+    doc: String,
+    ran: Mutex<BTreeSet<String>>,
+}
 
-async fn run(app: &TestApp, document: &str, operation: &str, variables: Value, token: Option<&str>) -> Reply {
-    RUN.lock().unwrap().push((app.outbox.path().display().to_string(), operation.to_owned()));
-    let body = json!({ "query": document, "operationName": operation, "variables": variables });
-    let call = app.post().json(&body);
-    let call = match token {
-        Some(token) => call.bearer(token),
-        None => call,
-    };
-    let reply = call.send().await;
-    assert_eq!(reply.status, 200, "{operation}: {}", reply.text);
-    reply
+impl Flow<'_> {
+    async fn run(&self, operation: &str, variables: Value, token: Option<&str>) -> Reply {
+        self.ran.lock().unwrap().insert(operation.to_owned());
+        let body = json!({ "query": self.doc, "operationName": operation, "variables": variables });
+        let call = self.app.post().json(&body);
+        let call = match token {
+            Some(token) => call.bearer(token),
+            None => call,
+        };
+        let reply = call.send().await;
+        assert_eq!(reply.status, 200, "{operation}: {}", reply.text);
+        reply
+    }
 }
 
 async fn every_contract_operation_behaves_as_documented(app: TestApp) {
-    let doc = contract();
+    let flow = Flow { app: &app, doc: contract(), ran: Mutex::default() };
     let (email, password) = ("cleo@example.com", "contract password one");
     let input =
         json!({ "input": { "email": " Cleo@Example.com ", "password": password, "name": "Con Tract" } });
 
-    let registered = run(&app, &doc, "Register", input, None).await;
+    let registered = flow.run("Register", input, None).await;
     let reg = &registered.body["data"]["register"];
     assert_eq!(reg["user"]["email"], email, "{}", registered.body);
     let first = str_of(&reg["token"]);
 
-    let login =
-        run(&app, &doc, "Login", json!({ "input": { "email": email, "password": password } }), None).await;
+    let login = flow.run("Login", json!({ "input": { "email": email, "password": password } }), None).await;
     let second = str_of(&login.body["data"]["login"]["token"]);
     let bad =
-        run(&app, &doc, "Login", json!({ "input": { "email": email, "password": "nope nope nope" } }), None)
-            .await;
+        flow.run("Login", json!({ "input": { "email": email, "password": "nope nope nope" } }), None).await;
     assert_eq!(bad.code(), Some("INVALID_CREDENTIALS"));
 
-    let me = run(&app, &doc, "Me", json!({}), Some(&second)).await;
+    let me = flow.run("Me", json!({}), Some(&second)).await;
     assert_eq!(me.body["data"]["me"]["name"], "Con Tract");
-    assert_eq!(run(&app, &doc, "Me", json!({}), None).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(flow.run("Me", json!({}), None).await.code(), Some("UNAUTHENTICATED"));
 
-    let sessions = run(&app, &doc, "MySessions", json!({}), Some(&second)).await;
+    let sessions = flow.run("MySessions", json!({}), Some(&second)).await;
     let list = sessions.body["data"]["me"]["sessions"].as_array().unwrap().clone();
     assert_eq!(list.len(), 2);
     let first_id = list.iter().find(|s| s["current"] == false).map(|s| str_of(&s["id"])).unwrap();
     assert_eq!(sessions.body["data"]["me"]["accounts"][0]["providerId"], "credential");
 
-    let profile = run(
-        &app,
-        &doc,
-        "UpdateProfile",
-        json!({ "input": { "image": "https://img.example.com/c.png" } }),
-        Some(&second),
-    )
-    .await;
+    let profile = flow
+        .run("UpdateProfile", json!({ "input": { "image": "https://img.example.com/c.png" } }), Some(&second))
+        .await;
     assert_eq!(profile.body["data"]["updateProfile"]["image"], "https://img.example.com/c.png");
     assert_eq!(profile.body["data"]["updateProfile"]["name"], "Con Tract");
 
-    let revoked = run(&app, &doc, "RevokeSession", json!({ "id": first_id }), Some(&second)).await;
+    let revoked = flow.run("RevokeSession", json!({ "id": first_id }), Some(&second)).await;
     assert_eq!(revoked.body["data"]["revokeSession"], true);
-    assert_eq!(run(&app, &doc, "Me", json!({}), Some(&first)).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(flow.run("Me", json!({}), Some(&first)).await.code(), Some("UNAUTHENTICATED"));
 
     let third = str_of(&app.login(email, password).await.body["data"]["login"]["token"]);
-    let others = run(&app, &doc, "RevokeOtherSessions", json!({}), Some(&second)).await;
+    let others = flow.run("RevokeOtherSessions", json!({}), Some(&second)).await;
     assert_eq!(others.body["data"]["revokeOtherSessions"], 1);
     assert_eq!(app.me(&third).await.code(), Some("UNAUTHENTICATED"));
 
     let change = json!({ "input": { "currentPassword": password, "newPassword": "contract password two" } });
-    assert_eq!(
-        run(&app, &doc, "ChangePassword", change, Some(&second)).await.body["data"]["changePassword"],
-        true
-    );
+    assert_eq!(flow.run("ChangePassword", change, Some(&second)).await.body["data"]["changePassword"], true);
 
     let verify_mail = app.mailed_token(email, "Confirm your email address", 1).await;
-    let requested = run(&app, &doc, "RequestEmailVerification", json!({}), Some(&second)).await;
+    let requested = flow.run("RequestEmailVerification", json!({}), Some(&second)).await;
     assert_eq!(requested.body["data"]["requestEmailVerification"], true);
     let fresh = app.mailed_token(email, "Confirm your email address", 2).await;
     assert_ne!(fresh, verify_mail);
-    let verified = run(&app, &doc, "VerifyEmail", json!({ "token": fresh }), None).await;
+    let verified = flow.run("VerifyEmail", json!({ "token": fresh }), None).await;
     assert_eq!(verified.body["data"]["verifyEmail"]["emailVerified"], true);
-    assert_eq!(
-        run(&app, &doc, "VerifyEmail", json!({ "token": fresh }), None).await.code(),
-        Some("INVALID_TOKEN")
-    );
+    assert_eq!(flow.run("VerifyEmail", json!({ "token": fresh }), None).await.code(), Some("INVALID_TOKEN"));
 
     // Two-factor, from setup to off, through the document's own operations.
     let password = "contract password two";
     let signed = str_of(&app.login(email, password).await.body["data"]["login"]["token"]);
-    let setup = run(&app, &doc, "StartTotpSetup", json!({}), Some(&signed)).await;
+    let setup = flow.run("StartTotpSetup", json!({}), Some(&signed)).await;
     let secret = str_of(&setup.body["data"]["startTotpSetup"]["secret"]);
     let code = crate::two_factor::code_at(&secret, app.clock_now());
-    let confirmed = run(&app, &doc, "ConfirmTotpSetup", json!({ "code": code }), Some(&signed)).await;
+    let confirmed = flow.run("ConfirmTotpSetup", json!({ "code": code }), Some(&signed)).await;
     assert_eq!(crate::two_factor::codes_in(&confirmed, "confirmTotpSetup").len(), 10);
-    let overview = run(&app, &doc, "SecurityOverview", json!({}), Some(&signed)).await;
+    let overview = flow.run("SecurityOverview", json!({}), Some(&signed)).await;
     assert_eq!(overview.body["data"]["me"]["twoFactorEnabled"], true, "{}", overview.body);
-    let renewed = run(&app, &doc, "RegenerateRecoveryCodes", json!({}), Some(&signed)).await;
+    let renewed = flow.run("RegenerateRecoveryCodes", json!({}), Some(&signed)).await;
     let codes = crate::two_factor::codes_in(&renewed, "regenerateRecoveryCodes");
-    let login =
-        run(&app, &doc, "Login", json!({ "input": { "email": email, "password": password } }), None).await;
+    let login = flow.run("Login", json!({ "input": { "email": email, "password": password } }), None).await;
     assert_eq!(login.code(), Some("SECOND_FACTOR_REQUIRED"));
     let challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
     let complete = json!({ "input": { "challenge": challenge, "code": codes[0] } });
-    let completed = run(&app, &doc, "CompleteSignIn", complete, None).await;
+    let completed = flow.run("CompleteSignIn", complete, None).await;
     let two = str_of(&completed.body["data"]["completeSignIn"]["token"]);
     let again = json!({ "input": { "password": password, "code": codes[1] } });
-    assert_eq!(
-        run(&app, &doc, "Reauthenticate", again, Some(&two)).await.body["data"]["reauthenticate"],
-        true
-    );
-    let off = run(&app, &doc, "DisableTwoFactor", json!({}), Some(&two)).await;
+    assert_eq!(flow.run("Reauthenticate", again, Some(&two)).await.body["data"]["reauthenticate"], true);
+    let off = flow.run("DisableTwoFactor", json!({}), Some(&two)).await;
     assert_eq!(off.body["data"]["disableTwoFactor"], true, "{}", off.body);
 
     // A passkey: registered, signed in with, removed.
     let signed = str_of(&app.login(email, password).await.body["data"]["login"]["token"]);
-    let options = run(&app, &doc, "StartPasskeyRegistration", json!({}), Some(&signed)).await;
+    let options = flow.run("StartPasskeyRegistration", json!({}), Some(&signed)).await;
     let options = options.body["data"]["startPasskeyRegistration"].clone();
     let (mut passkey, credential) = crate::common::authenticator::Authenticator::register(&options, APP);
     let finish = json!({ "input": { "credential": credential, "name": "Contract key" } });
-    let added = run(&app, &doc, "FinishPasskeyRegistration", finish, Some(&signed)).await;
+    let added = flow.run("FinishPasskeyRegistration", finish, Some(&signed)).await;
     let passkey_id = str_of(&added.body["data"]["finishPasskeyRegistration"]["id"]);
-    let started = run(&app, &doc, "StartPasskeySignIn", json!({}), None).await;
+    let started = flow.run("StartPasskeySignIn", json!({}), None).await;
     let started = &started.body["data"]["startPasskeySignIn"];
     let assertion = passkey.assert(&started["options"], APP);
     let finish = json!({ "input": { "challenge": str_of(&started["challenge"]), "credential": assertion } });
-    let by_passkey = run(&app, &doc, "FinishPasskeySignIn", finish, None).await;
+    let by_passkey = flow.run("FinishPasskeySignIn", finish, None).await;
     let by_passkey = str_of(&by_passkey.body["data"]["finishPasskeySignIn"]["token"]);
-    let removed = run(&app, &doc, "RemovePasskey", json!({ "id": passkey_id }), Some(&by_passkey)).await;
+    let removed = flow.run("RemovePasskey", json!({ "id": passkey_id }), Some(&by_passkey)).await;
     assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
 
     // Providers: none configured here; the signed-in ways to them still answer.
-    assert_eq!(run(&app, &doc, "Providers", json!({}), None).await.body["data"]["providers"], json!([]));
-    let start = run(&app, &doc, "StartOAuth", json!({ "provider": "nowhere" }), None).await;
+    assert_eq!(flow.run("Providers", json!({}), None).await.body["data"]["providers"], json!([]));
+    let start = flow.run("StartOAuth", json!({ "provider": "nowhere" }), None).await;
     assert_eq!(start.code(), Some("BAD_USER_INPUT"), "{}", start.body);
-    let link = run(&app, &doc, "LinkOAuth", json!({ "provider": "nowhere" }), Some(&signed)).await;
+    let link = flow.run("LinkOAuth", json!({ "provider": "nowhere" }), Some(&signed)).await;
     assert_eq!(link.code(), Some("BAD_USER_INPUT"), "{}", link.body);
-    let me = run(&app, &doc, "MySessions", json!({}), Some(&signed)).await;
+    let me = flow.run("MySessions", json!({}), Some(&signed)).await;
     let account = str_of(&me.body["data"]["me"]["accounts"][0]["id"]);
-    let unlink = run(&app, &doc, "UnlinkAccount", json!({ "id": account }), Some(&signed)).await;
+    let unlink = flow.run("UnlinkAccount", json!({ "id": account }), Some(&signed)).await;
     assert_eq!(unlink.code(), Some("LAST_SIGN_IN_METHOD"), "{}", unlink.body);
     let set =
-        run(&app, &doc, "SetPassword", json!({ "newPassword": "contract password four" }), Some(&signed))
-            .await;
+        flow.run("SetPassword", json!({ "newPassword": "contract password four" }), Some(&signed)).await;
     assert_eq!(set.code(), Some("PASSWORD_ALREADY_SET"), "{}", set.body);
 
-    let asked = run(&app, &doc, "RequestPasswordReset", json!({ "email": email }), None).await;
+    let asked = flow.run("RequestPasswordReset", json!({ "email": email }), None).await;
     assert_eq!(asked.body["data"]["requestPasswordReset"], true);
-    let unknown =
-        run(&app, &doc, "RequestPasswordReset", json!({ "email": "nobody@example.com" }), None).await;
+    let unknown = flow.run("RequestPasswordReset", json!({ "email": "nobody@example.com" }), None).await;
     assert_eq!(unknown.body["data"]["requestPasswordReset"], true);
     let reset_token = token_in(&app.wait_for_mails(email, "Reset your password", 1).await[0]);
     let reset = json!({ "input": { "token": reset_token, "newPassword": "contract password three" } });
-    assert_eq!(run(&app, &doc, "ResetPassword", reset, None).await.body["data"]["resetPassword"], true);
+    assert_eq!(flow.run("ResetPassword", reset, None).await.body["data"]["resetPassword"], true);
     assert_eq!(app.me(&second).await.code(), Some("UNAUTHENTICATED"), "reset ends every session");
 
     let last = str_of(&app.login(email, "contract password three").await.body["data"]["login"]["token"]);
     let other = str_of(&app.login(email, "contract password three").await.body["data"]["login"]["token"]);
-    assert_eq!(run(&app, &doc, "Logout", json!({}), Some(&other)).await.body["data"]["logout"], true);
-    let wrong =
-        run(&app, &doc, "DeleteAccount", json!({ "password": "contract password two" }), Some(&last)).await;
+    assert_eq!(flow.run("Logout", json!({}), Some(&other)).await.body["data"]["logout"], true);
+    let wrong = flow.run("DeleteAccount", json!({ "password": "contract password two" }), Some(&last)).await;
     assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));
     let deleted =
-        run(&app, &doc, "DeleteAccount", json!({ "password": "contract password three" }), Some(&last)).await;
+        flow.run("DeleteAccount", json!({ "password": "contract password three" }), Some(&last)).await;
     assert_eq!(deleted.body["data"]["deleteAccount"], true);
     assert_eq!(app.login(email, "contract password three").await.code(), Some("INVALID_CREDENTIALS"));
 
     // Every operation of the document ran here, on this backend.
-    let ran: BTreeSet<String> = RUN
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(outbox, _)| *outbox == app.outbox.path().display().to_string())
-        .map(|(_, op)| op.clone())
-        .collect();
-    let document = apollo_compiler::ast::Document::parse(&doc, "operations.graphql").expect("parses");
+    let ran = flow.ran.into_inner().unwrap();
+    let document = apollo_compiler::ast::Document::parse(&flow.doc, "operations.graphql").expect("parses");
     let listed: BTreeSet<String> = document
         .definitions
         .iter()
