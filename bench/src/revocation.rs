@@ -89,6 +89,12 @@ pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
         }
     }
     eprint!("\r{:<60}\r", "");
+    // Still from memory at the end: a listener lost during the run would
+    // have let B see the later revocations by reading the database.
+    if !serves_from_memory(&http, b).await.unwrap_or(false) {
+        measured.errors += 1;
+        measured.first_error.get_or_insert("B's session cache stopped serving during the run".to_owned());
+    }
     measured.elapsed = started.elapsed();
     measured.peak_rss = b.rss_bytes();
     measured

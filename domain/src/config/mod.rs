@@ -488,6 +488,12 @@ impl Config {
         }
         // The id in use (configured or worked out), as the relying party gets it.
         let rp_id = self.webauthn_rp_id();
+        if rp_id.is_empty() || rp_id.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok() {
+            anyhow::bail!(
+                "the WebAuthn relying-party id {rp_id:?} is not a domain name (browsers take none else): set \
+                 AUTHGATE_APP_URL (or AUTHGATE_WEBAUTHN_RP_ID) to the site's host name"
+            );
+        }
         if is_public_suffix(&rp_id) {
             anyhow::bail!(
                 "the WebAuthn relying-party id {rp_id} is a public suffix (set AUTHGATE_WEBAUTHN_RP_ID, or \
@@ -544,7 +550,9 @@ impl Config {
         if let Some(id) = self.webauthn_rp_id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
             return id.trim_end_matches('.').to_ascii_lowercase();
         }
-        let host = |raw: &str| url::Url::parse(raw.trim()).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let host = |raw: &str| {
+            url::Url::parse(raw.trim()).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        };
         let (Some(app), public) = (host(&self.app_url), host(&self.public_url)) else {
             return "localhost".to_owned();
         };
@@ -698,6 +706,20 @@ mod tests {
         ];
         for (app, public, expected) in cases {
             assert_eq!(rp_id(app, public), expected, "{app} + {public}");
+        }
+    }
+
+    #[test]
+    fn an_id_that_is_no_domain_name_is_refused_at_start() {
+        for (app, id) in [
+            ("http://10.0.0.1:3000", None),
+            ("http://[::1]:3000", None),
+            ("http://localhost:3000", Some(".")),
+        ] {
+            let mut config = Config::for_database("sqlite::memory:");
+            config.app_url = app.into();
+            config.webauthn_rp_id = id.map(Into::into);
+            assert!(config.validate().is_err(), "{app} {id:?}");
         }
     }
 

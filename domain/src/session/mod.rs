@@ -28,7 +28,7 @@ use crate::{
 /// What the session cache holds, and whether it serves from memory (on,
 /// and, on PostgreSQL, listening for revocations): for the metrics.
 pub fn cache_state(auth: &AuthContext) -> (u64, bool) {
-    (auth.sessions.len(), auth.sessions.is_live())
+    (auth.sessions.approximate_len(), auth.sessions.is_live())
 }
 
 /// First in a change made through a session: holds the user's row on the

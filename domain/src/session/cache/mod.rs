@@ -272,6 +272,12 @@ impl SessionCache {
         })
     }
 
+    /// Sessions held, as last counted (no upkeep, no lock: what a public
+    /// `/metrics` scrape may ask for as often as it likes).
+    pub(crate) fn approximate_len(&self) -> u64 {
+        self.0.as_ref().map_or(0, |inner| inner.entries.entry_count())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
