@@ -24,7 +24,7 @@ pub use manual::ManualClock;
 mod manual {
     use std::sync::{Arc, Mutex};
 
-    use chrono::{DateTime, Duration, Utc};
+    use chrono::{DateTime, Duration, DurationRound, Utc};
 
     use super::{Clock, SystemClock};
 
@@ -33,8 +33,15 @@ mod manual {
     pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
 
     impl ManualClock {
+        /// Starts at the next full hour: every rate-limit window (each
+        /// divides an hour) opens exactly when a test begins, so what a
+        /// test sees never depends on the time of day it runs at. Ahead
+        /// of the wall clock by less than an hour, never behind it (Redis
+        /// expires its counters on the wall clock).
         pub fn new() -> Self {
-            Self(Arc::new(Mutex::new(SystemClock.now())))
+            let now = SystemClock.now();
+            let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+            Self(Arc::new(Mutex::new(hour + Duration::hours(1))))
         }
 
         pub fn advance(&self, by: Duration) {

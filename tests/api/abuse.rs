@@ -22,6 +22,8 @@ both_backends!(
     one_ipv6_64_shares_one_budget,
     a_trusted_device_outlasts_an_account_wide_lockout,
     device_trust_ends_with_a_reset_and_with_a_removed_passkey,
+    device_trust_ends_with_a_claim_and_an_unlink,
+    device_cookies_behind_https_and_across_a_key_rotation,
 );
 
 const PW: &str = "the right password";
@@ -455,8 +457,11 @@ async fn redis_counters_are_shared_by_instances() {
 #[tokio::test]
 async fn an_unreachable_counter_store_fails_closed() {
     let app = TestApp::sqlite_with(|c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;
+    let started = std::time::Instant::now();
     let reply = app.login("anyone@example.com", WRONG).await;
     assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
+    // Fast, too: a sign-in is not held while the client retries (it once took ten seconds).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -615,6 +620,26 @@ async fn a_trusted_device_outlasts_an_account_wide_lockout(app: TestApp) {
     assert_eq!(spent.code(), Some("RATE_LIMITED"), "the device's own budget");
 }
 
+/// Signs in `email` from the owner's usual address (a trusted device),
+/// then lets strangers reach the account-wide ceiling of 2 (set by the
+/// caller): the session's token and the device cookie.
+async fn trusted_then_locked_out(app: &TestApp, email: &str) -> (String, String) {
+    let signed = login_from(app, "203.0.113.10", email, PW).send().await;
+    let token = signed.body["data"]["login"]["token"].as_str().expect("signed in").to_owned();
+    let device = device_cookie(&signed);
+    for client in ["2001:db8:1:1::1", "2001:db8:2:1::1"] {
+        assert_eq!(login_from(app, client, email, WRONG).send().await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    let fresh = login_from(app, "198.51.100.7", email, PW).send().await;
+    assert_eq!(fresh.code(), Some("RATE_LIMITED"), "the ceiling holds strangers back");
+    (token, device)
+}
+
+/// A sign-in from the owner's usual address showing `cookie`.
+async fn with_device(app: &TestApp, email: &str, password: &str, cookie: &str) -> crate::common::Reply {
+    login_from(app, "203.0.113.10", email, password).header("cookie", cookie).send().await
+}
+
 /// Device trust is bound to the credentials of the time it was earned: a
 /// reset, or a way in removed (here a passkey), makes every device that
 /// signed in before it a stranger to the account-wide ceiling.
@@ -622,27 +647,10 @@ async fn device_trust_ends_with_a_reset_and_with_a_removed_passkey(app: TestApp)
     let app =
         behind_proxy(&app, |c| c.rates.set(domain::config::Rule::LoginAccount, "2/15m".parse().unwrap()))
             .await;
-    // A trusted device, then the account-wide ceiling reached by others.
-    let lock_out = |email: &'static str| {
-        let app = &app;
-        async move {
-            let signed = login_from(app, "203.0.113.10", email, PW).send().await;
-            let token = signed.body["data"]["login"]["token"].as_str().expect("signed in").to_owned();
-            let device = device_cookie(&signed);
-            for client in ["2001:db8:1:1::1", "2001:db8:2:1::1"] {
-                assert_eq!(
-                    login_from(app, client, email, WRONG).send().await.code(),
-                    Some("INVALID_CREDENTIALS")
-                );
-            }
-            let fresh = login_from(app, "198.51.100.7", email, PW).send().await;
-            assert_eq!(fresh.code(), Some("RATE_LIMITED"), "the ceiling holds strangers back");
-            (token, device)
-        }
-    };
+    let lock_out = |email: &'static str| trusted_then_locked_out(&app, email);
     let with_device = |email: &'static str, password: &'static str, device: String| {
         let app = &app;
-        async move { login_from(app, "203.0.113.10", email, password).header("cookie", &device).send().await }
+        async move { with_device(app, email, password, &device).await }
     };
 
     // A reset through the mailed link.
@@ -672,4 +680,108 @@ async fn device_trust_ends_with_a_reset_and_with_a_removed_passkey(app: TestApp)
     assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
     let stale = with_device(email, PW, device).await;
     assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old credentials is a stranger");
+}
+
+/// The same for the two ways a provider changes who holds an account: a
+/// claim (the owner signs in with a provider that vouches for an address a
+/// squatter registered) and an unlinked provider account.
+async fn device_trust_ends_with_a_claim_and_an_unlink(app: TestApp) {
+    let mock = crate::common::oidc::MockProvider::start().await;
+    let providers = vec![mock.oidc_config("mock")];
+    let app = behind_proxy(&app, |c| {
+        c.rates.set(domain::config::Rule::LoginAccount, "2/15m".parse().unwrap());
+        c.oauth = providers;
+    })
+    .await;
+    let verified = |subject: &str, email: &str| {
+        mock.next(crate::common::oidc::Person::verified(subject, email), crate::common::oidc::Tamper::None);
+    };
+
+    // The squatter's device, then the owner's claim.
+    let email = "claimed-device@example.com";
+    app.register(email, PW).await;
+    let (_, device) = trusted_then_locked_out(&app, email).await;
+    assert!(with_device(&app, email, WRONG, &device).await.code() == Some("INVALID_CREDENTIALS"), "trusted");
+    verified("g-claim", email);
+    let claimed = crate::oauth::sign_in(&app, "mock").await;
+    assert!(crate::oauth::session_token(&claimed).is_some(), "the owner signs in: {}", claimed.text);
+    // Trusted, it would meet the password check (INVALID_CREDENTIALS, the
+    // squatter's password is gone); a stranger meets the ceiling first.
+    let stale = with_device(&app, email, PW, &device).await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "the squatter's device is a stranger");
+
+    // A provider account unlinked.
+    let email = "unlink-device@example.com";
+    let (token, _) = app.register_verified(email, PW).await;
+    verified("g-unlink", email);
+    let linked = crate::oauth::link(&app, &token, "mock").await;
+    let back_to = linked.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+    assert!(linked.status == 303 && !back_to.contains("error"), "linked: {back_to} {}", linked.text);
+    let (fresh, device) = trusted_then_locked_out(&app, email).await;
+    assert!(with_device(&app, email, PW, &device).await.body["data"]["login"].is_object(), "trusted before");
+    let me = app.authed(&fresh, "{ me { accounts { id providerId } } }", json!({})).await;
+    let accounts = me.body["data"]["me"]["accounts"].as_array().expect("accounts").clone();
+    let provider = accounts.iter().find(|a| a["providerId"] == "mock").expect("linked")["id"].clone();
+    let unlinked =
+        app.authed(&fresh, "mutation($id: ID!) { unlinkAccount(id: $id) }", json!({ "id": provider })).await;
+    assert_eq!(unlinked.body["data"]["unlinkAccount"], true, "{}", unlinked.body);
+    let stale = with_device(&app, email, PW, &device).await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old ways in is a stranger");
+}
+
+/// Behind HTTPS the device cookie is `__Host-device` (Secure, Path=/, no
+/// Domain, so no sibling subdomain can plant one): only that name is read.
+/// A cookie signed with a retired server key is a stranger: a rotation
+/// (after a leak, say) leaves no forged or stolen device trusted.
+async fn device_cookies_behind_https_and_across_a_key_rotation(app: TestApp) {
+    let app = behind_proxy(&app, |c| {
+        c.rates.set(domain::config::Rule::LoginAccount, "2/15m".parse().unwrap());
+        c.public_url = "https://auth.example.com".into();
+        // A second instance shares the database below (SQLite: no cache).
+        c.session_cache_ttl = std::time::Duration::ZERO;
+    })
+    .await;
+    let email = "https-device@example.com";
+    app.register_verified(email, PW).await;
+    let signed = login_from(&app, "203.0.113.10", email, PW).send().await;
+    let set = signed
+        .headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-device="))
+        .unwrap_or_else(|| panic!("no __Host-device cookie in {:?}", signed.headers))
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "Path=/", "SameSite=Lax", "Max-Age="] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    let value = set["__Host-device=".len()..].split(';').next().unwrap().to_owned();
+    for client in ["2001:db8:1:1::1", "2001:db8:2:1::1"] {
+        assert_eq!(login_from(&app, client, email, WRONG).send().await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    let prefixed = format!("__Host-device={value}");
+    assert!(with_device(&app, email, PW, &prefixed).await.body["data"]["login"].is_object(), "trusted");
+    let unprefixed = with_device(&app, email, PW, &format!("device={value}")).await;
+    assert_eq!(unprefixed.code(), Some("RATE_LIMITED"), "an unprefixed cookie is not read behind HTTPS");
+
+    // The server key rotated: the old key is only a previous one now.
+    let old = app.state.auth.config.secret_key.clone();
+    let rotated = app
+        .second_instance_with(|c| {
+            c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            c.rates.set(domain::config::Rule::LoginAccount, "2/15m".parse().unwrap());
+            c.public_url = "https://auth.example.com".into();
+            c.secret_key = Some("cm90YXRlZC1zZXJ2ZXIta2V5LTMyLWJ5dGVzISEhISE=".into());
+            c.secret_key_previous = old;
+        })
+        .await;
+    let after = app
+        .post_to(&rotated)
+        .graphql(crate::common::LOGIN, login_vars(email, PW))
+        .forwarded_for("203.0.113.10")
+        .header("cookie", &prefixed)
+        .send()
+        .await;
+    assert_eq!(after.code(), Some("RATE_LIMITED"), "a device signed with a retired key is a stranger");
 }

@@ -121,9 +121,17 @@ pub(crate) async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) ->
 }
 
 /// The whole round trip; returns the callback's answer.
-async fn sign_in(app: &TestApp, provider: &str) -> Reply {
+pub(crate) async fn sign_in(app: &TestApp, provider: &str) -> Reply {
     let started = start(app, provider).await;
     assert!(started.url.starts_with("http://127.0.0.1"), "{}", started.reply.body);
+    let back = at_provider(&started.url).await;
+    callback(app, &back, started.cookie.as_deref()).await
+}
+
+/// Links the next person at the provider to the user of `token` (the
+/// whole round trip); returns the callback's answer.
+pub(crate) async fn link(app: &TestApp, token: &str, provider: &str) -> Reply {
+    let started = start_with(app, LINK, json!({ "provider": provider }), Some(token)).await;
     let back = at_provider(&started.url).await;
     callback(app, &back, started.cookie.as_deref()).await
 }

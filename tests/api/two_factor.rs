@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use entity::{recovery_codes, sessions, sign_in_challenges, totp_credentials};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -95,8 +95,11 @@ fn session_cookie(reply: &Reply) -> Option<String> {
     })
 }
 
-async fn session_rows(app: &TestApp) -> u64 {
-    app.count(sessions::Entity).await
+/// The sessions of one user (not of the whole table: a session given to
+/// the wrong user must not make the count come out right).
+async fn session_rows(app: &TestApp, user_id: &str) -> u64 {
+    let user_id = uuid::Uuid::parse_str(user_id).expect("a user id");
+    sessions::Entity::find().filter(sessions::Column::UserId.eq(user_id)).count(app.db()).await.unwrap()
 }
 
 /// This session's row as `me { sessions }` shows it.
@@ -171,9 +174,10 @@ async fn setup_needs_a_right_code_and_shows_recovery_codes_once(app: TestApp) {
 }
 
 async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
-    let (token, _) = app.register_verified("totp@example.com", PW).await;
+    let (token, user_id) = app.register_verified("totp@example.com", PW).await;
     let (secret, _) = enable(&app, &token).await;
-    let before = session_rows(&app).await;
+    let before = session_rows(&app, &user_id).await;
+    let all_before = app.count(sessions::Entity).await;
 
     // A wrong password says nothing of the second factor.
     let wrong = app.login("totp@example.com", "wrong password!").await;
@@ -187,7 +191,7 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
     let first = str_of(&extensions["challenge"]);
     assert_eq!(first.len(), 43);
     assert_eq!(session_cookie(&reply), None, "no session yet");
-    assert_eq!(session_rows(&app).await, before);
+    assert_eq!(app.count(sessions::Entity).await, all_before, "nobody's session yet");
     // Stored as SHA-256 only.
     let row = sign_in_challenges::Entity::find().one(app.db()).await.unwrap().expect("a challenge row");
     assert_eq!(row.token_hash, Sha256::digest(first.as_bytes()).to_vec());
@@ -200,7 +204,8 @@ async fn sign_in_with_a_totp_code_and_never_twice(app: TestApp) {
     assert_eq!(session_cookie(&signed).as_deref(), Some(new_token.as_str()));
     let session = my_session(&app, &new_token).await;
     assert_eq!(session["assuranceLevel"], 2);
-    assert_eq!(session_rows(&app).await, before + 1);
+    assert_eq!(session_rows(&app, &user_id).await, before + 1, "one more of this user's");
+    assert_eq!(app.count(sessions::Entity).await, all_before + 1, "and no other");
     assert_eq!(app.count(sign_in_challenges::Entity).await, 0, "spent");
 
     // The same code again, on a new challenge, within its window: refused.
@@ -737,7 +742,8 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     // Each, for a two-factor user:
     let (token, _) = app.register_verified("gated@example.com", PW).await;
     enable(&app, &token).await;
-    let before = session_rows(&app).await;
+    // Every session in the table: none may appear, whoever's.
+    let before = app.count(sessions::Entity).await;
     // register: the address is taken, no session.
     let register = app
         .gql(crate::common::REGISTER, json!({ "input": { "email": "gated@example.com", "password": PW } }))
@@ -772,7 +778,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     let anonymous = app.gql("query { me { id } }", json!({})).await;
     assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
     assert_eq!(session_cookie(&anonymous), None);
-    assert_eq!(session_rows(&app).await, before);
+    assert_eq!(app.count(sessions::Entity).await, before);
     // The OAuth callback: `oauth::a_two_factor_user_meets_the_second_step_after_a_provider`.
 }
 

@@ -84,8 +84,15 @@ impl RedisCounters {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, AuthError> {
+        // Fail fast, and so closed: redis-rs retries a first connection six
+        // times with backoff (about ten seconds against a refused port),
+        // which would hold every sign-in that long during an outage.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_max_delay(std::time::Duration::from_millis(500))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(1)));
         self.connection
-            .get_or_try_init(|| self.client.get_connection_manager())
+            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
             .await
             .cloned()
             .map_err(unavailable)

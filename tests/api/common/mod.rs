@@ -1,11 +1,13 @@
 //! A TestApp: the real router over a real, freshly migrated database —
 //! a temporary SQLite file, or a PostgreSQL database created for the test
-//! (from `TEST_DATABASE_URL`) and dropped afterwards.
+//! (from `TEST_DATABASE_URL`) and dropped afterwards; both are copies of
+//! a template migrated once (`template.rs`).
 
 #![allow(dead_code)]
 
 pub mod authenticator;
 pub mod oidc;
+mod template;
 
 use std::{
     net::SocketAddr,
@@ -100,7 +102,9 @@ impl TestApp {
 
     pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let file = dir.path().join("test.db");
+        std::fs::copy(template::sqlite().await, &file).expect("copy the template database");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
         Self::start(&url, Backend::Sqlite, DbGuard::Sqlite(dir), tweak).await
     }
 
@@ -145,7 +149,11 @@ impl TestApp {
         let name = format!("authgate_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin =
             PgConnection::connect(admin_url).await.expect("TEST_DATABASE_URL must reach a PostgreSQL server");
-        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
+        let template = template::postgres(admin_url).await;
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#).as_str())
+            .await
+            .expect("create test database");
         let url = with_database(app_url, &name);
         let guard = DbGuard::Postgres { admin_url: admin_url.to_owned(), name };
         Self::start(&url, backend, guard, tweak).await

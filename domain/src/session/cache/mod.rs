@@ -73,6 +73,9 @@ pub(crate) struct Inner {
     /// SQLite, where there are none; on PostgreSQL, while subscribed).
     live: AtomicBool,
     epoch: Instant,
+    /// Added to the time since `epoch`: moved only by tests (`advance`),
+    /// so a test of the TTL need not sleep through it.
+    skipped: AtomicU64,
     ttl: Duration,
     /// How long after the database last answered an entry may still be
     /// served while it cannot be reached (zero: never).
@@ -104,6 +107,7 @@ impl SessionCache {
             flushed: AtomicU64::new(0),
             live: AtomicBool::new(live),
             epoch: Instant::now(),
+            skipped: AtomicU64::new(0),
             ttl,
             grace,
             reached: AtomicU64::new(0),
@@ -137,6 +141,15 @@ impl SessionCache {
         let cache = Self::new(entries, ttl, grace, false);
         channel::spawn(&cache, options, db.clone());
         Ok(cache)
+    }
+
+    /// Moves the cache's clock on by `by` (tests: an entry's age without
+    /// the wait).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn advance(&self, by: Duration) {
+        if let Some(inner) = &self.0 {
+            inner.skipped.fetch_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX), SeqCst);
+        }
     }
 
     #[cfg(any(test, feature = "test-support"))]
@@ -322,7 +335,8 @@ impl Inner {
     fn now(&self) -> u64 {
         // Nanoseconds since the cache began; +1 so no ticket is 0 (the
         // "never" of `flushed` and of missing stamps).
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX) + 1
+        let since = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        since.saturating_add(self.skipped.load(SeqCst)).saturating_add(1)
     }
 
     fn current(&self, cached: &Cached) -> bool {
