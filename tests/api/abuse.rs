@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::{
     both_backends,
     common::{LOGIN, ME, REGISTER, TestApp},
+    sqlite_only,
 };
 
 both_backends!(
@@ -18,13 +19,15 @@ both_backends!(
     other_operations_are_limited,
     a_stolen_session_gets_few_password_guesses,
     a_counter_lives_until_its_window_ends,
-    graphql_limits_refuse_and_the_server_goes_on,
     one_ipv6_64_shares_one_budget,
     a_trusted_device_outlasts_an_account_wide_lockout,
     device_trust_ends_with_a_reset_and_with_a_removed_passkey,
     device_trust_ends_with_a_claim_and_an_unlink,
     device_cookies_behind_https_and_across_a_key_rotation,
 );
+
+// The HTTP and GraphQL layer: one backend is enough.
+sqlite_only!(graphql_limits_refuse_and_the_server_goes_on,);
 
 const PW: &str = "the right password";
 const WRONG: &str = "a wrong password";

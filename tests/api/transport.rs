@@ -5,9 +5,13 @@ use serde_json::json;
 use crate::{
     both_backends,
     common::{LOGOUT, ME, TestApp},
+    sqlite_only,
 };
 
-both_backends!(
+both_backends!(health_and_readiness,);
+
+// The HTTP and GraphQL layer: one backend is enough.
+sqlite_only!(
     get_runs_queries_but_never_mutations,
     browsers_get_graphiql,
     malformed_requests_are_bad_requests,
@@ -15,7 +19,6 @@ both_backends!(
     response_media_type_follows_accept,
     oversized_bodies_get_413,
     batches_are_refused_by_default,
-    health_and_readiness,
 );
 
 async fn get_runs_queries_but_never_mutations(app: TestApp) {

@@ -696,3 +696,21 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Runs each named async test fn on SQLite only: for tests whose subject is
+/// the HTTP or GraphQL layer (media types, CSRF proof, input rules,
+/// document limits), where the database only stores what the
+/// `both_backends!` tests already cover on every backend.
+#[macro_export]
+macro_rules! sqlite_only {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    $crate::common::within(super::$name($crate::common::TestApp::sqlite().await)).await;
+                }
+            }
+        )*
+    };
+}
