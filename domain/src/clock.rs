@@ -22,7 +22,7 @@ pub use manual::ManualClock;
 
 #[cfg(any(test, feature = "test-support"))]
 mod manual {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     use chrono::{DateTime, Duration, DurationRound, Utc};
 
@@ -33,15 +33,22 @@ mod manual {
     pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
 
     impl ManualClock {
-        /// Starts at the next full hour: every rate-limit window (each
-        /// divides an hour) opens exactly when a test begins, so what a
-        /// test sees never depends on the time of day it runs at. Ahead
-        /// of the wall clock by less than an hour, never behind it (Redis
-        /// expires its counters on the wall clock).
+        /// Starts 7 min 17 s past the next full hour, the same instant for
+        /// every clock of the process (two instances in one test agree on
+        /// every window). So what a test sees never depends on the time of
+        /// day it runs at, and it sits inside every rate-limit window (each
+        /// divides an hour) rather than on a boundary, where "the time left"
+        /// and "the whole window" would look alike. Ahead of the wall clock
+        /// by at most 67 minutes, never behind it (Redis expires its
+        /// counters on the wall clock).
         pub fn new() -> Self {
-            let now = SystemClock.now();
-            let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
-            Self(Arc::new(Mutex::new(hour + Duration::hours(1))))
+            static START: OnceLock<DateTime<Utc>> = OnceLock::new();
+            let start = *START.get_or_init(|| {
+                let now = SystemClock.now();
+                let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+                hour + Duration::hours(1) + Duration::seconds(437)
+            });
+            Self(Arc::new(Mutex::new(start)))
         }
 
         pub fn advance(&self, by: Duration) {

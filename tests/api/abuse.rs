@@ -397,6 +397,21 @@ async fn cors_allows_only_listed_origins() {
     let plain = TestApp::sqlite().await;
     let reply = plain.post().graphql(ME, json!({})).header("origin", "https://app.example.com").send().await;
     assert!(reply.headers.get("access-control-allow-origin").is_none(), "no CORS unless configured");
+
+    // A wildcard or an empty entry in the list is no origin: never every
+    // site with credentials (the server starts, and answers as for the
+    // other entries alone).
+    let sloppy = TestApp::sqlite_with(|c| {
+        c.cors_origins = vec!["*".into(), "".into(), " https://app.example.com/ ".into()];
+    })
+    .await;
+    for (origin, allowed) in
+        [("https://app.example.com", true), ("https://evil.example.net", false), ("*", false)]
+    {
+        let reply = sloppy.post().graphql(ME, json!({})).header("origin", origin).send().await;
+        let given = reply.headers.get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(given, allowed.then(|| origin.to_owned()), "{origin}: {:?}", reply.headers);
+    }
 }
 
 #[tokio::test]
@@ -464,6 +479,22 @@ async fn an_unreachable_counter_store_fails_closed() {
     let reply = app.login("anyone@example.com", WRONG).await;
     assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
     // Fast, too: a sign-in is not held while the client retries (it once took ten seconds).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+
+    // A Redis that takes the connection and never answers (a stalled
+    // server, a black hole behind a NAT): every sign-in, however many wait
+    // at once, fails closed within the counter's deadline, not in a queue.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", silent.local_addr().unwrap());
+    let app = TestApp::sqlite_with(|c| c.redis_url = Some(url.into())).await;
+    let started = std::time::Instant::now();
+    let logins = (0..6).map(|i| {
+        let app = &app;
+        async move { app.login(&format!("waiting{i}@example.com"), WRONG).await }
+    });
+    for reply in futures_util::future::join_all(logins).await {
+        assert_eq!(reply.code(), Some("SERVICE_UNAVAILABLE"), "{}", reply.body);
+    }
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
@@ -683,6 +714,21 @@ async fn device_trust_ends_with_a_reset_and_with_a_removed_passkey(app: TestApp)
     assert_eq!(removed.body["data"]["removePasskey"], true, "{}", removed.body);
     let stale = with_device(email, PW, device).await;
     assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old credentials is a stranger");
+
+    // An account deleted and registered again under the same address is
+    // another account: the first one's devices (a squatter's) are strangers.
+    let email = "again-device@example.com";
+    app.register(email, PW).await;
+    let (token, device) = lock_out(email).await;
+    let deleted =
+        app.authed(&token, "mutation($p: String!) { deleteAccount(password: $p) }", json!({ "p": PW })).await;
+    assert_eq!(deleted.body["data"]["deleteAccount"], true, "{}", deleted.body);
+    app.clock.advance(chrono::Duration::minutes(16));
+    app.register(email, PW).await;
+    let (_, owners) = lock_out(email).await;
+    assert!(with_device(email, PW, owners).await.body["data"]["login"].is_object(), "the new owner's device");
+    let stale = with_device(email, PW, device).await;
+    assert_eq!(stale.code(), Some("RATE_LIMITED"), "the deleted account's device is a stranger");
 }
 
 /// The same for the two ways a provider changes who holds an account: a
@@ -707,10 +753,20 @@ async fn device_trust_ends_with_a_claim_and_an_unlink(app: TestApp) {
     assert!(with_device(&app, email, WRONG, &device).await.code() == Some("INVALID_CREDENTIALS"), "trusted");
     verified("g-claim", email);
     let claimed = crate::oauth::sign_in(&app, "mock").await;
-    assert!(crate::oauth::session_token(&claimed).is_some(), "the owner signs in: {}", claimed.text);
-    // Trusted, it would meet the password check (INVALID_CREDENTIALS, the
-    // squatter's password is gone); a stranger meets the ceiling first.
-    let stale = with_device(&app, email, PW, &device).await;
+    let owner = crate::oauth::session_token(&claimed)
+        .unwrap_or_else(|| panic!("the owner signs in: {}", claimed.text));
+    // The owner sets a password of their own (which leaves the credentials
+    // version alone): were the squatter's device still trusted, it would
+    // sign in with it; a stranger meets the ceiling first.
+    let set = app
+        .authed(
+            &owner,
+            "mutation($p: String!) { setPassword(newPassword: $p) }",
+            json!({ "p": "the owner's own 2031" }),
+        )
+        .await;
+    assert_eq!(set.body["data"]["setPassword"], true, "{}", set.body);
+    let stale = with_device(&app, email, "the owner's own 2031", &device).await;
     assert_eq!(stale.code(), Some("RATE_LIMITED"), "the squatter's device is a stranger");
 
     // A provider account unlinked.
@@ -787,4 +843,25 @@ async fn device_cookies_behind_https_and_across_a_key_rotation(app: TestApp) {
         .send()
         .await;
     assert_eq!(after.code(), Some("RATE_LIMITED"), "a device signed with a retired key is a stranger");
+    // ...while a device the rotated server signed is trusted by it: once
+    // the window has ended, a sign-in there earns one, and it outlasts a
+    // new lock-out.
+    app.clock.advance(chrono::Duration::minutes(16));
+    let on_rotated = |client: &str, password: &str| {
+        app.post_to(&rotated).graphql(crate::common::LOGIN, login_vars(email, password)).forwarded_for(client)
+    };
+    let signed = on_rotated("203.0.113.10", PW).send().await;
+    let fresh = signed
+        .headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.starts_with("__Host-device=").then(|| c.split(';').next().unwrap().to_owned()))
+        .unwrap_or_else(|| panic!("a device cookie from the rotated server: {}", signed.body));
+    for client in ["2001:db8:3:1::1", "2001:db8:4:1::1"] {
+        assert_eq!(on_rotated(client, WRONG).send().await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    assert_eq!(on_rotated("198.51.100.7", PW).send().await.code(), Some("RATE_LIMITED"), "locked out again");
+    let trusted = on_rotated("203.0.113.10", PW).header("cookie", &fresh).send().await;
+    assert!(trusted.body["data"]["login"].is_object(), "its own device is trusted: {}", trusted.body);
 }

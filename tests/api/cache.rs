@@ -407,10 +407,28 @@ async fn lost_listener(grace: Duration) {
     assert_eq!(me_field(&warm, "email"), "listener@example.com");
     assert_eq!(b.auth.sessions().len(), 1, "B holds the session");
 
+    let lost = || async {
+        let text = app.get("/metrics").send().await.text;
+        text.lines()
+            .find_map(|l| l.strip_prefix("authgate_session_channel_lost_total "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().expect("a number"))
+    };
+    let lost_before = lost().await;
     cut_listener(&app, &listener_proxy, &b).await;
     if grace.is_zero() {
         assert!(b.auth.sessions().is_empty(), "and flushed what it held");
     }
+    // Counted, for an operator's alert (the recorder is the process's: at
+    // least ours; counted just after the bypass, so asked for a moment).
+    let mut counted = false;
+    for _ in 0..100 {
+        counted = lost().await >= lost_before + 1.0;
+        if counted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(counted, "authgate_session_channel_lost_total did not count the loss");
 
     app.authed(&token, LOGOUT, json!({})).await;
     let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
@@ -427,6 +445,72 @@ async fn lost_listener(grace: Duration) {
     let again = app.post_to(&b_router).graphql(ME, json!({})).bearer(&fresh).send().await;
     assert_eq!(me_field(&again, "email"), "listener2@example.com");
     assert_eq!(b.auth.sessions().len(), 1, "serving from memory again, starting empty");
+}
+
+/// A listening connection that dies without a word (a NAT forgets it) is
+/// noticed by the instance's own ping within twice its interval, and a
+/// healthy one stays up across many pings.
+#[tokio::test]
+async fn a_silently_dead_listener_is_noticed_by_its_ping() {
+    let Some(app) = TestApp::postgres().await else { return };
+    let ping = Duration::from_millis(100);
+    let Some((listener_proxy, b)) = listening_through_a_proxy(&app, |c| c.session_channel_ping = ping).await
+    else {
+        return;
+    };
+    // Healthy: live through ten rounds of pings (each heard back in time).
+    for _ in 0..20 {
+        tokio::time::sleep(ping / 2).await;
+        assert!(b.auth.sessions().is_live(), "a healthy channel stays live");
+    }
+    let b_router = authgate::app(b.clone());
+    let (token, _) = app.register("silent@example.com", PW).await;
+    app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(b.auth.sessions().len(), 1, "B holds the session");
+
+    // The connection stops carrying anything, and nobody closes it.
+    listener_proxy.freeze.store(true, std::sync::atomic::Ordering::SeqCst);
+    let frozen = std::time::Instant::now();
+    while b.auth.sessions().is_live() && frozen.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.auth.sessions().is_live(), "still serving from memory 5 s after its channel went silent");
+    // A revocation whose NOTIFY is stuck in the frozen connection: refused.
+    app.authed(&token, LOGOUT, json!({})).await;
+    let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;
+    assert_eq!(after.code(), Some("UNAUTHENTICATED"), "{}", after.body);
+
+    listener_proxy.freeze.store(false, std::sync::atomic::Ordering::SeqCst);
+    listener_proxy.cut_all();
+    wait_until_live(&b).await;
+}
+
+/// A listening address that answers and hangs up at once (a database
+/// restarting, a pooler refusing LISTEN) is retried with growing waits
+/// (0.1 s, 0.2 s, 0.4 s, 0.8 s, ...), not in a loop that hammers it.
+#[tokio::test]
+async fn an_unreachable_channel_is_retried_with_backoff() {
+    let Some(app) = TestApp::postgres().await else { return };
+    let refuser = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = refuser.local_addr().unwrap().port();
+    let tries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tries.clone();
+    let hangs_up = tokio::spawn(async move {
+        while let Ok((stream, _)) = refuser.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let mut config = crate::common::test_config(app.database_url());
+    config.database_listen_url = Some(format!("postgres://postgres@127.0.0.1:{port}/postgres").into());
+    let db = domain::db::connect(&config).await.expect("connect");
+    let b = authgate::state(db, config, std::sync::Arc::new(app.clock.clone())).expect("state");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let tried = tries.load(std::sync::atomic::Ordering::SeqCst);
+    hangs_up.abort();
+    assert!(b.auth.sessions().is_on() && !b.auth.sessions().is_live(), "bypassed while it cannot listen");
+    // Attempts at about 0, 0.1, 0.3, 0.7 and 1.5 s (with some slack).
+    assert!((2..=8).contains(&tried), "{tried} attempts in 1.6 s");
 }
 
 /// A database without the triggers (not migrated yet, with

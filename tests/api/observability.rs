@@ -303,6 +303,11 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     let completed = crate::two_factor::complete(&app, &challenge, &recovery[0]).await;
     let tf_session = str_of(&completed.body["data"]["completeSignIn"]["token"]);
     assert!(!tf_session.is_empty(), "{}", completed.body);
+    // A replayed code (the one that confirmed the setup) is refused and said.
+    let login = app.login("logs-2fa@example.com", first).await;
+    let replay_challenge = str_of(&login.body["errors"][0]["extensions"]["challenge"]);
+    let replayed = crate::two_factor::complete(&app, &replay_challenge, &confirm_code).await;
+    assert_eq!(replayed.code(), Some("INVALID_CREDENTIALS"), "{}", replayed.body);
 
     // OAuth: the client secret, the state, the code, the PKCE verifier, the
     // provider's tokens, and the session it ends in.
@@ -350,8 +355,14 @@ async fn logs_never_contain_passwords_tokens_or_the_database_password() {
     settings.db_connect_deadline = std::time::Duration::from_secs(1);
     domain::db::connect(&settings).await.expect_err("nothing listens");
 
+    // Expired rows removed: said, with the counts.
+    app.clock.advance(chrono::Duration::days(40));
+    let removed = domain::cleanup::run_once(&app.state.auth).await.expect("cleanup");
+    assert!(removed.sessions > 0, "{removed:?}");
+
     let mine = logs.mine();
     assert!(mine.contains("login failed") && mine.contains("password reset"), "logs were captured:\n{mine}");
+    assert!(mine.contains("a TOTP code was replayed") && mine.contains("expired data removed"), "{mine}");
     assert!(mine.contains("second factor required") && mine.contains("recovery code used"), "{mine}");
     assert!(mine.contains("mail sent") && mine.contains("database not reachable yet"), "{mine}");
     assert!(mine.contains("starting new connection"), "records logged through `log` were captured:\n{mine}");

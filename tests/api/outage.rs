@@ -13,7 +13,7 @@ use std::{
 use domain::config::ExposeSecret;
 use serde_json::json;
 use tokio::{
-    io::copy_bidirectional,
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
@@ -25,6 +25,9 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// New connections are held, never forwarded (a hung network).
     pub stall: Arc<AtomicBool>,
+    /// Open connections stop forwarding, without a word to either side (a
+    /// NAT that forgot them); what they sent meanwhile follows once thawed.
+    pub freeze: Arc<AtomicBool>,
     /// Milliseconds to wait before forwarding the next connection (a cold start).
     delay_ms: Arc<AtomicU64>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -46,30 +49,58 @@ impl Proxy {
     fn serve(listener: TcpListener, upstream: SocketAddr) -> Self {
         let addr = listener.local_addr().unwrap();
         let (stall, delay_ms) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let freeze = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (s, d, l) = (stall.clone(), delay_ms.clone(), links.clone());
+        let (s, d, f, l) = (stall.clone(), delay_ms.clone(), freeze.clone(), links.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let (stall, delay) = (s.clone(), d.swap(0, Ordering::SeqCst));
+            while let Ok((client, _)) = listener.accept().await {
+                let (stall, frozen, delay) = (s.clone(), f.clone(), d.swap(0, Ordering::SeqCst));
                 let link = tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                     if stall.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let ((client_in, client_out), (server_in, server_out)) =
+                            (client.into_split(), server.into_split());
+                        tokio::join!(
+                            forward(client_in, server_out, frozen.clone()),
+                            forward(server_in, client_out, frozen)
+                        );
                     }
                 });
                 l.lock().unwrap().push(link);
             }
         });
-        Self { addr, stall, delay_ms, links, accept }
+        Self { addr, stall, freeze, delay_ms, links, accept }
     }
 
     /// Cuts every open connection.
-    fn cut_all(&self) {
+    pub fn cut_all(&self) {
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
+        }
+    }
+}
+
+/// Copies one direction until either side closes; holds (never drops)
+/// what it read while `frozen`.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
         }
     }
 }

@@ -593,3 +593,29 @@ async fn cleanup_removes_abandoned_ceremonies_and_only_those(app: TestApp) {
     );
     assert_eq!(domain::cleanup::run_once(&app.state.auth).await.unwrap().challenges, 0, "nothing twice");
 }
+
+/// A serving process removes expired rows by itself, every
+/// `AUTHGATE_CLEANUP_INTERVAL` (what `authgate serve` spawns), and goes on
+/// after each round.
+#[tokio::test]
+async fn cleanup_runs_by_itself_at_its_interval() {
+    let app = TestApp::sqlite().await;
+    app.register("periodic@example.com", PW).await;
+    let every = std::time::Duration::from_millis(20);
+    let task = tokio::spawn(domain::cleanup::run_periodically(app.state.auth.clone(), every));
+    let live = || async { app.count(sessions::Entity).await };
+    // Two rounds apart: the session expires only after the first has run.
+    tokio::time::sleep(every * 3).await;
+    assert_eq!(live().await, 1, "a live session is kept");
+    app.clock.advance(Duration::days(40));
+    let mut left = 1;
+    for _ in 0..250 {
+        left = live().await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    task.abort();
+    assert_eq!(left, 0, "the expired session was not removed within 5 s");
+}

@@ -207,6 +207,14 @@ pub struct Config {
     #[arg(long, env = "AUTHGATE_SESSION_CACHE_OUTAGE_GRACE", default_value = "0s", value_parser = humantime::parse_duration)]
     pub session_cache_outage_grace: Duration,
 
+    /// How often an instance checks its revocation channel on PostgreSQL:
+    /// it sends itself a ping this often and treats the channel as lost
+    /// (bypassing its cache until it is back) when one is not heard back
+    /// within as long again. A connection that died silently (a NAT or a
+    /// proxy that dropped it without a word) is noticed within twice this.
+    #[arg(long, env = "AUTHGATE_SESSION_CHANNEL_PING", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub session_channel_ping: Duration,
+
     /// PostgreSQL URL of the connection that listens for revocations from
     /// other instances. It must reach the server directly: a
     /// transaction-mode pooler cannot carry `LISTEN`. Default: `DATABASE_URL`
@@ -502,6 +510,7 @@ impl Config {
         }
         // Zero would close every connection at once (elsewhere 0 means off).
         for (name, value) in [
+            ("AUTHGATE_SESSION_CHANNEL_PING", self.session_channel_ping),
             ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
             ("AUTHGATE_WRITE_TIMEOUT", self.write_timeout),
             ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
@@ -523,6 +532,7 @@ impl Config {
             ("AUTHGATE_SESSION_MAX_AGE", self.session_max_age),
             ("AUTHGATE_SESSION_CACHE_TTL", self.session_cache_ttl),
             ("AUTHGATE_SESSION_CACHE_OUTAGE_GRACE", self.session_cache_outage_grace),
+            ("AUTHGATE_SESSION_CHANNEL_PING", self.session_channel_ping),
             ("AUTHGATE_CLEANUP_INTERVAL", self.cleanup_interval),
             ("AUTHGATE_EMAIL_VERIFICATION_TTL", self.email_verification_ttl),
             ("AUTHGATE_PASSWORD_RESET_TTL", self.password_reset_ttl),

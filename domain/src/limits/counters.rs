@@ -2,6 +2,8 @@
 //! and PostgreSQL), or Redis when `REDIS_URL` is set. Either way every
 //! instance shares them. A store that cannot be reached fails closed.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use entity::rate_limits;
 use redis::aio::ConnectionManager;
@@ -9,7 +11,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict, Query},
 };
-use tokio::sync::OnceCell;
 
 use crate::error::AuthError;
 
@@ -72,34 +73,45 @@ impl CounterStore for DbCounters {
 /// Counters in Redis: `INCR` and `EXPIREAT` in one transaction; keys
 /// vanish by themselves when their window ends.
 pub(crate) struct RedisCounters {
-    client: redis::Client,
     prefix: String,
-    /// Connected on first use; reconnects by itself after a failure.
-    connection: OnceCell<ConnectionManager>,
+    /// One manager for every request: it connects on first use, and
+    /// reconnects by itself after a failure, one attempt for all callers.
+    connection: ConnectionManager,
 }
+
+/// How long a counter may take, connection included: past it the guarded
+/// operation fails closed (`SERVICE_UNAVAILABLE`) rather than holding a
+/// sign-in while Redis is down, refused or silently dropping packets.
+const DEADLINE: Duration = Duration::from_secs(1);
 
 impl RedisCounters {
     pub(crate) fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
-        Ok(Self { client: redis::Client::open(url)?, prefix: prefix.to_owned(), connection: OnceCell::new() })
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, AuthError> {
-        // Fail fast, and so closed: redis-rs retries a first connection six
-        // times with backoff (about ten seconds against a refused port),
-        // which would hold every sign-in that long during an outage.
+        let client = redis::Client::open(url)?;
+        // redis-rs retries a connection six times with backoff by default
+        // (about ten seconds); the deadline above bounds each use anyway.
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_max_delay(std::time::Duration::from_millis(500))
-            .set_connection_timeout(Some(std::time::Duration::from_secs(1)));
-        self.connection
-            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
-            .await
-            .cloned()
-            .map_err(unavailable)
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200))
+            .set_connection_timeout(Some(DEADLINE))
+            .set_response_timeout(Some(DEADLINE));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { prefix: prefix.to_owned(), connection })
     }
 
     fn key(&self, key: &str, start: i64) -> String {
         format!("{}{key}:{start}", self.prefix)
+    }
+
+    /// Runs `command` within the deadline.
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Pipeline) -> Result<T, AuthError> {
+        let mut conn = self.connection.clone();
+        match tokio::time::timeout(DEADLINE, command.query_async(&mut conn)).await {
+            Ok(answer) => answer.map_err(unavailable),
+            Err(_) => {
+                tracing::warn!(deadline = ?DEADLINE, "redis unavailable: no answer within the deadline");
+                Err(AuthError::ServiceUnavailable)
+            }
+        }
     }
 }
 
@@ -118,20 +130,15 @@ impl CounterStore for RedisCounters {
         _expires_at: DateTime<Utc>,
     ) -> Result<u64, AuthError> {
         let key = self.key(key, start);
-        let mut conn = self.connection().await?;
-        let (count,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .expire_at(&key, start + window_secs)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().incr(&key, 1).expire_at(&key, start + window_secs).ignore();
+        let (count,): (u64,) = self.run(&pipe).await?;
         Ok(count)
     }
 
     async fn clear(&self, key: &str, start: i64) -> Result<(), AuthError> {
-        let mut conn = self.connection().await?;
-        redis::cmd("DEL").arg(self.key(key, start)).query_async::<()>(&mut conn).await.map_err(unavailable)
+        let mut pipe = redis::pipe();
+        pipe.del(self.key(key, start)).ignore();
+        self.run::<()>(&pipe).await
     }
 }

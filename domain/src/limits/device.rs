@@ -6,8 +6,13 @@
 //!
 //! The HTTP layer signs and checks the cookie; this module only says what
 //! it holds: a random nonce and a tag of the account (not the address).
+//!
+//! The tag names the account by its id, not its address: an account
+//! deleted and registered again under the same address is another account,
+//! and devices of the first (a squatter's, say) are strangers to it.
 
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 /// A device cookie's content, once its signature checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,20 +25,20 @@ pub struct Device {
 }
 
 impl Device {
-    /// A new device cookie for the account signed in as `email` under its
-    /// credentials `version`.
-    pub(crate) fn issue(email: &str, version: i64) -> Self {
+    /// A new device cookie for the account `user_id` under its credentials
+    /// `version`.
+    pub(crate) fn issue(user_id: Uuid, version: i64) -> Self {
         let mut nonce = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        Self { nonce: hex(&nonce), account: account_tag(email, version) }
+        Self { nonce: hex(&nonce), account: account_tag(user_id, version) }
     }
 
-    /// Whether this device was issued for the account `email` under its
+    /// Whether this device was issued for the account `user_id` under its
     /// current credentials: a password change, reset or claim (which bump
     /// the version) ends the trust of every device that signed in before,
     /// so devices collected with an old password are worth nothing.
-    pub(crate) fn trusted_for(&self, email: &str, version: i64) -> bool {
-        self.account == account_tag(email, version)
+    pub(crate) fn trusted_for(&self, user_id: Uuid, version: i64) -> bool {
+        self.account == account_tag(user_id, version)
     }
 
     /// The cookie value (signed by the HTTP layer).
@@ -49,8 +54,8 @@ impl Device {
     }
 }
 
-fn account_tag(email: &str, version: i64) -> String {
-    hex(&Sha256::digest(format!("{email}\n{version}").as_bytes())[..16])
+fn account_tag(user_id: Uuid, version: i64) -> String {
+    hex(&Sha256::digest(format!("{user_id}\n{version}").as_bytes())[..16])
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -59,17 +64,20 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::Device;
 
     #[test]
     fn a_device_is_trusted_for_its_own_account_only() {
-        let device = Device::issue("owner@example.com", 3);
-        assert!(device.trusted_for("owner@example.com", 3));
-        assert!(!device.trusted_for("other@example.com", 3));
-        assert!(!device.trusted_for("owner@example.com", 4), "credentials changed since");
+        let (owner, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let device = Device::issue(owner, 3);
+        assert!(device.trusted_for(owner, 3));
+        assert!(!device.trusted_for(other, 3), "another account (or the same address registered again)");
+        assert!(!device.trusted_for(owner, 4), "credentials changed since");
         let parsed = Device::parse(&device.value()).expect("round trip");
         assert_eq!(parsed, device);
-        assert_ne!(Device::issue("owner@example.com", 3).nonce, device.nonce, "random nonce");
+        assert_ne!(Device::issue(owner, 3).nonce, device.nonce, "random nonce");
         for bad in ["", "abc", ".abc", "abc.", "a.b.c", "a b.c"] {
             assert_eq!(Device::parse(bad), None, "{bad:?}");
         }

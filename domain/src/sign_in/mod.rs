@@ -50,7 +50,7 @@ impl LoginCounters {
         let device = meta
             .device
             .as_ref()
-            .filter(|d| user.is_some_and(|u| d.trusted_for(&u.email, u.credentials_version)))
+            .filter(|d| user.is_some_and(|u| d.trusted_for(u.id, u.credentials_version)))
             .cloned();
         Self { device, account: account_key.to_owned(), account_ip: format!("{account_key}|{ip}") }
     }
@@ -95,6 +95,6 @@ impl LoginCounters {
     /// The device cookie for a completed password sign-in: the one it came
     /// with, or a new one.
     pub(crate) fn device_for(&self, user: &users::Model) -> Device {
-        self.device.clone().unwrap_or_else(|| Device::issue(&user.email, user.credentials_version))
+        self.device.clone().unwrap_or_else(|| Device::issue(user.id, user.credentials_version))
     }
 }

@@ -94,6 +94,6 @@ pub async fn register(
     crate::telemetry::AuthEvent::Register.count();
     verification::queue_verification(link, auth, &user);
     let (token, session) = new.ok_or(AuthError::EmailNotVerified)?.committed();
-    let device = Some(Device::issue(&user.email, user.credentials_version));
+    let device = Some(Device::issue(user.id, user.credentials_version));
     Ok(SignedIn { token, session, user, device })
 }

@@ -104,6 +104,10 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("test.db");
         std::fs::copy(template::sqlite().await, &file).expect("copy the template database");
+        // The template is read-only; its copy is the test's own.
+        let mut writable = std::fs::metadata(&file).expect("copy").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut writable, 0o600);
+        std::fs::set_permissions(&file, writable).expect("make the copy writable");
         let url = format!("sqlite://{}?mode=rwc", file.display());
         Self::start(&url, Backend::Sqlite, DbGuard::Sqlite(dir), tweak).await
     }

@@ -6,8 +6,9 @@
 //!
 //! A template is named after a hash of `migration/src`, so an edited
 //! migration makes a new one and a stale one is never used. Templates
-//! outlive the run (that is their point): a PostgreSQL one is
-//! `authgate_tpl_<hash>`, a SQLite one is a file under cargo's
+//! outlive the run (that is their point) and cannot be changed: a
+//! PostgreSQL one is `authgate_tpl_<hash>`, a template that allows no
+//! connection; a SQLite one is a read-only file under cargo's
 //! `CARGO_TARGET_TMPDIR`. `docs/development.md` says how to drop them.
 
 use std::{
@@ -29,6 +30,10 @@ fn migrations_hash() -> String {
         .collect();
     files.sort();
     let mut hasher = DefaultHasher::new();
+    // The lock file too: another sea-orm-migration may write other SQL.
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .expect("Cargo.lock")
+        .hash(&mut hasher);
     for file in files {
         file.file_name().hash(&mut hasher);
         std::fs::read(&file).expect("migration source").hash(&mut hasher);
@@ -52,10 +57,13 @@ pub async fn sqlite() -> &'static Path {
                 let db = migrated(&format!("sqlite://{}?mode=rwc", built.display())).await;
                 // One self-contained file (no -wal beside it) to copy.
                 let packed = dir.path().join("packed.db");
-                db.execute_unprepared(&format!("VACUUM INTO '{}'", packed.display()))
-                    .await
-                    .expect("vacuum into");
+                let quoted = packed.display().to_string().replace('\'', "''");
+                db.execute_unprepared(&format!("VACUUM INTO '{quoted}'")).await.expect("vacuum into");
                 db.close().await.expect("close the template");
+                // Read-only: nothing may change it for the runs after this one.
+                let mut readonly = std::fs::metadata(&packed).expect("template").permissions();
+                readonly.set_readonly(true);
+                std::fs::set_permissions(&packed, readonly).expect("make the template read-only");
                 std::fs::rename(&packed, &path).expect("publish the SQLite template");
             }
             path
@@ -90,12 +98,22 @@ pub async fn postgres(admin_url: &str) -> &'static str {
                 let renamed = admin
                     .execute(format!(r#"ALTER DATABASE "{building}" RENAME TO "{name}""#).as_str())
                     .await;
-                if renamed.is_err() {
-                    // Another run published it first (or still holds ours open).
-                    admin
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#).as_str())
-                        .await
-                        .expect("drop the spare template");
+                match renamed {
+                    Ok(_) => {
+                        // Copied, never connected to: nothing can change it.
+                        let frozen = format!(
+                            r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"#
+                        );
+                        admin.execute(frozen.as_str()).await.expect("freeze the template");
+                    }
+                    // Another run published it first: ours is spare.
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {
+                        admin
+                            .execute(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#).as_str())
+                            .await
+                            .expect("drop the spare template");
+                    }
+                    Err(e) => panic!("cannot publish the template database {name}: {e}"),
                 }
             }
             name

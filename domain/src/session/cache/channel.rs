@@ -7,9 +7,9 @@
 //! Fail safe: until the `LISTEN` is in place, and from the moment the
 //! connection is lost, the cache is bypassed and flushed (see
 //! `SessionCache::set_live`). A connection can also die silently (a NAT
-//! forgets it): every `PING_EVERY` the instance sends itself a ping over
-//! its ordinary pool and must hear it on the listening connection within
-//! `PING_TIMEOUT`, or it treats the channel as lost.
+//! forgets it): every `AUTHGATE_SESSION_CHANNEL_PING` the instance sends
+//! itself a ping over its ordinary pool and must hear it on the listening
+//! connection within as long again, or it treats the channel as lost.
 
 use std::{
     sync::{Weak, atomic::Ordering::Relaxed},
@@ -30,30 +30,32 @@ pub(crate) const CHANNEL: &str = "authgate_sessions";
 const TRIGGERS: &str = "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname IN \
      ('users_notify_update', 'users_notify_delete', 'sessions_notify_update', 'sessions_notify_delete')";
 
-const PING_EVERY: Duration = Duration::from_secs(5);
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting and subscribing may take (twice this in all).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts listening for `cache`; the task ends when the cache is dropped.
-pub(crate) fn spawn(cache: &SessionCache, options: PgConnectOptions, db: DatabaseConnection) {
+/// Starts listening for `cache`, checking the channel every `ping`; the
+/// task ends when the cache is dropped.
+pub(crate) fn spawn(cache: &SessionCache, options: PgConnectOptions, db: DatabaseConnection, ping: Duration) {
     let Some(inner) = cache.inner() else { return };
     let (stop, stopped) = oneshot::channel();
     if let Ok(mut slot) = inner.stop.lock() {
         *slot = Some(stop);
     }
-    tokio::spawn(run(std::sync::Arc::downgrade(inner), options, db, stopped));
+    tokio::spawn(run(std::sync::Arc::downgrade(inner), options, db, ping, stopped));
 }
 
 async fn run(
     cache: Weak<Inner>,
     options: PgConnectOptions,
     db: DatabaseConnection,
+    ping: Duration,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut wait = Duration::from_millis(100);
     loop {
         let ended = tokio::select! {
             _ = &mut stopped => return,
-            ended = subscribe_and_listen(&cache, &options, &db) => ended,
+            ended = subscribe_and_listen(&cache, &options, &db, ping) => ended,
         };
         let Some(inner) = cache.upgrade() else { return };
         let was_live = inner.is_live();
@@ -88,12 +90,13 @@ async fn subscribe_and_listen(
     cache: &Weak<Inner>,
     options: &PgConnectOptions,
     db: &DatabaseConnection,
+    every: Duration,
 ) -> Ended {
     let subscribed = async {
         // A pool of one, so the listener's reconnection stays ours to decide.
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(PING_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.clone())
@@ -105,7 +108,7 @@ async fn subscribe_and_listen(
         let triggers: i64 = sqlx::query_scalar(TRIGGERS).fetch_one(&mut listener).await?;
         Ok::<_, sqlx::Error>((listener, triggers))
     };
-    let mut listener = match tokio::time::timeout(PING_TIMEOUT * 2, subscribed).await {
+    let mut listener = match tokio::time::timeout(CONNECT_TIMEOUT * 2, subscribed).await {
         Ok(Ok((listener, 4))) => listener,
         // A database not yet migrated (`AUTHGATE_AUTO_MIGRATE=false`): no
         // instance would announce its changes. Bypassed until it is.
@@ -124,7 +127,7 @@ async fn subscribe_and_listen(
     tracing::info!(channel = CHANNEL, "session cache on: listening for revocations");
     let me = Uuid::new_v4().simple().to_string();
     let mut heard = tokio::time::Instant::now();
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(every);
     let unsent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
@@ -147,7 +150,8 @@ async fn subscribe_and_listen(
                 if unsent.swap(false, Relaxed) {
                     heard = tokio::time::Instant::now();
                 }
-                if heard.elapsed() > PING_EVERY + PING_TIMEOUT {
+                // A ping is sent every `every` and must be heard within as long again.
+                if heard.elapsed() > every * 2 {
                     return Ended::Lost("own ping not heard back".to_owned());
                 }
                 // Over the ordinary pool, off this loop: notifications keep

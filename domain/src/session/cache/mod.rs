@@ -139,7 +139,7 @@ impl SessionCache {
             return Ok(Self::off());
         };
         let cache = Self::new(entries, ttl, grace, false);
-        channel::spawn(&cache, options, db.clone());
+        channel::spawn(&cache, options, db.clone(), config.session_channel_ping);
         Ok(cache)
     }
 
