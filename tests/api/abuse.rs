@@ -459,6 +459,11 @@ async fn redis_counters_are_shared_by_instances() {
     let (a, b) = (TestApp::sqlite_with(with_redis).await, TestApp::sqlite_with(with_redis).await);
     a.register("redis@example.com", PW).await;
     b.register("redis@example.com", PW).await;
+    // A success clears the account's counters (five failures forgotten).
+    for _ in 0..5 {
+        assert_eq!(b.login("redis@example.com", WRONG).await.code(), Some("INVALID_CREDENTIALS"));
+    }
+    assert!(a.login("redis@example.com", PW).await.body["data"]["login"].is_object(), "signed in");
     for attempt in 0..10 {
         let app = if attempt % 2 == 0 { &a } else { &b };
         assert_eq!(
@@ -470,6 +475,23 @@ async fn redis_counters_are_shared_by_instances() {
     assert_eq!(a.login("redis@example.com", WRONG).await.code(), Some("RATE_LIMITED"));
     assert_eq!(b.login("redis@example.com", PW).await.code(), Some("RATE_LIMITED"));
     assert_eq!(a.count(entity::rate_limits::Entity).await, 0, "nothing counted in the database");
+
+    // Each key expires when its window ends: not before (a budget reset
+    // mid-window), not long after (Redis would fill up).
+    let client = redis::Client::open(url.as_str()).expect("TEST_REDIS_URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
+    assert!(!keys.is_empty(), "counters in Redis");
+    let now = a.clock_now().timestamp();
+    for key in keys {
+        let start: i64 = key.rsplit(':').next().and_then(|s| s.parse().ok()).expect("a window start");
+        let expires: i64 =
+            redis::cmd("EXPIRETIME").arg(&key).query_async(&mut conn).await.expect("EXPIRETIME");
+        let length = expires - start;
+        assert!([60, 300, 600, 900, 3600].contains(&length), "{key}: expires {length} s after its start");
+        assert!(start <= now && now < expires, "{key}: the window holds now");
+    }
 }
 
 #[tokio::test]
