@@ -494,6 +494,52 @@ async fn redis_counters_are_shared_by_instances() {
     }
 }
 
+/// A connection to Redis that goes silent (a NAT or a failover dropped it
+/// without a word) is given up after a missed deadline (redis-rs reconnects
+/// after its response timeout): sign-ins fail closed meanwhile, then the
+/// counters run on a new connection, instead of timing out for good.
+#[tokio::test]
+async fn a_silent_redis_connection_is_replaced() {
+    let Some(url) = redis_url() else { return };
+    let options = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let upstream: std::net::SocketAddr = options.parse().expect("TEST_REDIS_URL as redis://host:port/");
+    // The first connection is held and never answered; later ones reach Redis.
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let relay = tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut first = true;
+        while let Ok((mut client, _)) = front.accept().await {
+            if std::mem::take(&mut first) {
+                held.push(client);
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    let prefix = format!("authgate-test-{}:", uuid::Uuid::new_v4().simple());
+    let app = TestApp::sqlite_with(|c| {
+        c.redis_url = Some(format!("redis://{addr}/").into());
+        c.redis_prefix = prefix;
+    })
+    .await;
+    assert_eq!(app.login("silent@example.com", WRONG).await.code(), Some("SERVICE_UNAVAILABLE"));
+    let mut back = false;
+    for _ in 0..50 {
+        if app.login("silent@example.com", WRONG).await.code() == Some("INVALID_CREDENTIALS") {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    relay.abort();
+    assert!(back, "still failing after the silent connection was given up");
+}
+
 #[tokio::test]
 async fn an_unreachable_counter_store_fails_closed() {
     let app = TestApp::sqlite_with(|c| c.redis_url = Some("redis://127.0.0.1:1/".into())).await;

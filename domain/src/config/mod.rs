@@ -519,6 +519,13 @@ impl Config {
                 anyhow::bail!("{name} must be longer than 0s (it bounds every connection)");
             }
         }
+        // Below the database's round trip the channel would count as lost
+        // again and again (each time a flush and a new connection).
+        if self.session_channel_ping < Duration::from_millis(100) {
+            anyhow::bail!(
+                "AUTHGATE_SESSION_CHANNEL_PING must be at least 100ms (keep it well above the database's round trip)"
+            );
+        }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let durations = [
             ("AUTHGATE_DEVICE_COOKIE_TTL", self.device_cookie_ttl),
