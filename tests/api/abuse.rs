@@ -528,14 +528,11 @@ async fn a_silent_redis_connection_is_replaced() {
     })
     .await;
     assert_eq!(app.login("silent@example.com", WRONG).await.code(), Some("SERVICE_UNAVAILABLE"));
-    let mut back = false;
-    for _ in 0..50 {
-        if app.login("silent@example.com", WRONG).await.code() == Some("INVALID_CREDENTIALS") {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let (bound, every) = (std::time::Duration::from_secs(5), std::time::Duration::from_millis(100));
+    let back = crate::common::eventually(bound, every, || async {
+        app.login("silent@example.com", WRONG).await.code() == Some("INVALID_CREDENTIALS")
+    })
+    .await;
     relay.abort();
     assert!(back, "still failing after the silent connection was given up");
 }
@@ -628,15 +625,24 @@ async fn one_ipv6_64_shares_one_budget(app: TestApp) {
 
 /// The device cookie a sign-in handed out (`device=...`), as a `Cookie` header.
 pub fn device_cookie(reply: &crate::common::Reply) -> String {
+    device_cookie_named(reply, "device")
+}
+
+/// The `Set-Cookie` header of the cookie `name`, whole (attributes too).
+fn set_cookie_named(reply: &crate::common::Reply, name: &str) -> String {
     reply
         .headers
         .get_all(axum::http::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("device="))
-        .and_then(|c| c.split(';').next())
-        .unwrap_or_else(|| panic!("no device cookie in {:?}", reply.headers))
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}: {}", reply.headers, reply.body))
         .to_owned()
+}
+
+/// The cookie `name` a reply set, as a `Cookie` header (`name=value`).
+fn device_cookie_named(reply: &crate::common::Reply, name: &str) -> String {
+    set_cookie_named(reply, name).split(';').next().unwrap_or_default().to_owned()
 }
 
 /// OWASP's device cookie: an attacker who exhausts the account-wide ceiling
@@ -761,12 +767,7 @@ async fn device_trust_ends_with_a_reset_and_with_a_removed_passkey(app: TestApp)
     let (_, device) = lock_out(email).await;
     let trusted = with_device(email, PW, device.clone()).await;
     assert!(trusted.body["data"]["login"].is_object(), "trusted before: {}", trusted.body);
-    app.gql("mutation R($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": email })).await;
-    let link = app.mailed_token(email, "Reset your password", 1).await;
-    let reset = json!({ "input": { "token": link, "newPassword": "a brand new start 2031" } });
-    let done =
-        app.gql("mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }", reset).await;
-    assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    app.reset_password_by_mail(email, "a brand new start 2031").await;
     let stale = with_device(email, "a brand new start 2031", device).await;
     assert_eq!(stale.code(), Some("RATE_LIMITED"), "a device of the old credentials is a stranger");
 
@@ -871,14 +872,7 @@ async fn device_cookies_behind_https_and_across_a_key_rotation(app: TestApp) {
     let email = "https-device@example.com";
     app.register_verified(email, PW).await;
     let signed = login_from(&app, "203.0.113.10", email, PW).send().await;
-    let set = signed
-        .headers
-        .get_all(axum::http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("__Host-device="))
-        .unwrap_or_else(|| panic!("no __Host-device cookie in {:?}", signed.headers))
-        .to_owned();
+    let set = set_cookie_named(&signed, "__Host-device");
     for attr in ["HttpOnly", "Secure", "Path=/", "SameSite=Lax", "Max-Age="] {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
@@ -919,13 +913,7 @@ async fn device_cookies_behind_https_and_across_a_key_rotation(app: TestApp) {
         app.post_to(&rotated).graphql(crate::common::LOGIN, login_vars(email, password)).forwarded_for(client)
     };
     let signed = on_rotated("203.0.113.10", PW).send().await;
-    let fresh = signed
-        .headers
-        .get_all(axum::http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.starts_with("__Host-device=").then(|| c.split(';').next().unwrap().to_owned()))
-        .unwrap_or_else(|| panic!("a device cookie from the rotated server: {}", signed.body));
+    let fresh = device_cookie_named(&signed, "__Host-device");
     for client in ["2001:db8:3:1::1", "2001:db8:4:1::1"] {
         assert_eq!(on_rotated(client, WRONG).send().await.code(), Some("INVALID_CREDENTIALS"));
     }

@@ -131,12 +131,7 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
     app.gql("mutation V($t: String!) { verifyEmail(token: $t) { id } }", json!({ "t": link })).await;
     assert_eq!(me_field(&app.me(&token).await, "emailVerified"), true, "verifyEmail");
 
-    app.gql("mutation P($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": other })).await;
-    let reset = app.mailed_token(other, "Reset your password", 1).await;
-    let vars = json!({ "input": { "token": reset, "newPassword": "a new fine password" } });
-    let done =
-        app.gql("mutation R($input: ResetPasswordInput!) { resetPassword(input: $input) }", vars).await;
-    assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    app.reset_password_by_mail(other, "a new fine password").await;
     assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "resetPassword");
 
     let (doomed, _) = app.register("doomed@example.com", PW).await;
@@ -420,14 +415,10 @@ async fn lost_listener(grace: Duration) {
     }
     // Counted, for an operator's alert (the recorder is the process's: at
     // least ours; counted just after the bypass, so asked for a moment).
-    let mut counted = false;
-    for _ in 0..100 {
-        counted = lost().await >= lost_before + 1.0;
-        if counted {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let counted = crate::common::eventually(Duration::from_secs(1), Duration::from_millis(10), || async {
+        lost().await >= lost_before + 1.0
+    })
+    .await;
     assert!(counted, "authgate_session_channel_lost_total did not count the loss");
 
     app.authed(&token, LOGOUT, json!({})).await;
@@ -472,11 +463,11 @@ async fn a_silently_dead_listener_is_noticed_by_its_ping() {
 
     // The connection stops carrying anything, and nobody closes it.
     listener_proxy.freeze.store(true, std::sync::atomic::Ordering::SeqCst);
-    let frozen = std::time::Instant::now();
-    while b.auth.sessions().is_live() && frozen.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!b.auth.sessions().is_live(), "still serving from memory 5 s after its channel went silent");
+    let noticed = crate::common::eventually(Duration::from_secs(5), Duration::from_millis(10), || async {
+        !b.auth.sessions().is_live()
+    })
+    .await;
+    assert!(noticed, "still serving from memory 5 s after its channel went silent");
     // A revocation whose NOTIFY is stuck in the frozen connection: refused.
     app.authed(&token, LOGOUT, json!({})).await;
     let after = app.post_to(&b_router).graphql(ME, json!({})).bearer(&token).send().await;

@@ -305,14 +305,10 @@ async fn one_client_holds_at_most_its_share_of_connections() {
     assert!(served_from("127.0.0.2", addr).await, "another client is served");
     drop(holders.pop());
     // The server notices the close on its own schedule: ask until it has (bounded).
-    let mut again = false;
-    for _ in 0..100 {
-        again = served_from("127.0.0.1", addr).await;
-        if again {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let again = crate::common::eventually(Duration::from_secs(10), Duration::from_millis(20), || {
+        served_from("127.0.0.1", addr)
+    })
+    .await;
     assert!(again, "a closed connection gives its slot back");
 }
 

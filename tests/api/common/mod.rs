@@ -397,6 +397,17 @@ impl TestApp {
         self.gql(LOGIN, json!({ "input": { "email": email, "password": password } })).await
     }
 
+    /// Resets the password of `email` through the mailed link (the first
+    /// reset mail to it); asserts that it succeeded.
+    pub async fn reset_password_by_mail(&self, email: &str, new: &str) {
+        self.gql("mutation R($e: String!) { requestPasswordReset(email: $e) }", json!({ "e": email })).await;
+        let link = self.mailed_token(email, "Reset your password", 1).await;
+        let vars = json!({ "input": { "token": link, "newPassword": new } });
+        let done =
+            self.gql("mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }", vars).await;
+        assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    }
+
     /// `changePassword` for the session `token`; asserts that it succeeded.
     pub async fn change_password(&self, token: &str, current: &str, new: &str) {
         let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
@@ -663,6 +674,26 @@ pub const LOGIN: &str =
 pub const ME: &str = "query Me { me { id email name emailVerified createdAt updatedAt } }";
 pub const LOGOUT: &str = "mutation Logout { logout }";
 pub const MY_SESSIONS: &str = "query MySessions { me { id sessions { id createdAt expiresAt ipAddress userAgent current } accounts { id providerId accountId createdAt } } }";
+
+/// Asks `check` every `every` until it holds, for at most `bound`;
+/// whether it did. For what the server does on its own schedule (a
+/// background round, a reconnection); a failing test waits out the bound.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    bound: std::time::Duration,
+    every: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if started.elapsed() >= bound {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 /// A test's whole run, bounded: a checkpoint nothing reaches, or a lock
 /// never released, fails the test after two minutes instead of hanging CI.
