@@ -3,6 +3,7 @@
 //! Data flows one way: HTTP (`http`) → resolver (`graphql`) → service
 //! (`auth`) → database (`entity`).
 
+pub mod commands;
 pub mod graphql;
 pub mod http;
 

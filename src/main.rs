@@ -69,10 +69,20 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     if matches!(command, Command::Cleanup) {
         let removed = cleanup::run_once(&state.auth).await.inspect_err(|e| e.report())?;
         println!(
-            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows, {} abandoned OAuth flows and {} abandoned two-factor sign-ins and passkey ceremonies",
-            removed.sessions, removed.tokens, removed.counters, removed.oauth_flows, removed.challenges
+            "removed {} expired sessions, {} stale tokens, {} ended rate-limit windows, {} abandoned OAuth flows, {} abandoned two-factor sign-ins and passkey ceremonies, and {} aged events and delivered webhooks",
+            removed.sessions,
+            removed.tokens,
+            removed.counters,
+            removed.oauth_flows,
+            removed.challenges,
+            removed.events
         );
         return Ok(());
+    }
+    match command {
+        Command::Events(command) => return authgate::commands::events(&state.auth, command).await,
+        Command::Webhooks(command) => return authgate::commands::webhooks(&state.auth, command).await,
+        _ => {}
     }
     if matches!(command, Command::Reseal) {
         let (resealed, unopened) = domain::factors::totp::reseal_all(&state.auth).await?;
@@ -85,6 +95,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     authgate::preflight(&state.auth).await?;
     if !cleanup_every.is_zero() {
         tokio::spawn(cleanup::run_periodically(state.auth.clone(), cleanup_every));
+    }
+    if state.auth.config.webhook_worker {
+        tokio::spawn(domain::webhooks::run_worker(state.auth.clone()));
     }
     let listener =
         tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;

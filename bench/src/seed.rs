@@ -148,13 +148,17 @@ impl Seeded {
             user::mark_email_verified(&db, signed.user.id, SystemClock.now())
                 .await
                 .map_err(|e| fail("verifying", e))?;
-            let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
+            let current = session::authenticate(auth, &signed.token, Default::default())
+                .await
+                .map_err(|e| fail("session", e))?;
             let setup = totp::start_setup(auth, &current).await.map_err(|e| fail("setup", e))?;
             let previous = code_at(&setup.secret, SystemClock.now().timestamp() as u64 - 30);
             totp::confirm_setup(auth, &current, &previous).await.map_err(|e| fail("confirming", e))?;
             // Turning two-factor on started a new credentials version: the
             // challenge is issued under it, as `login` would.
-            let current = session::authenticate(auth, &signed.token).await.map_err(|e| fail("session", e))?;
+            let current = session::authenticate(auth, &signed.token, Default::default())
+                .await
+                .map_err(|e| fail("session", e))?;
             let challenge = second_step::challenge(auth, &db, &current.user, second_step::PASSWORD, None)
                 .await
                 .map_err(|e| fail("challenge", e))?;

@@ -24,19 +24,50 @@ pub struct Removed {
     pub oauth_flows: u64,
     /// Second steps of sign-ins, and passkey ceremonies, never completed.
     pub challenges: u64,
+    /// Events older than `AUTHGATE_EVENT_RETENTION`, and webhook
+    /// deliveries delivered over a week ago.
+    pub events: u64,
+}
+
+/// A delivered webhook's row is kept this long (to answer "did it arrive?").
+const DELIVERED_KEPT: chrono::Duration = chrono::Duration::days(7);
+
+async fn aged_events(auth: &AuthContext, now: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
+    use entity::{events, webhook_deliveries};
+    let delivered = delete_in_batches::<webhook_deliveries::Entity, Uuid>(
+        auth,
+        webhook_deliveries::Column::Id,
+        Condition::all()
+            .add(webhook_deliveries::Column::Status.eq("delivered"))
+            .add(webhook_deliveries::Column::DeliveredAt.lte(now - DELIVERED_KEPT)),
+    )
+    .await?;
+    let retention = auth.config.event_retention;
+    if retention.is_zero() {
+        return Ok(delivered);
+    }
+    let kept = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let Some(cutoff) = now.checked_sub_signed(kept) else { return Ok(delivered) };
+    let aged = delete_in_batches::<events::Entity, i64>(
+        auth,
+        events::Column::Id,
+        Condition::all().add(events::Column::OccurredAt.lte(cutoff)),
+    )
+    .await?;
+    Ok(delivered + aged)
 }
 
 /// One full pass; returns how many rows of each kind were deleted.
 pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
     let now = auth.clock.now();
     let removed = Removed {
-        sessions: delete_in_batches::<sessions::Entity>(
+        sessions: delete_in_batches::<sessions::Entity, Uuid>(
             auth,
             sessions::Column::Id,
             Condition::all().add(sessions::Column::ExpiresAt.lte(now)),
         )
         .await?,
-        tokens: delete_in_batches::<verification_tokens::Entity>(
+        tokens: delete_in_batches::<verification_tokens::Entity, Uuid>(
             auth,
             verification_tokens::Column::Id,
             Condition::any()
@@ -64,6 +95,7 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
                 .exec(&auth.db)
                 .await?
                 .rows_affected,
+        events: aged_events(auth, now).await?,
     };
     if removed != Removed::default() {
         tracing::info!(
@@ -72,6 +104,7 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
             counters = removed.counters,
             oauth_flows = removed.oauth_flows,
             challenges = removed.challenges,
+            events = removed.events,
             "expired data removed"
         );
     }
@@ -79,14 +112,17 @@ pub async fn run_once(auth: &AuthContext) -> Result<Removed, AuthError> {
 }
 
 /// Deletes the rows matching `stale`, `BATCH` ids at a time.
-async fn delete_in_batches<E: EntityTrait>(
+async fn delete_in_batches<E: EntityTrait, K>(
     auth: &AuthContext,
     id: E::Column,
     stale: Condition,
-) -> Result<u64, DbErr> {
+) -> Result<u64, DbErr>
+where
+    K: sea_orm::TryGetable + Into<sea_orm::Value>,
+{
     let mut total = 0;
     loop {
-        let ids: Vec<Uuid> = E::find()
+        let ids: Vec<K> = E::find()
             .select_only()
             .column(id)
             .filter(stale.clone())

@@ -76,6 +76,8 @@ impl Checkpoints {
 pub struct ClientMeta {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// The request's `X-Request-Id` (recorded on events, to find its logs).
+    pub request_id: Option<String>,
     /// A device cookie whose signature checked out (for any account).
     pub device: Option<device::Device>,
     /// The `signin_binding` cookie an OAuth callback set with a challenge.

@@ -51,6 +51,7 @@ codes! {
     LastSignInMethod => "LAST_SIGN_IN_METHOD", "the last way to sign in cannot be removed";
     PasswordAlreadySet => "PASSWORD_ALREADY_SET", "the account has a password; use `changePassword`";
     ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "prove presence again first (`reauthenticate`): the session's sign-in is older than the window, or two-factor is on and the session has one factor; from `reauthenticate`, the account has neither a password nor two-factor (sign in again through its provider)";
+    PermissionDenied => "PERMISSION_DENIED", "signed in, but the account does not hold the permission the field needs (`extensions.permission` names it); until roles exist, no account holds one: the audit log and webhooks are managed from the command line";
     TwoFactorNotEnabled => "TWO_FACTOR_NOT_ENABLED", "two-factor is off for this account (`regenerateRecoveryCodes`)";
     SecondFactorRequired => "SECOND_FACTOR_REQUIRED", "the password (or provider) checked out; finish with `completeSignIn` and `extensions.challenge` (`extensions.methods` lists the codes accepted)";
     Internal => "INTERNAL_SERVER_ERROR", "a bug; logged in full, never detailed to the client";
@@ -77,6 +78,18 @@ pub enum Input {
     Credential,
     /// The handle of a passkey ceremony.
     Challenge,
+    /// A page's size.
+    First,
+    /// A page's cursor.
+    After,
+    /// A webhook endpoint's URL.
+    Url,
+    /// Event type names.
+    EventTypes,
+    /// An event type to filter by.
+    EventType,
+    /// A user's id.
+    UserId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +144,9 @@ pub enum AuthError {
     SecondFactorRequired { challenge: secrecy::SecretString },
     #[error("two-factor sign-in is not turned on for this account")]
     TwoFactorNotEnabled,
+    /// Signed in, without the permission (`resource:action`).
+    #[error("this needs the permission {0}")]
+    PermissionDenied(&'static str),
     /// A bug or an impossible state; clients only see a generic message
     /// (where there is more to say, it is logged where it arises).
     #[error("internal server error")]
@@ -176,6 +192,7 @@ impl AuthError {
             Self::ReauthenticationRequired => Code::ReauthenticationRequired,
             Self::SecondFactorRequired { .. } => Code::SecondFactorRequired,
             Self::TwoFactorNotEnabled => Code::TwoFactorNotEnabled,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Internal | Self::Database(_) => Code::Internal,
             Self::BadRequest(_) => Code::BadRequest,
             Self::ValidationFailed(_) => Code::ValidationFailed,

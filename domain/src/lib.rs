@@ -19,9 +19,10 @@ pub mod token;
 
 // The rooms. Each imports only rooms before it in this order, bottom
 // first (`tests/api/layers.rs` checks; ARCHITECTURE.md draws them):
-// order: user, limits, notices, session, factors, mailed, sign_in, account, cleanup.
+// order: events, webhooks, user, limits, notices, session, factors, mailed, sign_in, account, cleanup.
 pub mod account;
 pub mod cleanup;
+pub mod events;
 pub mod factors;
 pub mod limits;
 pub mod mailed;
@@ -29,6 +30,7 @@ pub mod notices;
 pub mod session;
 pub mod sign_in;
 pub mod user;
+pub mod webhooks;
 
 use std::sync::Arc;
 

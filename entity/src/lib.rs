@@ -2,6 +2,8 @@
 //! These never become API types directly; `src/graphql/types.rs` maps them.
 
 pub mod accounts;
+pub mod event_cursors;
+pub mod events;
 pub mod oauth_flows;
 pub mod passkey_challenges;
 pub mod passkeys;
@@ -12,3 +14,5 @@ pub mod sign_in_challenges;
 pub mod totp_credentials;
 pub mod users;
 pub mod verification_tokens;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;

@@ -16,6 +16,7 @@ mod m20261202_000009_notify_session_changes;
 mod m20261202_000010_two_factor;
 mod m20261203_000011_passkeys;
 mod m20261206_000012_bind_oauth_challenges;
+mod m20261206_000013_events;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_two_factor::Migration),
             Box::new(m20261203_000011_passkeys::Migration),
             Box::new(m20261206_000012_bind_oauth_challenges::Migration),
+            Box::new(m20261206_000013_events::Migration),
         ]
     }
 }

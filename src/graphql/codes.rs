@@ -26,6 +26,12 @@ fn field_name(input: Input) -> &'static str {
         Input::Code => "code",
         Input::Credential => "credential",
         Input::Challenge => "challenge",
+        Input::First => "first",
+        Input::After => "after",
+        Input::Url => "url",
+        Input::EventTypes => "eventTypes",
+        Input::EventType => "type",
+        Input::UserId => "userId",
     }
 }
 
@@ -37,6 +43,7 @@ pub fn to_graphql(error: &AuthError) -> async_graphql::Error {
         match error {
             AuthError::BadUserInput { input, .. } => e.set("field", field_name(*input)),
             AuthError::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
+            AuthError::PermissionDenied(permission) => e.set("permission", *permission),
             AuthError::SecondFactorRequired { challenge } => {
                 e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
                 e.set("methods", domain::factors::METHODS.to_vec());

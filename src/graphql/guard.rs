@@ -16,6 +16,7 @@ use domain::{
     AuthContext, ClientMeta,
     error::AuthError,
     session::{self, CurrentSession},
+    user::roles::{self, Permission},
 };
 use tokio::sync::OnceCell;
 
@@ -59,7 +60,7 @@ pub async fn current_session<'a>(ctx: &Context<'a>) -> Result<&'a CurrentSession
     request
         .session
         .get_or_try_init(|| async {
-            let current = session::authenticate(auth, &token.value).await?;
+            let current = session::authenticate(auth, &token.value, client_meta(ctx)).await?;
             if current.refreshed && token.source == TokenSource::Cookie {
                 // Keep the cookie's Max-Age equal to the session's remaining lifetime.
                 let (token, expires_at) = (token.value.clone(), current.session.expires_at);
@@ -78,6 +79,21 @@ pub struct SignedIn;
 impl async_graphql::Guard for SignedIn {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         current_session(ctx).await.map(|_| ()).map_err(|e| super::codes::to_graphql(&e))
+    }
+}
+
+/// The guard of every admin field, after `SignedIn`: the session's user
+/// must hold the permission, else `PERMISSION_DENIED` naming it.
+pub struct Permitted(pub Permission);
+
+impl async_graphql::Guard for Permitted {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let current = current_session(ctx).await.map_err(|e| super::codes::to_graphql(&e))?;
+        if roles::holds(&current.user, self.0) {
+            return Ok(());
+        }
+        tracing::info!(user_id = %current.user.id, permission = self.0.as_str(), "permission denied");
+        Err(super::codes::to_graphql(&AuthError::PermissionDenied(self.0.as_str())))
     }
 }
 

@@ -1,9 +1,15 @@
 use async_graphql::{Context, Object};
-use domain::AuthContext;
+use domain::{
+    AuthContext,
+    error::{AuthError, Input},
+    events::{Kind, read::Filter},
+    user::roles::Permission,
+};
 
 use super::{
-    guard::{SignedIn, signed_in},
-    types::User,
+    GqlResult,
+    guard::{Permitted, SignedIn, signed_in},
+    types::{AuditEventFilter, SecurityEventConnection, User, page_args},
 };
 
 pub struct QueryRoot;
@@ -21,9 +27,46 @@ impl QueryRoot {
         Ok(User(current.user.clone()))
     }
 
+    /// The audit log: every account's events, newest first, narrowed by
+    /// `filter`. Needs `audit:read` (`PERMISSION_DENIED`; until roles
+    /// exist, `authgate events export` reads it). `first`: 1 to 100.
+    #[graphql(guard = "SignedIn.and(Permitted(Permission::AuditRead))")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Narrows the log: a type, a user, a time range.")] filter: Option<AuditEventFilter>,
+        #[graphql(desc = "Events per page: 1 to 100 (20 when omitted).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+    ) -> async_graphql::Result<SecurityEventConnection> {
+        let (auth, _) = signed_in(ctx)?;
+        let (first, after) = page_args(first, after.as_deref()).gql()?;
+        let filter = audit_filter(filter.unwrap_or_default()).gql()?;
+        Ok(domain::events::read::newest_first(auth, &filter, first, after).await.gql()?.into())
+    }
+
     /// Names of the OAuth providers this server offers (for `startOAuth`),
     /// sorted; empty when none is configured.
     async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
         Ok(domain::sign_in::oauth::providers(ctx.data::<AuthContext>()?))
     }
+}
+
+fn audit_filter(filter: AuditEventFilter) -> Result<Filter, AuthError> {
+    if let Some(kind) = &filter.kind
+        && Kind::parse(kind).is_none()
+    {
+        return Err(AuthError::bad_input(Input::EventType, format!("unknown event type {kind:?}")));
+    }
+    let user_id = match filter.user_id {
+        Some(id) => Some(
+            uuid::Uuid::parse_str(&id).map_err(|_| AuthError::bad_input(Input::UserId, "not a user id"))?,
+        ),
+        None => None,
+    };
+    Ok(Filter {
+        kind: filter.kind,
+        user_id,
+        after: filter.after.map(|t| t.0),
+        before: filter.before.map(|t| t.0),
+    })
 }

@@ -20,6 +20,11 @@ pub fn meta(parts: &Parts, auth: &AuthContext) -> ClientMeta {
     ClientMeta {
         ip_address: client_ip(peer, &parts.headers, trusted).map(|ip| ip.to_string()),
         user_agent,
+        request_id: parts
+            .headers
+            .get(&super::observe::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         device: super::cookie::find_device(&parts.headers, auth),
         sign_in_binding: super::cookie::read(
             &parts.headers,

@@ -38,6 +38,9 @@ const IMPLEMENTED: &[&str] = &[
     "LinkOAuth",
     "UnlinkAccount",
     "SetPassword",
+    "MyActivity",
+    "AuditEvents",
+    "CreateWebhookEndpoint",
 ];
 
 fn root() -> PathBuf {

@@ -11,6 +11,7 @@ mod contract;
 mod contract_flow;
 mod docs;
 mod email;
+mod events;
 mod factor_lifecycle;
 mod layers;
 mod notices;

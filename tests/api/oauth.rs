@@ -5,36 +5,14 @@ use entity::{accounts, oauth_flows, sessions, users};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::common::{
-    Backend, Reply, TestApp,
-    oidc::{MockProvider, Person, Tamper},
-    str_of,
+use crate::{
+    common::{
+        Backend, Reply, TestApp,
+        oidc::{MockProvider, Person, Tamper},
+        str_of,
+    },
+    each_backend,
 };
-
-macro_rules! each_backend {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use crate::common::Backend;
-
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(Backend::Sqlite).await;
-                }
-
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(Backend::Postgres).await;
-                }
-
-                #[tokio::test]
-                async fn pgbouncer() {
-                    super::$name(Backend::PgBouncer).await;
-                }
-            }
-        )*
-    };
-}
 
 each_backend!(
     sign_up_then_sign_in_again,

@@ -69,7 +69,7 @@ async fn finish_sign_in(app: &TestApp, challenge: &str, credential: Value) -> Re
 }
 
 /// Signs in with `authenticator` from the app's origin.
-async fn sign_in(app: &TestApp, authenticator: &mut Authenticator) -> Reply {
+pub(crate) async fn sign_in(app: &TestApp, authenticator: &mut Authenticator) -> Reply {
     let (challenge, options) = start_sign_in(app).await;
     let credential = authenticator.assert(&options, APP);
     finish_sign_in(app, &challenge, credential).await

@@ -4,17 +4,17 @@
 pub mod profile;
 
 use entity::{accounts, users, verification_tokens};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use tracing::instrument;
 
 use crate::{
     AuthContext,
     error::{AuthError, Input},
+    events::{Ended, Event, Kind},
     limits,
     limits::Rule,
     mailed::tokens,
     notices::{Notice, notice_slot, notify},
-    session,
     session::{CurrentSession, change::Change, step_up, step_up::Presence},
     user::{
         bump_credentials,
@@ -68,11 +68,9 @@ pub async fn change_password(
     }
     .update(txn)
     .await?;
-    let revoked = if revoke_other_sessions {
-        session::revoke_others(txn, user_id, Some(current.session.id)).await?
-    } else {
-        0
-    };
+    let revoked =
+        if revoke_other_sessions { change.end_sessions(false, Ended::CredentialsChanged).await? } else { 0 };
+    change.record(Kind::UserPasswordChanged, &[("other_sessions_ended", revoked.into())]).await?;
     // A reset link mailed before the change would undo it.
     verification_tokens::Entity::delete_many()
         .filter(verification_tokens::Column::UserId.eq(user_id))
@@ -101,8 +99,10 @@ pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: Stri
         step_up::require(auth, current, Presence::Recent)?;
     }
     let change = Change::begin(auth, current).await?;
-    remove_ways_in(change.txn(), user_id).await?;
+    let ended = remove_ways_in(change.txn(), user_id).await?;
     users::Entity::delete_by_id(user_id).exec(change.txn()).await?;
+    change.sessions_ended(&ended, Ended::Deleted).await?;
+    change.record(Kind::UserDeleted, &[]).await?;
     change.commit().await?;
     tracing::info!("account deleted");
     Ok(())
@@ -127,10 +127,17 @@ pub async fn set_password(
     let notice = notice_slot(auth).await;
     // The credential account's id is the user's: the unique (provider,
     // account) index refuses a second one, even from a concurrent request.
+    let txn = auth.db.begin().await?;
     credential_account(user.id, hash, auth.clock.now())
-        .insert(&auth.db)
+        .insert(&txn)
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::PasswordAlreadySet))?;
+    Event::new(Kind::UserPasswordChanged, user.id)
+        .session(current.session.id)
+        .with("first_password", true)
+        .record(&txn, auth, &current.meta)
+        .await?;
+    txn.commit().await?;
     tracing::info!("password set");
     notify(notice, auth, user, Notice::MethodAdded("A password".to_owned()), Some(current.session.id));
     Ok(())

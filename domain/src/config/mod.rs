@@ -39,6 +39,46 @@ pub enum Command {
     /// Re-encrypt every TOTP secret with `AUTHGATE_SECRET_KEY` (after a
     /// rotation, with the old key in `AUTHGATE_SECRET_KEY_PREVIOUS`), then exit.
     Reseal,
+    /// The event record (the audit log): `authgate events export --since 2026-12-01T00:00:00Z`.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum EventsCommand {
+    /// Print the events since a time as NDJSON (one JSON object per line), oldest first.
+    Export {
+        /// RFC 3339 time (`2026-12-01T00:00:00Z`) or a duration back from now (`24h`, `30days`).
+        #[arg(long)]
+        since: String,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum WebhooksCommand {
+    /// Add an endpoint; prints its id and its signing secret (shown once).
+    Add {
+        url: String,
+        /// An event type to deliver (repeat it; none: every type).
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
+    /// List the endpoints.
+    List,
+    /// List the deliveries given up on (newest first).
+    Failed,
+    /// Deliver failed deliveries again (all, an endpoint's, or one).
+    Replay {
+        #[arg(long)]
+        endpoint: Option<uuid::Uuid>,
+        #[arg(long)]
+        delivery: Option<uuid::Uuid>,
+    },
+    /// Turn an endpoint on again (after a `410 Gone` turned it off).
+    Enable { id: uuid::Uuid },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +290,22 @@ pub struct Config {
     /// How often expired sessions, spent or expired mailed tokens, ended rate-limit windows, and abandoned OAuth flows, two-factor sign-ins and passkey ceremonies are deleted in the background (0s = never).
     #[arg(long, env = "AUTHGATE_CLEANUP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub cleanup_interval: Duration,
+
+    /// How long the event record (activity, audit log) is kept; older events are deleted by the cleanup (0s = for ever).
+    #[arg(long, env = "AUTHGATE_EVENT_RETENTION", default_value = "400days", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
+
+    /// Networks (comma-separated CIDRs, e.g. `10.0.0.0/8`) webhook endpoints may resolve to besides public addresses. By default loopback, private, link-local, shared (CGNAT), unique-local and cloud-metadata addresses are refused.
+    #[arg(long, env = "AUTHGATE_WEBHOOK_ALLOW_NETWORKS", value_delimiter = ',', value_parser = parse_net)]
+    pub webhook_allow_networks: Vec<IpNet>,
+
+    /// How long one webhook delivery may take (connect, send, the answer's status) before it counts as failed and is retried.
+    #[arg(long, env = "AUTHGATE_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Whether this instance delivers webhooks (every instance may: deliveries are claimed one instance at a time).
+    #[arg(long, env = "AUTHGATE_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhook_worker: bool,
 
     /// Proxies (comma-separated IPs or CIDRs) whose `X-Forwarded-For` is believed.
     #[arg(long, env = "AUTHGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
@@ -514,6 +570,7 @@ impl Config {
             ("AUTHGATE_HEADER_READ_TIMEOUT", self.header_read_timeout),
             ("AUTHGATE_WRITE_TIMEOUT", self.write_timeout),
             ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
+            ("AUTHGATE_WEBHOOK_TIMEOUT", self.webhook_timeout),
         ] {
             if value.is_zero() {
                 anyhow::bail!("{name} must be longer than 0s (it bounds every connection)");
@@ -550,6 +607,8 @@ impl Config {
             ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
             ("AUTHGATE_SHUTDOWN_TIMEOUT", self.shutdown_timeout),
             ("AUTHGATE_OAUTH_FLOW_TTL", self.oauth_flow_ttl),
+            ("AUTHGATE_EVENT_RETENTION", self.event_retention),
+            ("AUTHGATE_WEBHOOK_TIMEOUT", self.webhook_timeout),
         ];
         let too_long = durations.into_iter().chain(self.rates.iter().map(|(name, rate)| (name, rate.window)));
         for (name, value) in too_long {

@@ -20,6 +20,7 @@ use crate::{
     AuthContext,
     config::Config,
     error::{AuthError, Input},
+    events::{Event, Kind},
     limits,
     limits::Rule,
     notices::Notice,
@@ -192,6 +193,7 @@ pub async fn finish_registration(
     .insert(txn)
     .await
     .map_err(|e| AuthError::unique_or(e, AuthError::PasskeyRefused))?;
+    change.record(Kind::PasskeyAdded, &[("passkey_id", row.id.to_string().into())]).await?;
     let committed = change.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
     committed.notify(Notice::MethodAdded("A passkey".to_owned()));
@@ -217,6 +219,12 @@ pub(crate) async fn reauthenticate(
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), Assurance::TwoFactors).await? {
         return Err(AuthError::Unauthenticated);
     }
+    Event::new(Kind::SessionReauthenticated, current.user.id)
+        .session(current.session.id)
+        .with("method", "passkey")
+        .with("assurance", Assurance::TwoFactors as i16)
+        .record(&txn, auth, &current.meta)
+        .await?;
     txn.commit().await?;
     forget.done();
     tracing::info!(passkey_id = %asserted.row.id, "presence proved with a passkey");
@@ -247,6 +255,7 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
         return Err(AuthError::LastSignInMethod);
     }
     passkeys::Entity::delete_by_id(id).exec(txn).await?;
+    change.record(Kind::PasskeyRemoved, &[("passkey_id", id.to_string().into())]).await?;
     change.commit().await?.notify(Notice::PasskeyRemoved);
     tracing::info!(passkey_id = %id, "passkey removed");
     Ok(true)

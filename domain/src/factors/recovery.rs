@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     AuthContext,
     error::AuthError,
+    events::Kind,
     limits,
     limits::Rule,
     notices::Notice,
@@ -39,6 +40,7 @@ pub async fn regenerate_recovery_codes(
         return Err(AuthError::TwoFactorNotEnabled);
     }
     let codes = replace_recovery_codes(txn, user_id, auth.clock.now()).await?;
+    change.record(Kind::RecoveryCodesRegenerated, &[]).await?;
     change.commit().await?.notify(Notice::RecoveryCodesReplaced);
     tracing::info!("recovery codes replaced");
     Ok(codes)

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     AuthContext,
     error::{AuthError, Input},
+    events::Kind,
     factors::recovery::replace_recovery_codes,
     limits,
     limits::Rule,
@@ -140,6 +141,7 @@ pub async fn confirm_setup(
     // The code just proved the second factor for this session.
     session::proved_presence(txn, &current.session, current.session.authenticated_at, Assurance::TwoFactors)
         .await?;
+    change.record(Kind::TwoFactorEnabled, &[("method", "totp".into())]).await?;
     let committed = change.commit().await?;
     tracing::info!("two-factor turned on");
     committed.notify(Notice::TwoFactorOn);
@@ -164,6 +166,7 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
         // (not when nothing changed: a loop of calls must not keep ending
         // the owner's sign-ins in progress).
         user::bump_credentials(change.txn(), user_id).await?;
+        change.record(Kind::TwoFactorDisabled, &[("method", "totp".into())]).await?;
     }
     let committed = change.commit().await?;
     if was_on {

@@ -10,6 +10,8 @@ use crate::{
     AuthContext, ClientMeta,
     config::CREDENTIAL_PROVIDER,
     error::{AuthError, Input},
+    events,
+    events::{Ended, Event, Kind},
     jobs::Lane,
     limits,
     limits::Rule,
@@ -89,8 +91,9 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         // the new credentials version; their name and picture too), as when
         // a provider claims it.
         let ended = ways_in::adopt(&txn, user_id).await?;
+        events::sessions_ended(&txn, auth, user_id, &ended, Ended::Claimed, meta).await?;
         tracing::warn!(
-            sessions_ended = ended,
+            sessions_ended = ended.len(),
             "unverified account adopted by its address's owner through a reset"
         );
     }
@@ -107,7 +110,13 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     }
     // The link reached the owner of the address: it is verified.
     user::mark_email_verified(&txn, user_id, now).await?;
-    let ended = session::revoke_others(&txn, user_id, None).await?;
+    if adopted {
+        Event::new(Kind::UserEmailVerified, user_id)
+            .with("by", "password_reset")
+            .record(&txn, auth, meta)
+            .await?;
+    }
+    let ended = session::revoke_others(&txn, auth, user_id, None, Ended::CredentialsChanged, meta).await?;
     let unlinked = if remove_provider_links && !adopted {
         accounts::Entity::delete_many()
             .filter(accounts::Column::UserId.eq(user_id))
@@ -123,6 +132,11 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     } else {
         0
     };
+    Event::new(Kind::UserPasswordReset, user_id)
+        .with("adopted", adopted)
+        .with("ways_in_removed", unlinked)
+        .record(&txn, auth, meta)
+        .await?;
     txn.commit().await?;
     forget.done();
     tracing::info!(sessions_ended = ended, unlinked, "password reset");

@@ -7,6 +7,7 @@ use tracing::instrument;
 use crate::{
     AuthContext, ClientMeta,
     error::AuthError,
+    events::{Event, Kind},
     jobs::{Lane, Slot},
     limits,
     limits::Rule,
@@ -61,6 +62,7 @@ pub async fn verify_email(
     // cancellation before the commit rolls it back, and forgets anyway).
     let forget = auth.sessions.changing(user_id);
     let user = user::mark_email_verified(&txn, user_id, auth.clock.now()).await?;
+    Event::new(Kind::UserEmailVerified, user_id).with("by", "link").record(&txn, auth, meta).await?;
     txn.commit().await?;
     forget.done();
     tracing::info!("email verified");

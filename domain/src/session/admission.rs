@@ -29,6 +29,17 @@ pub(crate) enum Way {
 }
 
 impl Way {
+    /// The method recorded on `session.created`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::Password => "password",
+            Self::SecondStep => "second_step",
+            Self::Passkey => "passkey",
+            Self::Provider => "provider",
+        }
+    }
+
     /// The answer when the user's credentials changed between the check
     /// of the way in and the session (a password change, a reset, a claim,
     /// two-factor turned on or off, a way in removed): what the client would have got had it
@@ -48,6 +59,7 @@ impl Way {
 #[derive(Debug)]
 pub(crate) struct Admitted {
     user_id: Uuid,
+    way: Way,
     assurance: Assurance,
 }
 
@@ -58,6 +70,10 @@ impl Admitted {
 
     pub(crate) fn assurance(&self) -> Assurance {
         self.assurance
+    }
+
+    pub(crate) fn way(&self) -> Way {
+        self.way
     }
 }
 
@@ -95,5 +111,5 @@ pub(crate) async fn admit(
     }
     let user = users::Entity::find_by_id(user_id).one(conn).await?.ok_or_else(|| way.lost_race())?;
     may_hold_session(auth, &user)?;
-    Ok(Admitted { user_id, assurance })
+    Ok(Admitted { user_id, way, assurance })
 }

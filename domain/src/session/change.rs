@@ -19,11 +19,14 @@
 //!    the owner.
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde_json::Value;
 
 use super::{CurrentSession, cache::Forget, hold_session};
 use crate::{
     AuthContext,
     error::AuthError,
+    events,
+    events::{Ended, Event, Kind},
     jobs::Slot,
     notices::{self, Notice},
 };
@@ -67,6 +70,28 @@ impl<'a> Change<'a> {
     /// The transaction, holding the user's row.
     pub(crate) fn txn(&self) -> &DatabaseTransaction {
         &self.txn
+    }
+
+    /// Records `kind` about the session's user, done by them through this
+    /// session, with `details`, in the change's transaction.
+    pub(crate) async fn record(&self, kind: Kind, details: &[(&str, Value)]) -> Result<(), AuthError> {
+        let mut event = Event::new(kind, self.current.user.id).session(self.current.session.id);
+        for (key, value) in details {
+            event = event.with(key, value.clone());
+        }
+        event.record(&self.txn, self.auth, &self.current.meta).await
+    }
+
+    /// Ends the user's other sessions (all of them with `all`) for `why`,
+    /// recording each; returns how many.
+    pub(crate) async fn end_sessions(&self, all: bool, why: Ended) -> Result<u64, AuthError> {
+        let keep = (!all).then_some(self.current.session.id);
+        super::revoke_others(&self.txn, self.auth, self.current.user.id, keep, why, &self.current.meta).await
+    }
+
+    /// Records the end of the sessions `ids` (deleted through `txn()`).
+    pub(crate) async fn sessions_ended(&self, ids: &[uuid::Uuid], why: Ended) -> Result<(), AuthError> {
+        events::sessions_ended(&self.txn, self.auth, self.current.user.id, ids, why, &self.current.meta).await
     }
 
     /// Commits the change and settles the session cache.

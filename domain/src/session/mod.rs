@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::{
     AuthContext, ClientMeta,
     error::AuthError,
+    events::{Ended, Event, Kind},
     session::{admission::Admitted, cache::Ticket},
     token, user,
     user::lock_user,
@@ -56,6 +57,8 @@ pub(crate) async fn hold_session(
 pub struct CurrentSession {
     pub session: sessions::Model,
     pub user: users::Model,
+    /// Where this request came from (recorded on the events it causes).
+    pub meta: ClientMeta,
     /// The expiry was just extended: a cookie client should get a fresh `Max-Age`.
     pub refreshed: bool,
 }
@@ -128,7 +131,13 @@ pub(crate) async fn create(
     }
     .insert(conn)
     .await?;
-    let ended = end_oldest_beyond_cap(conn, auth, user_id).await?;
+    Event::new(Kind::SessionCreated, user_id)
+        .session(session.id)
+        .with("method", admitted.way().as_str())
+        .with("assurance", assurance as i16)
+        .record(conn, auth, meta)
+        .await?;
+    let ended = end_oldest_beyond_cap(conn, auth, user_id, meta).await?;
     let ended_oldest = (ended > 0).then(|| auth.sessions.changing(user_id));
     Ok(NewSession { token: token.secret, session, ended_oldest })
 }
@@ -140,6 +149,7 @@ async fn end_oldest_beyond_cap(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     user_id: Uuid,
+    meta: &ClientMeta,
 ) -> Result<u64, AuthError> {
     use sea_orm::QuerySelect;
     let cap = auth.config.max_sessions_per_user;
@@ -160,9 +170,9 @@ async fn end_oldest_beyond_cap(
     if beyond.is_empty() {
         return Ok(0);
     }
-    let ended = sessions::Entity::delete_many().filter(sessions::Column::Id.is_in(beyond)).exec(conn).await?;
-    tracing::info!(%user_id, ended = ended.rows_affected, "oldest sessions ended: at most {cap} per user");
-    Ok(ended.rows_affected)
+    let ended = ended(conn, auth, user_id, &beyond, Ended::Limit, meta).await?;
+    tracing::info!(%user_id, ended, "oldest sessions ended: at most {cap} per user");
+    Ok(ended)
 }
 
 /// Resolves a presented token to a live session and its user, extending
@@ -170,14 +180,18 @@ async fn end_oldest_beyond_cap(
 /// token (no database round trip), else one indexed query. `UNAUTHENTICATED`
 /// when the token is malformed, unknown, expired or revoked.
 #[instrument(skip_all)]
-pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSession, AuthError> {
+pub async fn authenticate(
+    auth: &AuthContext,
+    token: &str,
+    meta: ClientMeta,
+) -> Result<CurrentSession, AuthError> {
     let hash = token::hash_presented(token).ok_or(AuthError::Unauthenticated)?;
     let cache = &auth.sessions;
     // The ticket of the read the answer comes from: an entry keeps its own.
     let (session, user, ticket, hit) = match cache.get(&hash) {
         Some(cached) => (cached.session.clone(), cached.user.clone(), cached.ticket(), true),
         None if cache.recently_unreachable() && cache.during_outage(&hash).is_some() => {
-            return outage_answer(auth, &hash);
+            return outage_answer(auth, &hash, meta);
         }
         None => {
             let ticket = cache.ticket();
@@ -196,7 +210,7 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
                         return Err(e);
                     }
                     cache.unreachable();
-                    return outage_answer(auth, &hash).map_err(|_| e);
+                    return outage_answer(auth, &hash, meta).map_err(|_| e);
                 }
             }
         }
@@ -211,7 +225,7 @@ pub async fn authenticate(auth: &AuthContext, token: &str) -> Result<CurrentSess
     if admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
-    let mut current = CurrentSession { session, user, refreshed: false };
+    let mut current = CurrentSession { session, user, meta, refreshed: false };
     slide(auth, &mut current, now).await?;
     if !hit || current.refreshed {
         auth.sessions.put(hash, current.session.clone(), current.user.clone(), ticket);
@@ -246,14 +260,14 @@ async fn out_of_reach(auth: &AuthContext, e: &AuthError, ticket: Ticket) -> bool
 /// While the database cannot be reached: the cached session, if the outage
 /// grace allows it (`AUTHGATE_SESSION_CACHE_OUTAGE_GRACE`), still checked
 /// for expiry and verification; never extended (that is a write).
-fn outage_answer(auth: &AuthContext, hash: &[u8]) -> Result<CurrentSession, AuthError> {
+fn outage_answer(auth: &AuthContext, hash: &[u8], meta: ClientMeta) -> Result<CurrentSession, AuthError> {
     let cached = auth.sessions.during_outage(hash).ok_or(AuthError::ServiceUnavailable)?;
     let (session, user) = (cached.session.clone(), cached.user.clone());
     if session.expires_at <= auth.clock.now() || admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
     metrics::counter!("authgate_session_cache_outage_answers_total").increment(1);
-    Ok(CurrentSession { session, user, refreshed: false })
+    Ok(CurrentSession { session, user, meta, refreshed: false })
 }
 
 /// The session stored for a token hash, with its user.
@@ -314,42 +328,89 @@ pub(crate) async fn is_alive(
     Ok(live == 1)
 }
 
-/// Deletes one session of `user_id`; `false` when there is no such session of theirs.
-#[instrument(skip_all, fields(user_id = %user_id))]
-pub async fn revoke(auth: &AuthContext, user_id: Uuid, session_id: Uuid) -> Result<bool, AuthError> {
+/// Ends one session of the caller's (`logout` when it is the current one);
+/// `false` when they have no such session.
+#[instrument(skip_all, fields(user_id = %current.user.id))]
+pub async fn revoke(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    session_id: Uuid,
+) -> Result<bool, AuthError> {
+    use sea_orm::TransactionTrait;
+    let user_id = current.user.id;
     let forget = auth.sessions.changing(user_id);
+    let txn = auth.db.begin().await?;
     let deleted = sessions::Entity::delete_many()
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::UserId.eq(user_id))
-        .exec(&auth.db)
+        .exec(&txn)
         .await?;
+    if deleted.rows_affected > 0 {
+        let why = if session_id == current.session.id { Ended::SignedOut } else { Ended::Revoked };
+        Event::session_ended(user_id, session_id, why).record(&txn, auth, &current.meta).await?;
+    }
+    txn.commit().await?;
     auth.checkpoints.reach("revoke:deleted").await;
     forget.done();
     Ok(deleted.rows_affected > 0)
 }
 
-/// Signs `user_id` out everywhere but `keep`; returns how many sessions ended.
-pub async fn revoke_all_but(auth: &AuthContext, user_id: Uuid, keep: Uuid) -> Result<u64, AuthError> {
+/// Signs the caller out everywhere but the current session; returns how many sessions ended.
+pub async fn revoke_all_but_current(auth: &AuthContext, current: &CurrentSession) -> Result<u64, AuthError> {
+    use sea_orm::TransactionTrait;
+    let user_id = current.user.id;
     let forget = auth.sessions.changing(user_id);
-    let ended = revoke_others(&auth.db, user_id, Some(keep)).await?;
+    let txn = auth.db.begin().await?;
+    // Held so that a sign-in in flight lands before (and is ended) or after.
+    lock_user(&txn, user_id, None).await?;
+    let ended =
+        revoke_others(&txn, auth, user_id, Some(current.session.id), Ended::Revoked, &current.meta).await?;
+    txn.commit().await?;
     forget.done();
     Ok(ended)
 }
 
-/// Deletes every session of `user_id` but `keep` (inside the caller's
-/// transaction: the caller forgets the user in the session cache after
-/// its commit); returns how many.
+/// Ends every session of `user_id` but `keep`, recording each, inside the
+/// caller's transaction, which holds the user's row (no session of theirs
+/// is created meanwhile); the caller forgets the user in the session cache
+/// after its commit. Returns how many.
 #[instrument(skip_all, fields(user_id = %user_id))]
 pub(crate) async fn revoke_others(
     conn: &impl ConnectionTrait,
+    auth: &AuthContext,
     user_id: Uuid,
     keep: Option<Uuid>,
+    why: Ended,
+    meta: &ClientMeta,
 ) -> Result<u64, AuthError> {
-    let mut delete = sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id));
+    use sea_orm::QuerySelect;
+    let mut find = sessions::Entity::find().select_only().column(sessions::Column::Id);
+    find = find.filter(sessions::Column::UserId.eq(user_id));
     if let Some(keep) = keep {
-        delete = delete.filter(sessions::Column::Id.ne(keep));
+        find = find.filter(sessions::Column::Id.ne(keep));
     }
-    Ok(delete.exec(conn).await?.rows_affected)
+    let ids: Vec<Uuid> = find.into_tuple().all(conn).await?;
+    ended(conn, auth, user_id, &ids, why, meta).await
+}
+
+/// Deletes the sessions `ids` of `user_id` and records each one's end.
+pub(crate) async fn ended(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    ids: &[Uuid],
+    why: Ended,
+    meta: &ClientMeta,
+) -> Result<u64, AuthError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let deleted = sessions::Entity::delete_many()
+        .filter(sessions::Column::Id.is_in(ids.iter().copied()))
+        .exec(conn)
+        .await?;
+    crate::events::sessions_ended(conn, auth, user_id, ids, why, meta).await?;
+    Ok(deleted.rows_affected)
 }
 
 /// The live sessions of each user, newest first: one query for all of them.

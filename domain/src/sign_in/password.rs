@@ -8,6 +8,7 @@ use crate::{
     AuthContext, ClientMeta,
     config::CREDENTIAL_PROVIDER,
     error::AuthError,
+    events,
     jobs::Lane,
     limits,
     limits::Rule,
@@ -73,6 +74,9 @@ pub async fn login(
         _ => {
             tracing::info!("login failed");
             crate::telemetry::AuthEvent::LoginFailure.count();
+            if let Some(user) = &user {
+                events::sign_in_refused(auth, user.id, "password", meta).await;
+            }
             return Err(AuthError::InvalidCredentials);
         }
     };

@@ -7,6 +7,8 @@ use tracing::instrument;
 use crate::{
     AuthContext, ClientMeta,
     error::{AuthError, Input},
+    events,
+    events::{Event, Kind},
     factors,
     factors::passkey,
     limits,
@@ -49,10 +51,16 @@ pub async fn reauthenticate(
     if credential.is_none() && !user.two_factor_enabled {
         return Err(AuthError::ReauthenticationRequired);
     }
+    let credential_given = credential.is_some();
     if credential.is_some() {
         let password =
             password.ok_or_else(|| AuthError::bad_input(Input::Password, "the password is required"))?;
-        credential::verify(auth, credential, password).await?;
+        if let Err(e) = credential::verify(auth, credential, password).await {
+            if matches!(e, AuthError::InvalidCredentials) {
+                events::sign_in_refused(auth, user.id, "reauthenticate", meta).await;
+            }
+            return Err(e);
+        }
     }
     let code = match user.two_factor_enabled {
         true => Some(
@@ -79,8 +87,16 @@ pub async fn reauthenticate(
         && !factors::spend_code(&txn, auth, user.id, &code).await?
     {
         tracing::info!("reauthentication failed: wrong code");
+        drop(txn);
+        events::sign_in_refused(auth, user.id, "reauthenticate", meta).await;
         return Err(AuthError::InvalidCredentials);
     }
+    Event::new(Kind::SessionReauthenticated, user.id)
+        .session(current.session.id)
+        .with("method", if credential_given { "password" } else { "code" })
+        .with("assurance", assurance as i16)
+        .record(&txn, auth, meta)
+        .await?;
     txn.commit().await?;
     forget.done();
     if assurance == Assurance::TwoFactors {

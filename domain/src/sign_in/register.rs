@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::{
     AuthContext, ClientMeta,
     error::{AuthError, Input},
+    events::{Event, Kind},
     jobs::Lane,
     limits,
     limits::{Rule, device::Device},
@@ -81,6 +82,7 @@ pub async fn register(
         Err(e) => return Err(e),
     };
     credential_account(user_id, password_hash, now).insert(&txn).await?;
+    Event::new(Kind::UserCreated, user_id).with("method", "password").record(&txn, auth, meta).await?;
     // The account exists either way; a session only if the gate admits it
     // (no session until the address is proved, when the server requires it).
     let admitted = admission::admit(&txn, auth, user_id, 0, Way::Registration, Assurance::OneFactor).await;

@@ -138,6 +138,8 @@ pub async fn complete(
     if !factors::spend_code(&txn, auth, user.id, code).await? {
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
         crate::telemetry::AuthEvent::SecondFactorFailure.count();
+        drop(txn);
+        crate::events::sign_in_refused(auth, user.id, "second_step", meta).await;
         return Err(AuthError::InvalidCredentials);
     }
     let new = session::create(&txn, auth, admitted, meta).await?;

@@ -5,6 +5,7 @@
 
 pub mod credential;
 pub mod hasher;
+pub mod roles;
 pub mod validate;
 pub mod ways_in;
 

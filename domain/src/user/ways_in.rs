@@ -11,19 +11,28 @@ use crate::{error::AuthError, user, user::USER_TABLES};
 /// OAuth flows that would link to it, mailed tokens and sessions (every
 /// row of `USER_TABLES`). Explicit deletes, not only ON DELETE CASCADE:
 /// correct even where a connection runs with foreign keys off. Returns how
-/// many sessions ended.
-pub(crate) async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
-    use sea_orm::sea_query::{Alias, Expr, Query};
-    let mut sessions_ended = 0;
+/// the sessions that ended (the caller records their end).
+pub(crate) async fn remove_ways_in(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, AuthError> {
+    use sea_orm::{
+        QuerySelect,
+        sea_query::{Alias, Expr, Query},
+    };
+    let sessions_ended: Vec<Uuid> = entity::sessions::Entity::find()
+        .select_only()
+        .column(entity::sessions::Column::Id)
+        .filter(entity::sessions::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
     for (table, column) in USER_TABLES {
         let delete = Query::delete()
             .from_table(Alias::new(table))
             .and_where(Expr::col(Alias::new(column)).eq(user_id))
             .to_owned();
-        let removed = conn.execute(conn.get_database_backend().build(&delete)).await?.rows_affected();
-        if table == "sessions" {
-            sessions_ended = removed;
-        }
+        conn.execute(conn.get_database_backend().build(&delete)).await?;
     }
     // With its authenticator gone, two-factor is off (a claimed account's
     // owner must not meet a second step set up by whoever registered it).
@@ -36,8 +45,10 @@ pub(crate) async fn remove_ways_in(conn: &impl ConnectionTrait, user_id: Uuid) -
 /// whoever registered it may have been someone else. Every way in they set
 /// up goes (`remove_ways_in`), and so do the name and picture they chose
 /// (a picture URL on their server would tell them when the owner looks).
-/// The caller has started a new credentials version first.
-pub(crate) async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, AuthError> {
+/// The caller has started a new credentials version first (which holds
+/// the user's row: no session of theirs is created meanwhile). Returns the
+/// sessions that ended.
+pub(crate) async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<Uuid>, AuthError> {
     use sea_orm::sea_query::Expr;
     let ended = remove_ways_in(conn, user_id).await?;
     users::Entity::update_many()

@@ -40,7 +40,7 @@ impl AccountMutation {
         #[graphql(desc = "The fields to change: omitted stays, null clears.")] input: UpdateProfileInput,
     ) -> async_graphql::Result<User> {
         let (auth, current) = signed_in(ctx)?;
-        let user = profile::update(auth, &current.user, input.into()).await.gql()?;
+        let user = profile::update(auth, current, input.into()).await.gql()?;
         Ok(User(user))
     }
 

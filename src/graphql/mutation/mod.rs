@@ -7,6 +7,7 @@ mod passkey;
 mod sessions;
 mod sign_in;
 mod two_factor;
+mod webhooks;
 
 use async_graphql::MergedObject;
 
@@ -26,6 +27,7 @@ pub struct MutationRoot(
     oauth::OAuthMutation,
     two_factor::TwoFactorMutation,
     passkey::PasskeyMutation,
+    webhooks::WebhookMutation,
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).

@@ -17,7 +17,7 @@ impl SessionMutation {
     #[graphql(guard = "SignedIn")]
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let (auth, current) = signed_in(ctx)?;
-        session::revoke(auth, current.user.id, current.session.id).await.gql()?;
+        session::revoke(auth, current, current.session.id).await.gql()?;
         super::forget_session_cookie(ctx);
         domain::telemetry::AuthEvent::Logout.count();
         Ok(true)
@@ -37,7 +37,7 @@ impl SessionMutation {
         let Ok(session_id) = Uuid::parse_str(&id) else {
             return Ok(false);
         };
-        let revoked = session::revoke(auth, current.user.id, session_id).await.gql()?;
+        let revoked = session::revoke(auth, current, session_id).await.gql()?;
         if revoked && session_id == current.session.id {
             super::forget_session_cookie(ctx);
         }
@@ -48,7 +48,7 @@ impl SessionMutation {
     #[graphql(guard = "SignedIn")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let (auth, current) = signed_in(ctx)?;
-        let revoked = session::revoke_all_but(auth, current.user.id, current.session.id).await.gql()?;
+        let revoked = session::revoke_all_but_current(auth, current).await.gql()?;
         Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
     }
 }

@@ -4,11 +4,13 @@
 //! `query.rs` and `mutation/`.
 
 mod account;
+mod events;
 mod scalars;
 mod sign_in;
 mod user;
 
 pub use account::*;
+pub use events::*;
 pub use scalars::*;
 pub use sign_in::*;
 pub use user::*;

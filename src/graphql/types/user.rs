@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Object};
 use domain::error::AuthError;
 use entity::{accounts, sessions, users};
 
-use super::DateTime;
+use super::{DateTime, SecurityEventConnection, page_args};
 use crate::graphql::{GqlResult, guard::own_session, loaders::Loaders};
 
 pub struct User(pub users::Model);
@@ -86,6 +86,29 @@ impl User {
         let rows = ctx.data::<Loaders>()?.accounts().load_one(self.0.id).await;
         let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(Account).collect())
+    }
+
+    /// The account's security activity, newest first: sign-ins (method,
+    /// address, device), refused attempts, password and factor changes,
+    /// sessions ended, admins' actions on it. `first`: 1 to 100 (20 when
+    /// omitted); `after`: the `endCursor` of the page before. Visible only
+    /// to the user's own session: empty for anyone else.
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Events per page: 1 to 100 (20 when omitted).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+    ) -> async_graphql::Result<SecurityEventConnection> {
+        let (first, after) = page_args(first, after.as_deref()).gql()?;
+        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+            return Ok(SecurityEventConnection::from(domain::events::read::Page {
+                events: Vec::new(),
+                has_next: false,
+            }));
+        };
+        let auth = ctx.data::<domain::AuthContext>()?;
+        let filter = domain::events::read::Filter { user_id: Some(current.user.id), ..Default::default() };
+        Ok(domain::events::read::newest_first(auth, &filter, first, after).await.gql()?.into())
     }
 }
 

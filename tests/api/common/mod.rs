@@ -703,6 +703,34 @@ pub async fn within(test: impl std::future::Future<Output = ()>) {
         .expect("the test did not finish within 120 s (a hold nothing released?)");
 }
 
+/// Runs each named async test fn of a `Backend` on SQLite, PostgreSQL and
+/// PgBouncer (for tests that make their own app, with settings of their own).
+#[macro_export]
+macro_rules! each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::common::Backend;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(Backend::Postgres).await;
+                }
+
+                #[tokio::test]
+                async fn pgbouncer() {
+                    super::$name(Backend::PgBouncer).await;
+                }
+            }
+        )*
+    };
+}
+
 /// Runs each named async test fn on SQLite and, when configured, PostgreSQL.
 #[macro_export]
 macro_rules! both_backends {

@@ -17,6 +17,8 @@ use super::{Identity, link};
 use crate::{
     AuthContext, ClientMeta,
     error::AuthError,
+    events,
+    events::{Ended, Event, Kind},
     session::{self, admission, admission::Way, cache::Forget},
     sign_in::{SignedIn, second_step},
     token, user,
@@ -51,7 +53,7 @@ pub(crate) async fn complete(
         .await?;
     let completed = match (link, linked) {
         (Some((user_id, session_id)), linked) => {
-            return link::to_session(auth, provider, &identity, linked, user_id, session_id).await;
+            return link::to_session(auth, provider, &identity, linked, (user_id, session_id), meta).await;
         }
         (None, Some(account)) => sign_in_linked(auth, account, provider, meta).await?,
         (None, None) => sign_up_or_claim(auth, provider, &identity, meta).await?,
@@ -115,14 +117,19 @@ async fn sign_up_or_claim(
     let user = match existing {
         Some(user) => {
             claimed = Some(auth.sessions.changing(user.id));
-            mark_verified(&txn, user, now).await?
+            mark_verified(&txn, auth, user, meta).await?
         }
-        None => create_user(&txn, email, identity, now).await?,
+        None => {
+            let user = create_user(&txn, email, identity, now).await?;
+            Event::new(Kind::UserCreated, user.id).with("method", provider).record(&txn, auth, meta).await?;
+            user
+        }
     };
-    user::account_row(user.id, provider, &identity.subject, None, now)
+    let account = user::account_row(user.id, provider, &identity.subject, None, now)
         .insert(&txn)
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
+    link::record_linked(&txn, auth, &account, None, meta).await?;
     let (completed, ended_oldest) = session_or_second_step(auth, &txn, &user, provider, None, meta).await?;
     txn.commit().await?;
     let linked_by_email = claimed.is_some();
@@ -180,8 +187,9 @@ async fn session_or_second_step(
 /// providers, flows in progress, mailed tokens, sessions) is removed.
 async fn mark_verified(
     conn: &impl ConnectionTrait,
+    auth: &AuthContext,
     user: users::Model,
-    now: chrono::DateTime<chrono::Utc>,
+    meta: &ClientMeta,
 ) -> Result<users::Model, AuthError> {
     if user.email_verified {
         return Ok(user);
@@ -191,8 +199,10 @@ async fn mark_verified(
     // sign-in sees the new version and does not land).
     user::bump_credentials(conn, user.id).await?;
     let ended = ways_in::adopt(conn, user.id).await?;
-    tracing::warn!(user_id = %user.id, sessions_ended = ended, "unverified account claimed through a verified provider email");
-    user::mark_email_verified(conn, user.id, now).await
+    events::sessions_ended(conn, auth, user.id, &ended, Ended::Claimed, meta).await?;
+    tracing::warn!(user_id = %user.id, sessions_ended = ended.len(), "unverified account claimed through a verified provider email");
+    Event::new(Kind::UserEmailVerified, user.id).with("by", "provider").record(conn, auth, meta).await?;
+    user::mark_email_verified(conn, user.id, auth.clock.now()).await
 }
 
 async fn create_user(

@@ -2,14 +2,15 @@
 //! (`linkOAuth`, finished by the callback), and removing a link.
 
 use entity::{accounts, users};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::{Completed, Identity};
 use crate::{
-    AuthContext,
+    AuthContext, ClientMeta,
     error::AuthError,
+    events::{Event, Kind},
     notices, session,
     session::{change::Change, step_up},
     user,
@@ -25,8 +26,8 @@ pub(super) async fn to_session(
     provider: &str,
     identity: &Identity,
     linked: Option<accounts::Model>,
-    user_id: Uuid,
-    session_id: Uuid,
+    (user_id, session_id): (Uuid, Uuid),
+    meta: &ClientMeta,
 ) -> Result<Completed, AuthError> {
     match linked {
         Some(account) if account.user_id == user_id => return Ok(Completed::Linked),
@@ -44,10 +45,11 @@ pub(super) async fn to_session(
     if !session::is_alive(&txn, auth, user_id, session_id).await? {
         return Err(AuthError::Unauthenticated);
     }
-    user::account_row(user_id, provider, &identity.subject, None, auth.clock.now())
+    let account = user::account_row(user_id, provider, &identity.subject, None, auth.clock.now())
         .insert(&txn)
         .await
         .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
+    record_linked(&txn, auth, &account, Some(session_id), meta).await?;
     txn.commit().await?;
     tracing::info!(%user_id, "provider linked");
     if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
@@ -57,6 +59,24 @@ pub(super) async fn to_session(
 }
 
 /// Tells the owner a provider now signs in to their account.
+/// `oauth.linked` for `account`, from the session that asked for it (a
+/// link) or from the callback itself (a sign-up or a claim).
+pub(super) async fn record_linked(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    account: &accounts::Model,
+    session_id: Option<Uuid>,
+    meta: &ClientMeta,
+) -> Result<(), AuthError> {
+    let mut event = Event::new(Kind::OauthLinked, account.user_id)
+        .with("provider", account.provider_id.as_str())
+        .with("account_id", account.id.to_string());
+    if let Some(id) = session_id {
+        event = event.session(id);
+    }
+    event.record(conn, auth, meta).await
+}
+
 pub(super) fn notify_linked(
     slot: crate::jobs::Slot,
     auth: &AuthContext,
@@ -92,6 +112,9 @@ pub async fn unlink(
         return Err(AuthError::LastSignInMethod);
     }
     accounts::Entity::delete_by_id(account_id).exec(txn).await?;
+    let details =
+        [("provider", removed.provider_id.as_str().into()), ("account_id", account_id.to_string().into())];
+    change.record(Kind::OauthUnlinked, &details).await?;
     let committed = change.commit().await?;
     tracing::info!(%account_id, "sign-in method removed");
     // The owner hears of it as of every other change to a way in.

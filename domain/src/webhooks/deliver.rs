@@ -1,0 +1,447 @@
+//! Delivering webhooks, at least once. Two steps, each safe with any
+//! number of instances:
+//! 1. Fan-out: under the `webhooks` cursor's row lock, the events after
+//!    the cursor (in commit order, `events::read::after`) become one
+//!    `pending` delivery per endpoint that wants them, and the cursor
+//!    moves, in one transaction: a crash before its commit redoes it
+//!    (the unique (endpoint, event) index keeps one delivery each).
+//! 2. Delivery: due deliveries are claimed for a lease (`locked_until`,
+//!    `FOR UPDATE SKIP LOCKED` on PostgreSQL), sent, and marked
+//!    `delivered`, retried later, or `failed` after the last attempt. A
+//!    crash mid-attempt leaves the lease to run out; the next claim sends
+//!    it again with the same `webhook-id`.
+//!
+//! Delivery never runs in a request: it is this background task's work.
+//! Order: attempts run side by side and retries come later, so a receiver
+//! orders by the payload's event `id` (it grows with commit order per
+//! subject), not by arrival.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use entity::{events, webhook_deliveries, webhook_endpoints};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Statement, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{Endpoint, network::Reach, sign};
+use crate::{
+    AuthContext,
+    error::AuthError,
+    events::read::{self, Position},
+};
+
+pub(crate) const PENDING: &str = "pending";
+pub(crate) const DELIVERED: &str = "delivered";
+pub(crate) const FAILED: &str = "failed";
+
+const CURSOR: &str = "webhooks";
+/// Events moved per fan-out transaction.
+const FAN_OUT_BATCH: u64 = 500;
+/// Deliveries in flight per instance.
+const IN_FLIGHT: usize = 32;
+/// The wait after each attempt that failed (Standard Webhooks' schedule,
+/// stretched to about three days), each with ±20 % jitter. After the
+/// last, the delivery is `failed` (listed, replayable).
+const BACKOFF: [u64; 9] = [5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 72_000];
+/// A `Retry-After` is honoured up to this long.
+const MAX_RETRY_AFTER: u64 = 24 * 3600;
+/// The answer's body is not read: a receiver cannot make us hold much.
+const USER_AGENT: &str = concat!("authgate-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// How often to look for work when nothing woke the worker.
+fn idle_poll(has_endpoints: bool) -> Duration {
+    if has_endpoints { Duration::from_millis(200) } else { Duration::from_secs(2) }
+}
+
+/// The worker: runs until the process ends.
+pub async fn run(auth: AuthContext) {
+    let client = match client(&auth) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!("webhooks cannot be delivered: {e:#}");
+            return;
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    loop {
+        let has_endpoints = match tick(&auth, &client, &slots).await {
+            Ok(has) => has,
+            Err(e) => {
+                e.report();
+                true
+            }
+        };
+        tokio::time::sleep(idle_poll(has_endpoints)).await;
+    }
+}
+
+/// One round: fan out, then claim and start what is due. Whether any
+/// endpoint is enabled.
+pub(crate) async fn tick(
+    auth: &AuthContext,
+    client: &reqwest::Client,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Result<bool, AuthError> {
+    let endpoints = enabled_endpoints(auth).await?;
+    while fan_out(auth, &endpoints).await? == FAN_OUT_BATCH {}
+    if endpoints.is_empty() {
+        return Ok(false);
+    }
+    let free = slots.available_permits();
+    if free == 0 {
+        return Ok(true);
+    }
+    for claimed in claim(auth, free as u64).await? {
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let (auth, client) = (auth.clone(), client.clone());
+        tokio::spawn(async move {
+            if let Err(e) = attempt(&auth, &client, claimed).await {
+                e.report();
+            }
+            drop(permit);
+        });
+    }
+    Ok(true)
+}
+
+async fn enabled_endpoints(
+    auth: &AuthContext,
+) -> Result<Vec<(Endpoint, webhook_endpoints::Model)>, AuthError> {
+    let rows = webhook_endpoints::Entity::find()
+        .filter(webhook_endpoints::Column::Enabled.eq(true))
+        .all(&auth.db)
+        .await?;
+    Ok(rows.into_iter().map(|row| (Endpoint::of(row.clone()), row)).collect())
+}
+
+/// Moves up to a batch of events into deliveries; returns how many events it moved past.
+async fn fan_out(
+    auth: &AuthContext,
+    endpoints: &[(Endpoint, webhook_endpoints::Model)],
+) -> Result<u64, AuthError> {
+    let txn = auth.db.begin().await?;
+    // A write first: it takes the row's lock (and SQLite's write lock) at once.
+    let locked = entity::event_cursors::Entity::update_many()
+        .col_expr(entity::event_cursors::Column::Name, Expr::value(CURSOR))
+        .filter(entity::event_cursors::Column::Name.eq(CURSOR))
+        .exec(&txn)
+        .await?;
+    let from = if locked.rows_affected == 0 {
+        start_cursor(&txn).await?
+    } else {
+        let row = entity::event_cursors::Entity::find_by_id(CURSOR).one(&txn).await?;
+        row.map(|r| Position { tx: r.tx, id: r.event_id }).unwrap_or_default()
+    };
+    let batch = read::after(&txn, from, FAN_OUT_BATCH).await?;
+    let Some(last) = batch.last() else { return Ok(0) };
+    let to = Position::of(last);
+    let now = auth.clock.now();
+    let mut rows = Vec::new();
+    for event in &batch {
+        for (endpoint, _) in
+            endpoints.iter().filter(|(e, _)| e.wants(&event.kind) && event.occurred_at >= e.created_at)
+        {
+            rows.push(webhook_deliveries::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                endpoint_id: Set(endpoint.id),
+                event_id: Set(event.id),
+                status: Set(PENDING.to_owned()),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                locked_until: Set(None),
+                last_status: Set(None),
+                last_error: Set(None),
+                created_at: Set(now),
+                delivered_at: Set(None),
+            });
+        }
+    }
+    for chunk in rows.chunks(200) {
+        webhook_deliveries::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    webhook_deliveries::Column::EndpointId,
+                    webhook_deliveries::Column::EventId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .do_nothing()
+            .exec(&txn)
+            .await?;
+    }
+    entity::event_cursors::Entity::update_many()
+        .col_expr(entity::event_cursors::Column::Tx, Expr::value(to.tx))
+        .col_expr(entity::event_cursors::Column::EventId, Expr::value(to.id))
+        .filter(entity::event_cursors::Column::Name.eq(CURSOR))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(batch.len() as u64)
+}
+
+/// The cursor's row, made on first use at the start of the record (an
+/// endpoint gets only events from its own creation on, see `fan_out`).
+async fn start_cursor(conn: &impl ConnectionTrait) -> Result<Position, AuthError> {
+    let row =
+        entity::event_cursors::ActiveModel { name: Set(CURSOR.to_owned()), tx: Set(0), event_id: Set(0) };
+    entity::event_cursors::Entity::insert(row)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(entity::event_cursors::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(conn)
+        .await?;
+    let row = entity::event_cursors::Entity::find_by_id(CURSOR).one(conn).await?;
+    Ok(row.map(|r| Position { tx: r.tx, id: r.event_id }).unwrap_or_default())
+}
+
+/// How long a claimed attempt is this instance's: past it, another
+/// instance (or this one after a restart) sends it again.
+fn lease(auth: &AuthContext) -> chrono::Duration {
+    chrono::Duration::from_std(auth.config.webhook_timeout * 2 + Duration::from_secs(2))
+        .unwrap_or(chrono::Duration::minutes(1))
+}
+
+/// Claims up to `limit` due deliveries of enabled endpoints for a lease,
+/// counting the attempt.
+async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries::Model>, AuthError> {
+    let now = auth.clock.now();
+    let until = now + lease(auth);
+    let backend = auth.db.get_database_backend();
+    let (sql, lock) = match backend {
+        DatabaseBackend::Postgres => (POSTGRES_CLAIM, " FOR UPDATE SKIP LOCKED"),
+        _ => (SQLITE_CLAIM, ""),
+    };
+    let sql = sql.replace("{lock}", lock);
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [until.into(), PENDING.into(), now.into(), now.into(), (limit as i64).into()],
+    );
+    Ok(webhook_deliveries::Model::find_by_statement(statement).all(&auth.db).await?)
+}
+
+const POSTGRES_CLAIM: &str = "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1 \
+    WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+    WHERE d.status = $2 AND e.enabled AND d.next_attempt_at <= $3 AND (d.locked_until IS NULL OR d.locked_until <= $4) \
+    ORDER BY d.next_attempt_at LIMIT $5{lock}) RETURNING *";
+const SQLITE_CLAIM: &str = "UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 \
+    WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+    WHERE d.status = ? AND e.enabled AND d.next_attempt_at <= ? AND (d.locked_until IS NULL OR d.locked_until <= ?) \
+    ORDER BY d.next_attempt_at LIMIT ?{lock}) RETURNING *";
+
+/// The HTTP client: public addresses only (its resolver), no proxy from
+/// the environment (one would dial for us), no redirects (one to
+/// 169.254.169.254 would leave the checks behind), a deadline per attempt.
+pub(crate) fn client(auth: &AuthContext) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .dns_resolver(Arc::new(Reach::new(&auth.config.webhook_allow_networks)))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(auth.config.webhook_timeout)
+        .connect_timeout(auth.config.webhook_timeout.min(Duration::from_secs(5)))
+        .user_agent(USER_AGENT)
+        .build()?)
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered(u16),
+    /// Retry (a status, or an error without one), after at least `after`.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        after: Option<u64>,
+    },
+    /// `410 Gone`: the endpoint is turned off.
+    Gone,
+}
+
+async fn attempt(
+    auth: &AuthContext,
+    client: &reqwest::Client,
+    delivery: webhook_deliveries::Model,
+) -> Result<(), AuthError> {
+    let endpoint = webhook_endpoints::Entity::find_by_id(delivery.endpoint_id).one(&auth.db).await?;
+    let event = events::Entity::find_by_id(delivery.event_id).one(&auth.db).await?;
+    let (Some(endpoint), Some(event)) = (endpoint, event) else {
+        // The event aged out of the record, or the endpoint was removed.
+        return finish(auth, &delivery, FAILED, None, Some("the event or endpoint is gone".into()), None)
+            .await;
+    };
+    let outcome = send(auth, client, &endpoint, &event).await;
+    let now = auth.clock.now();
+    match outcome {
+        Outcome::Delivered(status) => finish(auth, &delivery, DELIVERED, Some(status), None, Some(now)).await,
+        Outcome::Gone => {
+            tracing::warn!(endpoint_id = %endpoint.id, "webhook endpoint answered 410 Gone: turned off");
+            webhook_endpoints::Entity::update_many()
+                .col_expr(webhook_endpoints::Column::Enabled, Expr::value(false))
+                .col_expr(
+                    webhook_endpoints::Column::DisabledReason,
+                    Expr::value("the endpoint answered 410 Gone"),
+                )
+                .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(now))
+                .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
+                .exec(&auth.db)
+                .await?;
+            finish(auth, &delivery, FAILED, Some(410), Some("410 Gone".into()), None).await
+        }
+        Outcome::Retry { status, error, after } => {
+            let spent = usize::try_from(delivery.attempts).unwrap_or(usize::MAX);
+            let Some(wait) = BACKOFF.get(spent.saturating_sub(1)) else {
+                tracing::warn!(endpoint_id = %endpoint.id, event_id = event.id, %error, "webhook given up after its last attempt");
+                return finish(auth, &delivery, FAILED, status, Some(error), None).await;
+            };
+            let jittered = (*wait as f64 * rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2)) as u64;
+            let wait = jittered.max(after.unwrap_or(0).min(MAX_RETRY_AFTER)).max(1);
+            tracing::info!(endpoint_id = %endpoint.id, event_id = event.id, %error, retry_in_s = wait, "webhook attempt failed");
+            let next = now + chrono::Duration::seconds(wait as i64);
+            webhook_deliveries::Entity::update_many()
+                .col_expr(webhook_deliveries::Column::NextAttemptAt, Expr::value(next))
+                .col_expr(webhook_deliveries::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(webhook_deliveries::Column::LastStatus, Expr::value(status.map(i32::from)))
+                .col_expr(webhook_deliveries::Column::LastError, Expr::value(truncate(&error)))
+                .filter(webhook_deliveries::Column::Id.eq(delivery.id))
+                .exec(&auth.db)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn finish(
+    auth: &AuthContext,
+    delivery: &webhook_deliveries::Model,
+    status: &str,
+    http_status: Option<u16>,
+    error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+) -> Result<(), AuthError> {
+    webhook_deliveries::Entity::update_many()
+        .col_expr(webhook_deliveries::Column::Status, Expr::value(status))
+        .col_expr(webhook_deliveries::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(webhook_deliveries::Column::LastStatus, Expr::value(http_status.map(i32::from)))
+        .col_expr(webhook_deliveries::Column::LastError, Expr::value(error.as_deref().map(truncate)))
+        .col_expr(webhook_deliveries::Column::DeliveredAt, Expr::value(delivered_at))
+        .filter(webhook_deliveries::Column::Id.eq(delivery.id))
+        .exec(&auth.db)
+        .await?;
+    Ok(())
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(500).collect()
+}
+
+/// The payload: `{type, timestamp, data}` with the event's ids and names.
+pub(crate) fn payload(event: &events::Model) -> String {
+    serde_json::json!({
+        "type": event.kind,
+        "timestamp": event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": read::as_json(event),
+    })
+    .to_string()
+}
+
+/// The same on every attempt (receivers deduplicate on it).
+pub(crate) fn message_id(event: &events::Model) -> String {
+    format!("evt_{}", event.id)
+}
+
+async fn send(
+    auth: &AuthContext,
+    client: &reqwest::Client,
+    endpoint: &webhook_endpoints::Model,
+    event: &events::Model,
+) -> Outcome {
+    let retry = |error: String| Outcome::Retry { status: None, error, after: None };
+    // A literal address is dialled without the resolver: checked here.
+    let Ok(url) = url::Url::parse(&endpoint.url) else { return retry("the URL does not parse".into()) };
+    let reach = Reach::new(&auth.config.webhook_allow_networks);
+    if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = url.host() {
+        let ip: Option<std::net::IpAddr> =
+            url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse().ok());
+        if !ip.is_some_and(|ip| reach.permits(ip)) {
+            return retry(super::network::Refused(url.host_str().unwrap_or_default().to_owned()).to_string());
+        }
+    }
+    let secrets = match open_secrets(auth, endpoint) {
+        Ok(secrets) => secrets,
+        Err(e) => return retry(e.to_string()),
+    };
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let body = payload(event);
+    let id = message_id(event);
+    // The attempt's time: a receiver refuses a stale timestamp (replays).
+    let timestamp = Utc::now().timestamp();
+    let answer = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sign::signature(&secrets, &id, timestamp, &body))
+        .body(body)
+        .send()
+        .await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => return retry(describe(&e)),
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Outcome::Delivered(status.as_u16());
+    }
+    if status == reqwest::StatusCode::GONE {
+        return Outcome::Gone;
+    }
+    let after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let kind = if status.is_redirection() { "a redirect (not followed)" } else { "an error status" };
+    Outcome::Retry { status: Some(status.as_u16()), error: format!("{kind}: {status}"), after }
+}
+
+/// An error's chain without the URL (it may carry a token in its query).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if e.is_timeout() { "timed out".to_owned() } else { "request failed".to_owned() };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The endpoint's secrets, newest first.
+fn open_secrets(auth: &AuthContext, endpoint: &webhook_endpoints::Model) -> Result<Vec<String>, AuthError> {
+    let open = |sealed: &str| {
+        auth.keys
+            .sealer
+            .open(sealed, endpoint.id.as_bytes())
+            .map_err(|e| {
+                AuthError::internal(
+                    &format!("the secret of webhook endpoint {} does not open", endpoint.id),
+                    e,
+                )
+            })
+            .and_then(|(plain, _)| {
+                String::from_utf8(plain).map_err(|e| AuthError::internal("a webhook secret", e))
+            })
+    };
+    let mut secrets = vec![open(&endpoint.secret)?];
+    if let Some(previous) = &endpoint.previous_secret {
+        secrets.push(open(previous)?);
+    }
+    Ok(secrets)
+}

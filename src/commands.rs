@@ -1,0 +1,74 @@
+//! The operator's commands that read or change the event record and the
+//! webhooks (`authgate events …`, `authgate webhooks …`): the command line
+//! is the operator, so nothing here asks for a permission.
+
+use domain::{
+    AuthContext, ClientMeta,
+    config::{EventsCommand, WebhooksCommand},
+    events, webhooks,
+};
+
+pub async fn events(auth: &AuthContext, command: EventsCommand) -> anyhow::Result<()> {
+    let EventsCommand::Export { since } = command;
+    let since = events::read::parse_since(&since, auth.clock.now())?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = None;
+    events::read::since(auth, since, 1000, |page| {
+        use std::io::Write;
+        for event in page {
+            if let Err(e) = writeln!(out, "{}", events::read::export_line(&event)) {
+                failed = Some(e);
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match failed {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+pub async fn webhooks(auth: &AuthContext, command: WebhooksCommand) -> anyhow::Result<()> {
+    let fail = |e: domain::error::AuthError| anyhow::anyhow!("{e}");
+    match command {
+        WebhooksCommand::Add { url, events } => {
+            let created =
+                webhooks::create(auth, &url, events, None, &ClientMeta::default()).await.map_err(fail)?;
+            println!("endpoint {}", created.endpoint.id);
+            println!("secret {}", secrecy::ExposeSecret::expose_secret(&created.secret));
+        }
+        WebhooksCommand::List => {
+            for e in webhooks::list(auth).await.map_err(fail)? {
+                let types = if e.event_types.is_empty() { "*".to_owned() } else { e.event_types.join(",") };
+                let state = match (e.enabled, e.disabled_reason) {
+                    (true, _) => "enabled".to_owned(),
+                    (false, reason) => format!("disabled ({})", reason.unwrap_or_default()),
+                };
+                println!("{}\t{}\t{types}\t{state}", e.id, e.url);
+            }
+        }
+        WebhooksCommand::Failed => {
+            for d in webhooks::failed(auth, 1000).await.map_err(fail)? {
+                let status = d.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                let error = d.last_error.unwrap_or_default();
+                println!(
+                    "{}\t{}\tevt_{}\t{} attempts\t{status}\t{error}",
+                    d.id, d.endpoint_id, d.event_id, d.attempts
+                );
+            }
+        }
+        WebhooksCommand::Replay { endpoint, delivery } => {
+            let replayed = webhooks::replay(auth, endpoint, delivery).await.map_err(fail)?;
+            println!("{replayed} deliveries queued again");
+        }
+        WebhooksCommand::Enable { id } => {
+            anyhow::ensure!(webhooks::enable(auth, id).await.map_err(fail)?, "no webhook endpoint {id}");
+            println!("endpoint {id} enabled");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The event record: every change records its event in its own
+//! transaction (a mutation-by-mutation enumeration read from the schema),
+//! refused sign-ins are counted per account and window, a rolled-back
+//! change records nothing, the user's activity and the audit log page with
+//! stable cursors, retention and the export.
+
+use entity::events;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::{
+    common::{
+        Backend, TestApp,
+        oidc::{MockProvider, Person, Tamper},
+        str_of,
+    },
+    each_backend,
+};
+
+const PW: &str = "correct horse battery";
+const APP: &str = "http://localhost:3000";
+
+/// What each mutation records when it succeeds: the event types (in the
+/// order written), or why it records none. Each with events is driven in
+/// `every_change_records_its_event` (its name is the step's label there).
+/// A new mutation fails `every_mutation_is_classified_for_the_record`
+/// until it is put here.
+const MUTATIONS: [(&str, Result<&[&str], &str>); 28] = [
+    ("register", Ok(&["user.created", "session.created"])),
+    ("login", Ok(&["session.created"])),
+    ("logout", Ok(&["session.revoked"])),
+    ("revokeSession", Ok(&["session.revoked"])),
+    ("revokeOtherSessions", Ok(&["session.revoked", "session.revoked"])),
+    ("changePassword", Ok(&["session.revoked", "user.password_changed"])),
+    ("updateProfile", Ok(&["user.updated"])),
+    ("deleteAccount", Ok(&["session.revoked", "user.deleted"])),
+    ("requestEmailVerification", Err("mails a link; nothing about the account changes until it is followed")),
+    ("verifyEmail", Ok(&["user.email_verified"])),
+    ("requestPasswordReset", Err("mails a link; nothing changes until it is followed")),
+    ("resetPassword", Ok(&["session.revoked", "user.password_reset"])),
+    (
+        "startOAuth",
+        Err(
+            "stores a flow; the provider's callback records what it does (user.created, oauth.linked, session.created: driven below)",
+        ),
+    ),
+    ("linkOAuth", Err("stores a flow; the callback records oauth.linked (driven below)")),
+    ("unlinkAccount", Ok(&["oauth.unlinked"])),
+    ("setPassword", Ok(&["user.password_changed"])),
+    ("startTotpSetup", Err("a pending secret; two-factor is off until confirmTotpSetup")),
+    ("confirmTotpSetup", Ok(&["two_factor.enabled"])),
+    ("disableTwoFactor", Ok(&["two_factor.disabled"])),
+    ("regenerateRecoveryCodes", Ok(&["recovery_codes.regenerated"])),
+    ("completeSignIn", Ok(&["session.created"])),
+    ("reauthenticate", Ok(&["session.reauthenticated"])),
+    ("startPasskeyRegistration", Err("a ceremony row only")),
+    ("finishPasskeyRegistration", Ok(&["passkey.added"])),
+    ("startPasskeySignIn", Err("a ceremony row only")),
+    ("finishPasskeySignIn", Ok(&["session.created"])),
+    ("removePasskey", Ok(&["passkey.removed"])),
+    (
+        "createWebhookEndpoint",
+        Err(
+            "needs webhook:manage, which no account holds until roles exist; `authgate webhooks add` records webhook.endpoint_created (webhooks.rs)",
+        ),
+    ),
+];
+
+#[test]
+fn every_mutation_is_classified_for_the_record() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sdl = std::fs::read_to_string(root.join("schema.graphql")).unwrap();
+    let schema = apollo_compiler::Schema::parse_and_validate(sdl, "schema.graphql").unwrap();
+    let apollo_compiler::schema::ExtendedType::Object(mutation) = &schema.types["MutationRoot"] else {
+        panic!("MutationRoot is an object type")
+    };
+    let mut fields: Vec<&str> = mutation.fields.keys().map(|f| f.as_str()).collect();
+    let mut listed: Vec<&str> = MUTATIONS.iter().map(|(name, _)| *name).collect();
+    fields.sort();
+    listed.sort();
+    assert_eq!(fields, listed, "every mutation, classified once");
+    let source = std::fs::read_to_string(root.join("tests/api/events.rs")).unwrap();
+    let driven = source.split(concat!("\nasync fn every_change_records_its_event", "(")).nth(1).unwrap();
+    let driven = driven.split("\n}\n").next().unwrap();
+    for (name, _) in MUTATIONS.iter().filter(|(_, recorded)| recorded.is_ok()) {
+        assert!(driven.contains(&format!("\"{name}\"")), "{name} records events but is not driven");
+    }
+}
+
+/// The event types recorded since `last` (moved past them), oldest first.
+async fn recorded(app: &TestApp, last: &mut i64) -> Vec<String> {
+    let rows = events::Entity::find()
+        .filter(events::Column::Id.gt(*last))
+        .order_by_asc(events::Column::Id)
+        .all(app.db())
+        .await
+        .unwrap();
+    if let Some(row) = rows.last() {
+        *last = row.id;
+    }
+    rows.into_iter().map(|row| row.kind).collect()
+}
+
+/// Asserts that the step `name` recorded what `MUTATIONS` says.
+async fn step(app: &TestApp, last: &mut i64, name: &str) {
+    let expected = MUTATIONS.iter().find(|(n, _)| *n == name).unwrap().1.unwrap();
+    let mut got = recorded(app, last).await;
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{name}");
+}
+
+fn ok(reply: &crate::common::Reply, field: &str) -> Value {
+    let value = reply.body["data"][field].clone();
+    assert!(!value.is_null(), "{field}: {}", reply.body);
+    value
+}
+
+async fn every_change_records_its_event(backend: Backend) {
+    let mock = MockProvider::start().await;
+    let providers = vec![mock.oidc_config("mock")];
+    let Some(app) = TestApp::on_with(backend, |c| {
+        c.oauth = providers;
+        c.oauth_redirect_origins = vec![APP.into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let mut last = 0;
+    let email = "record@example.com";
+    let (token, user_id) = app.register(email, PW).await;
+    step(&app, &mut last, "register").await;
+    let second = str_of(&ok(&app.login(email, PW).await, "login")["token"]);
+    step(&app, &mut last, "login").await;
+    ok(&app.authed(&second, "mutation { logout }", json!({})).await, "logout");
+    step(&app, &mut last, "logout").await;
+
+    let third = str_of(&app.login(email, PW).await.body["data"]["login"]["token"]);
+    recorded(&app, &mut last).await;
+    let sessions = app.authed(&third, "{ me { sessions { id current } } }", json!({})).await;
+    let other = sessions.body["data"]["me"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .clone();
+    let revoke = "mutation($id: ID!) { revokeSession(id: $id) }";
+    assert_eq!(ok(&app.authed(&third, revoke, json!({ "id": other })).await, "revokeSession"), true);
+    step(&app, &mut last, "revokeSession").await;
+
+    let (a, b) = (app.login(email, PW).await, app.login(email, PW).await);
+    assert!(a.body["errors"].is_null() && b.body["errors"].is_null());
+    recorded(&app, &mut last).await;
+    assert_eq!(
+        ok(&app.authed(&third, "mutation { revokeOtherSessions }", json!({})).await, "revokeOtherSessions"),
+        2
+    );
+    step(&app, &mut last, "revokeOtherSessions").await;
+
+    let profile = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { name } }";
+    ok(&app.authed(&third, profile, json!({ "i": { "name": "Rec" } })).await, "updateProfile");
+    step(&app, &mut last, "updateProfile").await;
+
+    let ask = app.authed(&third, "mutation { requestEmailVerification }", json!({})).await;
+    ok(&ask, "requestEmailVerification");
+    let link = app.mailed_token(email, "Confirm your email address", 2).await;
+    let verify = "mutation V($t: String!) { verifyEmail(token: $t) { emailVerified } }";
+    ok(&app.gql(verify, json!({ "t": link })).await, "verifyEmail");
+    step(&app, &mut last, "verifyEmail").await;
+
+    // Two-factor: on, a step-up, new codes, a sign-in's second step, off.
+    let (secret, _) = crate::two_factor::enable(&app, &third).await;
+    step(&app, &mut last, "confirmTotpSetup").await;
+    let code = crate::two_factor::code_at(&secret, app.clock_now());
+    let reauth = json!({ "input": { "password": PW, "code": code } });
+    ok(&app.authed(&third, crate::two_factor::REAUTH, reauth).await, "reauthenticate");
+    step(&app, &mut last, "reauthenticate").await;
+    ok(
+        &app.authed(&third, "mutation { regenerateRecoveryCodes }", json!({})).await,
+        "regenerateRecoveryCodes",
+    );
+    step(&app, &mut last, "regenerateRecoveryCodes").await;
+    let challenge = crate::two_factor::challenge(&app, email).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = crate::two_factor::code_at(&secret, app.clock_now());
+    ok(&crate::two_factor::complete(&app, &challenge, &code).await, "completeSignIn");
+    step(&app, &mut last, "completeSignIn").await;
+    ok(&app.authed(&third, "mutation { disableTwoFactor }", json!({})).await, "disableTwoFactor");
+    step(&app, &mut last, "disableTwoFactor").await;
+
+    // Passkeys: added, signed in with, removed.
+    let (mut authenticator, passkey) = crate::passkeys::add_passkey(&app, &third, "Laptop").await;
+    step(&app, &mut last, "finishPasskeyRegistration").await;
+    let signed = crate::passkeys::sign_in(&app, &mut authenticator).await;
+    ok(&signed, "finishPasskeySignIn");
+    step(&app, &mut last, "finishPasskeySignIn").await;
+    let remove = "mutation($id: ID!) { removePasskey(id: $id) }";
+    assert_eq!(ok(&app.authed(&third, remove, json!({ "id": passkey["id"] })).await, "removePasskey"), true);
+    step(&app, &mut last, "removePasskey").await;
+
+    // A provider: linked (by its callback), unlinked.
+    mock.next(Person::verified("sub-record", email), Tamper::None);
+    let linked = crate::oauth::link(&app, &third, "mock").await;
+    assert_eq!(linked.status, 303, "{}", linked.text);
+    assert_eq!(recorded(&app, &mut last).await, ["oauth.linked"], "the link's callback");
+    let accounts = app.authed(&third, "{ me { accounts { id providerId } } }", json!({})).await;
+    let link_id = accounts.body["data"]["me"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["providerId"] == "mock")
+        .unwrap()["id"]
+        .clone();
+    let unlink = "mutation($id: ID!) { unlinkAccount(id: $id) }";
+    assert_eq!(ok(&app.authed(&third, unlink, json!({ "id": link_id })).await, "unlinkAccount"), true);
+    step(&app, &mut last, "unlinkAccount").await;
+
+    // One other session, then the password changed (ending it).
+    app.authed(&third, "mutation { revokeOtherSessions }", json!({})).await;
+    app.login(email, PW).await;
+    recorded(&app, &mut last).await;
+    let change = "mutation C($input: ChangePasswordInput!) { changePassword(input: $input) }";
+    let vars = json!({ "input": { "currentPassword": PW, "newPassword": "a new horse battery" } });
+    ok(&app.authed(&third, change, vars).await, "changePassword");
+    step(&app, &mut last, "changePassword").await;
+
+    // The reset ends every session (the one left: `third`).
+    app.reset_password_by_mail(email, PW).await;
+    step(&app, &mut last, "resetPassword").await;
+    assert_eq!(app.me(&third).await.code(), Some("UNAUTHENTICATED"));
+
+    // A provider's sign-up, a password for it, the account deleted.
+    mock.next(Person::verified("sub-new", "newcomer@example.com"), Tamper::None);
+    let back = crate::oauth::sign_in(&app, "mock").await;
+    let newcomer = crate::oauth::session_token(&back).expect("signed in through the provider");
+    let mut kinds = recorded(&app, &mut last).await;
+    kinds.sort();
+    assert_eq!(kinds, ["oauth.linked", "session.created", "user.created"], "the provider's sign-up");
+    let set = "mutation S($p: String!) { setPassword(newPassword: $p) }";
+    ok(&app.authed(&newcomer, set, json!({ "p": "quiet harbor lantern 42" })).await, "setPassword");
+    step(&app, &mut last, "setPassword").await;
+    let delete = "mutation D($p: String!) { deleteAccount(password: $p) }";
+    ok(&app.authed(&newcomer, delete, json!({ "p": "quiet harbor lantern 42" })).await, "deleteAccount");
+    step(&app, &mut last, "deleteAccount").await;
+
+    // Every event carries where it came from and who it is about.
+    let mine = events::Entity::find()
+        .filter(events::Column::SubjectUserId.eq(uuid::Uuid::parse_str(&user_id).unwrap()))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert!(mine.len() > 20, "{}", mine.len());
+    assert!(mine.iter().all(|e| e.ip_address.is_some() && e.request_id.is_some()), "{mine:?}");
+    assert!(
+        mine.iter().all(|e| !e.data.contains("horse") && !e.data.contains("lantern")),
+        "no password in the record"
+    );
+    let _ = token;
+}
+
+each_backend!(every_change_records_its_event);
