@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::{
+    both_backends,
     common::{
         Backend, TestApp,
         oidc::{MockProvider, Person, Tamper},
@@ -262,3 +263,169 @@ async fn every_change_records_its_event(backend: Backend) {
 }
 
 each_backend!(every_change_records_its_event);
+
+both_backends!(
+    refused_sign_ins_are_counted_per_account_and_window,
+    a_change_rolled_back_records_nothing,
+    activity_pages_newest_first_with_stable_cursors,
+    the_activity_is_the_users_own_and_the_audit_log_needs_a_permission,
+    aged_events_are_removed_by_the_cleanup,
+);
+
+const ACTIVITY: &str = "query A($first: Int, $after: String) { me { activity(first: $first, after: $after) { edges { cursor node { id type occurredAt count ipAddress userAgent actorId subjectUserId sessionId details } } pageInfo { hasNextPage endCursor } } } }";
+
+async fn activity(app: &TestApp, token: &str, first: i64, after: Option<&str>) -> (Vec<Value>, Value) {
+    let reply = app.authed(token, ACTIVITY, json!({ "first": first, "after": after })).await;
+    let connection = &reply.body["data"]["me"]["activity"];
+    assert!(connection.is_object(), "{}", reply.body);
+    (connection["edges"].as_array().unwrap().clone(), connection["pageInfo"].clone())
+}
+
+/// A flood of wrong passwords costs one row per account and 15 minutes,
+/// counted; an address with no account records nothing (no row to tell
+/// an attacker anything, and nothing to fill the disk with).
+async fn refused_sign_ins_are_counted_per_account_and_window(app: TestApp) {
+    let (token, _) = app.register("victim@example.com", PW).await;
+    let before = app.count(events::Entity).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.login("victim@example.com", "wrong horse battery").await.code(),
+            Some("INVALID_CREDENTIALS")
+        );
+    }
+    assert_eq!(
+        app.login("nobody@example.com", "wrong horse battery").await.code(),
+        Some("INVALID_CREDENTIALS")
+    );
+    assert_eq!(
+        app.count(events::Entity).await,
+        before + 1,
+        "one row for the three, none for the unknown address"
+    );
+    let (edges, _) = activity(&app, &token, 5, None).await;
+    let failed = &edges[0]["node"];
+    assert_eq!(failed["type"], "login.failed");
+    assert_eq!(failed["count"], 3);
+    assert_eq!(failed["actorId"], Value::Null, "whoever typed it is not the user");
+    assert_eq!(failed["details"]["method"], "password");
+    // The next window starts a new row.
+    app.clock.advance(chrono::Duration::minutes(15));
+    app.login("victim@example.com", "wrong horse battery").await;
+    let (edges, _) = activity(&app, &token, 5, None).await;
+    assert_eq!(
+        (edges[0]["node"]["type"].clone(), edges[0]["node"]["count"].clone()),
+        (json!("login.failed"), json!(1))
+    );
+    assert_eq!(edges[1]["node"]["count"], 3);
+}
+
+/// A change whose last write fails is rolled back with the events it had
+/// already written: the account and its sessions are as they were, and
+/// the record says nothing happened.
+async fn a_change_rolled_back_records_nothing(app: TestApp) {
+    let (token, user_id) = app.register("keep@example.com", PW).await;
+    let other = app.login("keep@example.com", PW).await;
+    assert!(other.body["errors"].is_null());
+    let before = app.count(events::Entity).await;
+    // The deletion writes `session.revoked` for both sessions, then
+    // `user.deleted`: the database refuses the last one.
+    let refuse = if app.is_postgres() {
+        "CREATE FUNCTION refuse_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.type = 'user.deleted' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_deleted BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_deleted();"
+    } else {
+        "CREATE TRIGGER refuse_deleted BEFORE INSERT ON events WHEN NEW.type = 'user.deleted' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+    };
+    app.execute_sql(refuse).await;
+    let delete = "mutation D($p: String!) { deleteAccount(password: $p) }";
+    let reply = app.authed(&token, delete, json!({ "p": PW })).await;
+    assert_eq!(reply.code(), Some("INTERNAL_SERVER_ERROR"), "{}", reply.body);
+    assert_eq!(app.count(events::Entity).await, before, "no session.revoked left behind");
+    assert_eq!(crate::common::str_of(&app.me(&token).await.body["data"]["me"]["id"]), user_id, "still here");
+    assert_eq!(app.sessions(&token).await.len(), 2, "both sessions live");
+}
+
+/// Newest first, `first` at a time; a page's cursor keeps its place while
+/// new events arrive, so paging on never repeats or skips one.
+async fn activity_pages_newest_first_with_stable_cursors(app: TestApp) {
+    let (token, _) = app.register("pages@example.com", PW).await;
+    for _ in 0..4 {
+        app.login("pages@example.com", PW).await;
+    }
+    // user.created, 5 × session.created: 6 events.
+    let (first_page, info) = activity(&app, &token, 4, None).await;
+    assert_eq!(first_page.len(), 4);
+    assert_eq!(info["hasNextPage"], true);
+    let ids: Vec<i64> = first_page.iter().map(|e| str_of(&e["node"]["id"]).parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    assert_eq!(info["endCursor"], first_page[3]["cursor"]);
+    // Two more sign-ins arrive between the pages.
+    app.login("pages@example.com", PW).await;
+    app.login("pages@example.com", PW).await;
+    let cursor = str_of(&info["endCursor"]);
+    let (second_page, info) = activity(&app, &token, 4, Some(&cursor)).await;
+    let kinds: Vec<Value> = second_page.iter().map(|e| e["node"]["type"].clone()).collect();
+    assert_eq!(kinds, [json!("session.created"), json!("user.created")], "the two oldest, nothing repeated");
+    assert_eq!(info["hasNextPage"], false);
+    let created = &second_page[1]["node"];
+    assert_eq!(created["ipAddress"], "127.0.0.1");
+    // The newest page now starts with the two new sign-ins.
+    let (newest, _) = activity(&app, &token, 2, None).await;
+    assert!(newest.iter().all(|e| str_of(&e["node"]["id"]).parse::<i64>().unwrap() > ids[0]));
+    // Bad page arguments are typed errors.
+    for (vars, field) in [
+        (json!({ "first": 0 }), "first"),
+        (json!({ "first": 101 }), "first"),
+        (json!({ "first": 2, "after": "yesterday" }), "after"),
+        (json!({ "first": 2, "after": "-4" }), "after"),
+    ] {
+        let reply = app.authed(&token, ACTIVITY, vars.clone()).await;
+        assert_eq!(
+            (reply.code(), reply.field()),
+            (Some("BAD_USER_INPUT"), Some(field)),
+            "{vars}: {}",
+            reply.body
+        );
+    }
+}
+
+const AUDIT: &str = "query Q($filter: AuditEventFilter) { auditEvents(filter: $filter, first: 5) { edges { node { id type } } } }";
+
+/// The activity is read through the user's own session only; the audit
+/// log and webhook endpoints need a permission no account holds until
+/// roles exist (the command line is the operator).
+async fn the_activity_is_the_users_own_and_the_audit_log_needs_a_permission(app: TestApp) {
+    let (token, _) = app.register("own@example.com", PW).await;
+    let reply = app.gql(ACTIVITY, json!({})).await;
+    assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
+    let reply = app.gql(AUDIT, json!({})).await;
+    assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
+    let reply = app.authed(&token, AUDIT, json!({})).await;
+    assert_eq!(reply.code(), Some("PERMISSION_DENIED"), "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["extensions"]["permission"], "audit:read");
+    assert!(reply.body["data"].is_null(), "{}", reply.body);
+    let create =
+        "mutation C($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }";
+    let reply = app.authed(&token, create, json!({ "i": { "url": "https://hooks.example.com/" } })).await;
+    assert_eq!(reply.code(), Some("PERMISSION_DENIED"), "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["extensions"]["permission"], "webhook:manage");
+    assert_eq!(app.count(entity::webhook_endpoints::Entity).await, 0);
+}
+
+/// `AUTHGATE_EVENT_RETENTION` (400 days by default): the cleanup deletes
+/// what is older, and only that.
+async fn aged_events_are_removed_by_the_cleanup(app: TestApp) {
+    let (token, _) = app.register("aged@example.com", PW).await;
+    let old = app.count(events::Entity).await;
+    assert_eq!(old, 2);
+    app.clock.advance(chrono::Duration::days(399));
+    app.login("aged@example.com", PW).await;
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(removed.events, 0, "399 days are within the retention");
+    app.clock.advance(chrono::Duration::days(2));
+    let removed = domain::cleanup::run_once(&app.state.auth).await.unwrap();
+    assert_eq!(removed.events, 2, "the registration's two events are 401 days old");
+    assert_eq!(app.count(events::Entity).await, 1, "the sign-in of day 399 stays");
+    let _ = token;
+}

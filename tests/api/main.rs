@@ -25,3 +25,4 @@ mod smtp;
 mod tcp;
 mod transport;
 mod two_factor;
+mod webhooks;

@@ -7,6 +7,7 @@ POST /hook         a delivery: verified with --secret (and --old-secret
                    when given, which must verify too); answered as the
                    current mode says.
 POST /mode         body: ok | fail | stall | gone | redirect | retry-after
+POST /secrets      body: the secrets to verify with, space-separated
 GET  /deliveries   JSON list: {id, type, verified, status, data} per attempt
 GET  /landed       a plain 200 (a redirect's target: counts the visits)
 """
@@ -19,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-secrets = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--secret=")]
+secrets = []
 lock = threading.Lock()
 state = {"mode": "ok", "attempts": [], "landed": 0}
 release = threading.Event()
@@ -54,6 +55,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(length)
+        if self.path == "/secrets":
+            with lock:
+                secrets[:] = body.decode().split()
+            return self.answer(200)
         if self.path == "/mode":
             with lock:
                 state["mode"] = body.decode().strip()
@@ -65,9 +70,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/hook":
             return self.answer(404)
         headers = {k: v for k, v in self.headers.items()}
-        verified = bool(secrets)
+        with lock:
+            current = list(secrets)
+        verified = bool(current)
         payload = None
-        for secret in secrets:
+        for secret in current:
             try:
                 payload = Webhook(secret).verify(body, headers)
             except WebhookVerificationError:

@@ -272,15 +272,18 @@ async fn attempt(
     let event = events::Entity::find_by_id(delivery.event_id).one(&auth.db).await?;
     let (Some(endpoint), Some(event)) = (endpoint, event) else {
         // The event aged out of the record, or the endpoint was removed.
-        return finish(auth, &delivery, FAILED, None, Some("the event or endpoint is gone".into()), None)
+        return finish(&auth.db, &delivery, FAILED, None, Some("the event or endpoint is gone".into()), None)
             .await;
     };
     let outcome = send(auth, client, &endpoint, &event).await;
     let now = auth.clock.now();
     match outcome {
-        Outcome::Delivered(status) => finish(auth, &delivery, DELIVERED, Some(status), None, Some(now)).await,
+        Outcome::Delivered(status) => {
+            finish(&auth.db, &delivery, DELIVERED, Some(status), None, Some(now)).await
+        }
         Outcome::Gone => {
             tracing::warn!(endpoint_id = %endpoint.id, "webhook endpoint answered 410 Gone: turned off");
+            let txn = auth.db.begin().await?;
             webhook_endpoints::Entity::update_many()
                 .col_expr(webhook_endpoints::Column::Enabled, Expr::value(false))
                 .col_expr(
@@ -289,15 +292,16 @@ async fn attempt(
                 )
                 .col_expr(webhook_endpoints::Column::UpdatedAt, Expr::value(now))
                 .filter(webhook_endpoints::Column::Id.eq(endpoint.id))
-                .exec(&auth.db)
+                .exec(&txn)
                 .await?;
-            finish(auth, &delivery, FAILED, Some(410), Some("410 Gone".into()), None).await
+            finish(&txn, &delivery, FAILED, Some(410), Some("410 Gone".into()), None).await?;
+            Ok(txn.commit().await?)
         }
         Outcome::Retry { status, error, after } => {
             let spent = usize::try_from(delivery.attempts).unwrap_or(usize::MAX);
             let Some(wait) = BACKOFF.get(spent.saturating_sub(1)) else {
                 tracing::warn!(endpoint_id = %endpoint.id, event_id = event.id, %error, "webhook given up after its last attempt");
-                return finish(auth, &delivery, FAILED, status, Some(error), None).await;
+                return finish(&auth.db, &delivery, FAILED, status, Some(error), None).await;
             };
             let jittered = (*wait as f64 * rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2)) as u64;
             let wait = jittered.max(after.unwrap_or(0).min(MAX_RETRY_AFTER)).max(1);
@@ -317,7 +321,7 @@ async fn attempt(
 }
 
 async fn finish(
-    auth: &AuthContext,
+    conn: &impl ConnectionTrait,
     delivery: &webhook_deliveries::Model,
     status: &str,
     http_status: Option<u16>,
@@ -331,7 +335,7 @@ async fn finish(
         .col_expr(webhook_deliveries::Column::LastError, Expr::value(error.as_deref().map(truncate)))
         .col_expr(webhook_deliveries::Column::DeliveredAt, Expr::value(delivered_at))
         .filter(webhook_deliveries::Column::Id.eq(delivery.id))
-        .exec(&auth.db)
+        .exec(conn)
         .await?;
     Ok(())
 }

@@ -70,13 +70,13 @@ pub async fn create(
     actor: Option<Uuid>,
     meta: &ClientMeta,
 ) -> Result<Created, AuthError> {
-    let url = check_url(auth, url).await?;
     let mut event_types = event_types;
     event_types.sort();
     event_types.dedup();
     if let Some(unknown) = event_types.iter().find(|t| Kind::parse(t).is_none()) {
         return Err(AuthError::bad_input(Input::EventTypes, format!("unknown event type {unknown:?}")));
     }
+    let url = check_url(auth, url).await?;
     let id = Uuid::new_v4();
     let secret = sign::new_secret();
     let sealed = auth
