@@ -18,7 +18,9 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         command => {
-            init_tracing(&cli.config);
+            // Only the server logs to standard output: a command's output
+            // is its answer (`events export` prints NDJSON there).
+            init_tracing(&cli.config, matches!(command, Command::Serve));
             match run(command, cli.config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -31,12 +33,17 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &Config) {
+fn init_tracing(config: &Config, to_stdout: bool) {
     use std::io::IsTerminal;
+    let terminal = if to_stdout { std::io::stdout().is_terminal() } else { std::io::stderr().is_terminal() };
+    let writer = move || -> Box<dyn std::io::Write> {
+        if to_stdout { Box::new(std::io::stdout()) } else { Box::new(std::io::stderr()) }
+    };
     // Colours only for a person at a terminal, not in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(authgate::log_filter(&config.log))
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(terminal)
+        .with_writer(writer);
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -317,3 +317,166 @@ async fn private_addresses_are_refused_unless_allowed(app: TestApp) {
     assert!(rows.iter().any(|r| r.endpoint_id == by_name.endpoint.id), "the name was tried too");
     assert!(receiver.attempts().await.is_empty(), "nothing reached the receiver");
 }
+
+/// `authgate` itself, as an operator runs it, on a SQLite file.
+struct Binary {
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_authgate"));
+        let db = self.dir.path().join("authgate.db");
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
+            .env("AUTHGATE_SECRET_KEY", "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=")
+            .env("AUTHGATE_BIND", "127.0.0.1:0")
+            .env("AUTHGATE_ARGON2_MEMORY_KIB", "256")
+            .env("AUTHGATE_ARGON2_ITERATIONS", "1")
+            .env("AUTHGATE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
+            .env("AUTHGATE_WEBHOOK_TIMEOUT", "2s")
+            .env("AUTHGATE_LOG", "warn,authgate=info")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    /// Runs a command to its end; its standard output.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().expect("authgate runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `authgate serve`, once it listens: the process and its address.
+    fn serve(&self) -> (Child, String) {
+        let mut child = self.command(&["serve"]).stdout(Stdio::piped()).spawn().expect("authgate serves");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the server's log").unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split('/').next().unwrap().to_owned();
+            }
+        };
+        // Keep reading, or a full pipe would stall the server's logging.
+        std::thread::spawn(move || lines.for_each(drop));
+        (child, addr)
+    }
+}
+
+async fn register_at(addr: &str, email: &str) {
+    let body = serde_json::json!({
+        "query": "mutation R($i: RegisterInput!) { register(input: $i) { token } }",
+        "variables": { "i": { "email": email, "password": PW } },
+    });
+    let reply: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(reply["data"]["register"]["token"].is_string(), "{reply}");
+}
+
+/// The server is killed (SIGKILL) while a delivery is under way: after
+/// the restart it arrives, with the `webhook-id` of the attempt that was
+/// cut off. An endpoint added from the command line is delivered to
+/// without a restart; the record is exported as NDJSON.
+#[tokio::test]
+async fn a_delivery_cut_off_by_a_crash_arrives_after_the_restart() {
+    let Some(receiver) = Receiver::start() else { return };
+    let binary = Binary::new();
+    binary.run(&["migrate"]);
+    let (mut server, addr) = binary.serve();
+    let added = binary.run(&["webhooks", "add", &receiver.url(), "--event", "user.created"]);
+    let secret =
+        added.lines().find_map(|l| l.strip_prefix("secret ")).expect("the secret is printed").to_owned();
+    assert!(secret.starts_with("whsec_"), "{added}");
+    receiver.verify_with(&[&secret]).await;
+    let listed = binary.run(&["webhooks", "list"]);
+    assert!(
+        listed.contains(&receiver.url()) && listed.contains("user.created") && listed.contains("enabled"),
+        "{listed}"
+    );
+    assert!(!listed.contains("whsec_"), "the secret is shown once");
+
+    receiver.mode("stall").await;
+    register_at(&addr, "crash@example.com").await;
+    assert!(
+        eventually(Duration::from_secs(10), Duration::from_millis(20), || async {
+            !receiver.attempts().await.is_empty()
+        })
+        .await,
+        "the attempt began"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let cut = receiver.attempts().await;
+    assert_eq!(cut.len(), 1);
+    receiver.mode("ok").await;
+
+    let (mut server, _) = binary.serve();
+    // The lease of the cut attempt (2 × 2 s + 2 s) runs out, then it is sent again.
+    let seen = wait_for_within(&receiver, 1, Duration::from_secs(20)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["id"], cut[0]["id"], "the same webhook-id");
+    assert_eq!(seen[0]["verified"], true);
+    assert_eq!(seen[0]["type"], "user.created");
+
+    let export = binary.run(&["events", "export", "--since", "1h"]);
+    let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).expect("NDJSON")).collect();
+    let types: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert_eq!(types, ["webhook.endpoint_created", "user.created", "session.created"], "{export}");
+    assert!(!export.contains("whsec_") && !export.contains("horse"), "no secret in the export");
+    assert!(binary.run(&["events", "export", "--since", "2999-01-01T00:00:00Z"]).is_empty());
+    let failed = binary.command(&["events", "export", "--since", "last tuesday"]).output().unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("neither an RFC 3339 time nor a duration"));
+}
+
+async fn wait_for_within(receiver: &Receiver, count: usize, bound: Duration) -> Vec<Value> {
+    eventually(bound, Duration::from_millis(50), || async { receiver.delivered().await.len() >= count })
+        .await;
+    receiver.delivered().await
+}
+
+/// Two instances on one PostgreSQL database, both delivering: each event
+/// reaches the endpoint once.
+#[tokio::test]
+async fn two_instances_deliver_each_event_once() {
+    let Some(receiver) = Receiver::start() else { return };
+    let Some(app) = TestApp::postgres_with(|c| {
+        c.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    endpoint(&app, &receiver, &["user.updated"]).await;
+    let (token, _) = app.register("twice@example.com", PW).await;
+    let other = app.second_state(|c| c.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let _workers = (start_worker(&app), tokio::spawn(domain::webhooks::run_worker(other.auth.clone())));
+    let update = "mutation U($n: String!) { updateProfile(input: { name: $n }) { name } }";
+    let updates = (0..30).map(|n| {
+        let (app, token) = (&app, &token);
+        async move { app.authed(token, update, serde_json::json!({ "n": format!("Name {n}") })).await }
+    });
+    futures_util::future::join_all(updates).await;
+    let seen = wait_for_within(&receiver, 30, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen_after = receiver.attempts().await;
+    let ids: std::collections::BTreeSet<String> = seen_after.iter().map(|a| str_of(&a["id"])).collect();
+    assert_eq!(ids.len(), 30, "every event");
+    assert_eq!(seen_after.len(), 30, "each once: {} attempts", seen_after.len());
+    assert!(seen.iter().all(|a| a["verified"] == true));
+}
