@@ -44,6 +44,8 @@ pub struct Services {
     pub(crate) checkpoints: Checkpoints,
     /// Live sessions in memory (`SessionCache::off()` when turned off).
     pub(crate) sessions: cache::SessionCache,
+    /// The record as it grows, for live subscribers.
+    pub(crate) live: crate::events::live::Live,
     /// The WebAuthn relying party (passkeys).
     pub(crate) webauthn: Arc<webauthn_rs::Webauthn>,
 }

@@ -62,6 +62,7 @@ pub fn services(
         keys: Arc::new(keys::Keys::from_config(&config)?),
         checkpoints: Default::default(),
         sessions: session::cache::SessionCache::start(&config, &db)?,
+        live: Default::default(),
         webauthn: Arc::new(factors::passkey::relying_party(&config)?),
     }))
 }

@@ -11,9 +11,10 @@ mod loaders;
 mod mutation;
 mod query;
 mod shape;
+mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 pub use codes::{ErrorCodes, GqlResult, refusal};
 pub use documents::Documents;
 use domain::{AuthContext, config::Config};
@@ -21,12 +22,13 @@ pub use loaders::Loaders;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use shape::check_shape;
+pub use subscription::SubscriptionRoot;
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema without runtime data: enough for its SDL.
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
         .extension(ErrorCodes)
         .extension(documents::CachedValidation)
 }
@@ -65,6 +67,7 @@ pub fn operation_labels() -> std::collections::HashSet<String> {
         let kind = match ty.node.name.node.as_str() {
             "QueryRoot" => "query",
             "MutationRoot" => "mutation",
+            "SubscriptionRoot" => "subscription",
             _ => continue,
         };
         if let TypeKind::Object(object) = &ty.node.kind {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::{
     AppState, client, cookie, observe,
     respond::{self, Format},
+    subscribe,
 };
 use crate::graphql::{
     self as refusal, Loaders, check_shape,
@@ -131,7 +132,17 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if !is_batch {
         return match parse_single(&body).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
-            Ok(request) => respond::single(format, run(&state, &parts, token, request, deadline).await),
+            Ok((request, label, OperationType::Subscription)) => {
+                if !subscribe::wants_stream(&parts.headers) {
+                    let message =
+                        "a subscription streams as Server-Sent Events: send Accept: text/event-stream";
+                    return Refusal::bad(StatusCode::NOT_ACCEPTABLE, message).into_response(format);
+                }
+                subscribe::stream(&state, &parts, token, (request, label), format).await
+            }
+            Ok((request, label, _)) => {
+                respond::single(format, run(&state, &parts, token, (request, label), deadline).await)
+            }
             Err(rejection) => rejection.into_response(format),
         };
     }
@@ -148,11 +159,17 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     }
     let mut responses = Vec::with_capacity(batch.len());
     for item in batch {
-        let response =
-            match parse_request(item).map_err(Rejection::from).and_then(|r| prepare(&state, r, false)) {
-                Ok(request) => run(&state, &parts, token.clone(), request, deadline).await,
-                Err(rejection) => rejection.into_graphql(),
-            };
+        let response = match parse_request(item)
+            .map_err(Rejection::from)
+            .and_then(|r| prepare(&state, r, false))
+        {
+            Ok((_, _, OperationType::Subscription)) => {
+                Rejection::from(Refusal::bad_request("a subscription cannot be part of a batch"))
+                    .into_graphql()
+            }
+            Ok((request, label, _)) => run(&state, &parts, token.clone(), (request, label), deadline).await,
+            Err(rejection) => rejection.into_graphql(),
+        };
         responses.push(response);
     }
     respond::batch(format, responses)
@@ -175,7 +192,9 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let token = presented_token(&parts.headers);
     let deadline = tokio::time::Instant::now() + state.auth.config.request_timeout;
     match prepare(&state, request, true) {
-        Ok(request) => respond::single(format, run(&state, &parts, token, request, deadline).await),
+        Ok((request, label, _)) => {
+            respond::single(format, run(&state, &parts, token, (request, label), deadline).await)
+        }
         Err(rejection) => rejection.into_response(format),
     }
 }
@@ -243,7 +262,7 @@ fn prepare(
     state: &AppState,
     mut request: async_graphql::Request,
     over_get: bool,
-) -> Result<(async_graphql::Request, String), Rejection> {
+) -> Result<(async_graphql::Request, String, OperationType), Rejection> {
     let config = &state.auth.config;
     if request.query.len() > config.max_query_bytes {
         return Err(Rejection::OverLimit(format!(
@@ -255,7 +274,7 @@ fn prepare(
     let name = request.operation_name.clone();
     let Some(document) = state.documents.parse(&mut request) else {
         // Let the schema report it, with its code, as a GraphQL response.
-        return Ok((request, "invalid".to_owned()));
+        return Ok((request, "invalid".to_owned(), OperationType::Query));
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), None) => Some(op),
@@ -281,7 +300,8 @@ fn prepare(
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
     let label = operation_label(&operation.node, &state.operation_labels);
-    Ok((request, label))
+    let kind = operation.node.ty;
+    Ok((request, label, kind))
 }
 
 /// `mutation:login`: the operation type and its first field, when the

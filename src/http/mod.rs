@@ -13,6 +13,7 @@ mod oauth;
 pub(crate) mod observe;
 mod respond;
 pub mod server;
+mod subscribe;
 
 use axum::{Router, routing::get};
 use domain::AuthContext;

@@ -162,6 +162,23 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
 
     let last = str_of(&app.login(email, "contract password three").await.body["data"]["login"]["token"]);
     let other = str_of(&app.login(email, "contract password three").await.body["data"]["login"]["token"]);
+    let activity = flow.run("MyActivity", json!({ "first": 2 }), Some(&last)).await;
+    let page = &activity.body["data"]["me"]["activity"];
+    assert_eq!(page["edges"][0]["node"]["type"], "session.created", "{}", activity.body);
+    assert_eq!(page["edges"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    assert_eq!(page["pageInfo"]["endCursor"], page["edges"][1]["cursor"]);
+    // No account holds a permission until roles exist.
+    let audit = flow.run("AuditEvents", json!({ "first": 5 }), Some(&last)).await;
+    assert_eq!(audit.code(), Some("PERMISSION_DENIED"), "{}", audit.body);
+    let hook = json!({ "input": { "url": "https://hooks.example.com/authgate" } });
+    let hook = flow.run("CreateWebhookEndpoint", hook, Some(&last)).await;
+    assert_eq!(hook.code(), Some("PERMISSION_DENIED"), "{}", hook.body);
+    // A subscription streams (subscriptions.rs); without a session it is a plain refusal.
+    flow.ran.lock().unwrap().insert("SecurityEvents".to_owned());
+    let follow = json!({ "query": flow.doc, "operationName": "SecurityEvents", "variables": {} });
+    let refused = app.post().json(&follow).header("accept", "text/event-stream").send().await;
+    assert_eq!(refused.code(), Some("UNAUTHENTICATED"), "{}", refused.text);
     assert_eq!(flow.run("Logout", json!({}), Some(&other)).await.body["data"]["logout"], true);
     let wrong = flow.run("DeleteAccount", json!({ "password": "contract password two" }), Some(&last)).await;
     assert_eq!(wrong.code(), Some("INVALID_CREDENTIALS"));

@@ -22,6 +22,7 @@ mod passkeys;
 mod security;
 mod sessions;
 mod smtp;
+mod subscriptions;
 mod tcp;
 mod transport;
 mod two_factor;

@@ -7,6 +7,7 @@
 //! a token or a password (`Event::with` takes only what `Value` can say,
 //! and every caller passes ids, names and counts).
 
+pub mod live;
 pub mod read;
 
 use chrono::{DateTime, Utc};

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod cache;
 pub(crate) mod change;
+pub mod live;
 pub mod step_up;
 
 use std::collections::HashMap;
