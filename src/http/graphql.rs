@@ -299,6 +299,12 @@ fn prepare(
     }
     check_shape(document, &operation.node, config.max_aliases, config.max_root_fields)
         .map_err(Rejection::OverLimit)?;
+    // The spec's rule ("single root field"), which also keeps one request
+    // to one stream: aliases would open one each.
+    if operation.node.ty == OperationType::Subscription && operation.node.selection_set.node.items.len() != 1
+    {
+        return Err(Rejection::OverLimit("a subscription selects exactly one root field".into()));
+    }
     let label = operation_label(&operation.node, &state.operation_labels);
     let kind = operation.node.ty;
     Ok((request, label, kind))

@@ -136,8 +136,27 @@ async fn subscriptions_are_refused_plainly(app: TestApp) {
     let uri = format!("/graphql?query={}", "subscription%20%7B%20securityEvents%20%7B%20id%20%7D%20%7D");
     let reply = app.get(&uri).bearer(&token).send().await;
     assert_eq!(reply.status.as_u16(), 405, "{}", reply.text);
-    // A bad cursor is a typed error, and the stream's end.
+    // One stream per request: the spec's single root field (aliases or a
+    // fragment would open one each), and at most five per user.
+    let twice = json!({ "query": "subscription { a: securityEvents { id } b: securityEvents { id } }" });
+    let reply = app.post().json(&twice).bearer(&token).header("accept", "text/event-stream").send().await;
+    assert_eq!(reply.code(), Some("GRAPHQL_VALIDATION_FAILED"), "{}", reply.text);
     let addr = serve(&app).await;
+    let mut open = Vec::new();
+    for _ in 0..domain::events::live::STREAMS_PER_USER {
+        let mut stream = Stream { response: Stream::open(addr, &token, None).await, buffer: String::new() };
+        assert!(stream.response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        // Each is counted once it runs: ask for its first bytes.
+        let _ = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+        open.push(stream);
+    }
+    let response = Stream::open(addr, &token, None).await;
+    let mut sixth = Stream { response, buffer: String::new() };
+    let (_, payload) = sixth.next().await.expect("an answer");
+    assert_eq!(payload["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{payload}");
+    drop(open);
+
+    // A bad cursor is a typed error, and the stream's end.
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
         .bearer_auth(&token)

@@ -8,6 +8,8 @@ use crate::{
     AuthContext,
     error::AuthError,
     events::{Event, Kind},
+    limits,
+    limits::Rule,
     session::CurrentSession,
     user::validate,
 };
@@ -26,6 +28,7 @@ pub async fn update(
     update: ProfileUpdate,
 ) -> Result<users::Model, AuthError> {
     let user = &current.user;
+    limits::hit(auth, Rule::ProfileAccount, &user.id.to_string()).await?;
     let mut row = users::ActiveModel { id: Set(user.id), ..Default::default() };
     let mut fields = Vec::new();
     if let Some(name) = update.name {

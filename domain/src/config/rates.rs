@@ -54,6 +54,7 @@ pub enum Rule {
     NoticeAccount,
     PasskeySignInNetwork,
     PasskeySignInGlobal,
+    ProfileAccount,
 }
 
 /// One row of `RULES`.
@@ -68,7 +69,7 @@ pub struct RuleSpec {
     pub meaning: &'static str,
 }
 
-pub const RULES: [RuleSpec; 17] = [
+pub const RULES: [RuleSpec; 18] = [
     RuleSpec {
         rule: Rule::LoginIp,
         name: "login_ip",
@@ -187,6 +188,13 @@ pub const RULES: [RuleSpec; 17] = [
         variable: "AUTHGATE_RATE_PASSKEY_SIGN_IN_GLOBAL",
         default: "100000/5m",
         meaning: "passkey sign-ins started without a session on the whole server: a ceiling on the rows many networks can make (reaching it takes 100 networks; a signed-in user's `reauthenticate` ceremony is never held back by it)",
+    },
+    RuleSpec {
+        rule: Rule::ProfileAccount,
+        name: "profile_account",
+        variable: "AUTHGATE_RATE_PROFILE_ACCOUNT",
+        default: "60/1h",
+        meaning: "profile changes per account (`updateProfile`): each is a row of the event record, kept for `AUTHGATE_EVENT_RETENTION`, so a signed-in client cannot fill the disk",
     },
 ];
 

@@ -27,14 +27,63 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// the database.
 const BUFFER: usize = 1024;
 
+/// Streams one user may hold open at once (each holds a connection and
+/// checks its session now and then).
+pub const STREAMS_PER_USER: usize = 5;
+
 pub struct Live {
     sender: broadcast::Sender<Arc<events::Model>>,
     running: AtomicBool,
+    /// The poller knows where the record ends: what commits from now on is broadcast.
+    positioned: tokio::sync::watch::Sender<bool>,
+    streams: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
 }
 
 impl Default for Live {
     fn default() -> Self {
-        Self { sender: broadcast::channel(BUFFER).0, running: AtomicBool::new(false) }
+        Self {
+            sender: broadcast::channel(BUFFER).0,
+            running: AtomicBool::new(false),
+            positioned: tokio::sync::watch::channel(false).0,
+            streams: Default::default(),
+        }
+    }
+}
+
+/// One of a user's open streams, counted until dropped.
+pub struct Stream {
+    auth: AuthContext,
+    user_id: uuid::Uuid,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let mut streams = self.auth.live.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = streams.get_mut(&self.user_id) {
+            *open -= 1;
+            if *open == 0 {
+                streams.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+impl Live {
+    /// Counts a stream of `user_id`: `RATE_LIMITED` past `STREAMS_PER_USER`.
+    pub(crate) fn open(&self, auth: &AuthContext, user_id: uuid::Uuid) -> Result<Stream, AuthError> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let open = streams.entry(user_id).or_default();
+        if *open >= STREAMS_PER_USER {
+            return Err(AuthError::RateLimited { retry_after: 5 });
+        }
+        *open += 1;
+        Ok(Stream { auth: auth.clone(), user_id })
+    }
+
+    /// Waits (at most 2 s) until the poller knows where the record ends.
+    pub(crate) async fn positioned(&self) {
+        let mut ready = self.positioned.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), ready.wait_for(|ready| *ready)).await;
     }
 }
 
@@ -62,13 +111,16 @@ async fn poll(auth: AuthContext) {
             }
         }
     };
+    live.positioned.send_replace(true);
     loop {
         if live.sender.receiver_count() == 0 {
+            live.positioned.send_replace(false);
             live.running.store(false, Ordering::SeqCst);
             // A subscriber that came meanwhile saw it running: stay.
             if live.sender.receiver_count() == 0 || live.running.swap(true, Ordering::SeqCst) {
                 return;
             }
+            live.positioned.send_replace(true);
         }
         match read::after(&auth.db, at, 500).await {
             Ok(batch) => {

@@ -227,14 +227,30 @@ pub(crate) async fn sessions_ended(
 /// attempt (the limiter bounds the attempts themselves).
 pub(crate) const FAILURE_WINDOW_SECS: i64 = 15 * 60;
 
-/// Records a refused sign-in of `user_id` (an existing account): counted
-/// into the account's row of the current window, or a new row. Outside
-/// any transaction (nothing else is written); a failure to record is
-/// logged, never the caller's answer.
-pub(crate) async fn sign_in_refused(auth: &AuthContext, user_id: Uuid, method: &str, origin: &ClientMeta) {
-    if let Err(e) = count_refusal(auth, user_id, method, origin).await {
-        e.report();
-    }
+/// Refusals counted into one row at most; the next starts a new row, so
+/// webhooks and live subscribers hear of a continuing attack.
+const MERGED: i32 = 10;
+
+/// Records a refused sign-in of `user` (an existing account): counted
+/// into the account's row of the current window, or a new row. In the
+/// background, after the answer: a wrong password for an existing account
+/// must not take longer than one for an unknown address (the write would
+/// tell them apart). Where it came from is left out while nobody has
+/// proved the address: the account may be a squatter's, and the refused
+/// attempts may be the owner's.
+pub(crate) fn sign_in_refused(
+    auth: &AuthContext,
+    user: &entity::users::Model,
+    method: &'static str,
+    origin: &ClientMeta,
+) {
+    let origin = if user.email_verified { origin.clone() } else { ClientMeta::default() };
+    let (auth, user_id) = (auth.clone(), user.id);
+    tokio::spawn(async move {
+        if let Err(e) = count_refusal(&auth, user_id, method, &origin).await {
+            e.report();
+        }
+    });
 }
 
 async fn count_refusal(
@@ -252,6 +268,7 @@ async fn count_refusal(
         .filter(events::Column::SubjectUserId.eq(user_id))
         .filter(events::Column::Kind.eq(Kind::LoginFailed.as_str()))
         .filter(events::Column::OccurredAt.gte(window_start))
+        .filter(events::Column::Count.lt(MERGED))
         .exec(&auth.db)
         .await?;
     if counted.rows_affected == 0 {

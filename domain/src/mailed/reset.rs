@@ -91,7 +91,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
         // the new credentials version; their name and picture too), as when
         // a provider claims it.
         let ended = ways_in::adopt(&txn, user_id).await?;
-        events::sessions_ended(&txn, auth, user_id, &ended, Ended::Claimed, meta).await?;
+        // Without where the owner is: the ended sessions' holder may hear of it.
+        events::sessions_ended(&txn, auth, user_id, &ended, Ended::Claimed, &ClientMeta::default()).await?;
         tracing::warn!(
             sessions_ended = ended.len(),
             "unverified account adopted by its address's owner through a reset"

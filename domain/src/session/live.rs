@@ -30,6 +30,8 @@ struct Following {
     user_id: Uuid,
     session_id: Uuid,
     receiver: Receiver<Arc<events::Model>>,
+    /// Counted among the user's open streams while this lives.
+    _counted: crate::events::live::Stream,
     pending: VecDeque<events::Model>,
     sent: HashSet<i64>,
     done: bool,
@@ -49,7 +51,9 @@ pub async fn follow(
     // between is in both, and sent once. Those already committed are not
     // news (the poller may still be behind them: it waits for older
     // transactions), only those after `after` are sent, oldest first.
+    let counted = auth.live.open(auth, current.user.id)?;
     let receiver = auth.live.subscribe(auth);
+    auth.live.positioned().await;
     let recent = latest(auth, current.user.id).await?;
     let sent = recent.iter().map(|e| e.id).collect();
     let pending = match after {
@@ -61,6 +65,7 @@ pub async fn follow(
         user_id: current.user.id,
         session_id: current.session.id,
         receiver,
+        _counted: counted,
         pending,
         sent,
         done: false,
@@ -103,6 +108,10 @@ impl Following {
                 self.done = self.ends_here(&event);
                 return Some(event);
             }
+            // Due however busy the record is (a ready receiver would win the race below).
+            if tokio::time::Instant::now() >= self.check_at && !self.still_alive().await {
+                return None;
+            }
             let received = tokio::time::timeout_at(self.check_at, self.receiver.recv()).await;
             match received {
                 Ok(Ok(event)) => {
@@ -112,20 +121,28 @@ impl Following {
                 }
                 // Too slow a reader: catch up from the database.
                 Ok(Err(RecvError::Lagged(_))) => {
+                    if !self.still_alive().await {
+                        return None;
+                    }
                     let last = self.sent.iter().max().copied().unwrap_or(0);
                     let missed = since(&self.auth, self.user_id, last).await.ok()?;
                     self.pending.extend(missed.into_iter().filter(|e| self.sent.insert(e.id)));
                 }
                 Ok(Err(RecvError::Closed)) => return None,
                 Err(_due) => {
-                    self.check_at = tokio::time::Instant::now() + RECHECK;
-                    let alive = is_alive(&self.auth.db, &self.auth, self.user_id, self.session_id).await;
-                    if !alive.unwrap_or(true) {
+                    if !self.still_alive().await {
                         return None;
                     }
                 }
             }
         }
+    }
+
+    /// Whether the session lives (a database error counts as alive: the
+    /// next check decides); schedules the next check.
+    async fn still_alive(&mut self) -> bool {
+        self.check_at = tokio::time::Instant::now() + RECHECK;
+        is_alive(&self.auth.db, &self.auth, self.user_id, self.session_id).await.unwrap_or(true)
     }
 
     /// The last event this subscription sends: its own session ended, or

@@ -85,9 +85,15 @@ pub(crate) async fn tick(
     client: &reqwest::Client,
     slots: &Arc<tokio::sync::Semaphore>,
 ) -> Result<bool, AuthError> {
-    let endpoints = enabled_endpoints(auth).await?;
-    while fan_out(auth, &endpoints).await? == FAN_OUT_BATCH {}
-    if endpoints.is_empty() {
+    let mut has_endpoints = false;
+    loop {
+        let (moved, endpoints) = fan_out(auth).await?;
+        has_endpoints = has_endpoints || endpoints;
+        if moved < FAN_OUT_BATCH {
+            break;
+        }
+    }
+    if !has_endpoints {
         return Ok(false);
     }
     let free = slots.available_permits();
@@ -107,21 +113,17 @@ pub(crate) async fn tick(
     Ok(true)
 }
 
-async fn enabled_endpoints(
-    auth: &AuthContext,
-) -> Result<Vec<(Endpoint, webhook_endpoints::Model)>, AuthError> {
+async fn enabled_endpoints(conn: &impl ConnectionTrait) -> Result<Vec<Endpoint>, AuthError> {
     let rows = webhook_endpoints::Entity::find()
         .filter(webhook_endpoints::Column::Enabled.eq(true))
-        .all(&auth.db)
+        .all(conn)
         .await?;
-    Ok(rows.into_iter().map(|row| (Endpoint::of(row.clone()), row)).collect())
+    Ok(rows.into_iter().map(Endpoint::of).collect())
 }
 
-/// Moves up to a batch of events into deliveries; returns how many events it moved past.
-async fn fan_out(
-    auth: &AuthContext,
-    endpoints: &[(Endpoint, webhook_endpoints::Model)],
-) -> Result<u64, AuthError> {
+/// Moves up to a batch of events into deliveries: how many events it
+/// moved past, and whether any endpoint is enabled.
+async fn fan_out(auth: &AuthContext) -> Result<(u64, bool), AuthError> {
     let txn = auth.db.begin().await?;
     // A write first: it takes the row's lock (and SQLite's write lock) at once.
     let locked = entity::event_cursors::Entity::update_many()
@@ -135,14 +137,15 @@ async fn fan_out(
         let row = entity::event_cursors::Entity::find_by_id(CURSOR).one(&txn).await?;
         row.map(|r| Position { tx: r.tx, id: r.event_id }).unwrap_or_default()
     };
+    // Read under the lock: an endpoint added before this fan-out gets its events.
+    let endpoints = enabled_endpoints(&txn).await?;
     let batch = read::after(&txn, from, FAN_OUT_BATCH).await?;
-    let Some(last) = batch.last() else { return Ok(0) };
+    let Some(last) = batch.last() else { return Ok((0, !endpoints.is_empty())) };
     let to = Position::of(last);
     let now = auth.clock.now();
     let mut rows = Vec::new();
     for event in &batch {
-        for (endpoint, _) in
-            endpoints.iter().filter(|(e, _)| e.wants(&event.kind) && event.occurred_at >= e.created_at)
+        for endpoint in endpoints.iter().filter(|e| e.wants(&event.kind) && event.occurred_at >= e.created_at)
         {
             rows.push(webhook_deliveries::ActiveModel {
                 id: Set(Uuid::new_v4()),
@@ -180,7 +183,7 @@ async fn fan_out(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(batch.len() as u64)
+    Ok((batch.len() as u64, !endpoints.is_empty()))
 }
 
 /// The cursor's row, made on first use at the start of the record (an

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 /// included), shared address space (CGNAT), documentation and benchmark
 /// ranges, multicast and reserved space, and IPv6 forms that embed an
 /// IPv4 address (NAT64, 6to4, Teredo).
-const REFUSED: [&str; 26] = [
+const REFUSED: [&str; 28] = [
     "0.0.0.0/8",
     "10.0.0.0/8",
     "100.64.0.0/10",
@@ -35,6 +35,8 @@ const REFUSED: [&str; 26] = [
     "240.0.0.0/4",
     "::/128",
     "::1/128",
+    "::ffff:0:0:0/96",
+    "fec0::/10",
     "64:ff9b::/96",
     "64:ff9b:1::/48",
     "100::/64",
@@ -124,6 +126,8 @@ mod tests {
             "fe80::1",
             "64:ff9b::7f00:1",
             "2002:7f00:1::",
+            "::ffff:0:7f00:1",
+            "fec0::1",
             "224.0.0.1",
             "255.255.255.255",
         ] {

@@ -199,7 +199,8 @@ async fn mark_verified(
     // sign-in sees the new version and does not land).
     user::bump_credentials(conn, user.id).await?;
     let ended = ways_in::adopt(conn, user.id).await?;
-    events::sessions_ended(conn, auth, user.id, &ended, Ended::Claimed, meta).await?;
+    // Without where the owner is: the ended sessions' holder may hear of it.
+    events::sessions_ended(conn, auth, user.id, &ended, Ended::Claimed, &ClientMeta::default()).await?;
     tracing::warn!(user_id = %user.id, sessions_ended = ended.len(), "unverified account claimed through a verified provider email");
     Event::new(Kind::UserEmailVerified, user.id).with("by", "provider").record(conn, auth, meta).await?;
     user::mark_email_verified(conn, user.id, auth.clock.now()).await
