@@ -27,12 +27,16 @@ pub(crate) enum Lane {
     Links,
     /// Notices to an account's owner (a password changed, a factor added).
     Notices,
+    /// Refused sign-ins counted into the event record, one at a time (two
+    /// at once would each start the window's row).
+    Record,
 }
 
 #[derive(Clone)]
 pub struct Jobs {
     links: mpsc::Sender<BoxFuture<'static, ()>>,
     notices: mpsc::Sender<BoxFuture<'static, ()>>,
+    record: mpsc::Sender<BoxFuture<'static, ()>>,
 }
 
 impl Jobs {
@@ -42,7 +46,7 @@ impl Jobs {
     }
 
     fn with_capacity(capacity: usize) -> Self {
-        Self { links: worker(capacity), notices: worker(capacity) }
+        Self { links: worker(capacity), notices: worker(capacity), record: worker(capacity) }
     }
 
     /// Queues `job` in `lane`, waiting for a slot while the lane is full.
@@ -59,6 +63,7 @@ impl Jobs {
         let tx = match lane {
             Lane::Links => &self.links,
             Lane::Notices => &self.notices,
+            Lane::Record => &self.record,
         };
         if tx.capacity() == 0 {
             tracing::warn!(?lane, "background queue full; waiting for a slot");
@@ -69,7 +74,7 @@ impl Jobs {
     #[cfg(any(test, feature = "test-support"))]
     /// Resolves once every job queued in every lane before the call has run.
     pub async fn drained(&self) {
-        for lane in [Lane::Links, Lane::Notices] {
+        for lane in [Lane::Links, Lane::Notices, Lane::Record] {
             let (done, waited) = tokio::sync::oneshot::channel();
             self.run(lane, async move {
                 let _ = done.send(());

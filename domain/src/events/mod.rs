@@ -233,21 +233,22 @@ const MERGED: i32 = 10;
 
 /// Records a refused sign-in of `user` (an existing account): counted
 /// into the account's row of the current window, or a new row. In the
-/// background, after the answer: a wrong password for an existing account
-/// must not take longer than one for an unknown address (the write would
-/// tell them apart). Where it came from is left out while nobody has
-/// proved the address: the account may be a squatter's, and the refused
-/// attempts may be the owner's.
-pub(crate) fn sign_in_refused(
+/// background (one at a time: two at once would each start the window's
+/// row), after the answer: a wrong password for an existing account must
+/// not take longer than one for an unknown address (the write would tell
+/// them apart). Where it came from is left out while nobody has proved the
+/// address: the account may be a squatter's, and the refused attempts may
+/// be the owner's.
+pub(crate) async fn sign_in_refused(
     auth: &AuthContext,
     user: &entity::users::Model,
     method: &'static str,
     origin: &ClientMeta,
 ) {
     let origin = if user.email_verified { origin.clone() } else { ClientMeta::default() };
-    let (auth, user_id) = (auth.clone(), user.id);
-    tokio::spawn(async move {
-        if let Err(e) = count_refusal(&auth, user_id, method, &origin).await {
+    let (worker, user_id) = (auth.clone(), user.id);
+    auth.jobs.reserve(crate::jobs::Lane::Record).await.run(async move {
+        if let Err(e) = count_refusal(&worker, user_id, method, &origin).await {
             e.report();
         }
     });

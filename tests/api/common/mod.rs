@@ -432,6 +432,20 @@ impl TestApp {
     }
 }
 
+/// The mutations of the checked-in schema, sorted (for the tests that
+/// prove each is classified: the cache, the event record).
+pub fn mutations_in_schema() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sdl = std::fs::read_to_string(root.join("schema.graphql")).unwrap();
+    let schema = apollo_compiler::Schema::parse_and_validate(sdl, "schema.graphql").unwrap();
+    let apollo_compiler::schema::ExtendedType::Object(mutation) = &schema.types["MutationRoot"] else {
+        panic!("MutationRoot is an object type")
+    };
+    let mut fields: Vec<String> = mutation.fields.keys().map(|f| f.to_string()).collect();
+    fields.sort();
+    fields
+}
+
 /// A service checkpoint holding requests (see `TestApp::hold_at`).
 pub struct Hold {
     reached: Arc<tokio::sync::Notify>,
