@@ -265,6 +265,7 @@ both_backends!(
     activity_pages_newest_first_with_stable_cursors,
     the_activity_is_the_users_own_and_the_audit_log_needs_a_permission,
     aged_events_are_removed_by_the_cleanup,
+    a_session_ended_by_the_limit_is_the_servers_doing,
 );
 
 const ACTIVITY: &str = "query A($first: Int, $after: String) { me { activity(first: $first, after: $after) { edges { cursor node { id type occurredAt count ipAddress userAgent actorId subjectUserId sessionId details } } pageInfo { hasNextPage endCursor } } } }";
@@ -306,6 +307,14 @@ async fn refused_sign_ins_are_counted_per_account_and_window(app: TestApp) {
         before + 1,
         "one row for the three, none for the unknown address"
     );
+    // Two minutes on is the same 15-minute window (the clock starts 7 min 17 s past an hour).
+    app.clock.advance(chrono::Duration::minutes(2));
+    app.login("victim@example.com", "wrong horse battery").await;
+    let same_row = || async {
+        let (edges, _) = activity(&app, &token, 5, None).await;
+        edges[0]["node"]["count"] == 4
+    };
+    assert!(eventually(Duration::from_secs(5), Duration::from_millis(20), same_row).await);
     let (edges, _) = activity(&app, &token, 5, None).await;
     let failed = &edges[0]["node"];
     assert_eq!(failed["actorId"], Value::Null, "whoever typed it is not the user");
@@ -341,6 +350,31 @@ async fn refused_sign_ins_are_counted_per_account_and_window(app: TestApp) {
     assert!(eventually(Duration::from_secs(5), Duration::from_millis(20), split).await);
 }
 
+/// Who ended a session: the user for their own ends; nobody (the server)
+/// for the per-user limit.
+async fn a_session_ended_by_the_limit_is_the_servers_doing(app: TestApp) {
+    let app = app.sibling(|c| c.max_sessions_per_user = 1).await;
+    let (token, user_id) = app.register("capped@example.com", PW).await;
+    // Older by a second (the test clock stands still otherwise).
+    app.clock.advance(chrono::Duration::seconds(1));
+    let second = str_of(&app.login("capped@example.com", PW).await.body["data"]["login"]["token"]);
+    let ended = || async { app.me(&token).await.code() == Some("UNAUTHENTICATED") };
+    assert!(eventually(Duration::from_secs(5), Duration::from_millis(20), ended).await, "the oldest ended");
+    let (edges, _) = activity(&app, &second, 5, None).await;
+    let ended = edges.iter().map(|e| &e["node"]).find(|n| n["type"] == "session.revoked").expect("recorded");
+    assert_eq!((ended["details"]["reason"].clone(), ended["actorId"].clone()), (json!("limit"), Value::Null));
+    app.authed(&second, "mutation { logout }", json!({})).await;
+    let row = events::Entity::find()
+        .filter(events::Column::Kind.eq("session.revoked"))
+        .order_by_desc(events::Column::Id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.data.contains("signed_out"), "{row:?}");
+    assert_eq!(row.actor_id.map(|id| id.to_string()), Some(user_id), "the user signed out");
+}
+
 /// A change whose last write fails is rolled back with the events it had
 /// already written: the account and its sessions are as they were, and
 /// the record says nothing happened.
@@ -371,7 +405,7 @@ async fn a_change_rolled_back_records_nothing(app: TestApp) {
 /// Newest first, `first` at a time; a page's cursor keeps its place while
 /// new events arrive, so paging on never repeats or skips one.
 async fn activity_pages_newest_first_with_stable_cursors(app: TestApp) {
-    let (token, _) = app.register("pages@example.com", PW).await;
+    let (token, user_id) = app.register("pages@example.com", PW).await;
     for _ in 0..4 {
         app.login("pages@example.com", PW).await;
     }
@@ -392,9 +426,29 @@ async fn activity_pages_newest_first_with_stable_cursors(app: TestApp) {
     assert_eq!(info["hasNextPage"], false);
     let created = &second_page[1]["node"];
     assert_eq!(created["ipAddress"], "127.0.0.1");
+    assert_eq!(
+        (created["actorId"].as_str(), created["subjectUserId"].as_str()),
+        (Some(&*user_id), Some(&*user_id))
+    );
     // The newest page now starts with the two new sign-ins.
     let (newest, _) = activity(&app, &token, 2, None).await;
     assert!(newest.iter().all(|e| str_of(&e["node"]["id"]).parse::<i64>().unwrap() > ids[0]));
+    // Where each came from: the client's user agent too.
+    let login = "mutation L($i: LoginInput!) { login(input: $i) { token } }";
+    let vars = json!({ "i": { "email": "pages@example.com", "password": PW } });
+    app.post().graphql(login, vars).header("user-agent", "Pages/1.0 (test)").send().await;
+    let (newest, _) = activity(&app, &token, 1, None).await;
+    assert_eq!(newest[0]["node"]["userAgent"], "Pages/1.0 (test)");
+    // A page that ends exactly at the oldest event has nothing after it.
+    let uid = uuid::Uuid::parse_str(&user_id).unwrap();
+    let all = events::Entity::find()
+        .filter(events::Column::SubjectUserId.eq(uid))
+        .all(app.db())
+        .await
+        .unwrap()
+        .len();
+    let (whole, info) = activity(&app, &token, all as i64, None).await;
+    assert_eq!((whole.len(), info["hasNextPage"].clone()), (all, json!(false)));
     // Bad page arguments are typed errors.
     for (vars, field) in [
         (json!({ "first": 0 }), "first"),

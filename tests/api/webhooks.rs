@@ -11,7 +11,7 @@ use std::{
 };
 
 use entity::{webhook_deliveries, webhook_endpoints};
-use sea_orm::EntityTrait;
+use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::Value;
 
 use crate::{
@@ -165,6 +165,15 @@ async fn deliveries_verify_with_the_reference_library(app: TestApp) {
     assert!(seen.iter().all(|a| str_of(&a["id"]).starts_with("evt_")));
     assert!(seen.iter().all(|a| a["data"]["user_id"] == user_id.as_str()));
     assert!(!serde_json::to_string(&seen).unwrap().contains("horse"), "no password in a payload");
+    // The fan-out's cursor stands at the last event it read.
+    let cursor = entity::event_cursors::Entity::find_by_id("webhooks").one(app.db()).await.unwrap().unwrap();
+    let last = entity::events::Entity::find()
+        .order_by_desc(entity::events::Column::Id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cursor.event_id, last.id);
     let filtered = wait_for(&only, 1).await;
     assert_eq!(filtered.len(), 1);
     assert_eq!(filtered[0]["type"], "session.revoked");
