@@ -13,9 +13,7 @@ use std::{
 };
 
 use entity::events;
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
-};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, QuerySelect};
 use tokio::sync::broadcast;
 
 use super::read::{self, Position};
@@ -138,11 +136,11 @@ async fn poll(auth: AuthContext) {
 /// Where the record ends now, among events no running transaction can
 /// still add before (see `read::after`).
 async fn latest(conn: &impl ConnectionTrait) -> Result<Position, AuthError> {
-    let mut query = events::Entity::find();
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        query = query.filter(Expr::cust("tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"));
-    }
-    let last =
-        query.order_by_desc(events::Column::Tx).order_by_desc(events::Column::Id).limit(1).one(conn).await?;
+    let last = read::only_final(events::Entity::find(), conn)
+        .order_by_desc(events::Column::Tx)
+        .order_by_desc(events::Column::Id)
+        .limit(1)
+        .one(conn)
+        .await?;
     Ok(last.as_ref().map(Position::of).unwrap_or_default())
 }

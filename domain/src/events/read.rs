@@ -96,10 +96,23 @@ pub async fn after(
             .add(events::Column::Tx.gt(from.tx))
             .add(Condition::all().add(events::Column::Tx.eq(from.tx)).add(events::Column::Id.gt(from.id))),
     );
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        query = query.filter(Expr::cust("tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"));
-    }
+    query = only_final(query, conn);
     Ok(query.order_by_asc(events::Column::Tx).order_by_asc(events::Column::Id).limit(limit).all(conn).await?)
+}
+
+/// Narrows `query` to events no running transaction can still add before:
+/// on PostgreSQL those of transactions older than every one still running
+/// (see `after`); on SQLite every committed event.
+pub(crate) fn only_final(
+    query: sea_orm::Select<events::Entity>,
+    conn: &impl ConnectionTrait,
+) -> sea_orm::Select<events::Entity> {
+    match conn.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            query.filter(Expr::cust("tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        }
+        _ => query,
+    }
 }
 
 /// Events that occurred at or after `since`, oldest first, in pages of

@@ -48,17 +48,19 @@ const REFUSED: [&str; 28] = [
     "ff00::/8",
 ];
 
+/// `REFUSED`, parsed once for the process (every delivery checks it).
+static REFUSED_NETS: std::sync::LazyLock<Vec<IpNet>> =
+    std::sync::LazyLock::new(|| REFUSED.iter().filter_map(|net| net.parse().ok()).collect());
+
 /// Which addresses webhooks may reach.
 #[derive(Clone, Debug)]
 pub struct Reach {
-    refused: Arc<Vec<IpNet>>,
     allowed: Arc<Vec<IpNet>>,
 }
 
 impl Reach {
     pub fn new(allowed: &[IpNet]) -> Self {
-        let refused = REFUSED.iter().filter_map(|net| net.parse().ok()).collect();
-        Self { refused: Arc::new(refused), allowed: Arc::new(allowed.to_vec()) }
+        Self { allowed: Arc::new(allowed.to_vec()) }
     }
 
     /// Whether `ip` may be dialled. IPv4-mapped IPv6 (`::ffff:127.0.0.1`)
@@ -76,7 +78,7 @@ impl Reach {
         {
             return false;
         }
-        !self.refused.iter().any(|net| net.contains(&ip))
+        !REFUSED_NETS.iter().any(|net| net.contains(&ip))
     }
 }
 
