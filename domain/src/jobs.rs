@@ -71,6 +71,17 @@ impl Jobs {
         Slot { lane, permit: tx.clone().reserve_owned().await.ok() }
     }
 
+    /// A place in `lane` if one is free now; `None` when it is full (work
+    /// that may be dropped, where waiting would show in the answer's time).
+    pub(crate) fn try_reserve(&self, lane: Lane) -> Option<Slot> {
+        let tx = match lane {
+            Lane::Links => &self.links,
+            Lane::Notices => &self.notices,
+            Lane::Record => &self.record,
+        };
+        tx.clone().try_reserve_owned().ok().map(|permit| Slot { lane, permit: Some(permit) })
+    }
+
     #[cfg(any(test, feature = "test-support"))]
     /// Resolves once every job queued in every lane before the call has run.
     pub async fn drained(&self) {

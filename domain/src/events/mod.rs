@@ -239,7 +239,7 @@ const MERGED: i32 = 10;
 /// them apart). Where it came from is left out while nobody has proved the
 /// address: the account may be a squatter's, and the refused attempts may
 /// be the owner's.
-pub(crate) async fn sign_in_refused(
+pub(crate) fn sign_in_refused(
     auth: &AuthContext,
     user: &entity::users::Model,
     method: &'static str,
@@ -247,7 +247,13 @@ pub(crate) async fn sign_in_refused(
 ) {
     let origin = if user.email_verified { origin.clone() } else { ClientMeta::default() };
     let (worker, user_id) = (auth.clone(), user.id);
-    auth.jobs.reserve(crate::jobs::Lane::Record).await.run(async move {
+    // Never waited for: a full queue (a flood of refusals faster than the
+    // database takes them) must not slow the answer for existing accounts.
+    let Some(slot) = auth.jobs.try_reserve(crate::jobs::Lane::Record) else {
+        tracing::warn!(%user_id, "refused sign-in not recorded: the record's queue is full");
+        return;
+    };
+    slot.run(async move {
         if let Err(e) = count_refusal(&worker, user_id, method, &origin).await {
             e.report();
         }

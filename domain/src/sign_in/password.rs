@@ -75,7 +75,7 @@ pub async fn login(
             tracing::info!("login failed");
             crate::telemetry::AuthEvent::LoginFailure.count();
             if let Some(user) = &user {
-                events::sign_in_refused(auth, user, "password", meta).await;
+                events::sign_in_refused(auth, user, "password", meta);
             }
             return Err(AuthError::InvalidCredentials);
         }

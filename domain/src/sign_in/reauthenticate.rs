@@ -57,7 +57,7 @@ pub async fn reauthenticate(
             password.ok_or_else(|| AuthError::bad_input(Input::Password, "the password is required"))?;
         if let Err(e) = credential::verify(auth, credential, password).await {
             if matches!(e, AuthError::InvalidCredentials) {
-                events::sign_in_refused(auth, user, "reauthenticate", meta).await;
+                events::sign_in_refused(auth, user, "reauthenticate", meta);
             }
             return Err(e);
         }
@@ -88,7 +88,7 @@ pub async fn reauthenticate(
     {
         tracing::info!("reauthentication failed: wrong code");
         drop(txn);
-        events::sign_in_refused(auth, user, "reauthenticate", meta).await;
+        events::sign_in_refused(auth, user, "reauthenticate", meta);
         return Err(AuthError::InvalidCredentials);
     }
     Event::new(Kind::SessionReauthenticated, user.id)

@@ -139,7 +139,7 @@ pub async fn complete(
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
         crate::telemetry::AuthEvent::SecondFactorFailure.count();
         drop(txn);
-        crate::events::sign_in_refused(auth, &user, "second_step", meta).await;
+        crate::events::sign_in_refused(auth, &user, "second_step", meta);
         return Err(AuthError::InvalidCredentials);
     }
     let new = session::create(&txn, auth, admitted, meta).await?;

@@ -141,6 +141,11 @@ mod tests {
     }
 
     #[test]
+    fn every_refused_network_parses() {
+        assert_eq!(REFUSED_NETS.len(), REFUSED.len());
+    }
+
+    #[test]
     fn the_operator_may_allow_a_network() {
         let reach = Reach::new(&["127.0.0.0/8".parse().unwrap()]);
         assert!(reach.permits("127.0.0.1".parse().unwrap()));
