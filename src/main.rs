@@ -96,7 +96,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         println!(
             "re-encrypted {resealed} TOTP secrets with the current key; {unopened} did not open with any key"
         );
+        let (webhooks, webhooks_unopened) = domain::webhooks::secrets::reseal_all(&state.auth).await?;
+        println!(
+            "re-encrypted {webhooks} webhook endpoints' secrets with the current key; {webhooks_unopened} did not open with any key"
+        );
         anyhow::ensure!(unopened == 0, "{unopened} TOTP secrets did not open (their key is not configured)");
+        anyhow::ensure!(
+            webhooks_unopened == 0,
+            "{webhooks_unopened} webhook endpoints' secrets did not open (their key is not configured)"
+        );
         return Ok(());
     }
     authgate::preflight(&state.auth).await?;

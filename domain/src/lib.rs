@@ -52,6 +52,7 @@ pub fn services(
     let limiter = limits::Limiter::from_config(&config, &db)?;
     Ok(AuthContext::new(Services {
         db: db.clone(),
+        writers: db::Writers::for_database(&db),
         config: config.clone(),
         clock,
         hasher: Arc::new(hasher),
@@ -69,7 +70,7 @@ pub fn services(
 
 /// What `authgate serve` does before it listens: checks unknown emails
 /// at the cost most stored hashes have, and checks that every sealed
-/// secret opens. A server key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS`
+/// secret (two-factor, webhook endpoints) opens. A server key rotated without `AUTHGATE_SECRET_KEY_PREVIOUS`
 /// (or a lost key) fails here, once, with the reason, instead of as an
 /// internal error at every two-factor sign-in.
 pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
@@ -80,6 +81,13 @@ pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
         "{unopened} two-factor secrets do not open with AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \
          set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run `authgate reseal` \
          (docs/sign-in.md, \"Rotating AUTHGATE_SECRET_KEY\"); started as it is, each of those users would fail at the code step"
+    );
+    let unopened = webhooks::secrets::unopenable(auth).await.inspect_err(|e| e.report())?;
+    anyhow::ensure!(
+        unopened == 0,
+        "{unopened} webhook endpoints hold a secret that opens with neither AUTHGATE_SECRET_KEY nor \
+         AUTHGATE_SECRET_KEY_PREVIOUS: set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run \
+         `authgate reseal`; started as it is, every delivery to them would fail"
     );
     Ok(())
 }

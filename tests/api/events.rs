@@ -266,6 +266,7 @@ both_backends!(
     the_activity_is_the_users_own_and_the_audit_log_needs_a_permission,
     aged_events_are_removed_by_the_cleanup,
     a_session_ended_by_the_limit_is_the_servers_doing,
+    the_export_reads_every_event_since_a_time_page_by_page,
 );
 
 const ACTIVITY: &str = "query A($first: Int, $after: String) { me { activity(first: $first, after: $after) { edges { cursor node { id type occurredAt count ipAddress userAgent actorId subjectUserId sessionId details } } pageInfo { hasNextPage endCursor } } } }";
@@ -504,4 +505,47 @@ async fn aged_events_are_removed_by_the_cleanup(app: TestApp) {
     assert_eq!(removed.events, 2, "the registration's two events are 401 days old");
     assert_eq!(app.count(events::Entity).await, 1, "the sign-in of day 399 stays");
     let _ = token;
+}
+
+/// The export reads the record a page at a time, oldest first: every
+/// event since the time once (a partial last page, an exact last page),
+/// none from before it, and it stops when told to.
+async fn the_export_reads_every_event_since_a_time_page_by_page(app: TestApp) {
+    let auth = &app.state.auth;
+    app.register("before@example.com", PW).await;
+    app.clock.advance(chrono::Duration::minutes(5));
+    let since = app.clock_now();
+    for n in 0..3 {
+        app.register(&format!("export{n}@example.com"), PW).await;
+    }
+    let expected: Vec<i64> = events::Entity::find()
+        .filter(events::Column::OccurredAt.gte(since))
+        .order_by_asc(events::Column::Id)
+        .all(app.db())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(expected.len(), 6, "two events per registration");
+    for (page, sizes) in [(4, vec![4, 2]), (3, vec![3, 3]), (6, vec![6]), (100, vec![6])] {
+        let mut pages = Vec::new();
+        let total = domain::events::read::since(auth, since, page, |rows| {
+            pages.push(rows.iter().map(|e| e.id).collect::<Vec<_>>());
+            true
+        })
+        .await
+        .unwrap();
+        assert_eq!(total, 6, "page {page}");
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), sizes, "page {page}");
+        assert_eq!(pages.concat(), expected, "page {page}: each once, oldest first");
+    }
+    let mut calls = 0;
+    let total = domain::events::read::since(auth, since, 2, |_| {
+        calls += 1;
+        false
+    })
+    .await
+    .unwrap();
+    assert_eq!((total, calls), (2, 1), "stops when told");
 }

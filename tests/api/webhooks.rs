@@ -135,6 +135,8 @@ both_backends!(
     a_failing_receiver_gets_every_event_once_it_is_back,
     redirects_are_not_followed_and_gone_turns_the_endpoint_off,
     private_addresses_are_refused_unless_allowed,
+    a_stalled_receiver_does_not_hold_up_the_others,
+    a_server_key_rotation_reseals_endpoint_secrets,
 );
 
 /// Signed per Standard Webhooks, verified by its reference library; the
@@ -244,11 +246,113 @@ async fn redirects_are_not_followed_and_gone_turns_the_endpoint_off(app: TestApp
     );
     let row = webhook_deliveries::Entity::find().one(app.db()).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.last_status), ("failed", Some(410)));
-    // Nothing more is sent to it.
-    app.register("after@example.com", PW).await;
+    // Nothing more is sent to it; what happens meanwhile is kept, as a
+    // failed delivery, and not attempted.
+    let (_, after) = app.register("after@example.com", PW).await;
     app.clock.advance(chrono::Duration::hours(1));
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(receiver.attempts().await.len(), 2);
+    let kept = || async {
+        let rows = webhook_deliveries::Entity::find().all(app.db()).await.unwrap();
+        rows.into_iter().filter(|r| r.status == "failed").count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), Duration::from_millis(50), || async { kept().await == 2 }).await
+    );
+    assert_eq!(receiver.attempts().await.len(), 2, "never attempted while off");
+    let failed = domain::webhooks::failed(&app.state.auth, 10).await.unwrap();
+    assert_eq!(failed[0].last_error.as_deref(), Some("the endpoint was turned off"), "{failed:?}");
+    // Back on, a replay sends both: nothing was lost while it was off.
+    receiver.mode("ok").await;
+    assert!(domain::webhooks::enable(&app.state.auth, id).await.unwrap());
+    assert_eq!(domain::webhooks::replay(&app.state.auth, Some(id), None).await.unwrap(), 2);
+    let seen = wait_for(&receiver, 2).await;
+    let users: Vec<String> = seen.iter().map(|a| str_of(&a["data"]["user_id"])).collect();
+    assert!(users.contains(&after), "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+/// A receiver that stalls holds at most its share of the slots in flight
+/// (8): another endpoint's delivery goes out beside its stalled attempts,
+/// not after them (with a 30 s timeout, 32 stalled attempts would hold it
+/// back past the test's bound).
+async fn a_stalled_receiver_does_not_hold_up_the_others(app: TestApp) {
+    let Some(slow) = Receiver::start() else { return };
+    let app = app
+        .sibling(|c| {
+            c.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
+            c.webhook_timeout = Duration::from_secs(30);
+            c.rates.set(domain::config::Rule::RegisterIp, "100/1h".parse().unwrap());
+        })
+        .await;
+    endpoint(&app, &slow, &[]).await;
+    slow.mode("stall").await;
+    for n in 0..20 {
+        app.register(&format!("backlog{n}@example.com"), PW).await;
+    }
+    // Added after the backlog: it gets none of it.
+    app.clock.advance(chrono::Duration::seconds(1));
+    let fast = Receiver::start().unwrap();
+    endpoint(&app, &fast, &["user.created"]).await;
+    let _worker = start_worker(&app);
+    assert!(
+        eventually(Duration::from_secs(10), Duration::from_millis(50), || async {
+            slow.attempts().await.len() == 8
+        })
+        .await,
+        "the stalled endpoint gets its 8 in flight"
+    );
+    let (_, user_id) = app.register("beside@example.com", PW).await;
+    let seen = wait_for(&fast, 1).await;
+    assert_eq!(seen[0]["data"]["user_id"], user_id.as_str());
+    assert_eq!(slow.attempts().await.len(), 8, "no more than its share while stalled");
+    slow.mode("ok").await;
+}
+
+/// Rotating the server key: endpoint secrets still open with the old key
+/// as the previous one, and `reseal` moves them; a server without the key
+/// they were sealed with refuses to start (every delivery would fail).
+async fn a_server_key_rotation_reseals_endpoint_secrets(app: TestApp) {
+    let app = app.shareable().await;
+    let old_key = app.state.auth.config.secret_key.clone();
+    let allowing =
+        app.second_state(|c| c.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let created = domain::webhooks::create(
+        &allowing.auth,
+        "http://127.0.0.1:9/hook",
+        vec![],
+        None,
+        &Default::default(),
+    )
+    .await
+    .expect("endpoint added");
+    let sealed_before = webhook_endpoints::Entity::find_by_id(created.endpoint.id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    let new_key = "bmV3LXNlY3JldC1rZXktb2YtMzItYnl0ZXMtdGVzdHM=";
+    let lost = app.second_state(|c| c.secret_key = Some(new_key.into())).await;
+    let refusal = authgate::preflight(&lost.auth).await.expect_err("a secret no key opens").to_string();
+    assert!(refusal.starts_with("1 webhook endpoints hold a secret"), "{refusal}");
+    assert!(refusal.contains("authgate reseal"), "{refusal}");
+    let rotating = app
+        .second_state(|c| {
+            c.secret_key = Some(new_key.into());
+            c.secret_key_previous = old_key.clone();
+        })
+        .await;
+    assert_eq!(domain::webhooks::secrets::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
+    assert_eq!(domain::webhooks::secrets::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    let sealed_after = webhook_endpoints::Entity::find_by_id(created.endpoint.id)
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    assert_ne!(sealed_after, sealed_before);
+    authgate::preflight(&lost.auth).await.expect("the new key alone opens it now");
+    assert_eq!(domain::webhooks::secrets::reseal_all(&app.state.auth).await.unwrap(), (0, 1));
+    assert!(authgate::preflight(&app.state.auth).await.is_err(), "the old key alone no longer opens it");
 }
 
 /// Loopback, private, link-local and metadata addresses are refused when

@@ -4,7 +4,7 @@
 pub mod profile;
 
 use entity::{accounts, users, verification_tokens};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
 use crate::{
@@ -127,7 +127,7 @@ pub async fn set_password(
     let notice = notice_slot(auth).await;
     // The credential account's id is the user's: the unique (provider,
     // account) index refuses a second one, even from a concurrent request.
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     credential_account(user.id, hash, auth.clock.now())
         .insert(&txn)
         .await

@@ -1,7 +1,7 @@
 //! Editing the user's own profile.
 
 use entity::users;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
 use crate::{
@@ -44,7 +44,7 @@ pub async fn update(
     // Only under the credentials the session was read with: a request of a
     // squatter's session racing the owner's reset (which clears the name
     // and picture they set) must not bring them back afterwards.
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let updated = users::Entity::update(row)
         .filter(users::Column::CredentialsVersion.eq(user.credentials_version))
         .exec(&txn)

@@ -6,7 +6,7 @@
 use entity::{passkey_challenges, passkeys, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait, sea_query::Expr,
+    QueryFilter, sea_query::Expr,
 };
 use serde_json::Value;
 use tracing::instrument;
@@ -94,7 +94,7 @@ pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) ->
     options["authenticatorSelection"]["residentKey"] = "required".into();
     options["authenticatorSelection"]["requireResidentKey"] = true.into();
     let now = auth.clock.now();
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     // One registration at a time per session: a restart replaces it.
     passkey_challenges::Entity::delete_many()
         .filter(passkey_challenges::Column::SessionId.eq(current.session.id))
@@ -214,7 +214,7 @@ pub(crate) async fn reauthenticate(
         return Err(AuthError::PasskeyRefused);
     }
     let forget = auth.sessions.changing(current.user.id);
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     asserted.record_use(&txn, auth).await?;
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), Assurance::TwoFactors).await? {
         return Err(AuthError::Unauthenticated);

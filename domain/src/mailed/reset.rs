@@ -3,7 +3,7 @@
 //! address nobody had proved adopts it.
 
 use entity::{accounts, users};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use tracing::instrument;
 
 use crate::{
@@ -76,7 +76,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let now = auth.clock.now();
     let notice = notices::notice_slot(auth).await;
     let forget = auth.sessions.changing(user.id);
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let user_id = tokens::spend(&txn, auth, secret, Purpose::PasswordReset).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     user::bump_credentials(&txn, user_id).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use entity::verification_tokens;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ impl Purpose {
 pub(crate) async fn issue(auth: &AuthContext, user_id: Uuid, purpose: Purpose) -> Result<String, AuthError> {
     let now = auth.clock.now();
     let token = token::generate();
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     verification_tokens::Entity::update_many()
         .col_expr(verification_tokens::Column::ConsumedAt, Expr::value(now))
         .filter(verification_tokens::Column::UserId.eq(user_id))

@@ -1,7 +1,6 @@
 //! Proving an address: a mailed link, sent at registration and on request.
 
 use entity::users;
-use sea_orm::TransactionTrait;
 use tracing::instrument;
 
 use crate::{
@@ -55,7 +54,7 @@ pub async fn verify_email(
     meta: &ClientMeta,
 ) -> Result<users::Model, AuthError> {
     limits::hit(auth, Rule::TokenIp, &limits::ip_subject(meta)).await?;
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let user_id = tokens::spend(&txn, auth, secret, Purpose::EmailVerification).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     // Taken as soon as the user is known (inside the transaction: a

@@ -18,7 +18,7 @@
 //! 4. `commit` commits and settles the cache; `Committed::notify` mails
 //!    the owner.
 
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde_json::Value;
 
 use super::{CurrentSession, cache::Forget, hold_session};
@@ -62,7 +62,7 @@ impl<'a> Change<'a> {
         notice: Option<Slot>,
     ) -> Result<Self, AuthError> {
         let forget = auth.sessions.changing(current.user.id);
-        let txn = auth.db.begin().await?;
+        let (_turn, txn) = auth.write().await?;
         hold_session(&txn, auth, current).await?;
         Ok(Self { auth, current, notice, forget, txn })
     }

@@ -337,35 +337,39 @@ pub async fn revoke(
     current: &CurrentSession,
     session_id: Uuid,
 ) -> Result<bool, AuthError> {
-    use sea_orm::TransactionTrait;
     let user_id = current.user.id;
     let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
+    let why = if session_id == current.session.id { Ended::SignedOut } else { Ended::Revoked };
+    let event = Event::session_ended(user_id, session_id, why);
     // Not under the user's row (that is one more write on the busiest
     // change there is; measured): a sign-out racing another end of the same
     // session (a password change ending the others) may record that end
     // twice; readers key on the session id.
-    let deleted = sessions::Entity::delete_many()
-        .filter(sessions::Column::Id.eq(session_id))
-        .filter(sessions::Column::UserId.eq(user_id))
-        .exec(&txn)
-        .await?;
-    if deleted.rows_affected > 0 {
-        let why = if session_id == current.session.id { Ended::SignedOut } else { Ended::Revoked };
-        Event::session_ended(user_id, session_id, why).record(&txn, auth, &current.meta).await?;
-    }
-    txn.commit().await?;
+    let ended = if auth.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        event.record_deleting_session_pg(&auth.db, auth, &current.meta).await?
+    } else {
+        let (_turn, txn) = auth.write().await?;
+        let deleted = sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.eq(session_id))
+            .filter(sessions::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected > 0 {
+            event.record(&txn, auth, &current.meta).await?;
+        }
+        txn.commit().await?;
+        deleted.rows_affected > 0
+    };
     auth.checkpoints.reach("revoke:deleted").await;
     forget.done();
-    Ok(deleted.rows_affected > 0)
+    Ok(ended)
 }
 
 /// Signs the caller out everywhere but the current session; returns how many sessions ended.
 pub async fn revoke_all_but_current(auth: &AuthContext, current: &CurrentSession) -> Result<u64, AuthError> {
-    use sea_orm::TransactionTrait;
     let user_id = current.user.id;
     let forget = auth.sessions.changing(user_id);
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     // Held so that a sign-in in flight lands before (and is ended) or after.
     lock_user(&txn, user_id, None).await?;
     let ended =

@@ -2,7 +2,7 @@
 //! requests.
 
 use entity::passkey_challenges;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 use serde_json::Value;
 use tracing::instrument;
@@ -59,7 +59,7 @@ pub async fn start_sign_in(
         .map_err(|e| internal("starting a passkey sign-in", e))?;
     let now = auth.clock.now();
     let handle = token::generate();
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     if let Some((_, session_id)) = signed_in {
         passkey_challenges::Entity::delete_many()
             .filter(passkey_challenges::Column::SessionId.eq(session_id))
@@ -95,7 +95,7 @@ pub async fn finish_sign_in(
     // the user on the credentials read with the passkey, so a password
     // change, a removal of this passkey or a claim that committed since
     // wins.
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     asserted.record_use(&txn, auth).await?;
     let version = user.credentials_version;
     let admitted =

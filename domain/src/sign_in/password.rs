@@ -1,7 +1,7 @@
 //! Signing in with an email and a password.
 
 use entity::{accounts, users};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 
 use crate::{
@@ -102,7 +102,7 @@ pub async fn login(
     // still the user's: the conditional update finds the version it read
     // (and holds the user's row until commit, so a concurrent change waits
     // for this sign-in, then ends its session as it ends every other).
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let admitted =
         admission::admit(&txn, auth, user.id, user.credentials_version, Way::Password, Assurance::OneFactor)
             .await?;

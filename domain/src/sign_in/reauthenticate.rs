@@ -1,7 +1,6 @@
 //! Proving presence again for a session (step-up): a passkey, or the
 //! password with a code when two-factor is on.
 
-use sea_orm::TransactionTrait;
 use tracing::instrument;
 
 use crate::{
@@ -79,7 +78,7 @@ pub async fn reauthenticate(
     // The write first (SQLite takes its write lock at once); a wrong code
     // rolls it back.
     let forget = auth.sessions.changing(user.id);
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), assurance).await? {
         return Err(AuthError::Unauthenticated);
     }

@@ -1,7 +1,7 @@
 //! Creating an account with an email and a password.
 
 use entity::users;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ pub async fn register(
     // The verification link's place, before anything is written (a taken
     // address waits for it alike, so waiting tells nothing).
     let link = auth.jobs.reserve(Lane::Links).await;
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let inserted = users::ActiveModel {
         id: Set(user_id),
         email: Set(email.clone()),

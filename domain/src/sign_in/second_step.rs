@@ -12,7 +12,7 @@
 use entity::{sign_in_challenges, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use secrecy::ExposeSecret;
 use tracing::instrument;
@@ -124,7 +124,7 @@ pub async fn complete(
     // rolls them back. The challenge is spent by this sign-in and no other,
     // and the credentials it was issued under must still be the user's (a
     // reset meanwhile ends it).
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let spent = sign_in_challenges::Entity::delete_many()
         .filter(sign_in_challenges::Column::Id.eq(found.id))
         .exec(&txn)

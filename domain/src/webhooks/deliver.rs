@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use entity::{events, webhook_deliveries, webhook_endpoints};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Statement, TransactionTrait, sea_query::Expr,
+    QueryFilter, Statement, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -38,10 +38,15 @@ pub(crate) const DELIVERED: &str = "delivered";
 pub(crate) const FAILED: &str = "failed";
 
 const CURSOR: &str = "webhooks";
+/// Why a delivery was not attempted (`replay` sends it).
+const OFF: &str = "the endpoint was turned off";
 /// Events moved per fan-out transaction.
 const FAN_OUT_BATCH: u64 = 500;
 /// Deliveries in flight per instance.
 const IN_FLIGHT: usize = 32;
+/// Deliveries in flight per endpoint, across instances (as counted when
+/// claiming: two instances claiming at once may each take this many).
+const PER_ENDPOINT: u64 = 8;
 /// The wait after each attempt that failed (Standard Webhooks' schedule,
 /// stretched to about three days), each with ±20 % jitter. After the
 /// last, the delivery is `failed` (listed, replayable).
@@ -113,18 +118,15 @@ pub(crate) async fn tick(
     Ok(true)
 }
 
-async fn enabled_endpoints(conn: &impl ConnectionTrait) -> Result<Vec<Endpoint>, AuthError> {
-    let rows = webhook_endpoints::Entity::find()
-        .filter(webhook_endpoints::Column::Enabled.eq(true))
-        .all(conn)
-        .await?;
+async fn all_endpoints(conn: &impl ConnectionTrait) -> Result<Vec<Endpoint>, AuthError> {
+    let rows = webhook_endpoints::Entity::find().all(conn).await?;
     Ok(rows.into_iter().map(Endpoint::of).collect())
 }
 
 /// Moves up to a batch of events into deliveries: how many events it
 /// moved past, and whether any endpoint is enabled.
 async fn fan_out(auth: &AuthContext) -> Result<(u64, bool), AuthError> {
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     // A write first: it takes the row's lock (and SQLite's write lock) at once.
     let locked = entity::event_cursors::Entity::update_many()
         .col_expr(entity::event_cursors::Column::Name, Expr::value(CURSOR))
@@ -138,25 +140,33 @@ async fn fan_out(auth: &AuthContext) -> Result<(u64, bool), AuthError> {
         row.map(|r| Position { tx: r.tx, id: r.event_id }).unwrap_or_default()
     };
     // Read under the lock: an endpoint added before this fan-out gets its events.
-    let endpoints = enabled_endpoints(&txn).await?;
+    let endpoints = all_endpoints(&txn).await?;
     let batch = read::after(&txn, from, FAN_OUT_BATCH).await?;
-    let Some(last) = batch.last() else { return Ok((0, !endpoints.is_empty())) };
+    let any_enabled = endpoints.iter().any(|e| e.enabled);
+    let Some(last) = batch.last() else { return Ok((0, any_enabled)) };
     let to = Position::of(last);
     let now = auth.clock.now();
     let mut rows = Vec::new();
     for event in &batch {
         for endpoint in endpoints.iter().filter(|e| e.wants(&event.kind) && event.occurred_at >= e.created_at)
         {
+            // A turned-off endpoint's events are kept as failed deliveries:
+            // `webhooks failed` lists them and `replay` sends them once it
+            // is back, so nothing is lost while it was off.
+            let (status, error) = match endpoint.enabled {
+                true => (PENDING, None),
+                false => (FAILED, Some(OFF.to_owned())),
+            };
             rows.push(webhook_deliveries::ActiveModel {
                 id: Set(Uuid::new_v4()),
                 endpoint_id: Set(endpoint.id),
                 event_id: Set(event.id),
-                status: Set(PENDING.to_owned()),
+                status: Set(status.to_owned()),
                 attempts: Set(0),
                 next_attempt_at: Set(now),
                 locked_until: Set(None),
                 last_status: Set(None),
-                last_error: Set(None),
+                last_error: Set(error),
                 created_at: Set(now),
                 delivered_at: Set(None),
             });
@@ -183,7 +193,7 @@ async fn fan_out(auth: &AuthContext) -> Result<(u64, bool), AuthError> {
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok((batch.len() as u64, !endpoints.is_empty()))
+    Ok((batch.len() as u64, any_enabled))
 }
 
 /// The cursor's row, made on first use at the start of the record (an
@@ -212,9 +222,75 @@ fn lease(auth: &AuthContext) -> chrono::Duration {
 }
 
 /// Claims up to `limit` due deliveries of enabled endpoints for a lease,
-/// counting the attempt.
+/// counting the attempt; no endpoint gets more than `PER_ENDPOINT` in
+/// flight (a slow receiver holds its own share of the slots, not all of
+/// them), and the endpoints with work are taken in a random order.
 async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries::Model>, AuthError> {
+    use rand::seq::SliceRandom;
     let now = auth.clock.now();
+    let busy = in_flight(auth, now).await?;
+    let mut due = due_endpoints(auth, now).await?;
+    due.shuffle(&mut rand::thread_rng());
+    let mut claimed = Vec::new();
+    for endpoint in due {
+        let taken = busy.get(&endpoint).copied().unwrap_or(0);
+        let room = PER_ENDPOINT.saturating_sub(taken).min(limit.saturating_sub(claimed.len() as u64));
+        if room > 0 {
+            claimed.extend(claim_for(auth, endpoint, room, now).await?);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Deliveries under a lease now, per endpoint (every instance's).
+async fn in_flight(
+    auth: &AuthContext,
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<Uuid, u64>, AuthError> {
+    use sea_orm::QuerySelect;
+    use webhook_deliveries::Column;
+    let rows: Vec<(Uuid, i64)> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(Column::EndpointId)
+        .column_as(Column::Id.count(), "n")
+        .filter(Column::Status.eq(PENDING))
+        .filter(Column::LockedUntil.gt(now))
+        .group_by(Column::EndpointId)
+        .into_tuple()
+        .all(&auth.db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, n)| (id, u64::try_from(n).unwrap_or(0))).collect())
+}
+
+/// The enabled endpoints with a delivery due and not under a lease.
+async fn due_endpoints(auth: &AuthContext, now: DateTime<Utc>) -> Result<Vec<Uuid>, AuthError> {
+    use sea_orm::{Condition, QuerySelect, sea_query::Query};
+    use webhook_deliveries::Column;
+    let enabled = Query::select()
+        .column(webhook_endpoints::Column::Id)
+        .from(webhook_endpoints::Entity)
+        .and_where(Expr::col(webhook_endpoints::Column::Enabled).eq(true))
+        .to_owned();
+    Ok(webhook_deliveries::Entity::find()
+        .select_only()
+        .column(Column::EndpointId)
+        .distinct()
+        .filter(Column::Status.eq(PENDING))
+        .filter(Column::NextAttemptAt.lte(now))
+        .filter(Condition::any().add(Column::LockedUntil.is_null()).add(Column::LockedUntil.lte(now)))
+        .filter(Column::EndpointId.in_subquery(enabled))
+        .into_tuple()
+        .all(&auth.db)
+        .await?)
+}
+
+/// Claims up to `limit` of `endpoint`'s due deliveries, oldest due first.
+async fn claim_for(
+    auth: &AuthContext,
+    endpoint: Uuid,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<webhook_deliveries::Model>, AuthError> {
     let until = now + lease(auth);
     let backend = auth.db.get_database_backend();
     let (sql, lock) = match backend {
@@ -225,7 +301,7 @@ async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries:
     let statement = Statement::from_sql_and_values(
         backend,
         sql,
-        [until.into(), PENDING.into(), now.into(), now.into(), (limit as i64).into()],
+        [until.into(), PENDING.into(), now.into(), now.into(), endpoint.into(), (limit as i64).into()],
     );
     Ok(webhook_deliveries::Model::find_by_statement(statement).all(&auth.db).await?)
 }
@@ -233,11 +309,11 @@ async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries:
 const POSTGRES_CLAIM: &str = "UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1 \
     WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
     WHERE d.status = $2 AND e.enabled AND d.next_attempt_at <= $3 AND (d.locked_until IS NULL OR d.locked_until <= $4) \
-    ORDER BY d.next_attempt_at LIMIT $5{lock}) RETURNING *";
+    AND d.endpoint_id = $5 ORDER BY d.next_attempt_at LIMIT $6{lock}) RETURNING *";
 const SQLITE_CLAIM: &str = "UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 \
     WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
     WHERE d.status = ? AND e.enabled AND d.next_attempt_at <= ? AND (d.locked_until IS NULL OR d.locked_until <= ?) \
-    ORDER BY d.next_attempt_at LIMIT ?{lock}) RETURNING *";
+    AND d.endpoint_id = ? ORDER BY d.next_attempt_at LIMIT ?{lock}) RETURNING *";
 
 /// The HTTP client: public addresses only (its resolver), no proxy from
 /// the environment (one would dial for us), no redirects (one to
@@ -286,7 +362,7 @@ async fn attempt(
         }
         Outcome::Gone => {
             tracing::warn!(endpoint_id = %endpoint.id, "webhook endpoint answered 410 Gone: turned off");
-            let txn = auth.db.begin().await?;
+            let (_turn, txn) = auth.write().await?;
             webhook_endpoints::Entity::update_many()
                 .col_expr(webhook_endpoints::Column::Enabled, Expr::value(false))
                 .col_expr(

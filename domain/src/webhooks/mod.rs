@@ -4,13 +4,14 @@
 
 pub(crate) mod deliver;
 pub mod network;
+pub mod secrets;
 pub(crate) mod sign;
 
 use chrono::{DateTime, Utc};
 use entity::{webhook_deliveries, webhook_endpoints};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -85,7 +86,7 @@ pub async fn create(
         .seal(secret.as_bytes(), id.as_bytes())
         .map_err(|e| AuthError::internal("sealing a webhook secret", e))?;
     let now = auth.clock.now();
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let row = webhook_endpoints::ActiveModel {
         id: Set(id),
         url: Set(url.to_string()),

@@ -8,7 +8,7 @@
 use entity::{accounts, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter,
 };
 use tracing::instrument;
 use uuid::Uuid;
@@ -75,7 +75,7 @@ async fn sign_in_linked(
     provider: &str,
     meta: &ClientMeta,
 ) -> Result<Completed, AuthError> {
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     let user = users::Entity::find_by_id(account.user_id)
         .one(&txn)
         .await?
@@ -110,7 +110,7 @@ async fn sign_up_or_claim(
     if !identity.email_verified {
         return Err(AuthError::OAuthEmailNotVerified);
     }
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     // A claim ends whoever registered the address: their sessions are forgotten.
     let mut claimed = None;
     let existing = users::Entity::find().filter(users::Column::Email.eq(&email)).one(&txn).await?;

@@ -2,7 +2,7 @@
 //! (`linkOAuth`, finished by the callback), and removing a link.
 
 use entity::{accounts, users};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ pub(super) async fn to_session(
     // written, not only before the provider round trip: the user's row is
     // held first, so a password change or reset (which ends sessions) is
     // either wholly before this check or waits until the link is written.
-    let txn = auth.db.begin().await?;
+    let (_turn, txn) = auth.write().await?;
     user::lock_user(&txn, user_id, None).await?;
     if !session::is_alive(&txn, auth, user_id, session_id).await? {
         return Err(AuthError::Unauthenticated);
