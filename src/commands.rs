@@ -4,9 +4,44 @@
 
 use domain::{
     AuthContext, ClientMeta,
-    config::{EventsCommand, WebhooksCommand},
+    access::keys,
+    config::{EventsCommand, KeysCommand, WebhooksCommand},
     events, webhooks,
 };
+
+pub async fn keys(auth: &AuthContext, command: KeysCommand) -> anyhow::Result<()> {
+    let fail = |e: domain::error::AuthError| anyhow::anyhow!("{e}");
+    match command {
+        KeysCommand::List => {
+            for (key, state) in keys::list(auth).await.map_err(fail)? {
+                println!(
+                    "{}	{}	{}	signs from {}",
+                    key.kid,
+                    key.generation,
+                    state.as_str(),
+                    key.signs_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+        }
+        KeysCommand::Rotate => match keys::rotate(auth).await.map_err(fail)? {
+            Some(kid) => {
+                println!("key {kid} published; it signs from {} s from now", keys::PUBLISH_LEAD.as_secs())
+            }
+            None => anyhow::bail!(
+                "a rotation is under way (a key is published and not signing yet): see `authgate keys list`"
+            ),
+        },
+        KeysCommand::Revoke { kid } => {
+            anyhow::ensure!(
+                keys::revoke(auth, &kid).await.map_err(fail)?,
+                "no key {kid} that is not revoked"
+            );
+            keys::ensure(auth).await.map_err(fail)?;
+            println!("key {kid} revoked");
+        }
+    }
+    Ok(())
+}
 
 pub async fn events(auth: &AuthContext, command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Export { since } = command;

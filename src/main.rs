@@ -89,6 +89,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Events(command) => return authgate::commands::events(&state.auth, command).await,
         Command::Webhooks(command) => return authgate::commands::webhooks(&state.auth, command).await,
+        Command::Keys(command) => return authgate::commands::keys(&state.auth, command).await,
         _ => {}
     }
     if matches!(command, Command::Reseal) {
@@ -99,6 +100,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         let (webhooks, webhooks_unopened) = domain::webhooks::secrets::reseal_all(&state.auth).await?;
         println!(
             "re-encrypted {webhooks} webhook endpoints' secrets with the current key; {webhooks_unopened} did not open with any key"
+        );
+        let (signing, signing_unopened) = domain::access::keys::reseal_all(&state.auth).await?;
+        println!(
+            "re-encrypted {signing} signing keys with the current key; {signing_unopened} did not open with any key"
         );
         anyhow::ensure!(unopened == 0, "{unopened} TOTP secrets did not open (their key is not configured)");
         anyhow::ensure!(

@@ -112,6 +112,7 @@ impl Seeded {
                 user_agent: Set(Some("authgate-bench".into())),
                 authenticated_at: Set(now),
                 assurance_level: Set(1),
+                method: Set(Some("password".into())),
             });
             if rows.len() == 500 {
                 sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&db).await?;

@@ -24,13 +24,17 @@ pub struct Removed {
     pub oauth_flows: u64,
     /// Second steps of sign-ins, and passkey ceremonies, never completed.
     pub challenges: u64,
-    /// Events older than `AUTHGATE_EVENT_RETENTION`, and webhook
-    /// deliveries delivered over a week ago.
+    /// Events older than `AUTHGATE_EVENT_RETENTION`, webhook deliveries
+    /// delivered over a week ago, and failed ones over 30 days old.
     pub events: u64,
 }
 
 /// A delivered webhook's row is kept this long (to answer "did it arrive?").
 const DELIVERED_KEPT: chrono::Duration = chrono::Duration::days(7);
+/// A failed delivery (given up on, or made while its endpoint was turned
+/// off) can be replayed this long; the rows of an endpoint left off do not
+/// pile up for ever.
+const FAILED_KEPT: chrono::Duration = chrono::Duration::days(30);
 
 async fn aged_events(auth: &AuthContext, now: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
     use entity::{events, webhook_deliveries};
@@ -42,6 +46,15 @@ async fn aged_events(auth: &AuthContext, now: chrono::DateTime<chrono::Utc>) -> 
             .add(webhook_deliveries::Column::DeliveredAt.lte(now - DELIVERED_KEPT)),
     )
     .await?;
+    let failed = delete_in_batches::<webhook_deliveries::Entity, Uuid>(
+        auth,
+        webhook_deliveries::Column::Id,
+        Condition::all()
+            .add(webhook_deliveries::Column::Status.eq("failed"))
+            .add(webhook_deliveries::Column::CreatedAt.lte(now - FAILED_KEPT)),
+    )
+    .await?;
+    let delivered = delivered + failed;
     let retention = auth.config.event_retention;
     if retention.is_zero() {
         return Ok(delivered);

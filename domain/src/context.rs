@@ -58,6 +58,8 @@ pub struct Services {
     pub(crate) sessions: cache::SessionCache,
     /// The record as it grows, for live subscribers.
     pub(crate) live: crate::events::live::Live,
+    /// The keys access tokens are signed with, as last read.
+    pub(crate) signing: crate::access::keys::KeyRing,
     /// The WebAuthn relying party (passkeys).
     pub(crate) webauthn: Arc<webauthn_rs::Webauthn>,
 }

@@ -354,6 +354,25 @@ pub fn pool_stats(auth: &crate::AuthContext) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    /// On SQLite a second write transaction waits for the first's turn to
+    /// end (it would otherwise wait in SQLite's busy sleeps).
+    #[tokio::test]
+    async fn sqlite_write_transactions_take_turns() {
+        use super::Writers;
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let writers = Writers::for_database(&db);
+        let (first, txn) = writers.begin(&db).await.unwrap();
+        let (w, d) = (writers.clone(), db.clone());
+        let second = tokio::spawn(async move { w.begin(&d).await.map(|(turn, _)| turn.0.is_some()) });
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!second.is_finished(), "waits for the first turn");
+        txn.rollback().await.unwrap();
+        drop(first);
+        assert!(second.await.unwrap().unwrap(), "then has its own turn");
+    }
     use super::{listen_options, split_extras};
     use crate::config::Config;
 

@@ -90,6 +90,8 @@ pub enum Input {
     EventType,
     /// A user's id.
     UserId,
+    /// The audience an access token is asked for.
+    Audience,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ pub mod token;
 // The rooms. Each imports only rooms before it in this order, bottom
 // first (`tests/api/layers.rs` checks; ARCHITECTURE.md draws them):
 // order: events, webhooks, user, limits, notices, session, factors, mailed, sign_in, account, cleanup.
+pub mod access;
 pub mod account;
 pub mod cleanup;
 pub mod events;
@@ -64,6 +65,7 @@ pub fn services(
         checkpoints: Default::default(),
         sessions: session::cache::SessionCache::start(&config, &db)?,
         live: Default::default(),
+        signing: Default::default(),
         webauthn: Arc::new(factors::passkey::relying_party(&config)?),
     }))
 }
@@ -89,5 +91,13 @@ pub async fn preflight(auth: &AuthContext) -> anyhow::Result<()> {
          AUTHGATE_SECRET_KEY_PREVIOUS: set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run \
          `authgate reseal`; started as it is, every delivery to them would fail"
     );
+    let unopened = access::keys::unopenable(auth).await.inspect_err(|e| e.report())?;
+    anyhow::ensure!(
+        unopened == 0,
+        "{unopened} access-token signing keys open with neither AUTHGATE_SECRET_KEY nor AUTHGATE_SECRET_KEY_PREVIOUS: \
+         set the key they were sealed with as AUTHGATE_SECRET_KEY_PREVIOUS and run `authgate reseal`, or revoke them \
+         (`authgate keys revoke <kid>`); started as it is, every accessToken would fail"
+    );
+    access::keys::ensure(auth).await.inspect_err(|e| e.report())?;
     Ok(())
 }

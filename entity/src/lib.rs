@@ -11,6 +11,7 @@ pub mod rate_limits;
 pub mod recovery_codes;
 pub mod sessions;
 pub mod sign_in_challenges;
+pub mod signing_keys;
 pub mod totp_credentials;
 pub mod users;
 pub mod verification_tokens;

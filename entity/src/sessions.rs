@@ -20,6 +20,10 @@ pub struct Model {
     pub authenticated_at: DateTimeUtc,
     /// 1: one factor (a password or a provider); 2: two factors.
     pub assurance_level: i16,
+    /// How it was signed into (`password`, `second_step`, `passkey`,
+    /// `provider`, `registration`): the access tokens' `amr`. `None` for
+    /// sessions older than the column.
+    pub method: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

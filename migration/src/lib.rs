@@ -17,6 +17,7 @@ mod m20261202_000010_two_factor;
 mod m20261203_000011_passkeys;
 mod m20261206_000012_bind_oauth_challenges;
 mod m20261206_000013_events;
+mod m20261206_000014_signing_keys;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_passkeys::Migration),
             Box::new(m20261206_000012_bind_oauth_challenges::Migration),
             Box::new(m20261206_000013_events::Migration),
+            Box::new(m20261206_000014_signing_keys::Migration),
         ]
     }
 }

@@ -32,6 +32,7 @@ fn field_name(input: Input) -> &'static str {
         Input::EventTypes => "eventTypes",
         Input::EventType => "type",
         Input::UserId => "userId",
+        Input::Audience => "audience",
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod observe;
 mod respond;
 pub mod server;
 mod subscribe;
+mod tokens;
 
 use axum::{Router, routing::get};
 use domain::AuthContext;
@@ -63,6 +64,9 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .route("/graphiql/assets/{name}", get(graphiql::asset))
         .route("/auth/callback/{provider}", get(oauth::callback))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/.well-known/openid-configuration", get(tokens::openid_configuration))
+        .route("/revocations", get(tokens::revocations))
         .with_state(state);
     headers::apply(routes, &config).layer(axum::middleware::from_fn(observe::trace))
 }

@@ -42,6 +42,7 @@ const IMPLEMENTED: &[&str] = &[
     "AuditEvents",
     "CreateWebhookEndpoint",
     "SecurityEvents",
+    "AccessToken",
 ];
 
 fn root() -> PathBuf {

@@ -174,6 +174,10 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
     let hook = json!({ "input": { "url": "https://hooks.example.com/authgate" } });
     let hook = flow.run("CreateWebhookEndpoint", hook, Some(&last)).await;
     assert_eq!(hook.code(), Some("PERMISSION_DENIED"), "{}", hook.body);
+    let minted = flow.run("AccessToken", json!({ "audience": "https://api.example.com" }), Some(&last)).await;
+    let token = str_of(&minted.body["data"]["accessToken"]["token"]);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {}", minted.body);
+    assert!(minted.body["data"]["accessToken"]["expiresAt"].is_string());
     // A subscription streams (subscriptions.rs); without a session it is a plain refusal.
     flow.ran.lock().unwrap().insert("SecurityEvents".to_owned());
     let follow = json!({ "query": flow.doc, "operationName": "SecurityEvents", "variables": {} });

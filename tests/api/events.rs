@@ -28,7 +28,7 @@ const APP: &str = "http://localhost:3000";
 /// `every_change_records_its_event` (its name is the step's label there).
 /// A new mutation fails `every_mutation_is_classified_for_the_record`
 /// until it is put here.
-const MUTATIONS: [(&str, Result<&[&str], &str>); 28] = [
+const MUTATIONS: [(&str, Result<&[&str], &str>); 29] = [
     ("register", Ok(&["user.created", "session.created"])),
     ("login", Ok(&["session.created"])),
     ("logout", Ok(&["session.revoked"])),
@@ -61,6 +61,7 @@ const MUTATIONS: [(&str, Result<&[&str], &str>); 28] = [
     ("startPasskeySignIn", Err("a ceremony row only")),
     ("finishPasskeySignIn", Ok(&["session.created"])),
     ("removePasskey", Ok(&["passkey.removed"])),
+    ("accessToken", Err("a signature: nothing is written")),
     (
         "createWebhookEndpoint",
         Err(

@@ -24,6 +24,7 @@ mod sessions;
 mod smtp;
 mod subscriptions;
 mod tcp;
+mod tokens;
 mod transport;
 mod two_factor;
 mod webhooks;

@@ -395,6 +395,7 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
         user_agent: Set(None),
         authenticated_at: Set(now - Duration::days(8)),
         assurance_level: Set(1),
+        method: Set(None),
     });
     for chunk in expired.collect::<Vec<_>>().chunks(200) {
         sessions::Entity::insert_many(chunk.to_vec()).exec(app.db()).await.unwrap();

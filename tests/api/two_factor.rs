@@ -664,6 +664,8 @@ async fn a_rotated_server_key_still_opens_secrets_and_reseal_moves_them(app: Tes
         .await;
     assert_eq!(domain::factors::totp::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
     assert_eq!(domain::factors::totp::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    // The signing key made at start-up (preflight) moves with it.
+    assert_eq!(domain::access::keys::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
     let sealed_after = totp_credentials::Entity::find().one(app.db()).await.unwrap().unwrap().secret;
     assert_ne!(sealed_after, sealed_before);
 

@@ -36,9 +36,13 @@ pub enum Command {
     Migrate,
     /// Delete expired sessions, spent or expired mailed tokens, ended rate-limit windows, and abandoned OAuth flows, two-factor sign-ins and passkey ceremonies once, then exit.
     Cleanup,
-    /// Re-encrypt every TOTP secret with `AUTHGATE_SECRET_KEY` (after a
-    /// rotation, with the old key in `AUTHGATE_SECRET_KEY_PREVIOUS`), then exit.
+    /// Re-encrypt every sealed secret (TOTP secrets, webhook secrets, signing
+    /// keys) with `AUTHGATE_SECRET_KEY` (after a rotation, with the old key in
+    /// `AUTHGATE_SECRET_KEY_PREVIOUS`), then exit.
     Reseal,
+    /// The keys access tokens are signed with (the JWKS).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The event record (the audit log): `authgate events export --since 2026-12-01T00:00:00Z`.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -55,6 +59,16 @@ pub enum EventsCommand {
         #[arg(long)]
         since: String,
     },
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum KeysCommand {
+    /// List the signing keys: kid, generation, state, when each signs from.
+    List,
+    /// Add a key: published now, signing once every JWKS cache has it (about 5 minutes).
+    Rotate,
+    /// Take a key out at once (a leak): no longer published nor used; a new one signs if it was the signer.
+    Revoke { kid: String },
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -302,6 +316,18 @@ pub struct Config {
     /// How long one webhook delivery may take (connect, send, the answer's status) before it counts as failed and is retried.
     #[arg(long, env = "AUTHGATE_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub webhook_timeout: Duration,
+
+    /// Lifetime of a signed access token (`accessToken`); it ends with its session if that comes first.
+    #[arg(long, env = "AUTHGATE_JWT_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwt_ttl: Duration,
+
+    /// Audiences (comma-separated) `accessToken` issues tokens for; any other is `BAD_USER_INPUT`. Empty: none.
+    #[arg(long, env = "AUTHGATE_JWT_AUDIENCES", value_delimiter = ',')]
+    pub jwt_audiences: Vec<String>,
+
+    /// Keys (comma-separated, at least 32 characters each) that services send as `Authorization: Bearer` to read `/revocations`. Empty: the feed is closed.
+    #[arg(long, env = "AUTHGATE_SERVICE_KEYS", value_delimiter = ',', value_parser = parse_service_key)]
+    pub service_keys: Vec<SecretString>,
 
     /// Whether this instance delivers webhooks (every instance may: deliveries are claimed one instance at a time).
     #[arg(long, env = "AUTHGATE_WEBHOOK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
@@ -571,6 +597,7 @@ impl Config {
             ("AUTHGATE_WRITE_TIMEOUT", self.write_timeout),
             ("AUTHGATE_MAX_CONNECTION_AGE", self.max_connection_age),
             ("AUTHGATE_WEBHOOK_TIMEOUT", self.webhook_timeout),
+            ("AUTHGATE_JWT_TTL", self.jwt_ttl),
         ] {
             if value.is_zero() {
                 anyhow::bail!("{name} must be longer than 0s (it bounds every connection)");
@@ -581,6 +608,13 @@ impl Config {
         if self.session_channel_ping < Duration::from_millis(100) {
             anyhow::bail!(
                 "AUTHGATE_SESSION_CHANNEL_PING must be at least 100ms (keep it well above the database's round trip)"
+            );
+        }
+        // A token cannot be taken back: a long-lived one is a session that
+        // never ends (the revocation feed keeps each end for the lifetime).
+        if self.jwt_ttl > Duration::from_secs(24 * 3600) {
+            anyhow::bail!(
+                "AUTHGATE_JWT_TTL must be at most 24h (5m is the default; a token cannot be taken back)"
             );
         }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -609,6 +643,7 @@ impl Config {
             ("AUTHGATE_OAUTH_FLOW_TTL", self.oauth_flow_ttl),
             ("AUTHGATE_EVENT_RETENTION", self.event_retention),
             ("AUTHGATE_WEBHOOK_TIMEOUT", self.webhook_timeout),
+            ("AUTHGATE_JWT_TTL", self.jwt_ttl),
         ];
         let too_long = durations.into_iter().chain(self.rates.iter().map(|(name, rate)| (name, rate.window)));
         for (name, value) in too_long {
@@ -698,6 +733,15 @@ impl Config {
 }
 
 /// `10.0.0.0/8` or a single address such as `127.0.0.1`.
+/// A service key: long enough not to be guessed (never shown back).
+fn parse_service_key(raw: &str) -> Result<SecretString, String> {
+    let raw = raw.trim();
+    if raw.len() < 32 {
+        return Err("a service key must be at least 32 characters (e.g. `openssl rand -base64 32`)".into());
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
 fn parse_net(raw: &str) -> Result<IpNet, String> {
     let raw = raw.trim();
     raw.parse::<IpNet>()

@@ -38,6 +38,9 @@ pub(crate) struct Change<'a> {
     notice: Option<Slot>,
     // Dropped in this order on an error: the rollback, then the cache guard.
     txn: DatabaseTransaction,
+    /// This process's write turn (SQLite), held until the transaction ends
+    /// (declared after `txn`: dropped after it).
+    _turn: crate::db::WriteTurn,
     forget: Forget,
 }
 
@@ -62,9 +65,9 @@ impl<'a> Change<'a> {
         notice: Option<Slot>,
     ) -> Result<Self, AuthError> {
         let forget = auth.sessions.changing(current.user.id);
-        let (_turn, txn) = auth.write().await?;
+        let (turn, txn) = auth.write().await?;
         hold_session(&txn, auth, current).await?;
-        Ok(Self { auth, current, notice, forget, txn })
+        Ok(Self { auth, current, notice, forget, txn, _turn: turn })
     }
 
     /// The transaction, holding the user's row.

@@ -129,6 +129,7 @@ pub(crate) async fn create(
         user_agent: Set(meta.user_agent.clone()),
         authenticated_at: Set(now),
         assurance_level: Set(assurance as i16),
+        method: Set(Some(admitted.way().as_str().to_owned())),
     }
     .insert(conn)
     .await?;

@@ -102,12 +102,13 @@ pub async fn login(
     // still the user's: the conditional update finds the version it read
     // (and holds the user's row until commit, so a concurrent change waits
     // for this sign-in, then ends its session as it ends every other).
-    let (_turn, txn) = auth.write().await?;
+    let (turn, txn) = auth.write().await?;
     let admitted =
         admission::admit(&txn, auth, user.id, user.credentials_version, Way::Password, Assurance::OneFactor)
             .await?;
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
+    drop(turn);
     let (token, session) = new.committed();
     counters.clear(auth).await?;
     tracing::info!(trusted_device = counters.device.is_some(), "login succeeded");

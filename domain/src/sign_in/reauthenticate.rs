@@ -78,7 +78,7 @@ pub async fn reauthenticate(
     // The write first (SQLite takes its write lock at once); a wrong code
     // rolls it back.
     let forget = auth.sessions.changing(user.id);
-    let (_turn, txn) = auth.write().await?;
+    let (turn, txn) = auth.write().await?;
     if !session::proved_presence(&txn, &current.session, auth.clock.now(), assurance).await? {
         return Err(AuthError::Unauthenticated);
     }
@@ -97,6 +97,7 @@ pub async fn reauthenticate(
         .record(&txn, auth, meta)
         .await?;
     txn.commit().await?;
+    drop(turn);
     forget.done();
     if assurance == Assurance::TwoFactors {
         limits::clear(auth, Rule::SecondFactorAccount, &code_budget).await?;

@@ -124,7 +124,7 @@ pub async fn complete(
     // rolls them back. The challenge is spent by this sign-in and no other,
     // and the credentials it was issued under must still be the user's (a
     // reset meanwhile ends it).
-    let (_turn, txn) = auth.write().await?;
+    let (turn, txn) = auth.write().await?;
     let spent = sign_in_challenges::Entity::delete_many()
         .filter(sign_in_challenges::Column::Id.eq(found.id))
         .exec(&txn)
@@ -144,6 +144,7 @@ pub async fn complete(
     }
     let new = session::create(&txn, auth, admitted, meta).await?;
     txn.commit().await?;
+    drop(turn);
     let (token, session) = new.committed();
     counters.clear_code(auth, user.id).await?;
     tracing::info!(first_factor = %found.method, "sign-in completed with a second factor");

@@ -44,8 +44,7 @@ const OFF: &str = "the endpoint was turned off";
 const FAN_OUT_BATCH: u64 = 500;
 /// Deliveries in flight per instance.
 const IN_FLIGHT: usize = 32;
-/// Deliveries in flight per endpoint, across instances (as counted when
-/// claiming: two instances claiming at once may each take this many).
+/// Deliveries in flight per endpoint from one instance (N instances: N × this).
 const PER_ENDPOINT: u64 = 8;
 /// The wait after each attempt that failed (Standard Webhooks' schedule,
 /// stretched to about three days), each with ±20 % jitter. After the
@@ -71,8 +70,9 @@ pub async fn run(auth: AuthContext) {
         }
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let busy = InFlight::default();
     loop {
-        let has_endpoints = match tick(&auth, &client, &slots).await {
+        let has_endpoints = match tick(&auth, &client, &slots, &busy).await {
             Ok(has) => has,
             Err(e) => {
                 e.report();
@@ -89,6 +89,7 @@ pub(crate) async fn tick(
     auth: &AuthContext,
     client: &reqwest::Client,
     slots: &Arc<tokio::sync::Semaphore>,
+    busy: &InFlight,
 ) -> Result<bool, AuthError> {
     let mut has_endpoints = false;
     loop {
@@ -105,10 +106,12 @@ pub(crate) async fn tick(
     if free == 0 {
         return Ok(true);
     }
-    for claimed in claim(auth, free as u64).await? {
+    for claimed in claim(auth, free as u64, busy).await? {
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
         let (auth, client) = (auth.clone(), client.clone());
+        let attempting = busy.start(claimed.endpoint_id);
         tokio::spawn(async move {
+            let _attempting = attempting;
             if let Err(e) = attempt(&auth, &client, claimed).await {
                 e.report();
             }
@@ -222,19 +225,28 @@ fn lease(auth: &AuthContext) -> chrono::Duration {
 }
 
 /// Claims up to `limit` due deliveries of enabled endpoints for a lease,
-/// counting the attempt; no endpoint gets more than `PER_ENDPOINT` in
-/// flight (a slow receiver holds its own share of the slots, not all of
-/// them), and the endpoints with work are taken in a random order.
-async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries::Model>, AuthError> {
+/// counting the attempt. Each endpoint with work gets a fair share of the
+/// free slots and never more than `PER_ENDPOINT` in flight from this
+/// instance (`busy`): a slow receiver holds its own share, not every slot.
+/// The endpoints are taken in a random order.
+async fn claim(
+    auth: &AuthContext,
+    limit: u64,
+    busy: &InFlight,
+) -> Result<Vec<webhook_deliveries::Model>, AuthError> {
     use rand::seq::SliceRandom;
     let now = auth.clock.now();
-    let busy = in_flight(auth, now).await?;
     let mut due = due_endpoints(auth, now).await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
     due.shuffle(&mut rand::thread_rng());
+    let share = (limit / due.len() as u64).max(1);
     let mut claimed = Vec::new();
     for endpoint in due {
-        let taken = busy.get(&endpoint).copied().unwrap_or(0);
-        let room = PER_ENDPOINT.saturating_sub(taken).min(limit.saturating_sub(claimed.len() as u64));
+        let taken = busy.of(endpoint);
+        let room =
+            PER_ENDPOINT.saturating_sub(taken).min(share).min(limit.saturating_sub(claimed.len() as u64));
         if room > 0 {
             claimed.extend(claim_for(auth, endpoint, room, now).await?);
         }
@@ -242,43 +254,62 @@ async fn claim(auth: &AuthContext, limit: u64) -> Result<Vec<webhook_deliveries:
     Ok(claimed)
 }
 
-/// Deliveries under a lease now, per endpoint (every instance's).
-async fn in_flight(
-    auth: &AuthContext,
-    now: DateTime<Utc>,
-) -> Result<std::collections::HashMap<Uuid, u64>, AuthError> {
-    use sea_orm::QuerySelect;
-    use webhook_deliveries::Column;
-    let rows: Vec<(Uuid, i64)> = webhook_deliveries::Entity::find()
-        .select_only()
-        .column(Column::EndpointId)
-        .column_as(Column::Id.count(), "n")
-        .filter(Column::Status.eq(PENDING))
-        .filter(Column::LockedUntil.gt(now))
-        .group_by(Column::EndpointId)
-        .into_tuple()
-        .all(&auth.db)
-        .await?;
-    Ok(rows.into_iter().map(|(id, n)| (id, u64::try_from(n).unwrap_or(0))).collect())
+/// This instance's attempts in flight, per endpoint.
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>);
+
+impl InFlight {
+    fn of(&self, endpoint: Uuid) -> u64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Counts an attempt until the returned guard drops.
+    fn start(&self, endpoint: Uuid) -> Attempting {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(endpoint).or_default() += 1;
+        Attempting(self.clone(), endpoint)
+    }
 }
 
-/// The enabled endpoints with a delivery due and not under a lease.
+struct Attempting(InFlight, Uuid);
+
+impl Drop for Attempting {
+    fn drop(&mut self) {
+        let mut counts = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// The enabled endpoints with a delivery due and not under a lease (one
+/// indexed probe per endpoint, however long a backlog is).
 async fn due_endpoints(auth: &AuthContext, now: DateTime<Utc>) -> Result<Vec<Uuid>, AuthError> {
     use sea_orm::{Condition, QuerySelect, sea_query::Query};
     use webhook_deliveries::Column;
-    let enabled = Query::select()
-        .column(webhook_endpoints::Column::Id)
-        .from(webhook_endpoints::Entity)
-        .and_where(Expr::col(webhook_endpoints::Column::Enabled).eq(true))
+    let due = Query::select()
+        .expr(Expr::val(1))
+        .from(webhook_deliveries::Entity)
+        .and_where(
+            Expr::col((webhook_deliveries::Entity, Column::EndpointId))
+                .equals((webhook_endpoints::Entity, webhook_endpoints::Column::Id)),
+        )
+        .and_where(Expr::col(Column::Status).eq(PENDING))
+        .and_where(Expr::col(Column::NextAttemptAt).lte(now))
+        .cond_where(
+            Condition::any()
+                .add(Expr::col(Column::LockedUntil).is_null())
+                .add(Expr::col(Column::LockedUntil).lte(now)),
+        )
+        .limit(1)
         .to_owned();
-    Ok(webhook_deliveries::Entity::find()
+    Ok(webhook_endpoints::Entity::find()
         .select_only()
-        .column(Column::EndpointId)
-        .distinct()
-        .filter(Column::Status.eq(PENDING))
-        .filter(Column::NextAttemptAt.lte(now))
-        .filter(Condition::any().add(Column::LockedUntil.is_null()).add(Column::LockedUntil.lte(now)))
-        .filter(Column::EndpointId.in_subquery(enabled))
+        .column(webhook_endpoints::Column::Id)
+        .filter(webhook_endpoints::Column::Enabled.eq(true))
+        .filter(Expr::exists(due))
         .into_tuple()
         .all(&auth.db)
         .await?)

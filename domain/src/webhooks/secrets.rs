@@ -8,11 +8,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use crate::{AuthContext, error::AuthError};
 
-/// How many endpoints hold a secret (current or previous) that no
-/// configured key opens.
+/// How many enabled endpoints hold a secret (current or previous) that no
+/// configured key opens (a turned-off one fails no delivery).
 pub(crate) async fn unopenable(auth: &AuthContext) -> Result<u64, AuthError> {
     let mut unopened = 0;
-    for row in webhook_endpoints::Entity::find().all(&auth.db).await? {
+    for row in webhook_endpoints::Entity::find().filter(Column::Enabled.eq(true)).all(&auth.db).await? {
         let sealed = std::iter::once(&row.secret).chain(&row.previous_secret);
         if sealed.into_iter().any(|s| auth.keys.sealer.open(s, row.id.as_bytes()).is_err()) {
             unopened += 1;

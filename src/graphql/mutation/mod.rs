@@ -1,5 +1,6 @@
 //! Mutations, grouped by what they act on and merged into one root.
 
+mod access;
 mod account;
 mod email;
 mod oauth;
@@ -28,6 +29,7 @@ pub struct MutationRoot(
     two_factor::TwoFactorMutation,
     passkey::PasskeyMutation,
     webhooks::WebhookMutation,
+    access::AccessMutation,
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).

@@ -92,8 +92,13 @@ pub fn test_config(url: &str) -> Config {
     config.db_max_connections = 5;
     // One fixed key for every instance in a test (as in a real deployment).
     config.secret_key = Some("dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=".into());
+    config.jwt_audiences = vec!["https://api.example.com".into()];
+    config.service_keys = vec![SERVICE_KEY.into()];
     config
 }
+
+/// The service key every test server accepts for `/revocations`.
+pub const SERVICE_KEY: &str = "test-service-key-aaaaaaaaaaaaaaaaaaaaaaaa";
 
 impl TestApp {
     pub async fn sqlite() -> Self {

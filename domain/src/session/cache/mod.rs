@@ -466,6 +466,7 @@ mod tests {
             user_agent: None,
             authenticated_at: now,
             assurance_level: 1,
+            method: None,
         };
         let user = users::Model {
             id: user_id,

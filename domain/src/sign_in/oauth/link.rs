@@ -40,7 +40,7 @@ pub(super) async fn to_session(
     // written, not only before the provider round trip: the user's row is
     // held first, so a password change or reset (which ends sessions) is
     // either wholly before this check or waits until the link is written.
-    let (_turn, txn) = auth.write().await?;
+    let (turn, txn) = auth.write().await?;
     user::lock_user(&txn, user_id, None).await?;
     if !session::is_alive(&txn, auth, user_id, session_id).await? {
         return Err(AuthError::Unauthenticated);
@@ -51,6 +51,7 @@ pub(super) async fn to_session(
         .map_err(|err| AuthError::unique_or(err, AuthError::AccountAlreadyLinked))?;
     record_linked(&txn, auth, &account, Some(session_id), meta).await?;
     txn.commit().await?;
+    drop(turn);
     tracing::info!(%user_id, "provider linked");
     if let Some(user) = users::Entity::find_by_id(user_id).one(&auth.db).await? {
         notify_linked(notice, auth, &user, provider, Some(session_id));

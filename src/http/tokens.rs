@@ -1,0 +1,101 @@
+//! What the app's services read to verify access tokens without calling
+//! authgate: the public keys (`/.well-known/jwks.json`), where they are
+//! (`/.well-known/openid-configuration`), and the sessions that ended
+//! (`/revocations`, behind a service key).
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use domain::access::{keys, revocations};
+use serde_json::json;
+
+use super::AppState;
+
+/// The JWK Set, cacheable for `keys::JWKS_MAX_AGE`, with an `ETag` (a
+/// verifier revalidating gets `304`).
+pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let keys::KeySet { body, etag: tag } = match keys::jwks(&state.auth).await {
+        Ok(set) => set,
+        Err(e) => return unavailable(e),
+    };
+    let cache = format!("public, max-age={}", keys::JWKS_MAX_AGE.as_secs());
+    let mut answer = HeaderMap::new();
+    answer.insert(header::CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ascii"));
+    answer.insert(header::ETAG, HeaderValue::from_str(&tag).expect("ascii"));
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, answer).into_response();
+    }
+    answer.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    (StatusCode::OK, answer, body).into_response()
+}
+
+/// Where the keys are, for libraries that discover them.
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    let issuer = state.auth.config.public_url.trim_end_matches('/').to_owned();
+    let body = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": [],
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+    });
+    let cache = format!("public, max-age={}", keys::JWKS_MAX_AGE.as_secs());
+    ([(header::CACHE_CONTROL, cache)], Json(body)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct FeedQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /revocations?after=<cursor>`: the sessions that ended after the
+/// cursor, for services holding one of `AUTHGATE_SERVICE_KEYS`.
+pub async fn revocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Response {
+    if let Some(refused) = refuse_without_key(&state, &headers) {
+        return refused;
+    }
+    let limit = query.limit.unwrap_or(revocations::MAX_PAGE);
+    match revocations::after(&state.auth, query.after.as_deref(), limit).await {
+        Ok(page) => ([(header::CACHE_CONTROL, "no-store")], Json(page)).into_response(),
+        Err(domain::error::AuthError::BadUserInput { message, .. }) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "error": "bad_cursor", "message": message })))
+                .into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `401` unless the request carries a service key (`Authorization: Bearer`).
+fn refuse_without_key(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if presented.is_some_and(|key| revocations::is_service_key(&state.auth, key)) {
+        return None;
+    }
+    let body = Json(
+        json!({ "error": "unauthorized", "message": "a service key is required (AUTHGATE_SERVICE_KEYS)" }),
+    );
+    Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response())
+}
+
+fn unavailable(e: domain::error::AuthError) -> Response {
+    e.report();
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "try again").into_response()
+}

@@ -1,0 +1,322 @@
+//! Signed access tokens: minted for an allowed audience, verified by an
+//! independent library (PyPI `pyjwt`, in tests/tokens/verify.py) with the
+//! published keys; keys rotated without a failed verification, revoked at
+//! once, made once by instances together; the revocation feed behind a
+//! service key, resumable from its cursor.
+
+use std::process::Command;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use domain::access::keys;
+use entity::signing_keys;
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    common::{LOGOUT, SERVICE_KEY, TestApp, str_of},
+};
+
+const PW: &str = "correct horse battery";
+const AUD: &str = "https://api.example.com";
+const TOKEN: &str =
+    "mutation AccessToken($audience: String!) { accessToken(audience: $audience) { token expiresAt } }";
+
+both_backends!(
+    a_token_verifies_with_the_published_keys_elsewhere,
+    only_listed_audiences_and_signed_in_callers_get_tokens,
+    a_token_ends_with_its_session,
+    the_key_set_is_cacheable_and_discoverable,
+    a_rotated_key_is_published_before_it_signs_and_kept_until_its_tokens_expire,
+    a_revoked_key_is_out_at_once_and_another_signs,
+    instances_making_or_rotating_keys_together_make_one,
+    the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor,
+    a_server_key_rotation_reseals_the_signing_keys,
+);
+
+async fn mint(app: &TestApp, session: &str) -> String {
+    let reply = app.authed(session, TOKEN, json!({ "audience": AUD })).await;
+    str_of(&reply.body["data"]["accessToken"]["token"])
+}
+
+fn part(jwt: &str, n: usize) -> Value {
+    let bytes = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(n).expect("three parts")).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    let reply = app.get("/.well-known/jwks.json").send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
+fn kids(set: &Value) -> Vec<String> {
+    set["keys"].as_array().unwrap().iter().map(|k| str_of(&k["kid"])).collect()
+}
+
+/// PyJWT's verdict on `token` with `set`: the claims, or why it refused.
+/// `None` outside CI when python3 with pyjwt is missing (in CI a failure).
+fn pyjwt(set: &Value, token: &str, issuer: &str, audience: &str, skew: i64) -> Option<Result<Value, String>> {
+    let probe = Command::new("python3").args(["-c", "import jwt, cryptography"]).output();
+    if !probe.is_ok_and(|out| out.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python3 with pyjwt[crypto] (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python3 with pyjwt[crypto] is missing");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, set.to_string()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("tests/tokens/verify.py"))
+        .args([path.to_str().unwrap(), token, issuer, audience, &skew.to_string()])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Some(if out.status.success() { Ok(serde_json::from_str(&text).unwrap()) } else { Err(text) })
+}
+
+/// The token's header and claims are the contract's; PyJWT verifies it
+/// with the key set the server publishes, and refuses it for another
+/// audience or issuer, or with one byte of its claims changed.
+async fn a_token_verifies_with_the_published_keys_elsewhere(app: TestApp) {
+    let (session, user_id) = app.register("jwt@example.com", PW).await;
+    let sessions = app.authed(&session, "{ me { sessions { id current } } }", json!({})).await;
+    let sid = str_of(&sessions.body["data"]["me"]["sessions"][0]["id"]);
+    let reply = app.authed(&session, TOKEN, json!({ "audience": AUD })).await;
+    let token = str_of(&reply.body["data"]["accessToken"]["token"]);
+    let header = part(&token, 0);
+    assert_eq!((str_of(&header["alg"]), str_of(&header["typ"])), ("ES256".into(), "at+jwt".into()));
+    let set = jwks(&app).await;
+    assert_eq!(kids(&set), [str_of(&header["kid"])], "signed by the published key");
+    let claims = part(&token, 1);
+    let issuer = app.state.auth.config.public_url.trim_end_matches('/').to_owned();
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some(user_id.as_str()), Some(AUD)));
+    assert_eq!(claims["sid"], sid.as_str());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300, "5 minutes");
+    assert_eq!((claims["acr"].as_str(), &claims["amr"]), (Some("1"), &json!(["pwd"])));
+    assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+    let expires = chrono::DateTime::parse_from_rfc3339(
+        reply.body["data"]["accessToken"]["expiresAt"].as_str().unwrap(),
+    );
+    assert_eq!(expires.unwrap().timestamp(), claims["exp"].as_i64().unwrap());
+    let mut names: Vec<&String> = claims.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["acr", "amr", "aud", "auth_time", "exp", "iat", "iss", "jti", "sid", "sub"],
+        "nothing personal"
+    );
+
+    // Verified elsewhere, on the wall clock: the test server's runs ahead
+    // of it (by at most 67 minutes), allowed for as leeway.
+    let skew = (app.clock_now() - chrono::Utc::now()).num_seconds().abs() + 5;
+    let Some(verdict) = pyjwt(&set, &token, &issuer, AUD, skew) else { return };
+    assert_eq!(verdict.expect("PyJWT verifies it")["sub"], user_id.as_str());
+    let refused = pyjwt(&set, &token, &issuer, "https://other.example.com", skew).unwrap();
+    assert!(refused.unwrap_err().contains("refused"), "another audience");
+    assert!(pyjwt(&set, &token, "https://evil.example.com", AUD, skew).unwrap().is_err(), "another issuer");
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut forged = claims.clone();
+    forged["sub"] = json!(uuid::Uuid::new_v4().to_string());
+    parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
+    assert!(pyjwt(&set, &parts.join("."), &issuer, AUD, skew).unwrap().is_err(), "a changed claim");
+}
+
+async fn only_listed_audiences_and_signed_in_callers_get_tokens(app: TestApp) {
+    let (session, _) = app.register("aud@example.com", PW).await;
+    let other = app.authed(&session, TOKEN, json!({ "audience": "https://evil.example.com" })).await;
+    assert_eq!((other.code(), other.field()), (Some("BAD_USER_INPUT"), Some("audience")), "{}", other.body);
+    let anonymous = app.gql(TOKEN, json!({ "audience": AUD })).await;
+    assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
+    app.authed(&session, LOGOUT, json!({})).await;
+    let ended = app.authed(&session, TOKEN, json!({ "audience": AUD })).await;
+    assert_eq!(ended.code(), Some("UNAUTHENTICATED"), "an ended session mints nothing");
+}
+
+/// A token never outlives its session: the session's own end needs no
+/// entry in the revocation feed.
+async fn a_token_ends_with_its_session(app: TestApp) {
+    let app = app.sibling(|c| c.session_max_age = std::time::Duration::from_secs(120)).await;
+    let (session, _) = app.register("short@example.com", PW).await;
+    let claims = part(&mint(&app, &session).await, 1);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+}
+
+/// The key set is cacheable (`max-age`, an `ETag` that answers `304`), and
+/// the discovery document names the issuer and where the keys are.
+async fn the_key_set_is_cacheable_and_discoverable(app: TestApp) {
+    let (session, _) = app.register("cache@example.com", PW).await;
+    mint(&app, &session).await;
+    let first = app.get("/.well-known/jwks.json").send().await;
+    assert_eq!(first.headers["cache-control"], "public, max-age=300");
+    assert_eq!(first.content_type(), "application/jwk-set+json");
+    let tag = first.headers["etag"].to_str().unwrap().to_owned();
+    let again = app.get("/.well-known/jwks.json").header("if-none-match", &tag).send().await;
+    assert_eq!(again.status, 304);
+    assert!(again.text.is_empty());
+    let key = &first.body["keys"][0];
+    assert_eq!(
+        (str_of(&key["kty"]), str_of(&key["crv"]), str_of(&key["use"])),
+        ("EC".into(), "P-256".into(), "sig".into())
+    );
+    assert!(key.get("d").is_none(), "never the private part");
+    keys::rotate(&app.state.auth).await.unwrap().expect("a new key");
+    let changed = app.get("/.well-known/jwks.json").header("if-none-match", &tag).send().await;
+    assert_eq!(changed.status, 200, "a new key, a new tag");
+    let discovery = app.get("/.well-known/openid-configuration").send().await;
+    let issuer = app.state.auth.config.public_url.trim_end_matches('/').to_owned();
+    assert_eq!(discovery.body["issuer"], issuer.as_str());
+    assert_eq!(discovery.body["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+}
+
+/// A rotation publishes the new key first (every verifier's cache has it
+/// before its first token), keeps signing with the old one meanwhile, and
+/// keeps the old one published until its last token has expired.
+async fn a_rotated_key_is_published_before_it_signs_and_kept_until_its_tokens_expire(app: TestApp) {
+    let (session, _) = app.register("rotate@example.com", PW).await;
+    let old = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
+    let new = keys::rotate(&app.state.auth).await.unwrap().expect("a new key");
+    assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "published at once");
+    assert_eq!(str_of(&part(&mint(&app, &session).await, 0)["kid"]), old, "not signing yet");
+    let lead = chrono::Duration::from_std(keys::PUBLISH_LEAD).unwrap();
+    app.clock.advance(lead + chrono::Duration::seconds(1));
+    assert_eq!(str_of(&part(&mint(&app, &session).await, 0)["kid"]), new, "signing after the lead");
+    assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "the old one's tokens still verify");
+    // Its last token expires 5 minutes on; with a minute of leeway it goes.
+    app.clock.advance(chrono::Duration::seconds(300 + 60 + 11));
+    assert_eq!(kids(&jwks(&app).await), [new]);
+    let states: Vec<&str> =
+        keys::list(&app.state.auth).await.unwrap().iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(states, ["signing", "gone"]);
+}
+
+/// A revoked key leaves the key set at once here, within `RELOAD_EVERY`
+/// on another instance, and a new key signs at once.
+async fn a_revoked_key_is_out_at_once_and_another_signs(app: TestApp) {
+    let app = app.shareable().await;
+    let (session, _) = app.register("leak@example.com", PW).await;
+    let leaked = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
+    let other = app.second_instance().await;
+    let seen = app.get("/.well-known/jwks.json").send_to(&other).await;
+    assert_eq!(kids(&seen.body), std::slice::from_ref(&leaked));
+    assert!(keys::revoke(&app.state.auth, &leaked).await.unwrap());
+    assert!(!keys::revoke(&app.state.auth, &leaked).await.unwrap(), "once");
+    assert!(kids(&jwks(&app).await).is_empty(), "out at once");
+    let fresh = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
+    assert_ne!(fresh, leaked);
+    assert_eq!(kids(&jwks(&app).await), std::slice::from_ref(&fresh));
+    app.clock.advance(chrono::Duration::from_std(keys::RELOAD_EVERY).unwrap() + chrono::Duration::seconds(1));
+    let seen = app.get("/.well-known/jwks.json").send_to(&other).await;
+    assert_eq!(kids(&seen.body), [fresh], "the other instance read the keys again");
+}
+
+/// Instances starting together make one first key, and two rotations at
+/// once add one key (the unique generation).
+async fn instances_making_or_rotating_keys_together_make_one(app: TestApp) {
+    let app = app.shareable().await;
+    let other = app.second_state(|_| {}).await;
+    let (a, b) = tokio::join!(keys::ensure(&app.state.auth), keys::ensure(&other.auth));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(app.count(signing_keys::Entity).await, 1);
+    let (a, b) = tokio::join!(keys::rotate(&app.state.auth), keys::rotate(&other.auth));
+    let made = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+    assert_eq!(made, 1, "one of the two rotations added the key");
+    assert_eq!(app.count(signing_keys::Entity).await, 2);
+    assert_eq!(keys::rotate(&app.state.auth).await.unwrap(), None, "one rotation at a time");
+    let rows = signing_keys::Entity::find().all(app.db()).await.unwrap();
+    assert!(!format!("{rows:?}").contains(&rows[0].private_key), "no key material in Debug");
+}
+
+/// The feed once it shows `count` entries after `after` (PostgreSQL shows
+/// an event once every transaction older than its own has ended: another
+/// test's transaction running on the same server may hold it back a moment).
+async fn feed_of(app: &TestApp, after: Option<&str>, count: usize) -> (Vec<Value>, String) {
+    let mut last = (Vec::new(), String::new());
+    for _ in 0..100 {
+        last = feed(app, after).await;
+        if last.0.len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    last
+}
+
+async fn feed(app: &TestApp, after: Option<&str>) -> (Vec<Value>, String) {
+    let uri = match after {
+        Some(cursor) => format!("/revocations?after={cursor}"),
+        None => "/revocations".to_owned(),
+    };
+    let reply = app.get(&uri).bearer(SERVICE_KEY).send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    (reply.body["entries"].as_array().unwrap().clone(), str_of(&reply.body["next"]))
+}
+
+/// Only a service key reads the feed; each ended session is an entry, the
+/// cursor resumes without a loss or a repeat, and entries leave once no
+/// token of their session can be alive.
+async fn the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor(app: TestApp) {
+    let refused = app.get("/revocations").send().await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.headers["www-authenticate"].to_str().unwrap()),
+        (401, "Bearer")
+    );
+    let wrong = app.get("/revocations").bearer(&SERVICE_KEY.replace('a', "b")).send().await;
+    assert_eq!(wrong.status, 401);
+    let (first, first_id) = app.register("feed1@example.com", PW).await;
+    let (second, second_id) = app.register("feed2@example.com", PW).await;
+    let sid = |token: &str| {
+        let token = token.to_owned();
+        let app = &app;
+        async move {
+            let reply = app.authed(&token, "{ me { sessions { id } } }", json!({})).await;
+            str_of(&reply.body["data"]["me"]["sessions"][0]["id"])
+        }
+    };
+    let (first_sid, second_sid) = (sid(&first).await, sid(&second).await);
+    app.authed(&first, LOGOUT, json!({})).await;
+    let (entries, next) = feed_of(&app, None, 1).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((str_of(&entries[0]["sid"]), str_of(&entries[0]["sub"])), (first_sid, first_id));
+    let revoked = chrono::DateTime::parse_from_rfc3339(entries[0]["revokedAt"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(entries[0]["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - revoked).num_seconds(), 300 + 60);
+    assert!(feed(&app, Some(&next)).await.0.is_empty(), "nothing new after the cursor");
+    app.authed(&second, LOGOUT, json!({})).await;
+    let (entries, _) = feed_of(&app, Some(&next), 1).await;
+    assert_eq!(entries.len(), 1, "only what came after: {entries:?}");
+    assert_eq!((str_of(&entries[0]["sid"]), str_of(&entries[0]["sub"])), (second_sid, second_id));
+    let bad = app.get("/revocations?after=nonsense").bearer(SERVICE_KEY).send().await;
+    assert_eq!(bad.status, 400);
+    app.clock.advance(chrono::Duration::seconds(300 + 60 + 1));
+    assert!(feed(&app, None).await.0.is_empty(), "no token of theirs is alive now");
+    assert!(feed(&app, Some(&next)).await.0.is_empty());
+}
+
+/// Signing keys under a server-key rotation: reseal moves them; a server
+/// whose keys open with no configured key refuses to start.
+async fn a_server_key_rotation_reseals_the_signing_keys(app: TestApp) {
+    let app = app.shareable().await;
+    let old_key = app.state.auth.config.secret_key.clone();
+    keys::ensure(&app.state.auth).await.unwrap();
+    let new_key = "bmV3LXNlY3JldC1rZXktb2YtMzItYnl0ZXMtdGVzdHM=";
+    let lost = app.second_state(|c| c.secret_key = Some(new_key.into())).await;
+    let refusal = authgate::preflight(&lost.auth).await.expect_err("a key nothing opens").to_string();
+    assert!(refusal.starts_with("1 access-token signing keys open with neither"), "{refusal}");
+    let rotating = app
+        .second_state(|c| {
+            c.secret_key = Some(new_key.into());
+            c.secret_key_previous = old_key.clone();
+        })
+        .await;
+    assert_eq!(keys::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
+    assert_eq!(keys::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
+    authgate::preflight(&lost.auth).await.expect("the new key alone opens it now");
+}
