@@ -14,6 +14,11 @@ use sea_orm_migration::prelude::*;
 /// - `idx_webhook_deliveries_endpoint_due`: the webhook worker asks, per
 ///   endpoint, whether anything is due (one probe, however long a stalled
 ///   receiver's backlog).
+/// - SQLite: a `session.revoked` event deletes its session (trigger
+///   `events_end_session`), so that a sign-out is one statement there too,
+///   `INSERT INTO events … SELECT … FROM sessions` (PostgreSQL does it in
+///   one statement with `WITH gone AS (DELETE …) INSERT …`). Everywhere
+///   else the session is deleted first and the trigger finds nothing.
 /// - `sessions.method`: how the session was signed into (`password`,
 ///   `second_step`, `passkey`, `provider`, `registration`), for the
 ///   tokens' `amr`. Older sessions have none.
@@ -63,6 +68,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Sqlite {
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE TRIGGER IF NOT EXISTS events_end_session AFTER INSERT ON events \
+                     WHEN NEW.type = 'session.revoked' AND NEW.session_id IS NOT NULL \
+                     BEGIN DELETE FROM sessions WHERE id = NEW.session_id; END",
+                )
+                .await?;
+        }
         if !manager.has_column("sessions", "method").await? {
             manager
                 .alter_table(
@@ -77,6 +92,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Sqlite {
+            manager.get_connection().execute_unprepared("DROP TRIGGER IF EXISTS events_end_session").await?;
+        }
         manager
             .alter_table(Table::alter().table(Sessions::Table).drop_column(Sessions::Method).to_owned())
             .await?;

@@ -204,20 +204,26 @@ impl Event {
     }
 
     /// Deletes the session this event is about (of its subject) and records
-    /// the event, in one PostgreSQL statement: one round trip, atomic as
-    /// every statement is, where a transaction took four (sign-out is the
-    /// busiest change there is; measured). Whether the session was there:
-    /// nothing is recorded when it was not.
-    pub(crate) async fn record_deleting_session_pg(
+    /// the event, in one statement: one round trip, atomic as every
+    /// statement is, where a transaction took four (sign-out is the busiest
+    /// change there is; measured). PostgreSQL deletes in a `WITH` and
+    /// inserts what it deleted; SQLite inserts the event from the session's
+    /// row and its trigger `events_end_session` deletes the session
+    /// (migration 14). Whether the session was there: nothing is recorded
+    /// when it was not.
+    pub(crate) async fn record_deleting_session(
         self,
         conn: &impl ConnectionTrait,
         auth: &AuthContext,
         origin: &ClientMeta,
     ) -> Result<bool, AuthError> {
-        const SQL: &str = "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING id) \
+        const POSTGRES: &str = "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING id, user_id) \
              INSERT INTO events (type, occurred_at, last_at, count, actor_id, subject_user_id, session_id, \
              ip_address, user_agent, request_id, data) \
-             SELECT $3, $4, $4, 1, $5, $2, gone.id, $6, $7, $8, $9 FROM gone";
+             SELECT $3, $4, $4, 1, $5, gone.user_id, gone.id, $6, $7, $8, $9 FROM gone";
+        const SQLITE: &str = "INSERT INTO events (type, occurred_at, last_at, count, actor_id, subject_user_id, \
+             session_id, ip_address, user_agent, request_id, data) \
+             SELECT ?3, ?4, ?4, 1, ?5, user_id, id, ?6, ?7, ?8, ?9 FROM sessions WHERE id = ?1 AND user_id = ?2";
         let (Some(session), Some(subject)) = (self.session, self.subject) else {
             return Err(AuthError::internal("ending a session", "the event names no session or user"));
         };
@@ -232,7 +238,9 @@ impl Event {
             origin.request_id.clone().into(),
             Value::Object(self.data).to_string().into(),
         ];
-        let statement = sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, SQL, values);
+        let backend = conn.get_database_backend();
+        let sql = if backend == sea_orm::DbBackend::Postgres { POSTGRES } else { SQLITE };
+        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
         Ok(conn.execute(statement).await?.rows_affected() > 0)
     }
 }

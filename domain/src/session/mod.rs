@@ -346,21 +346,7 @@ pub async fn revoke(
     // change there is; measured): a sign-out racing another end of the same
     // session (a password change ending the others) may record that end
     // twice; readers key on the session id.
-    let ended = if auth.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        event.record_deleting_session_pg(&auth.db, auth, &current.meta).await?
-    } else {
-        let (_turn, txn) = auth.write().await?;
-        let deleted = sessions::Entity::delete_many()
-            .filter(sessions::Column::Id.eq(session_id))
-            .filter(sessions::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        if deleted.rows_affected > 0 {
-            event.record(&txn, auth, &current.meta).await?;
-        }
-        txn.commit().await?;
-        deleted.rows_affected > 0
-    };
+    let ended = event.record_deleting_session(&auth.db, auth, &current.meta).await?;
     auth.checkpoints.reach("revoke:deleted").await;
     forget.done();
     Ok(ended)
