@@ -42,6 +42,9 @@ const CURSOR: &str = "webhooks";
 const OFF: &str = "the endpoint was turned off";
 /// Events moved per fan-out transaction.
 const FAN_OUT_BATCH: u64 = 500;
+/// The fan-out runs at most this often (the worker wakes more often while
+/// attempts end).
+const FAN_OUT_EVERY: Duration = Duration::from_millis(50);
 /// Deliveries in flight per instance.
 const IN_FLIGHT: usize = 32;
 /// Deliveries in flight per endpoint from one instance (N instances: N × this).
@@ -71,15 +74,27 @@ pub async fn run(auth: AuthContext) {
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let busy = InFlight::default();
+    let mut fanned: Option<std::time::Instant> = None;
     loop {
-        let has_endpoints = match tick(&auth, &client, &slots, &busy).await {
+        // Woken by every attempt that ends, the fan-out (a write) still
+        // runs at most every `FAN_OUT_EVERY`.
+        let fan = fanned.is_none_or(|at| at.elapsed() >= FAN_OUT_EVERY);
+        if fan {
+            fanned = Some(std::time::Instant::now());
+        }
+        let has_endpoints = match tick(&auth, &client, &slots, &busy, fan).await {
             Ok(has) => has,
             Err(e) => {
                 e.report();
                 true
             }
         };
-        tokio::time::sleep(idle_poll(has_endpoints)).await;
+        // An attempt that ends frees a slot: look for work at once (a
+        // backlog drains at the receivers' pace, not one round per poll).
+        tokio::select! {
+            _ = tokio::time::sleep(idle_poll(has_endpoints)) => {}
+            _ = busy.ended.notified() => {}
+        }
     }
 }
 
@@ -90,9 +105,11 @@ pub(crate) async fn tick(
     client: &reqwest::Client,
     slots: &Arc<tokio::sync::Semaphore>,
     busy: &InFlight,
+    fan: bool,
 ) -> Result<bool, AuthError> {
-    let mut has_endpoints = false;
-    loop {
+    // Not fanning out this time: there were endpoints at the last fan-out.
+    let mut has_endpoints = !fan;
+    while fan {
         let (moved, endpoints) = fan_out(auth).await?;
         has_endpoints = has_endpoints || endpoints;
         if moved < FAN_OUT_BATCH {
@@ -254,18 +271,22 @@ async fn claim(
     Ok(claimed)
 }
 
-/// This instance's attempts in flight, per endpoint.
+/// This instance's attempts in flight, per endpoint, and a bell rung when
+/// one ends.
 #[derive(Clone, Default)]
-pub(crate) struct InFlight(Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>);
+pub(crate) struct InFlight {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>,
+    ended: Arc<tokio::sync::Notify>,
+}
 
 impl InFlight {
     fn of(&self, endpoint: Uuid) -> u64 {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&endpoint).copied().unwrap_or(0)
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).get(&endpoint).copied().unwrap_or(0)
     }
 
     /// Counts an attempt until the returned guard drops.
     fn start(&self, endpoint: Uuid) -> Attempting {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(endpoint).or_default() += 1;
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(endpoint).or_default() += 1;
         Attempting(self.clone(), endpoint)
     }
 }
@@ -274,13 +295,16 @@ struct Attempting(InFlight, Uuid);
 
 impl Drop for Attempting {
     fn drop(&mut self) {
-        let mut counts = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.1);
+        {
+            let mut counts = self.0.counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = counts.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.1);
+                }
             }
         }
+        self.0.ended.notify_one();
     }
 }
 
