@@ -109,11 +109,13 @@ pub(crate) async fn tick(
 ) -> Result<bool, AuthError> {
     // Not fanning out this time: there were endpoints at the last fan-out.
     let mut has_endpoints = !fan;
-    while fan {
-        let (moved, endpoints) = fan_out(auth).await?;
-        has_endpoints = has_endpoints || endpoints;
-        if moved < FAN_OUT_BATCH {
-            break;
+    if fan {
+        loop {
+            let (moved, endpoints) = fan_out(auth).await?;
+            has_endpoints = has_endpoints || endpoints;
+            if moved < FAN_OUT_BATCH {
+                break;
+            }
         }
     }
     if !has_endpoints {
