@@ -68,12 +68,41 @@ impl Notice {
 /// and notices would let whoever registered it mail it at will (the
 /// verification mail, within its own limit, is all it gets).
 pub(crate) fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice: Notice, by: Option<Uuid>) {
+    notify_as_of(slot, auth, user, notice, by, None);
+}
+
+/// `notify` with the ways in as they were just after the change (read by
+/// the request, `as_of`), not when the lane gets to it: a passkey added,
+/// removed and added again in quick succession is three notices, though a
+/// late read would find the same list for the first and the last.
+pub(crate) async fn notify_committed(
+    slot: Slot,
+    auth: &AuthContext,
+    user: &users::Model,
+    notice: Notice,
+    by: Option<Uuid>,
+) {
+    let as_of = match user.email_verified {
+        true => ways_in(auth, user.id).await.inspect_err(|e| e.report()).ok(),
+        false => None,
+    };
+    notify_as_of(slot, auth, user, notice, by, as_of);
+}
+
+fn notify_as_of(
+    slot: Slot,
+    auth: &AuthContext,
+    user: &users::Model,
+    notice: Notice,
+    by: Option<Uuid>,
+    as_of: Option<WaysIn>,
+) {
     if !user.email_verified {
         return tracing::info!(user_id = %user.id, notice = %notice.key(), "no notice to an address nobody proved");
     }
     let (worker, user) = (auth.clone(), user.clone());
     slot.run(async move {
-        if let Err(e) = send_notice(&worker, &user, notice, by).await {
+        if let Err(e) = send_notice(&worker, &user, notice, by, as_of).await {
             e.report();
             tracing::warn!(error = %e, "account notice not sent");
         }
@@ -90,8 +119,12 @@ async fn send_notice(
     user: &users::Model,
     notice: Notice,
     by: Option<Uuid>,
+    as_of: Option<WaysIn>,
 ) -> Result<(), AuthError> {
-    let WaysIn { labels: methods, identity } = ways_in(auth, user.id).await?;
+    let WaysIn { labels: methods, identity } = match as_of {
+        Some(ways) => ways,
+        None => ways_in(auth, user.id).await?,
+    };
     // The ways in by identity, not only by kind: a link removed and made
     // again (or a passkey removed and added again) is news, even though the
     // list reads the same as in the notice before.

@@ -68,15 +68,51 @@ pub async fn revocations(
     if let Some(refused) = refuse_without_key(&state, &headers) {
         return refused;
     }
+    // An `EventSource` that reconnects names the last event it saw.
+    let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let after = query.after.or(last_seen);
+    if super::subscribe::wants_stream(&headers) {
+        return match revocations::follow(&state.auth, after.as_deref()).await {
+            Ok(sent) => stream(sent),
+            Err(domain::error::AuthError::BadUserInput { message, .. }) => bad_cursor(message),
+            Err(e) => unavailable(e),
+        };
+    }
     let limit = query.limit.unwrap_or(revocations::MAX_PAGE);
-    match revocations::after(&state.auth, query.after.as_deref(), limit).await {
+    match revocations::after(&state.auth, after.as_deref(), limit).await {
         Ok(page) => ([(header::CACHE_CONTROL, "no-store")], Json(page)).into_response(),
-        Err(domain::error::AuthError::BadUserInput { message, .. }) => {
-            (StatusCode::BAD_REQUEST, Json(json!({ "error": "bad_cursor", "message": message })))
-                .into_response()
-        }
+        Err(domain::error::AuthError::BadUserInput { message, .. }) => bad_cursor(message),
         Err(e) => unavailable(e),
     }
+}
+
+fn bad_cursor(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": "bad_cursor", "message": message }))).into_response()
+}
+
+/// The feed as Server-Sent Events: `revocation` events (the entry as
+/// data, its cursor as `id`), and a `heartbeat` with the current cursor
+/// when quiet. Reconnecting with `Last-Event-ID` resumes after it.
+fn stream(sent: impl futures_util::Stream<Item = revocations::Sent> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    let events = sent.map(|sent| {
+        let text = match sent {
+            revocations::Sent::Entry(entry) => {
+                let data = serde_json::to_string(&entry).unwrap_or_else(|_| "{}".into());
+                format!("id: {}\nevent: revocation\ndata: {data}\n\n", entry.cursor)
+            }
+            revocations::Sent::Heartbeat { next } => {
+                format!("id: {next}\nevent: heartbeat\ndata: {}\n\n", json!({ "next": next }))
+            }
+        };
+        Ok::<_, std::convert::Infallible>(text)
+    });
+    let mut response = axum::body::Body::from_stream(events).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 /// `401` unless the request carries a service key (`Authorization: Bearer`).

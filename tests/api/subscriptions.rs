@@ -18,7 +18,7 @@ const PW: &str = "correct horse battery";
 const FOLLOW: &str =
     "subscription S($after: ID) { securityEvents(after: $after) { id type sessionId details } }";
 
-async fn serve(app: &TestApp) -> std::net::SocketAddr {
+pub(crate) async fn serve(app: &TestApp) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let limits = authgate::http::server::Limits::from_config(&app.state.auth.config);

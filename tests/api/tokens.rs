@@ -32,6 +32,7 @@ both_backends!(
     instances_making_or_rotating_keys_together_make_one,
     the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor,
     a_server_key_rotation_reseals_the_signing_keys,
+    the_revocation_feed_streams_each_end_and_resumes_after_a_drop,
 );
 
 async fn mint(app: &TestApp, session: &str) -> String {
@@ -319,4 +320,72 @@ async fn a_server_key_rotation_reseals_the_signing_keys(app: TestApp) {
     assert_eq!(keys::reseal_all(&rotating.auth).await.unwrap(), (1, 0));
     assert_eq!(keys::reseal_all(&rotating.auth).await.unwrap(), (0, 0), "done once");
     authgate::preflight(&lost.auth).await.expect("the new key alone opens it now");
+}
+
+/// An open feed stream (Server-Sent Events over TCP).
+struct FeedStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl FeedStream {
+    async fn open(addr: std::net::SocketAddr, last_seen: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new()
+            .get(format!("http://{addr}/revocations"))
+            .bearer_auth(SERVICE_KEY)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_seen {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next `revocation` event: its `id` and data (heartbeats skipped);
+    /// `None` when nothing came within 5 s.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field =
+                    |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).unwrap_or("").to_owned();
+                if field("event: ") != "revocation" {
+                    continue;
+                }
+                return Some((field("id: "), serde_json::from_str(&field("data: ")).unwrap()));
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// A service following the feed hears a sign-out as it happens; after a
+/// dropped connection, `Last-Event-ID` resumes it with nothing lost.
+async fn the_revocation_feed_streams_each_end_and_resumes_after_a_drop(app: TestApp) {
+    let addr = crate::subscriptions::serve(&app).await;
+    let refused = reqwest::Client::new()
+        .get(format!("http://{addr}/revocations"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "a stream needs the key too");
+    let (first, first_id) = app.register("stream1@example.com", PW).await;
+    let (second, second_id) = app.register("stream2@example.com", PW).await;
+    let mut feed = FeedStream::open(addr, None).await;
+    app.authed(&first, LOGOUT, json!({})).await;
+    let (seen, entry) = feed.next().await.expect("the sign-out, as it happens");
+    assert_eq!(entry["sub"], first_id.as_str());
+    assert_eq!(entry["cursor"], seen.as_str());
+    drop(feed);
+    app.authed(&second, LOGOUT, json!({})).await;
+    let mut resumed = FeedStream::open(addr, Some(&seen)).await;
+    let (_, entry) = resumed.next().await.expect("what happened while it was away");
+    assert_eq!(entry["sub"], second_id.as_str());
 }

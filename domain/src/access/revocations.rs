@@ -91,11 +91,21 @@ async fn latest(auth: &AuthContext) -> Result<Position, AuthError> {
 /// Up to `limit` entries after `after` (from the start of the horizon
 /// without one).
 pub async fn after(auth: &AuthContext, after: Option<&str>, limit: usize) -> Result<Page, AuthError> {
-    let mut from = match after {
+    let from = match after {
         Some(cursor) => parse_cursor(cursor)?,
         None => start(auth).await?,
     };
-    let limit = limit.clamp(1, MAX_PAGE);
+    let (entries, at, _) = page_after(auth, from, limit.clamp(1, MAX_PAGE)).await?;
+    Ok(Page { entries, next: cursor_of(at) })
+}
+
+/// Up to `limit` entries after `from`, where the read stopped, and whether
+/// it reached the end of the record.
+async fn page_after(
+    auth: &AuthContext,
+    mut from: Position,
+    limit: usize,
+) -> Result<(Vec<Revocation>, Position, bool), AuthError> {
     let horizon = horizon(auth);
     let mut entries = Vec::new();
     for _ in 0..BATCHES {
@@ -106,15 +116,112 @@ pub async fn after(auth: &AuthContext, after: Option<&str>, limit: usize) -> Res
             if let Some(entry) = entry(auth, &event, horizon) {
                 entries.push(entry);
                 if entries.len() == limit {
-                    return Ok(Page { entries, next: cursor_of(from) });
+                    return Ok((entries, from, false));
                 }
             }
         }
         if !full {
-            break;
+            return Ok((entries, from, true));
         }
     }
-    Ok(Page { entries, next: cursor_of(from) })
+    Ok((entries, from, false))
+}
+
+/// What the feed's stream sends.
+#[derive(Debug)]
+pub enum Sent {
+    Entry(Revocation),
+    /// Nothing ended lately: the feed is alive, and this is where it stands.
+    Heartbeat {
+        next: String,
+    },
+}
+
+/// How often a quiet stream says it is alive (a verifier that hears
+/// nothing for longer than a token's lifetime refuses every token).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The feed as it grows: what is after `after` (the start of the horizon
+/// without one), then each session's end as it is committed, in commit
+/// order, with a heartbeat when quiet. Listening starts before the catch-up
+/// read, so nothing committed in between is missed; a listener that falls
+/// behind catches up from the database.
+pub async fn follow(
+    auth: &AuthContext,
+    after: Option<&str>,
+) -> Result<impl futures_util::Stream<Item = Sent> + use<>, AuthError> {
+    let from = match after {
+        Some(cursor) => parse_cursor(cursor)?,
+        None => start(auth).await?,
+    };
+    let receiver = auth.live.subscribe(auth);
+    auth.live.positioned().await;
+    let following = Following {
+        auth: auth.clone(),
+        at: from,
+        receiver,
+        pending: Default::default(),
+        catching_up: true,
+        heartbeat_at: tokio::time::Instant::now() + HEARTBEAT,
+    };
+    Ok(futures_util::stream::unfold(following, |mut f| async move {
+        let sent = f.next().await?;
+        Some((sent, f))
+    }))
+}
+
+struct Following {
+    auth: AuthContext,
+    /// The last event read (sent or not).
+    at: Position,
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<events::Model>>,
+    pending: std::collections::VecDeque<Revocation>,
+    catching_up: bool,
+    heartbeat_at: tokio::time::Instant,
+}
+
+impl Following {
+    async fn next(&mut self) -> Option<Sent> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if let Some(entry) = self.pending.pop_front() {
+                return Some(Sent::Entry(entry));
+            }
+            if self.catching_up {
+                match page_after(&self.auth, self.at, MAX_PAGE).await {
+                    Ok((entries, at, done)) => {
+                        self.at = at;
+                        self.pending.extend(entries);
+                        self.catching_up = !done;
+                    }
+                    Err(e) => {
+                        // The stream ends; the verifier reconnects from its cursor.
+                        e.report();
+                        return None;
+                    }
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(self.heartbeat_at, self.receiver.recv()).await {
+                Err(_quiet) => {
+                    self.heartbeat_at = tokio::time::Instant::now() + HEARTBEAT;
+                    return Some(Sent::Heartbeat { next: cursor_of(self.at) });
+                }
+                Ok(Ok(event)) => {
+                    let at = Position::of(&event);
+                    if at <= self.at {
+                        continue;
+                    }
+                    self.at = at;
+                    if let Some(entry) = entry(&self.auth, &event, horizon(&self.auth)) {
+                        return Some(Sent::Entry(entry));
+                    }
+                }
+                Ok(Err(RecvError::Lagged(_))) => self.catching_up = true,
+                Ok(Err(RecvError::Closed)) => return None,
+            }
+        }
+    }
 }
 
 /// The feed's entry for `event`, if it is a session's end still within the horizon.

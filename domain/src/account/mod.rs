@@ -77,7 +77,7 @@ pub async fn change_password(
         .filter(verification_tokens::Column::Purpose.eq(tokens::Purpose::PasswordReset.as_str()))
         .exec(txn)
         .await?;
-    change.commit().await?.notify(Notice::PasswordChanged);
+    change.commit().await?.notify(Notice::PasswordChanged).await;
     tracing::info!(revoked, "password changed");
     Ok(revoked)
 }

@@ -196,7 +196,7 @@ pub async fn finish_registration(
     change.record(Kind::PasskeyAdded, &[("passkey_id", row.id.to_string().into())]).await?;
     let committed = change.commit().await?;
     tracing::info!(passkey_id = %row.id, "passkey registered");
-    committed.notify(Notice::MethodAdded("A passkey".to_owned()));
+    committed.notify(Notice::MethodAdded("A passkey".to_owned())).await;
     Ok(row)
 }
 
@@ -256,7 +256,7 @@ pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> R
     }
     passkeys::Entity::delete_by_id(id).exec(txn).await?;
     change.record(Kind::PasskeyRemoved, &[("passkey_id", id.to_string().into())]).await?;
-    change.commit().await?.notify(Notice::PasskeyRemoved);
+    change.commit().await?.notify(Notice::PasskeyRemoved).await;
     tracing::info!(passkey_id = %id, "passkey removed");
     Ok(true)
 }

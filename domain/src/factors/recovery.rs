@@ -41,7 +41,7 @@ pub async fn regenerate_recovery_codes(
     }
     let codes = replace_recovery_codes(txn, user_id, auth.clock.now()).await?;
     change.record(Kind::RecoveryCodesRegenerated, &[]).await?;
-    change.commit().await?.notify(Notice::RecoveryCodesReplaced);
+    change.commit().await?.notify(Notice::RecoveryCodesReplaced).await;
     tracing::info!("recovery codes replaced");
     Ok(codes)
 }

@@ -144,7 +144,7 @@ pub async fn confirm_setup(
     change.record(Kind::TwoFactorEnabled, &[("method", "totp".into())]).await?;
     let committed = change.commit().await?;
     tracing::info!("two-factor turned on");
-    committed.notify(Notice::TwoFactorOn);
+    committed.notify(Notice::TwoFactorOn).await;
     Ok(codes)
 }
 
@@ -171,7 +171,7 @@ pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<boo
     let committed = change.commit().await?;
     if was_on {
         tracing::info!("two-factor turned off");
-        committed.notify(Notice::TwoFactorOff);
+        committed.notify(Notice::TwoFactorOff).await;
     }
     Ok(was_on)
 }

@@ -115,9 +115,10 @@ pub(crate) struct Committed<'a> {
 impl Committed<'_> {
     /// Mails the owner `notice` in the place reserved at the start (as the
     /// session that made the change).
-    pub(crate) fn notify(self, notice: Notice) {
+    pub(crate) async fn notify(self, notice: Notice) {
         if let Some(slot) = self.notice {
-            notices::notify(slot, self.auth, &self.current.user, notice, Some(self.current.session.id));
+            let by = Some(self.current.session.id);
+            notices::notify_committed(slot, self.auth, &self.current.user, notice, by).await;
         }
     }
 }

@@ -123,6 +123,6 @@ pub async fn unlink(
         crate::config::CREDENTIAL_PROVIDER => "The password".to_owned(),
         provider => format!("Sign-in with {provider}"),
     };
-    committed.notify(notices::Notice::MethodRemoved(what));
+    committed.notify(notices::Notice::MethodRemoved(what)).await;
     Ok(true)
 }
