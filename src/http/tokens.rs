@@ -70,7 +70,9 @@ pub async fn revocations(
     }
     // An `EventSource` that reconnects names the last event it saw.
     let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let after = query.after.or(last_seen);
+    // The header first: an `EventSource` opened with `?after=` resumes
+    // where it was, not at its first cursor again.
+    let after = last_seen.or(query.after);
     if super::subscribe::wants_stream(&headers) {
         return match revocations::follow(&state.auth, after.as_deref()).await {
             Ok(sent) => stream(sent),

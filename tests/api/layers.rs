@@ -183,6 +183,14 @@ fn rooms_in_order() -> Vec<String> {
     for room in &rooms {
         assert!(lib.contains(&format!("pub mod {room};")), "{room} is a module");
     }
+    // Every room (a module with a folder of its own) is in the order.
+    for entry in std::fs::read_dir(domain("")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() && !["config", "mail"].contains(&name.as_str()) {
+            assert!(rooms.contains(&name), "the room {name} is missing from lib.rs's order");
+        }
+    }
     rooms
 }
 

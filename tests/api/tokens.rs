@@ -189,11 +189,17 @@ async fn a_rotated_key_is_published_before_it_signs_and_kept_until_its_tokens_ex
     assert_eq!(str_of(&part(&mint(&app, &session).await, 0)["kid"]), new, "signing after the lead");
     assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "the old one's tokens still verify");
     // Its last token expires 5 minutes on; with a minute of leeway it goes.
-    app.clock.advance(chrono::Duration::seconds(300 + 60 + 11));
-    assert_eq!(kids(&jwks(&app).await), [new]);
+    app.clock.advance(chrono::Duration::seconds(300 + 50));
+    assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "within the leeway");
+    app.clock.advance(chrono::Duration::seconds(11));
+    assert_eq!(kids(&jwks(&app).await), std::slice::from_ref(&new));
+    // Revoking the signer makes a new key: the gone one never signs again.
+    assert!(keys::revoke(&app.state.auth, &new).await.unwrap());
+    let third = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
+    assert!(third != new && third != old, "a new key signs");
     let states: Vec<&str> =
         keys::list(&app.state.auth).await.unwrap().iter().map(|(_, s)| s.as_str()).collect();
-    assert_eq!(states, ["signing", "gone"]);
+    assert_eq!(states, ["signing", "revoked", "gone"]);
 }
 
 /// A revoked key leaves the key set at once here, within `RELOAD_EVERY`
@@ -210,6 +216,7 @@ async fn a_revoked_key_is_out_at_once_and_another_signs(app: TestApp) {
     assert!(kids(&jwks(&app).await).is_empty(), "out at once");
     let fresh = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
     assert_ne!(fresh, leaked);
+    assert_eq!(app.count(signing_keys::Entity).await, 2, "a new key, not an older one brought back");
     assert_eq!(kids(&jwks(&app).await), std::slice::from_ref(&fresh));
     app.clock.advance(chrono::Duration::from_std(keys::RELOAD_EVERY).unwrap() + chrono::Duration::seconds(1));
     let seen = app.get("/.well-known/jwks.json").send_to(&other).await;

@@ -86,9 +86,12 @@ pub(crate) struct KeyRing {
 
 impl Ring {
     /// Each key with what it is doing at `now` (`ttl`: tokens' lifetime).
+    /// A key that began signing retires every older key from then on, even
+    /// if it was revoked later: revoking the signer never brings an older
+    /// key back (that one may be the most exposed); `signer` makes a new one.
     fn states(&self, now: DateTime<Utc>, ttl: chrono::Duration) -> Vec<(&Key, State)> {
         let leeway = chrono::Duration::from_std(LEEWAY).unwrap_or_default();
-        // The start of the newest key that signs after each key: when it retired.
+        // The earliest start among newer keys that did sign: when each older key retired.
         let mut newer_start: Option<DateTime<Utc>> = None;
         let mut states = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
@@ -101,8 +104,9 @@ impl Ring {
             } else {
                 State::Signing
             };
-            if key.revoked_at.is_none() && key.signs_from <= now {
-                // Older keys retired when the oldest newer one began.
+            let signed =
+                key.signs_from <= now && key.revoked_at.is_none_or(|revoked| key.signs_from <= revoked);
+            if signed {
                 newer_start = Some(newer_start.map_or(key.signs_from, |start| start.min(key.signs_from)));
             }
             states.push((key, state));

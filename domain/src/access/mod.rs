@@ -30,14 +30,16 @@ pub async fn mint(
     current: &CurrentSession,
     audience: &str,
 ) -> Result<AccessToken, AuthError> {
-    if !auth.config.jwt_audiences.iter().any(|allowed| allowed == audience) {
+    if audience.is_empty() || !auth.config.jwt_audiences.iter().any(|allowed| allowed.trim() == audience) {
         return Err(AuthError::bad_input(
             Input::Audience,
             "not an audience this server issues tokens for (AUTHGATE_JWT_AUDIENCES)",
         ));
     }
-    let (kid, signer) = keys::signer(auth).await?;
+    // The time first: a token's `exp` must not drift past a feed entry's
+    // `expiresAt` while it waits for the keys.
     let now = auth.clock.now();
+    let (kid, signer) = keys::signer(auth).await?;
     let session = &current.session;
     let expires_at = (now + keys::ttl(auth)).min(session.expires_at);
     let claims = jwt::Claims {

@@ -66,7 +66,9 @@ fn horizon(auth: &AuthContext) -> DateTime<Utc> {
 /// Just before the first event still within the horizon: where a
 /// verifier without a cursor starts.
 async fn start(auth: &AuthContext) -> Result<Position, AuthError> {
-    let first = events::Entity::find()
+    // Among final events only (PostgreSQL): a transaction still running
+    // may commit an end below a position read past it.
+    let first = read::only_final(events::Entity::find(), &auth.db)
         .filter(events::Column::OccurredAt.gte(horizon(auth)))
         .order_by_asc(events::Column::Tx)
         .order_by_asc(events::Column::Id)
@@ -80,7 +82,7 @@ async fn start(auth: &AuthContext) -> Result<Position, AuthError> {
 
 /// The end of the record (nothing within the horizon: start there).
 async fn latest(auth: &AuthContext) -> Result<Position, AuthError> {
-    let last = events::Entity::find()
+    let last = read::only_final(events::Entity::find(), &auth.db)
         .order_by_desc(events::Column::Tx)
         .order_by_desc(events::Column::Id)
         .one(&auth.db)
@@ -155,7 +157,12 @@ pub async fn follow(
         None => start(auth).await?,
     };
     let receiver = auth.live.subscribe(auth);
-    auth.live.positioned().await;
+    // Until the poller knows where it stands, what it broadcasts may start
+    // past where the catch-up ends: refused (the verifier retries) rather
+    // than a gap.
+    if !auth.live.positioned().await {
+        return Err(AuthError::ServiceUnavailable);
+    }
     let following = Following {
         auth: auth.clone(),
         at: from,

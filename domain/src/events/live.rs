@@ -78,10 +78,14 @@ impl Live {
         Ok(Stream { auth: auth.clone(), user_id })
     }
 
-    /// Waits (at most 2 s) until the poller knows where the record ends.
-    pub(crate) async fn positioned(&self) {
+    /// Waits (at most 2 s) until the poller knows where the record ends;
+    /// whether it does.
+    pub(crate) async fn positioned(&self) -> bool {
         let mut ready = self.positioned.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(2), ready.wait_for(|ready| *ready)).await;
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), ready.wait_for(|ready| *ready)).await,
+            Ok(Ok(_))
+        )
     }
 }
 

@@ -53,7 +53,9 @@ pub async fn follow(
     // transactions), only those after `after` are sent, oldest first.
     let counted = auth.live.open(auth, current.user.id)?;
     let receiver = auth.live.subscribe(auth);
-    auth.live.positioned().await;
+    if !auth.live.positioned().await {
+        return Err(AuthError::ServiceUnavailable);
+    }
     let recent = latest(auth, current.user.id).await?;
     let sent = recent.iter().map(|e| e.id).collect();
     let pending = match after {
