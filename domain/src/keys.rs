@@ -95,6 +95,16 @@ impl SealKey {
 #[error("the sealed value does not open with any configured key")]
 pub(crate) struct Unsealable;
 
+/// What `Sealer::reseal` found.
+pub(crate) enum Resealed {
+    /// Sealed with the current key already.
+    Current,
+    /// Sealed with a previous key: this is it under the current one.
+    Moved(String),
+    /// No configured key opens it.
+    Unopenable,
+}
+
 impl Sealer {
     fn new(master: &[u8; 32], previous: &[[u8; 32]]) -> anyhow::Result<Self> {
         let previous = previous.iter().map(SealKey::derive).collect::<anyhow::Result<_>>()?;
@@ -111,6 +121,16 @@ impl Sealer {
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         Ok(format!("v1.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// `sealed` sealed again with the current key if a previous key sealed
+    /// it (`authgate reseal`, for every kind of sealed secret).
+    pub(crate) fn reseal(&self, sealed: &str, context: &[u8]) -> Result<Resealed, aes_gcm::Error> {
+        Ok(match self.open(sealed, context) {
+            Ok((_, false)) => Resealed::Current,
+            Ok((plain, true)) => Resealed::Moved(self.seal(&plain, context)?),
+            Err(Unsealable) => Resealed::Unopenable,
+        })
     }
 
     /// The plain value, and whether it was sealed under a previous key.

@@ -58,13 +58,7 @@ fn kids(set: &Value) -> Vec<String> {
 /// PyJWT's verdict on `token` with `set`: the claims, or why it refused.
 /// `None` outside CI when python3 with pyjwt is missing (in CI a failure).
 fn pyjwt(set: &Value, token: &str, issuer: &str, audience: &str, skew: i64) -> Option<Result<Value, String>> {
-    let probe = Command::new("python3").args(["-c", "import jwt, cryptography"]).output();
-    if !probe.is_ok_and(|out| out.status.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs python3 with pyjwt[crypto] (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: python3 with pyjwt[crypto] is missing");
+    if !crate::common::python_has("jwt, cryptography", "pyjwt[crypto]") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

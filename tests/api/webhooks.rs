@@ -33,13 +33,7 @@ impl Receiver {
     /// once); in CI that is a failure (`.ci/run` installs it).
     pub fn start() -> Option<Self> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let probe = Command::new("python3").args(["-c", "import standardwebhooks"]).output();
-        if !probe.is_ok_and(|out| out.status.success()) {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI needs python3 with standardwebhooks (pip install standardwebhooks): the webhook tests may not be skipped"
-            );
-            eprintln!("SKIPPED: python3 with standardwebhooks is missing (pip install standardwebhooks)");
+        if !crate::common::python_has("standardwebhooks", "standardwebhooks") {
             return None;
         }
         let mut child = Command::new("python3")

@@ -18,7 +18,7 @@ use entity::signing_keys::{self, Column};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 
 use super::jwt::Signer;
-use crate::{AuthContext, error::AuthError};
+use crate::{AuthContext, error::AuthError, keys::Resealed};
 
 /// How often an instance reads the keys again (a rotation or revocation
 /// made elsewhere reaches it within this).
@@ -330,14 +330,10 @@ pub(crate) async fn unopenable(auth: &AuthContext) -> Result<u64, AuthError> {
 pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
     let (mut resealed, mut unopened) = (0, 0);
     for row in signing_keys::Entity::find().all(&auth.db).await? {
-        match auth.keys.sealer.open(&row.private_key, row.kid.as_bytes()) {
-            Ok((_, false)) => {}
-            Ok((plain, true)) => {
-                let fresh = auth
-                    .keys
-                    .sealer
-                    .seal(&plain, row.kid.as_bytes())
-                    .map_err(|e| AuthError::internal("sealing a signing key", e))?;
+        let resealing = auth.keys.sealer.reseal(&row.private_key, row.kid.as_bytes());
+        match resealing.map_err(|e| AuthError::internal("sealing a signing key", e))? {
+            Resealed::Current => {}
+            Resealed::Moved(fresh) => {
                 resealed += signing_keys::Entity::update_many()
                     .col_expr(Column::PrivateKey, Expr::value(fresh))
                     .filter(Column::Kid.eq(row.kid.clone()))
@@ -346,7 +342,7 @@ pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
                     .await?
                     .rows_affected;
             }
-            Err(_) => unopened += 1,
+            Resealed::Unopenable => unopened += 1,
         }
     }
     auth.signing.forget();

@@ -256,6 +256,7 @@ pub(crate) async fn unopenable_secrets(auth: &AuthContext) -> Result<u64, AuthEr
 /// rows were re-encrypted and how many hold a secret no configured key
 /// opens (left as they are).
 pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
+    use crate::keys::Resealed;
     use totp_credentials::Column;
     let (mut resealed, mut unopened) = (0, 0);
     for row in totp_credentials::Entity::find().all(&auth.db).await? {
@@ -265,15 +266,15 @@ pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
         let mut moved = false;
         for (column, value) in [(Column::Secret, &row.secret), (Column::PendingSecret, &row.pending_secret)] {
             let Some(sealed) = value else { continue };
-            match auth.keys.sealer.open(sealed, row.user_id.as_bytes()) {
-                Ok((_, false)) => {}
-                Ok((plain, true)) => {
+            let resealing = auth.keys.sealer.reseal(sealed, row.user_id.as_bytes());
+            match resealing.map_err(|e| AuthError::internal("sealing a TOTP secret", e))? {
+                Resealed::Current => {}
+                Resealed::Moved(fresh) => {
                     // Only the value read: a concurrent change (a new setup) wins.
-                    let fresh = seal(auth, &plain, row.user_id)?;
                     update = update.col_expr(column, Expr::value(fresh)).filter(column.eq(sealed.clone()));
                     moved = true;
                 }
-                Err(_) => unopened += 1,
+                Resealed::Unopenable => unopened += 1,
             }
         }
         if moved {

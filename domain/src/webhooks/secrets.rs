@@ -6,7 +6,7 @@
 use entity::webhook_endpoints::{self, Column};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
-use crate::{AuthContext, error::AuthError};
+use crate::{AuthContext, error::AuthError, keys::Resealed};
 
 /// How many enabled endpoints hold a secret (current or previous) that no
 /// configured key opens (a turned-off one fails no delivery).
@@ -33,19 +33,15 @@ pub async fn reseal_all(auth: &AuthContext) -> Result<(u64, u64), AuthError> {
             [(Column::Secret, Some(&row.secret)), (Column::PreviousSecret, row.previous_secret.as_ref())]
         {
             let Some(sealed) = value else { continue };
-            match auth.keys.sealer.open(sealed, row.id.as_bytes()) {
-                Ok((_, false)) => {}
-                Ok((plain, true)) => {
-                    let fresh = auth
-                        .keys
-                        .sealer
-                        .seal(&plain, row.id.as_bytes())
-                        .map_err(|e| AuthError::internal("sealing a webhook secret", e))?;
+            let resealing = auth.keys.sealer.reseal(sealed, row.id.as_bytes());
+            match resealing.map_err(|e| AuthError::internal("sealing a webhook secret", e))? {
+                Resealed::Current => {}
+                Resealed::Moved(fresh) => {
                     // Only the value read: a concurrent rotation of the secret wins.
                     update = update.col_expr(column, Expr::value(fresh)).filter(column.eq(sealed.clone()));
                     moved = true;
                 }
-                Err(_) => failed = true,
+                Resealed::Unopenable => failed = true,
             }
         }
         unopened += u64::from(failed);

@@ -97,6 +97,22 @@ pub fn test_config(url: &str) -> Config {
     config
 }
 
+/// Whether python3 can import `modules` (the independent libraries some
+/// tests check our output with). Outside CI a missing one is said and the
+/// test skips; in CI it is a failure (`.ci/run` installs them).
+pub fn python_has(modules: &str, package: &str) -> bool {
+    let probe = std::process::Command::new("python3").args(["-c", &format!("import {modules}")]).output();
+    if probe.is_ok_and(|out| out.status.success()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI needs python3 with {package} (.ci/run installs it): not skipped"
+    );
+    eprintln!("SKIPPED: python3 with {package} is missing (pip install '{package}')");
+    false
+}
+
 /// The service key every test server accepts for `/revocations`.
 pub const SERVICE_KEY: &str = "test-service-key-aaaaaaaaaaaaaaaaaaaaaaaa";
 
