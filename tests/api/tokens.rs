@@ -33,6 +33,7 @@ both_backends!(
     the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor,
     a_server_key_rotation_reseals_the_signing_keys,
     the_revocation_feed_streams_each_end_and_resumes_after_a_drop,
+    an_instance_reads_the_keys_once_per_reload_interval,
 );
 
 async fn mint(app: &TestApp, session: &str) -> String {
@@ -182,10 +183,11 @@ async fn a_rotated_key_is_published_before_it_signs_and_kept_until_its_tokens_ex
     app.clock.advance(lead + chrono::Duration::seconds(1));
     assert_eq!(str_of(&part(&mint(&app, &session).await, 0)["kid"]), new, "signing after the lead");
     assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "the old one's tokens still verify");
-    // Its last token expires 5 minutes on; with a minute of leeway it goes.
+    // Its last token expires 5 minutes on; with a minute of leeway it goes
+    // (the new key began 1 s ago: published until exactly 360 s after that).
     app.clock.advance(chrono::Duration::seconds(300 + 50));
     assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "within the leeway");
-    app.clock.advance(chrono::Duration::seconds(11));
+    app.clock.advance(chrono::Duration::seconds(9));
     assert_eq!(kids(&jwks(&app).await), std::slice::from_ref(&new));
     // Revoking the signer makes a new key: the gone one never signs again.
     assert!(keys::revoke(&app.state.auth, &new).await.unwrap());
@@ -389,4 +391,23 @@ async fn the_revocation_feed_streams_each_end_and_resumes_after_a_drop(app: Test
     let mut resumed = FeedStream::open(addr, Some(&seen)).await;
     let (_, entry) = resumed.next().await.expect("what happened while it was away");
     assert_eq!(entry["sub"], second_id.as_str());
+}
+
+/// Minting reads no table: the keys are read again once `RELOAD_EVERY`
+/// has passed, not on every token.
+async fn an_instance_reads_the_keys_once_per_reload_interval(app: TestApp) {
+    let (session, _) = app.register("reads@example.com", PW).await;
+    mint(&app, &session).await;
+    let key_reads =
+        |app: &TestApp| app.take_statements().iter().filter(|s| s.contains("signing_keys")).count();
+    key_reads(&app);
+    mint(&app, &session).await;
+    mint(&app, &session).await;
+    assert_eq!(key_reads(&app), 0, "from memory");
+    app.clock.advance(chrono::Duration::from_std(keys::RELOAD_EVERY).unwrap() - chrono::Duration::seconds(1));
+    mint(&app, &session).await;
+    assert_eq!(key_reads(&app), 0, "still fresh");
+    app.clock.advance(chrono::Duration::seconds(1));
+    mint(&app, &session).await;
+    assert_eq!(key_reads(&app), 1, "read again after the interval");
 }

@@ -123,8 +123,9 @@ impl KeyRing {
     /// The keys as last read, read again first when older than `RELOAD_EVERY`.
     async fn fresh(&self, auth: &AuthContext) -> Result<Arc<Ring>, AuthError> {
         let now = auth.clock.now();
+        // A read "in the future" (the clock set back) is stale too.
         let stale = |ring: &Ring| {
-            ring.read_at.is_none_or(|at| (now - at).to_std().is_ok_and(|age| age >= RELOAD_EVERY) || at > now)
+            ring.read_at.is_none_or(|at| (now - at).to_std().map_or(true, |age| age >= RELOAD_EVERY))
         };
         let ring = self.now_ring();
         if !stale(&ring) {
