@@ -34,6 +34,7 @@ both_backends!(
     a_server_key_rotation_reseals_the_signing_keys,
     the_revocation_feed_streams_each_end_and_resumes_after_a_drop,
     an_instance_reads_the_keys_once_per_reload_interval,
+    the_feed_reads_past_pages_of_other_events,
 );
 
 async fn mint(app: &TestApp, session: &str) -> String {
@@ -276,6 +277,7 @@ async fn the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor(app
     assert_eq!(wrong.status, 401);
     let (first, first_id) = app.register("feed1@example.com", PW).await;
     let (second, second_id) = app.register("feed2@example.com", PW).await;
+    let (third, third_id) = app.register("feed3@example.com", PW).await;
     let sid = |token: &str| {
         let token = token.to_owned();
         let app = &app;
@@ -296,12 +298,27 @@ async fn the_revocation_feed_needs_a_service_key_and_resumes_from_its_cursor(app
     app.authed(&second, LOGOUT, json!({})).await;
     let (entries, _) = feed_of(&app, Some(&next), 1).await;
     assert_eq!(entries.len(), 1, "only what came after: {entries:?}");
-    assert_eq!((str_of(&entries[0]["sid"]), str_of(&entries[0]["sub"])), (second_sid, second_id));
+    assert_eq!((str_of(&entries[0]["sid"]), str_of(&entries[0]["sub"])), (second_sid, second_id.clone()));
+    // A page of one, then the rest after its cursor.
+    let one = app.get("/revocations?limit=1").bearer(SERVICE_KEY).send().await;
+    assert_eq!(one.body["entries"].as_array().map(Vec::len), Some(1), "{}", one.body);
+    let rest = format!("/revocations?after={}", str_of(&one.body["next"]));
+    let rest = app.get(&rest).bearer(SERVICE_KEY).send().await;
+    assert_eq!(rest.body["entries"][0]["sub"], second_id.as_str(), "{}", rest.body);
     let bad = app.get("/revocations?after=nonsense").bearer(SERVICE_KEY).send().await;
     assert_eq!(bad.status, 400);
-    app.clock.advance(chrono::Duration::seconds(300 + 60 + 1));
+    app.clock.advance(chrono::Duration::seconds(300 + 50));
+    assert_eq!(feed(&app, None).await.0.len(), 2, "their tokens may still be alive");
+    app.clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(feed(&app, None).await.0.len(), 2, "to the last second");
+    app.clock.advance(chrono::Duration::seconds(1));
     assert!(feed(&app, None).await.0.is_empty(), "no token of theirs is alive now");
     assert!(feed(&app, Some(&next)).await.0.is_empty());
+    // An end that is the first event within the horizon is in the feed.
+    app.authed(&third, LOGOUT, json!({})).await;
+    let (entries, _) = feed_of(&app, None, 1).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["sub"], third_id.as_str());
 }
 
 /// Signing keys under a server-key rotation: reseal moves them; a server
@@ -410,4 +427,34 @@ async fn an_instance_reads_the_keys_once_per_reload_interval(app: TestApp) {
     app.clock.advance(chrono::Duration::seconds(1));
     mint(&app, &session).await;
     assert_eq!(key_reads(&app), 1, "read again after the interval");
+}
+
+/// The feed reads the record a batch (500 events) at a time: a sign-out
+/// after more than a batch of other events is still found, with a cursor
+/// and without one.
+async fn the_feed_reads_past_pages_of_other_events(app: TestApp) {
+    use sea_orm::ActiveValue::Set;
+    let (session, user_id) = app.register("busy@example.com", PW).await;
+    let (_, start) = feed(&app, None).await;
+    let now = app.clock_now();
+    let filler: Vec<entity::events::ActiveModel> = (0..1200)
+        .map(|_| entity::events::ActiveModel {
+            kind: Set("user.updated".into()),
+            occurred_at: Set(now),
+            last_at: Set(now),
+            count: Set(1),
+            subject_user_id: Set(Some(uuid::Uuid::parse_str(&user_id).unwrap())),
+            data: Set("{}".into()),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in filler.chunks(200) {
+        entity::events::Entity::insert_many(chunk.to_vec()).exec_without_returning(app.db()).await.unwrap();
+    }
+    app.authed(&session, LOGOUT, json!({})).await;
+    for after in [None, Some(start.as_str())] {
+        let (entries, _) = feed_of(&app, after, 1).await;
+        assert_eq!(entries.len(), 1, "after {after:?}: {entries:?}");
+        assert_eq!(entries[0]["sub"], user_id.as_str());
+    }
 }

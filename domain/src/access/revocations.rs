@@ -246,15 +246,15 @@ pub fn entry(auth: &AuthContext, event: &events::Model, horizon: DateTime<Utc>) 
     })
 }
 
-/// Whether `presented` is one of `AUTHGATE_SERVICE_KEYS` (digests compared
-/// in constant time).
+/// Whether `presented` is one of `AUTHGATE_SERVICE_KEYS` (their digests
+/// compared in constant time).
 pub fn is_service_key(auth: &AuthContext, presented: &str) -> bool {
     use secrecy::ExposeSecret;
     use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
     let presented = Sha256::digest(presented.as_bytes());
-    auth.config.service_keys.iter().fold(false, |found, key| {
+    auth.config.service_keys.iter().any(|key| {
         let key = Sha256::digest(key.expose_secret().as_bytes());
-        let same = key.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        found | same
+        bool::from(key.as_slice().ct_eq(presented.as_slice()))
     })
 }
