@@ -617,6 +617,16 @@ impl Config {
                 "AUTHGATE_JWT_TTL must be at most 24h (5m is the default; a token cannot be taken back)"
             );
         }
+        // The revocation feed reads ended sessions from the event record
+        // while their tokens may live: a shorter record would drop them.
+        let feed = self.jwt_ttl + Duration::from_secs(60);
+        if !self.event_retention.is_zero() && self.event_retention < feed {
+            anyhow::bail!(
+                "AUTHGATE_EVENT_RETENTION ({}) must be at least AUTHGATE_JWT_TTL + 1m ({}): the revocation feed reads the record",
+                humantime::format_duration(self.event_retention),
+                humantime::format_duration(feed)
+            );
+        }
         const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let durations = [
             ("AUTHGATE_DEVICE_COOKIE_TTL", self.device_cookie_ttl),
@@ -841,6 +851,18 @@ mod tests {
             config.webauthn_rp_id = id.map(Into::into);
             assert!(config.validate().is_err(), "{app} {id:?}");
         }
+    }
+
+    #[test]
+    fn the_record_outlives_every_token() {
+        let mut config = Config::for_database("sqlite::memory:");
+        config.jwt_ttl = std::time::Duration::from_secs(600);
+        config.event_retention = std::time::Duration::from_secs(659);
+        assert!(config.validate().is_err(), "a feed entry would leave before its tokens");
+        config.event_retention = std::time::Duration::from_secs(660);
+        assert!(config.validate().is_ok());
+        config.event_retention = std::time::Duration::ZERO;
+        assert!(config.validate().is_ok(), "kept for ever");
     }
 
     #[test]
