@@ -93,22 +93,25 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         _ => {}
     }
     if matches!(command, Command::Reseal) {
-        let (resealed, unopened) = domain::factors::totp::reseal_all(&state.auth).await?;
-        println!(
-            "re-encrypted {resealed} TOTP secrets with the current key; {unopened} did not open with any key"
-        );
-        let (webhooks, webhooks_unopened) = domain::webhooks::secrets::reseal_all(&state.auth).await?;
-        println!(
-            "re-encrypted {webhooks} webhook endpoints' secrets with the current key; {webhooks_unopened} did not open with any key"
-        );
-        let (signing, signing_unopened) = domain::access::keys::reseal_all(&state.auth).await?;
-        println!(
-            "re-encrypted {signing} signing keys with the current key; {signing_unopened} did not open with any key"
-        );
-        anyhow::ensure!(unopened == 0, "{unopened} TOTP secrets did not open (their key is not configured)");
+        let auth = &state.auth;
+        let resealed = [
+            ("TOTP secrets", domain::factors::totp::reseal_all(auth).await?),
+            ("webhook endpoints' secrets", domain::webhooks::secrets::reseal_all(auth).await?),
+            ("signing keys", domain::access::keys::reseal_all(auth).await?),
+        ];
+        let mut unopenable = Vec::new();
+        for (what, (moved, unopened)) in resealed {
+            println!(
+                "re-encrypted {moved} {what} with the current key; {unopened} did not open with any key"
+            );
+            if unopened > 0 {
+                unopenable.push(format!("{unopened} {what}"));
+            }
+        }
         anyhow::ensure!(
-            webhooks_unopened == 0,
-            "{webhooks_unopened} webhook endpoints' secrets did not open (their key is not configured)"
+            unopenable.is_empty(),
+            "{} did not open (their key is not configured)",
+            unopenable.join(", ")
         );
         return Ok(());
     }

@@ -75,6 +75,10 @@ pub(crate) fn notify(slot: Slot, auth: &AuthContext, user: &users::Model, notice
 /// the request, `as_of`), not when the lane gets to it: a passkey added,
 /// removed and added again in quick succession is three notices, though a
 /// late read would find the same list for the first and the last.
+///
+/// The read and the queueing run in a task of their own that the request
+/// waits for: a request dropped meanwhile (a client gone, the request's
+/// deadline) cannot lose the owner's notice of a change already committed.
 pub(crate) async fn notify_committed(
     slot: Slot,
     auth: &AuthContext,
@@ -82,11 +86,17 @@ pub(crate) async fn notify_committed(
     notice: Notice,
     by: Option<Uuid>,
 ) {
-    let as_of = match user.email_verified {
-        true => ways_in(auth, user.id).await.inspect_err(|e| e.report()).ok(),
-        false => None,
-    };
-    notify_as_of(slot, auth, user, notice, by, as_of);
+    let (auth, user) = (auth.clone(), user.clone());
+    let queued = tokio::spawn(async move {
+        let as_of = match user.email_verified {
+            true => ways_in(&auth, user.id).await.inspect_err(|e| e.report()).ok(),
+            false => None,
+        };
+        notify_as_of(slot, &auth, &user, notice, by, as_of);
+    });
+    if let Err(e) = queued.await {
+        tracing::error!(error = %e, "queueing an account notice failed");
+    }
 }
 
 fn notify_as_of(

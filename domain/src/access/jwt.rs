@@ -24,9 +24,12 @@ pub(crate) struct Claims<'a> {
     pub amr: &'static [&'static str],
 }
 
-/// A private key that signs: ES256 (P-256, SHA-256, the JWS `r || s` form).
+/// A private key that signs: ES256 (P-256, SHA-256, the JWS `r || s` form),
+/// with its `kid` and its tokens' encoded header, made once per key.
 pub(crate) struct Signer {
     pair: EcdsaKeyPair,
+    kid: String,
+    header: String,
 }
 
 /// Never shows the key.
@@ -49,25 +52,28 @@ impl Signer {
     pub(crate) fn from_pkcs8(pkcs8: &[u8]) -> anyhow::Result<Signer> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
             .map_err(|e| anyhow::anyhow!("not a P-256 PKCS#8 key: {e}"))?;
-        Ok(Signer { pair })
-    }
-
-    /// The public key as a JWK with its RFC 7638 thumbprint as `kid`.
-    pub(crate) fn public_jwk(&self) -> (String, serde_json::Value) {
-        // An uncompressed point: 0x04, then x and y (32 bytes each).
-        let point = self.pair.public_key().as_ref();
-        let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]));
+        let (x, y) = coordinates(&pair);
         let kid = thumbprint(&x, &y);
-        let jwk = serde_json::json!({
-            "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig",
-        });
-        (kid, jwk)
+        let header = serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
+        Ok(Signer { pair, header: URL_SAFE_NO_PAD.encode(header.to_string()), kid })
     }
 
-    /// `header.claims.signature` for `claims`, with `kid` in the header.
-    pub(crate) fn sign(&self, kid: &str, claims: &Claims<'_>) -> anyhow::Result<String> {
-        let header = serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
-        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+    /// The RFC 7638 thumbprint of the public key.
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK, `kid` included.
+    pub(crate) fn public_jwk(&self) -> serde_json::Value {
+        let (x, y) = coordinates(&self.pair);
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": self.kid, "alg": "ES256", "use": "sig",
+        })
+    }
+
+    /// `header.claims.signature` for `claims`.
+    pub(crate) fn sign(&self, claims: &Claims<'_>) -> anyhow::Result<String> {
+        let mut token = self.header.clone();
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
         let signature = self
@@ -78,6 +84,13 @@ impl Signer {
         token.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
         Ok(token)
     }
+}
+
+/// The public point's x and y, base64url (an uncompressed point: 0x04,
+/// then x and y, 32 bytes each).
+fn coordinates(pair: &EcdsaKeyPair) -> (String, String) {
+    let point = pair.public_key().as_ref();
+    (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]))
 }
 
 /// RFC 7638: SHA-256 of the required members in lexicographic order, no
@@ -96,7 +109,7 @@ mod tests {
     #[test]
     fn a_token_verifies_with_its_public_key_and_names_its_kid() {
         let (_, signer) = Signer::generate().unwrap();
-        let (kid, jwk) = signer.public_jwk();
+        let (kid, jwk) = (signer.kid().to_owned(), signer.public_jwk());
         assert_eq!(kid.len(), 43, "a base64url SHA-256");
         assert_eq!(jwk["kid"], kid.as_str());
         let claims = Claims {
@@ -111,7 +124,7 @@ mod tests {
             acr: "1".into(),
             amr: &["pwd"],
         };
-        let token = signer.sign(&kid, &claims).unwrap();
+        let token = signer.sign(&claims).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let header: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();

@@ -85,12 +85,11 @@ pub(crate) struct KeyRing {
 }
 
 impl Ring {
-    /// Each key with what it is doing at `now` (`ttl`: tokens' lifetime).
+    /// Each key with what it is doing at `now` (`afterlife`: `token_afterlife`).
     /// A key that began signing retires every older key from then on, even
     /// if it was revoked later: revoking the signer never brings an older
     /// key back (that one may be the most exposed); `signer` makes a new one.
-    fn states(&self, now: DateTime<Utc>, ttl: chrono::Duration) -> Vec<(&Key, State)> {
-        let leeway = chrono::Duration::from_std(LEEWAY).unwrap_or_default();
+    fn states(&self, now: DateTime<Utc>, afterlife: chrono::Duration) -> Vec<(&Key, State)> {
         // The earliest start among newer keys that did sign: when each older key retired.
         let mut newer_start: Option<DateTime<Utc>> = None;
         let mut states = Vec::with_capacity(self.keys.len());
@@ -100,7 +99,7 @@ impl Ring {
             } else if key.signs_from > now {
                 State::Next
             } else if let Some(retired) = newer_start {
-                if now < retired + ttl + leeway { State::Retired } else { State::Gone }
+                if now < retired + afterlife { State::Retired } else { State::Gone }
             } else {
                 State::Signing
             };
@@ -177,12 +176,12 @@ async fn read(auth: &AuthContext) -> Result<Ring, AuthError> {
     Ok(Ring { read_at: Some(auth.clock.now()), keys })
 }
 
-/// The key that signs now and its signer; made when there is none.
-pub(crate) async fn signer(auth: &AuthContext) -> Result<(String, Arc<Signer>), AuthError> {
+/// The key that signs now; made when there is none.
+pub(crate) async fn signer(auth: &AuthContext) -> Result<Arc<Signer>, AuthError> {
     for _ in 0..2 {
         let ring = auth.signing.fresh(auth).await?;
         let now = auth.clock.now();
-        let signing = ring.states(now, ttl(auth)).into_iter().find(|(_, s)| *s == State::Signing);
+        let signing = ring.states(now, token_afterlife(auth)).into_iter().find(|(_, s)| *s == State::Signing);
         match signing {
             Some((key, _)) => {
                 let signer = key.signer.clone().ok_or_else(|| {
@@ -191,7 +190,7 @@ pub(crate) async fn signer(auth: &AuthContext) -> Result<(String, Arc<Signer>), 
                         format!("signing key {} does not open with the configured server key", key.kid),
                     )
                 })?;
-                return Ok((key.kid.clone(), signer));
+                return Ok(signer);
             }
             None => {
                 // The generation after the newest read: instances that
@@ -208,6 +207,12 @@ pub(crate) fn ttl(auth: &AuthContext) -> chrono::Duration {
     chrono::Duration::from_std(auth.config.jwt_ttl).unwrap_or(chrono::Duration::minutes(5))
 }
 
+/// How long after a key retires, or a session ends, one of its tokens may
+/// still be accepted somewhere: the lifetime and the verifiers' leeway.
+pub(crate) fn token_afterlife(auth: &AuthContext) -> chrono::Duration {
+    ttl(auth) + chrono::Duration::from_std(LEEWAY).unwrap_or_default()
+}
+
 /// Adds `generation` (the one after the newest read), signing from
 /// `signs_from`. Instances adding the same generation at once add one
 /// (the unique index); the others' inserts change nothing. Returns the
@@ -218,7 +223,7 @@ async fn add(
     generation: i32,
 ) -> Result<Option<String>, AuthError> {
     let (pkcs8, signer) = Signer::generate().map_err(|e| AuthError::internal("making a signing key", e))?;
-    let (kid, jwk) = signer.public_jwk();
+    let (kid, jwk) = (signer.kid().to_owned(), signer.public_jwk());
     let sealed = auth
         .keys
         .sealer
@@ -265,7 +270,7 @@ pub async fn rotate(auth: &AuthContext) -> Result<Option<String>, AuthError> {
     auth.signing.forget();
     let ring = auth.signing.fresh(auth).await?;
     let now = auth.clock.now();
-    if ring.states(now, ttl(auth)).iter().any(|(_, s)| *s == State::Next) {
+    if ring.states(now, token_afterlife(auth)).iter().any(|(_, s)| *s == State::Next) {
         return Ok(None);
     }
     let next = ring.keys.first().map_or(1, |k| k.generation + 1);
@@ -291,7 +296,11 @@ pub async fn revoke(auth: &AuthContext, kid: &str) -> Result<bool, AuthError> {
 pub async fn list(auth: &AuthContext) -> Result<Vec<(Key, State)>, AuthError> {
     auth.signing.forget();
     let ring = auth.signing.fresh(auth).await?;
-    Ok(ring.states(auth.clock.now(), ttl(auth)).into_iter().map(|(k, s)| (k.clone(), s)).collect())
+    Ok(ring
+        .states(auth.clock.now(), token_afterlife(auth))
+        .into_iter()
+        .map(|(k, s)| (k.clone(), s))
+        .collect())
 }
 
 /// The JWK Set as served, and its entity tag.
@@ -306,7 +315,7 @@ pub async fn jwks(auth: &AuthContext) -> Result<KeySet, AuthError> {
     use sha2::{Digest, Sha256};
     let ring = auth.signing.fresh(auth).await?;
     let keys: Vec<&serde_json::Value> = ring
-        .states(auth.clock.now(), ttl(auth))
+        .states(auth.clock.now(), token_afterlife(auth))
         .into_iter()
         .filter(|(_, s)| matches!(s, State::Next | State::Signing | State::Retired))
         .map(|(k, _)| &k.jwk)
@@ -321,7 +330,7 @@ pub async fn jwks(auth: &AuthContext) -> Result<KeySet, AuthError> {
 pub(crate) async fn unopenable(auth: &AuthContext) -> Result<u64, AuthError> {
     auth.signing.forget();
     let ring = auth.signing.fresh(auth).await?;
-    let states = ring.states(auth.clock.now(), ttl(auth));
+    let states = ring.states(auth.clock.now(), token_afterlife(auth));
     Ok(states.iter().filter(|(k, s)| matches!(s, State::Next | State::Signing) && k.signer.is_none()).count()
         as u64)
 }

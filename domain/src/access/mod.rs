@@ -39,7 +39,7 @@ pub async fn mint(
     // The time first: a token's `exp` must not drift past a feed entry's
     // `expiresAt` while it waits for the keys.
     let now = auth.clock.now();
-    let (kid, signer) = keys::signer(auth).await?;
+    let signer = keys::signer(auth).await?;
     let session = &current.session;
     let expires_at = (now + keys::ttl(auth)).min(session.expires_at);
     let claims = jwt::Claims {
@@ -54,7 +54,7 @@ pub async fn mint(
         acr: session.assurance_level.to_string(),
         amr: amr(session.method.as_deref(), session.assurance_level),
     };
-    let token = signer.sign(&kid, &claims).map_err(|e| AuthError::internal("signing an access token", e))?;
+    let token = signer.sign(&claims).map_err(|e| AuthError::internal("signing an access token", e))?;
     Ok(AccessToken { token: token.into(), expires_at })
 }
 

@@ -59,8 +59,7 @@ pub fn parse_cursor(text: &str) -> Result<Position, AuthError> {
 
 /// How far back the feed reaches now.
 fn horizon(auth: &AuthContext) -> DateTime<Utc> {
-    let keep = keys::ttl(auth) + chrono::Duration::from_std(keys::LEEWAY).unwrap_or_default();
-    auth.clock.now() - keep
+    auth.clock.now() - keys::token_afterlife(auth)
 }
 
 /// Just before the first event still within the horizon: where a
@@ -236,13 +235,12 @@ pub fn entry(auth: &AuthContext, event: &events::Model, horizon: DateTime<Utc>) 
     if event.kind != Kind::SessionRevoked.as_str() || event.occurred_at < horizon {
         return None;
     }
-    let keep = keys::ttl(auth) + chrono::Duration::from_std(keys::LEEWAY).unwrap_or_default();
     Some(Revocation {
         cursor: cursor_of(Position::of(event)),
         sid: event.session_id?,
         sub: event.subject_user_id?,
         revoked_at: event.occurred_at,
-        expires_at: event.occurred_at + keep,
+        expires_at: event.occurred_at + keys::token_afterlife(auth),
     })
 }
 
