@@ -11,6 +11,7 @@ mod revocation;
 mod scenarios;
 mod seed;
 mod server;
+mod tokens;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -113,6 +114,17 @@ async fn main() -> anyhow::Result<()> {
             let other = start(Vec::new()).await?;
             let tokens = seeded.sessions(args.revocations, true).await?;
             let measured = revocation::measure(&server, &other, &tokens).await;
+            let result = scenarios::summarize(*scenario, 1, measured);
+            eprintln!("{}", report::line(&result));
+            results.push(result);
+            continue;
+        }
+        if matches!(scenario, scenarios::Scenario::Verify | scenarios::Scenario::TokenRevocation) {
+            let measured = if *scenario == scenarios::Scenario::Verify {
+                tokens::verify_rate(&server, &seeded.me_tokens, args.duration).await?
+            } else {
+                tokens::revocation_reach(&server, &seeded.sessions(args.revocations, true).await?).await?
+            };
             let result = scenarios::summarize(*scenario, 1, measured);
             eprintln!("{}", report::line(&result));
             results.push(result);

@@ -100,6 +100,13 @@ pub struct Summary {
     /// A revocation through one instance until another refuses the
     /// session: p50, p99, max in ms (targets: p99 ≤ 50, max ≤ 1 000).
     pub revocation_ms: Option<[f64; 3]>,
+    /// `accessToken` req/s ÷ `me` req/s at c=64 (target ≥ 0.5).
+    pub access_token_vs_me_c64: Option<f64>,
+    /// The verifier library's verifications per second on one core (target ≥ 20 000).
+    pub verify_per_core: Option<f64>,
+    /// A sign-out until the verifier in this process refuses the session's
+    /// token: p50, p99, max in ms (targets: p99 ≤ 50, max ≤ 1 000).
+    pub token_revocation_ms: Option<[f64; 3]>,
     /// best `login` req/s ÷ hash limit (target ≥ 0.9).
     pub login_vs_hash_limit: Option<f64>,
     /// `me` p99 during a login flood ÷ without, at c=16 (target ≤ 2).
@@ -142,6 +149,10 @@ impl Summary {
             me_p50_c1_ms: p50(Scenario::Me, 1),
             me_p50_c16_ms: p50(Scenario::Me, 16),
             revocation_ms: find(results, Scenario::Revocation, 1).map(|r| [r.p50_ms, r.p99_ms, r.max_ms]),
+            access_token_vs_me_c64: ratio(rps(Scenario::AccessToken, 64), rps(Scenario::Me, 64)),
+            verify_per_core: rps(Scenario::Verify, 1),
+            token_revocation_ms: find(results, Scenario::TokenRevocation, 1)
+                .map(|r| [r.p50_ms, r.p99_ms, r.max_ms]),
             login_vs_hash_limit: best_login.map(|l| l / hash.limit),
             flood_p99_ratio_c16: ratio(p99(Scenario::MeDuringLoginFlood, 16), p99(Scenario::Me, 16)),
             peak_rss_mb: results.iter().filter_map(|r| r.peak_rss_mb).reduce(f64::max),
@@ -156,6 +167,8 @@ impl Summary {
              me÷floor @64: {} (target ≥ 1.0) | me-cold÷floor @64: {} | me÷healthz @64: {} (stretch ≥ 0.5) | \
              me p99÷floor p99 @16: {} (≤ 2) | me p99 @16: {} | me p50 @1/@16: {}/{} | login÷hash limit: {} (≥ 0.9) | \
              flood p99 ratio @16: {} (≤ 2) | revocation reaches another instance p50/p99/max: {} (p99 ≤ 50 ms, max ≤ 1 s) | \
+             accessToken÷me @64: {} (≥ 0.5) | verifications/s per core: {} (≥ 20000) | \
+             sign-out reaches a verifier p50/p99/max: {} (p99 ≤ 50 ms, max ≤ 1 s) | \
              peak RSS: {} (≤ {rss_budget:.0} MB + the cache)",
             self.database,
             self.database_latency_ms.map(|ms| format!(" (+{ms} ms each way)")).unwrap_or_default(),
@@ -171,6 +184,9 @@ impl Summary {
             show(self.login_vs_hash_limit, ""),
             show(self.flood_p99_ratio_c16, ""),
             self.revocation_ms.map_or("n/a".into(), |[a, b, c]| format!("{a:.2}/{b:.2}/{c:.2} ms")),
+            show(self.access_token_vs_me_c64, ""),
+            self.verify_per_core.map_or("n/a".into(), |v| format!("{v:.0}")),
+            self.token_revocation_ms.map_or("n/a".into(), |[a, b, c]| format!("{a:.2}/{b:.2}/{c:.2} ms")),
             show(self.peak_rss_mb, " MB"),
         )
     }
@@ -187,10 +203,13 @@ pub struct Json<'a> {
 /// plotting dependency for one chart.
 pub fn svg(results: &[Result], summary: &Summary) -> String {
     let scenarios: Vec<Scenario> =
-        // The revocation delay is no throughput: it is in the summary, not the chart.
+        // The revocation delays are no throughput: they are in the summary, not the chart.
         Scenario::all()
             .into_iter()
-            .filter(|s| *s != Scenario::Revocation && results.iter().any(|r| r.scenario == *s))
+            .filter(|s| {
+                !matches!(s, Scenario::Revocation | Scenario::TokenRevocation)
+                    && results.iter().any(|r| r.scenario == *s)
+            })
             .collect();
     let mut levels: Vec<usize> = results.iter().map(|r| r.concurrency).collect();
     levels.sort_unstable();

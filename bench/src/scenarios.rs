@@ -43,10 +43,18 @@ pub enum Scenario {
     /// `completeSignIn` with a current TOTP code: the second step of a
     /// two-factor sign-in (challenges prepared untimed, one user each).
     CompleteSignIn,
+    /// `accessToken`: a signed token for the bench's audience, per session.
+    AccessToken,
+    /// The verifier library in this process: verifications per second on
+    /// one thread (once, not per concurrency).
+    Verify,
+    /// A sign-out until the verifier in this process (another than the
+    /// server's) refuses that session's token (`--revocations` times).
+    TokenRevocation,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 12] {
+    pub fn all() -> [Self; 15] {
         [
             Self::Healthz,
             Self::Floor,
@@ -59,6 +67,9 @@ impl Scenario {
             Self::MeDuringLoginFlood,
             Self::GarbageFlood,
             Self::CompleteSignIn,
+            Self::AccessToken,
+            Self::Verify,
+            Self::TokenRevocation,
             Self::Revocation,
         ]
     }
@@ -77,6 +88,9 @@ impl Scenario {
             Self::GarbageFlood => "garbage-flood",
             Self::Revocation => "revocation",
             Self::CompleteSignIn => "complete-sign-in",
+            Self::AccessToken => "access-token",
+            Self::Verify => "verify",
+            Self::TokenRevocation => "token-revocation",
         }
     }
 }
@@ -176,6 +190,17 @@ pub async fn run(
             .await
         }
         Scenario::Revocation => anyhow::bail!("the revocation scenario needs two servers: see main"),
+        Scenario::Verify | Scenario::TokenRevocation => anyhow::bail!("{label} runs once: see main"),
+        Scenario::AccessToken => {
+            load::run(&label, concurrency, duration, server, move |worker, n| {
+                let token = &me_tokens[(n as usize * concurrency + worker) % me_tokens.len()];
+                check(
+                    http.post(&graphql).bearer_auth(token).json(&crate::tokens::mint_body()),
+                    "\"token\":\"ey",
+                )
+            })
+            .await
+        }
         Scenario::GarbageFlood => {
             load::run(&label, concurrency, duration, server, move |worker, n| {
                 let body = format!(r#"{{"query":"{{ unknown_{worker}_{n}_{} }}"}}"#, "x".repeat(64));

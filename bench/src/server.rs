@@ -55,6 +55,12 @@ impl Server {
         ] {
             command.env(cap, "0");
         }
+        // Access tokens for the bench's audience, the feed open to its key,
+        // and the tokens' issuer the address the verifier reaches.
+        command
+            .env("AUTHGATE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("AUTHGATE_JWT_AUDIENCES", crate::tokens::AUDIENCE)
+            .env("AUTHGATE_SERVICE_KEYS", crate::tokens::SERVICE_KEY);
         command.envs(env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().with_context(|| {
             format!("cannot start {} (build it: cargo build --release)", binary.display())

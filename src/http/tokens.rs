@@ -103,8 +103,9 @@ fn stream(sent: impl futures_util::Stream<Item = revocations::Sent> + Send + 'st
                 let data = serde_json::to_string(&entry).unwrap_or_else(|_| "{}".into());
                 format!("id: {}\nevent: revocation\ndata: {data}\n\n", entry.cursor)
             }
-            revocations::Sent::Heartbeat { next } => {
-                format!("id: {next}\nevent: heartbeat\ndata: {}\n\n", json!({ "next": next }))
+            revocations::Sent::Heartbeat { next, lag } => {
+                let data = json!({ "next": next, "lagMs": lag.as_millis() as u64 });
+                format!("id: {next}\nevent: heartbeat\ndata: {data}\n\n")
             }
         };
         Ok::<_, std::convert::Infallible>(text)

@@ -27,4 +27,5 @@ mod tcp;
 mod tokens;
 mod transport;
 mod two_factor;
+mod verifier;
 mod webhooks;

@@ -25,6 +25,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// New connections are held, never forwarded (a hung network).
     pub stall: Arc<AtomicBool>,
+    /// New connections are closed at once (a server that is down).
+    pub refuse: Arc<AtomicBool>,
     /// Open connections stop forwarding, without a word to either side (a
     /// NAT that forgot them); what they sent meanwhile follows once thawed.
     pub freeze: Arc<AtomicBool>,
@@ -41,6 +43,11 @@ impl Proxy {
         Some(Self::start("127.0.0.1:0", upstream).await)
     }
 
+    /// A proxy in front of any loopback server (authgate itself, for a verifier).
+    pub async fn in_front_of(upstream: SocketAddr) -> Self {
+        Self::start("127.0.0.1:0", upstream).await
+    }
+
     async fn start(listen: &str, upstream: SocketAddr) -> Self {
         Self::serve(TcpListener::bind(listen).await.expect("proxy bind"), upstream)
     }
@@ -49,11 +56,15 @@ impl Proxy {
     fn serve(listener: TcpListener, upstream: SocketAddr) -> Self {
         let addr = listener.local_addr().unwrap();
         let (stall, delay_ms) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-        let freeze = Arc::new(AtomicBool::new(false));
+        let (freeze, refuse) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (s, d, f, l) = (stall.clone(), delay_ms.clone(), freeze.clone(), links.clone());
+        let (s, d, f, l, r) =
+            (stall.clone(), delay_ms.clone(), freeze.clone(), links.clone(), refuse.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if r.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let (stall, frozen, delay) = (s.clone(), f.clone(), d.swap(0, Ordering::SeqCst));
                 let link = tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -72,7 +83,7 @@ impl Proxy {
                 l.lock().unwrap().push(link);
             }
         });
-        Self { addr, stall, freeze, delay_ms, links, accept }
+        Self { addr, stall, refuse, freeze, delay_ms, links, accept }
     }
 
     /// Cuts every open connection.

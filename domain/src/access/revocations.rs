@@ -132,9 +132,11 @@ async fn page_after(
 #[derive(Debug)]
 pub enum Sent {
     Entry(Revocation),
-    /// Nothing ended lately: the feed is alive, and this is where it stands.
+    /// Nothing ended lately: the feed is alive, this is where it stands,
+    /// and every session that ended longer than `lag` ago has been sent.
     Heartbeat {
         next: String,
+        lag: std::time::Duration,
     },
 }
 
@@ -211,7 +213,8 @@ impl Following {
             match tokio::time::timeout_at(self.heartbeat_at, self.receiver.recv()).await {
                 Err(_quiet) => {
                     self.heartbeat_at = tokio::time::Instant::now() + HEARTBEAT;
-                    return Some(Sent::Heartbeat { next: cursor_of(self.at) });
+                    let lag = self.auth.live.lag();
+                    return Some(Sent::Heartbeat { next: cursor_of(self.at), lag });
                 }
                 Ok(Ok(event)) => {
                     let at = Position::of(&event);

@@ -24,6 +24,8 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// Events a slow subscriber may fall behind by before it catches up from
 /// the database.
 const BUFFER: usize = 1024;
+/// Events read per tick at most.
+const BATCH: u64 = 500;
 
 /// Streams one user may hold open at once (each holds a connection and
 /// checks its session now and then).
@@ -35,6 +37,9 @@ pub struct Live {
     /// The poller knows where the record ends: what commits from now on is broadcast.
     positioned: tokio::sync::watch::Sender<bool>,
     streams: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
+    /// Every event committed before this was broadcast (the poller's last
+    /// complete read, or when a running transaction began holding one back).
+    complete_at: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Default for Live {
@@ -44,6 +49,7 @@ impl Default for Live {
             running: AtomicBool::new(false),
             positioned: tokio::sync::watch::channel(false).0,
             streams: Default::default(),
+            complete_at: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 }
@@ -76,6 +82,17 @@ impl Live {
         }
         *open += 1;
         Ok(Stream { auth: auth.clone(), user_id })
+    }
+
+    /// How far behind the broadcast may be: an event committed longer ago
+    /// than this has been sent. Grows while the database cannot be read or
+    /// a running transaction holds a committed event back (PostgreSQL).
+    pub fn lag(&self) -> Duration {
+        self.complete_at.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
+
+    fn complete_at(&self, at: tokio::time::Instant) {
+        *self.complete_at.lock().unwrap_or_else(|p| p.into_inner()) = at;
     }
 
     /// Waits (at most 2 s) until the poller knows where the record ends;
@@ -113,7 +130,10 @@ async fn poll(auth: AuthContext) {
             }
         }
     };
+    live.complete_at(tokio::time::Instant::now());
     live.positioned.send_replace(true);
+    // The first event a running transaction holds back, and since when.
+    let (mut held, mut held_since) = (None, tokio::time::Instant::now());
     loop {
         if live.sender.receiver_count() == 0 {
             live.positioned.send_replace(false);
@@ -124,11 +144,23 @@ async fn poll(auth: AuthContext) {
             }
             live.positioned.send_replace(true);
         }
-        match read::after(&auth.db, at, 500).await {
+        let started = tokio::time::Instant::now();
+        match read::after(&auth.db, at, BATCH).await {
             Ok(batch) => {
+                let full = batch.len() as u64 == BATCH;
                 for event in batch {
                     at = Position::of(&event);
                     let _ = live.sender.send(Arc::new(event));
+                }
+                match read::first_held_back(&auth.db).await {
+                    Ok(first) if !full => {
+                        if first != held {
+                            (held, held_since) = (first, started);
+                        }
+                        live.complete_at(if held.is_some() { held_since } else { started });
+                    }
+                    Ok(_) => {}
+                    Err(e) => e.report(),
                 }
             }
             Err(e) => e.report(),

@@ -100,6 +100,21 @@ pub async fn after(
     Ok(query.order_by_asc(events::Column::Tx).order_by_asc(events::Column::Id).limit(limit).all(conn).await?)
 }
 
+/// The first committed event a running transaction still holds back from
+/// `after` (PostgreSQL; never on SQLite).
+pub(crate) async fn first_held_back(conn: &impl ConnectionTrait) -> Result<Option<Position>, AuthError> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(None);
+    }
+    let first = events::Entity::find()
+        .filter(Expr::cust("tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        .order_by_asc(events::Column::Tx)
+        .order_by_asc(events::Column::Id)
+        .one(conn)
+        .await?;
+    Ok(first.as_ref().map(Position::of))
+}
+
 /// Narrows `query` to events no running transaction can still add before:
 /// on PostgreSQL those of transactions older than every one still running
 /// (see `after`); on SQLite every committed event.

@@ -1,0 +1,150 @@
+//! Signed access tokens from a team's side: verified by the verifier
+//! library in this process (a process other than the server's), and how
+//! fast a sign-out reaches it through the revocation feed. (Minting them
+//! under load is the `access-token` scenario in scenarios.rs.)
+
+use std::time::{Duration, Instant};
+
+use authgate_verify::{Config, Refused, Verifier};
+use serde_json::json;
+
+use crate::{load::Measured, server::Server};
+
+/// The audience the bench's server issues tokens for.
+pub const AUDIENCE: &str = "https://api.bench.example";
+/// The key the bench's verifier reads the feed with.
+pub const SERVICE_KEY: &str = "bench-service-key-0123456789abcdef0123456789";
+const MINT: &str = "mutation AccessToken($audience: String!) { accessToken(audience: $audience) { token } }";
+const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+
+pub fn mint_body() -> serde_json::Value {
+    json!({ "query": MINT, "variables": { "audience": AUDIENCE } })
+}
+
+async fn mint(http: &reqwest::Client, server: &Server, session: &str) -> Result<String, String> {
+    let answer: serde_json::Value = http
+        .post(format!("{}/graphql", server.url))
+        .bearer_auth(session)
+        .json(&mint_body())
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("body: {e}"))?;
+    answer["data"]["accessToken"]["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no token: {answer}"))
+}
+
+async fn verifier(server: &Server) -> anyhow::Result<Verifier> {
+    Ok(Verifier::start(Config::new(&server.url, AUDIENCE).service_key(SERVICE_KEY)).await?)
+}
+
+fn measured(server: &Server) -> Measured {
+    Measured {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+        peak_rss: server.rss_bytes(),
+        first_error: None,
+    }
+}
+
+/// Verifications per second on one thread of this process (one core),
+/// going round 64 tokens of different sessions.
+pub async fn verify_rate(
+    server: &Server,
+    sessions: &[String],
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let http = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for session in sessions.iter().take(64) {
+        tokens.push(mint(&http, server, session).await.map_err(anyhow::Error::msg)?);
+    }
+    let verifier = verifier(server).await?;
+    let mut measured = measured(server);
+    let started = Instant::now();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0, None);
+            'run: loop {
+                for token in &tokens {
+                    if started.elapsed() >= duration {
+                        break 'run;
+                    }
+                    let t0 = Instant::now();
+                    match verifier.verify(token).await {
+                        Ok(_) => latencies.push(t0.elapsed().as_nanos() as u64 / 1000),
+                        Err(refused) => {
+                            errors += 1;
+                            first_error.get_or_insert(refused.to_string());
+                        }
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        })
+    });
+    let (latencies, errors, first_error) = tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("verify thread"))?;
+    (measured.latencies, measured.errors, measured.first_error) = (latencies, errors, first_error);
+    measured.elapsed = started.elapsed();
+    Ok(measured)
+}
+
+/// For each session: a token that verifies, then a sign-out, then the
+/// time until the verifier refuses the token (2 s at most, else an error).
+pub async fn revocation_reach(server: &Server, sessions: &[String]) -> anyhow::Result<Measured> {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let verifier = verifier(server).await?;
+    let mut measured = measured(server);
+    let started = Instant::now();
+    for (i, session) in sessions.iter().enumerate() {
+        let outcome = async {
+            let token = mint(&http, server, session).await?;
+            verifier.verify(&token).await.map_err(|e| format!("a fresh token refused: {e}"))?;
+            let out = http
+                .post(format!("{}/graphql", server.url))
+                .bearer_auth(session)
+                .header("content-type", "application/json")
+                .body(LOGOUT)
+                .send()
+                .await
+                .map_err(|e| format!("transport: {e}"))?
+                .text()
+                .await
+                .map_err(|e| format!("body: {e}"))?;
+            if !out.contains("\"logout\":true") {
+                return Err(format!("not signed out: {out}"));
+            }
+            let signed_out = Instant::now();
+            while signed_out.elapsed() < Duration::from_secs(2) {
+                match verifier.verify(&token).await {
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(Refused::SessionEnded) => return Ok(signed_out.elapsed().as_micros() as u64),
+                    Err(other) => return Err(format!("refused for another reason: {other}")),
+                }
+            }
+            Err("the verifier still accepted the token 2 s after the sign-out".to_owned())
+        };
+        match outcome.await {
+            Ok(micros) => measured.latencies.push(micros),
+            Err(why) => {
+                measured.errors += 1;
+                measured.first_error.get_or_insert(why);
+            }
+        }
+        if i % 100 == 99 {
+            eprint!("\r  token-revocation: {} of {}", i + 1, sessions.len());
+        }
+    }
+    eprint!("\r{:<60}\r", "");
+    measured.elapsed = started.elapsed();
+    measured.peak_rss = server.rss_bytes();
+    Ok(measured)
+}

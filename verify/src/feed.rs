@@ -1,0 +1,288 @@
+//! The revocation feed: the sessions that ended, read once as pages at
+//! start (everything whose tokens may still be alive), then followed as a
+//! stream from the last cursor, reconnecting after a drop without missing
+//! an entry. The feed says when it was last known complete (each entry,
+//! each heartbeat, less any lag the server reports); past `max_silence`
+//! the verifier refuses every token.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex, RwLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::Deserialize;
+
+use crate::Inner;
+
+pub(crate) struct State {
+    /// Ended sessions, with when their last token expires (Unix seconds).
+    ended: RwLock<HashMap<String, i64>>,
+    cursor: Mutex<Option<String>>,
+    /// Milliseconds after `epoch` when the feed was last known complete.
+    heard: AtomicU64,
+    epoch: Instant,
+}
+
+/// One entry of the feed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    cursor: String,
+    sid: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    entries: Vec<Entry>,
+    next: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Heartbeat {
+    next: String,
+    /// How far behind the server's feed stands (a transaction holding it
+    /// back): the feed is complete only up to that long ago.
+    #[serde(default)]
+    lag_ms: u64,
+}
+
+/// A page at most (the server's own cap).
+const PAGE: usize = 1000;
+/// No byte at all for this long (heartbeats come every 5 s): the
+/// connection is dead even if the socket does not say so.
+const IDLE: Duration = Duration::from_secs(15);
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MOST: Duration = Duration::from_secs(5);
+/// One event's text at most (an entry is about 200 bytes).
+const MAX_EVENT: usize = 64 * 1024;
+
+impl State {
+    pub(crate) fn new() -> Self {
+        State {
+            ended: RwLock::default(),
+            cursor: Mutex::default(),
+            heard: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub(crate) fn ended(&self, sid: &str) -> bool {
+        self.ended.read().unwrap_or_else(|e| e.into_inner()).contains_key(sid)
+    }
+
+    pub(crate) fn cursor(&self) -> Option<String> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How long since the feed was last known complete.
+    pub(crate) fn silent_for(&self) -> Duration {
+        let heard = Duration::from_millis(self.heard.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(heard)
+    }
+
+    /// The feed was complete `lag` ago.
+    fn heard(&self, lag: Duration) {
+        let at = self.epoch.elapsed().saturating_sub(lag).as_millis() as u64;
+        self.heard.fetch_max(at, Ordering::AcqRel);
+    }
+
+    fn add(&self, entry: Entry) {
+        self.ended.write().unwrap_or_else(|e| e.into_inner()).insert(entry.sid, entry.expires_at.timestamp());
+        *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(entry.cursor);
+    }
+
+    fn at(&self, cursor: String) {
+        *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(cursor);
+    }
+
+    /// Forgets the sessions whose every token has expired, with the
+    /// verifier's own leeway past the server's (a token is accepted up to
+    /// `exp` + leeway).
+    fn prune(&self, now: i64, leeway: i64) {
+        self.ended.write().unwrap_or_else(|e| e.into_inner()).retain(|_, expires| *expires + leeway >= now);
+    }
+}
+
+pub(crate) fn url_of(base: &str) -> String {
+    format!("{base}/revocations")
+}
+
+fn request(inner: &Inner) -> reqwest::RequestBuilder {
+    let key = inner.config.service_key.as_deref().unwrap_or_default();
+    inner.http.get(url_of(&inner.config.url)).bearer_auth(key)
+}
+
+/// Reads every page after the cursor (from the start of what is kept
+/// without one): on return the verifier knows every session that ended
+/// while its tokens may still be alive.
+pub(crate) async fn catch_up(inner: &Inner) -> Result<(), String> {
+    loop {
+        let mut query = vec![("limit", PAGE.to_string())];
+        if let Some(cursor) = inner.feed.cursor() {
+            query.push(("after", cursor));
+        }
+        let response = request(inner)
+            .query(&query)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !response.status().is_success() {
+            return Err(refusal(response.status()));
+        }
+        let body = response.bytes().await.map_err(|e| e.without_url().to_string())?;
+        let page: Page = serde_json::from_slice(&body).map_err(|_| "not a page of the feed".to_owned())?;
+        let full = page.entries.len() >= PAGE;
+        for entry in page.entries {
+            inner.feed.add(entry);
+        }
+        inner.feed.at(page.next);
+        if !full {
+            inner.feed.heard(Duration::ZERO);
+            return Ok(());
+        }
+    }
+}
+
+fn refusal(status: reqwest::StatusCode) -> String {
+    match status.as_u16() {
+        401 => "the service key was refused (AUTHGATE_SERVICE_KEYS)".to_owned(),
+        _ => format!("answered {status}"),
+    }
+}
+
+/// Follows the stream for as long as the verifier lives, reconnecting
+/// from the last cursor (with a growing pause while it cannot).
+pub(crate) async fn follow(inner: Weak<Inner>) {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        match listen(&inner).await {
+            Ok(Heard::Gone) => return,
+            Ok(Heard::Something) => backoff = BACKOFF_FIRST,
+            Ok(Heard::Nothing) => {}
+            Err(reason) => tracing::warn!(%reason, "authgate's revocation feed dropped; reconnecting"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MOST);
+    }
+}
+
+enum Heard {
+    /// The verifier was dropped.
+    Gone,
+    Something,
+    Nothing,
+}
+
+/// One connection: opened after the cursor, read until it ends.
+async fn listen(weak: &Weak<Inner>) -> Result<Heard, String> {
+    let Some(inner) = weak.upgrade() else { return Ok(Heard::Gone) };
+    let mut request = request(&inner).header(reqwest::header::ACCEPT, "text/event-stream");
+    if let Some(cursor) = inner.feed.cursor() {
+        request = request.header("last-event-id", cursor);
+    }
+    drop(inner);
+    let mut response = request.send().await.map_err(|e| e.without_url().to_string())?;
+    if !response.status().is_success() {
+        return Err(refusal(response.status()));
+    }
+    let mut heard = Heard::Nothing;
+    let mut text = String::new();
+    loop {
+        let chunk = match tokio::time::timeout(IDLE, response.chunk()).await {
+            Err(_) => return Err("silent for 15 s".to_owned()),
+            Ok(chunk) => chunk.map_err(|e| e.without_url().to_string())?,
+        };
+        let Some(chunk) = chunk else { return Ok(heard) };
+        let Some(inner) = weak.upgrade() else { return Ok(Heard::Gone) };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        text = text.replace("\r\n", "\n");
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            apply(&inner, &event)?;
+            heard = Heard::Something;
+        }
+        if text.len() > MAX_EVENT {
+            return Err("an event too long".to_owned());
+        }
+    }
+}
+
+/// One Server-Sent Event: `revocation` (an entry) or `heartbeat`.
+fn apply(inner: &Inner, event: &str) -> Result<(), String> {
+    let (mut kind, mut data) = ("message", String::new());
+    for line in event.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => kind = value,
+            "data" => data.push_str(value),
+            _ => {}
+        }
+    }
+    let feed = &inner.feed;
+    match kind {
+        "revocation" => {
+            let entry: Entry =
+                serde_json::from_str(&data).map_err(|_| "an entry that is not JSON".to_owned())?;
+            feed.add(entry);
+            feed.heard(Duration::ZERO);
+        }
+        "heartbeat" => {
+            let beat: Heartbeat =
+                serde_json::from_str(&data).map_err(|_| "a heartbeat that is not JSON".to_owned())?;
+            feed.at(beat.next);
+            feed.heard(Duration::from_millis(beat.lag_ms));
+            feed.prune((inner.config.clock)(), inner.config.leeway.as_secs() as i64);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sid: &str, expires: i64) -> Entry {
+        Entry {
+            cursor: format!("0-{expires}"),
+            sid: sid.into(),
+            expires_at: chrono::DateTime::from_timestamp(expires, 0).unwrap(),
+        }
+    }
+
+    /// A heartbeat's lag counts as silence: a feed held back 7 s ago is
+    /// complete only up to then, however recently it spoke.
+    #[test]
+    fn a_heartbeats_lag_counts_as_silence_and_never_undoes_what_was_heard() {
+        let state = State { epoch: Instant::now() - Duration::from_secs(60), ..State::new() };
+        state.heard(Duration::from_secs(7));
+        let silent = state.silent_for();
+        assert!(silent >= Duration::from_secs(7) && silent < Duration::from_secs(8), "{silent:?}");
+        state.heard(Duration::ZERO);
+        assert!(state.silent_for() < Duration::from_secs(1));
+        state.heard(Duration::from_secs(30));
+        assert!(state.silent_for() < Duration::from_secs(1), "an older statement changes nothing");
+    }
+
+    /// An ended session is kept until its last token is past the
+    /// verifier's own leeway too.
+    #[test]
+    fn ended_sessions_are_kept_until_their_tokens_and_the_leeway_are_past() {
+        let state = State::new();
+        state.add(entry("a", 1000));
+        state.add(entry("b", 2000));
+        assert_eq!(state.cursor().as_deref(), Some("0-2000"));
+        state.prune(1060, 60);
+        assert!(state.ended("a") && state.ended("b"), "to the last second of the leeway");
+        state.prune(1061, 60);
+        assert!(!state.ended("a") && state.ended("b"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The checks one by one, with a key made here: every refusal the crate
+//! promises, and a token that passes. (The tests of the whole server
+//! verify authgate's own tokens with it: tests/api/verifier.rs.)
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ring::{
+    rand::SystemRandom,
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair},
+};
+use serde_json::{Value, json};
+
+use crate::{Config, Refused, keys::KeySet, token::Parsed};
+
+const ISS: &str = "https://auth.example.com";
+const AUD: &str = "https://api.example.com";
+const NOW: i64 = 1_800_000_000;
+
+struct Signer {
+    pair: EcdsaKeyPair,
+    kid: String,
+}
+
+impl Signer {
+    fn new(kid: &str) -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        Signer { pair, kid: kid.into() }
+    }
+
+    fn jwk(&self) -> Value {
+        let point = self.pair.public_key().as_ref();
+        json!({ "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]) })
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", b64(header), b64(claims));
+        let signature = self.pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        self.sign(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": self.kid }), claims)
+    }
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn claims() -> Value {
+    json!({ "iss": ISS, "sub": "u-1", "aud": AUD, "exp": NOW + 300, "iat": NOW, "jti": "j",
+        "sid": "s-1", "auth_time": NOW, "acr": "1", "amr": ["pwd"] })
+}
+
+fn with(change: &[(&str, Value)]) -> Value {
+    let mut claims = claims();
+    for (name, value) in change {
+        claims[*name] = value.clone();
+    }
+    claims
+}
+
+/// The verdict on `token` with `set` at `now`.
+fn verdict(set: &Value, token: &str, now: i64) -> Result<crate::Claims, Refused> {
+    let keys = KeySet::parse(set.to_string().as_bytes(), None, None).unwrap();
+    let parsed = Parsed::new(token)?;
+    let key = keys.get(&parsed.header.kid).ok_or(Refused::UnknownKey)?;
+    parsed.check(&key, &Config::new(ISS, AUD), now)
+}
+
+fn set_of(signers: &[&Signer]) -> Value {
+    json!({ "keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>() })
+}
+
+#[test]
+fn a_token_of_a_published_key_passes_with_its_claims() {
+    let signer = Signer::new("k1");
+    let claims = verdict(&set_of(&[&signer]), &signer.token(&claims()), NOW).unwrap();
+    assert_eq!((claims.sub.as_str(), claims.sid.as_str()), ("u-1", "s-1"));
+    assert_eq!(claims.amr, vec!["pwd"]);
+    // Another key of the set, and a list of audiences naming ours.
+    let other = Signer::new("k2");
+    let token = other.token(&with(&[("aud", json!(["https://other.example", AUD]))]));
+    assert!(verdict(&set_of(&[&signer, &other]), &token, NOW).is_ok());
+}
+
+#[test]
+fn algorithms_other_than_the_keys_own_are_refused() {
+    let signer = Signer::new("k1");
+    let set = set_of(&[&signer]);
+    let unsigned =
+        format!("{}.{}.", b64(&json!({ "alg": "none", "typ": "at+jwt", "kid": "k1" })), b64(&claims()));
+    assert_eq!(verdict(&set, &unsigned, NOW).unwrap_err(), Refused::Algorithm("none".into()));
+    // HS256 with the public key as the secret (the classic confusion).
+    let input =
+        format!("{}.{}", b64(&json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" })), b64(&claims()));
+    let secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, signer.jwk().to_string().as_bytes());
+    let mac = ring::hmac::sign(&secret, input.as_bytes());
+    let confused = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+    assert_eq!(verdict(&set, &confused, NOW).unwrap_err(), Refused::Algorithm("HS256".into()));
+    // RS256 named on an EC key: the key is pinned to ES256.
+    let rs = signer.sign(&json!({ "alg": "RS256", "typ": "at+jwt", "kid": "k1" }), &claims());
+    assert_eq!(verdict(&set, &rs, NOW).unwrap_err(), Refused::Algorithm("RS256".into()));
+}
+
+#[test]
+fn a_changed_token_or_another_signer_is_refused() {
+    let signer = Signer::new("k1");
+    let set = set_of(&[&signer]);
+    let token = signer.token(&claims());
+    let parts: Vec<&str> = token.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], b64(&with(&[("sub", json!("u-2"))])), parts[2]);
+    assert_eq!(verdict(&set, &tampered, NOW).unwrap_err(), Refused::Signature);
+    // Signed by a key that names a published kid.
+    let impostor = Signer::new("k1");
+    assert_eq!(verdict(&set, &impostor.token(&claims()), NOW).unwrap_err(), Refused::Signature);
+    assert_eq!(verdict(&set, &Signer::new("k9").token(&claims()), NOW).unwrap_err(), Refused::UnknownKey);
+}
+
+#[test]
+fn issuer_audience_and_times_are_checked_with_the_leeway() {
+    let signer = Signer::new("k1");
+    let set = set_of(&[&signer]);
+    let refused = |claims: Value, now: i64| verdict(&set, &signer.token(&claims), now).err();
+    assert_eq!(refused(with(&[("iss", json!("https://evil.example"))]), NOW), Some(Refused::Issuer));
+    assert_eq!(refused(with(&[("aud", json!("https://other.example"))]), NOW), Some(Refused::Audience));
+    assert_eq!(refused(with(&[("aud", json!(["https://other.example"]))]), NOW), Some(Refused::Audience));
+    // exp + 60 s of leeway, to the second.
+    assert_eq!(refused(claims(), NOW + 360), None);
+    assert_eq!(refused(claims(), NOW + 361), Some(Refused::Expired));
+    assert_eq!(refused(with(&[("nbf", json!(NOW + 60))]), NOW), None);
+    assert_eq!(refused(with(&[("nbf", json!(NOW + 61))]), NOW), Some(Refused::NotYetValid));
+    // Without a session there is nothing to revoke by.
+    let mut no_sid = claims();
+    no_sid.as_object_mut().unwrap().remove("sid");
+    assert!(matches!(refused(no_sid, NOW), Some(Refused::Malformed(_))));
+}
+
+#[test]
+fn the_header_must_be_an_access_tokens() {
+    let signer = Signer::new("k1");
+    let set = set_of(&[&signer]);
+    let header = |h: Value| signer.sign(&h, &claims());
+    let id_token = header(json!({ "alg": "ES256", "typ": "JWT", "kid": "k1" }));
+    assert_eq!(verdict(&set, &id_token, NOW).unwrap_err(), Refused::Type);
+    let untyped = header(json!({ "alg": "ES256", "kid": "k1" }));
+    assert_eq!(verdict(&set, &untyped, NOW).unwrap_err(), Refused::Type);
+    let long_form = header(json!({ "alg": "ES256", "typ": "application/AT+JWT", "kid": "k1" }));
+    assert!(verdict(&set, &long_form, NOW).is_ok());
+    let critical = header(json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"] }));
+    assert!(matches!(verdict(&set, &critical, NOW), Err(Refused::Malformed(_))));
+    for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(9000)] {
+        assert!(matches!(verdict(&set, garbage, NOW), Err(Refused::Malformed(_))), "{garbage:.20}");
+    }
+}
+
+#[test]
+fn keys_that_cannot_be_pinned_are_left_out_of_the_set() {
+    let signer = Signer::new("k1");
+    let mut jwk = signer.jwk();
+    let kept = json!({ "keys": [jwk.clone()] });
+    assert_eq!(KeySet::parse(kept.to_string().as_bytes(), None, None).unwrap().kids(), vec!["k1"]);
+    for (field, value) in
+        [("use", json!("enc")), ("crv", json!("P-384")), ("alg", json!("HS256")), ("kid", Value::Null)]
+    {
+        let mut changed = jwk.clone();
+        changed[field] = value;
+        let set = json!({ "keys": [changed] });
+        assert!(KeySet::parse(set.to_string().as_bytes(), None, None).unwrap().kids().is_empty(), "{field}");
+    }
+    jwk["kty"] = json!("oct");
+    jwk["k"] = json!("c2VjcmV0");
+    let set = json!({ "keys": [jwk] });
+    assert!(KeySet::parse(set.to_string().as_bytes(), None, None).unwrap().kids().is_empty());
+}
+
+#[test]
+fn the_config_never_shows_the_service_key() {
+    let config = Config::new(ISS, AUD).service_key("a-very-secret-service-key-0123456789");
+    assert!(!format!("{config:?}").contains("a-very-secret"));
+}
