@@ -4,7 +4,7 @@
 
 use domain::{
     AuthContext, ClientMeta,
-    access::keys,
+    access::{Alg, keys},
     config::{EventsCommand, KeysCommand, WebhooksCommand},
     events, webhooks,
 };
@@ -15,22 +15,36 @@ pub async fn keys(auth: &AuthContext, command: KeysCommand) -> anyhow::Result<()
         KeysCommand::List => {
             for (key, state) in keys::list(auth).await.map_err(fail)? {
                 println!(
-                    "{}	{}	{}	signs from {}",
+                    "{}	{}	{}	{}	signs from {}",
                     key.kid,
+                    key.alg.as_str(),
                     key.generation,
                     state.as_str(),
                     key.signs_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
             }
         }
-        KeysCommand::Rotate => match keys::rotate(auth).await.map_err(fail)? {
-            Some(kid) => {
-                println!("key {kid} published; it signs from {} s from now", keys::PUBLISH_LEAD.as_secs())
+        KeysCommand::Rotate { alg } => {
+            let algs = match alg {
+                Some(name) => {
+                    vec![Alg::parse(&name).ok_or_else(|| anyhow::anyhow!("--alg: ES256 or RS256"))?]
+                }
+                None => keys::algorithms(auth),
+            };
+            for alg in algs {
+                match keys::rotate(auth, alg).await.map_err(fail)? {
+                    Some(kid) => println!(
+                        "{} key {kid} published; it signs from {} s from now",
+                        alg.as_str(),
+                        keys::PUBLISH_LEAD.as_secs()
+                    ),
+                    None => anyhow::bail!(
+                        "an {} rotation is under way (a key is published and not signing yet): see `authgate keys list`",
+                        alg.as_str()
+                    ),
+                }
             }
-            None => anyhow::bail!(
-                "a rotation is under way (a key is published and not signing yet): see `authgate keys list`"
-            ),
-        },
+        }
         KeysCommand::Revoke { kid } => {
             anyhow::ensure!(
                 keys::revoke(auth, &kid).await.map_err(fail)?,

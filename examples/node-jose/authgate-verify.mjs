@@ -4,8 +4,8 @@
 // (docs/tokens.md): the signature with a published key and that key's
 // algorithm, `typ: at+jwt`, `iss`, `aud`, `exp`/`nbf` with a leeway, and
 // the session (`sid`) against the revocation feed, followed as a stream.
-// When the feed has been silent (or lagging) for longer than `maxSilenceMs`,
-// every token is refused: it can no longer know which sessions ended.
+// When the feed has not said it is current for longer than `maxSilenceMs`
+// (30 s), every token is refused: it can no longer know which sessions ended.
 //
 //   const verifier = await createVerifier({
 //     url: 'https://auth.example.com',          // authgate (AUTHGATE_PUBLIC_URL)
@@ -15,8 +15,9 @@
 //   const claims = await verifier.verify(token); // throws when refused
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 
-const PAGE = 1000;
 const IDLE_MS = 15_000; // heartbeats come every 5 s
+const START_WITHIN_MS = 10_000;
+const MAX_EVENT = 64 * 1024;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Refused extends Error {}
@@ -26,10 +27,11 @@ export async function createVerifier({
   issuer = url,
   audience,
   serviceKey,
-  leewaySeconds = 60,
-  maxSilenceMs = 300_000, // authgate's AUTHGATE_JWT_TTL
+  leewaySeconds = 60, // at most 60: authgate keeps an end 60 s past its tokens' lifetime
+  maxSilenceMs = 30_000, // heartbeats come every 5 s
 }) {
   if (!serviceKey) throw new Error('a service key is needed to follow the revocation feed');
+  const leeway = Math.min(leewaySeconds, 60);
   const base = url.replace(/\/+$/, '');
   // Refetched for a kid it lacks, at most every 2 s; revalidated after 5 min.
   const keys = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`), {
@@ -38,36 +40,17 @@ export async function createVerifier({
   });
   const ended = new Map(); // sid -> when its last token expires (ms)
   let cursor = null;
-  let completeAt = 0; // the feed had sent every end committed before this (ms)
+  // When the feed was last known complete (ms). Only a heartbeat says so:
+  // authgate sends one once a catch-up is done and every 5 s, with its lag.
+  let completeAt = 0;
   const closing = new AbortController();
-  const headers = { authorization: `Bearer ${serviceKey}` };
+  let ready;
+  let failed;
+  const started = new Promise((resolve, reject) => {
+    ready = resolve;
+    failed = reject;
+  });
 
-  const heard = (lagMs = 0) => {
-    completeAt = Math.max(completeAt, Date.now() - lagMs);
-  };
-  const add = (entry) => {
-    ended.set(entry.sid, Date.parse(entry.expiresAt));
-    cursor = entry.cursor;
-  };
-  const prune = () => {
-    const now = Date.now();
-    for (const [sid, expires] of ended) if (expires + leewaySeconds * 1000 < now) ended.delete(sid);
-  };
-
-  // Every session that ended while its tokens may live, page by page.
-  for (;;) {
-    const query = new URLSearchParams({ limit: String(PAGE) });
-    if (cursor) query.set('after', cursor);
-    const response = await fetch(`${base}/revocations?${query}`, { headers, signal: AbortSignal.timeout(10_000) });
-    if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
-    const page = await response.json();
-    page.entries.forEach(add);
-    cursor = page.next;
-    if (page.entries.length < PAGE) break;
-  }
-  heard();
-
-  // Then each end as it is committed, resumed after the last cursor.
   const apply = (text) => {
     let kind = 'message';
     let data = '';
@@ -79,13 +62,19 @@ export async function createVerifier({
       if (field === 'data') data += value;
     }
     if (kind === 'revocation') {
-      add(JSON.parse(data));
-      heard();
+      const entry = JSON.parse(data);
+      const expires = Date.parse(entry.expiresAt);
+      if (typeof entry.sid !== 'string' || !Number.isFinite(expires)) throw new Error('a malformed entry');
+      ended.set(entry.sid, Math.max(ended.get(entry.sid) ?? 0, expires));
+      cursor = entry.cursor;
     } else if (kind === 'heartbeat') {
       const beat = JSON.parse(data);
+      if (!Number.isFinite(beat.lagMs) || beat.lagMs < 0) throw new Error('a malformed heartbeat');
       cursor = beat.next;
-      heard(beat.lagMs ?? 0);
-      prune();
+      completeAt = Math.max(completeAt, Date.now() - beat.lagMs);
+      const now = Date.now();
+      for (const [sid, expires] of ended) if (expires + leeway * 1000 < now) ended.delete(sid);
+      ready();
     }
   };
   const listen = async () => {
@@ -95,26 +84,34 @@ export async function createVerifier({
     let idle = setTimeout(abort, IDLE_MS);
     try {
       const response = await fetch(`${base}/revocations`, {
-        headers: { ...headers, accept: 'text/event-stream', ...(cursor ? { 'last-event-id': cursor } : {}) },
+        headers: {
+          authorization: `Bearer ${serviceKey}`,
+          accept: 'text/event-stream',
+          ...(cursor ? { 'last-event-id': cursor } : {}),
+        },
         signal: connection.signal,
       });
+      if (response.status === 401) failed(new Error('the service key was refused (AUTHGATE_SERVICE_KEYS)'));
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
       const decoder = new TextDecoder();
       let text = '';
       for await (const chunk of response.body) {
         clearTimeout(idle);
         idle = setTimeout(abort, IDLE_MS);
-        text += decoder.decode(chunk, { stream: true }).replaceAll('\r\n', '\n');
+        text = (text + decoder.decode(chunk, { stream: true })).replaceAll('\r\n', '\n');
         for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
           apply(text.slice(0, end));
           text = text.slice(end + 2);
         }
+        if (text.length > MAX_EVENT) throw new Error('an event too long');
       }
     } finally {
       clearTimeout(idle);
       closing.signal.removeEventListener('abort', abort);
     }
   };
+  // The feed from what is kept of it (every end whose tokens may live),
+  // then each end as it is committed, resumed after the last cursor.
   (async () => {
     let backoff = 100;
     while (!closing.signal.aborted) {
@@ -128,6 +125,15 @@ export async function createVerifier({
       backoff = Math.min(backoff * 2, 5_000);
     }
   })();
+  const timer = setTimeout(() => failed(new Error('the revocation feed did not catch up within 10 s')), START_WITHIN_MS);
+  try {
+    await started;
+  } catch (error) {
+    closing.abort();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 
   return {
     /** The claims, or throws (`Refused` for an ended session or a silent feed, jose's errors otherwise). */
@@ -137,10 +143,11 @@ export async function createVerifier({
         audience,
         typ: 'at+jwt',
         algorithms: ['ES256', 'RS256'],
-        clockTolerance: leewaySeconds,
+        clockTolerance: leeway,
         requiredClaims: ['sub', 'sid', 'exp'],
       });
-      if (Date.now() - completeAt > maxSilenceMs) throw new Refused('the revocation feed has been silent too long');
+      // Written so that anything not a number refuses too.
+      if (!(Date.now() - completeAt <= maxSilenceMs)) throw new Refused('the revocation feed has been silent too long');
       if (ended.has(payload.sid)) throw new Refused('its session has ended');
       return payload;
     },

@@ -40,10 +40,11 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
 /// Where the keys are, for libraries that discover them.
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     let issuer = state.auth.config.public_url.trim_end_matches('/').to_owned();
+    let algorithms: Vec<&str> = keys::algorithms(&state.auth).iter().map(|alg| alg.as_str()).collect();
     let body = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": [],
         "response_types_supported": [],
         "subject_types_supported": ["public"],

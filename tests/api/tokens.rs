@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use domain::access::keys;
+use domain::access::{Alg, keys};
 use entity::signing_keys;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -35,6 +35,7 @@ both_backends!(
     the_revocation_feed_streams_each_end_and_resumes_after_a_drop,
     an_instance_reads_the_keys_once_per_reload_interval,
     the_feed_reads_past_pages_of_other_events,
+    an_rs256_audience_gets_rsa_signed_tokens_from_keys_of_their_own,
 );
 
 async fn mint(app: &TestApp, session: &str) -> String {
@@ -162,7 +163,7 @@ async fn the_key_set_is_cacheable_and_discoverable(app: TestApp) {
         ("EC".into(), "P-256".into(), "sig".into())
     );
     assert!(key.get("d").is_none(), "never the private part");
-    keys::rotate(&app.state.auth).await.unwrap().expect("a new key");
+    keys::rotate(&app.state.auth, Alg::Es256).await.unwrap().expect("a new key");
     let changed = app.get("/.well-known/jwks.json").header("if-none-match", &tag).send().await;
     assert_eq!(changed.status, 200, "a new key, a new tag");
     let discovery = app.get("/.well-known/openid-configuration").send().await;
@@ -177,7 +178,7 @@ async fn the_key_set_is_cacheable_and_discoverable(app: TestApp) {
 async fn a_rotated_key_is_published_before_it_signs_and_kept_until_its_tokens_expire(app: TestApp) {
     let (session, _) = app.register("rotate@example.com", PW).await;
     let old = str_of(&part(&mint(&app, &session).await, 0)["kid"]);
-    let new = keys::rotate(&app.state.auth).await.unwrap().expect("a new key");
+    let new = keys::rotate(&app.state.auth, Alg::Es256).await.unwrap().expect("a new key");
     assert_eq!(kids(&jwks(&app).await), [new.clone(), old.clone()], "published at once");
     assert_eq!(str_of(&part(&mint(&app, &session).await, 0)["kid"]), old, "not signing yet");
     let lead = chrono::Duration::from_std(keys::PUBLISH_LEAD).unwrap();
@@ -229,11 +230,12 @@ async fn instances_making_or_rotating_keys_together_make_one(app: TestApp) {
     a.unwrap();
     b.unwrap();
     assert_eq!(app.count(signing_keys::Entity).await, 1);
-    let (a, b) = tokio::join!(keys::rotate(&app.state.auth), keys::rotate(&other.auth));
+    let (a, b) =
+        tokio::join!(keys::rotate(&app.state.auth, Alg::Es256), keys::rotate(&other.auth, Alg::Es256));
     let made = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
     assert_eq!(made, 1, "one of the two rotations added the key");
     assert_eq!(app.count(signing_keys::Entity).await, 2);
-    assert_eq!(keys::rotate(&app.state.auth).await.unwrap(), None, "one rotation at a time");
+    assert_eq!(keys::rotate(&app.state.auth, Alg::Es256).await.unwrap(), None, "one rotation at a time");
     let rows = signing_keys::Entity::find().all(app.db()).await.unwrap();
     assert!(!format!("{rows:?}").contains(&rows[0].private_key), "no key material in Debug");
 }
@@ -457,4 +459,67 @@ async fn the_feed_reads_past_pages_of_other_events(app: TestApp) {
         assert_eq!(entries.len(), 1, "after {after:?}: {entries:?}");
         assert_eq!(entries[0]["sub"], user_id.as_str());
     }
+}
+
+/// An audience listed in `AUTHGATE_JWT_RS256_AUDIENCES` (verifiers that
+/// take only RSA) gets RS256 tokens from an RSA key of its own, published
+/// beside the ES256 key; PyJWT and the verifier crate verify them, pinned
+/// to RS256. The two algorithms rotate apart.
+async fn an_rs256_audience_gets_rsa_signed_tokens_from_keys_of_their_own(app: TestApp) {
+    const RSA_AUD: &str = "https://gateway.example.com";
+    let app = app
+        .sibling(|c| {
+            c.jwt_audiences.push(RSA_AUD.into());
+            c.jwt_rs256_audiences = vec![RSA_AUD.into()];
+        })
+        .await;
+    let (session, user_id) = app.register("rsa@example.com", PW).await;
+    let reply = app.authed(&session, TOKEN, json!({ "audience": RSA_AUD })).await;
+    let rsa_token = str_of(&reply.body["data"]["accessToken"]["token"]);
+    let header = part(&rsa_token, 0);
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("RS256"), Some("at+jwt")));
+    let es_token = mint(&app, &session).await;
+    assert_eq!(part(&es_token, 0)["alg"], "ES256", "the other audiences keep ES256");
+    let set = jwks(&app).await;
+    let rsa_key =
+        set["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("published");
+    assert_eq!((rsa_key["kty"].as_str(), rsa_key["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    assert!(rsa_key.get("d").is_none(), "never the private part");
+    assert_eq!(kids(&set).len(), 2);
+    let discovery = app.get("/.well-known/openid-configuration").send().await;
+    assert_eq!(discovery.body["id_token_signing_alg_values_supported"], json!(["ES256", "RS256"]));
+
+    let addr = crate::subscriptions::serve(&app).await;
+    let issuer = app.state.auth.config.public_url.trim_end_matches('/').to_owned();
+    let clock = app.clock.clone();
+    let verifier = authgate_verify::Verifier::start(
+        authgate_verify::Config::new(format!("http://{addr}"), RSA_AUD)
+            .issuer(&issuer)
+            .service_key(SERVICE_KEY)
+            .clock(move || domain::clock::Clock::now(&clock).timestamp()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verifier.verify(&rsa_token).await.expect("verifies RS256").sub, user_id);
+    // The RSA key's token relabelled ES256: the key is pinned to RS256.
+    let mut parts: Vec<String> = rsa_token.split('.').map(str::to_owned).collect();
+    let mut relabelled = header.clone();
+    relabelled["alg"] = json!("ES256");
+    parts[0] = URL_SAFE_NO_PAD.encode(relabelled.to_string());
+    assert_eq!(
+        verifier.verify(&parts.join(".")).await.unwrap_err(),
+        authgate_verify::Refused::Algorithm("ES256".into())
+    );
+
+    // Each algorithm rotates on its own.
+    let new_rsa = keys::rotate(&app.state.auth, Alg::Rs256).await.unwrap().expect("a new RSA key");
+    assert_eq!(keys::rotate(&app.state.auth, Alg::Rs256).await.unwrap(), None, "one RSA rotation at a time");
+    assert!(keys::rotate(&app.state.auth, Alg::Es256).await.unwrap().is_some(), "ES256 rotates apart");
+    let listed = keys::list(&app.state.auth).await.unwrap();
+    let algs: Vec<(&str, &str)> = listed.iter().map(|(k, s)| (k.alg.as_str(), s.as_str())).collect();
+    assert_eq!(algs.iter().filter(|(alg, _)| *alg == "RS256").count(), 2);
+    assert!(listed.iter().any(|(k, s)| k.kid == new_rsa && s.as_str() == "next"));
+    let skew = (app.clock_now() - chrono::Utc::now()).num_seconds().abs() + 5;
+    let Some(verdict) = pyjwt(&jwks(&app).await, &rsa_token, &issuer, RSA_AUD, skew) else { return };
+    assert_eq!(verdict.expect("PyJWT verifies the RS256 token")["sub"], user_id.as_str());
 }

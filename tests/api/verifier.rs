@@ -16,7 +16,7 @@ use std::{
 
 use authgate_verify::{Config, Refused, StartError, Verifier};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use domain::access::keys;
+use domain::access::{Alg, keys};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -79,7 +79,11 @@ async fn our_tokens_pass_the_verifier_and_those_of_ended_sessions_do_not(app: Te
     let app = app.sibling(|c| c.jwt_audiences.push(OTHER_AUD.into())).await;
     let addr = serve(&app).await;
     let (session, user_id) = app.register("verified@example.com", PW).await;
+    let starting = std::time::Instant::now();
     let verifier = Verifier::start(config(&app, addr)).await.expect("the verifier starts");
+    // Current as soon as it has caught up: the feed says so at once, not
+    // at its next 5-second heartbeat.
+    assert!(starting.elapsed() < Duration::from_secs(3), "started in {:?}", starting.elapsed());
     let token = mint_for(&app, &session, AUD).await;
     let claims = verifier.verify(&token).await.expect("our token passes");
     assert_eq!((claims.sub.as_str(), claims.acr.as_deref()), (user_id.as_str(), Some("1")));
@@ -94,12 +98,20 @@ async fn our_tokens_pass_the_verifier_and_those_of_ended_sessions_do_not(app: Te
     forged["sub"] = json!(uuid::Uuid::new_v4().to_string());
     parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
     assert_eq!(verifier.verify(&parts.join(".")).await.unwrap_err(), Refused::Signature);
-    let clock = app.clock.clone();
+    // The same verifier later (it checked the signature once): expired
+    // past `exp` and the leeway, to the second.
+    let (clock, ahead) = (app.clock.clone(), std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0)));
+    let moved = ahead.clone();
     let later = Verifier::start(
-        config(&app, addr).clock(move || domain::clock::Clock::now(&clock).timestamp() + 300 + 61),
+        config(&app, addr)
+            .clock(move || domain::clock::Clock::now(&clock).timestamp() + moved.load(Ordering::SeqCst)),
     )
     .await
     .unwrap();
+    assert!(later.verify(&token).await.is_ok());
+    ahead.store(300 + 60, Ordering::SeqCst);
+    assert!(later.verify(&token).await.is_ok(), "within the leeway");
+    ahead.store(300 + 61, Ordering::SeqCst);
     assert_eq!(later.verify(&token).await.unwrap_err(), Refused::Expired, "past exp and the leeway");
 
     // Ended sessions: a sign-out, and a password change ending the others.
@@ -176,7 +188,7 @@ async fn the_verifier_follows_rotations_and_refuses_a_revoked_keys_tokens(app: T
     let verifier = Verifier::start(config(&app, addr)).await.unwrap();
     let first_kids = verifier.kids();
     assert_eq!(first_kids.len(), 1);
-    let new = keys::rotate(&app.state.auth).await.unwrap().expect("a new key");
+    let new = keys::rotate(&app.state.auth, Alg::Es256).await.unwrap().expect("a new key");
     app.clock.advance(chrono::Duration::from_std(keys::PUBLISH_LEAD).unwrap() + chrono::Duration::seconds(1));
     let after = mint_for(&app, &session, AUD).await;
     assert!(verifier.verify(&after).await.is_ok(), "the new key's first token");
@@ -293,14 +305,21 @@ async fn a_held_back_end_shows_as_the_heartbeats_lag() {
         let mut open = sqlx::PgConnection::connect(app.database_url()).await.unwrap();
         sqlx::Executor::execute(&mut open, "BEGIN; SELECT pg_current_xact_id();").await.unwrap();
         app.authed(&session, LOGOUT, json!({})).await;
-        let mut text = String::new();
+        let signed_out = std::time::Instant::now();
+        // The heartbeat after the catch-up, then the one 5 s later.
+        let (mut text, mut seen) = (String::new(), 0);
         let heartbeat = loop {
             let chunk = tokio::time::timeout(Duration::from_secs(8), response.chunk()).await.unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the stream goes on")));
             assert!(!text.contains("event: revocation"), "held back: {text}");
-            if let Some(at) = text.find("event: heartbeat\ndata: ") {
-                let data = &text[at + 23..];
-                break serde_json::from_str::<Value>(&data[..data.find('\n').unwrap()]).unwrap();
+            let beats: Vec<&str> = text.split("event: heartbeat\ndata: ").skip(1).collect();
+            if beats.len() > seen {
+                seen = beats.len();
+                let data = beats[seen - 1];
+                let beat = serde_json::from_str::<Value>(&data[..data.find('\n').unwrap()]).unwrap();
+                if signed_out.elapsed() >= Duration::from_secs(4) {
+                    break beat;
+                }
             }
         };
         let lag = heartbeat["lagMs"].as_u64().unwrap();

@@ -1,7 +1,7 @@
 """Verifies an authgate access token with PyJWT (an independent JWT
 library), the way a Python service would: the key chosen by the token's
-`kid` from the JWK Set, ES256 only, `typ` at+jwt, issuer and audience
-checked. Prints the claims as JSON, or `refused: <reason>` and exits 1.
+`kid` from the JWK Set, with that key's own algorithm (ES256 or RS256
+only), `typ` at+jwt, issuer and audience checked. Prints the claims as JSON, or `refused: <reason>` and exits 1.
 
     python3 verify.py <jwks.json file> <token> <issuer> <audience> [leeway seconds]
 
@@ -24,10 +24,12 @@ try:
     key = next((k for k in keys.keys if k.key_id == header.get("kid")), None)
     if key is None:
         raise jwt.InvalidTokenError("unknown kid")
+    if key.algorithm_name not in ("ES256", "RS256"):
+        raise jwt.InvalidTokenError(f"the key's algorithm {key.algorithm_name} is not accepted")
     claims = jwt.decode(
         token,
         key.key,
-        algorithms=["ES256"],
+        algorithms=[key.algorithm_name],
         audience=audience,
         issuer=issuer,
         leeway=leeway,

@@ -64,10 +64,13 @@ impl IntoResponse for Refused {
         let (status, challenge) = match &self {
             Refused::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Refused::Missing => (StatusCode::UNAUTHORIZED, Some("Bearer".to_owned())),
-            other => (
-                StatusCode::UNAUTHORIZED,
-                Some(format!("Bearer error=\"invalid_token\", error_description=\"{other}\"")),
-            ),
+            other => {
+                // A quoted-string (RFC 9110): no quote or backslash inside.
+                let description = other.to_string().replace(['"', '\\'], "'");
+                let challenge =
+                    format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+                (StatusCode::UNAUTHORIZED, Some(challenge))
+            }
         };
         let mut response = (status, self.to_string()).into_response();
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -1,9 +1,11 @@
-//! The revocation feed: the sessions that ended, read once as pages at
-//! start (everything whose tokens may still be alive), then followed as a
-//! stream from the last cursor, reconnecting after a drop without missing
-//! an entry. The feed says when it was last known complete (each entry,
-//! each heartbeat, less any lag the server reports); past `max_silence`
-//! the verifier refuses every token.
+//! The revocation feed, followed as a stream: what is kept of it first
+//! (every session that ended while its tokens may live), then each end as
+//! it is committed; after a drop it resumes from the last cursor and misses
+//! nothing. Only a heartbeat says how current the verifier is: authgate
+//! sends one as soon as a catch-up is done and every 5 s when quiet, with
+//! its lag (`lagMs`: every end older than that has been sent). An entry
+//! says nothing of what may still be held back behind it. Past
+//! `max_silence` since the last point known complete, every token is refused.
 
 use std::{
     collections::HashMap,
@@ -22,9 +24,21 @@ pub(crate) struct State {
     /// Ended sessions, with when their last token expires (Unix seconds).
     ended: RwLock<HashMap<String, i64>>,
     cursor: Mutex<Option<String>>,
-    /// Milliseconds after `epoch` when the feed was last known complete.
+    /// Milliseconds after `epoch` when the feed was last known complete
+    /// (0: never yet).
     heard: AtomicU64,
     epoch: Instant,
+    /// Until the first heartbeat: why the feed could not be followed yet.
+    pub(crate) start: tokio::sync::watch::Sender<Start>,
+}
+
+/// How following the feed began.
+#[derive(Clone, Debug)]
+pub(crate) enum Start {
+    Trying(Option<String>),
+    /// A refusal that trying again will not change (a wrong service key).
+    Refused(String),
+    Ready,
 }
 
 /// One entry of the feed.
@@ -37,25 +51,17 @@ struct Entry {
 }
 
 #[derive(Deserialize)]
-struct Page {
-    entries: Vec<Entry>,
-    next: String,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Heartbeat {
     next: String,
     /// How far behind the server's feed stands (a transaction holding it
-    /// back): the feed is complete only up to that long ago.
-    #[serde(default)]
+    /// back, a database it cannot read): complete only up to that long ago.
     lag_ms: u64,
 }
 
-/// A page at most (the server's own cap).
-const PAGE: usize = 1000;
 /// No byte at all for this long (heartbeats come every 5 s): the
-/// connection is dead even if the socket does not say so.
+/// connection is dead even if the socket does not say so. Also the most a
+/// connection may take to answer.
 const IDLE: Duration = Duration::from_secs(15);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MOST: Duration = Duration::from_secs(5);
@@ -69,6 +75,7 @@ impl State {
             cursor: Mutex::default(),
             heard: AtomicU64::new(0),
             epoch: Instant::now(),
+            start: tokio::sync::watch::channel(Start::Trying(None)).0,
         }
     }
 
@@ -86,14 +93,19 @@ impl State {
         self.epoch.elapsed().saturating_sub(heard)
     }
 
-    /// The feed was complete `lag` ago.
+    /// The feed was complete `lag` ago. An older statement than one heard
+    /// before changes nothing.
     fn heard(&self, lag: Duration) {
         let at = self.epoch.elapsed().saturating_sub(lag).as_millis() as u64;
         self.heard.fetch_max(at, Ordering::AcqRel);
     }
 
     fn add(&self, entry: Entry) {
-        self.ended.write().unwrap_or_else(|e| e.into_inner()).insert(entry.sid, entry.expires_at.timestamp());
+        let expires = entry.expires_at.timestamp();
+        let mut ended = self.ended.write().unwrap_or_else(|e| e.into_inner());
+        let kept = ended.entry(entry.sid).or_insert(expires);
+        *kept = (*kept).max(expires);
+        drop(ended);
         *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(entry.cursor);
     }
 
@@ -113,50 +125,6 @@ pub(crate) fn url_of(base: &str) -> String {
     format!("{base}/revocations")
 }
 
-fn request(inner: &Inner) -> reqwest::RequestBuilder {
-    let key = inner.config.service_key.as_deref().unwrap_or_default();
-    inner.http.get(url_of(&inner.config.url)).bearer_auth(key)
-}
-
-/// Reads every page after the cursor (from the start of what is kept
-/// without one): on return the verifier knows every session that ended
-/// while its tokens may still be alive.
-pub(crate) async fn catch_up(inner: &Inner) -> Result<(), String> {
-    loop {
-        let mut query = vec![("limit", PAGE.to_string())];
-        if let Some(cursor) = inner.feed.cursor() {
-            query.push(("after", cursor));
-        }
-        let response = request(inner)
-            .query(&query)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        if !response.status().is_success() {
-            return Err(refusal(response.status()));
-        }
-        let body = response.bytes().await.map_err(|e| e.without_url().to_string())?;
-        let page: Page = serde_json::from_slice(&body).map_err(|_| "not a page of the feed".to_owned())?;
-        let full = page.entries.len() >= PAGE;
-        for entry in page.entries {
-            inner.feed.add(entry);
-        }
-        inner.feed.at(page.next);
-        if !full {
-            inner.feed.heard(Duration::ZERO);
-            return Ok(());
-        }
-    }
-}
-
-fn refusal(status: reqwest::StatusCode) -> String {
-    match status.as_u16() {
-        401 => "the service key was refused (AUTHGATE_SERVICE_KEYS)".to_owned(),
-        _ => format!("answered {status}"),
-    }
-}
-
 /// Follows the stream for as long as the verifier lives, reconnecting
 /// from the last cursor (with a growing pause while it cannot).
 pub(crate) async fn follow(inner: Weak<Inner>) {
@@ -166,10 +134,31 @@ pub(crate) async fn follow(inner: Weak<Inner>) {
             Ok(Heard::Gone) => return,
             Ok(Heard::Something) => backoff = BACKOFF_FIRST,
             Ok(Heard::Nothing) => {}
-            Err(reason) => tracing::warn!(%reason, "authgate's revocation feed dropped; reconnecting"),
+            Err(failure) => {
+                let Some(inner) = inner.upgrade() else { return };
+                let start = &inner.feed.start;
+                if matches!(*start.borrow(), Start::Ready) {
+                    tracing::warn!(reason = %failure.reason, "authgate's revocation feed dropped; reconnecting");
+                } else if failure.permanent {
+                    start.send_replace(Start::Refused(failure.reason));
+                } else {
+                    start.send_replace(Start::Trying(Some(failure.reason)));
+                }
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MOST);
+    }
+}
+
+struct Failure {
+    reason: String,
+    permanent: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure { reason, permanent: false }
     }
 }
 
@@ -181,22 +170,36 @@ enum Heard {
 }
 
 /// One connection: opened after the cursor, read until it ends.
-async fn listen(weak: &Weak<Inner>) -> Result<Heard, String> {
+async fn listen(weak: &Weak<Inner>) -> Result<Heard, Failure> {
     let Some(inner) = weak.upgrade() else { return Ok(Heard::Gone) };
-    let mut request = request(&inner).header(reqwest::header::ACCEPT, "text/event-stream");
+    let key = inner.config.service_key.as_deref().unwrap_or_default();
+    let mut request = inner
+        .http
+        .get(url_of(&inner.config.url))
+        .bearer_auth(key)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
     if let Some(cursor) = inner.feed.cursor() {
         request = request.header("last-event-id", cursor);
     }
     drop(inner);
-    let mut response = request.send().await.map_err(|e| e.without_url().to_string())?;
-    if !response.status().is_success() {
-        return Err(refusal(response.status()));
+    let mut response = match tokio::time::timeout(IDLE, request.send()).await {
+        Err(_) => return Err("no answer within 15 s".to_owned().into()),
+        Ok(sent) => sent.map_err(|e| e.without_url().to_string())?,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let permanent = matches!(status.as_u16(), 400 | 401 | 403 | 404);
+        let reason = match status.as_u16() {
+            401 => "the service key was refused (AUTHGATE_SERVICE_KEYS)".to_owned(),
+            _ => format!("answered {status}"),
+        };
+        return Err(Failure { reason, permanent });
     }
     let mut heard = Heard::Nothing;
     let mut text = String::new();
     loop {
         let chunk = match tokio::time::timeout(IDLE, response.chunk()).await {
-            Err(_) => return Err("silent for 15 s".to_owned()),
+            Err(_) => return Err("silent for 15 s".to_owned().into()),
             Ok(chunk) => chunk.map_err(|e| e.without_url().to_string())?,
         };
         let Some(chunk) = chunk else { return Ok(heard) };
@@ -209,7 +212,7 @@ async fn listen(weak: &Weak<Inner>) -> Result<Heard, String> {
             heard = Heard::Something;
         }
         if text.len() > MAX_EVENT {
-            return Err("an event too long".to_owned());
+            return Err("an event too long".to_owned().into());
         }
     }
 }
@@ -232,7 +235,6 @@ fn apply(inner: &Inner, event: &str) -> Result<(), String> {
             let entry: Entry =
                 serde_json::from_str(&data).map_err(|_| "an entry that is not JSON".to_owned())?;
             feed.add(entry);
-            feed.heard(Duration::ZERO);
         }
         "heartbeat" => {
             let beat: Heartbeat =
@@ -240,6 +242,8 @@ fn apply(inner: &Inner, event: &str) -> Result<(), String> {
             feed.at(beat.next);
             feed.heard(Duration::from_millis(beat.lag_ms));
             feed.prune((inner.config.clock)(), inner.config.leeway.as_secs() as i64);
+            feed.start
+                .send_if_modified(|start| !matches!(std::mem::replace(start, Start::Ready), Start::Ready));
         }
         _ => {}
     }

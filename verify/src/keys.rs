@@ -64,17 +64,31 @@ impl Key {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct KeySet {
     by_kid: HashMap<String, Arc<Key>>,
     etag: Option<String>,
     /// How long the set may be used before it is revalidated.
     max_age: Option<Duration>,
+    /// When authgate last said this is the set (fetched, or `304`).
+    validated: Instant,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet { by_kid: HashMap::new(), etag: None, max_age: None, validated: Instant::now() }
+    }
 }
 
 impl KeySet {
     pub(crate) fn get(&self, kid: &str) -> Option<Arc<Key>> {
         self.by_kid.get(kid).cloned()
+    }
+
+    /// Whether the set went unconfirmed for so long (authgate unreachable)
+    /// that a key it revoked meanwhile could still be trusted: then no
+    /// token is.
+    pub(crate) fn stale(&self) -> bool {
+        self.validated.elapsed() > self.max_age.unwrap_or(LONGEST).clamp(SHORTEST, LONGEST) + STALE_GRACE
     }
 
     pub(crate) fn kids(&self) -> Vec<String> {
@@ -92,7 +106,7 @@ impl KeySet {
             serde_json::from_slice(body).map_err(|_| "not a JSON key set".to_owned())?;
         let keys = set.get("keys").and_then(|k| k.as_array()).ok_or("no \"keys\" in the key set")?;
         let by_kid = keys.iter().filter_map(Key::from_jwk).map(|(kid, key)| (kid, Arc::new(key))).collect();
-        Ok(KeySet { by_kid, etag, max_age })
+        Ok(KeySet { by_kid, etag, max_age, validated: Instant::now() })
     }
 }
 
@@ -106,6 +120,8 @@ const LONGEST: Duration = Duration::from_secs(3600);
 const SHORTEST: Duration = Duration::from_secs(10);
 /// After a failed fetch, the next try.
 const RETRY: Duration = Duration::from_secs(10);
+/// How long past its lifetime an unconfirmed set is still used.
+const STALE_GRACE: Duration = Duration::from_secs(3600);
 
 /// The key set, or `None` when it has not changed since `etag`.
 pub(crate) async fn fetch(
@@ -143,8 +159,11 @@ fn max_age(cache_control: &str) -> Option<Duration> {
 /// Replaces the set with a newer one (kept when unchanged or unreachable).
 async fn reload(inner: &Inner) -> Result<(), String> {
     let etag = inner.keys.read().unwrap_or_else(|e| e.into_inner()).etag.clone();
-    if let Some(set) = fetch(&inner.http, &inner.config.url, etag.as_deref()).await? {
-        *inner.keys.write().unwrap_or_else(|e| e.into_inner()) = set;
+    let fetched = fetch(&inner.http, &inner.config.url, etag.as_deref()).await?;
+    let mut keys = inner.keys.write().unwrap_or_else(|e| e.into_inner());
+    match fetched {
+        Some(set) => *keys = set,
+        None => keys.validated = Instant::now(),
     }
     Ok(())
 }
@@ -173,16 +192,18 @@ pub(crate) async fn refresh(inner: Weak<Inner>) {
     }
 }
 
-/// Fetches the set for a kid it lacks, unless that was done within
-/// `refetch_every` (then the caller looks again and refuses). One fetch
-/// at a time: concurrent callers wait for it.
+/// Fetches the set for a kid it lacks, unless a fetch ended within
+/// `refetch_every` or while the caller waited (then it looks again and
+/// refuses). One fetch at a time: a queue of callers with made-up kids
+/// costs one fetch, however slow authgate is.
 pub(crate) async fn refetch_for_unknown(inner: &Inner) {
-    let mut last = inner.refetched.lock().await;
-    if last.is_some_and(|at| at.elapsed() < inner.config.refetch_every) {
+    let asked = Instant::now();
+    let mut ended = inner.refetched.lock().await;
+    if ended.is_some_and(|at| at >= asked || at.elapsed() < inner.config.refetch_every) {
         return;
     }
-    *last = Some(Instant::now());
     if let Err(reason) = reload(inner).await {
         tracing::warn!(%reason, "authgate's key set could not be fetched for an unknown kid");
     }
+    *ended = Some(Instant::now());
 }

@@ -85,7 +85,7 @@ impl Config {
             service_key: None,
             follow_revocations: true,
             leeway: Duration::from_secs(60),
-            max_silence: Duration::from_secs(300),
+            max_silence: Duration::from_secs(30),
             refetch_every: Duration::from_secs(2),
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
         }
@@ -111,15 +111,21 @@ impl Config {
         self
     }
 
-    /// How far `exp` and `nbf` may be off (clock skew): 60 s by default.
+    /// How far `exp` and `nbf` may be off (clock skew): 60 s by default and
+    /// at most (authgate keeps a session's end in the feed 60 s past its
+    /// tokens' lifetime; a verifier starting later with more leeway would
+    /// accept a token whose end it never heard of).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.leeway = leeway.min(Duration::from_secs(60));
         self
     }
 
-    /// How long the feed may be silent (no entry, no heartbeat) before
-    /// every token is refused: authgate's `AUTHGATE_JWT_TTL` (5 minutes
-    /// by default, as here).
+    /// How long the feed may go without saying it is current (heartbeats
+    /// come every 5 s, less the lag it reports) before every token is
+    /// refused: 30 s by default. A revocation missed while the feed is
+    /// cut costs at most this; so does an outage of authgate, in refusals.
+    /// It should stay below authgate's `AUTHGATE_JWT_TTL` (5 minutes),
+    /// past which the feed adds nothing to a token's own expiry.
     pub fn max_silence(mut self, silence: Duration) -> Self {
         self.max_silence = silence;
         self
@@ -148,7 +154,7 @@ pub enum Refused {
     Missing,
     #[error("not a JWT: {0}")]
     Malformed(&'static str),
-    #[error("algorithm {0:?} is not accepted")]
+    #[error("algorithm {0} is not accepted")]
     Algorithm(String),
     #[error("typ must be at+jwt")]
     Type,
@@ -195,16 +201,44 @@ struct Inner {
     config: Config,
     http: reqwest::Client,
     keys: RwLock<keys::KeySet>,
-    /// When the key set was last fetched for an unknown kid (one at a time).
+    /// When the last fetch of the key set for an unknown kid ended (one at a time).
     refetched: tokio::sync::Mutex<Option<Instant>>,
     feed: feed::State,
+    /// Tokens whose signature was checked: their kid, the key, the claims.
+    seen: RwLock<Seen>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
+
+type Seen = std::collections::HashMap<String, (String, Arc<keys::Key>, Arc<Claims>)>;
+/// Tokens remembered at most.
+const SEEN: usize = 4096;
 
 impl Drop for Inner {
     fn drop(&mut self) {
         for task in self.tasks.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
             task.abort();
+        }
+    }
+}
+
+/// How long `start` waits for the feed to catch up.
+const START_WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits until the feed has caught up (its first heartbeat), a refusal
+/// that will not change, or `START_WITHIN`.
+async fn ready(inner: &Inner) -> Result<(), StartError> {
+    let fail = |reason: String| StartError::Feed { url: feed::url_of(&inner.config.url), reason };
+    let mut start = inner.feed.start.subscribe();
+    let settled = start.wait_for(|s| !matches!(s, feed::Start::Trying(_)));
+    let state = match tokio::time::timeout(START_WITHIN, settled).await {
+        Ok(Ok(state)) => state.clone(),
+        _ => inner.feed.start.borrow().clone(),
+    };
+    match state {
+        feed::Start::Ready => Ok(()),
+        feed::Start::Refused(reason) => Err(fail(reason)),
+        feed::Start::Trying(reason) => {
+            Err(fail(format!("not caught up within 10 s ({})", reason.as_deref().unwrap_or("no answer yet"))))
         }
     }
 }
@@ -229,34 +263,45 @@ impl Verifier {
             keys: RwLock::new(set),
             refetched: tokio::sync::Mutex::new(None),
             feed: feed::State::new(),
+            seen: RwLock::default(),
             tasks: Mutex::new(Vec::new()),
             http,
             config,
         });
         let mut tasks = vec![tokio::spawn(keys::refresh(Arc::downgrade(&inner))).abort_handle()];
         if inner.config.follow_revocations {
-            feed::catch_up(&inner)
-                .await
-                .map_err(|reason| StartError::Feed { url: feed::url_of(&inner.config.url), reason })?;
             tasks.push(tokio::spawn(feed::follow(Arc::downgrade(&inner))).abort_handle());
         }
         *inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        if inner.config.follow_revocations {
+            ready(&inner).await?;
+        }
         Ok(Verifier { inner })
     }
 
     /// The token's claims if it passes every check (see the crate's docs).
     pub async fn verify(&self, token: &str) -> Result<Claims, Refused> {
         let inner = &self.inner;
-        let parsed = token::Parsed::new(token)?;
-        let key = match self.key(&parsed.header.kid) {
-            Some(key) => key,
+        let claims = match self.seen(token) {
+            Some(claims) => claims,
             None => {
-                keys::refetch_for_unknown(inner).await;
-                self.key(&parsed.header.kid).ok_or(Refused::UnknownKey)?
+                let parsed = token::Parsed::new(token)?;
+                let key = match self.key(&parsed.header.kid) {
+                    Some(key) => key,
+                    None => {
+                        keys::refetch_for_unknown(inner).await;
+                        self.key(&parsed.header.kid).ok_or(Refused::UnknownKey)?
+                    }
+                };
+                let claims = Arc::new(parsed.claims(&key, &inner.config)?);
+                self.remember(token, parsed.header.kid, key, claims.clone());
+                claims
             }
         };
-        let now = (inner.config.clock)();
-        let claims = parsed.check(&key, &inner.config, now)?;
+        token::check_times(&claims, &inner.config, (inner.config.clock)())?;
+        if inner.keys.read().unwrap_or_else(|e| e.into_inner()).stale() {
+            return Err(Refused::Unavailable("the key set could not be revalidated for too long"));
+        }
         if inner.config.follow_revocations {
             if inner.feed.silent_for() > inner.config.max_silence {
                 return Err(Refused::Unavailable("the revocation feed has been silent too long"));
@@ -265,7 +310,28 @@ impl Verifier {
                 return Err(Refused::SessionEnded);
             }
         }
-        Ok(claims)
+        Ok(Claims::clone(&claims))
+    }
+
+    /// The claims of `token` if its signature was checked before with the
+    /// key the set still holds under its kid (the same bytes verify the
+    /// same way): a service sees each token many times, and the signature
+    /// is most of a verification's cost.
+    fn seen(&self, token: &str) -> Option<Arc<Claims>> {
+        let seen = self.inner.seen.read().unwrap_or_else(|e| e.into_inner());
+        let (kid, key, claims) = seen.get(token)?;
+        let current = self.key(kid)?;
+        Arc::ptr_eq(key, &current).then(|| claims.clone())
+    }
+
+    fn remember(&self, token: &str, kid: String, key: Arc<keys::Key>, claims: Arc<Claims>) {
+        let mut seen = self.inner.seen.write().unwrap_or_else(|e| e.into_inner());
+        // Bounded: full, it starts over (tokens live minutes; the next
+        // request of each re-checks its signature once).
+        if seen.len() >= SEEN {
+            seen.clear();
+        }
+        seen.insert(token.to_owned(), (kid, key, claims));
     }
 
     fn key(&self, kid: &str) -> Option<Arc<keys::Key>> {

@@ -93,7 +93,9 @@ impl<'a> Parsed<'a> {
         let header: Header = serde_json::from_slice(&decode(header)?)
             .map_err(|_| Refused::Malformed("the header is not JSON"))?;
         if !ALGORITHMS.contains(&header.alg.as_str()) {
-            return Err(Refused::Algorithm(header.alg.chars().take(16).collect()));
+            // Named in the refusal: letters and digits only, 16 at most.
+            let alg = header.alg.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+            return Err(Refused::Algorithm(alg));
         }
         if header.crit.is_some() {
             return Err(Refused::Malformed("a critical extension"));
@@ -107,8 +109,9 @@ impl<'a> Parsed<'a> {
     }
 
     /// The claims, if `key` signed them with its own algorithm and they
-    /// are for this issuer and audience at `now` (Unix seconds).
-    pub(crate) fn check(&self, key: &Key, config: &Config, now: i64) -> Result<Claims, Refused> {
+    /// are for this issuer and audience (what stays true of these bytes;
+    /// the times are `check_times`).
+    pub(crate) fn claims(&self, key: &Key, config: &Config) -> Result<Claims, Refused> {
         if key.alg != self.header.alg {
             return Err(Refused::Algorithm(self.header.alg.clone()));
         }
@@ -121,15 +124,28 @@ impl<'a> Parsed<'a> {
         if !claims.aud.contains(&config.audience) {
             return Err(Refused::Audience);
         }
-        let leeway = config.leeway.as_secs() as i64;
-        if now > claims.exp.saturating_add(leeway) {
-            return Err(Refused::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
-            return Err(Refused::NotYetValid);
-        }
         Ok(claims)
     }
+
+    /// `claims` and `check_times` at `now` (Unix seconds).
+    #[cfg(test)]
+    pub(crate) fn check(&self, key: &Key, config: &Config, now: i64) -> Result<Claims, Refused> {
+        let claims = self.claims(key, config)?;
+        check_times(&claims, config, now)?;
+        Ok(claims)
+    }
+}
+
+/// `exp` and `nbf` at `now` (Unix seconds), with the leeway.
+pub(crate) fn check_times(claims: &Claims, config: &Config, now: i64) -> Result<(), Refused> {
+    let leeway = config.leeway.as_secs() as i64;
+    if now > claims.exp.saturating_add(leeway) {
+        return Err(Refused::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        return Err(Refused::NotYetValid);
+    }
+    Ok(())
 }
 
 fn decode(part: &str) -> Result<Vec<u8>, Refused> {

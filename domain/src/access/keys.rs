@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use entity::signing_keys::{self, Column};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 
-use super::jwt::Signer;
+use super::jwt::{Alg, Signer};
 use crate::{AuthContext, error::AuthError, keys::Resealed};
 
 /// How often an instance reads the keys again (a rotation or revocation
@@ -30,12 +30,11 @@ pub const PUBLISH_LEAD: Duration = Duration::from_secs(300 + 2 * 10);
 /// Clock skew allowed to verifiers: a retired key stays this much longer.
 pub const LEEWAY: Duration = Duration::from_secs(60);
 
-const ES256: &str = "ES256";
-
 /// One key as this instance holds it.
 #[derive(Clone, Debug)]
 pub struct Key {
     pub kid: String,
+    pub alg: Alg,
     pub generation: i32,
     pub created_at: DateTime<Utc>,
     pub signs_from: DateTime<Utc>,
@@ -89,16 +88,19 @@ impl Ring {
     /// A key that began signing retires every older key from then on, even
     /// if it was revoked later: revoking the signer never brings an older
     /// key back (that one may be the most exposed); `signer` makes a new one.
+    /// Each algorithm's keys are a chain of their own.
     fn states(&self, now: DateTime<Utc>, afterlife: chrono::Duration) -> Vec<(&Key, State)> {
-        // The earliest start among newer keys that did sign: when each older key retired.
-        let mut newer_start: Option<DateTime<Utc>> = None;
+        // Per algorithm, the earliest start among newer keys that did sign:
+        // when each older key retired.
+        let mut newer_starts: [Option<DateTime<Utc>>; Alg::ALL.len()] = Default::default();
         let mut states = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
+            let newer_start = &mut newer_starts[key.alg as usize];
             let state = if key.revoked_at.is_some() {
                 State::Revoked
             } else if key.signs_from > now {
                 State::Next
-            } else if let Some(retired) = newer_start {
+            } else if let Some(retired) = *newer_start {
                 if now < retired + afterlife { State::Retired } else { State::Gone }
             } else {
                 State::Signing
@@ -106,11 +108,18 @@ impl Ring {
             let signed =
                 key.signs_from <= now && key.revoked_at.is_none_or(|revoked| key.signs_from <= revoked);
             if signed {
-                newer_start = Some(newer_start.map_or(key.signs_from, |start| start.min(key.signs_from)));
+                *newer_start = Some(newer_start.map_or(key.signs_from, |start| start.min(key.signs_from)));
             }
             states.push((key, state));
         }
         states
+    }
+}
+
+impl Ring {
+    /// The generation after `alg`'s newest.
+    fn next_generation(&self, alg: Alg) -> i32 {
+        self.keys.iter().filter(|k| k.alg == alg).map(|k| k.generation + 1).max().unwrap_or(1)
     }
 }
 
@@ -147,22 +156,21 @@ impl KeyRing {
 }
 
 async fn read(auth: &AuthContext) -> Result<Ring, AuthError> {
-    let rows = signing_keys::Entity::find()
-        .filter(Column::Alg.eq(ES256))
-        .order_by_desc(Column::Generation)
-        .all(&auth.db)
-        .await?;
+    let rows = signing_keys::Entity::find().order_by_desc(Column::Generation).all(&auth.db).await?;
     let keys = rows
         .into_iter()
-        .map(|row| {
+        // A key of an algorithm this version does not know is left alone.
+        .filter_map(|row| Some((Alg::parse(&row.alg)?, row)))
+        .map(|(alg, row)| {
             let signer = auth
                 .keys
                 .sealer
                 .open(&row.private_key, row.kid.as_bytes())
                 .ok()
-                .and_then(|(pkcs8, _)| Signer::from_pkcs8(&pkcs8).ok())
+                .and_then(|(pkcs8, _)| Signer::from_pkcs8(alg, &pkcs8).ok())
                 .map(Arc::new);
             Key {
+                alg,
                 jwk: serde_json::from_str(&row.public_jwk).unwrap_or_default(),
                 kid: row.kid,
                 generation: row.generation,
@@ -176,12 +184,15 @@ async fn read(auth: &AuthContext) -> Result<Ring, AuthError> {
     Ok(Ring { read_at: Some(auth.clock.now()), keys })
 }
 
-/// The key that signs now; made when there is none.
-pub(crate) async fn signer(auth: &AuthContext) -> Result<Arc<Signer>, AuthError> {
+/// The `alg` key that signs now; made when there is none.
+pub(crate) async fn signer(auth: &AuthContext, alg: Alg) -> Result<Arc<Signer>, AuthError> {
     for _ in 0..2 {
         let ring = auth.signing.fresh(auth).await?;
         let now = auth.clock.now();
-        let signing = ring.states(now, token_afterlife(auth)).into_iter().find(|(_, s)| *s == State::Signing);
+        let signing = ring
+            .states(now, token_afterlife(auth))
+            .into_iter()
+            .find(|(k, s)| k.alg == alg && *s == State::Signing);
         match signing {
             Some((key, _)) => {
                 let signer = key.signer.clone().ok_or_else(|| {
@@ -195,8 +206,7 @@ pub(crate) async fn signer(auth: &AuthContext) -> Result<Arc<Signer>, AuthError>
             None => {
                 // The generation after the newest read: instances that
                 // found none at once all add the same one, and one wins.
-                let next = ring.keys.first().map_or(1, |k| k.generation + 1);
-                add(auth, now, next).await?;
+                add(auth, alg, now, ring.next_generation(alg)).await?;
             }
         }
     }
@@ -219,10 +229,15 @@ pub(crate) fn token_afterlife(auth: &AuthContext) -> chrono::Duration {
 /// key's `kid`, or `None` when another made that generation first.
 async fn add(
     auth: &AuthContext,
+    alg: Alg,
     signs_from: DateTime<Utc>,
     generation: i32,
 ) -> Result<Option<String>, AuthError> {
-    let (pkcs8, signer) = Signer::generate().map_err(|e| AuthError::internal("making a signing key", e))?;
+    // An RSA key takes a while to make: off the request threads.
+    let made = tokio::task::spawn_blocking(move || Signer::generate(alg))
+        .await
+        .map_err(|e| AuthError::internal("making a signing key", e))?;
+    let (pkcs8, signer) = made.map_err(|e| AuthError::internal("making a signing key", e))?;
     let (kid, jwk) = (signer.kid().to_owned(), signer.public_jwk());
     let sealed = auth
         .keys
@@ -231,7 +246,7 @@ async fn add(
         .map_err(|e| AuthError::internal("sealing a signing key", e))?;
     let row = signing_keys::ActiveModel {
         kid: Set(kid.clone()),
-        alg: Set(ES256.to_owned()),
+        alg: Set(alg.as_str().to_owned()),
         generation: Set(generation),
         public_jwk: Set(jwk.to_string()),
         private_key: Set(sealed),
@@ -251,31 +266,40 @@ async fn add(
     auth.signing.forget();
     let added = matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n == 1);
     if added {
-        tracing::info!(%kid, generation, "signing key added");
+        tracing::info!(%kid, alg = alg.as_str(), generation, "signing key added");
     }
     Ok(added.then_some(kid))
 }
 
-/// Makes the first signing key when there is none (`authgate serve` at
-/// start-up; instances starting together make one).
-pub async fn ensure(auth: &AuthContext) -> Result<(), AuthError> {
-    signer(auth).await.map(|_| ())
+/// The algorithms this server signs with: ES256, and RS256 when some
+/// audience takes it (`AUTHGATE_JWT_RS256_AUDIENCES`).
+pub fn algorithms(auth: &AuthContext) -> Vec<Alg> {
+    let rsa = !auth.config.jwt_rs256_audiences.is_empty();
+    Alg::ALL.into_iter().filter(|alg| *alg == Alg::Es256 || rsa).collect()
 }
 
-/// A new key, published now and signing after `PUBLISH_LEAD` (the current
+/// Makes the first signing key of each algorithm in use when there is none
+/// (`authgate serve` at start-up; instances starting together make one).
+pub async fn ensure(auth: &AuthContext) -> Result<(), AuthError> {
+    for alg in algorithms(auth) {
+        signer(auth, alg).await?;
+    }
+    Ok(())
+}
+
+/// A new `alg` key, published now and signing after `PUBLISH_LEAD` (the current
 /// one signs until then). `None` when a rotation is already under way (a
 /// key published and not signing yet): instances or operators rotating at
 /// once rotate to one key.
-pub async fn rotate(auth: &AuthContext) -> Result<Option<String>, AuthError> {
+pub async fn rotate(auth: &AuthContext, alg: Alg) -> Result<Option<String>, AuthError> {
     auth.signing.forget();
     let ring = auth.signing.fresh(auth).await?;
     let now = auth.clock.now();
-    if ring.states(now, token_afterlife(auth)).iter().any(|(_, s)| *s == State::Next) {
+    if ring.states(now, token_afterlife(auth)).iter().any(|(k, s)| k.alg == alg && *s == State::Next) {
         return Ok(None);
     }
-    let next = ring.keys.first().map_or(1, |k| k.generation + 1);
     let lead = chrono::Duration::from_std(PUBLISH_LEAD).unwrap_or_default();
-    add(auth, now + lead, next).await
+    add(auth, alg, now + lead, ring.next_generation(alg)).await
 }
 
 /// Takes a key out at once (no longer published nor used): for a key that

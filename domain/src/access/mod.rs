@@ -5,6 +5,7 @@
 
 mod jwt;
 pub mod keys;
+pub use jwt::Alg;
 pub mod revocations;
 
 use chrono::{DateTime, Utc};
@@ -39,7 +40,8 @@ pub async fn mint(
     // The time first: a token's `exp` must not drift past a feed entry's
     // `expiresAt` while it waits for the keys.
     let now = auth.clock.now();
-    let signer = keys::signer(auth).await?;
+    let rsa = auth.config.jwt_rs256_audiences.iter().any(|rs| rs.trim() == audience);
+    let signer = keys::signer(auth, if rsa { Alg::Rs256 } else { Alg::Es256 }).await?;
     let session = &current.session;
     let expires_at = (now + keys::ttl(auth)).min(session.expires_at);
     let claims = jwt::Claims {

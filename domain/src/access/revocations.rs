@@ -36,9 +36,12 @@ pub struct Revocation {
 
 /// A page of the feed and the cursor to ask after next.
 #[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Page {
     pub entries: Vec<Revocation>,
     pub next: String,
+    /// Whether the page reached the end of the record (else ask again now).
+    pub complete: bool,
 }
 
 /// Events read per query; at most this many queries per page.
@@ -96,8 +99,8 @@ pub async fn after(auth: &AuthContext, after: Option<&str>, limit: usize) -> Res
         Some(cursor) => parse_cursor(cursor)?,
         None => start(auth).await?,
     };
-    let (entries, at, _) = page_after(auth, from, limit.clamp(1, MAX_PAGE)).await?;
-    Ok(Page { entries, next: cursor_of(at) })
+    let (entries, at, complete) = page_after(auth, from, limit.clamp(1, MAX_PAGE)).await?;
+    Ok(Page { entries, next: cursor_of(at), complete })
 }
 
 /// Up to `limit` entries after `from`, where the read stopped, and whether
@@ -132,8 +135,9 @@ async fn page_after(
 #[derive(Debug)]
 pub enum Sent {
     Entry(Revocation),
-    /// Nothing ended lately: the feed is alive, this is where it stands,
-    /// and every session that ended longer than `lag` ago has been sent.
+    /// Nothing ended lately (or the catch-up is done): the feed is alive,
+    /// this is where it stands, and every session that ended longer than
+    /// `lag` ago has been sent.
     Heartbeat {
         next: String,
         lag: std::time::Duration,
@@ -201,6 +205,11 @@ impl Following {
                         self.at = at;
                         self.pending.extend(entries);
                         self.catching_up = !done;
+                        if done {
+                            // Caught up: a heartbeat as soon as nothing is
+                            // pending tells the verifier it is current.
+                            self.heartbeat_at = tokio::time::Instant::now();
+                        }
                     }
                     Err(e) => {
                         // The stream ends; the verifier reconnects from its cursor.

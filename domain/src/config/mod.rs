@@ -65,8 +65,12 @@ pub enum EventsCommand {
 pub enum KeysCommand {
     /// List the signing keys: kid, generation, state, when each signs from.
     List,
-    /// Add a key: published now, signing once every JWKS cache has it (about 5 minutes).
-    Rotate,
+    /// Add a key of each algorithm in use (or of `--alg`): published now, signing once every JWKS cache has it (about 5 minutes).
+    Rotate {
+        /// ES256 or RS256 only.
+        #[arg(long)]
+        alg: Option<String>,
+    },
     /// Take a key out at once (a leak): no longer published nor used; a new one signs if it was the signer.
     Revoke { kid: String },
 }
@@ -324,6 +328,10 @@ pub struct Config {
     /// Audiences (comma-separated) `accessToken` issues tokens for; any other is `BAD_USER_INPUT`. Empty: none.
     #[arg(long, env = "AUTHGATE_JWT_AUDIENCES", value_delimiter = ',')]
     pub jwt_audiences: Vec<String>,
+
+    /// Audiences (comma-separated, each also in AUTHGATE_JWT_AUDIENCES) whose tokens are signed RS256 instead of ES256, for verifiers that take only RSA.
+    #[arg(long, env = "AUTHGATE_JWT_RS256_AUDIENCES", value_delimiter = ',')]
+    pub jwt_rs256_audiences: Vec<String>,
 
     /// Keys (comma-separated, at least 32 characters each) that services send as `Authorization: Bearer` to read `/revocations`. Empty: the feed is closed.
     #[arg(long, env = "AUTHGATE_SERVICE_KEYS", value_delimiter = ',', value_parser = parse_service_key)]
@@ -615,6 +623,15 @@ impl Config {
         if self.jwt_ttl > Duration::from_secs(24 * 3600) {
             anyhow::bail!(
                 "AUTHGATE_JWT_TTL must be at most 24h (5m is the default; a token cannot be taken back)"
+            );
+        }
+        if let Some(stray) = self
+            .jwt_rs256_audiences
+            .iter()
+            .find(|rs| !self.jwt_audiences.iter().any(|aud| aud.trim() == rs.trim()))
+        {
+            anyhow::bail!(
+                "AUTHGATE_JWT_RS256_AUDIENCES names {stray:?}, which is not in AUTHGATE_JWT_AUDIENCES"
             );
         }
         // The revocation feed reads ended sessions from the event record

@@ -19,13 +19,17 @@ use tokio::sync::broadcast;
 use super::read::{self, Position};
 use crate::{AuthContext, error::AuthError};
 
-/// How often the poller reads the record while someone listens.
+/// How often the poller reads the record while someone listens (and at
+/// once after a change to a user or session, at most once per `GAP`).
 pub const TICK: Duration = Duration::from_millis(50);
+const GAP: Duration = Duration::from_millis(5);
 /// Events a slow subscriber may fall behind by before it catches up from
 /// the database.
 const BUFFER: usize = 1024;
 /// Events read per tick at most.
 const BATCH: u64 = 500;
+/// Held-back events followed at most (a stall holding more is long seen).
+const HELD_SEEN: u64 = 1000;
 
 /// Streams one user may hold open at once (each holds a connection and
 /// checks its session now and then).
@@ -132,8 +136,9 @@ async fn poll(auth: AuthContext) {
     };
     live.complete_at(tokio::time::Instant::now());
     live.positioned.send_replace(true);
-    // The first event a running transaction holds back, and since when.
-    let (mut held, mut held_since) = (None, tokio::time::Instant::now());
+    // The events running transactions hold back, each with when the
+    // poller first saw it held: the oldest sighting is how far behind it is.
+    let mut held: std::collections::HashMap<Position, tokio::time::Instant> = Default::default();
     loop {
         if live.sender.receiver_count() == 0 {
             live.positioned.send_replace(false);
@@ -152,20 +157,29 @@ async fn poll(auth: AuthContext) {
                     at = Position::of(&event);
                     let _ = live.sender.send(Arc::new(event));
                 }
-                match read::first_held_back(&auth.db).await {
-                    Ok(first) if !full => {
-                        if first != held {
-                            (held, held_since) = (first, started);
+                match read::held_back(&auth.db, HELD_SEEN).await {
+                    Ok(now_held) => {
+                        held = now_held
+                            .into_iter()
+                            .map(|p| (p, held.get(&p).copied().unwrap_or(started)))
+                            .collect();
+                        if !full {
+                            live.complete_at(held.values().copied().min().unwrap_or(started));
                         }
-                        live.complete_at(if held.is_some() { held_since } else { started });
                     }
-                    Ok(_) => {}
                     Err(e) => e.report(),
                 }
             }
             Err(e) => e.report(),
         }
-        tokio::time::sleep(TICK).await;
+        // At the next tick, or at once when a user or session changed
+        // (here, or on another instance through the session channel); at
+        // most one read per `GAP` however many changes come.
+        tokio::time::sleep(GAP).await;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK - GAP) => {}
+            _ = auth.sessions.changed().notified() => {}
+        }
     }
 }
 

@@ -69,7 +69,7 @@ fn matching(filter: &Filter) -> Condition {
 }
 
 /// A place in the record's commit order: `(tx, id)` of the last event read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     pub tx: i64,
     pub id: i64,
@@ -100,19 +100,24 @@ pub async fn after(
     Ok(query.order_by_asc(events::Column::Tx).order_by_asc(events::Column::Id).limit(limit).all(conn).await?)
 }
 
-/// The first committed event a running transaction still holds back from
-/// `after` (PostgreSQL; never on SQLite).
-pub(crate) async fn first_held_back(conn: &impl ConnectionTrait) -> Result<Option<Position>, AuthError> {
+/// The committed events running transactions still hold back from
+/// `after` (PostgreSQL; never on SQLite), oldest first, `limit` at most.
+pub(crate) async fn held_back(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<Position>, AuthError> {
     if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let first = events::Entity::find()
+    let held: Vec<(i64, i64)> = events::Entity::find()
+        .select_only()
+        .column(events::Column::Tx)
+        .column(events::Column::Id)
         .filter(Expr::cust("tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
         .order_by_asc(events::Column::Tx)
         .order_by_asc(events::Column::Id)
-        .one(conn)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
         .await?;
-    Ok(first.as_ref().map(Position::of))
+    Ok(held.into_iter().map(|(tx, id)| Position { tx, id }).collect())
 }
 
 /// Narrows `query` to events no running transaction can still add before:
