@@ -31,6 +31,8 @@ pub async fn keys(auth: &AuthContext, command: KeysCommand) -> anyhow::Result<()
                 }
                 None => keys::algorithms(auth),
             };
+            // Each algorithm on its own: one already rotating does not stop the others.
+            let mut under_way = Vec::new();
             for alg in algs {
                 match keys::rotate(auth, alg).await.map_err(fail)? {
                     Some(kid) => println!(
@@ -38,12 +40,14 @@ pub async fn keys(auth: &AuthContext, command: KeysCommand) -> anyhow::Result<()
                         alg.as_str(),
                         keys::PUBLISH_LEAD.as_secs()
                     ),
-                    None => anyhow::bail!(
-                        "an {} rotation is under way (a key is published and not signing yet): see `authgate keys list`",
-                        alg.as_str()
-                    ),
+                    None => under_way.push(alg.as_str()),
                 }
             }
+            anyhow::ensure!(
+                under_way.is_empty(),
+                "a rotation is under way for {} (a key is published and not signing yet): see `authgate keys list`",
+                under_way.join(", ")
+            );
         }
         KeysCommand::Revoke { kid } => {
             anyhow::ensure!(

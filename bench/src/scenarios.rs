@@ -46,15 +46,18 @@ pub enum Scenario {
     /// `accessToken`: a signed token for the bench's audience, per session.
     AccessToken,
     /// The verifier library in this process: verifications per second on
-    /// one thread (once, not per concurrency).
+    /// one thread (once, not per concurrency), going round 64 tokens (each
+    /// signature checked once, then remembered).
     Verify,
+    /// The same, each token new to it (every signature checked).
+    VerifyCold,
     /// A sign-out until the verifier in this process (another than the
     /// server's) refuses that session's token (`--revocations` times).
     TokenRevocation,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 15] {
+    pub fn all() -> [Self; 16] {
         [
             Self::Healthz,
             Self::Floor,
@@ -69,6 +72,7 @@ impl Scenario {
             Self::CompleteSignIn,
             Self::AccessToken,
             Self::Verify,
+            Self::VerifyCold,
             Self::TokenRevocation,
             Self::Revocation,
         ]
@@ -90,6 +94,7 @@ impl Scenario {
             Self::CompleteSignIn => "complete-sign-in",
             Self::AccessToken => "access-token",
             Self::Verify => "verify",
+            Self::VerifyCold => "verify-cold",
             Self::TokenRevocation => "token-revocation",
         }
     }
@@ -190,7 +195,9 @@ pub async fn run(
             .await
         }
         Scenario::Revocation => anyhow::bail!("the revocation scenario needs two servers: see main"),
-        Scenario::Verify | Scenario::TokenRevocation => anyhow::bail!("{label} runs once: see main"),
+        Scenario::Verify | Scenario::VerifyCold | Scenario::TokenRevocation => {
+            anyhow::bail!("{label} runs once: see main")
+        }
         Scenario::AccessToken => {
             load::run(&label, concurrency, duration, server, move |worker, n| {
                 let token = &me_tokens[(n as usize * concurrency + worker) % me_tokens.len()];

@@ -10,6 +10,7 @@ use ring::{
         RsaPublicKeyComponents,
     },
 };
+use secrecy::zeroize::Zeroizing;
 use serde::Serialize;
 
 /// What a token says (the contract's claims, nothing personal beyond them).
@@ -46,6 +47,14 @@ impl Alg {
         }
     }
 
+    /// Its place in `ALL` (per-algorithm tables).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Alg::Es256 => 0,
+            Alg::Rs256 => 1,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Alg> {
         Alg::ALL.into_iter().find(|alg| alg.as_str() == text)
     }
@@ -79,8 +88,9 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// A new key: its PKCS#8 document (to seal) and the signer.
-    pub(crate) fn generate(alg: Alg) -> anyhow::Result<(Vec<u8>, Signer)> {
-        let pkcs8 = match alg {
+    pub(crate) fn generate(alg: Alg) -> anyhow::Result<(Zeroizing<Vec<u8>>, Signer)> {
+        // Zeroed when dropped: the private key in the clear.
+        let pkcs8 = Zeroizing::new(match alg {
             Alg::Es256 => {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                     .map_err(|_| anyhow::anyhow!("could not generate a P-256 key"))?
@@ -94,7 +104,7 @@ impl Signer {
                 let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)?;
                 key.to_pkcs8_der()?.as_bytes().to_vec()
             }
-        };
+        });
         let signer = Self::from_pkcs8(alg, &pkcs8)?;
         Ok((pkcs8, signer))
     }

@@ -81,6 +81,9 @@ struct Ring {
 pub(crate) struct KeyRing {
     ring: std::sync::RwLock<Arc<Ring>>,
     reading: tokio::sync::Mutex<()>,
+    /// One key made at a time here (an RSA key costs a second of CPU): a
+    /// burst of requests finding no signer makes one, not one each.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl Ring {
@@ -95,7 +98,7 @@ impl Ring {
         let mut newer_starts: [Option<DateTime<Utc>>; Alg::ALL.len()] = Default::default();
         let mut states = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
-            let newer_start = &mut newer_starts[key.alg as usize];
+            let newer_start = &mut newer_starts[key.alg.index()];
             let state = if key.revoked_at.is_some() {
                 State::Revoked
             } else if key.signs_from > now {
@@ -204,9 +207,19 @@ pub(crate) async fn signer(auth: &AuthContext, alg: Alg) -> Result<Arc<Signer>, 
                 return Ok(signer);
             }
             None => {
-                // The generation after the newest read: instances that
-                // found none at once all add the same one, and one wins.
-                add(auth, alg, now, ring.next_generation(alg)).await?;
+                let _making = auth.signing.making.lock().await;
+                // Another request may have made it while this one waited.
+                auth.signing.forget();
+                let ring = auth.signing.fresh(auth).await?;
+                let signing = ring
+                    .states(now, token_afterlife(auth))
+                    .into_iter()
+                    .any(|(k, s)| k.alg == alg && s == State::Signing);
+                if !signing {
+                    // The generation after the newest read: instances that
+                    // found none at once all add the same one, and one wins.
+                    add(auth, alg, now, ring.next_generation(alg)).await?;
+                }
             }
         }
     }
@@ -274,7 +287,7 @@ async fn add(
 /// The algorithms this server signs with: ES256, and RS256 when some
 /// audience takes it (`AUTHGATE_JWT_RS256_AUDIENCES`).
 pub fn algorithms(auth: &AuthContext) -> Vec<Alg> {
-    let rsa = !auth.config.jwt_rs256_audiences.is_empty();
+    let rsa = auth.config.jwt_rs256_audiences.iter().any(|aud| !aud.trim().is_empty());
     Alg::ALL.into_iter().filter(|alg| *alg == Alg::Es256 || rsa).collect()
 }
 
@@ -338,10 +351,15 @@ pub async fn jwks(auth: &AuthContext) -> Result<KeySet, AuthError> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use sha2::{Digest, Sha256};
     let ring = auth.signing.fresh(auth).await?;
+    let in_use = algorithms(auth);
     let keys: Vec<&serde_json::Value> = ring
         .states(auth.clock.now(), token_afterlife(auth))
         .into_iter()
-        .filter(|(_, s)| matches!(s, State::Next | State::Signing | State::Retired))
+        // An algorithm turned off (`AUTHGATE_JWT_RS256_AUDIENCES` emptied)
+        // signs nothing more: its keys leave the set.
+        .filter(|(k, s)| {
+            matches!(s, State::Next | State::Signing | State::Retired) && in_use.contains(&k.alg)
+        })
         .map(|(k, _)| &k.jwk)
         .collect();
     let body = serde_json::json!({ "keys": keys }).to_string();

@@ -628,6 +628,7 @@ impl Config {
         if let Some(stray) = self
             .jwt_rs256_audiences
             .iter()
+            .filter(|rs| !rs.trim().is_empty())
             .find(|rs| !self.jwt_audiences.iter().any(|aud| aud.trim() == rs.trim()))
         {
             anyhow::bail!(

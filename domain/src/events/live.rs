@@ -22,7 +22,7 @@ use crate::{AuthContext, error::AuthError};
 /// How often the poller reads the record while someone listens (and at
 /// once after a change to a user or session, at most once per `GAP`).
 pub const TICK: Duration = Duration::from_millis(50);
-const GAP: Duration = Duration::from_millis(5);
+const GAP: Duration = Duration::from_millis(10);
 /// Events a slow subscriber may fall behind by before it catches up from
 /// the database.
 const BUFFER: usize = 1024;
@@ -139,6 +139,7 @@ async fn poll(auth: AuthContext) {
     // The events running transactions hold back, each with when the
     // poller first saw it held: the oldest sighting is how far behind it is.
     let mut held: std::collections::HashMap<Position, tokio::time::Instant> = Default::default();
+    let mut started = tokio::time::Instant::now();
     loop {
         if live.sender.receiver_count() == 0 {
             live.positioned.send_replace(false);
@@ -149,7 +150,7 @@ async fn poll(auth: AuthContext) {
             }
             live.positioned.send_replace(true);
         }
-        let started = tokio::time::Instant::now();
+        let previous = std::mem::replace(&mut started, tokio::time::Instant::now());
         match read::after(&auth.db, at, BATCH).await {
             Ok(batch) => {
                 let full = batch.len() as u64 == BATCH;
@@ -158,13 +159,21 @@ async fn poll(auth: AuthContext) {
                     let _ = live.sender.send(Arc::new(event));
                 }
                 match read::held_back(&auth.db, HELD_SEEN).await {
-                    Ok(now_held) => {
+                    Ok((now_held, oldest)) => {
+                        // First seen now, it may have been held since the
+                        // previous read began.
                         held = now_held
                             .into_iter()
-                            .map(|p| (p, held.get(&p).copied().unwrap_or(started)))
+                            .map(|p| (p, held.get(&p).copied().unwrap_or(previous)))
                             .collect();
+                        // And by the database's record of when it occurred:
+                        // what this poller never saw (it started later, or
+                        // past the first `HELD_SEEN`) still counts.
+                        let recorded = oldest.and_then(|at| (auth.clock.now() - at).to_std().ok());
+                        let recorded = recorded.and_then(|age| started.checked_sub(age));
+                        let complete = held.values().copied().chain(recorded).chain([started]).min();
                         if !full {
-                            live.complete_at(held.values().copied().min().unwrap_or(started));
+                            live.complete_at(complete.unwrap_or(started));
                         }
                     }
                     Err(e) => e.report(),

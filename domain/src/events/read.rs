@@ -101,23 +101,39 @@ pub async fn after(
 }
 
 /// The committed events running transactions still hold back from
-/// `after` (PostgreSQL; never on SQLite), oldest first, `limit` at most.
-pub(crate) async fn held_back(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<Position>, AuthError> {
+/// `after` (PostgreSQL; never on SQLite): the first `limit` of them, oldest
+/// first, and when the oldest of all of them occurred.
+pub(crate) async fn held_back(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<(Vec<Position>, Option<DateTime<Utc>>), AuthError> {
     if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    let held: Vec<(i64, i64)> = events::Entity::find()
+    let held = || {
+        events::Entity::find()
+            .filter(Expr::cust("tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+    };
+    let first: Vec<(i64, i64)> = held()
         .select_only()
         .column(events::Column::Tx)
         .column(events::Column::Id)
-        .filter(Expr::cust("tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
         .order_by_asc(events::Column::Tx)
         .order_by_asc(events::Column::Id)
         .limit(limit)
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(held.into_iter().map(|(tx, id)| Position { tx, id }).collect())
+    if first.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let oldest: Option<Option<DateTime<Utc>>> = held()
+        .select_only()
+        .column_as(events::Column::OccurredAt.min(), "oldest")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok((first.into_iter().map(|(tx, id)| Position { tx, id }).collect(), oldest.flatten()))
 }
 
 /// Narrows `query` to events no running transaction can still add before:
