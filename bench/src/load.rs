@@ -23,6 +23,32 @@ pub struct Measured {
     pub first_error: Option<String>,
 }
 
+impl Measured {
+    /// Nothing measured yet (`peak_rss`: the server's memory now).
+    pub fn new(peak_rss: Option<u64>) -> Self {
+        Measured { latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO, peak_rss, first_error: None }
+    }
+
+    /// One timed sample of a sequential scenario: its latency in
+    /// microseconds, or why it failed.
+    pub fn record(&mut self, outcome: Result<u64, String>) {
+        match outcome {
+            Ok(micros) => self.latencies.push(micros),
+            Err(why) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(why);
+            }
+        }
+    }
+}
+
+/// Progress of a sequential scenario, every hundredth sample.
+pub fn progress(label: &str, done: usize, total: usize) {
+    if done % 100 == 0 {
+        eprint!("\r  {label}: {done} of {total}");
+    }
+}
+
 /// Runs `request(worker, n)` from `concurrency` workers for `duration`. A
 /// request answers `Ok(true)` when its check passed, `Ok(false)` when the
 /// worker has nothing left to send, `Err(why)` when the check failed.

@@ -43,13 +43,7 @@ async fn serves_from_memory(http: &reqwest::Client, server: &Server) -> Result<b
 pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
     let http = reqwest::Client::builder().tcp_nodelay(true).build().expect("http client");
     let started = Instant::now();
-    let mut measured = Measured {
-        latencies: Vec::new(),
-        errors: 0,
-        elapsed: Duration::ZERO,
-        peak_rss: None,
-        first_error: None,
-    };
+    let mut measured = Measured::new(None);
     for (i, token) in tokens.iter().enumerate() {
         let outcome = async {
             let warm = ask(&http, b, token, ME).await?;
@@ -77,16 +71,8 @@ pub async fn measure(a: &Server, b: &Server, tokens: &[String]) -> Measured {
             }
             Err("B still served the session 2 s after A revoked it".to_owned())
         };
-        match outcome.await {
-            Ok(micros) => measured.latencies.push(micros),
-            Err(why) => {
-                measured.errors += 1;
-                measured.first_error.get_or_insert(why);
-            }
-        }
-        if i % 100 == 99 {
-            eprint!("\r  revocation: {} of {}", i + 1, tokens.len());
-        }
+        measured.record(outcome.await);
+        crate::load::progress("revocation", i + 1, tokens.len());
     }
     eprint!("\r{:<60}\r", "");
     // Still from memory at the end: a listener lost during the run would

@@ -42,16 +42,6 @@ async fn verifier(server: &Server) -> anyhow::Result<Verifier> {
     Ok(Verifier::start(Config::new(&server.url, AUDIENCE).service_key(SERVICE_KEY)).await?)
 }
 
-fn measured(server: &Server) -> Measured {
-    Measured {
-        latencies: Vec::new(),
-        errors: 0,
-        elapsed: Duration::ZERO,
-        peak_rss: server.rss_bytes(),
-        first_error: None,
-    }
-}
-
 /// Verifications per second on one thread of this process (one core),
 /// going round `count` tokens of the seeded sessions (minted first,
 /// untimed). With more tokens than it gets through, each is new to it.
@@ -67,7 +57,7 @@ pub async fn verify_rate(
         tokens.push(mint(&http, server, session).await.map_err(anyhow::Error::msg)?);
     }
     let verifier = verifier(server).await?;
-    let mut measured = measured(server);
+    let mut measured = Measured::new(server.rss_bytes());
     let started = Instant::now();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -107,7 +97,7 @@ pub async fn verify_rate(
 pub async fn revocation_reach(server: &Server, sessions: &[String]) -> anyhow::Result<Measured> {
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let verifier = verifier(server).await?;
-    let mut measured = measured(server);
+    let mut measured = Measured::new(server.rss_bytes());
     let started = Instant::now();
     for (i, session) in sessions.iter().enumerate() {
         let outcome = async {
@@ -137,16 +127,8 @@ pub async fn revocation_reach(server: &Server, sessions: &[String]) -> anyhow::R
             }
             Err("the verifier still accepted the token 2 s after the sign-out".to_owned())
         };
-        match outcome.await {
-            Ok(micros) => measured.latencies.push(micros),
-            Err(why) => {
-                measured.errors += 1;
-                measured.first_error.get_or_insert(why);
-            }
-        }
-        if i % 100 == 99 {
-            eprint!("\r  token-revocation: {} of {}", i + 1, sessions.len());
-        }
+        measured.record(outcome.await);
+        crate::load::progress("token-revocation", i + 1, sessions.len());
     }
     eprint!("\r{:<60}\r", "");
     measured.elapsed = started.elapsed();

@@ -208,7 +208,7 @@ async fn listen(weak: &Weak<Inner>) -> Result<Heard, Failure> {
         text = text.replace("\r\n", "\n");
         while let Some(end) = text.find("\n\n") {
             let event: String = text.drain(..end + 2).collect();
-            apply(&inner, &event)?;
+            apply(&inner.feed, (inner.config.clock)(), inner.config.leeway.as_secs() as i64, &event)?;
             heard = Heard::Something;
         }
         if text.len() > MAX_EVENT {
@@ -217,8 +217,9 @@ async fn listen(weak: &Weak<Inner>) -> Result<Heard, Failure> {
     }
 }
 
-/// One Server-Sent Event: `revocation` (an entry) or `heartbeat`.
-fn apply(inner: &Inner, event: &str) -> Result<(), String> {
+/// One Server-Sent Event: `revocation` (an entry) or `heartbeat` (at
+/// `now`, Unix seconds, pruning with the verifier's `leeway`).
+fn apply(feed: &State, now: i64, leeway: i64, event: &str) -> Result<(), String> {
     let (mut kind, mut data) = ("message", String::new());
     for line in event.lines() {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
@@ -229,7 +230,6 @@ fn apply(inner: &Inner, event: &str) -> Result<(), String> {
             _ => {}
         }
     }
-    let feed = &inner.feed;
     match kind {
         "revocation" => {
             let entry: Entry =
@@ -241,7 +241,7 @@ fn apply(inner: &Inner, event: &str) -> Result<(), String> {
                 serde_json::from_str(&data).map_err(|_| "a heartbeat that is not JSON".to_owned())?;
             feed.at(beat.next);
             feed.heard(Duration::from_millis(beat.lag_ms));
-            feed.prune((inner.config.clock)(), inner.config.leeway.as_secs() as i64);
+            feed.prune(now, leeway);
             feed.start
                 .send_if_modified(|start| !matches!(std::mem::replace(start, Start::Ready), Start::Ready));
         }
@@ -274,6 +274,39 @@ mod tests {
         assert!(state.silent_for() < Duration::from_secs(1));
         state.heard(Duration::from_secs(30));
         assert!(state.silent_for() < Duration::from_secs(1), "an older statement changes nothing");
+    }
+
+    /// Entries and heartbeats as the stream frames them: an entry ends
+    /// a session (and moves the cursor) but says nothing of how current
+    /// the feed is; a heartbeat does (less its lag), prunes, and marks the
+    /// start ready. Anything malformed is an error (the connection is
+    /// dropped and resumed).
+    #[test]
+    fn the_stream_s_events_are_applied_as_the_feed_means_them() {
+        let state = State { epoch: Instant::now() - Duration::from_secs(600), ..State::new() };
+        let entry = r#"{"cursor":"7-9","sid":"s-1","sub":"u","revokedAt":"2026-12-06T10:00:00Z","expiresAt":"2026-12-06T10:06:00Z"}"#;
+        let expires = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:06:00Z").unwrap().timestamp();
+        apply(&state, expires, 60, &format!("id: 7-9\nevent: revocation\ndata: {entry}\n\n")).unwrap();
+        assert!(state.ended("s-1"));
+        assert_eq!(state.cursor().as_deref(), Some("7-9"));
+        assert!(
+            state.silent_for() >= Duration::from_secs(599),
+            "an entry says nothing of the feed's currency"
+        );
+        assert!(matches!(*state.start.borrow(), Start::Trying(_)));
+        apply(&state, expires + 61, 60, "event: heartbeat\ndata: {\"next\":\"8-1\",\"lagMs\":2000}\n\n")
+            .unwrap();
+        let silent = state.silent_for();
+        assert!(silent >= Duration::from_secs(2) && silent < Duration::from_secs(3), "{silent:?}");
+        assert_eq!(state.cursor().as_deref(), Some("8-1"));
+        assert!(!state.ended("s-1"), "pruned past its expiry and the leeway");
+        assert!(matches!(*state.start.borrow(), Start::Ready));
+        apply(&state, 0, 60, ": a comment\nevent: other\ndata: x\n\n").unwrap();
+        assert_eq!(state.cursor().as_deref(), Some("8-1"), "other events change nothing");
+        for bad in ["event: revocation\ndata: {\n\n", "event: heartbeat\ndata: {\"next\":\"1-1\"}\n\n"] {
+            assert!(apply(&state, 0, 60, bad).is_err(), "{bad}");
+        }
+        assert_eq!(state.cursor().as_deref(), Some("8-1"));
     }
 
     /// An ended session is kept until its last token is past the

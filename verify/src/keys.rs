@@ -70,7 +70,7 @@ pub(crate) struct KeySet {
     /// How long the set may be used before it is revalidated.
     max_age: Option<Duration>,
     /// When authgate last said this is the set (fetched, or `304`).
-    validated: Instant,
+    pub(crate) validated: Instant,
 }
 
 impl Default for KeySet {
@@ -148,7 +148,7 @@ pub(crate) async fn fetch(
     KeySet::parse(&body, etag, max_age).map(Some)
 }
 
-fn max_age(cache_control: &str) -> Option<Duration> {
+pub(crate) fn max_age(cache_control: &str) -> Option<Duration> {
     cache_control
         .split(',')
         .filter_map(|d| d.trim().strip_prefix("max-age="))

@@ -181,3 +181,52 @@ fn the_config_never_shows_the_service_key() {
     let config = Config::new(ISS, AUD).service_key("a-very-secret-service-key-0123456789");
     assert!(!format!("{config:?}").contains("a-very-secret"));
 }
+
+#[test]
+fn a_token_up_to_8_kib_is_read_and_a_longer_one_is_not() {
+    let signer = Signer::new("k1");
+    let set = set_of(&[&signer]);
+    let padded = |len: usize| {
+        let mut claims = claims();
+        claims["pad"] = json!("");
+        let bare = signer.token(&claims).len();
+        // base64 makes 4 characters of every 3 bytes of padding.
+        claims["pad"] = json!("x".repeat((len - bare) / 4 * 3));
+        signer.token(&claims)
+    };
+    let long = padded(4 * 1024);
+    assert!(long.len() > 3 * 1024 && verdict(&set, &long, NOW).is_ok(), "{}", long.len());
+    let too_long = padded(9 * 1024);
+    assert_eq!(verdict(&set, &too_long, NOW).unwrap_err(), Refused::Malformed("too long"));
+}
+
+/// RFC 7638's example RSA key is kept as an RS256 key; a P-256 key with a
+/// short coordinate is not a key.
+#[test]
+fn rsa_keys_are_kept_and_malformed_ec_keys_are_not() {
+    let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    let set = json!({ "keys": [{ "kty": "RSA", "alg": "RS256", "kid": "r1", "n": n, "e": "AQAB" }] });
+    let keys = KeySet::parse(set.to_string().as_bytes(), None, None).unwrap();
+    assert_eq!(keys.get("r1").unwrap().alg, "RS256");
+    let mut short = Signer::new("k1").jwk();
+    short["x"] = json!(URL_SAFE_NO_PAD.encode([1u8; 31]));
+    let set = json!({ "keys": [short] });
+    assert!(KeySet::parse(set.to_string().as_bytes(), None, None).unwrap().kids().is_empty());
+}
+
+/// A set is trusted for its `max-age` and an hour past it without being
+/// confirmed; `max-age` is read from `Cache-Control`.
+#[test]
+fn an_unconfirmed_key_set_goes_stale_an_hour_past_its_max_age() {
+    use std::time::{Duration, Instant};
+    assert_eq!(crate::keys::max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+    assert_eq!(crate::keys::max_age("no-store"), None);
+    let set = |age: u64| {
+        let mut keys = KeySet::parse(br#"{"keys":[]}"#, None, Some(Duration::from_secs(300))).unwrap();
+        keys.validated = Instant::now() - Duration::from_secs(age);
+        keys.stale()
+    };
+    assert!(!set(0));
+    assert!(!set(300 + 3600 - 5));
+    assert!(set(300 + 3600 + 5));
+}

@@ -190,12 +190,8 @@ mod tests {
     use super::*;
     use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
-    #[test]
-    fn a_token_verifies_with_its_public_key_and_names_its_kid() {
-        let (_, signer) = Signer::generate(Alg::Es256).unwrap();
-        let (kid, jwk) = (signer.kid().to_owned(), signer.public_jwk());
-        assert_eq!(kid.len(), 43, "a base64url SHA-256");
-        assert_eq!(jwk["kid"], kid.as_str());
+    /// A token of `signer` for made-up claims, and its decoded header.
+    fn signed(signer: &Signer) -> (String, serde_json::Value) {
         let claims = Claims {
             iss: "https://auth.example.com",
             sub: "u".into(),
@@ -209,9 +205,18 @@ mod tests {
             amr: &["pwd"],
         };
         let token = signer.sign(&claims).unwrap();
+        let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+        (token, serde_json::from_slice(&header).unwrap())
+    }
+
+    #[test]
+    fn a_token_verifies_with_its_public_key_and_names_its_kid() {
+        let (_, signer) = Signer::generate(Alg::Es256).unwrap();
+        let (kid, jwk) = (signer.kid().to_owned(), signer.public_jwk());
+        assert_eq!(kid.len(), 43, "a base64url SHA-256");
+        assert_eq!(jwk["kid"], kid.as_str());
+        let (token, header) = signed(&signer);
         let parts: Vec<&str> = token.split('.').collect();
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header, serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }));
         let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
         let y = URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap();
@@ -249,22 +254,8 @@ mod tests {
         let jwk = signer.public_jwk();
         assert_eq!((jwk["kty"].as_str(), jwk["alg"].as_str()), (Some("RSA"), Some("RS256")));
         assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "never the private part");
-        let claims = Claims {
-            iss: "i",
-            sub: "u".into(),
-            aud: "a",
-            exp: 2,
-            iat: 1,
-            jti: "j".into(),
-            sid: "s".into(),
-            auth_time: 1,
-            acr: "1".into(),
-            amr: &["pwd"],
-        };
-        let token = signer.sign(&claims).unwrap();
+        let (token, header) = signed(&signer);
         let parts: Vec<&str> = token.split('.').collect();
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header, serde_json::json!({ "alg": "RS256", "typ": "at+jwt", "kid": signer.kid() }));
         let field = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
         let key = RsaPublicKeyComponents { n: field("n"), e: field("e") };
