@@ -44,7 +44,7 @@ impl Measured {
 
 /// Progress of a sequential scenario, every hundredth sample.
 pub fn progress(label: &str, done: usize, total: usize) {
-    if done % 100 == 0 {
+    if done.is_multiple_of(100) {
         eprint!("\r  {label}: {done} of {total}");
     }
 }
