@@ -124,7 +124,11 @@ async fn our_tokens_pass_the_verifier_and_those_of_ended_sessions_do_not(app: Te
     assert_eq!(refused_soon(&verifier, &token).await, Refused::SessionEnded);
     app.change_password(&second, PW, "another horse battery staple").await;
     assert_eq!(refused_soon(&verifier, &second_token).await, Refused::SessionEnded);
-    assert!(verifier.cursor().is_some());
+    // Where it would resume: the feed's own cursor (`tx-id`).
+    let cursor = verifier.cursor().expect("a cursor");
+    assert!(
+        cursor.split_once('-').is_some_and(|(tx, id)| tx.parse::<i64>().is_ok() && id.parse::<i64>().is_ok())
+    );
 
     // No feed without the key to it.
     let unkeyed = Config::new(format!("http://{addr}"), AUD);

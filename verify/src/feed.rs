@@ -204,17 +204,29 @@ async fn listen(weak: &Weak<Inner>) -> Result<Heard, Failure> {
         };
         let Some(chunk) = chunk else { return Ok(heard) };
         let Some(inner) = weak.upgrade() else { return Ok(Heard::Gone) };
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        text = text.replace("\r\n", "\n");
-        while let Some(end) = text.find("\n\n") {
-            let event: String = text.drain(..end + 2).collect();
+        for event in frames(&mut text, &chunk)? {
             apply(&inner.feed, (inner.config.clock)(), inner.config.leeway.as_secs() as i64, &event)?;
             heard = Heard::Something;
         }
-        if text.len() > MAX_EVENT {
-            return Err("an event too long".to_owned().into());
-        }
     }
+}
+
+/// Adds `chunk` to what was read of the stream and takes out every whole
+/// event (they end with a blank line). An unfinished event longer than
+/// `MAX_EVENT` is an error: a stream that never ends one holds no memory.
+fn frames(text: &mut String, chunk: &[u8]) -> Result<Vec<String>, String> {
+    text.push_str(&String::from_utf8_lossy(chunk));
+    if text.contains('\r') {
+        *text = text.replace("\r\n", "\n");
+    }
+    let mut events = Vec::new();
+    while let Some(end) = text.find("\n\n") {
+        events.push(text.drain(..end + 2).collect());
+    }
+    if text.len() > MAX_EVENT {
+        return Err("an event too long".to_owned());
+    }
+    Ok(events)
 }
 
 /// One Server-Sent Event: `revocation` (an entry) or `heartbeat` (at
@@ -307,6 +319,21 @@ mod tests {
             assert!(apply(&state, 0, 60, bad).is_err(), "{bad}");
         }
         assert_eq!(state.cursor().as_deref(), Some("8-1"));
+    }
+
+    /// Events split across chunks come out whole, `\r\n` lines too; an
+    /// unfinished event may grow to `MAX_EVENT`, not past it.
+    #[test]
+    fn the_stream_is_cut_into_whole_events_and_a_runaway_one_is_refused() {
+        let mut text = String::new();
+        assert!(frames(&mut text, b"event: heartbeat\ndata: {}").unwrap().is_empty());
+        let events = frames(&mut text, b"\n\nevent: revocation\r\n\r\nevent: x").unwrap();
+        assert_eq!(events, ["event: heartbeat\ndata: {}\n\n", "event: revocation\n\n"]);
+        assert_eq!(text, "event: x");
+        let mut text = String::new();
+        let most = "a".repeat(MAX_EVENT);
+        assert!(frames(&mut text, most.as_bytes()).unwrap().is_empty(), "up to the limit");
+        assert!(frames(&mut text, b"a").is_err(), "past it");
     }
 
     /// An ended session is kept until its last token is past the

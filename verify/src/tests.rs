@@ -230,3 +230,47 @@ fn an_unconfirmed_key_set_goes_stale_an_hour_past_its_max_age() {
     assert!(!set(300 + 3600 - 5));
     assert!(set(300 + 3600 + 5));
 }
+
+/// A flood of tokens naming kids the set lacks costs authgate one fetch
+/// of the key set per `refetch_every`, however many arrive meanwhile, at
+/// once or one after another (a stand-in authgate counts the fetches).
+#[tokio::test]
+async fn unknown_kids_refetch_the_key_set_once_per_interval() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let signer = Signer::new("k1");
+    let published = set_of(&[&signer]).to_string();
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = published.clone();
+            async move { ([("cache-control", "public, max-age=300")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = Config::new(&url, AUD)
+        .issuer(ISS)
+        .without_revocations()
+        .refetch_every(std::time::Duration::from_millis(500))
+        .clock(|| NOW);
+    let verifier = crate::Verifier::start(config).await.unwrap();
+    assert_eq!(fetched.load(Ordering::SeqCst), 1, "at start");
+    assert!(verifier.verify(&signer.token(&claims())).await.is_ok());
+    let made_up: Vec<String> = (0..20).map(|i| Signer::new(&format!("x{i}")).token(&claims())).collect();
+    let at_once = futures_util::future::join_all(made_up.iter().map(|t| verifier.verify(t))).await;
+    assert!(at_once.iter().all(|r| *r == Err(Refused::UnknownKey)));
+    for token in &made_up {
+        assert_eq!(verifier.verify(token).await.unwrap_err(), Refused::UnknownKey);
+    }
+    assert_eq!(fetched.load(Ordering::SeqCst), 2, "one fetch for all of them");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(verifier.verify(&made_up[0]).await.unwrap_err(), Refused::UnknownKey);
+    assert_eq!(fetched.load(Ordering::SeqCst), 3, "the next interval, the next fetch");
+}

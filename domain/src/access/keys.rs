@@ -117,9 +117,7 @@ impl Ring {
         }
         states
     }
-}
 
-impl Ring {
     /// The generation after `alg`'s newest.
     fn next_generation(&self, alg: Alg) -> i32 {
         self.keys.iter().filter(|k| k.alg == alg).map(|k| k.generation + 1).max().unwrap_or(1)
