@@ -21,13 +21,7 @@ cd tests/browser
 # with 405 (checked 2026-12-06: `npm audit` fails with "audit endpoint
 # returned an error"); the lockfile pins every version instead.
 npm ci --no-audit --no-fund --loglevel=error
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_PUBLIC_URL="http://localhost:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_server "AUTHGATE_PUBLIC_URL=http://localhost:$port"
 email="graphiql-$RANDOM@example.com"
 token="$(curl -fsS "http://127.0.0.1:$port/graphql" -H 'content-type: application/json' \
   -d "{\"query\":\"mutation(\$i: RegisterInput!) { register(input: \$i) { token } }\",\"variables\":{\"i\":{\"email\":\"$email\",\"password\":\"browsers render the playground too\"}}}" \

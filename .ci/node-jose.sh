@@ -13,15 +13,8 @@ cd examples/node-jose
 # --no-audit: see .ci/typescript-client.sh (the lockfile pins the version).
 npm ci --no-audit --no-fund --loglevel=error
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 audience="https://api.example.com"
 service_key="ci-node-jose-service-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_PUBLIC_URL="http://127.0.0.1:$port" \
-  AUTHGATE_JWT_AUDIENCES="$audience" AUTHGATE_SERVICE_KEYS="$service_key" AUTHGATE_LOG=warn \
-  exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_server "AUTHGATE_PUBLIC_URL=http://127.0.0.1:$port" "AUTHGATE_JWT_AUDIENCES=$audience" \
+  "AUTHGATE_SERVICE_KEYS=$service_key"
 AUTHGATE_URL="http://127.0.0.1:$port" AUDIENCE="$audience" AUTHGATE_SERVICE_KEY="$service_key" node check.mjs

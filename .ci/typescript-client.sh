@@ -17,11 +17,7 @@ npm run --silent codegen
 npm run --silent typecheck
 npm run --silent build
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$work" && AUTHGATE_BIND="127.0.0.1:$port" AUTHGATE_LOG=warn exec "${AUTHGATE_BIN:-$root/target/debug/authgate}" >"$work/server.log" 2>&1) &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# No settings of its own (the defaults).
+# shellcheck disable=SC2119
+start_server
 AUTHGATE_URL="http://127.0.0.1:$port/graphql" AUTHGATE_OUTBOX="$work/data/outbox" node dist/main.js
