@@ -23,9 +23,10 @@
 //! authgate's, `aud` yours, `exp`/`nbf` within a small leeway, and its
 //! session (`sid`) not ended. The sessions that ended come from authgate's
 //! revocation feed (`/revocations`, behind a service key), followed as a
-//! stream; when it has been silent for longer than `max_silence`, every
-//! token is refused (fail closed: the verifier can no longer know which
-//! sessions ended).
+//! stream; when it has not said it is current (a heartbeat, less the lag
+//! it reports) for longer than `max_silence` (30 s), every token is
+//! refused (fail closed: the verifier can no longer know which sessions
+//! ended).
 
 mod feed;
 mod keys;
