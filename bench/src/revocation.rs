@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use crate::{load::Measured, server::Server};
 
 const ME: &str = r#"{"query":"query Me { me { id } }"}"#;
-const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+pub(crate) const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
 
-async fn ask(
+/// `body` to `server`'s GraphQL endpoint as `token`: the answer's text.
+pub(crate) async fn ask(
     http: &reqwest::Client,
     server: &Server,
     token: &str,

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use authgate_verify::{Config, Refused, Verifier};
 use serde_json::json;
 
-use crate::{load::Measured, server::Server};
+use crate::{load::Measured, revocation, server::Server};
 
 /// The audience the bench's server issues tokens for.
 pub const AUDIENCE: &str = "https://api.bench.example";
 /// The key the bench's verifier reads the feed with.
 pub const SERVICE_KEY: &str = "bench-service-key-0123456789abcdef0123456789";
 const MINT: &str = "mutation AccessToken($audience: String!) { accessToken(audience: $audience) { token } }";
-const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
 
 pub fn mint_body() -> serde_json::Value {
     json!({ "query": MINT, "variables": { "audience": AUDIENCE } })
@@ -103,17 +102,7 @@ pub async fn revocation_reach(server: &Server, sessions: &[String]) -> anyhow::R
         let outcome = async {
             let token = mint(&http, server, session).await?;
             verifier.verify(&token).await.map_err(|e| format!("a fresh token refused: {e}"))?;
-            let out = http
-                .post(format!("{}/graphql", server.url))
-                .bearer_auth(session)
-                .header("content-type", "application/json")
-                .body(LOGOUT)
-                .send()
-                .await
-                .map_err(|e| format!("transport: {e}"))?
-                .text()
-                .await
-                .map_err(|e| format!("body: {e}"))?;
+            let out = revocation::ask(&http, server, session, revocation::LOGOUT).await?;
             if !out.contains("\"logout\":true") {
                 return Err(format!("not signed out: {out}"));
             }

@@ -11,7 +11,7 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ring::signature::{self, UnparsedPublicKey};
 
-use crate::{Inner, Refused, token::ALGORITHMS};
+use crate::{Inner, Refused};
 
 /// A public key pinned to its algorithm.
 pub(crate) struct Key {
@@ -42,23 +42,19 @@ impl Key {
         if field("use").is_some_and(|u| u != "sig") {
             return None;
         }
-        let public = match (field("kty")?, field("alg")) {
+        let (alg, public) = match (field("kty")?, field("alg")) {
             ("EC", None | Some("ES256")) if field("crv") == Some("P-256") => {
                 let (x, y) = (bytes("x")?, bytes("y")?);
                 if x.len() != 32 || y.len() != 32 {
                     return None;
                 }
                 let point = [&[4u8][..], &x, &y].concat();
-                Public::Es256(UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point))
+                ("ES256", Public::Es256(UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)))
             }
             ("RSA", None | Some("RS256")) => {
-                Public::Rs256(signature::RsaPublicKeyComponents { n: bytes("n")?, e: bytes("e")? })
+                ("RS256", Public::Rs256(signature::RsaPublicKeyComponents { n: bytes("n")?, e: bytes("e")? }))
             }
             _ => return None,
-        };
-        let alg = match public {
-            Public::Es256(_) => ALGORITHMS[0],
-            Public::Rs256(_) => ALGORITHMS[1],
         };
         Some((kid, Key { alg: alg.to_owned(), public }))
     }
@@ -88,7 +84,12 @@ impl KeySet {
     /// that a key it revoked meanwhile could still be trusted: then no
     /// token is.
     pub(crate) fn stale(&self) -> bool {
-        self.validated.elapsed() > self.max_age.unwrap_or(LONGEST).clamp(SHORTEST, LONGEST) + STALE_GRACE
+        self.validated.elapsed() > self.lifetime() + STALE_GRACE
+    }
+
+    /// How long it is used before it is revalidated: its `max-age`, within bounds.
+    fn lifetime(&self) -> Duration {
+        self.max_age.unwrap_or(LONGEST).clamp(SHORTEST, LONGEST)
     }
 
     pub(crate) fn kids(&self) -> Vec<String> {
@@ -174,8 +175,7 @@ pub(crate) async fn refresh(inner: Weak<Inner>) {
     loop {
         let wait = {
             let Some(inner) = inner.upgrade() else { return };
-            let max_age = inner.keys.read().unwrap_or_else(|e| e.into_inner()).max_age;
-            max_age.unwrap_or(LONGEST).clamp(SHORTEST, LONGEST)
+            inner.keys.read().unwrap_or_else(|e| e.into_inner()).lifetime()
         };
         tokio::time::sleep(wait).await;
         loop {

@@ -118,6 +118,12 @@ impl Ring {
         states
     }
 
+    /// The `alg` key in `state` at `now` (a chain has one signing key and
+    /// at most one next).
+    fn find(&self, now: DateTime<Utc>, afterlife: chrono::Duration, alg: Alg, state: State) -> Option<&Key> {
+        self.states(now, afterlife).into_iter().find(|(k, s)| k.alg == alg && *s == state).map(|(k, _)| k)
+    }
+
     /// The generation after `alg`'s newest.
     fn next_generation(&self, alg: Alg) -> i32 {
         self.keys.iter().filter(|k| k.alg == alg).map(|k| k.generation + 1).max().unwrap_or(1)
@@ -190,12 +196,8 @@ pub(crate) async fn signer(auth: &AuthContext, alg: Alg) -> Result<Arc<Signer>, 
     for _ in 0..2 {
         let ring = auth.signing.fresh(auth).await?;
         let now = auth.clock.now();
-        let signing = ring
-            .states(now, token_afterlife(auth))
-            .into_iter()
-            .find(|(k, s)| k.alg == alg && *s == State::Signing);
-        match signing {
-            Some((key, _)) => {
+        match ring.find(now, token_afterlife(auth), alg, State::Signing) {
+            Some(key) => {
                 let signer = key.signer.clone().ok_or_else(|| {
                     AuthError::internal(
                         "signing an access token",
@@ -209,11 +211,7 @@ pub(crate) async fn signer(auth: &AuthContext, alg: Alg) -> Result<Arc<Signer>, 
                 // Another request may have made it while this one waited.
                 auth.signing.forget();
                 let ring = auth.signing.fresh(auth).await?;
-                let signing = ring
-                    .states(now, token_afterlife(auth))
-                    .into_iter()
-                    .any(|(k, s)| k.alg == alg && s == State::Signing);
-                if !signing {
+                if ring.find(now, token_afterlife(auth), alg, State::Signing).is_none() {
                     // The generation after the newest read: instances that
                     // found none at once all add the same one, and one wins.
                     add(auth, alg, now, ring.next_generation(alg)).await?;
@@ -306,7 +304,7 @@ pub async fn rotate(auth: &AuthContext, alg: Alg) -> Result<Option<String>, Auth
     auth.signing.forget();
     let ring = auth.signing.fresh(auth).await?;
     let now = auth.clock.now();
-    if ring.states(now, token_afterlife(auth)).iter().any(|(k, s)| k.alg == alg && *s == State::Next) {
+    if ring.find(now, token_afterlife(auth), alg, State::Next).is_some() {
         return Ok(None);
     }
     let lead = chrono::Duration::from_std(PUBLISH_LEAD).unwrap_or_default();
