@@ -94,6 +94,8 @@ export async function createVerifier({
       // Refusals that trying again will not change fail the start at once.
       if (response.status === 401) failed(new Error('the service key was refused (AUTHGATE_SERVICE_KEYS)'));
       if ([400, 403, 404].includes(response.status)) failed(new Error(`the revocation feed answered ${response.status}`));
+      // A cursor the feed no longer knows: start again from what it keeps.
+      if (response.status === 400) cursor = null;
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
       const decoder = new TextDecoder();
       let text = '';

@@ -219,10 +219,14 @@ fn frames(text: &mut String, chunk: &[u8]) -> Result<Vec<String>, String> {
     if text.contains('\r') {
         *text = text.replace("\r\n", "\n");
     }
-    let mut events = Vec::new();
-    while let Some(end) = text.find("\n\n") {
-        events.push(text.drain(..end + 2).collect());
+    // One pass and one drain per chunk (not one per event: a chunk of
+    // blank lines would be quadratic).
+    let (mut events, mut taken) = (Vec::new(), 0);
+    while let Some(end) = text[taken..].find("\n\n") {
+        events.push(text[taken..taken + end + 2].to_owned());
+        taken += end + 2;
     }
+    text.drain(..taken);
     if text.len() > MAX_EVENT {
         return Err("an event too long".to_owned());
     }

@@ -208,8 +208,8 @@ pub(crate) async fn signer(auth: &AuthContext, alg: Alg) -> Result<Arc<Signer>, 
             }
             None => {
                 let _making = auth.signing.making.lock().await;
-                // Another request may have made it while this one waited.
-                auth.signing.forget();
+                // Another request may have made it while this one waited
+                // (`add` forgets the ring: this reads it again then).
                 let ring = auth.signing.fresh(auth).await?;
                 if ring.find(now, token_afterlife(auth), alg, State::Signing).is_none() {
                     // The generation after the newest read: instances that
@@ -347,15 +347,12 @@ pub async fn jwks(auth: &AuthContext) -> Result<KeySet, AuthError> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use sha2::{Digest, Sha256};
     let ring = auth.signing.fresh(auth).await?;
-    let in_use = algorithms(auth);
     let keys: Vec<&serde_json::Value> = ring
         .states(auth.clock.now(), token_afterlife(auth))
         .into_iter()
-        // An algorithm turned off (`AUTHGATE_JWT_RS256_AUDIENCES` emptied)
-        // signs nothing more: its keys leave the set.
-        .filter(|(k, s)| {
-            matches!(s, State::Next | State::Signing | State::Retired) && in_use.contains(&k.alg)
-        })
+        // Every algorithm with keys, whatever this instance's settings: in a
+        // rolling change another instance may still sign with it.
+        .filter(|(_, s)| matches!(s, State::Next | State::Signing | State::Retired))
         .map(|(k, _)| &k.jwk)
         .collect();
     let body = serde_json::json!({ "keys": keys }).to_string();
