@@ -5,9 +5,49 @@
 use domain::{
     AuthContext, ClientMeta,
     access::{Alg, keys},
-    config::{EventsCommand, KeysCommand, WebhooksCommand},
+    config::{AdminCommand, EventsCommand, KeysCommand, WebhooksCommand},
     events, webhooks,
 };
+
+/// `authgate admin grant|revoke <email> <role>`, `authgate admin list`.
+/// A running server counts a grant or revoke on the caller's next request
+/// (permissions are read from the database; the tokens' `roles` claim
+/// within the session cache's lifetime).
+pub async fn admin(auth: &AuthContext, command: AdminCommand) -> anyhow::Result<()> {
+    let fail = |e: domain::error::AuthError| anyhow::anyhow!("{e}");
+    match command {
+        AdminCommand::Grant { email, role } => {
+            let changed =
+                domain::admin::grant_from_command_line(auth, &email, &role, true).await.map_err(fail)?;
+            println!(
+                "{}",
+                if changed {
+                    format!("{email} now holds {role}")
+                } else {
+                    format!("{email} already holds {role}")
+                }
+            );
+        }
+        AdminCommand::Revoke { email, role } => {
+            let changed =
+                domain::admin::grant_from_command_line(auth, &email, &role, false).await.map_err(fail)?;
+            println!(
+                "{}",
+                if changed {
+                    format!("{email} no longer holds {role}")
+                } else {
+                    format!("{email} did not hold {role}")
+                }
+            );
+        }
+        AdminCommand::List => {
+            for (email, role) in domain::admin::holders(auth).await.map_err(fail)? {
+                println!("{email}\t{role}");
+            }
+        }
+    }
+    Ok(())
+}
 
 pub async fn keys(auth: &AuthContext, command: KeysCommand) -> anyhow::Result<()> {
     let fail = |e: domain::error::AuthError| anyhow::anyhow!("{e}");

@@ -90,6 +90,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Events(command) => return authgate::commands::events(&state.auth, command).await,
         Command::Webhooks(command) => return authgate::commands::webhooks(&state.auth, command).await,
         Command::Keys(command) => return authgate::commands::keys(&state.auth, command).await,
+        Command::Admin(command) => return authgate::commands::admin(&state.auth, command).await,
         _ => {}
     }
     if matches!(command, Command::Reseal) {

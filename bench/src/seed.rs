@@ -113,6 +113,7 @@ impl Seeded {
                 authenticated_at: Set(now),
                 assurance_level: Set(1),
                 method: Set(Some("password".into())),
+                impersonator_id: Set(None),
             });
             if rows.len() == 500 {
                 sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&db).await?;

@@ -51,7 +51,8 @@ codes! {
     LastSignInMethod => "LAST_SIGN_IN_METHOD", "the last way to sign in cannot be removed";
     PasswordAlreadySet => "PASSWORD_ALREADY_SET", "the account has a password; use `changePassword`";
     ReauthenticationRequired => "REAUTHENTICATION_REQUIRED", "prove presence again first (`reauthenticate`): the session's sign-in is older than the window, or two-factor is on and the session has one factor; from `reauthenticate`, the account has neither a password nor two-factor (sign in again through its provider)";
-    PermissionDenied => "PERMISSION_DENIED", "signed in, but the account does not hold the permission the field needs (`extensions.permission` names it); until roles exist, no account holds one: the audit log and webhooks are managed from the command line";
+    PermissionDenied => "PERMISSION_DENIED", "signed in, but the account does not hold the permission the field needs (`extensions.permission` names it): a role grants it (`setUserRoles`, `authgate admin grant`); an impersonation session holds none, and cannot change the user's credentials, factors or roles (`extensions.permission` is `session:own`)";
+    AccountBanned => "ACCOUNT_BANNED", "the credential was right, but an admin banned the account (`extensions.bannedUntil`: when the ban ends, null for until lifted)";
     TwoFactorNotEnabled => "TWO_FACTOR_NOT_ENABLED", "two-factor is off for this account (`regenerateRecoveryCodes`)";
     SecondFactorRequired => "SECOND_FACTOR_REQUIRED", "the password (or provider) checked out; finish with `completeSignIn` and `extensions.challenge` (`extensions.methods` lists the codes accepted)";
     Internal => "INTERNAL_SERVER_ERROR", "a bug; logged in full, never detailed to the client";
@@ -92,6 +93,16 @@ pub enum Input {
     UserId,
     /// The audience an access token is asked for.
     Audience,
+    /// Role names.
+    Roles,
+    /// One role name to filter by.
+    Role,
+    /// A ban's or impersonation's reason.
+    Reason,
+    /// When a ban ends.
+    Until,
+    /// The user list's search text.
+    Search,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +160,10 @@ pub enum AuthError {
     /// Signed in, without the permission (`resource:action`).
     #[error("this needs the permission {0}")]
     PermissionDenied(&'static str),
+    /// The credential was proved, but the account is banned (until then;
+    /// `None`: until an admin lifts it).
+    #[error("this account is banned")]
+    AccountBanned { until: Option<chrono::DateTime<chrono::Utc>> },
     /// A bug or an impossible state; clients only see a generic message
     /// (where there is more to say, it is logged where it arises).
     #[error("internal server error")]
@@ -195,6 +210,7 @@ impl AuthError {
             Self::SecondFactorRequired { .. } => Code::SecondFactorRequired,
             Self::TwoFactorNotEnabled => Code::TwoFactorNotEnabled,
             Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::AccountBanned { .. } => Code::AccountBanned,
             Self::Internal | Self::Database(_) => Code::Internal,
             Self::BadRequest(_) => Code::BadRequest,
             Self::ValidationFailed(_) => Code::ValidationFailed,

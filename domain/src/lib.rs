@@ -19,9 +19,10 @@ pub mod token;
 
 // The rooms. Each imports only rooms before it in this order, bottom
 // first (`tests/api/layers.rs` checks; ARCHITECTURE.md draws them):
-// order: events, webhooks, user, limits, notices, session, access, factors, mailed, sign_in, account, cleanup.
+// order: events, webhooks, user, limits, notices, session, access, factors, mailed, sign_in, account, admin, cleanup.
 pub mod access;
 pub mod account;
+pub mod admin;
 pub mod cleanup;
 pub mod events;
 pub mod factors;

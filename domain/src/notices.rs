@@ -29,6 +29,8 @@ pub(crate) enum Notice {
     PasswordReset,
     TwoFactorOn,
     TwoFactorOff,
+    /// An admin removed the authenticator and recovery codes.
+    TwoFactorReset,
     RecoveryCodesReplaced,
     PasskeyRemoved,
 }
@@ -43,6 +45,7 @@ impl Notice {
             Self::PasswordReset => "password_reset".into(),
             Self::TwoFactorOn => "two_factor_on".into(),
             Self::TwoFactorOff => "two_factor_off".into(),
+            Self::TwoFactorReset => "two_factor_reset".into(),
             Self::RecoveryCodesReplaced => "recovery_codes_replaced".into(),
             Self::PasskeyRemoved => "passkey_removed".into(),
         }
@@ -163,6 +166,12 @@ async fn send_notice(
             to,
             app_url,
             "Two-factor sign-in was turned off for your account: a password or a provider alone now signs in.",
+            &methods,
+        ),
+        Notice::TwoFactorReset => templates::two_factor_changed(
+            to,
+            app_url,
+            "An administrator removed the authenticator and recovery codes of your account, and signed it out everywhere: a password or a provider alone now signs in. If you did not ask for this, reset your password and contact the administrators.",
             &methods,
         ),
         Notice::RecoveryCodesReplaced => templates::two_factor_changed(

@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod sign_in_challenges;
 pub mod signing_keys;
 pub mod totp_credentials;
+pub mod user_roles;
 pub mod users;
 pub mod verification_tokens;
 pub mod webhook_deliveries;

@@ -24,6 +24,9 @@ pub struct Model {
     /// `provider`, `registration`): the access tokens' `amr`. `None` for
     /// sessions older than the column.
     pub method: Option<String>,
+    /// The admin acting as the user (an impersonation: one hour at most,
+    /// never extended, no change of credentials, factors or roles).
+    pub impersonator_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,13 @@ pub struct Model {
     pub credentials_version: i64,
     /// A confirmed TOTP secret exists: every sign-in needs a second step.
     pub two_factor_enabled: bool,
+    /// When an admin banned the account; `None`: not banned. The gate
+    /// refuses every way in while the ban lasts.
+    pub banned_at: Option<DateTimeUtc>,
+    /// When the ban ends by itself; `None` with `banned_at`: until lifted.
+    pub banned_until: Option<DateTimeUtc>,
+    /// The admin's reason, shown to admins only.
+    pub ban_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261203_000011_passkeys;
 mod m20261206_000012_bind_oauth_challenges;
 mod m20261206_000013_events;
 mod m20261206_000014_signing_keys;
+mod m20261207_000015_admin;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_bind_oauth_challenges::Migration),
             Box::new(m20261206_000013_events::Migration),
             Box::new(m20261206_000014_signing_keys::Migration),
+            Box::new(m20261207_000015_admin::Migration),
         ]
     }
 }

@@ -33,6 +33,11 @@ fn field_name(input: Input) -> &'static str {
         Input::EventType => "type",
         Input::UserId => "userId",
         Input::Audience => "audience",
+        Input::Roles => "roles",
+        Input::Role => "role",
+        Input::Reason => "reason",
+        Input::Until => "until",
+        Input::Search => "search",
     }
 }
 
@@ -45,6 +50,9 @@ pub fn to_graphql(error: &AuthError) -> async_graphql::Error {
             AuthError::BadUserInput { input, .. } => e.set("field", field_name(*input)),
             AuthError::RateLimited { retry_after } => e.set("retryAfter", (*retry_after).max(1)),
             AuthError::PermissionDenied(permission) => e.set("permission", *permission),
+            AuthError::AccountBanned { until } => {
+                e.set("bannedUntil", until.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+            }
             AuthError::SecondFactorRequired { challenge } => {
                 e.set("challenge", secrecy::ExposeSecret::expose_secret(challenge));
                 e.set("methods", domain::factors::METHODS.to_vec());

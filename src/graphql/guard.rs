@@ -1,7 +1,7 @@
 //! The request's credentials, as the HTTP layer found them, resolved to a
 //! live session once per request. Every field that acts for a signed-in
-//! user carries `#[graphql(guard = "SignedIn")]` (the admin fields to come
-//! add a permission guard the same way), and its resolver takes the
+//! user carries `#[graphql(guard = "SignedIn")]` (an admin field adds
+//! `Permitted(permission)`), and its resolver takes the
 //! session the guard resolved with `signed_in`. What enforces the guard is
 //! `layers::every_resolver_acting_for_a_user_has_the_guard` (it reads the
 //! resolvers) and `security::every_operation_but_the_public_ones_needs_a_session`
@@ -41,12 +41,39 @@ pub struct PresentedToken {
 pub struct RequestAuth {
     token: Option<PresentedToken>,
     session: OnceCell<CurrentSession>,
+    /// The session's user's roles, read from the database once per request
+    /// that asks (an admin field, another user's private fields).
+    roles: OnceCell<Vec<String>>,
 }
 
 impl RequestAuth {
     pub fn new(token: Option<PresentedToken>) -> Self {
-        Self { token, session: OnceCell::new() }
+        Self { token, session: OnceCell::new(), roles: OnceCell::new() }
     }
+}
+
+/// How the request's token came: a cookie client's new session is a cookie.
+pub fn token_source(ctx: &Context<'_>) -> Option<TokenSource> {
+    ctx.data::<RequestAuth>().ok()?.token.as_ref().map(|token| token.source)
+}
+
+/// `PERMISSION_DENIED` unless the caller's session holds `permission`
+/// (`roles::permits` on the roles read afresh for this request).
+pub async fn permitted<'a>(
+    ctx: &Context<'a>,
+    permission: Permission,
+) -> Result<&'a CurrentSession, AuthError> {
+    let current = current_session(ctx).await?;
+    let request = ctx.data::<RequestAuth>().map_err(|_| AuthError::Unauthenticated)?;
+    let auth = ctx
+        .data::<AuthContext>()
+        .map_err(|e| AuthError::internal("the schema has no AuthContext", e.message))?;
+    let held = request.roles.get_or_try_init(|| roles::of_user_now(auth, current.user.id)).await?;
+    if let Err(denied) = roles::permits(held, current.session.impersonator_id.is_some(), permission) {
+        tracing::info!(user_id = %current.user.id, permission = permission.as_str(), "permission denied");
+        return Err(denied);
+    }
+    Ok(current)
 }
 
 /// The caller's live session, resolved on first use and cached for the
@@ -88,12 +115,7 @@ pub struct Permitted(pub Permission);
 
 impl async_graphql::Guard for Permitted {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let current = current_session(ctx).await.map_err(|e| super::codes::to_graphql(&e))?;
-        if roles::holds(&current.user, self.0) {
-            return Ok(());
-        }
-        tracing::info!(user_id = %current.user.id, permission = self.0.as_str(), "permission denied");
-        Err(super::codes::to_graphql(&AuthError::PermissionDenied(self.0.as_str())))
+        permitted(ctx, self.0).await.map(|_| ()).map_err(|e| super::codes::to_graphql(&e))
     }
 }
 
@@ -121,6 +143,22 @@ pub async fn own_session<'a>(
     match current_session(ctx).await {
         Ok(current) if current.user.id == user_id => Ok(Some(current)),
         Ok(_) | Err(AuthError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The caller's session when it may read `user_id`'s private fields: the
+/// user's own, or an admin's with `user:list`; `None` for anyone else.
+pub async fn reader<'a>(
+    ctx: &Context<'a>,
+    user_id: uuid::Uuid,
+) -> Result<Option<&'a CurrentSession>, AuthError> {
+    if let Some(own) = own_session(ctx, user_id).await? {
+        return Ok(Some(own));
+    }
+    match permitted(ctx, Permission::UserList).await {
+        Ok(admin) => Ok(Some(admin)),
+        Err(AuthError::Unauthenticated | AuthError::PermissionDenied(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -9,7 +9,7 @@ use domain::{
 use super::{
     GqlResult,
     guard::{Permitted, SignedIn, signed_in},
-    types::{AuditEventFilter, SecurityEventConnection, User, page_args},
+    types::{AuditEventFilter, SecurityEventConnection, User, UserConnection, UserFilter, page_args},
 };
 
 pub struct QueryRoot;
@@ -27,9 +27,34 @@ impl QueryRoot {
         Ok(User(current.user.clone()))
     }
 
+    /// Every user, newest first, narrowed by `filter`: a page of `first`
+    /// (1 to 100, 20 when omitted) after the cursor `after`; `totalCount`
+    /// counts every match. A user's `sessions`, `accounts`, `passkeys`,
+    /// `roles`, `activity` and ban are visible here. Needs `user:list`
+    /// (`PERMISSION_DENIED`). `BAD_USER_INPUT`: `first` out of range,
+    /// `after` not a cursor of this list, `search` over 100 characters,
+    /// `role` unknown.
+    #[graphql(guard = "SignedIn.and(Permitted(Permission::UserList))")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Search, banned, role.")] filter: Option<UserFilter>,
+        #[graphql(desc = "Users per page: 1 to 100 (20 when omitted).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
+        use domain::admin::users;
+        let (auth, current) = signed_in(ctx)?;
+        // The same bounds as every page; the user list's own cursor.
+        let (first, _) = page_args(first, None).gql()?;
+        let after = after.as_deref().map(users::Cursor::decode).transpose().gql()?;
+        let filter = users::checked(auth, filter.unwrap_or_default().into()).gql()?;
+        let page = users::page(auth, current, &filter, first, after).await.gql()?;
+        Ok(UserConnection::new(page, filter))
+    }
+
     /// The audit log: every account's events, newest first, narrowed by
-    /// `filter`. Needs `audit:read` (`PERMISSION_DENIED`; until roles
-    /// exist, `authgate events export` reads it). `first`: 1 to 100.
+    /// `filter`. Needs `audit:read` (`PERMISSION_DENIED`; `authgate events
+    /// export` reads it from the command line). `first`: 1 to 100.
     #[graphql(guard = "SignedIn.and(Permitted(Permission::AuditRead))")]
     async fn audit_events(
         &self,

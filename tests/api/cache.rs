@@ -210,6 +210,48 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
         assert_eq!(changed.body["data"]["changePassword"], true, "{what}: {}", changed.body);
         password = next;
     }
+    admin_changes_reach_the_cache(&app).await;
+}
+
+/// An admin's changes to a user whose session is warm in the cache.
+async fn admin_changes_reach_the_cache(app: &TestApp) {
+    let (admin, _) = crate::admin::make_admin(app, "cache-admin@example.com", "admin").await;
+    let by_admin = |query: &'static str, id: String| app.authed(&admin, query, json!({ "u": id }));
+    let warm = |email: &'static str| async move {
+        let (token, id) = app.register_verified(email, PW).await;
+        assert_eq!(me_field(&app.me(&token).await, "email"), email, "warm");
+        (token, id)
+    };
+
+    let (token, id) = warm("cache-banned@example.com").await;
+    by_admin("mutation($u: ID!) { banUser(input: { userId: $u }) { id } }", id).await;
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "banUser");
+
+    let (token, id) = warm("cache-revoked@example.com").await;
+    by_admin("mutation($u: ID!) { revokeUserSessions(userId: $u) }", id).await;
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "revokeUserSessions");
+
+    let (token, id) = warm("cache-lost@example.com").await;
+    crate::two_factor::enable(app, &token).await;
+    assert_eq!(me_field(&app.me(&token).await, "email"), "cache-lost@example.com");
+    by_admin("mutation($u: ID!) { resetUserTwoFactor(userId: $u) }", id).await;
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "resetUserTwoFactor");
+
+    // The roles the session cache holds are the access tokens' claim.
+    let (token, id) = warm("cache-roles@example.com").await;
+    let claim = || async {
+        let minted = app
+            .authed(
+                &token,
+                "mutation { accessToken(audience: \"https://api.example.com\") { token } }",
+                json!({}),
+            )
+            .await;
+        crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1)["roles"].clone()
+    };
+    assert_eq!(claim().await, json!([]));
+    by_admin("mutation($u: ID!) { setUserRoles(userId: $u, roles: [\"auditor\"]) { id } }", id).await;
+    assert_eq!(claim().await, json!(["auditor"]), "setUserRoles");
 }
 
 /// What each mutation does to what the session cache holds (a session's
@@ -218,7 +260,7 @@ async fn every_change_reaches_the_cache_before_the_answer(app: TestApp) {
 /// label of the check there); each other one says why nothing cached
 /// changes. A new mutation fails `every_mutation_is_classified_for_the_cache`
 /// until it is put here.
-const MUTATIONS: [(&str, Option<&str>); 29] = [
+const MUTATIONS: [(&str, Option<&str>); 35] = [
     ("register", Some("a new user and session: nothing of theirs is cached yet")),
     (
         "login",
@@ -262,6 +304,12 @@ const MUTATIONS: [(&str, Option<&str>); 29] = [
     ("removePasskey", None),
     ("createWebhookEndpoint", Some("an endpoint row; no row of users or sessions changes")),
     ("accessToken", Some("a signature: nothing is written (a signing key at most, made once)")),
+    ("banUser", None),
+    ("unbanUser", Some("the banned user has no session left to be cached (the ban ended them all)")),
+    ("revokeUserSessions", None),
+    ("resetUserTwoFactor", None),
+    ("setUserRoles", None),
+    ("impersonateUser", Some("a new session, made like login's; the admin's own is unchanged")),
 ];
 
 #[test]

@@ -43,6 +43,13 @@ const IMPLEMENTED: &[&str] = &[
     "CreateWebhookEndpoint",
     "SecurityEvents",
     "AccessToken",
+    "AdminUsers",
+    "BanUser",
+    "UnbanUser",
+    "RevokeUserSessions",
+    "ResetUserTwoFactor",
+    "SetUserRoles",
+    "ImpersonateUser",
 ];
 
 fn root() -> PathBuf {

@@ -15,6 +15,46 @@ const APP: &str = "http://localhost:3000";
 
 both_backends!(every_contract_operation_behaves_as_documented);
 
+/// The admin operations, by an admin made with the command line's
+/// function, on another user's account.
+async fn admin_operations(flow: &Flow<'_>, app: &TestApp) {
+    let (token, _) = app.register("dora@example.com", "contract password five").await;
+    let denied = flow.run("AdminUsers", json!({ "first": 5 }), Some(&token)).await;
+    assert_eq!(denied.code(), Some("PERMISSION_DENIED"), "{}", denied.body);
+    let (admin, _) = crate::admin::make_admin(app, "contract-admin@example.com", "admin").await;
+    let listed =
+        flow.run("AdminUsers", json!({ "filter": { "search": "DOR" }, "first": 5 }), Some(&admin)).await;
+    let page = &listed.body["data"]["users"];
+    assert_eq!(page["totalCount"], 1, "{}", listed.body);
+    let user = page["edges"][0]["node"].clone();
+    assert_eq!(
+        (&user["email"], &user["banned"], &user["roles"]),
+        (&json!("dora@example.com"), &json!(false), &json!([]))
+    );
+    let id = user["id"].clone();
+    let roles = flow.run("SetUserRoles", json!({ "userId": id, "roles": ["auditor"] }), Some(&admin)).await;
+    assert_eq!(roles.body["data"]["setUserRoles"]["roles"], json!(["auditor"]), "{}", roles.body);
+    let roles = flow.run("SetUserRoles", json!({ "userId": id, "roles": [] }), Some(&admin)).await;
+    assert_eq!(roles.body["data"]["setUserRoles"]["roles"], json!([]), "{}", roles.body);
+    let reset = flow.run("ResetUserTwoFactor", json!({ "userId": id }), Some(&admin)).await;
+    assert_eq!(reset.body["data"]["resetUserTwoFactor"], false, "two-factor was off: {}", reset.body);
+    let reason = json!({ "input": { "userId": id, "reason": "contract check" } });
+    let acting = flow.run("ImpersonateUser", reason, Some(&admin)).await;
+    let as_user = str_of(&acting.body["data"]["impersonateUser"]["token"]);
+    assert_eq!(acting.body["data"]["impersonateUser"]["user"]["id"], id, "{}", acting.body);
+    assert_eq!(app.me(&as_user).await.body["data"]["me"]["id"], id);
+    let ended = flow.run("RevokeUserSessions", json!({ "userId": id }), Some(&admin)).await;
+    assert!(ended.body["data"]["revokeUserSessions"].as_i64().unwrap() >= 2, "{}", ended.body);
+    assert_eq!(app.me(&as_user).await.code(), Some("UNAUTHENTICATED"));
+    let ban = json!({ "input": { "userId": id, "reason": "contract" } });
+    let banned = flow.run("BanUser", ban, Some(&admin)).await;
+    assert_eq!(banned.body["data"]["banUser"]["banned"], true, "{}", banned.body);
+    assert_eq!(banned.body["data"]["banUser"]["banReason"], "contract");
+    assert_eq!(app.login("dora@example.com", "contract password five").await.code(), Some("ACCOUNT_BANNED"));
+    let unbanned = flow.run("UnbanUser", json!({ "userId": id }), Some(&admin)).await;
+    assert_eq!(unbanned.body["data"]["unbanUser"]["banned"], false, "{}", unbanned.body);
+}
+
 fn contract() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contract/operations.graphql");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -168,12 +208,13 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
     assert_eq!(page["edges"].as_array().map(Vec::len), Some(2));
     assert_eq!(page["pageInfo"]["hasNextPage"], true);
     assert_eq!(page["pageInfo"]["endCursor"], page["edges"][1]["cursor"]);
-    // No account holds a permission until roles exist.
+    // Without a role, no admin field answers.
     let audit = flow.run("AuditEvents", json!({ "first": 5 }), Some(&last)).await;
     assert_eq!(audit.code(), Some("PERMISSION_DENIED"), "{}", audit.body);
     let hook = json!({ "input": { "url": "https://hooks.example.com/authgate" } });
     let hook = flow.run("CreateWebhookEndpoint", hook, Some(&last)).await;
     assert_eq!(hook.code(), Some("PERMISSION_DENIED"), "{}", hook.body);
+
     let minted = flow.run("AccessToken", json!({ "audience": "https://api.example.com" }), Some(&last)).await;
     let token = str_of(&minted.body["data"]["accessToken"]["token"]);
     assert_eq!(token.split('.').count(), 3, "a JWT: {}", minted.body);
@@ -190,6 +231,8 @@ async fn every_contract_operation_behaves_as_documented(app: TestApp) {
         flow.run("DeleteAccount", json!({ "password": "contract password three" }), Some(&last)).await;
     assert_eq!(deleted.body["data"]["deleteAccount"], true);
     assert_eq!(app.login(email, "contract password three").await.code(), Some("INVALID_CREDENTIALS"));
+
+    admin_operations(&flow, &app).await;
 
     // Every operation of the document ran here, on this backend.
     let ran = flow.ran.into_inner().unwrap();

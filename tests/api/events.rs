@@ -28,7 +28,7 @@ const APP: &str = "http://localhost:3000";
 /// `every_change_records_its_event` (its name is the step's label there).
 /// A new mutation fails `every_mutation_is_classified_for_the_record`
 /// until it is put here.
-const MUTATIONS: [(&str, Result<&[&str], &str>); 29] = [
+const MUTATIONS: [(&str, Result<&[&str], &str>); 35] = [
     ("register", Ok(&["user.created", "session.created"])),
     ("login", Ok(&["session.created"])),
     ("logout", Ok(&["session.revoked"])),
@@ -62,12 +62,13 @@ const MUTATIONS: [(&str, Result<&[&str], &str>); 29] = [
     ("finishPasskeySignIn", Ok(&["session.created"])),
     ("removePasskey", Ok(&["passkey.removed"])),
     ("accessToken", Err("a signature: nothing is written")),
-    (
-        "createWebhookEndpoint",
-        Err(
-            "needs webhook:manage, which no account holds until roles exist; `authgate webhooks add` records webhook.endpoint_created (webhooks.rs)",
-        ),
-    ),
+    ("createWebhookEndpoint", Ok(&["webhook.endpoint_created"])),
+    ("setUserRoles", Ok(&["user.roles_changed"])),
+    ("impersonateUser", Ok(&["session.created", "impersonation.started"])),
+    ("revokeUserSessions", Ok(&["session.revoked", "session.revoked"])),
+    ("resetUserTwoFactor", Ok(&["session.revoked", "two_factor.disabled"])),
+    ("banUser", Ok(&["session.revoked", "user.banned"])),
+    ("unbanUser", Ok(&["user.unbanned"])),
 ];
 
 #[test]
@@ -120,6 +121,7 @@ async fn every_change_records_its_event(backend: Backend) {
     let Some(app) = TestApp::on_with(backend, |c| {
         c.oauth = providers;
         c.oauth_redirect_origins = vec![APP.into()];
+        c.webhook_allow_networks = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await
     else {
@@ -242,6 +244,56 @@ async fn every_change_records_its_event(backend: Backend) {
     let delete = "mutation D($p: String!) { deleteAccount(password: $p) }";
     ok(&app.authed(&newcomer, delete, json!({ "p": "quiet harbor lantern 42" })).await, "deleteAccount");
     step(&app, &mut last, "deleteAccount").await;
+
+    // An admin's actions, each recorded with the admin as actor.
+    let (admin, admin_id) = crate::admin::make_admin(&app, "recorder@example.com", "admin").await;
+    let (target, target_id) = app.register_verified("subject@example.com", PW).await;
+    recorded(&app, &mut last).await;
+    let hook = "mutation H($i: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }";
+    let hook = app.authed(&admin, hook, json!({ "i": { "url": "http://127.0.0.1:9/hook" } })).await;
+    ok(&hook, "createWebhookEndpoint");
+    step(&app, &mut last, "createWebhookEndpoint").await;
+    let roles = "mutation R($u: ID!) { setUserRoles(userId: $u, roles: [\"auditor\"]) { id } }";
+    ok(&app.authed(&admin, roles, json!({ "u": target_id })).await, "setUserRoles");
+    step(&app, &mut last, "setUserRoles").await;
+    let roles = "mutation R($u: ID!) { setUserRoles(userId: $u, roles: []) { id } }";
+    ok(&app.authed(&admin, roles, json!({ "u": target_id })).await, "setUserRoles");
+    recorded(&app, &mut last).await;
+    let acting =
+        "mutation I($u: ID!) { impersonateUser(input: { userId: $u, reason: \"record\" }) { token } }";
+    ok(&app.authed(&admin, acting, json!({ "u": target_id })).await, "impersonateUser");
+    step(&app, &mut last, "impersonateUser").await;
+    let revoke = "mutation R($u: ID!) { revokeUserSessions(userId: $u) }";
+    assert_eq!(ok(&app.authed(&admin, revoke, json!({ "u": target_id })).await, "revokeUserSessions"), 2);
+    step(&app, &mut last, "revokeUserSessions").await;
+    let again = str_of(&ok(&app.login("subject@example.com", PW).await, "login")["token"]);
+    crate::two_factor::enable(&app, &again).await;
+    recorded(&app, &mut last).await;
+    let reset = "mutation R($u: ID!) { resetUserTwoFactor(userId: $u) }";
+    assert_eq!(ok(&app.authed(&admin, reset, json!({ "u": target_id })).await, "resetUserTwoFactor"), true);
+    step(&app, &mut last, "resetUserTwoFactor").await;
+    app.login("subject@example.com", PW).await;
+    recorded(&app, &mut last).await;
+    let ban = "mutation B($u: ID!) { banUser(input: { userId: $u, reason: \"record\" }) { id } }";
+    ok(&app.authed(&admin, ban, json!({ "u": target_id })).await, "banUser");
+    step(&app, &mut last, "banUser").await;
+    let unban = "mutation U($u: ID!) { unbanUser(userId: $u) { id } }";
+    ok(&app.authed(&admin, unban, json!({ "u": target_id })).await, "unbanUser");
+    step(&app, &mut last, "unbanUser").await;
+    let theirs = events::Entity::find()
+        .filter(events::Column::SubjectUserId.eq(uuid::Uuid::parse_str(&target_id).unwrap()))
+        .filter(events::Column::Kind.is_in([
+            "user.banned",
+            "user.unbanned",
+            "user.roles_changed",
+            "impersonation.started",
+        ]))
+        .all(app.db())
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    assert!(theirs.iter().all(|e| e.actor_id.map(|a| a.to_string()) == Some(admin_id.clone())), "{theirs:?}");
+    let _ = target;
 
     // Every event carries where it came from and who it is about.
     let mine = events::Entity::find()
@@ -489,6 +541,14 @@ async fn the_activity_is_the_users_own_and_the_audit_log_needs_a_permission(app:
     assert_eq!(reply.code(), Some("PERMISSION_DENIED"), "{}", reply.body);
     assert_eq!(reply.body["errors"][0]["extensions"]["permission"], "webhook:manage");
     assert_eq!(app.count(entity::webhook_endpoints::Entity).await, 0);
+    // An auditor reads everyone's events; still no webhooks.
+    let (auditor, _) = crate::admin::make_admin(&app, "auditor@example.com", "auditor").await;
+    let reply = app.authed(&auditor, AUDIT, json!({ "filter": { "type": "user.created" } })).await;
+    let edges =
+        reply.body["data"]["auditEvents"]["edges"].as_array().unwrap_or_else(|| panic!("{}", reply.body));
+    assert_eq!(edges.len(), 2, "both sign-ups: {}", reply.body);
+    let reply = app.authed(&auditor, create, json!({ "i": { "url": "https://hooks.example.com/" } })).await;
+    assert_eq!(reply.body["errors"][0]["extensions"]["permission"], "webhook:manage");
 }
 
 /// `AUTHGATE_EVENT_RETENTION` (400 days by default): the cleanup deletes

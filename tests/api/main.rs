@@ -3,6 +3,7 @@
 mod common;
 
 mod abuse;
+mod admin;
 mod admission;
 mod auth;
 mod cache;

@@ -43,7 +43,7 @@ async fn mint(app: &TestApp, session: &str) -> String {
     str_of(&reply.body["data"]["accessToken"]["token"])
 }
 
-fn part(jwt: &str, n: usize) -> Value {
+pub(crate) fn part(jwt: &str, n: usize) -> Value {
     let bytes = URL_SAFE_NO_PAD.decode(jwt.split('.').nth(n).expect("three parts")).expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON")
 }
@@ -97,6 +97,7 @@ async fn a_token_verifies_with_the_published_keys_elsewhere(app: TestApp) {
     assert_eq!(claims["sid"], sid.as_str());
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300, "5 minutes");
     assert_eq!((claims["acr"].as_str(), &claims["amr"]), (Some("1"), &json!(["pwd"])));
+    assert_eq!(claims["roles"], json!([]), "no role yet");
     assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
     let expires = chrono::DateTime::parse_from_rfc3339(
         reply.body["data"]["accessToken"]["expiresAt"].as_str().unwrap(),
@@ -106,7 +107,7 @@ async fn a_token_verifies_with_the_published_keys_elsewhere(app: TestApp) {
     names.sort();
     assert_eq!(
         names,
-        ["acr", "amr", "aud", "auth_time", "exp", "iat", "iss", "jti", "sid", "sub"],
+        ["acr", "amr", "aud", "auth_time", "exp", "iat", "iss", "jti", "roles", "sid", "sub"],
         "nothing personal"
     );
 

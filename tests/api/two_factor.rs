@@ -698,7 +698,10 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
         .map(|(name, _)| name.as_str())
         .collect();
     returning_tokens.sort();
-    assert_eq!(returning_tokens, ["completeSignIn", "finishPasskeySignIn", "login", "register"]);
+    assert_eq!(
+        returning_tokens,
+        ["completeSignIn", "finishPasskeySignIn", "impersonateUser", "login", "register"]
+    );
     // 2. The code's session creations and session cookies, by file.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut creating = Vec::new();
@@ -721,13 +724,14 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     assert_eq!(
         creating,
         [
+            "domain/src/admin/impersonate.rs",
             "domain/src/sign_in/oauth/callback.rs",
             "domain/src/sign_in/passkey.rs",
             "domain/src/sign_in/password.rs",
             "domain/src/sign_in/register.rs",
             "domain/src/sign_in/second_step.rs"
         ],
-        "register, login, the OAuth callback, finishPasskeySignIn (two factors by itself) and completeSignIn"
+        "register, login, the OAuth callback, finishPasskeySignIn (two factors by itself), completeSignIn and impersonateUser"
     );
     // A refreshed existing session, the payload of a sign-in, the effect
     // turned into the header, the OAuth callback.
@@ -735,6 +739,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
         cookies,
         [
             "src/graphql/guard.rs",
+            "src/graphql/mutation/admin.rs",
             "src/graphql/mutation/sign_in.rs",
             "src/http/cookie.rs",
             "src/http/oauth.rs"
@@ -744,6 +749,7 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     // Each, for a two-factor user:
     let (token, _) = app.register_verified("gated@example.com", PW).await;
     enable(&app, &token).await;
+    let (other, _) = app.register_verified("not-an-admin@example.com", PW).await;
     // Every session in the table: none may appear, whoever's.
     let before = app.count(sessions::Entity).await;
     // register: the address is taken, no session.
@@ -775,6 +781,14 @@ async fn every_way_to_a_session_is_gated(app: TestApp) {
     let forged = json!({ "i": { "challenge": handle, "credential": { "id": "x", "rawId": "eA", "type": "public-key", "response": {} } } });
     let reply = app.post().graphql(finish, forged).send().await;
     assert_eq!(reply.code(), Some("INVALID_CREDENTIALS"), "{}", reply.body);
+    assert_eq!(session_cookie(&reply), None);
+    // impersonateUser: an admin's way (their own step-up, with two factors
+    // when they have them), never the user's: without the permission,
+    // nothing. Its limits: `admin::impersonation_is_the_user_within_limits`.
+    let user_id = str_of(&app.me(&token).await.body["data"]["me"]["id"]);
+    let impersonate = "mutation($u: ID!) { impersonateUser(input: { userId: $u, reason: \"x\" }) { token } }";
+    let reply = app.post().graphql(impersonate, json!({ "u": user_id })).cookie(&other).send().await;
+    assert_eq!(reply.code(), Some("PERMISSION_DENIED"), "{}", reply.body);
     assert_eq!(session_cookie(&reply), None);
     // The guard only refreshes a session that already exists (no token, no cookie).
     let anonymous = app.gql("query { me { id } }", json!({})).await;

@@ -430,16 +430,23 @@ async fn private_addresses_are_refused_unless_allowed(app: TestApp) {
 }
 
 /// `authgate` itself, as an operator runs it, on a SQLite file.
-struct Binary {
+pub(crate) struct Binary {
     dir: tempfile::TempDir,
+    /// Settings beyond the defaults below.
+    extra: Vec<(String, String)>,
 }
 
 impl Binary {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+    pub(crate) fn new() -> Self {
+        Self::with(&[])
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn with(extra: &[(&str, &str)]) -> Self {
+        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Self { dir: tempfile::tempdir().unwrap(), extra }
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_authgate"));
         let db = self.dir.path().join("authgate.db");
         command
@@ -453,19 +460,20 @@ impl Binary {
             .env("AUTHGATE_WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8")
             .env("AUTHGATE_WEBHOOK_TIMEOUT", "2s")
             .env("AUTHGATE_LOG", "warn,authgate=info")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     }
 
     /// Runs a command to its end; its standard output.
-    fn run(&self, args: &[&str]) -> String {
+    pub(crate) fn run(&self, args: &[&str]) -> String {
         let out = self.command(args).output().expect("authgate runs");
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
     /// `authgate serve`, once it listens: the process and its address.
-    fn serve(&self) -> (Child, String) {
+    pub(crate) fn serve(&self) -> (Child, String) {
         let mut child = self.command(&["serve"]).stdout(Stdio::piped()).spawn().expect("authgate serves");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = loop {
@@ -480,7 +488,8 @@ impl Binary {
     }
 }
 
-async fn register_at(addr: &str, email: &str) {
+/// Registers `email` on the server at `addr`; the session token.
+pub(crate) async fn register_at(addr: &str, email: &str) -> String {
     let body = serde_json::json!({
         "query": "mutation R($i: RegisterInput!) { register(input: $i) { token } }",
         "variables": { "i": { "email": email, "password": PW } },
@@ -495,6 +504,7 @@ async fn register_at(addr: &str, email: &str) {
         .await
         .unwrap();
     assert!(reply["data"]["register"]["token"].is_string(), "{reply}");
+    reply["data"]["register"]["token"].as_str().unwrap().to_owned()
 }
 
 /// The server is killed (SIGKILL) while a delivery is under way: after

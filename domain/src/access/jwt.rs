@@ -27,6 +27,17 @@ pub(crate) struct Claims<'a> {
     pub auth_time: i64,
     pub acr: String,
     pub amr: &'static [&'static str],
+    /// The user's roles (empty for most): what the app's services authorize by.
+    pub roles: &'a [String],
+    /// In an impersonation, the admin acting (RFC 8693's actor claim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// RFC 8693 §4.1: who acts for the subject.
+#[derive(Serialize)]
+pub(crate) struct Actor {
+    pub sub: String,
 }
 
 /// The algorithms tokens are signed with: ES256 by default, RS256 for the
@@ -203,6 +214,8 @@ mod tests {
             auth_time: 1,
             acr: "1".into(),
             amr: &["pwd"],
+            roles: &[],
+            act: None,
         };
         let token = signer.sign(&claims).unwrap();
         let header = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();

@@ -55,6 +55,8 @@ pub async fn mint(
         auth_time: session.authenticated_at.timestamp(),
         acr: session.assurance_level.to_string(),
         amr: amr(session.method.as_deref(), session.assurance_level),
+        roles: &current.roles,
+        act: session.impersonator_id.map(|admin| jwt::Actor { sub: admin.to_string() }),
     };
     let token = signer.sign(&claims).map_err(|e| AuthError::internal("signing an access token", e))?;
     Ok(AccessToken { token: token.into(), expires_at })
@@ -66,6 +68,8 @@ fn amr(method: Option<&str>, assurance: i16) -> &'static [&'static str] {
         Some("second_step") => &["pwd", "otp", "mfa"],
         Some("passkey") => &["hwk", "user"],
         Some("provider") => &["fed"],
+        // An admin's doing, not a proof by the user.
+        Some("impersonation") => &[],
         Some("password" | "registration") => &["pwd"],
         // Sessions from before the method was kept: what the level says.
         _ if assurance >= 2 => &["mfa"],

@@ -49,6 +49,19 @@ pub enum Command {
     /// Webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Roles: make the first admin (`authgate admin grant you@example.com admin`).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// Give the user with this email a role (admin, support, auditor).
+    Grant { email: String, role: String },
+    /// Take a role from the user with this email.
+    Revoke { email: String, role: String },
+    /// List who holds which role.
+    List,
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]

@@ -40,10 +40,15 @@ pub enum Kind {
     OauthUnlinked,
     WebhookEndpointCreated,
     SessionReauthenticated,
+    UserBanned,
+    UserUnbanned,
+    UserRolesChanged,
+    ImpersonationStarted,
+    ImpersonationEnded,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 23] = [
         Kind::UserCreated,
         Kind::UserEmailVerified,
         Kind::UserPasswordChanged,
@@ -62,6 +67,11 @@ impl Kind {
         Kind::OauthUnlinked,
         Kind::WebhookEndpointCreated,
         Kind::SessionReauthenticated,
+        Kind::UserBanned,
+        Kind::UserUnbanned,
+        Kind::UserRolesChanged,
+        Kind::ImpersonationStarted,
+        Kind::ImpersonationEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +94,11 @@ impl Kind {
             Kind::OauthUnlinked => "oauth.unlinked",
             Kind::WebhookEndpointCreated => "webhook.endpoint_created",
             Kind::SessionReauthenticated => "session.reauthenticated",
+            Kind::UserBanned => "user.banned",
+            Kind::UserUnbanned => "user.unbanned",
+            Kind::UserRolesChanged => "user.roles_changed",
+            Kind::ImpersonationStarted => "impersonation.started",
+            Kind::ImpersonationEnded => "impersonation.ended",
         }
     }
 
@@ -107,6 +122,10 @@ pub enum Ended {
     Claimed,
     /// The account was deleted.
     Deleted,
+    /// An admin banned the account.
+    Banned,
+    /// An admin ended them (`revokeUserSessions`, `resetUserTwoFactor`).
+    Admin,
 }
 
 impl Ended {
@@ -118,6 +137,8 @@ impl Ended {
             Ended::CredentialsChanged => "credentials_changed",
             Ended::Claimed => "claimed",
             Ended::Deleted => "deleted",
+            Ended::Banned => "banned",
+            Ended::Admin => "admin",
         }
     }
 }
@@ -129,6 +150,8 @@ pub(crate) struct Event {
     kind: Kind,
     subject: Option<Uuid>,
     actor: Option<Uuid>,
+    /// The admin acting as the user, when done in an impersonation.
+    impersonator: Option<Uuid>,
     session: Option<Uuid>,
     data: Map<String, Value>,
 }
@@ -136,7 +159,14 @@ pub(crate) struct Event {
 impl Event {
     /// An event about `subject`, done by them (`by` says otherwise).
     pub(crate) fn new(kind: Kind, subject: Uuid) -> Self {
-        Self { kind, subject: Some(subject), actor: Some(subject), session: None, data: Map::new() }
+        Self {
+            kind,
+            subject: Some(subject),
+            actor: Some(subject),
+            impersonator: None,
+            session: None,
+            data: Map::new(),
+        }
     }
 
     /// The server did it (nobody was signed in: a mailed link, a provider's
@@ -149,6 +179,12 @@ impl Event {
     /// Done by `actor` (an admin), not the subject.
     pub(crate) fn by(mut self, actor: Uuid) -> Self {
         self.actor = Some(actor);
+        self
+    }
+
+    /// Done in an impersonation by `admin` (`None`: not one).
+    pub(crate) fn impersonated_by(mut self, admin: Option<Uuid>) -> Self {
+        self.impersonator = admin;
         self
     }
 
@@ -189,7 +225,7 @@ impl Event {
             last_at: Set(now),
             count: Set(1),
             actor_id: Set(self.actor),
-            impersonator_id: Set(None),
+            impersonator_id: Set(self.impersonator),
             subject_user_id: Set(self.subject),
             session_id: Set(self.session),
             ip_address: Set(origin.ip_address.clone()),
@@ -255,9 +291,23 @@ pub(crate) async fn sessions_ended(
     why: Ended,
     origin: &ClientMeta,
 ) -> Result<(), AuthError> {
+    let actor = if why == Ended::Limit { None } else { Some(user_id) };
+    sessions_ended_by(conn, auth, user_id, ids, why, actor, origin).await
+}
+
+/// `sessions_ended`, done by `actor` (an admin; `None`: the server).
+pub(crate) async fn sessions_ended_by(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    ids: &[Uuid],
+    why: Ended,
+    actor: Option<Uuid>,
+    origin: &ClientMeta,
+) -> Result<(), AuthError> {
     for id in ids {
-        let event = Event::session_ended(user_id, *id, why);
-        let event = if why == Ended::Limit { event.by_server() } else { event };
+        let mut event = Event::session_ended(user_id, *id, why);
+        event.actor = actor;
         event.record(conn, auth, origin).await?;
     }
     Ok(())

@@ -65,6 +65,25 @@ pub async fn of_user(auth: &AuthContext, user_id: Uuid) -> Result<Vec<passkeys::
     ways_in::passkeys_of(&auth.db, user_id).await
 }
 
+/// The passkeys of each of `user_ids`, oldest first: one query for all.
+pub async fn of_users(
+    auth: &AuthContext,
+    user_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<passkeys::Model>>, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let rows = passkeys::Entity::find()
+        .filter(passkeys::Column::UserId.is_in(user_ids.iter().copied()))
+        .order_by_asc(passkeys::Column::CreatedAt)
+        .order_by_asc(passkeys::Column::Id)
+        .all(&auth.db)
+        .await?;
+    let mut by_user: std::collections::HashMap<Uuid, Vec<passkeys::Model>> = Default::default();
+    for row in rows {
+        by_user.entry(row.user_id).or_default().push(row);
+    }
+    Ok(by_user)
+}
+
 /// Creation options for a new passkey of the caller, in the JSON form
 /// `PublicKeyCredential.parseCreationOptionsFromJSON` reads. Step-up; the
 /// caller's passkeys are excluded (an authenticator holds one per account).

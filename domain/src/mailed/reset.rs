@@ -71,6 +71,8 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let token = tokens::peek(auth, secret, Purpose::PasswordReset).await?;
     let user =
         users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
+    // The link is proved: a banned user hears so, and nothing changes.
+    crate::session::admission::not_banned(auth, &user)?;
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
@@ -82,7 +84,10 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     user::bump_credentials(&txn, user_id).await?;
     // Read under the hold the new version took: a verification that
     // committed meanwhile is seen.
-    let adopted = users::Entity::find_by_id(user_id).one(&txn).await?.is_some_and(|u| !u.email_verified);
+    let held = users::Entity::find_by_id(user_id).one(&txn).await?.ok_or(AuthError::InvalidToken)?;
+    // Again under the hold: a ban that committed meanwhile wins.
+    crate::session::admission::not_banned(auth, &held)?;
+    let adopted = !held.email_verified;
     if adopted {
         // The first proof that this person owns the address: whoever
         // registered it may have been someone else (a squatter), so every

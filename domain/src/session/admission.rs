@@ -26,9 +26,26 @@ pub(crate) enum Way {
     Passkey,
     /// A provider's callback.
     Provider,
+    /// `impersonateUser`: an admin, as the user.
+    Impersonation,
 }
 
+/// Every way to a session, by its name (`Way::as_str`): what a test of a
+/// rule of the gate (a ban) must try.
+pub const WAYS: [&str; 6] =
+    ["registration", "password", "second_step", "passkey", "provider", "impersonation"];
+
 impl Way {
+    #[cfg(test)]
+    const ALL: [Way; 6] = [
+        Self::Registration,
+        Self::Password,
+        Self::SecondStep,
+        Self::Passkey,
+        Self::Provider,
+        Self::Impersonation,
+    ];
+
     /// The method recorded on `session.created`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +54,7 @@ impl Way {
             Self::SecondStep => "second_step",
             Self::Passkey => "passkey",
             Self::Provider => "provider",
+            Self::Impersonation => "impersonation",
         }
     }
 
@@ -49,7 +67,7 @@ impl Way {
             Self::Registration | Self::Password => AuthError::InvalidCredentials,
             Self::SecondStep => AuthError::InvalidToken,
             Self::Passkey => AuthError::PasskeyRefused,
-            Self::Provider => AuthError::Unauthenticated,
+            Self::Provider | Self::Impersonation => AuthError::Unauthenticated,
         }
     }
 }
@@ -61,6 +79,8 @@ pub(crate) struct Admitted {
     user_id: Uuid,
     way: Way,
     assurance: Assurance,
+    /// The admin an impersonation acts for.
+    impersonator: Option<Uuid>,
 }
 
 impl Admitted {
@@ -75,6 +95,17 @@ impl Admitted {
     pub(crate) fn way(&self) -> Way {
         self.way
     }
+
+    pub(crate) fn impersonator(&self) -> Option<Uuid> {
+        self.impersonator
+    }
+
+    /// The session to be made is `admin`'s impersonation of the user (it
+    /// only ever narrows what the session may do).
+    pub(crate) fn impersonated_by(mut self, admin: Uuid) -> Self {
+        self.impersonator = Some(admin);
+        self
+    }
 }
 
 /// Whether `user` may hold a session at all, now: the rule itself, for new
@@ -83,10 +114,30 @@ impl Admitted {
 /// for every use of an existing session (a cached one included). An
 /// address nobody proved gets none while the server requires proof.
 pub(crate) fn may_hold_session(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+    not_banned(auth, user)?;
     if auth.config.verification_required() && !user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }
     Ok(())
+}
+
+/// `ACCOUNT_BANNED` while an admin's ban on `user` lasts (a ban with an
+/// end lapses by itself at that moment). Part of the rule above; alone for
+/// a reset link, which proves the address (and so needs no verification)
+/// but must not let a banned user in either.
+pub(crate) fn not_banned(auth: &AuthContext, user: &users::Model) -> Result<(), AuthError> {
+    match (user.banned_at, user.banned_until) {
+        (Some(_), None) => Err(AuthError::AccountBanned { until: None }),
+        (Some(_), Some(until)) if until > auth.clock.now() => {
+            Err(AuthError::AccountBanned { until: Some(until) })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `user` is banned now (the admin's view of `not_banned`).
+pub fn is_banned(auth: &AuthContext, user: &users::Model) -> bool {
+    not_banned(auth, user).is_err()
 }
 
 /// The gate, inside the transaction that will create the session: the
@@ -111,5 +162,15 @@ pub(crate) async fn admit(
     }
     let user = users::Entity::find_by_id(user_id).one(conn).await?.ok_or_else(|| way.lost_race())?;
     may_hold_session(auth, &user)?;
-    Ok(Admitted { user_id, way, assurance })
+    Ok(Admitted { user_id, way, assurance, impersonator: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_is_named_in_ways() {
+        assert_eq!(Way::ALL.map(Way::as_str), WAYS);
+    }
 }

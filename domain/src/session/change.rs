@@ -78,7 +78,9 @@ impl<'a> Change<'a> {
     /// Records `kind` about the session's user, done by them through this
     /// session, with `details`, in the change's transaction.
     pub(crate) async fn record(&self, kind: Kind, details: &[(&str, Value)]) -> Result<(), AuthError> {
-        let mut event = Event::new(kind, self.current.user.id).session(self.current.session.id);
+        let mut event = Event::new(kind, self.current.user.id)
+            .session(self.current.session.id)
+            .impersonated_by(self.current.session.impersonator_id);
         for (key, value) in details {
             event = event.with(key, value.clone());
         }

@@ -58,6 +58,9 @@ pub(crate) async fn hold_session(
 pub struct CurrentSession {
     pub session: sessions::Model,
     pub user: users::Model,
+    /// The user's roles as read with the session (the access tokens'
+    /// `roles` claim); permission checks read them afresh (`user::roles`).
+    pub roles: Vec<String>,
     /// Where this request came from (recorded on the events it causes).
     pub meta: ClientMeta,
     /// The expiry was just extended: a cookie client should get a fresh `Max-Age`.
@@ -106,6 +109,9 @@ pub(crate) enum Assurance {
     TwoFactors = 2,
 }
 
+/// The longest an impersonation session lives.
+pub const IMPERSONATION_TTL: chrono::Duration = chrono::Duration::hours(1);
+
 /// A new session for the user the gate let in (`admission::admit`, in
 /// the same transaction), proved with the assurance it names, now.
 #[instrument(skip_all, fields(user_id = %admitted.user_id()))]
@@ -118,11 +124,17 @@ pub(crate) async fn create(
     let (user_id, assurance) = (admitted.user_id(), admitted.assurance());
     let now = auth.clock.now();
     let token = token::generate();
+    let impersonator = admitted.impersonator();
+    // An impersonation lasts an hour at most and is never extended (`slide`).
+    let expires_at = match impersonator {
+        Some(_) => expiry(auth, now, now).min(now + IMPERSONATION_TTL),
+        None => expiry(auth, now, now),
+    };
     let session = sessions::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(user_id),
         token_hash: Set(token.hash),
-        expires_at: Set(expiry(auth, now, now)),
+        expires_at: Set(expires_at),
         created_at: Set(now),
         updated_at: Set(now),
         ip_address: Set(meta.ip_address.clone()),
@@ -130,10 +142,16 @@ pub(crate) async fn create(
         authenticated_at: Set(now),
         assurance_level: Set(assurance as i16),
         method: Set(Some(admitted.way().as_str().to_owned())),
+        impersonator_id: Set(impersonator),
     }
     .insert(conn)
     .await?;
-    Event::new(Kind::SessionCreated, user_id)
+    let event = Event::new(Kind::SessionCreated, user_id);
+    let event = match impersonator {
+        Some(admin) => event.by(admin).impersonated_by(Some(admin)),
+        None => event,
+    };
+    event
         .session(session.id)
         .with("method", admitted.way().as_str())
         .with("assurance", assurance as i16)
@@ -190,17 +208,19 @@ pub async fn authenticate(
     let hash = token::hash_presented(token).ok_or(AuthError::Unauthenticated)?;
     let cache = &auth.sessions;
     // The ticket of the read the answer comes from: an entry keeps its own.
-    let (session, user, ticket, hit) = match cache.get(&hash) {
-        Some(cached) => (cached.session.clone(), cached.user.clone(), cached.ticket(), true),
+    let (session, user, roles, ticket, hit) = match cache.get(&hash) {
+        Some(cached) => {
+            (cached.session.clone(), cached.user.clone(), cached.roles.clone(), cached.ticket(), true)
+        }
         None if cache.recently_unreachable() && cache.during_outage(&hash).is_some() => {
             return outage_answer(auth, &hash, meta);
         }
         None => {
             let ticket = cache.ticket();
             match find(auth, &hash).await {
-                Ok((session, user)) => {
+                Ok((session, user, roles)) => {
                     cache.reached();
-                    (session, user, ticket, false)
+                    (session, user, roles, ticket, false)
                 }
                 Err(AuthError::Unauthenticated) => {
                     cache.reached();
@@ -227,10 +247,11 @@ pub async fn authenticate(
     if admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
-    let mut current = CurrentSession { session, user, meta, refreshed: false };
+    let mut current = CurrentSession { session, user, roles, meta, refreshed: false };
     slide(auth, &mut current, now).await?;
     if !hit || current.refreshed {
-        auth.sessions.put(hash, current.session.clone(), current.user.clone(), ticket);
+        let read = (current.session.clone(), current.user.clone(), current.roles.clone());
+        auth.sessions.put(hash, read, ticket);
     }
     Ok(current)
 }
@@ -264,23 +285,42 @@ async fn out_of_reach(auth: &AuthContext, e: &AuthError, ticket: Ticket) -> bool
 /// for expiry and verification; never extended (that is a write).
 fn outage_answer(auth: &AuthContext, hash: &[u8], meta: ClientMeta) -> Result<CurrentSession, AuthError> {
     let cached = auth.sessions.during_outage(hash).ok_or(AuthError::ServiceUnavailable)?;
-    let (session, user) = (cached.session.clone(), cached.user.clone());
+    let (session, user, roles) = (cached.session.clone(), cached.user.clone(), cached.roles.clone());
     if session.expires_at <= auth.clock.now() || admission::may_hold_session(auth, &user).is_err() {
         return Err(AuthError::Unauthenticated);
     }
     metrics::counter!("authgate_session_cache_outage_answers_total").increment(1);
-    Ok(CurrentSession { session, user, meta, refreshed: false })
+    Ok(CurrentSession { session, user, roles, meta, refreshed: false })
 }
 
-/// The session stored for a token hash, with its user.
-async fn find(auth: &AuthContext, hash: &[u8]) -> Result<(sessions::Model, users::Model), AuthError> {
-    sessions::Entity::find()
+/// The session stored for a token hash, with its user and their roles:
+/// one statement (a cold `me` costs one round trip), the roles gathered by
+/// a subquery (role names hold no comma: only known ones are stored).
+async fn find(
+    auth: &AuthContext,
+    hash: &[u8],
+) -> Result<(sessions::Model, users::Model, Vec<String>), AuthError> {
+    use sea_orm::{FromQueryResult, QuerySelect, QueryTrait};
+    let backend = auth.db.get_database_backend();
+    let roles = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "(SELECT string_agg(role, ',') FROM user_roles WHERE user_roles.user_id = sessions.user_id)"
+        }
+        _ => "(SELECT group_concat(role, ',') FROM user_roles WHERE user_roles.user_id = sessions.user_id)",
+    };
+    let statement = sessions::Entity::find()
         .filter(sessions::Column::TokenHash.eq(hash.to_vec()))
         .find_also_related(users::Entity)
-        .one(&auth.db)
-        .await?
-        .and_then(|(session, user)| Some((session, user?)))
-        .ok_or(AuthError::Unauthenticated)
+        .column_as(Expr::cust(roles), "roles")
+        .build(backend);
+    let row = auth.db.query_one(statement).await?.ok_or(AuthError::Unauthenticated)?;
+    let session = sessions::Model::from_query_result(&row, "A_")?;
+    let user = users::Model::from_query_result_optional(&row, "B_")?.ok_or(AuthError::Unauthenticated)?;
+    let roles: Option<String> = row.try_get("", "roles")?;
+    let mut roles: Vec<String> =
+        roles.map(|list| list.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    roles.sort();
+    Ok((session, user, roles))
 }
 
 /// Extends the session when due: at most one write per session per
@@ -292,6 +332,10 @@ async fn slide(
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
     let session = &mut current.session;
+    // An impersonation ends when it was set to, however busy.
+    if session.impersonator_id.is_some() {
+        return Ok(());
+    }
     let due = (now - session.updated_at).to_std().is_ok_and(|age| age >= auth.config.session_update_age);
     let extended = expiry(auth, session.created_at, now);
     if !(due && extended > session.expires_at) {
@@ -339,6 +383,9 @@ pub async fn revoke(
     session_id: Uuid,
 ) -> Result<bool, AuthError> {
     let user_id = current.user.id;
+    if let (true, Some(admin)) = (session_id == current.session.id, current.session.impersonator_id) {
+        return end_impersonation(auth, current, admin).await;
+    }
     let forget = auth.sessions.changing(user_id);
     let why = if session_id == current.session.id { Ended::SignedOut } else { Ended::Revoked };
     let event = Event::session_ended(user_id, session_id, why);
@@ -350,6 +397,36 @@ pub async fn revoke(
     auth.checkpoints.reach("revoke:deleted").await;
     forget.done();
     Ok(ended)
+}
+
+/// The admin signs out of an impersonation: the session ends, and the
+/// user's activity shows the impersonation's end beside it.
+async fn end_impersonation(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    admin: Uuid,
+) -> Result<bool, AuthError> {
+    let (user_id, session_id) = (current.user.id, current.session.id);
+    let forget = auth.sessions.changing(user_id);
+    let (_turn, txn) = auth.write().await?;
+    let deleted = sessions::Entity::delete_by_id(session_id).exec(&txn).await?.rows_affected;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    Event::session_ended(user_id, session_id, Ended::SignedOut)
+        .by(admin)
+        .impersonated_by(Some(admin))
+        .record(&txn, auth, &current.meta)
+        .await?;
+    Event::new(Kind::ImpersonationEnded, user_id)
+        .by(admin)
+        .impersonated_by(Some(admin))
+        .session(session_id)
+        .record(&txn, auth, &current.meta)
+        .await?;
+    txn.commit().await?;
+    forget.done();
+    Ok(true)
 }
 
 /// Signs the caller out everywhere but the current session; returns how many sessions ended.

@@ -27,6 +27,7 @@ pub(crate) fn require(
     current: &CurrentSession,
     presence: Presence,
 ) -> Result<(), AuthError> {
+    own_session(current)?;
     if current.user.two_factor_enabled && current.session.assurance_level < Assurance::TwoFactors as i16 {
         return Err(AuthError::ReauthenticationRequired);
     }
@@ -49,3 +50,16 @@ pub(crate) fn require_to_add(auth: &AuthContext, current: &CurrentSession) -> Re
     }
     require(auth, current, Presence::Recent)
 }
+
+/// `PERMISSION_DENIED` (`session:own`) in an impersonation: an admin acting
+/// as the user never changes their credentials, factors, roles or the
+/// account's existence (every such change is a step-up one).
+pub(crate) fn own_session(current: &CurrentSession) -> Result<(), AuthError> {
+    match current.session.impersonator_id {
+        Some(_) => Err(AuthError::PermissionDenied(OWN_SESSION)),
+        None => Ok(()),
+    }
+}
+
+/// What an impersonation session lacks (`extensions.permission`).
+pub const OWN_SESSION: &str = "session:own";

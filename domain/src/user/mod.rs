@@ -100,7 +100,7 @@ pub(crate) async fn bump_credentials(
 /// Every table holding rows of one user besides `users`, with the column
 /// naming the user: the one list deletion and a claim go by (a test holds
 /// it to the database's foreign keys, so a new table cannot be missed).
-pub const USER_TABLES: [(&str, &str); 9] = [
+pub const USER_TABLES: [(&str, &str); 10] = [
     ("accounts", "user_id"),
     ("passkeys", "user_id"),
     ("passkey_challenges", "user_id"),
@@ -110,6 +110,7 @@ pub const USER_TABLES: [(&str, &str); 9] = [
     ("oauth_flows", "link_user_id"),
     ("verification_tokens", "user_id"),
     ("sessions", "user_id"),
+    ("user_roles", "user_id"),
 ];
 
 /// Marks the user's email verified (a mailed link, a reset, or a provider

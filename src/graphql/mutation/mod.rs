@@ -2,6 +2,7 @@
 
 mod access;
 mod account;
+mod admin;
 mod email;
 mod oauth;
 mod passkey;
@@ -30,6 +31,7 @@ pub struct MutationRoot(
     passkey::PasskeyMutation,
     webhooks::WebhookMutation,
     access::AccessMutation,
+    admin::AdminMutation,
 );
 
 /// Makes a cookie client forget its session (after sign-out or deletion).

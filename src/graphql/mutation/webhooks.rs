@@ -14,8 +14,8 @@ pub struct WebhookMutation;
 impl WebhookMutation {
     /// Adds a webhook endpoint (Standard Webhooks 1.0) and returns its
     /// signing secret, shown this once. Needs `webhook:manage`
-    /// (`PERMISSION_DENIED`; until roles exist, use `authgate webhooks
-    /// add`). `BAD_USER_INPUT`: `url` not http(s), with credentials, or
+    /// (`PERMISSION_DENIED`; the command line's `authgate webhooks add`
+    /// needs none). `BAD_USER_INPUT`: `url` not http(s), with credentials, or
     /// resolving to no public address; `eventTypes` naming an unknown type.
     #[graphql(guard = "SignedIn.and(Permitted(Permission::WebhookManage))")]
     async fn create_webhook_endpoint(

@@ -4,12 +4,14 @@
 //! `query.rs` and `mutation/`.
 
 mod account;
+mod admin;
 mod events;
 mod scalars;
 mod sign_in;
 mod user;
 
 pub use account::*;
+pub use admin::*;
 pub use events::*;
 pub use scalars::*;
 pub use sign_in::*;

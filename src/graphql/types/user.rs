@@ -1,13 +1,13 @@
 //! What `me` answers: the user, their sessions, sign-in methods and
 //! passkeys. Resolvers of a user's private fields answer only to that
-//! user's own session.
+//! user's own session, or to an admin's with `user:list` (`guard::reader`).
 
 use async_graphql::{Context, ID, Object};
 use domain::error::AuthError;
 use entity::{accounts, sessions, users};
 
 use super::{DateTime, SecurityEventConnection, page_args};
-use crate::graphql::{GqlResult, guard::own_session, loaders::Loaders};
+use crate::graphql::{GqlResult, guard::reader, loaders::Loaders};
 
 pub struct User(pub users::Model);
 
@@ -54,11 +54,44 @@ impl User {
         self.0.two_factor_enabled
     }
 
+    /// The roles the user holds (`admin`, `support`, `auditor`), sorted.
+    /// Visible to the user's own session and to admins with `user:list`:
+    /// empty for anyone else.
+    async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        if reader(ctx, self.0.id).await.gql()?.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = ctx.data::<Loaders>()?.roles().load_one(self.0.id).await;
+        Ok(rows.map_err(AuthError::from).gql()?.unwrap_or_default())
+    }
+
+    /// Whether an admin's ban keeps the user out now (a ban with an end
+    /// lapses by itself). Visible to admins with `user:list`: `false` for
+    /// anyone else.
+    async fn banned(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.ban_visible(ctx).await? && self.banned_now(ctx)?)
+    }
+
+    /// When the ban ends; `null` when not banned or banned until lifted.
+    /// Visible to admins with `user:list`.
+    async fn banned_until(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime>> {
+        let shown = self.ban_visible(ctx).await? && self.banned_now(ctx)?;
+        Ok(self.0.banned_until.filter(|_| shown).map(DateTime))
+    }
+
+    /// The admin's reason for the ban, if they gave one. Visible to admins
+    /// with `user:list`.
+    async fn ban_reason(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let shown = self.ban_visible(ctx).await? && self.banned_now(ctx)?;
+        Ok(self.0.ban_reason.as_deref().filter(|_| shown))
+    }
+
     /// The user's live (unexpired, unrevoked) sessions, newest first. Visible
-    /// only to the user's own session: empty for anyone else (a `User`
-    /// returned by `verifyEmail` may be read without a session).
+    /// to the user's own session and to admins with `user:list`: empty for
+    /// anyone else (a `User` returned by `verifyEmail` may be read without a
+    /// session).
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
-        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+        let Some(current) = reader(ctx, self.0.id).await.gql()? else {
             return Ok(Vec::new());
         };
         let rows = ctx.data::<Loaders>()?.sessions().load_one(self.0.id).await;
@@ -66,21 +99,22 @@ impl User {
         Ok(rows.into_iter().map(|row| Session { current: row.id == current.session.id, row }).collect())
     }
 
-    /// The user's passkeys, oldest first. Visible only to the user's own
-    /// session: empty for anyone else.
+    /// The user's passkeys, oldest first. Visible to the user's own
+    /// session and to admins with `user:list`: empty for anyone else.
     async fn passkeys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Passkey>> {
-        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+        if reader(ctx, self.0.id).await.gql()?.is_none() {
             return Ok(Vec::new());
-        };
-        let auth = ctx.data::<domain::AuthContext>()?;
-        let rows = domain::factors::passkey::of_user(auth, current.user.id).await.gql()?;
+        }
+        let rows = ctx.data::<Loaders>()?.passkeys().load_one(self.0.id).await;
+        let rows = rows.map_err(AuthError::from).gql()?.unwrap_or_default();
         Ok(rows.into_iter().map(Passkey).collect())
     }
 
     /// The ways this user can sign in (`providerId` `"credential"` is email
-    /// and password). Visible only to the user's own session: empty for anyone else.
+    /// and password). Visible to the user's own session and to admins with
+    /// `user:list`: empty for anyone else.
     async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
-        if own_session(ctx, self.0.id).await.gql()?.is_none() {
+        if reader(ctx, self.0.id).await.gql()?.is_none() {
             return Ok(Vec::new());
         }
         let rows = ctx.data::<Loaders>()?.accounts().load_one(self.0.id).await;
@@ -91,8 +125,9 @@ impl User {
     /// The account's security activity, newest first: sign-ins (method,
     /// address, device), refused attempts, password and factor changes,
     /// sessions ended, admins' actions on it. `first`: 1 to 100 (20 when
-    /// omitted); `after`: the `endCursor` of the page before. Visible only
-    /// to the user's own session: empty for anyone else.
+    /// omitted); `after`: the `endCursor` of the page before. Visible to
+    /// the user's own session and to admins with `user:list`: empty for
+    /// anyone else.
     async fn activity(
         &self,
         ctx: &Context<'_>,
@@ -100,15 +135,32 @@ impl User {
         #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
     ) -> async_graphql::Result<SecurityEventConnection> {
         let (first, after) = page_args(first, after.as_deref()).gql()?;
-        let Some(current) = own_session(ctx, self.0.id).await.gql()? else {
+        if reader(ctx, self.0.id).await.gql()?.is_none() {
             return Ok(SecurityEventConnection::from(domain::events::read::Page {
                 events: Vec::new(),
                 has_next: false,
             }));
         };
         let auth = ctx.data::<domain::AuthContext>()?;
-        let filter = domain::events::read::Filter { user_id: Some(current.user.id), ..Default::default() };
+        let filter = domain::events::read::Filter { user_id: Some(self.0.id), ..Default::default() };
         Ok(domain::events::read::newest_first(auth, &filter, first, after).await.gql()?.into())
+    }
+}
+
+impl User {
+    /// Ban details are for admins only (a banned user has no session).
+    async fn ban_visible(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        use domain::user::roles::Permission;
+        match crate::graphql::guard::permitted(ctx, Permission::UserList).await {
+            Ok(_) => Ok(true),
+            Err(AuthError::Unauthenticated | AuthError::PermissionDenied(_)) => Ok(false),
+            Err(e) => Err(crate::graphql::codes::to_graphql(&e)),
+        }
+    }
+
+    fn banned_now(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let auth = ctx.data::<domain::AuthContext>()?;
+        Ok(domain::session::admission::is_banned(auth, &self.0))
     }
 }
 
@@ -160,6 +212,12 @@ impl Session {
     /// two (a second-factor code as well).
     async fn assurance_level(&self) -> i32 {
         i32::from(self.row.assurance_level)
+    }
+
+    /// The admin acting as the user in this session (an impersonation:
+    /// an hour at most, never extended); `null` for the user's own.
+    async fn impersonator_id(&self) -> Option<ID> {
+        self.row.impersonator_id.map(|id| ID(id.to_string()))
     }
 }
 

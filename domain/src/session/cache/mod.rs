@@ -44,6 +44,8 @@ pub(crate) struct Ticket(u64);
 pub(crate) struct Cached {
     pub session: sessions::Model,
     pub user: users::Model,
+    /// The user's roles (for the access tokens' `roles` claim).
+    pub roles: Vec<String>,
     loaded: Ticket,
 }
 
@@ -183,9 +185,15 @@ impl SessionCache {
 
     /// Keeps what a read that began at `ticket` found (unless something
     /// changed since it began, or the channel is down).
-    pub(crate) fn put(&self, hash: Vec<u8>, session: sessions::Model, user: users::Model, ticket: Ticket) {
+    pub(crate) fn put(
+        &self,
+        hash: Vec<u8>,
+        read: (sessions::Model, users::Model, Vec<String>),
+        ticket: Ticket,
+    ) {
         let Some(inner) = &self.0 else { return };
-        let cached = Arc::new(Cached { session, user, loaded: ticket });
+        let (session, user, roles) = read;
+        let cached = Arc::new(Cached { session, user, roles, loaded: ticket });
         if inner.current(&cached) {
             inner.entries.insert(hash, cached);
         }
@@ -485,6 +493,7 @@ mod tests {
             authenticated_at: now,
             assurance_level: 1,
             method: None,
+            impersonator_id: None,
         };
         let user = users::Model {
             id: user_id,
@@ -496,6 +505,9 @@ mod tests {
             updated_at: now,
             credentials_version: 0,
             two_factor_enabled: false,
+            banned_at: None,
+            banned_until: None,
+            ban_reason: None,
         };
         (session, user)
     }
@@ -512,7 +524,7 @@ mod tests {
         for (user_id, hash, served) in [(settled, vec![1u8], true), (cancelled, vec![2u8], false)] {
             let ticket = cache.ticket();
             let (session, user) = rows(user_id);
-            cache.put(hash.clone(), session, user, ticket);
+            cache.put(hash.clone(), (session, user, Vec::new()), ticket);
             assert_eq!(cache.get(&hash).is_some(), served, "read after the change of {user_id}");
         }
     }

@@ -225,6 +225,9 @@ async fn create_user(
         updated_at: Set(now),
         credentials_version: Set(0),
         two_factor_enabled: Set(false),
+        banned_at: Set(None),
+        banned_until: Set(None),
+        ban_reason: Set(None),
     }
     .insert(conn)
     .await?;

@@ -1,0 +1,366 @@
+//! What an admin does to other users' accounts: list them, ban and unban,
+//! end their sessions, reset their two-factor, set their roles, and act as
+//! them (impersonation). Every action starts with [`acting`], which reads
+//! the admin's roles afresh and applies the one rule (`user::roles::permits`);
+//! the destructive ones also need a recent sign-in (step-up). Every action
+//! records its event, the admin as actor, in its own transaction.
+
+pub mod impersonate;
+pub mod users;
+
+use chrono::{DateTime, Utc};
+use entity::users as user_rows;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use uuid::Uuid;
+
+use crate::{
+    AuthContext, ClientMeta,
+    error::{AuthError, Input},
+    events::{self, Ended, Event, Kind},
+    factors, notices,
+    session::{
+        CurrentSession,
+        step_up::{self, Presence},
+    },
+    user::{
+        self,
+        roles::{self, Permission},
+    },
+};
+
+/// Proof that the session's user held `permission` when the action began.
+/// Its field is private: only [`acting`] makes one.
+pub struct Acting<'a> {
+    pub current: &'a CurrentSession,
+}
+
+/// The admin behind `current`, if they hold `permission` now (their roles
+/// read from the database, not from the session cache); `PERMISSION_DENIED`
+/// otherwise, and always in an impersonation.
+pub async fn acting<'a>(
+    auth: &AuthContext,
+    current: &'a CurrentSession,
+    permission: Permission,
+) -> Result<Acting<'a>, AuthError> {
+    let held = roles::of_user(&auth.db, current.user.id).await?;
+    if let Err(denied) = roles::permits(&held, current.session.impersonator_id.is_some(), permission) {
+        tracing::info!(user_id = %current.user.id, permission = permission.as_str(), "permission denied");
+        return Err(denied);
+    }
+    Ok(Acting { current })
+}
+
+/// `acting` for a destructive action: also a recent sign-in, with two
+/// factors when the admin has them (`REAUTHENTICATION_REQUIRED`).
+async fn acting_destructively<'a>(
+    auth: &AuthContext,
+    current: &'a CurrentSession,
+    permission: Permission,
+) -> Result<Acting<'a>, AuthError> {
+    let acting = acting(auth, current, permission).await?;
+    step_up::require(auth, current, Presence::Recent)?;
+    Ok(acting)
+}
+
+/// What an admin sends to ban a user.
+pub struct Ban {
+    pub user_id: Uuid,
+    pub reason: Option<String>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The longest reason kept.
+const MAX_REASON: usize = 500;
+
+fn reason(text: Option<String>) -> Result<Option<String>, AuthError> {
+    let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    match text {
+        Some(t) if t.chars().count() > MAX_REASON || t.chars().any(char::is_control) => {
+            Err(AuthError::bad_input(Input::Reason, format!("at most {MAX_REASON} characters, on one line")))
+        }
+        t => Ok(t),
+    }
+}
+
+/// Another user than the admin: an admin who bans, resets or
+/// impersonates themselves locks themselves out or learns nothing.
+fn someone_else(acting: &Acting<'_>, user_id: Uuid) -> Result<(), AuthError> {
+    if acting.current.user.id == user_id {
+        return Err(AuthError::bad_input(Input::UserId, "not on your own account"));
+    }
+    Ok(())
+}
+
+/// A change to `user_id` by the admin: the user's row held (`NotFound`:
+/// `BAD_USER_INPUT` on `userId`), the session cache settled after commit.
+async fn hold_target(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_rows::Model, AuthError> {
+    if !user::lock_user(conn, user_id, None).await? {
+        return Err(AuthError::bad_input(Input::UserId, "no such user"));
+    }
+    user_rows::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AuthError::bad_input(Input::UserId, "no such user"))
+}
+
+/// The user's row as the admin's change left it (under its hold).
+async fn reread(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_rows::Model, AuthError> {
+    user_rows::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AuthError::internal("an admin's change", "the user's row vanished under its hold"))
+}
+
+/// Ends every session of `user_id` for `why`, by the admin, recording
+/// each (inside the caller's transaction, which holds the user's row).
+async fn end_sessions(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    acting: &Acting<'_>,
+    user_id: Uuid,
+    why: Ended,
+) -> Result<u64, AuthError> {
+    use sea_orm::QuerySelect;
+    let ids: Vec<Uuid> = entity::sessions::Entity::find()
+        .select_only()
+        .column(entity::sessions::Column::Id)
+        .filter(entity::sessions::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let deleted = entity::sessions::Entity::delete_many()
+        .filter(entity::sessions::Column::Id.is_in(ids.iter().copied()))
+        .exec(conn)
+        .await?;
+    let admin = Some(acting.current.user.id);
+    events::sessions_ended_by(conn, auth, user_id, &ids, why, admin, &acting.current.meta).await?;
+    Ok(deleted.rows_affected)
+}
+
+/// Bans a user: every session ends at once (here, on every instance
+/// through the session cache's channel, and for every verifier through
+/// the revocation feed), and the admission gate refuses every way in
+/// until `until` (or until `unban`). Needs `user:ban` and a recent sign-in.
+pub async fn ban(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    ban: Ban,
+) -> Result<user_rows::Model, AuthError> {
+    let acting = acting_destructively(auth, current, Permission::UserBan).await?;
+    someone_else(&acting, ban.user_id)?;
+    let reason = reason(ban.reason)?;
+    let now = auth.clock.now();
+    if ban.until.is_some_and(|until| until <= now) {
+        return Err(AuthError::bad_input(
+            Input::Until,
+            "a ban must end in the future (or never: leave it out)",
+        ));
+    }
+    let forget = auth.sessions.changing(ban.user_id);
+    let (_turn, txn) = auth.write().await?;
+    hold_target(&txn, ban.user_id).await?;
+    user_rows::Entity::update_many()
+        .col_expr(user_rows::Column::BannedAt, Expr::value(Some(now)))
+        .col_expr(user_rows::Column::BannedUntil, Expr::value(ban.until))
+        .col_expr(user_rows::Column::BanReason, Expr::value(reason.clone()))
+        .col_expr(user_rows::Column::UpdatedAt, Expr::value(now))
+        .filter(user_rows::Column::Id.eq(ban.user_id))
+        .exec(&txn)
+        .await?;
+    let ended = end_sessions(&txn, auth, &acting, ban.user_id, Ended::Banned).await?;
+    Event::new(Kind::UserBanned, ban.user_id)
+        .by(current.user.id)
+        .with("until", ban.until.map(|t| t.to_rfc3339()))
+        .with("reason", reason)
+        .with("sessions_ended", ended)
+        .record(&txn, auth, &current.meta)
+        .await?;
+    let user = reread(&txn, ban.user_id).await?;
+    txn.commit().await?;
+    forget.done();
+    tracing::info!(user_id = %ban.user_id, admin = %current.user.id, sessions_ended = ended, "user banned");
+    Ok(user)
+}
+
+/// Lifts a ban (the sessions it ended stay ended). Needs `user:ban`.
+pub async fn unban(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+) -> Result<user_rows::Model, AuthError> {
+    acting(auth, current, Permission::UserBan).await?;
+    let forget = auth.sessions.changing(user_id);
+    let (_turn, txn) = auth.write().await?;
+    let before = hold_target(&txn, user_id).await?;
+    if before.banned_at.is_none() {
+        return Ok(before);
+    }
+    let none: Option<DateTime<Utc>> = None;
+    user_rows::Entity::update_many()
+        .col_expr(user_rows::Column::BannedAt, Expr::value(none))
+        .col_expr(user_rows::Column::BannedUntil, Expr::value(none))
+        .col_expr(user_rows::Column::BanReason, Expr::value(Option::<String>::None))
+        .col_expr(user_rows::Column::UpdatedAt, Expr::value(auth.clock.now()))
+        .filter(user_rows::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    Event::new(Kind::UserUnbanned, user_id).by(current.user.id).record(&txn, auth, &current.meta).await?;
+    let user = reread(&txn, user_id).await?;
+    txn.commit().await?;
+    forget.done();
+    tracing::info!(%user_id, admin = %current.user.id, "user unbanned");
+    Ok(user)
+}
+
+/// Ends every session of a user; how many. Needs `session:revoke`.
+pub async fn revoke_sessions(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+) -> Result<u64, AuthError> {
+    let acting = acting(auth, current, Permission::SessionRevoke).await?;
+    let forget = auth.sessions.changing(user_id);
+    let (_turn, txn) = auth.write().await?;
+    hold_target(&txn, user_id).await?;
+    let ended = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
+    txn.commit().await?;
+    forget.done();
+    tracing::info!(%user_id, admin = %current.user.id, ended, "sessions ended by an admin");
+    Ok(ended)
+}
+
+/// For a user who lost their authenticator and recovery codes: removes
+/// both, ends every session and challenge, and mails the user. `false`
+/// when two-factor was off (nothing changed, nobody mailed). Needs
+/// `user:reset_two_factor` and a recent sign-in.
+pub async fn reset_two_factor(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+) -> Result<bool, AuthError> {
+    let acting = acting_destructively(auth, current, Permission::UserResetTwoFactor).await?;
+    someone_else(&acting, user_id)?;
+    let notice = notices::notice_slot(auth).await;
+    let forget = auth.sessions.changing(user_id);
+    let (turn, txn) = auth.write().await?;
+    let target = hold_target(&txn, user_id).await?;
+    let was_on = factors::totp::remove(&txn, user_id).await?;
+    if !was_on {
+        return Ok(false);
+    }
+    // Trust earned under the old factors ends, and so do sign-ins in flight.
+    user::bump_credentials(&txn, user_id).await?;
+    let ended = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
+    Event::new(Kind::TwoFactorDisabled, user_id)
+        .by(current.user.id)
+        .with("method", "totp")
+        .with("by", "admin")
+        .record(&txn, auth, &current.meta)
+        .await?;
+    txn.commit().await?;
+    drop(turn);
+    forget.done();
+    tracing::info!(%user_id, admin = %current.user.id, sessions_ended = ended, "two-factor reset by an admin");
+    notices::notify(notice, auth, &target, notices::Notice::TwoFactorReset, None);
+    Ok(true)
+}
+
+/// Replaces a user's roles; the user and their roles after. Needs
+/// `role:set` and a recent sign-in; not on one's own account (an admin
+/// cannot drop the last admin by mistake; the command line can).
+pub async fn set_roles(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+    wanted: &[String],
+) -> Result<(user_rows::Model, Vec<String>), AuthError> {
+    let acting = acting_destructively(auth, current, Permission::RoleSet).await?;
+    someone_else(&acting, user_id)?;
+    let wanted = roles::normalize(wanted)?;
+    let forget = auth.sessions.changing(user_id);
+    let (_turn, txn) = auth.write().await?;
+    let user = hold_target(&txn, user_id).await?;
+    let before = roles::replace(&txn, auth, user_id, &wanted, Some(current.user.id)).await?;
+    if before != wanted {
+        touch(&txn, auth, user_id).await?;
+        Event::new(Kind::UserRolesChanged, user_id)
+            .by(current.user.id)
+            .with("before", before)
+            .with("after", wanted.clone())
+            .record(&txn, auth, &current.meta)
+            .await?;
+    }
+    txn.commit().await?;
+    forget.done();
+    Ok((user, wanted))
+}
+
+/// Marks the user's row changed: on PostgreSQL its trigger tells every
+/// instance's session cache (which holds the roles for the tokens' claim).
+async fn touch(conn: &impl ConnectionTrait, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
+    user_rows::Entity::update_many()
+        .col_expr(user_rows::Column::UpdatedAt, Expr::value(auth.clock.now()))
+        .filter(user_rows::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The command line's grant (`add`) or revoke of one role, by email: the
+/// operator, so no permission is asked. Whether anything changed.
+pub async fn grant_from_command_line(
+    auth: &AuthContext,
+    email: &str,
+    role: &str,
+    add: bool,
+) -> Result<bool, AuthError> {
+    let wanted = roles::normalize(&[role.to_owned()])?;
+    let email = email.trim().to_lowercase();
+    let (_turn, txn) = auth.write().await?;
+    let user = user_rows::Entity::find()
+        .filter(user_rows::Column::Email.eq(email))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AuthError::bad_input(Input::Email, "no user with this email"))?;
+    let forget = auth.sessions.changing(user.id);
+    hold_target(&txn, user.id).await?;
+    let before = roles::of_user(&txn, user.id).await?;
+    let mut after = before.clone();
+    after.retain(|r| r != &wanted[0]);
+    if add {
+        after.push(wanted[0].clone());
+        after.sort();
+    }
+    if after == before {
+        return Ok(false);
+    }
+    roles::replace(&txn, auth, user.id, &after, None).await?;
+    touch(&txn, auth, user.id).await?;
+    Event::new(Kind::UserRolesChanged, user.id)
+        .by_server()
+        .with("before", before)
+        .with("after", after)
+        .with("by", "command_line")
+        .record(&txn, auth, &ClientMeta::default())
+        .await?;
+    txn.commit().await?;
+    forget.done();
+    Ok(true)
+}
+
+/// Every role held, as `(email, role)`, by email (`authgate admin list`).
+pub async fn holders(auth: &AuthContext) -> Result<Vec<(String, String)>, AuthError> {
+    use sea_orm::QueryOrder;
+    let rows = entity::user_roles::Entity::find()
+        .find_also_related(user_rows::Entity)
+        .order_by_asc(entity::user_roles::Column::Role)
+        .all(&auth.db)
+        .await?;
+    let mut out: Vec<(String, String)> =
+        rows.into_iter().filter_map(|(role, user)| Some((user?.email, role.role))).collect();
+    out.sort();
+    Ok(out)
+}
