@@ -147,6 +147,12 @@ pub async fn own_session<'a>(
     }
 }
 
+/// Whether the caller may read what only admins see (`user:list`); `false`
+/// without a session, and when the database cannot say.
+pub async fn sees_as_admin(ctx: &Context<'_>) -> bool {
+    permitted(ctx, Permission::UserList).await.is_ok()
+}
+
 /// The caller's session when it may read `user_id`'s private fields: the
 /// user's own, or an admin's with `user:list`; `None` for anyone else.
 pub async fn reader<'a>(

@@ -227,7 +227,8 @@ async fn destructive_admin_fields_need_a_recent_sign_in(app: TestApp) {
     for (field, _, _, call) in ADMIN_FIELDS {
         let reply = app.authed(&admin, call, vars.clone()).await;
         let destructive =
-            ["banUser", "resetUserTwoFactor", "setUserRoles", "impersonateUser"].contains(&field);
+            ["banUser", "resetUserTwoFactor", "setUserRoles", "impersonateUser", "createWebhookEndpoint"]
+                .contains(&field);
         let stale = reply.code() == Some("REAUTHENTICATION_REQUIRED");
         assert_eq!(stale, destructive, "{field}: {}", reply.body);
     }
@@ -660,7 +661,144 @@ async fn a_grant_from_the_command_line_reaches_a_running_server_on_sqlite() {
     server.wait().unwrap();
 }
 
+const ROLES: &str = "mutation R($u: ID!, $r: [String!]!) { setUserRoles(userId: $u, roles: $r) { roles } }";
+
+/// Nobody acts above their own permissions: an admin makes, strips, bans
+/// or resets no superadmin; support resets or signs out no admin.
+async fn admins_act_on_nobody_above_them(app: TestApp) {
+    let (superadmin, super_id) = make_admin(&app, "top@example.com", "superadmin").await;
+    let (admin, admin_id) = make_admin(&app, "middle@example.com", "admin").await;
+    let (support, _) = make_admin(&app, "desk@example.com", "support").await;
+    let (_, helper_id) = app.register_verified("helper@example.com", USER_PW).await;
+    let denied = |reply: &Reply| permission_of(reply).map(str::to_owned);
+    let made = app.authed(&admin, ROLES, json!({ "u": helper_id, "r": ["superadmin"] })).await;
+    assert_eq!(denied(&made).as_deref(), Some("user:impersonate_privileged"), "{}", made.body);
+    let stripped = app.authed(&admin, ROLES, json!({ "u": super_id, "r": [] })).await;
+    assert_eq!(denied(&stripped).as_deref(), Some("user:impersonate_privileged"), "{}", stripped.body);
+    let banned = app.authed(&admin, BAN, json!({ "input": { "userId": super_id } })).await;
+    assert_eq!(denied(&banned).as_deref(), Some("user:impersonate_privileged"), "{}", banned.body);
+    for call in [
+        "mutation($u: ID!) { resetUserTwoFactor(userId: $u) }",
+        "mutation($u: ID!) { revokeUserSessions(userId: $u) }",
+    ] {
+        let refused = app.authed(&support, call, json!({ "u": admin_id })).await;
+        assert_eq!(refused.code(), Some("PERMISSION_DENIED"), "{call}: {}", refused.body);
+    }
+    assert!(app.me(&admin).await.body["data"]["me"].is_object(), "the admin's session lives on");
+    let granted = app.authed(&admin, ROLES, json!({ "u": helper_id, "r": ["support"] })).await;
+    assert_eq!(granted.body["data"]["setUserRoles"]["roles"], json!(["support"]), "{}", granted.body);
+    let top = app.authed(&superadmin, ROLES, json!({ "u": helper_id, "r": ["admin"] })).await;
+    assert_eq!(top.body["data"]["setUserRoles"]["roles"], json!(["admin"]), "{}", top.body);
+}
+
+/// An impersonation lives only while its admin may start it: banning or
+/// demoting the admin ends it, and so does a role granted to the user
+/// meanwhile; signing the admin out everywhere ends it too. Inside it the
+/// user's devices, reauthentication and roles are out of reach, and where
+/// the admin is stays hidden from the user.
+async fn an_impersonation_ends_with_its_admins_standing(app: TestApp) {
+    let (superadmin, _) = make_admin(&app, "chief@example.com", "superadmin").await;
+    let (admin, admin_id) = make_admin(&app, "deputy@example.com", "admin").await;
+    let (user, user_id) = app.register_verified("watched@example.com", USER_PW).await;
+    let start = |admin: String| {
+        let user_id = user_id.clone();
+        let app = &app;
+        async move {
+            let reply = impersonate(app, &admin, &user_id, "support ticket").await;
+            let token = str_of(&reply.body["data"]["impersonateUser"]["token"]);
+            assert!(!token.is_empty(), "{}", reply.body);
+            token
+        }
+    };
+
+    // Inside: no device sign-outs, no reauthentication, no roles in tokens.
+    let acting = start(admin.clone()).await;
+    for (what, query, vars) in [
+        ("revokeOtherSessions", "mutation { revokeOtherSessions }", json!({})),
+        ("reauthenticate", crate::two_factor::REAUTH, json!({ "input": { "password": USER_PW } })),
+    ] {
+        let refused = app.authed(&acting, query, vars).await;
+        assert_eq!(permission_of(&refused), Some("session:own"), "{what}: {}", refused.body);
+    }
+    let renamed = "mutation { updateProfile(input: { name: \"Acted\" }) { name } }";
+    assert_eq!(app.authed(&acting, renamed, json!({})).await.body["data"]["updateProfile"]["name"], "Acted");
+    // The user sees the impersonation, not where the admin is.
+    let sessions = "{ me { sessions { impersonatorId ipAddress userAgent } activity(first: 5) { edges { node { type impersonatorId ipAddress } } } } }";
+    let seen = app.authed(&user, sessions, json!({})).await;
+    let theirs = seen.body["data"]["me"]["sessions"].as_array().unwrap().clone();
+    let marked: Vec<&Value> = theirs.iter().filter(|s| s["impersonatorId"] == admin_id.as_str()).collect();
+    assert_eq!(marked.len(), 1, "{}", seen.body);
+    assert!(marked[0]["ipAddress"].is_null() && marked[0]["userAgent"].is_null(), "{}", seen.body);
+    let edges = seen.body["data"]["me"]["activity"]["edges"].as_array().unwrap().clone();
+    let updated = edges.iter().find(|e| e["node"]["type"] == "user.updated").expect("the rename");
+    assert_eq!(updated["node"]["impersonatorId"], admin_id.as_str());
+    assert!(updated["node"]["ipAddress"].is_null(), "{}", seen.body);
+    let as_admin = "{ users(filter: { search: \"watched\" }) { edges { node { sessions { impersonatorId ipAddress } } } } }";
+    let admin_view = app.authed(&superadmin, as_admin, json!({})).await;
+    let listed = admin_view.body["data"]["users"]["edges"][0]["node"]["sessions"].as_array().unwrap().clone();
+    assert!(listed.iter().all(|s| s["ipAddress"].is_string()), "admins see it: {}", admin_view.body);
+
+    // The admin demoted: the impersonation ends.
+    let demoted = app.authed(&superadmin, ROLES, json!({ "u": admin_id, "r": ["auditor"] })).await;
+    assert!(demoted.body["errors"].is_null(), "{}", demoted.body);
+    assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "demoted");
+    app.authed(&superadmin, ROLES, json!({ "u": admin_id, "r": ["admin"] })).await;
+
+    // The user granted a role: an admin may no longer act as them.
+    let acting = start(admin.clone()).await;
+    assert!(app.me(&acting).await.body["data"]["me"].is_object());
+    app.authed(&superadmin, ROLES, json!({ "u": user_id, "r": ["auditor"] })).await;
+    assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "the user outranks the admin now");
+    // A superadmin may act as them; the token carries no roles.
+    let acting = start(superadmin.clone()).await;
+    let minted = app
+        .authed(
+            &acting,
+            "mutation { accessToken(audience: \"https://api.example.com\") { token } }",
+            json!({}),
+        )
+        .await;
+    let claims = crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1);
+    assert_eq!(claims["roles"], json!([]), "an impersonation carries no roles: {claims}");
+    app.authed(&superadmin, ROLES, json!({ "u": user_id, "r": [] })).await;
+
+    // The admin banned, or signed out everywhere: their impersonations end.
+    let acting = start(admin.clone()).await;
+    let ended = app
+        .authed(&superadmin, "mutation($u: ID!) { revokeUserSessions(userId: $u) }", json!({ "u": admin_id }))
+        .await;
+    assert!(ended.body["errors"].is_null(), "{}", ended.body);
+    assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "signed out everywhere");
+    let kinds = kinds_about(&app, &user_id).await;
+    assert!(kinds.contains(&"impersonation.ended".to_owned()), "{kinds:?}");
+    let admin = str_of(&app.login("deputy@example.com", PW).await.body["data"]["login"]["token"]);
+    let acting = start(admin).await;
+    app.authed(&superadmin, BAN, json!({ "input": { "userId": admin_id } })).await;
+    assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "banned");
+    assert!(app.me(&user).await.body["data"]["me"].is_object(), "the user's own session lives on");
+}
+
+/// A squatter's unproved account, banned: the address's owner still takes
+/// it over with a reset link, and the ban goes with the squatter's setup.
+async fn a_banned_squatter_does_not_lock_out_the_owner(app: TestApp) {
+    let (admin, _) = make_admin(&app, "mod@example.com", "admin").await;
+    let (_, squatter) = app.register("victim@example.com", USER_PW).await;
+    ban(&app, &admin, &squatter).await;
+    assert_eq!(app.login("victim@example.com", USER_PW).await.code(), Some("ACCOUNT_BANNED"));
+    app.reset_password_by_mail("victim@example.com", "the owner's own password").await;
+    let owner = app.login("victim@example.com", "the owner's own password").await;
+    assert!(owner.body["data"]["login"]["token"].is_string(), "{}", owner.body);
+    // And a reason that would display as something else is refused.
+    let spoof = app
+        .authed(&admin, IMPERSONATE, json!({ "input": { "userId": squatter, "reason": "ok\u{202E}gnp" } }))
+        .await;
+    assert_eq!((spoof.code(), spoof.field()), (Some("BAD_USER_INPUT"), Some("reason")), "{}", spoof.body);
+}
+
 both_backends!(
+    admins_act_on_nobody_above_them,
+    an_impersonation_ends_with_its_admins_standing,
+    a_banned_squatter_does_not_lock_out_the_owner,
     every_admin_field_needs_its_permission,
     destructive_admin_fields_need_a_recent_sign_in,
     a_ban_with_an_end_lapses_by_itself,

@@ -55,7 +55,10 @@ pub async fn mint(
         auth_time: session.authenticated_at.timestamp(),
         acr: session.assurance_level.to_string(),
         amr: amr(session.method.as_deref(), session.assurance_level),
-        roles: &current.roles,
+        // An impersonation acts as the user, never with their roles: a
+        // service authorizing by `roles` gives the admin no more than the
+        // user's own account without them.
+        roles: if session.impersonator_id.is_some() { &[] } else { &current.roles },
         act: session.impersonator_id.map(|admin| jwt::Actor { sub: admin.to_string() }),
     };
     let token = signer.sign(&claims).map_err(|e| AuthError::internal("signing an access token", e))?;

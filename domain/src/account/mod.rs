@@ -38,6 +38,8 @@ pub async fn change_password(
     current: &CurrentSession,
     change: PasswordChange,
 ) -> Result<u64, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     if change.new_password == change.current_password {
         return Err(AuthError::bad_input(
             Input::NewPassword,
@@ -89,6 +91,8 @@ pub async fn change_password(
 /// `REAUTHENTICATION_REQUIRED` otherwise).
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn delete(auth: &AuthContext, current: &CurrentSession, password: String) -> Result<(), AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::PasswordAccount, &user_id.to_string()).await?;
     // The password proves presence by itself; without one, a recent proof.
@@ -116,6 +120,8 @@ pub async fn set_password(
     current: &CurrentSession,
     password: String,
 ) -> Result<(), AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     let user = &current.user;
     validate::new_password(&password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     step_up::require_to_add(auth, current)?;

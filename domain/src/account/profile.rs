@@ -55,6 +55,7 @@ pub async fn update(
         })?;
     Event::new(Kind::UserUpdated, user.id)
         .session(current.session.id)
+        .impersonated_by(current.session.impersonator_id)
         .with("fields", fields)
         .record(&txn, auth, &current.meta)
         .await?;

@@ -7,10 +7,9 @@
 //! sees it start and end in their activity.
 
 use entity::users;
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
-use super::{Acting, acting_destructively, someone_else};
+use super::{acting_destructively, someone_else};
 use crate::{
     AuthContext,
     error::{AuthError, Input},
@@ -44,20 +43,24 @@ pub async fn start(
     someone_else(&acting, user_id)?;
     let reason = super::reason(Some(reason.to_owned()))?
         .ok_or_else(|| AuthError::bad_input(Input::Reason, "say why (it is shown to the user)"))?;
-    let target = users::Entity::find_by_id(user_id)
-        .one(&auth.db)
-        .await?
-        .ok_or_else(|| AuthError::bad_input(Input::UserId, "no such user"))?;
     let (turn, txn) = auth.write().await?;
-    let version = target.credentials_version;
-    let admitted = admission::admit(&txn, auth, user_id, version, Way::Impersonation, Assurance::OneFactor)
+    // The user's row held first, and read under the hold: the version the
+    // gate holds it on is the one there now (a password change that
+    // committed a moment ago is no lost race).
+    let target = super::hold_target(&txn, user_id).await?;
+    let (version, one) = (target.credentials_version, Assurance::OneFactor);
+    // The rule every use of the session applies again: the admin's roles
+    // and the user's, read under the hold (a grant that committed
+    // meanwhile is seen).
+    let admin_roles = roles::of_user(&txn, current.user.id).await?;
+    let target_roles = roles::of_user(&txn, user_id).await?;
+    if let Err(denied) = admission::may_impersonate(auth, &current.user, &admin_roles, &target_roles) {
+        tracing::info!(%user_id, admin = %acting.current.user.id, "impersonation refused");
+        return Err(denied);
+    }
+    let admitted = admission::admit(&txn, auth, user_id, version, Way::Impersonation, one)
         .await?
         .impersonated_by(current.user.id);
-    // The target's roles, read under their row: a grant that committed
-    // meanwhile is seen.
-    if !roles::of_user(&txn, user_id).await?.is_empty() {
-        privileged(auth, &acting).await?;
-    }
     let new = session::create(&txn, auth, admitted, &current.meta).await?;
     Event::new(Kind::ImpersonationStarted, user_id)
         .by(current.user.id)
@@ -73,8 +76,4 @@ pub async fn start(
     let (token, session) = new.committed();
     tracing::info!(%user_id, admin = %current.user.id, session_id = %session.id, "impersonation started");
     Ok(Impersonation { token, session, user })
-}
-
-async fn privileged(auth: &AuthContext, acting: &Acting<'_>) -> Result<(), AuthError> {
-    super::acting(auth, acting.current, Permission::UserImpersonatePrivileged).await.map(|_| ())
 }

@@ -25,6 +25,7 @@ use crate::{
     user::{
         self,
         roles::{self, Permission},
+        validate,
     },
 };
 
@@ -52,7 +53,7 @@ pub async fn acting<'a>(
 
 /// `acting` for a destructive action: also a recent sign-in, with two
 /// factors when the admin has them (`REAUTHENTICATION_REQUIRED`).
-async fn acting_destructively<'a>(
+pub async fn acting_destructively<'a>(
     auth: &AuthContext,
     current: &'a CurrentSession,
     permission: Permission,
@@ -75,7 +76,9 @@ const MAX_REASON: usize = 500;
 fn reason(text: Option<String>) -> Result<Option<String>, AuthError> {
     let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     match text {
-        Some(t) if t.chars().count() > MAX_REASON || t.chars().any(char::is_control) => {
+        Some(t)
+            if t.chars().count() > MAX_REASON || t.chars().any(|c| c.is_control() || validate::spoofs(c)) =>
+        {
             Err(AuthError::bad_input(Input::Reason, format!("at most {MAX_REASON} characters, on one line")))
         }
         t => Ok(t),
@@ -103,6 +106,15 @@ async fn hold_target(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_
         .ok_or_else(|| AuthError::bad_input(Input::UserId, "no such user"))
 }
 
+/// `PERMISSION_DENIED` unless the admin holds every permission the user
+/// `user_id` holds (read inside the change's transaction): an admin acts
+/// on nobody above them.
+async fn outranks(conn: &impl ConnectionTrait, acting: &Acting<'_>, user_id: Uuid) -> Result<(), AuthError> {
+    let mine = roles::of_user(conn, acting.current.user.id).await?;
+    let theirs = roles::of_user(conn, user_id).await?;
+    roles::covers(&mine, &theirs)
+}
+
 /// The user's row as the admin's change left it (under its hold).
 async fn reread(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_rows::Model, AuthError> {
     user_rows::Entity::find_by_id(user_id)
@@ -112,32 +124,58 @@ async fn reread(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_rows:
 }
 
 /// Ends every session of `user_id` for `why`, by the admin, recording
-/// each (inside the caller's transaction, which holds the user's row).
+/// each (inside the caller's transaction, which holds the user's row), and
+/// the impersonations `user_id` runs as an admin (each recorded about its
+/// user, whose cache entries the returned guards forget after the commit).
+/// Returns how many of the user's own sessions ended.
 async fn end_sessions(
     conn: &impl ConnectionTrait,
     auth: &AuthContext,
     acting: &Acting<'_>,
     user_id: Uuid,
     why: Ended,
-) -> Result<u64, AuthError> {
+) -> Result<(u64, Vec<crate::session::cache::Forget>), AuthError> {
+    use entity::sessions;
     use sea_orm::QuerySelect;
-    let ids: Vec<Uuid> = entity::sessions::Entity::find()
+    let rows: Vec<(Uuid, Uuid)> = sessions::Entity::find()
         .select_only()
-        .column(entity::sessions::Column::Id)
-        .filter(entity::sessions::Column::UserId.eq(user_id))
+        .column(sessions::Column::Id)
+        .column(sessions::Column::UserId)
+        .filter(
+            sea_orm::Condition::any()
+                .add(sessions::Column::UserId.eq(user_id))
+                .add(sessions::Column::ImpersonatorId.eq(user_id)),
+        )
         .into_tuple()
         .all(conn)
         .await?;
-    if ids.is_empty() {
-        return Ok(0);
+    if rows.is_empty() {
+        return Ok((0, Vec::new()));
     }
-    let deleted = entity::sessions::Entity::delete_many()
-        .filter(entity::sessions::Column::Id.is_in(ids.iter().copied()))
+    sessions::Entity::delete_many()
+        .filter(sessions::Column::Id.is_in(rows.iter().map(|(id, _)| *id)))
         .exec(conn)
         .await?;
-    let admin = Some(acting.current.user.id);
-    events::sessions_ended_by(conn, auth, user_id, &ids, why, admin, &acting.current.meta).await?;
-    Ok(deleted.rows_affected)
+    let (admin, meta) = (Some(acting.current.user.id), &acting.current.meta);
+    let own: Vec<Uuid> = rows.iter().filter(|(_, owner)| *owner == user_id).map(|(id, _)| *id).collect();
+    events::sessions_ended_by(conn, auth, user_id, &own, why, admin, meta).await?;
+    let mut forget = Vec::new();
+    for (id, owner) in rows.iter().filter(|(_, owner)| *owner != user_id) {
+        events::sessions_ended_by(conn, auth, *owner, &[*id], why, admin, meta).await?;
+        Event::new(Kind::ImpersonationEnded, *owner)
+            .by(acting.current.user.id)
+            .impersonated_by(Some(user_id))
+            .session(*id)
+            .record(conn, auth, meta)
+            .await?;
+        forget.push(auth.sessions.changing(*owner));
+    }
+    Ok((own.len() as u64, forget))
+}
+
+/// Settles the cache guards of the impersonated users after the commit.
+fn settle(forget: Vec<crate::session::cache::Forget>) {
+    forget.into_iter().for_each(crate::session::cache::Forget::done);
 }
 
 /// Bans a user: every session ends at once (here, on every instance
@@ -162,6 +200,7 @@ pub async fn ban(
     let forget = auth.sessions.changing(ban.user_id);
     let (_turn, txn) = auth.write().await?;
     hold_target(&txn, ban.user_id).await?;
+    outranks(&txn, &acting, ban.user_id).await?;
     user_rows::Entity::update_many()
         .col_expr(user_rows::Column::BannedAt, Expr::value(Some(now)))
         .col_expr(user_rows::Column::BannedUntil, Expr::value(ban.until))
@@ -170,17 +209,19 @@ pub async fn ban(
         .filter(user_rows::Column::Id.eq(ban.user_id))
         .exec(&txn)
         .await?;
-    let ended = end_sessions(&txn, auth, &acting, ban.user_id, Ended::Banned).await?;
+    let (ended, others) = end_sessions(&txn, auth, &acting, ban.user_id, Ended::Banned).await?;
+    // The reason stays on the user's row, for admins: the event is the
+    // user's to read too.
     Event::new(Kind::UserBanned, ban.user_id)
         .by(current.user.id)
         .with("until", ban.until.map(|t| t.to_rfc3339()))
-        .with("reason", reason)
         .with("sessions_ended", ended)
         .record(&txn, auth, &current.meta)
         .await?;
     let user = reread(&txn, ban.user_id).await?;
     txn.commit().await?;
     forget.done();
+    settle(others);
     tracing::info!(user_id = %ban.user_id, admin = %current.user.id, sessions_ended = ended, "user banned");
     Ok(user)
 }
@@ -191,10 +232,11 @@ pub async fn unban(
     current: &CurrentSession,
     user_id: Uuid,
 ) -> Result<user_rows::Model, AuthError> {
-    acting(auth, current, Permission::UserBan).await?;
+    let acting = acting(auth, current, Permission::UserBan).await?;
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;
     let before = hold_target(&txn, user_id).await?;
+    outranks(&txn, &acting, user_id).await?;
     if before.banned_at.is_none() {
         return Ok(before);
     }
@@ -225,9 +267,11 @@ pub async fn revoke_sessions(
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;
     hold_target(&txn, user_id).await?;
-    let ended = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
+    outranks(&txn, &acting, user_id).await?;
+    let (ended, others) = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
     txn.commit().await?;
     forget.done();
+    settle(others);
     tracing::info!(%user_id, admin = %current.user.id, ended, "sessions ended by an admin");
     Ok(ended)
 }
@@ -247,13 +291,14 @@ pub async fn reset_two_factor(
     let forget = auth.sessions.changing(user_id);
     let (turn, txn) = auth.write().await?;
     let target = hold_target(&txn, user_id).await?;
+    outranks(&txn, &acting, user_id).await?;
     let was_on = factors::totp::remove(&txn, user_id).await?;
     if !was_on {
         return Ok(false);
     }
     // Trust earned under the old factors ends, and so do sign-ins in flight.
     user::bump_credentials(&txn, user_id).await?;
-    let ended = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
+    let (ended, others) = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
     Event::new(Kind::TwoFactorDisabled, user_id)
         .by(current.user.id)
         .with("method", "totp")
@@ -263,6 +308,7 @@ pub async fn reset_two_factor(
     txn.commit().await?;
     drop(turn);
     forget.done();
+    settle(others);
     tracing::info!(%user_id, admin = %current.user.id, sessions_ended = ended, "two-factor reset by an admin");
     notices::notify(notice, auth, &target, notices::Notice::TwoFactorReset, None);
     Ok(true)
@@ -283,6 +329,12 @@ pub async fn set_roles(
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;
     let user = hold_target(&txn, user_id).await?;
+    // Only what the admin holds may be given or taken: an admin makes no
+    // superadmin, and strips none.
+    let mine = roles::of_user(&txn, current.user.id).await?;
+    let held = roles::of_user(&txn, user_id).await?;
+    roles::covers(&mine, &held)?;
+    roles::covers(&mine, &wanted)?;
     let before = roles::replace(&txn, auth, user_id, &wanted, Some(current.user.id)).await?;
     if before != wanted {
         touch(&txn, auth, user_id).await?;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::{user_roles, users};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Select,
     sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr},
 };
 use uuid::Uuid;
@@ -142,6 +142,15 @@ pub async fn page(
 ) -> Result<Page, AuthError> {
     acting(auth, current, Permission::UserList).await?;
     let first = first.clamp(1, MAX_PAGE);
+    let mut users = select(filter, first + 1, after).all(&auth.db).await?;
+    let has_next = users.len() as u64 > first;
+    users.truncate(first as usize);
+    Ok(Page { users, has_next })
+}
+
+/// The statement of a page: `limit` users matching `filter` after `after`,
+/// newest first (public so that the benchmark can show its plan).
+pub fn select(filter: &Checked, limit: u64, after: Option<Cursor>) -> Select<users::Entity> {
     let mut query = users::Entity::find().filter(filter.condition.clone());
     if let Some(after) = after {
         query = query.filter(
@@ -152,15 +161,7 @@ pub async fn page(
             ),
         );
     }
-    let mut users = query
-        .order_by_desc(users::Column::CreatedAt)
-        .order_by_desc(users::Column::Id)
-        .limit(first + 1)
-        .all(&auth.db)
-        .await?;
-    let has_next = users.len() as u64 > first;
-    users.truncate(first as usize);
-    Ok(Page { users, has_next })
+    query.order_by_desc(users::Column::CreatedAt).order_by_desc(users::Column::Id).limit(limit)
 }
 
 /// How many users match `filter`. Needs `user:list`.

@@ -89,6 +89,8 @@ pub async fn of_users(
 /// caller's passkeys are excluded (an authenticator holds one per account).
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_registration(auth: &AuthContext, current: &CurrentSession) -> Result<Value, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     step_up::require_to_add(auth, current)?;
     let user = &current.user;
     limits::hit(auth, Rule::FactorChangeAccount, &user.id.to_string()).await?;
@@ -164,6 +166,8 @@ pub async fn finish_registration(
     credential: Value,
     name: Option<String>,
 ) -> Result<passkeys::Model, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     if !current.user.email_verified {
         return Err(AuthError::EmailNotVerified);
     }
@@ -254,6 +258,8 @@ pub(crate) async fn reauthenticate(
 /// is not theirs, `LAST_SIGN_IN_METHOD` when it is their last way in.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn remove(auth: &AuthContext, current: &CurrentSession, id: Uuid) -> Result<bool, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent

@@ -28,6 +28,8 @@ pub async fn regenerate_recovery_codes(
     auth: &AuthContext,
     current: &CurrentSession,
 ) -> Result<Vec<String>, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
     limits::hit(auth, Rule::FactorChangeAccount, &user_id.to_string()).await?;

@@ -51,6 +51,8 @@ pub(crate) fn totp(auth: &AuthContext, secret: Vec<u8>, account: &str) -> Result
 /// until a new one is confirmed.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn start_setup(auth: &AuthContext, current: &CurrentSession) -> Result<Setup, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     step_up::require_to_add(auth, current)?;
     let user = &current.user;
     limits::hit(auth, Rule::FactorChangeAccount, &user.id.to_string()).await?;
@@ -99,6 +101,8 @@ pub async fn confirm_setup(
     current: &CurrentSession,
     code: &str,
 ) -> Result<Vec<String>, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     let user = &current.user;
     if !user.email_verified {
         return Err(AuthError::EmailNotVerified);
@@ -153,6 +157,8 @@ pub async fn confirm_setup(
 /// setup is removed all the same). Step-up.
 #[instrument(skip_all, fields(user_id = %current.user.id))]
 pub async fn disable(auth: &AuthContext, current: &CurrentSession) -> Result<bool, AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     step_up::require(auth, current, Presence::Recent)?;
     let user_id = current.user.id;
     // Not counted against the factor-change budget: an intruder who spent

@@ -135,9 +135,47 @@ pub(crate) fn not_banned(auth: &AuthContext, user: &users::Model) -> Result<(), 
     }
 }
 
+/// Whether `admin` (their row and roles as they are now) may act as a user
+/// holding `target_roles`: not banned, holding `user:impersonate`, and for a
+/// user who holds a role, `user:impersonate_privileged` and every
+/// permission that user holds. The rule when an impersonation starts and
+/// on every use of one: an admin banned or demoted meanwhile, or a role
+/// granted to the user meanwhile, ends it.
+pub(crate) fn may_impersonate(
+    auth: &AuthContext,
+    admin: &users::Model,
+    admin_roles: &[String],
+    target_roles: &[String],
+) -> Result<(), AuthError> {
+    use crate::user::roles::{self, Permission};
+    not_banned(auth, admin)?;
+    roles::permits(admin_roles, false, Permission::UserImpersonate)?;
+    if !target_roles.is_empty() {
+        roles::permits(admin_roles, false, Permission::UserImpersonatePrivileged)?;
+        roles::covers(admin_roles, target_roles)?;
+    }
+    Ok(())
+}
+
 /// Whether `user` is banned now (the admin's view of `not_banned`).
 pub fn is_banned(auth: &AuthContext, user: &users::Model) -> bool {
     not_banned(auth, user).is_err()
+}
+
+/// `admit` without the rule: holds the user's row on `version` (the lost
+/// race answered as `way` does). For a way that must prove more (a second
+/// step's code) under the hold before the rule may speak.
+pub(crate) async fn hold(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    version: i64,
+    way: Way,
+) -> Result<(), AuthError> {
+    if !user::lock_user(conn, user_id, Some(version)).await? {
+        tracing::info!(%user_id, ?way, "a sign-in lost a race with a change of credentials");
+        return Err(way.lost_race());
+    }
+    Ok(())
 }
 
 /// The gate, inside the transaction that will create the session: the
@@ -156,10 +194,7 @@ pub(crate) async fn admit(
     assurance: Assurance,
 ) -> Result<Admitted, AuthError> {
     use sea_orm::EntityTrait;
-    if !user::lock_user(conn, user_id, Some(version)).await? {
-        tracing::info!(%user_id, ?way, "a sign-in lost a race with a change of credentials");
-        return Err(way.lost_race());
-    }
+    hold(conn, user_id, version, way).await?;
     let user = users::Entity::find_by_id(user_id).one(conn).await?.ok_or_else(|| way.lost_race())?;
     may_hold_session(auth, &user)?;
     Ok(Admitted { user_id, way, assurance, impersonator: None })

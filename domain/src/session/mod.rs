@@ -157,7 +157,11 @@ pub(crate) async fn create(
         .with("assurance", assurance as i16)
         .record(conn, auth, meta)
         .await?;
-    let ended = end_oldest_beyond_cap(conn, auth, user_id, meta).await?;
+    // An impersonation never costs the user one of their own sessions.
+    let ended = match impersonator {
+        Some(_) => 0,
+        None => end_oldest_beyond_cap(conn, auth, user_id, meta).await?,
+    };
     let ended_oldest = (ended > 0).then(|| auth.sessions.changing(user_id));
     Ok(NewSession { token: token.secret, session, ended_oldest })
 }
@@ -320,7 +324,28 @@ async fn find(
     let mut roles: Vec<String> =
         roles.map(|list| list.split(',').map(str::to_owned).collect()).unwrap_or_default();
     roles.sort();
+    if let Some(admin) = session.impersonator_id {
+        impersonation_goes_on(auth, admin, &roles).await?;
+    }
     Ok((session, user, roles))
+}
+
+/// An impersonation session counts only while its admin may still start
+/// it (`admission::may_impersonate`, on the admin as they are now): two
+/// more reads, on impersonation sessions alone.
+async fn impersonation_goes_on(
+    auth: &AuthContext,
+    admin: Uuid,
+    target_roles: &[String],
+) -> Result<(), AuthError> {
+    let Some(row) = users::Entity::find_by_id(admin).one(&auth.db).await? else {
+        return Err(AuthError::Unauthenticated);
+    };
+    let admin_roles = user::roles::of_user(&auth.db, admin).await?;
+    admission::may_impersonate(auth, &row, &admin_roles, target_roles).map_err(|why| {
+        tracing::info!(%admin, ?why, "an impersonation ended: its admin may no longer act as the user");
+        AuthError::Unauthenticated
+    })
 }
 
 /// Extends the session when due: at most one write per session per
@@ -386,6 +411,11 @@ pub async fn revoke(
     if let (true, Some(admin)) = (session_id == current.session.id, current.session.impersonator_id) {
         return end_impersonation(auth, current, admin).await;
     }
+    // Signing the user out of their own devices is not an impersonation's
+    // to do (an admin has `revokeUserSessions`, recorded as theirs).
+    if session_id != current.session.id {
+        step_up::own_session(current)?;
+    }
     let forget = auth.sessions.changing(user_id);
     let why = if session_id == current.session.id { Ended::SignedOut } else { Ended::Revoked };
     let event = Event::session_ended(user_id, session_id, why);
@@ -431,6 +461,7 @@ async fn end_impersonation(
 
 /// Signs the caller out everywhere but the current session; returns how many sessions ended.
 pub async fn revoke_all_but_current(auth: &AuthContext, current: &CurrentSession) -> Result<u64, AuthError> {
+    step_up::own_session(current)?;
     let user_id = current.user.id;
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;

@@ -40,6 +40,8 @@ pub async fn reauthenticate(
     passkey: Option<PasskeyProof>,
     meta: &ClientMeta,
 ) -> Result<(), AuthError> {
+    // An impersonation changes none of this, and spends none of the user's budgets.
+    crate::session::step_up::own_session(current)?;
     let user = &current.user;
     limits::hit(auth, Rule::LoginIp, &limits::ip_subject(meta)).await?;
     limits::hit(auth, Rule::PasswordAccount, &user.id.to_string()).await?;

@@ -132,8 +132,11 @@ pub async fn complete(
     if spent.rows_affected != 1 {
         return Err(AuthError::InvalidToken);
     }
-    // The code before the gate: what the gate says (a ban) is told only
-    // to someone who proved the second factor too.
+    // The user's row first (the order every change of factors takes), then
+    // the code, then the gate's rule: what the gate says (a ban) is told
+    // only to someone who proved the second factor too.
+    let version = found.credentials_version;
+    admission::hold(&txn, user.id, version, Way::SecondStep).await?;
     if !factors::spend_code(&txn, auth, user.id, code).await? {
         tracing::info!(attempt = found.attempts + 1, "second factor wrong");
         crate::telemetry::AuthEvent::SecondFactorFailure.count();
@@ -141,7 +144,6 @@ pub async fn complete(
         crate::events::sign_in_refused(auth, &user, "second_step", meta);
         return Err(AuthError::InvalidCredentials);
     }
-    let version = found.credentials_version;
     let admitted =
         admission::admit(&txn, auth, user.id, version, Way::SecondStep, Assurance::TwoFactors).await?;
     let new = session::create(&txn, auth, admitted, meta).await?;

@@ -121,6 +121,20 @@ pub fn permits(roles: &[String], impersonation: bool, permission: Permission) ->
     Err(AuthError::PermissionDenied(permission.as_str()))
 }
 
+/// `PERMISSION_DENIED` naming the first permission that a role in `theirs`
+/// grants and none in `mine` does: an admin acts on (or grants, or takes)
+/// only what they hold themselves, so an `admin` cannot make, strip, ban
+/// or reset a `superadmin`, nor a `support` an `admin`.
+pub fn covers(mine: &[String], theirs: &[String]) -> Result<(), AuthError> {
+    for permission in Permission::ALL {
+        let theirs_holds = theirs.iter().any(|role| grants(role, permission));
+        if theirs_holds && !mine.iter().any(|role| grants(role, permission)) {
+            return Err(AuthError::PermissionDenied(permission.as_str()));
+        }
+    }
+    Ok(())
+}
+
 /// The roles `user_id` holds, sorted.
 pub async fn of_user(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<String>, AuthError> {
     Ok(user_roles::Entity::find()
@@ -227,6 +241,18 @@ mod tests {
         assert!(permits(&admin, true, Permission::UserBan).is_err());
         assert!(permits(&["auditor".to_owned()], false, Permission::UserBan).is_err());
         assert!(permits(&[], false, Permission::AuditRead).is_err());
+    }
+
+    #[test]
+    fn only_what_one_holds_can_be_acted_on() {
+        let [superadmin, admin, support] = ["superadmin", "admin", "support"].map(|r| vec![r.to_owned()]);
+        assert!(covers(&superadmin, &admin).is_ok());
+        assert!(covers(&admin, &support).is_ok());
+        assert!(covers(&admin, &[]).is_ok());
+        let denied = covers(&admin, &superadmin).unwrap_err();
+        assert!(matches!(denied, AuthError::PermissionDenied("user:impersonate_privileged")), "{denied:?}");
+        assert!(covers(&support, &admin).is_err());
+        assert!(covers(&["auditor".to_owned()], &support).is_err());
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub(crate) fn profile_name(name: Option<String>) -> Result<Option<String>, AuthE
 /// Characters that make a name display as something else: bidirectional
 /// overrides and isolates (`abc\u{202E}gnp.exe` shows as `abcexe.png`),
 /// and invisible ones (`ad\u{200B}min` looks like `admin`).
-fn spoofs(c: char) -> bool {
+pub(crate) fn spoofs(c: char) -> bool {
     matches!(
         c,
         '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM

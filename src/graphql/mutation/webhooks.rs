@@ -15,7 +15,8 @@ impl WebhookMutation {
     /// Adds a webhook endpoint (Standard Webhooks 1.0) and returns its
     /// signing secret, shown this once. Needs `webhook:manage`
     /// (`PERMISSION_DENIED`; the command line's `authgate webhooks add`
-    /// needs none). `BAD_USER_INPUT`: `url` not http(s), with credentials, or
+    /// needs none) and a recent sign-in (`REAUTHENTICATION_REQUIRED`).
+    /// `BAD_USER_INPUT`: `url` not http(s), with credentials, or
     /// resolving to no public address; `eventTypes` naming an unknown type.
     #[graphql(guard = "SignedIn.and(Permitted(Permission::WebhookManage))")]
     async fn create_webhook_endpoint(
@@ -24,6 +25,8 @@ impl WebhookMutation {
         #[graphql(desc = "The URL and the event types to deliver.")] input: CreateWebhookEndpointInput,
     ) -> async_graphql::Result<CreatedWebhookEndpoint> {
         let (auth, current) = signed_in(ctx)?;
+        // A channel that hears every user's events: a recent sign-in too.
+        domain::admin::acting_destructively(auth, current, Permission::WebhookManage).await.gql()?;
         let types = input.event_types.unwrap_or_default();
         let created = webhooks::create(auth, &input.url, types, Some(current.user.id), &client_meta(ctx))
             .await

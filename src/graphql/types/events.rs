@@ -1,7 +1,7 @@
 //! The event record as GraphQL: a user's security activity, the audit
 //! log (both Relay-style connections, newest first), webhook endpoints.
 
-use async_graphql::{ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use domain::{
     error::{AuthError, Input},
     events::read::{MAX_PAGE, Page},
@@ -38,14 +38,16 @@ impl SecurityEvent {
         self.0.count
     }
 
-    /// The client's address, as the server saw it.
-    async fn ip_address(&self) -> Option<&str> {
-        self.0.ip_address.as_deref()
+    /// The client's address, as the server saw it (an admin's, on an admin's
+    /// doing, is shown to admins only).
+    async fn ip_address(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.shown(ctx, self.0.ip_address.as_deref()).await
     }
 
-    /// The client's `User-Agent`.
-    async fn user_agent(&self) -> Option<&str> {
-        self.0.user_agent.as_deref()
+    /// The client's `User-Agent` (an admin's, on an admin's doing, is shown
+    /// to admins only).
+    async fn user_agent(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.shown(ctx, self.0.user_agent.as_deref()).await
     }
 
     /// Who acted: the user, an admin; null for the server itself (or an
@@ -73,6 +75,20 @@ impl SecurityEvent {
     /// `provider`, `fields`, …); never a secret.
     async fn details(&self) -> async_graphql::Json<serde_json::Value> {
         async_graphql::Json(serde_json::from_str(&self.0.data).unwrap_or_default())
+    }
+}
+
+impl SecurityEvent {
+    /// Where an admin was when they acted on a user (or acted as them) is
+    /// not the user's to see: only admins read it.
+    async fn shown<'a>(&self, ctx: &Context<'_>, value: Option<&'a str>) -> Option<&'a str> {
+        let event = &self.0;
+        let by_admin = event.impersonator_id.is_some()
+            || (event.actor_id.is_some() && event.actor_id != event.subject_user_id);
+        if by_admin && !crate::graphql::guard::sees_as_admin(ctx).await {
+            return None;
+        }
+        value
     }
 }
 

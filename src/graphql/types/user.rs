@@ -187,14 +187,16 @@ impl Session {
         DateTime(self.row.expires_at)
     }
 
-    /// The client's address at sign-in.
-    async fn ip_address(&self) -> Option<&str> {
-        self.row.ip_address.as_deref()
+    /// The client's address at sign-in (an impersonation's, the admin's,
+    /// is shown to admins only).
+    async fn ip_address(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.shown(ctx, self.row.ip_address.as_deref()).await
     }
 
-    /// The client's `User-Agent` at sign-in.
-    async fn user_agent(&self) -> Option<&str> {
-        self.row.user_agent.as_deref()
+    /// The client's `User-Agent` at sign-in (an impersonation's is shown to
+    /// admins only).
+    async fn user_agent(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.shown(ctx, self.row.user_agent.as_deref()).await
     }
 
     /// Whether this is the session making the request.
@@ -218,6 +220,15 @@ impl Session {
     /// an hour at most, never extended); `null` for the user's own.
     async fn impersonator_id(&self) -> Option<ID> {
         self.row.impersonator_id.map(|id| ID(id.to_string()))
+    }
+}
+
+impl Session {
+    async fn shown<'a>(&self, ctx: &Context<'_>, value: Option<&'a str>) -> Option<&'a str> {
+        if self.row.impersonator_id.is_some() && !crate::graphql::guard::sees_as_admin(ctx).await {
+            return None;
+        }
+        value
     }
 }
 

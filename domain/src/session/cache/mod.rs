@@ -369,6 +369,9 @@ impl Inner {
         self.live.load(SeqCst)
             && loaded > self.flushed.load(SeqCst)
             && self.unchanged_since(loaded, cached.user.id)
+            // An impersonation lives on the admin's standing too: a change
+            // to the admin (a ban, a role taken) re-reads it.
+            && cached.session.impersonator_id.is_none_or(|admin| self.unchanged_since(loaded, admin))
             && self.now() - loaded < self.ttl.as_nanos() as u64
     }
 
