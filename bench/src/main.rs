@@ -3,6 +3,7 @@
 //! concurrency for a fixed time, checks every answer, and reports a table,
 //! JSON and an SVG chart.
 
+mod admin;
 mod floor;
 mod latency;
 mod load;
@@ -45,6 +46,9 @@ pub struct Args {
     /// session cache is not measured on a few hot keys.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
+    /// Users the admin scenarios list (written in bulk when one of them runs).
+    #[arg(long, default_value_t = 100_000)]
+    admin_users: usize,
     /// Revocations the `revocation` scenario times.
     #[arg(long, default_value_t = 1_000)]
     revocations: usize,
@@ -103,6 +107,13 @@ async fn main() -> anyhow::Result<()> {
     let seeded = seed::seed(&database_url, work.path(), args.users, args.sessions).await?;
     eprintln!("seeded {} users and {} sessions for `me`", seeded.users.len(), seeded.me_tokens.len());
     scenarios::warm(&server, &seeded.me_tokens).await?;
+    let mut seeded = seeded;
+    if scenarios.iter().any(|s| s.is_admin()) {
+        let started = std::time::Instant::now();
+        seeded.admin_token = Some(seeded.admin_users(args.admin_users).await?);
+        eprintln!("wrote {} users for the admin list in {:.1?}", args.admin_users, started.elapsed());
+        eprintln!("plan of a searched page:\n{}", seeded.plan_of_search(admin::PREFIXES[7]).await?);
+    }
 
     let mut results = Vec::new();
     for scenario in &scenarios {

@@ -54,10 +54,16 @@ pub enum Scenario {
     /// A sign-out until the verifier in this process (another than the
     /// server's) refuses that session's token (`--revocations` times).
     TokenRevocation,
+    /// An admin's `users(first: 50)` with `totalCount`, over
+    /// `--admin-users` users (100 000).
+    AdminUsers,
+    /// The same, searched by the start of the email or name (a different
+    /// prefix each request, each matching about 1 user in 40).
+    AdminUsersSearch,
 }
 
 impl Scenario {
-    pub fn all() -> [Self; 16] {
+    pub fn all() -> [Self; 18] {
         [
             Self::Healthz,
             Self::Floor,
@@ -75,7 +81,14 @@ impl Scenario {
             Self::VerifyCold,
             Self::TokenRevocation,
             Self::Revocation,
+            Self::AdminUsers,
+            Self::AdminUsersSearch,
         ]
+    }
+
+    /// Whether it needs the admin's many users written first.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Self::AdminUsers | Self::AdminUsersSearch)
     }
 
     pub fn name(self) -> &'static str {
@@ -96,6 +109,8 @@ impl Scenario {
             Self::Verify => "verify",
             Self::VerifyCold => "verify-cold",
             Self::TokenRevocation => "token-revocation",
+            Self::AdminUsers => "admin-users",
+            Self::AdminUsersSearch => "admin-users-search",
         }
     }
 }
@@ -132,6 +147,7 @@ const ME: &str = r#"{"query":"query Me { me { id email name emailVerified } }"}"
 const LOGIN: &str = "mutation Login($input: LoginInput!) { login(input: $input) { token } }";
 const REGISTER: &str = "mutation Register($input: RegisterInput!) { register(input: $input) { token } }";
 const LOGOUT: &str = r#"{"query":"mutation Logout { logout }"}"#;
+const ADMIN_USERS: &str = "query AdminUsers($filter: UserFilter) { users(filter: $filter, first: 50) { totalCount edges { cursor node { id email emailVerified banned roles createdAt } } pageInfo { hasNextPage endCursor } } }";
 const COMPLETE: &str =
     "mutation CompleteSignIn($input: CompleteSignInInput!) { completeSignIn(input: $input) { token } }";
 
@@ -205,6 +221,23 @@ pub async fn run(
                     http.post(&graphql).bearer_auth(token).json(&crate::tokens::mint_body()),
                     "\"token\":\"ey",
                 )
+            })
+            .await
+        }
+        Scenario::AdminUsers | Scenario::AdminUsersSearch => {
+            let token = seeded.admin_token.clone().ok_or_else(|| anyhow::anyhow!("no admin: see main"))?;
+            let search = scenario == Scenario::AdminUsersSearch;
+            load::run(&label, concurrency, duration, server, move |worker, n| {
+                let filter = match search {
+                    true => {
+                        let prefix =
+                            crate::admin::PREFIXES[(worker + n as usize) % crate::admin::PREFIXES.len()];
+                        json!({ "search": prefix })
+                    }
+                    false => json!({}),
+                };
+                let body = json!({ "query": ADMIN_USERS, "variables": { "filter": filter } });
+                check(http.post(&graphql).bearer_auth(&token).json(&body), "\"totalCount\":")
             })
             .await
         }

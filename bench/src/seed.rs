@@ -23,6 +23,8 @@ pub struct Seeded {
     pub users: Vec<(String, String)>,
     /// Session tokens spread over the users, for the `me` scenarios.
     pub me_tokens: Vec<String>,
+    /// An admin's session, once the admin scenarios' users are written.
+    pub admin_token: Option<String>,
     db_url: String,
     dir: std::path::PathBuf,
     run: String,
@@ -47,6 +49,7 @@ pub async fn seed(database_url: &str, dir: &Path, users: usize, sessions: usize)
     let mut seeded = Seeded {
         users: seeded,
         me_tokens: Vec::new(),
+        admin_token: None,
         db_url: database_url.to_owned(),
         dir: dir.to_owned(),
         run,
@@ -82,6 +85,16 @@ async fn state_with(
 }
 
 impl Seeded {
+    /// The services over the seeded database (for more seeding).
+    pub(crate) async fn state(&self) -> anyhow::Result<(authgate::http::AppState, DatabaseConnection)> {
+        state(&self.db_url, &self.dir).await
+    }
+
+    /// This run's tag (in every seeded email).
+    pub(crate) fn run(&self) -> &str {
+        &self.run
+    }
+
     /// `count` fresh session tokens, inserted in bulk: of the first user
     /// (`spread` false, for `logout`) or round the seeded users.
     pub async fn sessions(&self, count: usize, spread: bool) -> anyhow::Result<Vec<String>> {
