@@ -127,6 +127,7 @@ impl Seeded {
                 assurance_level: Set(1),
                 method: Set(Some("password".into())),
                 impersonator_id: Set(None),
+                impersonator_session_id: Set(None),
             });
             if rows.len() == 500 {
                 sessions::Entity::insert_many(std::mem::take(&mut rows)).exec(&db).await?;

@@ -27,6 +27,9 @@ pub struct Model {
     /// The admin acting as the user (an impersonation: one hour at most,
     /// never extended, no change of credentials, factors or roles).
     pub impersonator_id: Option<Uuid>,
+    /// The admin's session that started the impersonation: it counts only
+    /// while that one lives.
+    pub impersonator_session_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

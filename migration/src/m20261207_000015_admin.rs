@@ -8,7 +8,9 @@ use crate::m20261202_000010_two_factor::user_key;
 /// - `users.banned_at`, `banned_until`, `ban_reason`: a ban (no `until`:
 ///   until lifted), read by the admission gate on every way in and every
 ///   session use;
-/// - `sessions.impersonator_id`: the admin an impersonation session acts for;
+/// - `sessions.impersonator_id`: the admin an impersonation session acts
+///   for, and `impersonator_session_id`: the admin's session that started
+///   it (the impersonation counts only while that one lives);
 /// - indexes for the admin's user list: newest first by `(created_at, id)`,
 ///   and the search by the start of the email or the name (PostgreSQL:
 ///   pattern-operator indexes; SQLite: the email's unique index, and one on
@@ -56,10 +58,24 @@ impl MigrationTrait for Migration {
             let def = ColumnDef::new(Users::BanReason).string_len(500).null().to_owned();
             manager.alter_table(Table::alter().table(Users::Table).add_column(def).to_owned()).await?;
         }
-        if !manager.has_column("sessions", Sessions::ImpersonatorId.to_string()).await? {
-            let def = ColumnDef::new(Sessions::ImpersonatorId).uuid().null().to_owned();
-            manager.alter_table(Table::alter().table(Sessions::Table).add_column(def).to_owned()).await?;
+        for column in [Sessions::ImpersonatorId, Sessions::ImpersonatorSessionId] {
+            if !manager.has_column("sessions", column.to_string()).await? {
+                let def = ColumnDef::new(column).uuid().null().to_owned();
+                manager.alter_table(Table::alter().table(Sessions::Table).add_column(def).to_owned()).await?;
+            }
         }
+        // The impersonations an admin runs, found when the admin is banned,
+        // deleted or has their roles changed.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_impersonator_id")
+                    .table(Sessions::Table)
+                    .col(Sessions::ImpersonatorId)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -135,8 +151,9 @@ enum Users {
     BanReason,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Sessions {
     Table,
     ImpersonatorId,
+    ImpersonatorSessionId,
 }

@@ -37,7 +37,7 @@ fn permission_of(reply: &Reply) -> Option<&str> {
 
 /// Every admin field, the permission it needs, the least built-in role
 /// holding it, and a call of it (`$u`: a user id).
-const ADMIN_FIELDS: [(&str, &str, &str, &str); 9] = [
+const ADMIN_FIELDS: [(&str, &str, &str, &str); 11] = [
     ("users", "user:list", "auditor", "query { users(first: 1) { totalCount } }"),
     ("auditEvents", "audit:read", "auditor", "query { auditEvents(first: 1) { edges { cursor } } }"),
     ("banUser", "user:ban", "admin", "mutation($u: ID!) { banUser(input: { userId: $u }) { id } }"),
@@ -67,6 +67,14 @@ const ADMIN_FIELDS: [(&str, &str, &str, &str); 9] = [
         "admin",
         "mutation { createWebhookEndpoint(input: { url: \"https://127.0.0.1/x\" }) { secret } }",
     ),
+    (
+        "sendUserPasswordReset",
+        "user:send_reset",
+        "support",
+        "mutation($u: ID!) { sendUserPasswordReset(userId: $u) }",
+    ),
+    // Last: it deletes the user the others act on.
+    ("deleteUser", "user:delete", "admin", "mutation($u: ID!) { deleteUser(userId: $u) }"),
 ];
 
 /// The root fields that act for the caller alone (or for nobody): a new
@@ -226,9 +234,16 @@ async fn destructive_admin_fields_need_a_recent_sign_in(app: TestApp) {
     let vars = json!({ "u": target });
     for (field, _, _, call) in ADMIN_FIELDS {
         let reply = app.authed(&admin, call, vars.clone()).await;
-        let destructive =
-            ["banUser", "resetUserTwoFactor", "setUserRoles", "impersonateUser", "createWebhookEndpoint"]
-                .contains(&field);
+        let destructive = [
+            "banUser",
+            "resetUserTwoFactor",
+            "setUserRoles",
+            "unbanUser",
+            "impersonateUser",
+            "createWebhookEndpoint",
+            "deleteUser",
+        ]
+        .contains(&field);
         let stale = reply.code() == Some("REAUTHENTICATION_REQUIRED");
         assert_eq!(stale, destructive, "{field}: {}", reply.body);
     }
@@ -675,6 +690,14 @@ async fn admins_act_on_nobody_above_them(app: TestApp) {
     assert_eq!(denied(&made).as_deref(), Some("user:impersonate_privileged"), "{}", made.body);
     let stripped = app.authed(&admin, ROLES, json!({ "u": super_id, "r": [] })).await;
     assert_eq!(denied(&stripped).as_deref(), Some("user:impersonate_privileged"), "{}", stripped.body);
+    let (_, peer_id) = make_admin(&app, "peer@example.com", "admin").await;
+    let peer = app.authed(&admin, ROLES, json!({ "u": peer_id, "r": [] })).await;
+    assert_eq!(
+        denied(&peer).as_deref(),
+        Some("user:impersonate_privileged"),
+        "a peer's roles: {}",
+        peer.body
+    );
     let banned = app.authed(&admin, BAN, json!({ "input": { "userId": super_id } })).await;
     assert_eq!(denied(&banned).as_deref(), Some("user:impersonate_privileged"), "{}", banned.body);
     for call in [
@@ -762,6 +785,19 @@ async fn an_impersonation_ends_with_its_admins_standing(app: TestApp) {
     assert_eq!(claims["roles"], json!([]), "an impersonation carries no roles: {claims}");
     app.authed(&superadmin, ROLES, json!({ "u": user_id, "r": [] })).await;
 
+    // The admin's own session that started it ends: so does the impersonation.
+    let (second_admin, _) =
+        (str_of(&app.login("deputy@example.com", PW).await.body["data"]["login"]["token"]), ());
+    let acting = start(second_admin.clone()).await;
+    assert!(app.me(&acting).await.body["data"]["me"].is_object());
+    assert_eq!(
+        app.authed(&second_admin, "mutation { logout }", json!({})).await.body["data"]["logout"],
+        true
+    );
+    assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "its admin signed out");
+    let kinds = kinds_about(&app, &user_id).await;
+    assert_eq!(kinds.last().map(String::as_str), Some("impersonation.ended"), "{kinds:?}");
+
     // The admin banned, or signed out everywhere: their impersonations end.
     let acting = start(admin.clone()).await;
     let ended = app
@@ -778,27 +814,77 @@ async fn an_impersonation_ends_with_its_admins_standing(app: TestApp) {
     assert!(app.me(&user).await.body["data"]["me"].is_object(), "the user's own session lives on");
 }
 
-/// A squatter's unproved account, banned: the address's owner still takes
-/// it over with a reset link, and the ban goes with the squatter's setup.
-async fn a_banned_squatter_does_not_lock_out_the_owner(app: TestApp) {
+/// A banned user who never proved their address cannot lift the ban with
+/// a reset link to their own mailbox; an admin deletes such an account
+/// (a squatter's, say) and the address is free for its owner.
+async fn a_reset_link_lifts_no_ban(app: TestApp) {
     let (admin, _) = make_admin(&app, "mod@example.com", "admin").await;
     let (_, squatter) = app.register("victim@example.com", USER_PW).await;
     ban(&app, &admin, &squatter).await;
     assert_eq!(app.login("victim@example.com", USER_PW).await.code(), Some("ACCOUNT_BANNED"));
-    app.reset_password_by_mail("victim@example.com", "the owner's own password").await;
-    let owner = app.login("victim@example.com", "the owner's own password").await;
-    assert!(owner.body["data"]["login"]["token"].is_string(), "{}", owner.body);
+    app.gql(
+        "mutation R($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": "victim@example.com" }),
+    )
+    .await;
+    let link = app.mailed_token("victim@example.com", "Reset your password", 1).await;
+    let reset = json!({ "input": { "token": link, "newPassword": "the owner's own password" } });
+    let refused =
+        app.gql("mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }", reset).await;
+    assert_eq!(refused.code(), Some("ACCOUNT_BANNED"), "{}", refused.body);
+    let listed = app.authed(&admin, USERS, json!({ "filter": { "banned": true } })).await;
+    assert_eq!(emails(&listed), ["victim@example.com"], "still banned");
+    let delete = "mutation($u: ID!) { deleteUser(userId: $u) }";
+    assert_eq!(app.authed(&admin, delete, json!({ "u": squatter })).await.body["data"]["deleteUser"], true);
+    let (owner, _) = app.register("victim@example.com", "the owner's own password").await;
+    assert!(app.me(&owner).await.body["data"]["me"].is_object(), "the address is free again");
     // And a reason that would display as something else is refused.
+    let (_, other) = app.register_verified("someone@example.com", USER_PW).await;
     let spoof = app
-        .authed(&admin, IMPERSONATE, json!({ "input": { "userId": squatter, "reason": "ok\u{202E}gnp" } }))
+        .authed(&admin, IMPERSONATE, json!({ "input": { "userId": other, "reason": "ok\u{202E}gnp" } }))
         .await;
     assert_eq!((spoof.code(), spoof.field()), (Some("BAD_USER_INPUT"), Some("reason")), "{}", spoof.body);
 }
 
+/// An admin deletes a user (their sessions end, their rows go, the
+/// address is free again) and mails another a reset link they can use.
+async fn an_admin_deletes_a_user_and_sends_a_reset_link(app: TestApp) {
+    let (admin, admin_id) = make_admin(&app, "remover@example.com", "admin").await;
+    let (doomed, doomed_id) = app.register_verified("doomed@example.com", USER_PW).await;
+    let deleted =
+        app.authed(&admin, "mutation($u: ID!) { deleteUser(userId: $u) }", json!({ "u": doomed_id })).await;
+    assert_eq!(deleted.body["data"]["deleteUser"], true, "{}", deleted.body);
+    assert_eq!(app.me(&doomed).await.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(app.login("doomed@example.com", USER_PW).await.code(), Some("INVALID_CREDENTIALS"));
+    let deleted = kinds_about(&app, &doomed_id).await;
+    assert_eq!(deleted.last().map(String::as_str), Some("user.deleted"), "{deleted:?}");
+    let again =
+        app.authed(&admin, "mutation($u: ID!) { deleteUser(userId: $u) }", json!({ "u": doomed_id })).await;
+    assert_eq!((again.code(), again.field()), (Some("BAD_USER_INPUT"), Some("userId")), "{}", again.body);
+    let own =
+        app.authed(&admin, "mutation($u: ID!) { deleteUser(userId: $u) }", json!({ "u": admin_id })).await;
+    assert_eq!((own.code(), own.field()), (Some("BAD_USER_INPUT"), Some("userId")));
+
+    let (_, forgetful) = app.register_verified("forgetful@example.com", USER_PW).await;
+    let sent = app
+        .authed(&admin, "mutation($u: ID!) { sendUserPasswordReset(userId: $u) }", json!({ "u": forgetful }))
+        .await;
+    assert_eq!(sent.body["data"]["sendUserPasswordReset"], true, "{}", sent.body);
+    let link = app.mailed_token("forgetful@example.com", "Reset your password", 1).await;
+    let reset = json!({ "input": { "token": link, "newPassword": "a remembered password" } });
+    let done =
+        app.gql("mutation P($input: ResetPasswordInput!) { resetPassword(input: $input) }", reset).await;
+    assert_eq!(done.body["data"]["resetPassword"], true, "{}", done.body);
+    assert!(
+        app.login("forgetful@example.com", "a remembered password").await.body["data"]["login"].is_object()
+    );
+}
+
 both_backends!(
+    an_admin_deletes_a_user_and_sends_a_reset_link,
     admins_act_on_nobody_above_them,
     an_impersonation_ends_with_its_admins_standing,
-    a_banned_squatter_does_not_lock_out_the_owner,
+    a_reset_link_lifts_no_ban,
     every_admin_field_needs_its_permission,
     destructive_admin_fields_need_a_recent_sign_in,
     a_ban_with_an_end_lapses_by_itself,

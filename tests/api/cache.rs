@@ -231,6 +231,10 @@ async fn admin_changes_reach_the_cache(app: &TestApp) {
     by_admin("mutation($u: ID!) { revokeUserSessions(userId: $u) }", id).await;
     assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "revokeUserSessions");
 
+    let (token, id) = warm("cache-deleted@example.com").await;
+    by_admin("mutation($u: ID!) { deleteUser(userId: $u) }", id).await;
+    assert_eq!(app.me(&token).await.code(), Some("UNAUTHENTICATED"), "deleteUser");
+
     let (token, id) = warm("cache-lost@example.com").await;
     crate::two_factor::enable(app, &token).await;
     assert_eq!(me_field(&app.me(&token).await, "email"), "cache-lost@example.com");
@@ -260,7 +264,7 @@ async fn admin_changes_reach_the_cache(app: &TestApp) {
 /// label of the check there); each other one says why nothing cached
 /// changes. A new mutation fails `every_mutation_is_classified_for_the_cache`
 /// until it is put here.
-const MUTATIONS: [(&str, Option<&str>); 35] = [
+const MUTATIONS: [(&str, Option<&str>); 37] = [
     ("register", Some("a new user and session: nothing of theirs is cached yet")),
     (
         "login",
@@ -310,6 +314,8 @@ const MUTATIONS: [(&str, Option<&str>); 35] = [
     ("resetUserTwoFactor", None),
     ("setUserRoles", None),
     ("impersonateUser", Some("a new session, made like login's; the admin's own is unchanged")),
+    ("sendUserPasswordReset", Some("mails a token: no row of users or sessions changes")),
+    ("deleteUser", None),
 ];
 
 #[test]

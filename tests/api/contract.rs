@@ -50,6 +50,8 @@ const IMPLEMENTED: &[&str] = &[
     "ResetUserTwoFactor",
     "SetUserRoles",
     "ImpersonateUser",
+    "DeleteUser",
+    "SendUserPasswordReset",
 ];
 
 fn root() -> PathBuf {

@@ -53,6 +53,15 @@ async fn admin_operations(flow: &Flow<'_>, app: &TestApp) {
     assert_eq!(app.login("dora@example.com", "contract password five").await.code(), Some("ACCOUNT_BANNED"));
     let unbanned = flow.run("UnbanUser", json!({ "userId": id }), Some(&admin)).await;
     assert_eq!(unbanned.body["data"]["unbanUser"]["banned"], false, "{}", unbanned.body);
+    let sent = flow.run("SendUserPasswordReset", json!({ "userId": id }), Some(&admin)).await;
+    assert_eq!(sent.body["data"]["sendUserPasswordReset"], true, "{}", sent.body);
+    app.wait_for_mails("dora@example.com", "Reset your password", 1).await;
+    let deleted = flow.run("DeleteUser", json!({ "userId": id }), Some(&admin)).await;
+    assert_eq!(deleted.body["data"]["deleteUser"], true, "{}", deleted.body);
+    assert_eq!(
+        app.login("dora@example.com", "contract password five").await.code(),
+        Some("INVALID_CREDENTIALS")
+    );
 }
 
 fn contract() -> String {

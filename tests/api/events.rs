@@ -28,7 +28,7 @@ const APP: &str = "http://localhost:3000";
 /// `every_change_records_its_event` (its name is the step's label there).
 /// A new mutation fails `every_mutation_is_classified_for_the_record`
 /// until it is put here.
-const MUTATIONS: [(&str, Result<&[&str], &str>); 35] = [
+const MUTATIONS: [(&str, Result<&[&str], &str>); 37] = [
     ("register", Ok(&["user.created", "session.created"])),
     ("login", Ok(&["session.created"])),
     ("logout", Ok(&["session.revoked"])),
@@ -69,6 +69,8 @@ const MUTATIONS: [(&str, Result<&[&str], &str>); 35] = [
     ("resetUserTwoFactor", Ok(&["session.revoked", "two_factor.disabled"])),
     ("banUser", Ok(&["session.revoked", "user.banned"])),
     ("unbanUser", Ok(&["user.unbanned"])),
+    ("sendUserPasswordReset", Ok(&["user.reset_link_sent"])),
+    ("deleteUser", Ok(&["session.revoked", "user.deleted"])),
 ];
 
 #[test]
@@ -280,6 +282,14 @@ async fn every_change_records_its_event(backend: Backend) {
     let unban = "mutation U($u: ID!) { unbanUser(userId: $u) { id } }";
     ok(&app.authed(&admin, unban, json!({ "u": target_id })).await, "unbanUser");
     step(&app, &mut last, "unbanUser").await;
+    let send = "mutation S($u: ID!) { sendUserPasswordReset(userId: $u) }";
+    ok(&app.authed(&admin, send, json!({ "u": target_id })).await, "sendUserPasswordReset");
+    step(&app, &mut last, "sendUserPasswordReset").await;
+    let (_, gone_id) = app.register_verified("gone@example.com", PW).await;
+    recorded(&app, &mut last).await;
+    let delete = "mutation D($u: ID!) { deleteUser(userId: $u) }";
+    ok(&app.authed(&admin, delete, json!({ "u": gone_id })).await, "deleteUser");
+    step(&app, &mut last, "deleteUser").await;
     let theirs = events::Entity::find()
         .filter(events::Column::SubjectUserId.eq(uuid::Uuid::parse_str(&target_id).unwrap()))
         .filter(events::Column::Kind.is_in([

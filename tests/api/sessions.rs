@@ -397,6 +397,7 @@ async fn cleanup_deletes_expired_rows_in_batches(app: TestApp) {
         assurance_level: Set(1),
         method: Set(None),
         impersonator_id: Set(None),
+        impersonator_session_id: Set(None),
     });
     for chunk in expired.collect::<Vec<_>>().chunks(200) {
         sessions::Entity::insert_many(chunk.to_vec()).exec(app.db()).await.unwrap();

@@ -60,7 +60,7 @@ pub async fn start(
     }
     let admitted = admission::admit(&txn, auth, user_id, version, Way::Impersonation, one)
         .await?
-        .impersonated_by(current.user.id);
+        .impersonated_by(current.user.id, current.session.id);
     let new = session::create(&txn, auth, admitted, &current.meta).await?;
     Event::new(Kind::ImpersonationStarted, user_id)
         .by(current.user.id)

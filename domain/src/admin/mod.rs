@@ -106,11 +106,18 @@ async fn hold_target(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<user_
         .ok_or_else(|| AuthError::bad_input(Input::UserId, "no such user"))
 }
 
-/// `PERMISSION_DENIED` unless the admin holds every permission the user
-/// `user_id` holds (read inside the change's transaction): an admin acts
-/// on nobody above them.
-async fn outranks(conn: &impl ConnectionTrait, acting: &Acting<'_>, user_id: Uuid) -> Result<(), AuthError> {
+/// `PERMISSION_DENIED` unless the admin still holds `permission` and holds
+/// every permission the user `user_id` holds, both read inside the
+/// change's transaction (an admin demoted a moment ago acts no more; an
+/// admin acts on nobody above them).
+async fn outranks(
+    conn: &impl ConnectionTrait,
+    acting: &Acting<'_>,
+    user_id: Uuid,
+    permission: Permission,
+) -> Result<(), AuthError> {
     let mine = roles::of_user(conn, acting.current.user.id).await?;
+    roles::permits(&mine, false, permission)?;
     let theirs = roles::of_user(conn, user_id).await?;
     roles::covers(&mine, &theirs)
 }
@@ -161,7 +168,12 @@ async fn end_sessions(
     events::sessions_ended_by(conn, auth, user_id, &own, why, admin, meta).await?;
     let mut forget = Vec::new();
     for (id, owner) in rows.iter().filter(|(_, owner)| *owner != user_id) {
-        events::sessions_ended_by(conn, auth, *owner, &[*id], why, admin, meta).await?;
+        // About the impersonated user: an admin's doing, not their ban.
+        Event::session_ended(*owner, *id, Ended::Admin)
+            .by(acting.current.user.id)
+            .impersonated_by(Some(user_id))
+            .record(conn, auth, meta)
+            .await?;
         Event::new(Kind::ImpersonationEnded, *owner)
             .by(acting.current.user.id)
             .impersonated_by(Some(user_id))
@@ -171,6 +183,49 @@ async fn end_sessions(
         forget.push(auth.sessions.changing(*owner));
     }
     Ok((own.len() as u64, forget))
+}
+
+/// After a change of `user_id`'s roles: the impersonations they run (their
+/// standing changed) and the impersonations of them (they may now outrank
+/// the admin) end, recorded, by `actor` (`None`: the command line).
+async fn end_impersonations(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    user_id: Uuid,
+    actor: Option<Uuid>,
+    meta: &ClientMeta,
+) -> Result<Vec<crate::session::cache::Forget>, AuthError> {
+    use entity::sessions;
+    use sea_orm::QuerySelect;
+    let rows: Vec<(Uuid, Uuid, Option<Uuid>)> = sessions::Entity::find()
+        .select_only()
+        .column(sessions::Column::Id)
+        .column(sessions::Column::UserId)
+        .column(sessions::Column::ImpersonatorId)
+        .filter(
+            sea_orm::Condition::any().add(sessions::Column::ImpersonatorId.eq(user_id)).add(
+                sea_orm::Condition::all()
+                    .add(sessions::Column::UserId.eq(user_id))
+                    .add(sessions::Column::ImpersonatorId.is_not_null()),
+            ),
+        )
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut forget = Vec::new();
+    for (id, owner, admin) in rows {
+        sessions::Entity::delete_by_id(id).exec(conn).await?;
+        let mut ended = Event::session_ended(owner, id, Ended::Admin).impersonated_by(admin);
+        let mut end = Event::new(Kind::ImpersonationEnded, owner).impersonated_by(admin).session(id);
+        (ended, end) = match actor {
+            Some(actor) => (ended.by(actor), end.by(actor)),
+            None => (ended.by_server(), end.by_server()),
+        };
+        ended.record(conn, auth, meta).await?;
+        end.record(conn, auth, meta).await?;
+        forget.push(auth.sessions.changing(owner));
+    }
+    Ok(forget)
 }
 
 /// Settles the cache guards of the impersonated users after the commit.
@@ -200,7 +255,7 @@ pub async fn ban(
     let forget = auth.sessions.changing(ban.user_id);
     let (_turn, txn) = auth.write().await?;
     hold_target(&txn, ban.user_id).await?;
-    outranks(&txn, &acting, ban.user_id).await?;
+    outranks(&txn, &acting, ban.user_id, Permission::UserBan).await?;
     user_rows::Entity::update_many()
         .col_expr(user_rows::Column::BannedAt, Expr::value(Some(now)))
         .col_expr(user_rows::Column::BannedUntil, Expr::value(ban.until))
@@ -226,17 +281,18 @@ pub async fn ban(
     Ok(user)
 }
 
-/// Lifts a ban (the sessions it ended stay ended). Needs `user:ban`.
+/// Lifts a ban (the sessions it ended stay ended). Needs `user:ban` and a
+/// recent sign-in (a stolen admin session must not undo bans).
 pub async fn unban(
     auth: &AuthContext,
     current: &CurrentSession,
     user_id: Uuid,
 ) -> Result<user_rows::Model, AuthError> {
-    let acting = acting(auth, current, Permission::UserBan).await?;
+    let acting = acting_destructively(auth, current, Permission::UserBan).await?;
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;
     let before = hold_target(&txn, user_id).await?;
-    outranks(&txn, &acting, user_id).await?;
+    outranks(&txn, &acting, user_id, Permission::UserBan).await?;
     if before.banned_at.is_none() {
         return Ok(before);
     }
@@ -267,7 +323,7 @@ pub async fn revoke_sessions(
     let forget = auth.sessions.changing(user_id);
     let (_turn, txn) = auth.write().await?;
     hold_target(&txn, user_id).await?;
-    outranks(&txn, &acting, user_id).await?;
+    outranks(&txn, &acting, user_id, Permission::SessionRevoke).await?;
     let (ended, others) = end_sessions(&txn, auth, &acting, user_id, Ended::Admin).await?;
     txn.commit().await?;
     forget.done();
@@ -291,7 +347,7 @@ pub async fn reset_two_factor(
     let forget = auth.sessions.changing(user_id);
     let (turn, txn) = auth.write().await?;
     let target = hold_target(&txn, user_id).await?;
-    outranks(&txn, &acting, user_id).await?;
+    outranks(&txn, &acting, user_id, Permission::UserResetTwoFactor).await?;
     let was_on = factors::totp::remove(&txn, user_id).await?;
     if !was_on {
         return Ok(false);
@@ -332,12 +388,20 @@ pub async fn set_roles(
     // Only what the admin holds may be given or taken: an admin makes no
     // superadmin, and strips none.
     let mine = roles::of_user(&txn, current.user.id).await?;
+    roles::permits(&mine, false, Permission::RoleSet)?;
     let held = roles::of_user(&txn, user_id).await?;
     roles::covers(&mine, &held)?;
     roles::covers(&mine, &wanted)?;
+    // Changing the roles of another admin is a superadmin's: an admin who
+    // could strip a peer could then act as them.
+    if roles::manages_roles(&held) {
+        roles::permits(&mine, false, Permission::UserImpersonatePrivileged)?;
+    }
     let before = roles::replace(&txn, auth, user_id, &wanted, Some(current.user.id)).await?;
+    let mut others = Vec::new();
     if before != wanted {
         touch(&txn, auth, user_id).await?;
+        others = end_impersonations(&txn, auth, user_id, Some(current.user.id), &current.meta).await?;
         Event::new(Kind::UserRolesChanged, user_id)
             .by(current.user.id)
             .with("before", before)
@@ -347,7 +411,65 @@ pub async fn set_roles(
     }
     txn.commit().await?;
     forget.done();
+    settle(others);
     Ok((user, wanted))
+}
+
+/// Deletes a user, as their own `deleteAccount` does: every session (and
+/// every impersonation they run) ends, every way in and row of theirs
+/// goes. Needs `user:delete` and a recent sign-in; not one's own account,
+/// nor anyone above the admin.
+pub async fn delete_user(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
+    let acting = acting_destructively(auth, current, Permission::UserDelete).await?;
+    someone_else(&acting, user_id)?;
+    let forget = auth.sessions.changing(user_id);
+    let (_turn, txn) = auth.write().await?;
+    hold_target(&txn, user_id).await?;
+    outranks(&txn, &acting, user_id, Permission::UserDelete).await?;
+    let (ended, others) = end_sessions(&txn, auth, &acting, user_id, Ended::Deleted).await?;
+    user::ways_in::remove_ways_in(&txn, user_id).await?;
+    user_rows::Entity::delete_by_id(user_id).exec(&txn).await?;
+    Event::new(Kind::UserDeleted, user_id)
+        .by(current.user.id)
+        .with("sessions_ended", ended)
+        .record(&txn, auth, &current.meta)
+        .await?;
+    txn.commit().await?;
+    forget.done();
+    settle(others);
+    tracing::info!(%user_id, admin = %current.user.id, "user deleted by an admin");
+    Ok(())
+}
+
+/// Mails the user a password reset link (as `requestPasswordReset` would,
+/// within the same per-address mail limit), for a user who cannot get
+/// one themselves. Needs `user:send_reset`.
+pub async fn send_reset_link(
+    auth: &AuthContext,
+    current: &CurrentSession,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
+    let acting = acting(auth, current, Permission::UserSendReset).await?;
+    let user = user_rows::Entity::find_by_id(user_id)
+        .one(&auth.db)
+        .await?
+        .ok_or_else(|| AuthError::bad_input(Input::UserId, "no such user"))?;
+    // Before the transaction: the limiter may write (SQLite's one writer).
+    crate::limits::hit(auth, crate::config::Rule::MailAccount, &user.email).await?;
+    let (turn, txn) = auth.write().await?;
+    hold_target(&txn, user_id).await?;
+    outranks(&txn, &acting, user_id, Permission::UserSendReset).await?;
+    Event::new(Kind::UserResetLinkSent, user_id)
+        .by(current.user.id)
+        .record(&txn, auth, &current.meta)
+        .await?;
+    txn.commit().await?;
+    drop(turn);
+    crate::mailed::reset::send_password_reset(auth, &user.email).await
 }
 
 /// Marks the user's row changed: on PostgreSQL its trigger tells every
@@ -391,6 +513,7 @@ pub async fn grant_from_command_line(
     }
     roles::replace(&txn, auth, user.id, &after, None).await?;
     touch(&txn, auth, user.id).await?;
+    let others = end_impersonations(&txn, auth, user.id, None, &ClientMeta::default()).await?;
     Event::new(Kind::UserRolesChanged, user.id)
         .by_server()
         .with("before", before)
@@ -400,6 +523,7 @@ pub async fn grant_from_command_line(
         .await?;
     txn.commit().await?;
     forget.done();
+    settle(others);
     Ok(true)
 }
 

@@ -78,7 +78,8 @@ pub struct Checked {
 /// Checks `filter` (`BAD_USER_INPUT` on `search` or `role`) and makes its condition.
 pub fn checked(auth: &AuthContext, filter: Filter) -> Result<Checked, AuthError> {
     let mut condition = Condition::all();
-    if let Some(search) = filter.search.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
+    // ASCII case folding, as the emails are stored (and as SQLite's `lower`).
+    if let Some(search) = filter.search.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()) {
         if search.chars().count() > MAX_SEARCH || search.chars().any(char::is_control) {
             return Err(AuthError::bad_input(Input::Search, format!("at most {MAX_SEARCH} characters")));
         }
@@ -153,12 +154,12 @@ pub async fn page(
 pub fn select(filter: &Checked, limit: u64, after: Option<Cursor>) -> Select<users::Entity> {
     let mut query = users::Entity::find().filter(filter.condition.clone());
     if let Some(after) = after {
-        query = query.filter(
-            Condition::any().add(users::Column::CreatedAt.lt(after.created_at)).add(
-                Condition::all()
-                    .add(users::Column::CreatedAt.eq(after.created_at))
-                    .add(users::Column::Id.lt(after.id)),
-            ),
+        // `created_at <= x` alone gives the index a place to start; the
+        // rest orders the users of the same instant by id.
+        query = query.filter(users::Column::CreatedAt.lte(after.created_at)).filter(
+            Condition::any()
+                .add(users::Column::CreatedAt.lt(after.created_at))
+                .add(users::Column::Id.lt(after.id)),
         );
     }
     query.order_by_desc(users::Column::CreatedAt).order_by_desc(users::Column::Id).limit(limit)

@@ -45,10 +45,11 @@ pub enum Kind {
     UserRolesChanged,
     ImpersonationStarted,
     ImpersonationEnded,
+    UserResetLinkSent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::UserCreated,
         Kind::UserEmailVerified,
         Kind::UserPasswordChanged,
@@ -72,6 +73,7 @@ impl Kind {
         Kind::UserRolesChanged,
         Kind::ImpersonationStarted,
         Kind::ImpersonationEnded,
+        Kind::UserResetLinkSent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +101,7 @@ impl Kind {
             Kind::UserRolesChanged => "user.roles_changed",
             Kind::ImpersonationStarted => "impersonation.started",
             Kind::ImpersonationEnded => "impersonation.ended",
+            Kind::UserResetLinkSent => "user.reset_link_sent",
         }
     }
 

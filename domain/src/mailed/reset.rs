@@ -37,7 +37,7 @@ pub async fn request_password_reset(
     Ok(())
 }
 
-async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), AuthError> {
+pub(crate) async fn send_password_reset(auth: &AuthContext, email: &str) -> Result<(), AuthError> {
     let Some(user) = users::Entity::find().filter(users::Column::Email.eq(email)).one(&auth.db).await? else {
         tracing::info!("password reset requested for an unknown email; nothing sent");
         return Ok(());
@@ -71,12 +71,9 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     let token = tokens::peek(auth, secret, Purpose::PasswordReset).await?;
     let user =
         users::Entity::find_by_id(token.user_id).one(&auth.db).await?.ok_or(AuthError::InvalidToken)?;
-    // The link is proved: a banned user hears so, and nothing changes. Not
-    // on an unproved account: the reset adopts it for the address's owner,
-    // and a ban of whoever registered it goes with everything they set up.
-    if user.email_verified {
-        crate::session::admission::not_banned(auth, &user)?;
-    }
+    // The link is proved: a banned user hears so, and nothing changes
+    // (an unproved account too: a reset must not lift a ban).
+    crate::session::admission::not_banned(auth, &user)?;
     validate::new_password(&new_password, &user.email, auth.config.password_min_score, Input::NewPassword)?;
     let hash = auth.hasher.hash(new_password).await?;
     let now = auth.clock.now();
@@ -90,9 +87,7 @@ pub async fn reset_password(auth: &AuthContext, reset: Reset, meta: &ClientMeta)
     // committed meanwhile is seen.
     let held = users::Entity::find_by_id(user_id).one(&txn).await?.ok_or(AuthError::InvalidToken)?;
     // Again under the hold: a ban that committed meanwhile wins.
-    if held.email_verified {
-        crate::session::admission::not_banned(auth, &held)?;
-    }
+    crate::session::admission::not_banned(auth, &held)?;
     let adopted = !held.email_verified;
     if adopted {
         // The first proof that this person owns the address: whoever

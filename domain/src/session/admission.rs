@@ -79,8 +79,8 @@ pub(crate) struct Admitted {
     user_id: Uuid,
     way: Way,
     assurance: Assurance,
-    /// The admin an impersonation acts for.
-    impersonator: Option<Uuid>,
+    /// The admin an impersonation acts for, and the admin's session.
+    impersonator: Option<(Uuid, Uuid)>,
 }
 
 impl Admitted {
@@ -96,14 +96,15 @@ impl Admitted {
         self.way
     }
 
-    pub(crate) fn impersonator(&self) -> Option<Uuid> {
+    pub(crate) fn impersonator(&self) -> Option<(Uuid, Uuid)> {
         self.impersonator
     }
 
-    /// The session to be made is `admin`'s impersonation of the user (it
-    /// only ever narrows what the session may do).
-    pub(crate) fn impersonated_by(mut self, admin: Uuid) -> Self {
-        self.impersonator = Some(admin);
+    /// The session to be made is an impersonation of the user by `admin`,
+    /// started from the admin's session `from` (it only ever narrows what
+    /// the session may do).
+    pub(crate) fn impersonated_by(mut self, admin: Uuid, from: Uuid) -> Self {
+        self.impersonator = Some((admin, from));
         self
     }
 }

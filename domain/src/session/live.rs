@@ -17,7 +17,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use uuid::Uuid;
 
-use super::{CurrentSession, is_alive};
+use super::CurrentSession;
 use crate::{AuthContext, error::AuthError, events::Kind};
 
 /// How often a quiet subscription checks that its session still lives.
@@ -144,7 +144,7 @@ impl Following {
     /// next check decides); schedules the next check.
     async fn still_alive(&mut self) -> bool {
         self.check_at = tokio::time::Instant::now() + RECHECK;
-        is_alive(&self.auth.db, &self.auth, self.user_id, self.session_id).await.unwrap_or(true)
+        super::still_counts(&self.auth, self.user_id, self.session_id).await.unwrap_or(true)
     }
 
     /// The last event this subscription sends: its own session ended, or

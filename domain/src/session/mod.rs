@@ -142,13 +142,14 @@ pub(crate) async fn create(
         authenticated_at: Set(now),
         assurance_level: Set(assurance as i16),
         method: Set(Some(admitted.way().as_str().to_owned())),
-        impersonator_id: Set(impersonator),
+        impersonator_id: Set(impersonator.map(|(admin, _)| admin)),
+        impersonator_session_id: Set(impersonator.map(|(_, from)| from)),
     }
     .insert(conn)
     .await?;
     let event = Event::new(Kind::SessionCreated, user_id);
     let event = match impersonator {
-        Some(admin) => event.by(admin).impersonated_by(Some(admin)),
+        Some((admin, _)) => event.by(admin).impersonated_by(Some(admin)),
         None => event,
     };
     event
@@ -324,28 +325,89 @@ async fn find(
     let mut roles: Vec<String> =
         roles.map(|list| list.split(',').map(str::to_owned).collect()).unwrap_or_default();
     roles.sort();
-    if let Some(admin) = session.impersonator_id {
-        impersonation_goes_on(auth, admin, &roles).await?;
+    if session.impersonator_id.is_some() && !impersonation_goes_on(auth, &session, &roles).await? {
+        end_refused_impersonation(auth, &session).await?;
+        return Err(AuthError::Unauthenticated);
     }
     Ok((session, user, roles))
 }
 
 /// An impersonation session counts only while its admin may still start
-/// it (`admission::may_impersonate`, on the admin as they are now): two
-/// more reads, on impersonation sessions alone.
+/// it (`admission::may_impersonate`, on the admin as they are now) and the
+/// admin's session that started it lives: a few more reads, on
+/// impersonation sessions alone.
 async fn impersonation_goes_on(
     auth: &AuthContext,
-    admin: Uuid,
+    session: &sessions::Model,
     target_roles: &[String],
-) -> Result<(), AuthError> {
-    let Some(row) = users::Entity::find_by_id(admin).one(&auth.db).await? else {
-        return Err(AuthError::Unauthenticated);
+) -> Result<bool, AuthError> {
+    let Some(admin) = session.impersonator_id else { return Ok(true) };
+    let parent_lives = match session.impersonator_session_id {
+        Some(from) => is_alive(&auth.db, auth, admin, from).await?,
+        None => false,
+    };
+    let Some(row) = users::Entity::find_by_id(admin).one(&auth.db).await?.filter(|_| parent_lives) else {
+        tracing::info!(%admin, "an impersonation ended: its admin's session or account is gone");
+        return Ok(false);
     };
     let admin_roles = user::roles::of_user(&auth.db, admin).await?;
-    admission::may_impersonate(auth, &row, &admin_roles, target_roles).map_err(|why| {
+    if let Err(why) = admission::may_impersonate(auth, &row, &admin_roles, target_roles) {
         tracing::info!(%admin, ?why, "an impersonation ended: its admin may no longer act as the user");
-        AuthError::Unauthenticated
-    })
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Ends an impersonation found no longer allowed, recording its end (the
+/// revocation feed and the user's activity hear of it).
+async fn end_refused_impersonation(auth: &AuthContext, session: &sessions::Model) -> Result<(), AuthError> {
+    let forget = auth.sessions.changing(session.user_id);
+    let (_turn, txn) = auth.write().await?;
+    let deleted = sessions::Entity::delete_by_id(session.id).exec(&txn).await?.rows_affected;
+    if deleted == 1 {
+        let origin = ClientMeta::default();
+        let admin = session.impersonator_id;
+        Event::session_ended(session.user_id, session.id, Ended::Admin)
+            .by_server()
+            .impersonated_by(admin)
+            .record(&txn, auth, &origin)
+            .await?;
+        Event::new(Kind::ImpersonationEnded, session.user_id)
+            .by_server()
+            .impersonated_by(admin)
+            .session(session.id)
+            .record(&txn, auth, &origin)
+            .await?;
+    }
+    txn.commit().await?;
+    forget.done();
+    Ok(())
+}
+
+/// Whether `session_id` of `user_id` still counts for a live stream: it
+/// lives, and, for an impersonation, its admin may still act as the user.
+pub(crate) async fn still_counts(
+    auth: &AuthContext,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<bool, AuthError> {
+    let Some(session) = sessions::Entity::find_by_id(session_id)
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::ExpiresAt.gt(auth.clock.now()))
+        .one(&auth.db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if session.impersonator_id.is_none() {
+        return Ok(true);
+    }
+    let roles = user::roles::of_user(&auth.db, user_id).await?;
+    if impersonation_goes_on(auth, &session, &roles).await? {
+        return Ok(true);
+    }
+    end_refused_impersonation(auth, &session).await?;
+    Ok(false)
 }
 
 /// Extends the session when due: at most one write per session per

@@ -38,10 +38,14 @@ pub enum Permission {
     AuditRead,
     /// `createWebhookEndpoint`.
     WebhookManage,
+    /// `deleteUser`.
+    UserDelete,
+    /// `sendUserPasswordReset`.
+    UserSendReset,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::UserList,
         Permission::UserBan,
         Permission::UserImpersonate,
@@ -51,6 +55,8 @@ impl Permission {
         Permission::RoleSet,
         Permission::AuditRead,
         Permission::WebhookManage,
+        Permission::UserDelete,
+        Permission::UserSendReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl Permission {
             Permission::RoleSet => "role:set",
             Permission::AuditRead => "audit:read",
             Permission::WebhookManage => "webhook:manage",
+            Permission::UserDelete => "user:delete",
+            Permission::UserSendReset => "user:send_reset",
         }
     }
 }
@@ -72,7 +80,7 @@ impl Permission {
 pub const ADMIN: &str = "admin";
 
 /// Every permission but `user:impersonate_privileged`.
-const ADMIN_PERMISSIONS: [Permission; 8] = [
+const ADMIN_PERMISSIONS: [Permission; 10] = [
     Permission::UserList,
     Permission::UserBan,
     Permission::UserImpersonate,
@@ -81,6 +89,8 @@ const ADMIN_PERMISSIONS: [Permission; 8] = [
     Permission::RoleSet,
     Permission::AuditRead,
     Permission::WebhookManage,
+    Permission::UserDelete,
+    Permission::UserSendReset,
 ];
 
 /// The built-in roles and what each holds. An admin cannot become another
@@ -94,6 +104,7 @@ pub const BUILT_IN: [(&str, &[Permission]); 4] = [
             Permission::UserList,
             Permission::SessionRevoke,
             Permission::UserResetTwoFactor,
+            Permission::UserSendReset,
             Permission::AuditRead,
         ],
     ),
@@ -145,6 +156,12 @@ pub async fn of_user(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<S
         .into_iter()
         .map(|row| row.role)
         .collect())
+}
+
+/// Whether `roles` make their holder an admin (they may set roles): only a
+/// superadmin changes such a holder's roles.
+pub fn manages_roles(roles: &[String]) -> bool {
+    roles.iter().any(|role| grants(role, Permission::RoleSet))
 }
 
 /// The roles `user_id` holds now, from the database (not the session cache).

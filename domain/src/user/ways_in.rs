@@ -44,9 +44,10 @@ pub(crate) async fn remove_ways_in(
 /// who just proved it (a reset link, a provider that vouches for it):
 /// whoever registered it may have been someone else. Every way in they set
 /// up goes (`remove_ways_in`), and so do the name and picture they chose
-/// (a picture URL on their server would tell them when the owner looks),
-/// and so does a ban of theirs (it was about them, not the owner; their
-/// roles went with `USER_TABLES`).
+/// (a picture URL on their server would tell them when the owner looks).
+/// A ban stays: a banned user who never proved their address must not lift
+/// it with a reset link to their own mailbox (an admin deletes a
+/// squatter's account instead, or unbans the owner after a look).
 /// The caller has started a new credentials version first (which holds
 /// the user's row: no session of theirs is created meanwhile). Returns the
 /// sessions that ended.
@@ -56,9 +57,6 @@ pub(crate) async fn adopt(conn: &impl ConnectionTrait, user_id: Uuid) -> Result<
     users::Entity::update_many()
         .col_expr(users::Column::Name, Expr::value(Option::<String>::None))
         .col_expr(users::Column::Image, Expr::value(Option::<String>::None))
-        .col_expr(users::Column::BannedAt, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None))
-        .col_expr(users::Column::BannedUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None))
-        .col_expr(users::Column::BanReason, Expr::value(Option::<String>::None))
         .filter(users::Column::Id.eq(user_id))
         .exec(conn)
         .await?;

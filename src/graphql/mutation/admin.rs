@@ -137,4 +137,38 @@ impl AdminMutation {
             user: User(started.user),
         })
     }
+
+    /// Deletes a user as their own `deleteAccount` would: every session
+    /// ends (and every impersonation they run), every way in and row of
+    /// theirs goes; `user.deleted` is recorded with you as actor. Needs
+    /// `user:delete` (`PERMISSION_DENIED`; and every permission the user
+    /// holds) and a recent sign-in (`REAUTHENTICATION_REQUIRED`).
+    /// `BAD_USER_INPUT`: `userId` unknown or your own.
+    #[graphql(guard = "SignedIn.and(Permitted(Permission::UserDelete))")]
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "userId", desc = "The user to delete.")] target: ID,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx)?;
+        let id = user_id(&target).gql()?;
+        admin::delete_user(auth, current, id).await.gql()?;
+        Ok(true)
+    }
+
+    /// Mails the user a password reset link, as `requestPasswordReset`
+    /// would (within its per-address mail limit: `RATE_LIMITED`). Needs
+    /// `user:send_reset` (`PERMISSION_DENIED`; and every permission the
+    /// user holds). `BAD_USER_INPUT`: `userId` unknown.
+    #[graphql(guard = "SignedIn.and(Permitted(Permission::UserSendReset))")]
+    async fn send_user_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "userId", desc = "Whom to mail.")] target: ID,
+    ) -> async_graphql::Result<bool> {
+        let (auth, current) = signed_in(ctx)?;
+        let id = user_id(&target).gql()?;
+        admin::send_reset_link(auth, current, id).await.gql()?;
+        Ok(true)
+    }
 }

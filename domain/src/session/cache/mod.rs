@@ -256,7 +256,7 @@ impl SessionCache {
         let Ticket(loaded) = cached.loaded;
         let kept = inner.ttl.saturating_add(inner.grace).as_nanos() as u64;
         let unchanged = loaded > inner.flushed.load(SeqCst)
-            && inner.unchanged_since(loaded, cached.user.id)
+            && inner.unchanged_for(loaded, &cached)
             && now - loaded < kept;
         unchanged.then_some(cached)
     }
@@ -368,15 +368,20 @@ impl Inner {
         let Ticket(loaded) = cached.loaded;
         self.live.load(SeqCst)
             && loaded > self.flushed.load(SeqCst)
-            && self.unchanged_since(loaded, cached.user.id)
-            // An impersonation lives on the admin's standing too: a change
-            // to the admin (a ban, a role taken) re-reads it.
-            && cached.session.impersonator_id.is_none_or(|admin| self.unchanged_since(loaded, admin))
+            && self.unchanged_for(loaded, cached)
             && self.now() - loaded < self.ttl.as_nanos() as u64
     }
 
     pub(crate) fn is_live(&self) -> bool {
         self.live.load(SeqCst)
+    }
+
+    /// Whether nothing that `cached` stands on changed after `loaded`: its
+    /// user, and for an impersonation its admin too (a ban, a role taken,
+    /// the admin's own session ended re-read it).
+    fn unchanged_for(&self, loaded: u64, cached: &Cached) -> bool {
+        self.unchanged_since(loaded, cached.user.id)
+            && cached.session.impersonator_id.is_none_or(|admin| self.unchanged_since(loaded, admin))
     }
 
     /// Whether no change to `user_id` was stamped after `loaded`.
@@ -497,6 +502,7 @@ mod tests {
             assurance_level: 1,
             method: None,
             impersonator_id: None,
+            impersonator_session_id: None,
         };
         let user = users::Model {
             id: user_id,
