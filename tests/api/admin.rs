@@ -189,9 +189,8 @@ async fn every_admin_field_needs_its_permission(app: TestApp) {
 }
 
 fn granted_by(role: &str, permission: &str) -> bool {
-    domain::user::roles::BUILT_IN
-        .iter()
-        .any(|(name, held)| *name == role && held.iter().any(|p| p.as_str() == permission))
+    use domain::user::roles::{Permission, grants};
+    Permission::ALL.into_iter().any(|p| p.as_str() == permission && grants(role, p))
 }
 
 /// The event types recorded about `user_id`, oldest first.
@@ -567,14 +566,7 @@ async fn impersonation_is_the_user_within_limits(app: TestApp) {
     assert_eq!(own.unwrap()["impersonatorId"], admin_id.as_str());
     assert_eq!(app.me(&admin).await.body["data"]["me"]["id"], admin_id.as_str(), "the admin's own session");
 
-    let minted = app
-        .authed(
-            &acting,
-            "mutation { accessToken(audience: \"https://api.example.com\") { token } }",
-            json!({}),
-        )
-        .await;
-    let claims = crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1);
+    let claims = crate::tokens::claims_of(&app, &acting).await;
     assert_eq!(
         (claims["sub"].as_str(), &claims["act"]),
         (Some(user_id.as_str()), &json!({ "sub": admin_id }))
@@ -774,14 +766,7 @@ async fn an_impersonation_ends_with_its_admins_standing(app: TestApp) {
     assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "the user outranks the admin now");
     // A superadmin may act as them; the token carries no roles.
     let acting = start(superadmin.clone()).await;
-    let minted = app
-        .authed(
-            &acting,
-            "mutation { accessToken(audience: \"https://api.example.com\") { token } }",
-            json!({}),
-        )
-        .await;
-    let claims = crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1);
+    let claims = crate::tokens::claims_of(&app, &acting).await;
     assert_eq!(claims["roles"], json!([]), "an impersonation carries no roles: {claims}");
     app.authed(&superadmin, ROLES, json!({ "u": user_id, "r": [] })).await;
 

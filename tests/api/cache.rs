@@ -243,16 +243,7 @@ async fn admin_changes_reach_the_cache(app: &TestApp) {
 
     // The roles the session cache holds are the access tokens' claim.
     let (token, id) = warm("cache-roles@example.com").await;
-    let claim = || async {
-        let minted = app
-            .authed(
-                &token,
-                "mutation { accessToken(audience: \"https://api.example.com\") { token } }",
-                json!({}),
-            )
-            .await;
-        crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1)["roles"].clone()
-    };
+    let claim = || async { crate::tokens::claims_of(app, &token).await["roles"].clone() };
     assert_eq!(claim().await, json!([]));
     by_admin("mutation($u: ID!) { setUserRoles(userId: $u, roles: [\"auditor\"]) { id } }", id).await;
     assert_eq!(claim().await, json!(["auditor"]), "setUserRoles");

@@ -38,7 +38,12 @@ both_backends!(
     an_rs256_audience_gets_rsa_signed_tokens_from_keys_of_their_own,
 );
 
-async fn mint(app: &TestApp, session: &str) -> String {
+/// The claims of a token minted for the session `session`.
+pub(crate) async fn claims_of(app: &TestApp, session: &str) -> Value {
+    part(&mint(app, session).await, 1)
+}
+
+pub(crate) async fn mint(app: &TestApp, session: &str) -> String {
     let reply = app.authed(session, TOKEN, json!({ "audience": AUD })).await;
     str_of(&reply.body["data"]["accessToken"]["token"])
 }
