@@ -380,7 +380,14 @@ async fn a_ban_with_an_end_lapses_by_itself(app: TestApp) {
     let refused = app.login("timed@example.com", USER_PW).await;
     assert_eq!(refused.code(), Some("ACCOUNT_BANNED"));
     assert!(refused.body["errors"][0]["extensions"]["bannedUntil"].is_string(), "{}", refused.body);
-    app.clock.advance(chrono::Duration::minutes(61));
+    app.clock.advance(chrono::Duration::minutes(59));
+    assert_eq!(
+        app.login("timed@example.com", USER_PW).await.code(),
+        Some("ACCOUNT_BANNED"),
+        "a minute before"
+    );
+    // At the very instant it ends, the user is back.
+    app.clock.advance(chrono::Duration::minutes(1));
     let back = app.login("timed@example.com", USER_PW).await;
     assert!(back.body["data"]["login"]["token"].is_string(), "the ban lapsed: {}", back.body);
     let listed = app.authed(&admin, USERS, json!({ "filter": { "banned": true } })).await;
