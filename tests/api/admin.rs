@@ -405,6 +405,19 @@ async fn a_ban_reaches_a_session_cached_on_another_instance(app: TestApp) {
     let (token, id) = app.register_verified("remote@example.com", USER_PW).await;
     let me = |router| app.post_to(router).graphql("{ me { id } }", json!({})).bearer(&token).send();
     assert!(me(&second).await.body["data"]["me"].is_object(), "cached there");
+    // A role granted through this instance reaches the other's tokens.
+    let mint = "mutation { accessToken(audience: \"https://api.example.com\") { token } }";
+    let roles_there = || async {
+        let minted = app.post_to(&second).graphql(mint, json!({})).bearer(&token).send().await;
+        crate::tokens::part(&str_of(&minted.body["data"]["accessToken"]["token"]), 1)["roles"].clone()
+    };
+    assert_eq!(roles_there().await, json!([]));
+    app.authed(&admin, ROLES, json!({ "u": id, "r": ["auditor"] })).await;
+    let started = std::time::Instant::now();
+    while roles_there().await != json!(["auditor"]) {
+        assert!(started.elapsed() < Duration::from_secs(5), "the role never reached the other instance");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     ban(&app, &admin, &id).await;
     let started = std::time::Instant::now();
     while me(&second).await.code() != Some("UNAUTHENTICATED") {
@@ -561,9 +574,12 @@ async fn impersonation_is_the_user_within_limits(app: TestApp) {
     assert_eq!(permission_of(&refused), Some("user:impersonate_privileged"), "{}", refused.body);
     let empty = impersonate(&app, &admin, &user_id, "  ").await;
     assert_eq!((empty.code(), empty.field()), (Some("BAD_USER_INPUT"), Some("reason")));
+    let long = impersonate(&app, &admin, &user_id, &"x".repeat(501)).await;
+    assert_eq!((long.code(), long.field()), (Some("BAD_USER_INPUT"), Some("reason")), "501 characters");
 
     // Bearer.
-    let started = impersonate(&app, &admin, &user_id, "ticket 42").await;
+    // 500 characters, the most a reason may have.
+    let started = impersonate(&app, &admin, &user_id, &format!("ticket 42 {}", "x".repeat(490))).await;
     let acting = str_of(&started.body["data"]["impersonateUser"]["token"]);
     assert!(started.set_cookie().is_none(), "a bearer client gets no cookie");
     let me = app.authed(&acting, "{ me { id sessions { current impersonatorId } } }", json!({})).await;
@@ -763,6 +779,9 @@ async fn an_impersonation_ends_with_its_admins_standing(app: TestApp) {
     // The admin demoted: the impersonation ends.
     let demoted = app.authed(&superadmin, ROLES, json!({ "u": admin_id, "r": ["auditor"] })).await;
     assert!(demoted.body["errors"].is_null(), "{}", demoted.body);
+    // Ended with the change, recorded, before anyone uses it again.
+    let kinds = kinds_about(&app, &user_id).await;
+    assert_eq!(kinds[kinds.len() - 2..], ["session.revoked", "impersonation.ended"], "{kinds:?}");
     assert_eq!(app.me(&acting).await.code(), Some("UNAUTHENTICATED"), "demoted");
     app.authed(&superadmin, ROLES, json!({ "u": admin_id, "r": ["admin"] })).await;
 

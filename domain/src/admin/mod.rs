@@ -472,14 +472,26 @@ pub async fn send_reset_link(
     crate::mailed::reset::send_password_reset(auth, &user.email).await
 }
 
-/// Marks the user's row changed: on PostgreSQL its trigger tells every
-/// instance's session cache (which holds the roles for the tokens' claim).
+/// Marks the user's row changed and, on PostgreSQL, tells every instance's
+/// session cache at commit (which holds the roles for the tokens' claim).
+/// Said outright: the row's trigger speaks only when a column differs, and
+/// `updated_at` may not (two changes in one clock tick).
 async fn touch(conn: &impl ConnectionTrait, auth: &AuthContext, user_id: Uuid) -> Result<(), AuthError> {
     user_rows::Entity::update_many()
         .col_expr(user_rows::Column::UpdatedAt, Expr::value(auth.clock.now()))
         .filter(user_rows::Column::Id.eq(user_id))
         .exec(conn)
         .await?;
+    let backend = conn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        let channel = crate::session::cache::channel::CHANNEL;
+        let notify = sea_orm::Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_notify($1, $2)",
+            [channel.into(), user_id.to_string().into()],
+        );
+        conn.execute(notify).await?;
+    }
     Ok(())
 }
 
