@@ -169,16 +169,7 @@ async fn end_sessions(
     let mut forget = Vec::new();
     for (id, owner) in rows.iter().filter(|(_, owner)| *owner != user_id) {
         // About the impersonated user: an admin's doing, not their ban.
-        Event::session_ended(*owner, *id, Ended::Admin)
-            .by(acting.current.user.id)
-            .impersonated_by(Some(user_id))
-            .record(conn, auth, meta)
-            .await?;
-        Event::new(Kind::ImpersonationEnded, *owner)
-            .by(acting.current.user.id)
-            .impersonated_by(Some(user_id))
-            .session(*id)
-            .record(conn, auth, meta)
+        events::impersonation_ended(conn, auth, *owner, *id, Some(user_id), admin, Ended::Admin, meta)
             .await?;
         forget.push(auth.sessions.changing(*owner));
     }
@@ -215,14 +206,7 @@ async fn end_impersonations(
     let mut forget = Vec::new();
     for (id, owner, admin) in rows {
         sessions::Entity::delete_by_id(id).exec(conn).await?;
-        let mut ended = Event::session_ended(owner, id, Ended::Admin).impersonated_by(admin);
-        let mut end = Event::new(Kind::ImpersonationEnded, owner).impersonated_by(admin).session(id);
-        (ended, end) = match actor {
-            Some(actor) => (ended.by(actor), end.by(actor)),
-            None => (ended.by_server(), end.by_server()),
-        };
-        ended.record(conn, auth, meta).await?;
-        end.record(conn, auth, meta).await?;
+        events::impersonation_ended(conn, auth, owner, id, admin, actor, Ended::Admin, meta).await?;
         forget.push(auth.sessions.changing(owner));
     }
     Ok(forget)

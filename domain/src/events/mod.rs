@@ -316,6 +316,29 @@ pub(crate) async fn sessions_ended_by(
     Ok(())
 }
 
+/// Records the end of the impersonation `session_id` of `owner` (run by
+/// `impersonator`): the session's end for `why`, then `impersonation.ended`,
+/// both done by `actor` (`None`: the server).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn impersonation_ended(
+    conn: &impl ConnectionTrait,
+    auth: &AuthContext,
+    owner: Uuid,
+    session_id: Uuid,
+    impersonator: Option<Uuid>,
+    actor: Option<Uuid>,
+    why: Ended,
+    origin: &ClientMeta,
+) -> Result<(), AuthError> {
+    let mut ended = Event::session_ended(owner, session_id, why).impersonated_by(impersonator);
+    let mut end =
+        Event::new(Kind::ImpersonationEnded, owner).impersonated_by(impersonator).session(session_id);
+    ended.actor = actor;
+    end.actor = actor;
+    ended.record(conn, auth, origin).await?;
+    end.record(conn, auth, origin).await
+}
+
 /// Refused sign-ins of one account are counted into one row per window:
 /// a flood of wrong passwords costs one row per 15 minutes, not one per
 /// attempt (the limiter bounds the attempts themselves).

@@ -365,18 +365,8 @@ async fn end_refused_impersonation(auth: &AuthContext, session: &sessions::Model
     let (_turn, txn) = auth.write().await?;
     let deleted = sessions::Entity::delete_by_id(session.id).exec(&txn).await?.rows_affected;
     if deleted == 1 {
-        let origin = ClientMeta::default();
-        let admin = session.impersonator_id;
-        Event::session_ended(session.user_id, session.id, Ended::Admin)
-            .by_server()
-            .impersonated_by(admin)
-            .record(&txn, auth, &origin)
-            .await?;
-        Event::new(Kind::ImpersonationEnded, session.user_id)
-            .by_server()
-            .impersonated_by(admin)
-            .session(session.id)
-            .record(&txn, auth, &origin)
+        let (owner, admin, origin) = (session.user_id, session.impersonator_id, ClientMeta::default());
+        crate::events::impersonation_ended(&txn, auth, owner, session.id, admin, None, Ended::Admin, &origin)
             .await?;
     }
     txn.commit().await?;
@@ -505,16 +495,8 @@ async fn end_impersonation(
     if deleted == 0 {
         return Ok(false);
     }
-    Event::session_ended(user_id, session_id, Ended::SignedOut)
-        .by(admin)
-        .impersonated_by(Some(admin))
-        .record(&txn, auth, &current.meta)
-        .await?;
-    Event::new(Kind::ImpersonationEnded, user_id)
-        .by(admin)
-        .impersonated_by(Some(admin))
-        .session(session_id)
-        .record(&txn, auth, &current.meta)
+    let (admin, meta) = (Some(admin), &current.meta);
+    crate::events::impersonation_ended(&txn, auth, user_id, session_id, admin, admin, Ended::SignedOut, meta)
         .await?;
     txn.commit().await?;
     forget.done();
