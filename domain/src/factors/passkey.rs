@@ -77,11 +77,7 @@ pub async fn of_users(
         .order_by_asc(passkeys::Column::Id)
         .all(&auth.db)
         .await?;
-    let mut by_user: std::collections::HashMap<Uuid, Vec<passkeys::Model>> = Default::default();
-    for row in rows {
-        by_user.entry(row.user_id).or_default().push(row);
-    }
-    Ok(by_user)
+    Ok(crate::user::group_by_user(rows, |row| row.user_id))
 }
 
 /// Creation options for a new passkey of the caller, in the JSON form

@@ -163,10 +163,8 @@ pub async fn of_users(
         .order_by_asc(user_roles::Column::Role)
         .all(&auth.db)
         .await?;
-    Ok(super::group_by_user(rows.into_iter().map(|row| (row.user_id, row.role)).collect(), |(id, _)| *id)
-        .into_iter()
-        .map(|(id, rows)| (id, rows.into_iter().map(|(_, role)| role).collect()))
-        .collect())
+    let by_user = super::group_by_user(rows, |row| row.user_id);
+    Ok(by_user.into_iter().map(|(id, rows)| (id, rows.into_iter().map(|row| row.role).collect())).collect())
 }
 
 /// Replaces `user_id`'s roles with `roles` inside the caller's transaction
